@@ -1,0 +1,684 @@
+// Package blockstore is the node's persistent block store: blocks are
+// appended to pack files and found through an on-disk index.
+//
+// # Why pack files
+//
+// An import of a large file writes thousands of blocks of about 256 KiB in a
+// row, and the write is acknowledged only when every block is durable. A
+// store of one file per block (flatfs) pays a file create, and to be durable
+// an fsync of the file and its directory, for every block: on this class of
+// machine that caps a durable import at a fraction of the disk's sequential
+// speed. Key-value stores (pebble, badger) write a block's bytes twice (log,
+// then table) or need value-log garbage collection of their own. A pack store
+// writes each block's bytes once, sequentially, into an append-only file, and
+// makes a whole import durable with one fdatasync of the pack plus one commit
+// of the index (a bbolt B+tree keyed by multihash): the ingest ceiling is the
+// disk's sequential write speed. Concurrent writers share the pack and its
+// syncs (group commit), which is what lets thousands of small snippet
+// creates a second be durable. Blocks are read with one pread each.
+//
+// # Durability and crash safety
+//
+// The index is the commit record: a block exists only once its index entry is
+// committed, and entries are committed only after the bytes they point to
+// were synced. A crash loses at most unsynced tail bytes of the active pack,
+// which nothing references; Compact reclaims them.
+//
+// # Deletion
+//
+// DeleteBlock removes the index entry. Compact rewrites packs whose live bytes
+// fell under a threshold and removes packs with none, so disk space comes
+// back after garbage collection.
+package blockstore
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+	bolt "go.etcd.io/bbolt"
+)
+
+const (
+	packSuffix   = ".pack"
+	indexFile    = "index.db"
+	packsDir     = "packs"
+	bucketIndex  = "index"
+	locSize      = 16
+	recordHeader = 4 + 1 // data length, key length; then key, then data
+	// DefaultMaxPackSize is the size at which the active pack is closed and
+	// a new one started.
+	DefaultMaxPackSize = 1 << 30
+	writeBufferSize    = 1 << 20
+)
+
+// loc is where a block's bytes are: pack number, offset of the data, length.
+type loc struct {
+	pack   uint32
+	offset uint64
+	length uint32
+}
+
+func (l loc) encode() []byte {
+	b := make([]byte, locSize)
+	binary.BigEndian.PutUint32(b[0:4], l.pack)
+	binary.BigEndian.PutUint64(b[4:12], l.offset)
+	binary.BigEndian.PutUint32(b[12:16], l.length)
+	return b
+}
+
+func decodeLoc(b []byte) (loc, error) {
+	if len(b) != locSize {
+		return loc{}, fmt.Errorf("blockstore: index entry of %d bytes, want %d", len(b), locSize)
+	}
+	return loc{
+		pack:   binary.BigEndian.Uint32(b[0:4]),
+		offset: binary.BigEndian.Uint64(b[4:12]),
+		length: binary.BigEndian.Uint32(b[12:16]),
+	}, nil
+}
+
+// Options tune a Store.
+type Options struct {
+	// MaxPackSize is the size at which a new pack is started
+	// (DefaultMaxPackSize when zero).
+	MaxPackSize int64
+	// NoSync skips fsync: for tests and benchmarks of the code path only.
+	NoSync bool
+}
+
+// Store is a persistent block store of pack files under one folder. It
+// implements boxo's blockstore.Blockstore. All methods are safe for
+// concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	db   *bolt.DB
+
+	// mu guards the write state below.
+	mu       sync.Mutex
+	active   *os.File
+	activeID uint32
+	w        *bufio.Writer
+	size     int64 // bytes written to the active pack (including buffered)
+	pending  map[string]loc
+	unsynced []*os.File // packs with bytes written since the last sync, besides active
+	seq      uint64     // incremented for every write; synced covers a prefix
+	sessions map[*Session]struct{}
+	gcKeep   map[string]struct{} // keys of sessions that ended during a collection
+	gcActive bool
+
+	// syncMu serialises syncs, which makes concurrent Sync calls share one.
+	syncMu sync.Mutex
+	synced uint64 // guarded by syncMu: writes up to this seq are durable
+
+	// rmu is held for reading from an index lookup to the end of the pread,
+	// and for writing while packs are removed, so a reader never finds its
+	// pack gone. Lock order: rmu, then mu, then fmu.
+	rmu sync.RWMutex
+	// fmu guards files, the open pack files.
+	fmu   sync.Mutex
+	files map[uint32]*os.File
+
+	closed bool
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.MaxPackSize <= 0 {
+		opts.MaxPackSize = DefaultMaxPackSize
+	}
+	if err := os.MkdirAll(filepath.Join(dir, packsDir), 0o700); err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, indexFile), 0o600, &bolt.Options{NoFreelistSync: true, NoSync: opts.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: open index: %w", err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(bucketIndex))
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("blockstore: init index: %w", err)
+	}
+	s := &Store{
+		dir:      dir,
+		opts:     opts,
+		db:       db,
+		pending:  make(map[string]loc),
+		files:    make(map[uint32]*os.File),
+		sessions: make(map[*Session]struct{}),
+	}
+	ids, err := s.packIDs()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	next := uint32(1)
+	if len(ids) > 0 {
+		next = ids[len(ids)-1] + 1
+	}
+	// Every open starts a new pack, so a torn tail of an earlier run is never
+	// appended to; Compact reclaims it.
+	if err := s.startPack(next); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) packPath(id uint32) string {
+	return filepath.Join(s.dir, packsDir, fmt.Sprintf("%08d%s", id, packSuffix))
+}
+
+// packIDs lists the pack files on disk, in order.
+func (s *Store) packIDs() ([]uint32, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, packsDir))
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	var ids []uint32
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), packSuffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 10, 32)
+		if err != nil {
+			continue
+		}
+		ids = append(ids, uint32(n))
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// startPack closes the active pack for writing and starts pack id. Called
+// with mu held (or before the store is shared).
+func (s *Store) startPack(id uint32) error {
+	f, err := os.OpenFile(s.packPath(id), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("blockstore: new pack: %w", err)
+	}
+	if s.active != nil {
+		if err := s.w.Flush(); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return fmt.Errorf("blockstore: flush pack: %w", err)
+		}
+		s.unsynced = append(s.unsynced, s.active)
+	}
+	if !s.opts.NoSync {
+		if err := syncDir(filepath.Join(s.dir, packsDir)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	s.active, s.activeID, s.size = f, id, 0
+	if s.w == nil {
+		s.w = bufio.NewWriterSize(f, writeBufferSize)
+	} else {
+		s.w.Reset(f)
+	}
+	s.fmu.Lock()
+	s.files[id] = f
+	s.fmu.Unlock()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("blockstore: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("blockstore: sync dir: %w", err)
+	}
+	return nil
+}
+
+// Close syncs what was written and closes the store. It is safe to call
+// twice.
+func (s *Store) Close() error {
+	err := s.Sync(context.Background())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.fmu.Lock()
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.files = nil
+	s.fmu.Unlock()
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("blockstore: close index: %w", cerr)
+	}
+	return err
+}
+
+var errClosed = errors.New("blockstore: closed")
+
+// lookup returns where key's bytes are. ok is false when the block is not
+// in the store.
+func (s *Store) lookup(key string) (l loc, ok bool, err error) {
+	s.mu.Lock()
+	l, ok = s.pending[key]
+	if ok {
+		// The bytes may still be in the write buffer.
+		if l.pack == s.activeID && s.w.Buffered() > 0 {
+			err = s.w.Flush()
+		}
+		s.mu.Unlock()
+		return l, true, err
+	}
+	s.mu.Unlock()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucketIndex)).Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var derr error
+		l, derr = decodeLoc(v)
+		ok = derr == nil
+		return derr
+	})
+	return l, ok, err
+}
+
+// Has reports whether the block is in the store.
+func (s *Store) Has(_ context.Context, c cid.Cid) (bool, error) {
+	_, ok, err := s.lookup(string(c.Hash()))
+	return ok, err
+}
+
+// GetSize returns the size of the block's data.
+func (s *Store) GetSize(_ context.Context, c cid.Cid) (int, error) {
+	l, ok, err := s.lookup(string(c.Hash()))
+	if err != nil {
+		return -1, err
+	}
+	if !ok {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	return int(l.length), nil
+}
+
+// Get returns the block, read from its pack.
+func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	l, ok, err := s.lookup(string(c.Hash()))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	data := make([]byte, l.length)
+	if err := s.readAt(l, data); err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// readAt reads a block's bytes. Called with rmu read-locked.
+func (s *Store) readAt(l loc, data []byte) error {
+	f, err := s.packFile(l.pack)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadAt(data, int64(l.offset)); err != nil {
+		return fmt.Errorf("blockstore: read pack %d at %d: %w", l.pack, l.offset, err)
+	}
+	return nil
+}
+
+// packFile returns the open file of pack id, opening it if need be.
+func (s *Store) packFile(id uint32) (*os.File, error) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.files == nil {
+		return nil, errClosed
+	}
+	if f, ok := s.files[id]; ok {
+		return f, nil
+	}
+	f, err := os.Open(s.packPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: open pack: %w", err)
+	}
+	s.files[id] = f
+	return f, nil
+}
+
+// Put stores the block. Its bytes become durable at the next Sync.
+func (s *Store) Put(_ context.Context, b blocks.Block) error {
+	return s.put(nil, b.Cid().Hash(), b.RawData())
+}
+
+// PutMany stores the blocks.
+func (s *Store) PutMany(ctx context.Context, bs []blocks.Block) error {
+	for _, b := range bs {
+		if err := s.Put(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) put(sess *Session, hash mh.Multihash, data []byte) error {
+	key := string(hash)
+	if len(key) > 255 {
+		return fmt.Errorf("blockstore: multihash of %d bytes is too long", len(key))
+	}
+	if uint64(len(data)) > 1<<31 {
+		return fmt.Errorf("blockstore: block of %d bytes is too large", len(data))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if sess != nil {
+		sess.keys[key] = struct{}{}
+	}
+	if _, ok := s.pending[key]; ok {
+		return nil
+	}
+	var exists bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket([]byte(bucketIndex)).Get([]byte(key)) != nil
+		return nil
+	}); err != nil {
+		return fmt.Errorf("blockstore: index: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	return s.appendLocked(key, data)
+}
+
+// appendLocked writes a record to the active pack. Called with mu held.
+func (s *Store) appendLocked(key string, data []byte) error {
+	rec := int64(recordHeader + len(key) + len(data))
+	if s.size > 0 && s.size+rec > s.opts.MaxPackSize {
+		if err := s.startPack(s.activeID + 1); err != nil {
+			return err
+		}
+	}
+	var hdr [recordHeader]byte
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(data)))
+	hdr[4] = byte(len(key))
+	if _, err := s.w.Write(hdr[:]); err != nil {
+		return s.failWrite(err)
+	}
+	if _, err := s.w.WriteString(key); err != nil {
+		return s.failWrite(err)
+	}
+	off := s.size + int64(recordHeader+len(key))
+	if _, err := s.w.Write(data); err != nil {
+		return s.failWrite(err)
+	}
+	s.size += rec
+	s.pending[key] = loc{pack: s.activeID, offset: uint64(off), length: uint32(len(data))}
+	s.seq++
+	return nil
+}
+
+// failWrite starts a fresh pack after a failed write, so that a partial
+// record is never followed by others; the failed bytes are garbage that
+// Compact reclaims.
+func (s *Store) failWrite(err error) error {
+	werr := fmt.Errorf("blockstore: write pack: %w", err)
+	s.w = nil
+	s.unsynced = append(s.unsynced, s.active)
+	s.active = nil
+	if perr := s.startPack(s.activeID + 1); perr != nil {
+		return errors.Join(werr, perr)
+	}
+	return werr
+}
+
+// Sync makes every block put before the call durable and findable after a
+// crash. Concurrent calls share one fsync and one index commit.
+func (s *Store) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	want := s.seq
+	s.mu.Unlock()
+
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= want {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
+	}
+	if err := s.w.Flush(); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("blockstore: flush: %w", err)
+	}
+	files := append(s.unsynced, s.active)
+	s.unsynced = nil
+	batch := make(map[string]loc, len(s.pending))
+	for k, l := range s.pending {
+		batch[k] = l
+	}
+	seq := s.seq
+	s.mu.Unlock()
+
+	if !s.opts.NoSync {
+		for _, f := range files {
+			if err := fdatasync(f); err != nil {
+				return fmt.Errorf("blockstore: sync pack: %w", err)
+			}
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketIndex))
+		for k, l := range batch {
+			if err := b.Put([]byte(k), l.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("blockstore: commit index: %w", err)
+	}
+	s.mu.Lock()
+	for k, l := range batch {
+		if cur, ok := s.pending[k]; ok && cur == l {
+			delete(s.pending, k)
+		}
+	}
+	s.mu.Unlock()
+	s.synced = seq
+	return nil
+}
+
+// DeleteBlock removes the block from the index. Its bytes are reclaimed by
+// Compact.
+func (s *Store) DeleteBlock(_ context.Context, c cid.Cid) error {
+	key := []byte(c.Hash())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, string(key))
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketIndex)).Delete(key)
+	})
+}
+
+// AllKeysChan lists every block as a raw-codec CID (the store keeps
+// multihashes only).
+func (s *Store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
+	var keys []cid.Cid
+	err := s.forEach(func(key string, _ loc) error {
+		keys = append(keys, cid.NewCidV1(cid.Raw, mh.Multihash(key)))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan cid.Cid)
+	go func() {
+		defer close(ch)
+		for _, k := range keys {
+			select {
+			case ch <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// forEach calls fn for every committed and pending block.
+func (s *Store) forEach(fn func(key string, l loc) error) error {
+	s.mu.Lock()
+	pend := make(map[string]loc, len(s.pending))
+	for k, l := range s.pending {
+		pend[k] = l
+	}
+	s.mu.Unlock()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketIndex)).ForEach(func(k, v []byte) error {
+			if _, ok := pend[string(k)]; ok {
+				return nil
+			}
+			l, err := decodeLoc(v)
+			if err != nil {
+				return err
+			}
+			return fn(string(k), l)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for k, l := range pend {
+		if err := fn(k, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stat describes the store's size.
+type Stat struct {
+	Blocks    int64  `json:"blocks"`     // blocks in the store
+	Bytes     int64  `json:"bytes"`      // bytes of block data
+	Packs     int    `json:"packs"`      // pack files on disk
+	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
+	Path      string `json:"path"`
+}
+
+// Stat counts the store's blocks and bytes.
+func (s *Store) Stat() (Stat, error) {
+	st := Stat{Path: s.dir}
+	err := s.forEach(func(_ string, l loc) error {
+		st.Blocks++
+		st.Bytes += int64(l.length)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	ids, err := s.packIDs()
+	if err != nil {
+		return st, err
+	}
+	st.Packs = len(ids)
+	s.mu.Lock()
+	if s.w != nil {
+		_ = s.w.Flush()
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		fi, err := os.Stat(s.packPath(id))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return st, err
+		}
+		st.PackBytes += fi.Size()
+	}
+	return st, nil
+}
+
+// Session tracks the blocks that one import writes or finds already
+// present, so that a collection running at the same time keeps them. An
+// import opens a session before its first block and closes it once the
+// catalog references its root (or it gave up).
+type Session struct {
+	s    *Store
+	keys map[string]struct{}
+}
+
+// NewSession opens a session.
+func (s *Store) NewSession() *Session {
+	sess := &Session{s: s, keys: make(map[string]struct{})}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	return sess
+}
+
+// Put stores the block as part of the session.
+func (sess *Session) Put(_ context.Context, b blocks.Block) error {
+	return sess.s.put(sess, b.Cid().Hash(), b.RawData())
+}
+
+// PutMany stores the blocks as part of the session.
+func (sess *Session) PutMany(ctx context.Context, bs []blocks.Block) error {
+	for _, b := range bs {
+		if err := sess.Put(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close ends the session. Safe to call twice.
+func (sess *Session) Close() {
+	s := sess.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess]; !ok {
+		return
+	}
+	delete(s.sessions, sess)
+	if s.gcActive {
+		for k := range sess.keys {
+			s.gcKeep[k] = struct{}{}
+		}
+	}
+}
+
+// Ensure Store is readable at least as an io.ReaderAt-less block source.
+var _ io.Closer = (*Store)(nil)

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/ipfs/boxo/blockservice"
+	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node/blockstore"
+)
+
+// Chunking names how content is cut into blocks: "buzhash" (content
+// defined, the default: a small change to a large file changes few blocks)
+// or "size-N" (fixed blocks of N bytes, 1 KiB to 1 MiB).
+type Chunking string
+
+// DefaultChunking is content-defined chunking with boxo's buzhash (blocks of
+// 128 KiB to 512 KiB, about 256 KiB on average).
+const DefaultChunking Chunking = "buzhash"
+
+// validate checks the chunking's name.
+func (c Chunking) validate() error {
+	if c == "" || c == "buzhash" {
+		return nil
+	}
+	if n, ok := strings.CutPrefix(string(c), "size-"); ok {
+		size, err := strconv.Atoi(n)
+		if err == nil && size >= 1<<10 && size <= 1<<20 {
+			return nil
+		}
+	}
+	return artmesh.E(artmesh.Invalid, fmt.Sprintf("chunking %q: use \"buzhash\" or \"size-N\" with N from 1024 to 1048576", string(c)))
+}
+
+func (c Chunking) splitter(r io.Reader) chunker.Splitter {
+	if n, ok := strings.CutPrefix(string(c), "size-"); ok {
+		size, _ := strconv.Atoi(n)
+		return chunker.NewSizeSplitter(r, int64(size))
+	}
+	return chunker.NewBuzhash(r)
+}
+
+// contentStore turns byte streams into UnixFS DAGs in the block store and
+// back.
+type contentStore struct {
+	bs       *blockstore.Store
+	dag      ipld.DAGService
+	chunking Chunking
+}
+
+func newContentStore(bs *blockstore.Store, chunking Chunking) *contentStore {
+	return &contentStore{
+		bs:       bs,
+		dag:      merkledag.NewDAGService(blockservice.New(bs, nil, blockservice.WriteThrough(true))),
+		chunking: chunking,
+	}
+}
+
+// cidBuilder makes CIDv1 sha2-256 dag-pb nodes; leaves are raw.
+var cidBuilder = cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}
+
+// imported is the result of an import. Its session keeps the blocks from
+// the collector until Release, which is called once the catalog references
+// the root or the import is abandoned.
+type imported struct {
+	CID  cid.Cid
+	Size int64
+	sess *blockstore.Session
+}
+
+// Release ends the import's protection against garbage collection.
+func (im *imported) Release() {
+	if im != nil && im.sess != nil {
+		im.sess.Close()
+	}
+}
+
+// errSizeLimit is returned by a limited reader when the content is larger
+// than allowed.
+var errSizeLimit = errors.New("content larger than allowed")
+
+// Import chunks r into a UnixFS file DAG, stores the blocks and makes them
+// durable. limit caps the content's size (no cap when negative).
+func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chunking Chunking) (*imported, error) {
+	const op = artmesh.Op("node.Import")
+	if chunking == "" {
+		chunking = c.chunking
+	}
+	if err := chunking.validate(); err != nil {
+		return nil, err
+	}
+	sess := c.bs.NewSession()
+	im := &imported{sess: sess}
+	cr := &countingReader{ctx: ctx, r: r, limit: limit}
+	params := helpers.DagBuilderParams{
+		Dagserv:    &sessionDAG{sess: sess, read: c.dag},
+		Maxlinks:   helpers.DefaultLinksPerBlock,
+		RawLeaves:  true,
+		CidBuilder: cidBuilder,
+	}
+	db, err := params.New(chunking.splitter(cr))
+	if err != nil {
+		sess.Close()
+		return nil, artmesh.E(op, err)
+	}
+	root, err := balanced.Layout(db)
+	if err != nil {
+		sess.Close()
+		switch {
+		case errors.Is(err, errSizeLimit):
+			return nil, artmesh.E(op, artmesh.TooLarge, fmt.Sprintf("content is larger than the %d bytes allowed", limit))
+		case ctx.Err() != nil:
+			return nil, artmesh.E(op, artmesh.Invalid, "upload interrupted", ctx.Err())
+		}
+		return nil, artmesh.E(op, artmesh.Invalid, "reading content", err)
+	}
+	if err := c.bs.Sync(ctx); err != nil {
+		sess.Close()
+		return nil, artmesh.E(op, "making content durable", err)
+	}
+	im.CID = root.Cid()
+	im.Size = cr.n
+	return im, nil
+}
+
+// Open returns a seekable reader of the file whose root is root.
+func (c *contentStore) Open(ctx context.Context, root cid.Cid) (uio.DagReader, error) {
+	n, err := c.dag.Get(ctx, root)
+	if err != nil {
+		if ipld.IsNotFound(err) {
+			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("content %s is not in this node's store", root), err)
+		}
+		return nil, artmesh.E(artmesh.Op("node.Open"), err)
+	}
+	return uio.NewDagReader(ctx, n, c.dag)
+}
+
+// walk calls keep for every block of the DAG under root. Raw leaves are
+// not read: their CIDs say they have no links.
+func (c *contentStore) walk(ctx context.Context, root cid.Cid, keep func(cid.Cid)) error {
+	keep(root)
+	if root.Prefix().Codec == cid.Raw {
+		return nil
+	}
+	n, err := c.dag.Get(ctx, root)
+	if err != nil {
+		if ipld.IsNotFound(err) {
+			return nil // content not held here
+		}
+		return err
+	}
+	for _, l := range n.Links() {
+		if err := c.walk(ctx, l.Cid, keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sessionDAG is the DAGService an import writes through: blocks go into the
+// import's session, reads go to the store.
+type sessionDAG struct {
+	sess *blockstore.Session
+	read ipld.DAGService
+}
+
+func (d *sessionDAG) Add(ctx context.Context, n ipld.Node) error { return d.sess.Put(ctx, n) }
+
+func (d *sessionDAG) AddMany(ctx context.Context, ns []ipld.Node) error {
+	for _, n := range ns {
+		if err := d.sess.Put(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *sessionDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	return d.read.Get(ctx, c)
+}
+
+func (d *sessionDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	return d.read.GetMany(ctx, cs)
+}
+
+func (d *sessionDAG) Remove(context.Context, cid.Cid) error {
+	return errors.New("node: an import does not remove blocks")
+}
+
+func (d *sessionDAG) RemoveMany(context.Context, []cid.Cid) error {
+	return errors.New("node: an import does not remove blocks")
+}
+
+// countingReader counts the bytes read, stops at a limit and at the end of
+// its context.
+type countingReader struct {
+	ctx   context.Context
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.limit >= 0 && c.n > c.limit {
+		return n, errSizeLimit
+	}
+	return n, err
+}
