@@ -1,0 +1,46 @@
+# artmesh: the two commands a new user needs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/artmesh
+PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test unit e2e bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/artmesh
+
+## run: build and start a single node in $$ARTMESH_PATH (default ~/.artmesh), initialising it on first start.
+run: build
+	./$(BIN) daemon --init
+
+## test: vet, unit tests with the race detector, then end-to-end tests against the real binary.
+test: build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 8m $(PKGS_UNIT)
+	$(GO) test -count=1 -timeout 8m ./e2e/...
+
+unit:
+	$(GO) test -race -count=1 $(PKGS_UNIT)
+
+e2e: build
+	$(GO) test -count=1 -v -timeout 10m ./e2e/...
+
+## bench: measure the machine's ceilings and the node against them; prints figures and ratios.
+bench: build
+	$(GO) run ./e2e/cmd/bench
+
+## lint: formatting, vet and staticcheck.
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: run each fuzz target for a while.
+fuzz:
+	$(GO) test ./api -run '^$$' -fuzz FuzzParseRange -fuzztime 60s
+	$(GO) test ./api -run '^$$' -fuzz FuzzParseFilter -fuzztime 60s
+
+clean:
+	rm -rf bin

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node"
+)
+
+// serveContent sends a version's bytes with the headers API.md promises:
+// Content-Type, Content-Length, ETag (the version's CID), Accept-Ranges,
+// Content-Disposition, nosniff; it answers Range with 206 and
+// If-None-Match with 304.
+func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error {
+	size := c.Version.SizeBytes
+	etag := `"` + c.Version.CID + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "private, max-age=0, must-revalidate")
+	h.Set("Last-Modified", c.Version.CreatedAt.UTC().Format(http.TimeFormat))
+	h.Set("Artifact-Version", strconv.Itoa(c.Version.Version))
+
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	rangeHeader := r.Header.Get("Range")
+	if ir := r.Header.Get("If-Range"); ir != "" && strings.TrimPrefix(ir, "W/") != etag {
+		rangeHeader = "" // the client's copy is stale: send it all
+	}
+	br, partial, err := parseRange(rangeHeader, size)
+	if err != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return err
+	}
+	ct := c.Version.ContentType
+	if ct == "" {
+		ct = node.DefaultContentType
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": c.Artifact.Name}))
+	status := http.StatusOK
+	start, length := int64(0), size
+	if partial {
+		start, length = br.Start, br.Length
+		status = http.StatusPartialContent
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
+	}
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	if start > 0 {
+		if _, err := c.Reader.Seek(start, io.SeekStart); err != nil {
+			return artmesh.E(artmesh.Op("api.serveContent"), "seeking in content", err)
+		}
+	}
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
+	// Errors after the header are the connection's: the client sees a short
+	// body, which Content-Length tells it about.
+	_, _ = io.CopyN(dw, c.Reader, length)
+	return nil
+}
+
+// etagMatches reports whether an If-None-Match list names etag.
+func etagMatches(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// deadlineWriter extends the write deadline as data goes out.
+type deadlineWriter struct {
+	w    io.Writer
+	rc   *http.ResponseController
+	last time.Time
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(d.last) > time.Second {
+		_ = d.rc.SetWriteDeadline(now.Add(streamTimeout))
+		d.last = now
+	}
+	return d.w.Write(p)
+}

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/artmesh/artmesh"
+)
+
+// statusOf maps an error kind to its one HTTP status.
+func statusOf(k artmesh.Kind) int {
+	switch k {
+	case artmesh.Invalid:
+		return http.StatusBadRequest
+	case artmesh.Unauthenticated:
+		return http.StatusUnauthorized
+	case artmesh.PermissionDenied:
+		return http.StatusForbidden
+	case artmesh.NotFound:
+		return http.StatusNotFound
+	case artmesh.Conflict:
+		return http.StatusConflict
+	case artmesh.Expired:
+		return http.StatusGone
+	case artmesh.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case artmesh.RangeNotSatisfiable:
+		return http.StatusRequestedRangeNotSatisfiable
+	case artmesh.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON shape of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeError sends err in the API's error shape with the status of its
+// kind. Internal errors are logged and their text is not sent.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	kind := artmesh.KindOf(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		kind = artmesh.TooLarge
+		err = artmesh.E(artmesh.TooLarge, "the request body is larger than this route allows")
+	}
+	status := statusOf(kind)
+	msg := artmesh.Message(err)
+	if status == http.StatusInternalServerError {
+		log.Error("request failed", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
+		msg = "internal error; the node's log has the details"
+	}
+	h := w.Header()
+	h.Del("Content-Disposition")
+	h.Del("ETag")
+	h.Del("Content-Length")
+	h.Del("Accept-Ranges")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if kind == artmesh.Unavailable {
+		h.Set("Retry-After", "1")
+	}
+	if kind == artmesh.Unauthenticated {
+		h.Set("WWW-Authenticate", `Bearer realm="artmesh"`)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Error: ErrorDetail{Code: kind.String(), Message: msg}})
+}
+
+// writeJSON sends v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,223 @@
+// Package api serves a node's HTTP API, the contract of API.md: request
+// parsing and validation, the JSON shapes, the mapping of error kinds to
+// statuses, and streaming of content in both directions. Every route is a
+// call on package node; nothing here touches Raft or the block store.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node"
+)
+
+// Limits of request bodies that are not content.
+const (
+	maxJSONBody    = 1 << 20
+	maxSnippetBody = node.MaxSnippetBytes + 1<<20
+	// streamTimeout is how long a content stream may stall, in either
+	// direction, before the connection is dropped. Each successful read or
+	// write moves the deadline on, so large transfers are not cut short.
+	streamTimeout = 60 * time.Second
+)
+
+// Server is the HTTP API of one node.
+type Server struct {
+	n   *node.Node
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the API of n.
+func New(n *node.Node, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{n: n, log: log, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// handlerFunc is a route that knows its caller and returns its error, which
+// the server sends in the API's error shape.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error
+
+// routes is the route table: every route of the API, in one place.
+func (s *Server) routes() {
+	for _, rt := range []struct {
+		pattern string
+		h       handlerFunc
+	}{
+		{"POST /v1/artifacts", s.createArtifact},
+		{"GET /v1/artifacts", s.listArtifacts},
+		{"POST /v1/snippets", s.createSnippet},
+		{"GET /v1/artifacts/{id}", s.getArtifact},
+		{"GET /v1/artifacts/{id}/content", s.getContent},
+		{"PUT /v1/artifacts/{id}/content", s.updateContent},
+		{"GET /v1/artifacts/{id}/versions", s.listVersions},
+		{"DELETE /v1/artifacts/{id}", s.deleteArtifact},
+		{"DELETE /v1/artifacts/{id}/versions/{n}", s.deleteVersion},
+		{"GET /v1/shared", s.listShared},
+		{"POST /v1/artifacts/{id}/share", s.share},
+		{"POST /v1/artifacts/{id}/unshare", s.unshare},
+		{"GET /v1/artifacts/{id}/access", s.access},
+		{"POST /v1/agents", s.createAgent},
+		{"GET /v1/agents", s.listAgents},
+		{"DELETE /v1/agents/{id}", s.deleteAgent},
+		{"POST /v1/agents/{id}/keys", s.rotateKey},
+		{"GET /v1/groups", s.listGroups},
+		{"PUT /v1/groups/{name}", s.putGroup},
+		{"DELETE /v1/groups/{name}", s.deleteGroup},
+		{"GET /v1/node", s.nodeInfo},
+		{"POST /v1/repo/gc", s.repoGC},
+		{"GET /v1/repo/stat", s.repoStat},
+	} {
+		s.mux.Handle(rt.pattern, s.authenticated(rt.h))
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.n.Ready(r.Context()); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, artmesh.E(artmesh.NotFound, "no such route: see the API reference"))
+	})
+}
+
+// authenticated wraps a route with API key authentication.
+func (s *Server) authenticated(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearer(r)
+		if !ok {
+			writeError(w, r, s.log, artmesh.E(artmesh.Unauthenticated, "missing API key: send Authorization: Bearer <key>"))
+			return
+		}
+		caller, err := s.n.Authenticate(r.Context(), key)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if lw, ok := w.(*logWriter); ok {
+			lw.agent = caller.ID
+		}
+		if err := h(w, r, caller); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, key, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	key = strings.TrimSpace(key)
+	return key, key != ""
+}
+
+// ServeHTTP serves the API, with access logging.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(lw, r)
+	s.log.Debug("http", "method", r.Method, "path", redactPath(r.URL.Path), "query", redactQuery(r.URL.RawQuery),
+		"status", lw.status, "bytes", lw.bytes.Load(), "agent", lw.agent, "duration", time.Since(start))
+}
+
+// redactPath hides capability tokens carried in paths.
+func redactPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/v1/cap/"); ok && rest != "" {
+		return "/v1/cap/REDACTED"
+	}
+	return p
+}
+
+// redactQuery hides tokens carried in query strings.
+func redactQuery(q string) string {
+	if !strings.Contains(q, "token=") {
+		return q
+	}
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		if strings.HasPrefix(p, "token=") {
+			parts[i] = "token=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// logWriter records what a response was, for the access log.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+	bytes  atomic.Int64
+	agent  artmesh.AgentID
+}
+
+func (l *logWriter) WriteHeader(code int) {
+	if !l.wrote {
+		l.status, l.wrote = code, true
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.wrote = true
+	n, err := l.ResponseWriter.Write(p)
+	l.bytes.Add(int64(n))
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+// HTTPServer returns an http.Server for the API with timeouts set: slow
+// headers, idle connections and stalled bodies are cut off, while streams
+// that make progress run as long as they need.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       streamTimeout,
+		WriteTimeout:      streamTimeout,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve serves the API on l until ctx ends, then shuts down gracefully,
+// giving requests in flight up to grace to finish.
+func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
+	srv := s.HTTPServer(l.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	<-errc
+	return err
+}

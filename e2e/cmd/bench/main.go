@@ -1,0 +1,375 @@
+// Command bench measures this machine's ceilings and an artmesh node
+// against them, in one run, and prints the figures and ratios the issues
+// ask for. It builds and runs the real binary as a separate process on
+// 127.0.0.1, and talks to it over HTTP only. Run it with `make bench`.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	size := flag.Int64("size", 1<<30, "bytes of the large file to ingest and download")
+	listN := flag.Int("list-artifacts", 100_000, "artifacts to create for the listing benchmark")
+	flag.Parse()
+	if err := run(*size, *listN); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name, figure, target string
+}
+
+var results []result
+
+func report(name, figure, target string) {
+	results = append(results, result{name, figure, target})
+	fmt.Printf("%-58s %-34s %s\n", name, figure, target)
+}
+
+func run(size int64, listN int) error {
+	work, err := os.MkdirTemp("", "artmesh-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "artmesh")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/artmesh")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	fmt.Printf("artmesh bench: %d-byte file, %d artifacts for listing; figures measured now, on this machine\n\n", size, listN)
+
+	data := make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		return err
+	}
+
+	// The machine's ceilings.
+	shaRate := measureSHA256(data)
+	report("sha256, one core", gbps(shaRate), "")
+	diskRate, err := measureWriteFsync(filepath.Join(work, "fsync-probe"), data)
+	if err != nil {
+		return err
+	}
+	report("write+fsync of the file to the repo's disk", gbps(diskRate), "")
+	ceiling := min(shaRate, diskRate)
+	report("ingest ceiling = min(sha256, write+fsync)", gbps(ceiling), "")
+
+	repo := filepath.Join(work, "repo")
+	d, err := start(bin, repo)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+
+	// Ingest, durable, through the HTTP API.
+	t0 := time.Now()
+	var a struct {
+		ID string `json:"id"`
+	}
+	if err := d.post("/v1/artifacts?name=big.bin", bytes.NewReader(data), "application/octet-stream", &a); err != nil {
+		return err
+	}
+	ingest := float64(size) / time.Since(t0).Seconds()
+	rss := d.peakRSS()
+	report("ingest through the HTTP API (durable)", fmt.Sprintf("%s = %.2f x ceiling", gbps(ingest), ingest/ceiling), ">= 0.5 x ceiling")
+	report("daemon peak RSS while ingesting", fmt.Sprintf("%.0f MiB", float64(rss)/(1<<20)), "< 200 MiB")
+
+	// Download with a warm page cache: once to warm, then measured.
+	var dl float64
+	for i := 0; i < 3; i++ {
+		t0 = time.Now()
+		n, err := d.download("/v1/artifacts/" + a.ID + "/content")
+		if err != nil {
+			return err
+		}
+		if n != size {
+			return fmt.Errorf("downloaded %d bytes of %d", n, size)
+		}
+		dl = max(dl, float64(size)/time.Since(t0).Seconds())
+	}
+	report("download through the HTTP API (warm cache, best of 3)", gbps(dl), ">= 1.0 GB/s")
+
+	// Snippet creates.
+	snippet := func() []byte {
+		pad := strings.Repeat("x", 1000)
+		b, _ := json.Marshal(map[string]any{"name": "s.json", "content": map[string]any{"pad": pad}, "metadata": map[string]any{"k": "v"}})
+		return b
+	}()
+	lat, err := d.snippets(1, 500, snippet)
+	if err != nil {
+		return err
+	}
+	report("snippet create (1 KiB JSON), one client", fmt.Sprintf("p50 %s, p99 %s", pct(lat, 50), pct(lat, 99)), "")
+	t0 = time.Now()
+	const burst = 8000
+	if _, err := d.snippets(16, burst, snippet); err != nil {
+		return err
+	}
+	rate := burst / time.Since(t0).Seconds()
+	report("snippet creates, 16 concurrent clients", fmt.Sprintf("%.0f creates/s", rate), ">= 2,000 creates/s")
+
+	// Listing with a metadata filter and paging over many artifacts.
+	if err := d.fill(listN); err != nil {
+		return err
+	}
+	var listLat []time.Duration
+	for i := 0; i < 200; i++ {
+		t0 := time.Now()
+		var page struct {
+			Total int `json:"total"`
+		}
+		if err := d.get(fmt.Sprintf("/v1/artifacts?metadata.bucket=%d&limit=50&offset=%d", i%10, (i%20)*50), &page); err != nil {
+			return err
+		}
+		listLat = append(listLat, time.Since(t0))
+		if page.Total < listN/10 {
+			return fmt.Errorf("metadata filter matched %d, want %d", page.Total, listN/10)
+		}
+	}
+	report(fmt.Sprintf("list, metadata filter (1 in 10), paging, %d artifacts", listN), fmt.Sprintf("p50 %s, p99 %s", pct(listLat, 50), pct(listLat, 99)), "p50 < 20 ms")
+
+	fmt.Println("\ncommand: make bench (go run ./e2e/cmd/bench)")
+	return nil
+}
+
+func gbps(bytesPerSec float64) string { return fmt.Sprintf("%.2f GB/s", bytesPerSec/1e9) }
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := len(s) * p / 100
+	if i >= len(s) {
+		i = len(s) - 1
+	}
+	return s[i].Round(10 * time.Microsecond)
+}
+
+func measureSHA256(data []byte) float64 {
+	h := sha256.New()
+	t0 := time.Now()
+	h.Write(data)
+	h.Sum(nil)
+	return float64(len(data)) / time.Since(t0).Seconds()
+}
+
+func measureWriteFsync(path string, data []byte) (float64, error) {
+	defer os.Remove(path)
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	t0 := time.Now()
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(len(data)) / time.Since(t0).Seconds(), nil
+}
+
+// node is the daemon under test.
+type node struct {
+	cmd  *exec.Cmd
+	url  string
+	key  string
+	done chan struct{}
+}
+
+func start(bin, repo string) (*node, error) {
+	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--log-level", "error")
+	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	n := &node{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(n.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		addr, err := os.ReadFile(filepath.Join(repo, "api.addr"))
+		if err == nil && len(bytes.TrimSpace(addr)) > 0 {
+			n.url = "http://" + strings.TrimSpace(string(addr))
+			key, err := os.ReadFile(filepath.Join(repo, "api.key"))
+			if err != nil {
+				return nil, err
+			}
+			n.key = strings.TrimSpace(string(key))
+			return n, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.stop()
+	return nil, errors.New("daemon did not start")
+}
+
+func (n *node) stop() {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(20 * time.Second):
+		n.cmd.Process.Kill()
+	}
+}
+
+// peakRSS is the daemon's high-water resident set size.
+func (n *node) peakRSS() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+
+func (n *node) req(method, path string, body io.Reader, ct string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(context.Background(), method, n.url+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.key)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	return client.Do(req)
+}
+
+func (n *node) post(path string, body io.Reader, ct string, out any) error {
+	resp, err := n.req("POST", path, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 {
+		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func (n *node) get(path string, out any) error {
+	resp, err := n.req("GET", path, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, data)
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (n *node) download(path string) (int64, error) {
+	resp, err := n.req("GET", path, nil, "")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET %s: %d", path, resp.StatusCode)
+	}
+	buf := make([]byte, 1<<20)
+	return io.CopyBuffer(io.Discard, resp.Body, buf)
+}
+
+// snippets creates total snippets from clients concurrent clients and
+// returns each create's latency.
+func (n *node) snippets(clients, total int, body []byte) ([]time.Duration, error) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(total) {
+				t0 := time.Now()
+				err := n.post("/v1/snippets", bytes.NewReader(body), "application/json", nil)
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, firstErr
+}
+
+// fill creates count small artifacts with metadata {"i": n, "bucket": n%10}.
+func (n *node) fill(count int) error {
+	t0 := time.Now()
+	var next atomic.Int64
+	errc := make(chan error, 16)
+	var wg sync.WaitGroup
+	for c := 0; c < 16; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(count) {
+					return
+				}
+				b, _ := json.Marshal(map[string]any{"name": fmt.Sprintf("item-%d", i), "content": i, "metadata": map[string]any{"i": i, "bucket": i % 10, "year": 2025}})
+				if err := n.post("/v1/snippets", bytes.NewReader(b), "application/json", nil); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	fmt.Printf("(created %d artifacts for the listing benchmark in %s)\n", count, time.Since(t0).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+func requireAdmin(caller artmesh.Agent) error {
+	if !caller.Admin {
+		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may manage agents and groups")
+	}
+	return nil
+}
+
+// CreateAgent creates an agent, puts it in groups (creating those that do
+// not exist) and returns it with its API key, which is never shown again.
+// Only admins may.
+func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID, groups []string, admin bool) (artmesh.Agent, string, error) {
+	if err := requireAdmin(caller); err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	if err := artmesh.ValidateAgentID(string(id)); err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	for _, g := range groups {
+		if err := artmesh.ValidateGroupName(g); err != nil {
+			return artmesh.Agent{}, "", err
+		}
+	}
+	key := acl.NewAPIKey()
+	a, err := n.cat.CreateAgent(ctx, catalog.CreateAgent{
+		Agent:   artmesh.Agent{ID: id, Groups: groups, Admin: admin, CreatedAt: time.Now().UTC()},
+		KeyHash: acl.HashKey(key),
+	})
+	if err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	return a, key, nil
+}
+
+// Agents lists every agent. Only admins may.
+func (n *Node) Agents(_ context.Context, caller artmesh.Agent) ([]artmesh.Agent, error) {
+	if err := requireAdmin(caller); err != nil {
+		return nil, err
+	}
+	return n.cat.Agents()
+}
+
+// DeleteAgent deletes an agent and its keys. Only admins may, and an
+// agent that still owns artifacts cannot be deleted (Conflict).
+func (n *Node) DeleteAgent(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID) error {
+	if err := requireAdmin(caller); err != nil {
+		return err
+	}
+	if id == caller.ID {
+		return artmesh.E(artmesh.Conflict, "an agent cannot delete itself")
+	}
+	return n.cat.DeleteAgent(ctx, id)
+}
+
+// RotateKey gives an agent a new API key and revokes its old ones. Only
+// admins may.
+func (n *Node) RotateKey(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID) (artmesh.Agent, string, error) {
+	if err := requireAdmin(caller); err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	key := acl.NewAPIKey()
+	if err := n.cat.SetAgentKey(ctx, id, acl.HashKey(key)); err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	a, err := n.cat.Agent(id)
+	if err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	return a, key, nil
+}
+
+// Groups lists every group. Only admins may.
+func (n *Node) Groups(_ context.Context, caller artmesh.Agent) ([]artmesh.Group, error) {
+	if err := requireAdmin(caller); err != nil {
+		return nil, err
+	}
+	return n.cat.Groups()
+}
+
+// PutGroup creates a group or replaces its members. Only admins may.
+func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, members []artmesh.AgentID) (artmesh.Group, error) {
+	if err := requireAdmin(caller); err != nil {
+		return artmesh.Group{}, err
+	}
+	if err := artmesh.ValidateGroupName(name); err != nil {
+		return artmesh.Group{}, err
+	}
+	for _, m := range members {
+		if err := artmesh.ValidateAgentID(string(m)); err != nil {
+			return artmesh.Group{}, fmt.Errorf("member: %w", err)
+		}
+	}
+	return n.cat.PutGroup(ctx, name, members)
+}
+
+// DeleteGroup deletes a group; artifacts shared with it are no longer
+// readable through it. Only admins may.
+func (n *Node) DeleteGroup(ctx context.Context, caller artmesh.Agent, name string) error {
+	if err := requireAdmin(caller); err != nil {
+		return err
+	}
+	return n.cat.DeleteGroup(ctx, name)
+}

@@ -1,0 +1,381 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"time"
+
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+// DefaultContentType is the type of content whose type was not given.
+const DefaultContentType = "application/octet-stream"
+
+// CreateInput describes a new artifact; its content comes as a stream.
+type CreateInput struct {
+	Name        string
+	ContentType string // DefaultContentType when empty
+	Metadata    artmesh.Metadata
+	// Size is the content's declared length, or -1 when unknown. Content of
+	// another length is refused and nothing is created.
+	Size int64
+}
+
+// UpdateInput describes a new version of an artifact.
+type UpdateInput struct {
+	ContentType string           // "" keeps the current type
+	Metadata    artmesh.Metadata // merged over the current metadata
+	Size        int64            // as in CreateInput
+}
+
+// NormalizeContentType checks a media type and returns its canonical text
+// (lower-case type, parameters kept); empty yields DefaultContentType.
+func NormalizeContentType(ct string) (string, error) {
+	ct = strings.TrimSpace(ct)
+	if ct == "" {
+		return DefaultContentType, nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.Contains(mt, "/") || len(ct) > 255 {
+		return "", artmesh.E(artmesh.Invalid, fmt.Sprintf("content type %q is not a valid media type", ct))
+	}
+	return mime.FormatMediaType(mt, params), nil
+}
+
+func validateMetadata(m artmesh.Metadata) (artmesh.Metadata, error) {
+	if m == nil {
+		return artmesh.Metadata{}, nil
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, artmesh.E(artmesh.Invalid, "metadata must be a JSON object", err)
+	}
+	return artmesh.ParseMetadata(data)
+}
+
+// importFor streams body into the store, enforcing the declared size and
+// the node's cap.
+func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*imported, error) {
+	limit := int64(-1)
+	if n.rc.MaxArtifactBytes > 0 {
+		if declared > n.rc.MaxArtifactBytes {
+			return nil, artmesh.E(artmesh.TooLarge, fmt.Sprintf("content of %d bytes is larger than this node's limit of %d", declared, n.rc.MaxArtifactBytes))
+		}
+		limit = n.rc.MaxArtifactBytes
+	}
+	if declared >= 0 {
+		limit = declared
+	}
+	im, err := n.content.Import(ctx, body, limit, "")
+	if err != nil {
+		if declared >= 0 && errors.Is(err, artmesh.TooLarge) && (n.rc.MaxArtifactBytes <= 0 || declared <= n.rc.MaxArtifactBytes) {
+			return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("the content is longer than the declared %d bytes", declared))
+		}
+		return nil, err
+	}
+	if declared >= 0 && im.Size != declared {
+		im.Release()
+		n.kickGC()
+		return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("the content is %d bytes, not the declared %d", im.Size, declared))
+	}
+	return im, nil
+}
+
+// CreateArtifact stores the content of body and records a new artifact
+// owned by caller. It answers once the content is durable and the catalog
+// has applied the artifact here.
+func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in CreateInput, body io.Reader) (artmesh.Artifact, error) {
+	if err := artmesh.ValidateArtifactName(in.Name); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	ct, err := NormalizeContentType(in.ContentType)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	meta, err := validateMetadata(in.Metadata)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	im, err := n.importFor(ctx, body, in.Size)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	defer im.Release()
+	now := time.Now().UTC()
+	a, err := n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
+		ID:          artmesh.NewArtifactID(now),
+		Name:        in.Name,
+		ContentType: ct,
+		Owner:       caller.ID,
+		Metadata:    meta,
+		CID:         im.CID.String(),
+		SizeBytes:   im.Size,
+		At:          now,
+	})
+	if err != nil {
+		n.kickGC()
+		return artmesh.Artifact{}, err
+	}
+	return a, nil
+}
+
+// MaxSnippetBytes caps a snippet's JSON content.
+const MaxSnippetBytes = 16 << 20
+
+// CreateSnippet stores JSON content as an application/json artifact.
+func (n *Node) CreateSnippet(ctx context.Context, caller artmesh.Agent, name string, content json.RawMessage, meta artmesh.Metadata) (artmesh.Artifact, error) {
+	if len(content) == 0 {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, "snippet content is required")
+	}
+	if !json.Valid(content) {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, "snippet content must be JSON")
+	}
+	if len(content) > MaxSnippetBytes {
+		return artmesh.Artifact{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("snippet content is %d bytes; at most %d are allowed", len(content), MaxSnippetBytes))
+	}
+	return n.CreateArtifact(ctx, caller, CreateInput{Name: name, ContentType: "application/json", Metadata: meta, Size: int64(len(content))}, bytes.NewReader(content))
+}
+
+// readable returns the artifact if caller may read it, and NotFound if it
+// does not exist or caller may not see it.
+func (n *Node) readable(caller artmesh.Agent, id artmesh.ArtifactID) (artmesh.Artifact, error) {
+	return n.authorize(caller, id, artmesh.Read)
+}
+
+// authorize returns the artifact if caller holds right on it. An artifact
+// the caller may not read is NotFound, so that existence is not leaked; one
+// it may read but not change is PermissionDenied.
+func (n *Node) authorize(caller artmesh.Agent, id artmesh.ArtifactID, right artmesh.Right) (artmesh.Artifact, error) {
+	notFound := artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s not found", id))
+	if !artmesh.ValidArtifactID(string(id)) {
+		return artmesh.Artifact{}, notFound
+	}
+	a, err := n.cat.Artifact(id)
+	if err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return artmesh.Artifact{}, notFound
+		}
+		return artmesh.Artifact{}, err
+	}
+	subject := acl.Subject{Owner: a.Owner}
+	if a.Owner != caller.ID {
+		acc, err := n.cat.Access(id)
+		if err != nil {
+			if errors.Is(err, artmesh.NotFound) {
+				return artmesh.Artifact{}, notFound
+			}
+			return artmesh.Artifact{}, err
+		}
+		subject.Agents, subject.Groups = acc.Agents, acc.Groups
+	}
+	if !acl.Can(caller.ID, caller.Groups, artmesh.Read, subject) {
+		return artmesh.Artifact{}, notFound
+	}
+	if !acl.Can(caller.ID, caller.Groups, right, subject) {
+		return artmesh.Artifact{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only the owner may %s artifact %s", rightVerb(right), id))
+	}
+	return a, nil
+}
+
+func rightVerb(r artmesh.Right) string {
+	switch r {
+	case artmesh.Write:
+		return "update"
+	case artmesh.Share:
+		return "share or unshare"
+	case artmesh.Delete:
+		return "delete"
+	}
+	return "read"
+}
+
+// Artifact returns an artifact that caller may read.
+func (n *Node) Artifact(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) (artmesh.Artifact, error) {
+	return n.readable(caller, id)
+}
+
+// Content is an open version's content: a seekable stream and what
+// describes it.
+type Content struct {
+	Artifact artmesh.Artifact
+	Version  artmesh.Version
+	// Reader reads the bytes; Close it when done.
+	Reader uio.DagReader
+}
+
+// OpenContent opens a version (0: the current one) of an artifact that
+// caller may read.
+func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, version int) (*Content, error) {
+	a, err := n.readable(caller, id)
+	if err != nil {
+		return nil, err
+	}
+	if version < 0 {
+		return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("version %d is not a version number", version))
+	}
+	v, err := n.cat.Version(id, version)
+	if err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return nil, artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s has no version %d", id, version))
+		}
+		return nil, err
+	}
+	root, err := cid.Decode(v.CID)
+	if err != nil {
+		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
+	}
+	r, err := n.content.Open(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	return &Content{Artifact: a, Version: v, Reader: r}, nil
+}
+
+// UpdateArtifact stores body as a new version of an artifact that caller
+// owns.
+func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, in UpdateInput, body io.Reader) (artmesh.Artifact, error) {
+	if _, err := n.authorize(caller, id, artmesh.Write); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	ct := ""
+	if in.ContentType != "" {
+		var err error
+		if ct, err = NormalizeContentType(in.ContentType); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
+	meta, err := validateMetadata(in.Metadata)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	im, err := n.importFor(ctx, body, in.Size)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	defer im.Release()
+	a, err := n.cat.AddVersion(ctx, catalog.AddVersion{
+		ArtifactID:  id,
+		By:          caller.ID,
+		ContentType: ct,
+		Metadata:    meta,
+		CID:         im.CID.String(),
+		SizeBytes:   im.Size,
+		At:          time.Now().UTC(),
+	})
+	if err != nil {
+		n.kickGC()
+		return artmesh.Artifact{}, err
+	}
+	return a, nil
+}
+
+// Versions lists the versions of an artifact that caller may read, oldest
+// first.
+func (n *Node) Versions(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) ([]artmesh.Version, error) {
+	if _, err := n.readable(caller, id); err != nil {
+		return nil, err
+	}
+	return n.cat.Versions(id)
+}
+
+// DeleteArtifact deletes an artifact that caller owns, with its versions
+// and grants. Its blocks are collected soon after.
+func (n *Node) DeleteArtifact(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID) error {
+	if _, err := n.authorize(caller, id, artmesh.Delete); err != nil {
+		return err
+	}
+	if err := n.cat.DeleteArtifact(ctx, id); err != nil {
+		return err
+	}
+	n.kickGC()
+	return nil
+}
+
+// DeleteVersion deletes one version of an artifact that caller owns. The
+// only remaining version cannot be deleted (Conflict): delete the artifact.
+func (n *Node) DeleteVersion(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, version int) (artmesh.Artifact, error) {
+	if _, err := n.authorize(caller, id, artmesh.Write); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if version < 1 {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("%d is not a version number", version))
+	}
+	a, err := n.cat.DeleteVersion(ctx, catalog.DeleteVersion{ArtifactID: id, Version: version, At: time.Now().UTC()})
+	if err != nil {
+		if errors.Is(err, artmesh.Conflict) {
+			return artmesh.Artifact{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("version %d is the only version of %s: delete the artifact instead", version, id))
+		}
+		return artmesh.Artifact{}, err
+	}
+	n.kickGC()
+	return a, nil
+}
+
+func normalizeFilter(f artmesh.Filter) (artmesh.Filter, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return f, artmesh.E(artmesh.Invalid, "limit and offset must not be negative")
+	}
+	if f.Limit == 0 {
+		f.Limit = artmesh.DefaultListLimit
+	}
+	if f.Limit > artmesh.MaxListLimit {
+		return f, artmesh.E(artmesh.Invalid, fmt.Sprintf("limit %d is over the maximum of %d", f.Limit, artmesh.MaxListLimit))
+	}
+	return f, nil
+}
+
+// List returns caller's own artifacts that match f, newest first.
+func (n *Node) List(_ context.Context, caller artmesh.Agent, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
+	f, err := normalizeFilter(f)
+	if err != nil {
+		return artmesh.Page[artmesh.Artifact]{}, err
+	}
+	return n.cat.List(caller.ID, f)
+}
+
+// ListShared returns the artifacts that others shared with caller,
+// directly or through a group, that match f, newest first.
+func (n *Node) ListShared(_ context.Context, caller artmesh.Agent, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
+	f, err := normalizeFilter(f)
+	if err != nil {
+		return artmesh.Page[artmesh.Artifact]{}, err
+	}
+	return n.cat.ListShared(caller.ID, f)
+}
+
+// Share grants read access to agents and groups; caller must own the
+// artifact.
+func (n *Node) Share(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, agents []artmesh.AgentID, groups []string) (artmesh.Access, error) {
+	if _, err := n.authorize(caller, id, artmesh.Share); err != nil {
+		return artmesh.Access{}, err
+	}
+	return n.cat.Share(ctx, id, agents, groups)
+}
+
+// Unshare removes read access from agents and groups; caller must own the
+// artifact.
+func (n *Node) Unshare(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, agents []artmesh.AgentID, groups []string) (artmesh.Access, error) {
+	if _, err := n.authorize(caller, id, artmesh.Share); err != nil {
+		return artmesh.Access{}, err
+	}
+	return n.cat.Unshare(ctx, id, agents, groups)
+}
+
+// Access returns who may read an artifact that caller may read.
+func (n *Node) Access(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) (artmesh.Access, error) {
+	if _, err := n.readable(caller, id); err != nil {
+		return artmesh.Access{}, err
+	}
+	return n.cat.Access(id)
+}

@@ -1,0 +1,30 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestInitOpenAuthenticate(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		repo := t.TempDir()
+		ctx := context.Background()
+		if err := Init(ctx, repo, InitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Open(ctx, Config{Repo: repo, GCDelay: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := os.ReadFile(filepath.Join(repo, APIKeyFile))
+		a, err := n.Authenticate(ctx, strings.TrimSpace(string(key)))
+		if err != nil || a.ID != AdminAgent || !a.Admin {
+			all, _ := n.cat.Agents()
+			t.Fatalf("round %d: authenticate: %+v %v; agents %+v", i, a, err, all)
+		}
+		n.Close()
+	}
+}

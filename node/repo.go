@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+// The files and folders of a node's repo.
+const (
+	ConfigFile   = "config.json"  // the node's configuration
+	IdentityFile = "identity.key" // the node's Ed25519 libp2p private key
+	APIKeyFile   = "api.key"      // the admin agent's API key, mode 0600
+	BlocksDir    = "blocks"       // the block store
+	RaftDir      = "raft"         // the catalog's Raft log and snapshots
+	APIAddrFile  = "api.addr"     // where the running daemon's API listens; removed when it stops
+	lockFile     = "repo.lock"
+)
+
+// AdminAgent is the id of the admin agent that init creates.
+const AdminAgent artmesh.AgentID = "admin"
+
+// DefaultAPIAddr is where the HTTP API listens unless configured otherwise.
+const DefaultAPIAddr = "127.0.0.1:7480"
+
+// DefaultRepo returns the repo folder: $ARTMESH_PATH, else ~/.artmesh.
+func DefaultRepo() string {
+	if p := os.Getenv("ARTMESH_PATH"); p != "" {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".artmesh"
+	}
+	return filepath.Join(home, ".artmesh")
+}
+
+// RepoConfig is the on-disk configuration of a node, in <repo>/config.json.
+type RepoConfig struct {
+	// PeerID is the node's identity, derived from identity.key.
+	PeerID string `json:"peer_id"`
+	// APIAddr is the host:port the HTTP API listens on.
+	APIAddr string `json:"api_addr"`
+	// Chunking is how content is cut into blocks ("buzhash" or "size-N").
+	Chunking Chunking `json:"chunking"`
+	// MaxArtifactBytes caps one artifact's content; 0 means no cap.
+	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
+}
+
+// ReadRepoConfig reads <repo>/config.json.
+func ReadRepoConfig(repo string) (RepoConfig, error) {
+	var rc RepoConfig
+	data, err := os.ReadFile(filepath.Join(repo, ConfigFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return rc, artmesh.E(artmesh.NotFound, fmt.Sprintf("%s is not an artmesh repo: run `artmesh init` first", repo))
+		}
+		return rc, fmt.Errorf("node: read config: %w", err)
+	}
+	if err := json.Unmarshal(data, &rc); err != nil {
+		return rc, fmt.Errorf("node: %s: %w", filepath.Join(repo, ConfigFile), err)
+	}
+	if rc.APIAddr == "" {
+		rc.APIAddr = DefaultAPIAddr
+	}
+	return rc, rc.Chunking.validate()
+}
+
+// IsRepo reports whether dir holds an initialised repo.
+func IsRepo(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, ConfigFile))
+	return err == nil
+}
+
+// InitOptions tune Init.
+type InitOptions struct {
+	APIAddr  string   // default DefaultAPIAddr
+	Chunking Chunking // default DefaultChunking
+}
+
+// Init creates a repo in dir: the node's identity, its configuration, a
+// single-voter catalog with the admin agent, and <repo>/api.key with that
+// agent's key. It refuses a folder that already holds a repo. On failure it
+// leaves no repo behind.
+func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
+	if IsRepo(dir) {
+		return artmesh.E(artmesh.Conflict, fmt.Sprintf("%s is already an artmesh repo", dir))
+	}
+	if opts.APIAddr == "" {
+		opts.APIAddr = DefaultAPIAddr
+	}
+	if opts.Chunking == "" {
+		opts.Chunking = DefaultChunking
+	}
+	if err := opts.Chunking.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("node: init: %w", err)
+	}
+	created := []string{}
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.RemoveAll(p)
+			}
+		}
+	}()
+
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("node: init: %w", err)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("node: init: %w", err)
+	}
+	keyBytes, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("node: init: %w", err)
+	}
+	created = append(created, filepath.Join(dir, IdentityFile))
+	if err := writeFileSync(filepath.Join(dir, IdentityFile), keyBytes, 0o600); err != nil {
+		return err
+	}
+
+	created = append(created, filepath.Join(dir, RaftDir))
+	cfg := catalog.DefaultConfig()
+	cfg.Dir = filepath.Join(dir, RaftDir)
+	cfg.ServerID = id.String()
+	cfg.Address = id.String()
+	cat, err := catalog.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("node: init catalog: %w", err)
+	}
+	defer func() {
+		if cerr := cat.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if err := cat.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("node: init catalog: %w", err)
+	}
+	key := acl.NewAPIKey()
+	if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{
+		Agent:   artmesh.Agent{ID: AdminAgent, Admin: true, CreatedAt: time.Now().UTC()},
+		KeyHash: acl.HashKey(key),
+	}); err != nil {
+		return fmt.Errorf("node: init admin agent: %w", err)
+	}
+	created = append(created, filepath.Join(dir, APIKeyFile))
+	if err := writeFileSync(filepath.Join(dir, APIKeyFile), []byte(key+"\n"), 0o600); err != nil {
+		return err
+	}
+	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking}
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	created = append(created, filepath.Join(dir, ConfigFile))
+	// The config is written last: its presence marks a complete repo.
+	return writeFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
+}
+
+// writeFileSync writes a file atomically and durably: a temporary file,
+// fsync, rename, fsync of the folder.
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readIdentity loads the node's private key.
+func readIdentity(repo string) (crypto.PrivKey, peer.ID, error) {
+	data, err := os.ReadFile(filepath.Join(repo, IdentityFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("node: read identity: %w", err)
+	}
+	priv, err := crypto.UnmarshalPrivateKey(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("node: read identity: %w", err)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return nil, "", fmt.Errorf("node: read identity: %w", err)
+	}
+	return priv, id, nil
+}
