@@ -19,6 +19,10 @@ import (
 
 // newTestServer runs the API of a real node in a temporary repo.
 func newTestServer(t *testing.T) (*httptest.Server, string) {
+	return newTestServerTB(t)
+}
+
+func newTestServerTB(t testing.TB) (*httptest.Server, string) {
 	t.Helper()
 	repo := t.TempDir()
 	ctx := context.Background()

@@ -71,6 +71,10 @@ type deadlineReader struct {
 	last time.Time
 }
 
+// Abort makes a Read blocked on the connection return at once, so that an
+// import that gave up is not held by a slow client.
+func (d *deadlineReader) Abort() { _ = d.rc.SetReadDeadline(time.Now()) }
+
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	if now := time.Now(); now.Sub(d.last) > time.Second {
 		_ = d.rc.SetReadDeadline(now.Add(streamTimeout))
@@ -126,7 +130,8 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request, caller 
 	if boundary == "" {
 		return artmesh.E(artmesh.Invalid, "multipart/form-data without a boundary")
 	}
-	mr := multipart.NewReader(streamBody(w, r), boundary)
+	body := streamBody(w, r)
+	mr := multipart.NewReader(body, boundary)
 	var meta multipartMeta
 	haveMeta := false
 	for {
@@ -176,7 +181,7 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request, caller 
 			if in.Name == "" {
 				return artmesh.E(artmesh.Invalid, "the artifact needs a name: give it in the meta part or as ?name=")
 			}
-			a, err := s.n.CreateArtifact(r.Context(), caller, in, part)
+			a, err := s.n.CreateArtifact(r.Context(), caller, in, abortablePart{Reader: part, body: body})
 			if err != nil {
 				return err
 			}
@@ -188,6 +193,19 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request, caller 
 				return artmesh.E(artmesh.Invalid, "malformed multipart body", err)
 			}
 		}
+	}
+}
+
+// abortablePart is a multipart part whose blocked Read an import can cut
+// short through the request body.
+type abortablePart struct {
+	io.Reader
+	body io.Reader
+}
+
+func (p abortablePart) Abort() {
+	if a, ok := p.body.(interface{ Abort() }); ok {
+		a.Abort()
 	}
 }
 

@@ -105,18 +105,23 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 	sess := c.bs.NewSession()
 	im := &imported{sess: sess}
 	cr := &countingReader{ctx: ctx, r: r, limit: limit}
+	split := newSplitAhead(chunking.splitter(cr), cr)
+	w := newAsyncWriter(ctx, sess, c.dag)
 	params := helpers.DagBuilderParams{
-		Dagserv:    &sessionDAG{sess: sess, read: c.dag},
+		Dagserv:    w,
 		Maxlinks:   helpers.DefaultLinksPerBlock,
 		RawLeaves:  true,
 		CidBuilder: cidBuilder,
 	}
-	db, err := params.New(chunking.splitter(cr))
-	if err != nil {
-		sess.Close()
-		return nil, artmesh.E(op, err)
+	var root ipld.Node
+	db, err := params.New(split)
+	if err == nil {
+		root, err = balanced.Layout(db)
 	}
-	root, err := balanced.Layout(db)
+	split.Close()
+	if werr := w.Flush(); err == nil && werr != nil {
+		err = werr
+	}
 	if err != nil {
 		sess.Close()
 		switch {
@@ -170,40 +175,6 @@ func (c *contentStore) walk(ctx context.Context, root cid.Cid, keep func(cid.Cid
 	return nil
 }
 
-// sessionDAG is the DAGService an import writes through: blocks go into the
-// import's session, reads go to the store.
-type sessionDAG struct {
-	sess *blockstore.Session
-	read ipld.DAGService
-}
-
-func (d *sessionDAG) Add(ctx context.Context, n ipld.Node) error { return d.sess.Put(ctx, n) }
-
-func (d *sessionDAG) AddMany(ctx context.Context, ns []ipld.Node) error {
-	for _, n := range ns {
-		if err := d.sess.Put(ctx, n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d *sessionDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
-	return d.read.Get(ctx, c)
-}
-
-func (d *sessionDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	return d.read.GetMany(ctx, cs)
-}
-
-func (d *sessionDAG) Remove(context.Context, cid.Cid) error {
-	return errors.New("node: an import does not remove blocks")
-}
-
-func (d *sessionDAG) RemoveMany(context.Context, []cid.Cid) error {
-	return errors.New("node: an import does not remove blocks")
-}
-
 // countingReader counts the bytes read, stops at a limit and at the end of
 // its context.
 type countingReader struct {
@@ -211,6 +182,13 @@ type countingReader struct {
 	r     io.Reader
 	n     int64
 	limit int64
+}
+
+// Abort passes an abort on to the source.
+func (c *countingReader) Abort() {
+	if a, ok := c.r.(Aborter); ok {
+		a.Abort()
+	}
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {

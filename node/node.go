@@ -107,7 +107,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		lock.Close()
 		return nil, err
 	}
-	if err := cat.WaitLeader(ctx); err != nil {
+	// Bootstrap keeps an existing catalog's members, waits for a leader and
+	// for the local state to have applied the whole log.
+	if err := cat.Bootstrap(ctx); err != nil {
 		cat.Close()
 		bs.Close()
 		lock.Close()

@@ -1,0 +1,167 @@
+package client
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/artmesh/artmesh"
+)
+
+// CreateOptions describes the artifact that CreateArtifact makes.
+type CreateOptions struct {
+	Name        string           // required
+	ContentType string           // the artifact's type; "" lets the node choose (application/octet-stream)
+	Metadata    artmesh.Metadata // optional user metadata
+	// Size is the exact length of the content when known, sent as
+	// Content-Length so that the node can check it; -1 when unknown (the
+	// body is then sent chunked). 0 means an empty artifact.
+	Size int64
+}
+
+// CreateArtifact stores the bytes read from r as a new artifact
+// (POST /v1/artifacts?name=N), streaming them to the node. r is read to its
+// end but not closed.
+func (c *Client) CreateArtifact(ctx context.Context, r io.Reader, opt CreateOptions) (artmesh.Artifact, error) {
+	const op = "client.CreateArtifact"
+	h, err := contentHeader(op, opt.ContentType, opt.Metadata)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	var a artmesh.Artifact
+	err = c.call(ctx, request{
+		op: op, method: http.MethodPost, path: "/v1/artifacts",
+		query: url.Values{"name": {opt.Name}}, header: h, body: r, size: opt.Size,
+	}, nil, &a)
+	return a, err
+}
+
+// contentHeader returns the Content-Type and Artifact-Metadata headers of
+// a create or update.
+func contentHeader(op, contentType string, m artmesh.Metadata) (http.Header, error) {
+	h := http.Header{}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	if len(m) > 0 {
+		v, err := metadataHeader(m)
+		if err != nil {
+			return nil, artmesh.E(artmesh.Op(op), artmesh.Invalid, "encoding the metadata", err)
+		}
+		h.Set(MetadataHeader, v)
+	}
+	return h, nil
+}
+
+// snippetRequest is the body of POST /v1/snippets.
+type snippetRequest struct {
+	Name     string           `json:"name"`
+	Content  any              `json:"content"`
+	Metadata artmesh.Metadata `json:"metadata,omitempty"`
+}
+
+// CreateSnippet stores content, any JSON value (a json.RawMessage is sent
+// as it is), as a new application/json artifact named name
+// (POST /v1/snippets).
+func (c *Client) CreateSnippet(ctx context.Context, name string, content any, meta artmesh.Metadata) (artmesh.Artifact, error) {
+	var a artmesh.Artifact
+	err := c.call(ctx, request{op: "client.CreateSnippet", method: http.MethodPost, path: "/v1/snippets"},
+		snippetRequest{Name: name, Content: content, Metadata: meta}, &a)
+	return a, err
+}
+
+// Artifact returns the artifact id as of its current version
+// (GET /v1/artifacts/{id}).
+func (c *Client) Artifact(ctx context.Context, id artmesh.ArtifactID) (artmesh.Artifact, error) {
+	var a artmesh.Artifact
+	err := c.call(ctx, request{op: "client.Artifact", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id))}, nil, &a)
+	return a, err
+}
+
+// UpdateOptions describes the new version that UpdateArtifact makes.
+type UpdateOptions struct {
+	ContentType string           // the new version's type; "" keeps the current one
+	Metadata    artmesh.Metadata // merged into the artifact's metadata; a null value removes a key
+	Size        int64            // as in CreateOptions: the exact length, or -1 when unknown
+}
+
+// UpdateArtifact stores the bytes read from r as a new version of the
+// artifact id (PUT /v1/artifacts/{id}/content) and returns the artifact as
+// of that version. r is read to its end but not closed.
+func (c *Client) UpdateArtifact(ctx context.Context, id artmesh.ArtifactID, r io.Reader, opt UpdateOptions) (artmesh.Artifact, error) {
+	const op = "client.UpdateArtifact"
+	h, err := contentHeader(op, opt.ContentType, opt.Metadata)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	var a artmesh.Artifact
+	err = c.call(ctx, request{
+		op: op, method: http.MethodPut, path: "/v1/artifacts/" + escape(string(id)) + "/content",
+		header: h, body: r, size: opt.Size,
+	}, nil, &a)
+	return a, err
+}
+
+// Versions returns the version chain of the artifact id, oldest first
+// (GET /v1/artifacts/{id}/versions).
+func (c *Client) Versions(ctx context.Context, id artmesh.ArtifactID) ([]artmesh.Version, error) {
+	var out items[artmesh.Version]
+	err := c.call(ctx, request{op: "client.Versions", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/versions"}, nil, &out)
+	return out.Items, err
+}
+
+// DeleteArtifact deletes the artifact id with all its versions, grants and
+// outstanding tokens (DELETE /v1/artifacts/{id}).
+func (c *Client) DeleteArtifact(ctx context.Context, id artmesh.ArtifactID) error {
+	return c.call(ctx, request{op: "client.DeleteArtifact", method: http.MethodDelete, path: "/v1/artifacts/" + escape(string(id))}, nil, nil)
+}
+
+// DeleteVersion deletes version n of the artifact id
+// (DELETE /v1/artifacts/{id}/versions/{n}). Deleting the only version left
+// is a Conflict.
+func (c *Client) DeleteVersion(ctx context.Context, id artmesh.ArtifactID, n int) error {
+	return c.call(ctx, request{
+		op: "client.DeleteVersion", method: http.MethodDelete,
+		path: "/v1/artifacts/" + escape(string(id)) + "/versions/" + strconv.Itoa(n),
+	}, nil, nil)
+}
+
+// ListArtifacts returns one page of the caller's own artifacts, newest
+// first, that match f (GET /v1/artifacts). A zero Limit means the node's
+// default (50).
+func (c *Client) ListArtifacts(ctx context.Context, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
+	var p artmesh.Page[artmesh.Artifact]
+	err := c.call(ctx, request{op: "client.ListArtifacts", method: http.MethodGet, path: "/v1/artifacts", query: filterQuery(f)}, nil, &p)
+	return p, err
+}
+
+// ListShared returns one page of the artifacts shared with the caller,
+// directly or through a group, that match f (GET /v1/shared).
+func (c *Client) ListShared(ctx context.Context, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
+	var p artmesh.Page[artmesh.Artifact]
+	err := c.call(ctx, request{op: "client.ListShared", method: http.MethodGet, path: "/v1/shared", query: filterQuery(f)}, nil, &p)
+	return p, err
+}
+
+// filterQuery encodes a listing filter as API.md names its parameters.
+func filterQuery(f artmesh.Filter) url.Values {
+	q := url.Values{}
+	if f.ContentType != "" {
+		q.Set("content_type", f.ContentType)
+	}
+	if f.Name != "" {
+		q.Set("name", f.Name)
+	}
+	for _, m := range f.Meta {
+		q.Add("metadata."+m.Key, m.Value)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Offset > 0 {
+		q.Set("offset", strconv.Itoa(f.Offset))
+	}
+	return q
+}

@@ -1,0 +1,259 @@
+// Package client is the typed Go client of an artmesh node's HTTP API, the
+// contract of API.md. The artmesh command uses it for every call it makes
+// to its node, in the manner of tailscale's client/local.
+//
+// Every method sends one request, streams request and response bodies
+// (nothing of an upload or download is held in memory), and turns an error
+// response into an *Error whose kind errors.Is can test:
+//
+//	a, err := c.Artifact(ctx, id)
+//	if errors.Is(err, artmesh.NotFound) { ... }
+//
+// A node that cannot be reached at all yields an error that matches
+// ErrUnreachable (and artmesh.Unavailable).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/artmesh/artmesh"
+)
+
+// DefaultBaseURL is where a node's API listens unless configured otherwise.
+const DefaultBaseURL = "http://127.0.0.1:7480"
+
+// MetadataHeader is the request header that carries an artifact's metadata
+// as a JSON object on create and update.
+const MetadataHeader = "Artifact-Metadata"
+
+// defaultUserAgent is sent unless WithUserAgent says otherwise.
+const defaultUserAgent = "artmesh-go-client/1"
+
+// maxErrorBody is how much of an error response is read for its message.
+const maxErrorBody = 64 << 10
+
+// Client calls one node's API as one agent. It is safe for concurrent use.
+type Client struct {
+	base *url.URL
+	key  string
+	hc   *http.Client
+	ua   string
+}
+
+// Option configures a Client in New.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests with hc instead of a
+// plain http.Client without timeouts (content streams may run long; use a
+// context to bound a call).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.hc = hc
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header of every request.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.ua = ua }
+}
+
+// New returns a client of the node whose API is at baseURL (such as
+// "http://127.0.0.1:7480"; a bare host:port means http), authenticating
+// with apiKey. An empty baseURL means DefaultBaseURL. A malformed baseURL
+// makes every call fail with an Invalid error.
+func New(baseURL, apiKey string, opts ...Option) *Client {
+	c := &Client{key: apiKey, hc: &http.Client{}, ua: defaultUserAgent}
+	if baseURL == "" {
+		baseURL = DefaultBaseURL
+	}
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL
+	}
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		u.Path = strings.TrimRight(u.Path, "/")
+		u.RawPath = ""
+		u.RawQuery, u.Fragment = "", ""
+		c.base = u
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// BaseURL returns the API base URL the client talks to, without a trailing
+// slash, or "" when the one given to New was malformed.
+func (c *Client) BaseURL() string {
+	if c.base == nil {
+		return ""
+	}
+	return c.base.String()
+}
+
+// ErrUnreachable matches (with errors.Is) the error of a call whose node
+// could not be reached at all: nothing listens at the base URL, or the
+// host is unknown. Such an error also matches artmesh.Unavailable.
+var ErrUnreachable = artmesh.E(artmesh.Unavailable, "cannot reach the artmesh node")
+
+// request describes one API call.
+type request struct {
+	op     string      // "client.Artifact", for errors
+	method string      // HTTP method
+	path   string      // absolute API path, already escaped
+	query  url.Values  // nil for none
+	header http.Header // extra request headers
+	body   io.Reader   // nil for none
+	size   int64       // body length; -1 when not known
+	noAuth bool        // send no Authorization header
+	rawURL string      // a URL the node handed out, called instead of base+path; absolute, or a path with query on the base URL
+}
+
+// send performs r and returns the response when its status is 2xx or 304;
+// any other status is turned into an error and the body closed.
+func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	target, err := c.target(r)
+	if err != nil {
+		return nil, err
+	}
+	body := r.body
+	if body != nil {
+		// Hide Close from the transport: the caller owns the reader.
+		body = struct{ io.Reader }{body}
+		if r.size == 0 {
+			body = http.NoBody
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if err != nil {
+		return nil, artmesh.E(artmesh.Op(r.op), artmesh.Invalid, err)
+	}
+	if r.body != nil {
+		req.ContentLength = r.size
+		if r.size < 0 {
+			req.ContentLength = -1
+		}
+	}
+	for k, vs := range r.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if !r.noAuth && c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if c.ua != "" {
+		req.Header.Set("User-Agent", c.ua)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if isUnreachable(err) {
+			return nil, fmt.Errorf("%s: %w at %s: %w", r.op, ErrUnreachable, c.hostOf(target), err)
+		}
+		return nil, fmt.Errorf("%s: %w", r.op, err)
+	}
+	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotModified {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, errorFromResponse(r.op, resp)
+}
+
+// target returns the URL a request goes to.
+func (c *Client) target(r request) (string, error) {
+	if strings.Contains(r.rawURL, "://") {
+		return r.rawURL, nil
+	}
+	if r.rawURL != "" {
+		// A URL the node gave without scheme and host: a path on it.
+		r.path, r.query = r.rawURL, nil
+	}
+	if c.base == nil {
+		return "", artmesh.E(artmesh.Op(r.op), artmesh.Invalid, "the API base URL is malformed: give it as http://HOST:PORT")
+	}
+	target := c.base.String() + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	return target, nil
+}
+
+// hostOf returns the scheme and host of a URL, for messages.
+func (c *Client) hostOf(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return target
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// isUnreachable reports whether err means that no connection could be made.
+func isUnreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// call performs r with in (when not nil) as the JSON body and decodes a
+// JSON answer into out (when not nil).
+func (c *Client) call(ctx context.Context, r request, in, out any) error {
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return artmesh.E(artmesh.Op(r.op), artmesh.Invalid, "encoding the request", err)
+		}
+		r.body, r.size = bytes.NewReader(data), int64(len(data))
+		if r.header == nil {
+			r.header = http.Header{}
+		}
+		r.header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: decoding the %s answer: %w", r.op, resp.Status, err)
+	}
+	return nil
+}
+
+// escape escapes one path segment.
+func escape(s string) string { return url.PathEscape(s) }
+
+// metadataHeader encodes m for the Artifact-Metadata header: compact JSON
+// with UTF-8 kept as it is (header values may carry it as opaque bytes, and
+// Go servers read it back unchanged) and without HTML escaping, so that the
+// node stores the values' text as the caller wrote it.
+func metadataHeader(m artmesh.Metadata) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// items is the {"items": [...]} shape of the API's unpaged lists.
+type items[T any] struct {
+	Items []T `json:"items"`
+}

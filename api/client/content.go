@@ -1,0 +1,116 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/artmesh/artmesh"
+)
+
+// DownloadOptions selects what Download returns.
+type DownloadOptions struct {
+	// Version is the version to read; 0 means the current one.
+	Version int
+	// Offset and Length select a byte range: Length bytes from Offset, or
+	// everything from Offset when Length is 0. With both 0 the whole
+	// content is sent. A range is answered with a partial Content.
+	Offset, Length int64
+	// IfNoneMatch is a CID the caller already holds; when it is the
+	// version's, the answer is a Content with NotModified set and an empty
+	// body.
+	IfNoneMatch string
+}
+
+// Content is a streamed download. The caller must close Body.
+type Content struct {
+	Body        io.ReadCloser
+	Size        int64  // bytes in Body (Content-Length); -1 when not sent
+	TotalSize   int64  // bytes of the whole version; -1 when not known
+	ContentType string // the version's type
+	CID         string // the version's CID, from the ETag
+	Version     int    // the version sent, from Artifact-Version; 0 when not sent
+	Filename    string // from Content-Disposition; "" when not sent
+	Partial     bool   // the answer is a byte range (206)
+	Offset      int64  // where Body starts in the content, for a partial answer
+	NotModified bool   // IfNoneMatch named this version (304); Body is empty
+}
+
+// Download opens the content of the artifact id
+// (GET /v1/artifacts/{id}/content[?version=N]) and returns it as a stream.
+func (c *Client) Download(ctx context.Context, id artmesh.ArtifactID, opt DownloadOptions) (*Content, error) {
+	r := request{op: "client.Download", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/content"}
+	if opt.Version > 0 {
+		r.query = url.Values{"version": {strconv.Itoa(opt.Version)}}
+	}
+	return c.download(ctx, r, opt)
+}
+
+// DownloadSigned opens content through a capability token
+// (GET /v1/cap/{token}), without the client's API key. capability is
+// either the token itself, fetched from this client's node, or the full
+// URL that CreateSignedURL returned, fetched from wherever it points.
+// opt.Version is ignored: the token names what it grants.
+func (c *Client) DownloadSigned(ctx context.Context, capability string, opt DownloadOptions) (*Content, error) {
+	r := request{op: "client.DownloadSigned", method: http.MethodGet, noAuth: true}
+	if strings.Contains(capability, "/") {
+		r.rawURL = capability
+	} else {
+		r.path = "/v1/cap/" + escape(capability)
+	}
+	return c.download(ctx, r, opt)
+}
+
+func (c *Client) download(ctx context.Context, r request, opt DownloadOptions) (*Content, error) {
+	r.header = http.Header{}
+	if opt.Offset < 0 || opt.Length < 0 {
+		return nil, artmesh.E(artmesh.Op(r.op), artmesh.Invalid, "a byte range needs a non-negative offset and length")
+	}
+	if opt.Offset > 0 || opt.Length > 0 {
+		rng := fmt.Sprintf("bytes=%d-", opt.Offset)
+		if opt.Length > 0 {
+			rng += strconv.FormatInt(opt.Offset+opt.Length-1, 10)
+		}
+		r.header.Set("Range", rng)
+	}
+	if opt.IfNoneMatch != "" {
+		r.header.Set("If-None-Match", `"`+opt.IfNoneMatch+`"`)
+	}
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	h := resp.Header
+	ct := &Content{
+		Body:        resp.Body,
+		Size:        resp.ContentLength,
+		TotalSize:   resp.ContentLength,
+		ContentType: h.Get("Content-Type"),
+		CID:         strings.Trim(strings.TrimPrefix(h.Get("ETag"), "W/"), `"`),
+		Partial:     resp.StatusCode == http.StatusPartialContent,
+		NotModified: resp.StatusCode == http.StatusNotModified,
+	}
+	if v, err := strconv.Atoi(h.Get("Artifact-Version")); err == nil {
+		ct.Version = v
+	}
+	if _, params, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil {
+		ct.Filename = params["filename"]
+	}
+	if ct.NotModified {
+		resp.Body.Close()
+		ct.Body, ct.Size, ct.TotalSize = http.NoBody, 0, -1
+	}
+	if ct.Partial {
+		ct.TotalSize = -1
+		var start, end, total int64
+		if _, err := fmt.Sscanf(h.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total); err == nil {
+			ct.Offset, ct.TotalSize = start, total
+		}
+	}
+	return ct, nil
+}

@@ -1,0 +1,94 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/artmesh/artmesh"
+)
+
+// UploadRequest declares an upload session (POST /v1/uploads).
+type UploadRequest struct {
+	Name        string           `json:"name,omitempty"`
+	ContentType string           `json:"content_type,omitempty"`
+	SizeBytes   int64            `json:"size_bytes"`
+	Metadata    artmesh.Metadata `json:"metadata,omitempty"`
+	// ArtifactID, when set, makes the upload a new version of that
+	// artifact instead of a new artifact.
+	ArtifactID artmesh.ArtifactID `json:"artifact_id,omitempty"`
+}
+
+// Upload is an open upload session.
+type Upload struct {
+	ID        string    `json:"id"`         // "upl_..."
+	URL       string    `json:"url"`        // where the bytes go: .../v1/uploads/{id}/content?token=...
+	ExpiresAt time.Time `json:"expires_at"` // unconfirmed uploads expire then
+}
+
+// CreateUpload opens an upload session for content of a declared size
+// (POST /v1/uploads). Send the bytes with PutUpload, then ConfirmUpload.
+func (c *Client) CreateUpload(ctx context.Context, req UploadRequest) (Upload, error) {
+	var u Upload
+	err := c.call(ctx, request{op: "client.CreateUpload", method: http.MethodPost, path: "/v1/uploads"}, req, &u)
+	return u, err
+}
+
+// UploadOffset asks how many bytes of an upload the node holds
+// (HEAD on the upload URL), so that a broken upload can resume there. It
+// reads the Upload-Offset header, or else Content-Length.
+func (c *Client) UploadOffset(ctx context.Context, uploadURL string) (int64, error) {
+	const op = "client.UploadOffset"
+	resp, err := c.send(ctx, request{op: op, method: http.MethodHead, rawURL: uploadURL, noAuth: true})
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	v := resp.Header.Get("Upload-Offset")
+	if v == "" {
+		if resp.ContentLength < 0 {
+			return 0, fmt.Errorf("%s: the node did not say how many bytes it has", op)
+		}
+		return resp.ContentLength, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: bad Upload-Offset %q", op, v)
+	}
+	return n, nil
+}
+
+// PutUpload sends the bytes of an upload from offset to the end, total
+// bytes in all (PUT on the upload URL, which carries its own token). With
+// offset 0 the body is the whole content; with a larger offset it
+// continues a broken upload with Content-Range: bytes offset-(total-1)/total,
+// and r must yield exactly the bytes from offset on. r is not closed.
+func (c *Client) PutUpload(ctx context.Context, uploadURL string, r io.Reader, offset, total int64) error {
+	const op = "client.PutUpload"
+	if offset < 0 || total < 0 || offset > total {
+		return artmesh.E(artmesh.Op(op), artmesh.Invalid, fmt.Sprintf("offset %d is outside the upload's %d bytes", offset, total))
+	}
+	req := request{op: op, method: http.MethodPut, rawURL: uploadURL, noAuth: true, body: r, size: total - offset}
+	if offset > 0 {
+		req.header = http.Header{"Content-Range": {fmt.Sprintf("bytes %d-%d/%d", offset, total-1, total)}}
+	}
+	return c.call(ctx, req, nil, nil)
+}
+
+// confirmRequest is the body of POST /v1/uploads/{id}/confirm.
+type confirmRequest struct {
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// ConfirmUpload ends the upload id (POST /v1/uploads/{id}/confirm): the node
+// checks the size, and the SHA-256 (hex) when sha256 is not empty, then
+// creates the artifact or version and returns the artifact.
+func (c *Client) ConfirmUpload(ctx context.Context, id, sha256 string) (artmesh.Artifact, error) {
+	var a artmesh.Artifact
+	err := c.call(ctx, request{op: "client.ConfirmUpload", method: http.MethodPost, path: "/v1/uploads/" + escape(id) + "/confirm"},
+		confirmRequest{SHA256: sha256}, &a)
+	return a, err
+}
