@@ -16,8 +16,8 @@ type CreateOptions struct {
 	ContentType string           // the artifact's type; "" lets the node choose (application/octet-stream)
 	Metadata    artmesh.Metadata // optional user metadata
 	// Size is the exact length of the content when known, sent as
-	// Content-Length so that the node can check it; -1 when unknown (the
-	// body is then sent chunked). 0 means an empty artifact.
+	// Content-Length so that the node can check it; -1 (or 0) when
+	// unknown: the body is then sent chunked, to its end.
 	Size int64
 }
 
@@ -84,7 +84,7 @@ func (c *Client) Artifact(ctx context.Context, id artmesh.ArtifactID) (artmesh.A
 type UpdateOptions struct {
 	ContentType string           // the new version's type; "" keeps the current one
 	Metadata    artmesh.Metadata // merged into the artifact's metadata; a null value removes a key
-	Size        int64            // as in CreateOptions: the exact length, or -1 when unknown
+	Size        int64            // as in CreateOptions: the exact length, or -1 (or 0) when unknown
 }
 
 // UpdateArtifact stores the bytes read from r as a new version of the

@@ -114,7 +114,7 @@ type request struct {
 	query  url.Values  // nil for none
 	header http.Header // extra request headers
 	body   io.Reader   // nil for none
-	size   int64       // body length; -1 when not known
+	size   int64       // body length; 0 or -1 when not known
 	noAuth bool        // send no Authorization header
 	rawURL string      // a URL the node handed out, called instead of base+path; absolute, or a path with query on the base URL
 }
@@ -126,21 +126,20 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body := r.body
-	if body != nil {
+	var body io.Reader
+	if r.body != nil {
 		// Hide Close from the transport: the caller owns the reader.
-		body = struct{ io.Reader }{body}
-		if r.size == 0 {
-			body = http.NoBody
-		}
+		body = struct{ io.Reader }{r.body}
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		return nil, artmesh.E(artmesh.Op(r.op), artmesh.Invalid, err)
 	}
 	if r.body != nil {
+		// A known length goes out as Content-Length; anything else
+		// (0 or -1) is sent chunked, which also carries an empty body.
 		req.ContentLength = r.size
-		if r.size < 0 {
+		if r.size <= 0 {
 			req.ContentLength = -1
 		}
 	}

@@ -177,6 +177,7 @@ func TestCreateArtifact(t *testing.T) {
 	}{
 		{"known size", 11, 11, false},
 		{"unknown size", -1, -1, true},
+		{"zero means unknown", 0, -1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,289 @@
+package catalog
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the catalog's Raft state machine (a raft.BatchingFSM). Raft calls
+// ApplyBatch, Snapshot and Restore from one goroutine; reads go to the
+// current store from any goroutine.
+type fsm struct {
+	st      atomic.Pointer[store]
+	applied atomic.Uint64 // index of the last log entry applied (or restored)
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+// newFSM returns a state machine with an empty state.
+func newFSM() (*fsm, error) {
+	s, err := newStore()
+	if err != nil {
+		return nil, err
+	}
+	f := &fsm{}
+	f.st.Store(s)
+	return f, nil
+}
+
+// state returns the current state.
+func (f *fsm) state() *store { return f.st.Load() }
+
+// Apply applies one committed command. Its result, the write's value or an
+// *artmesh.Error for a broken rule, is the future's Response on the node
+// that proposed it.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed log entries in one memdb write transaction,
+// which costs a fraction of one transaction per entry (consecutive inserts
+// share the copied radix tree nodes). Each command checks its rules before
+// writing, so a command that breaks one changes nothing while the others
+// of the batch take effect. Should the database itself fail within a
+// batch, the batch starts over with one transaction per command, so that
+// only the failing command is lost (on every replica alike).
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, len(logs))
+	if len(logs) == 0 {
+		return results
+	}
+	s := f.state()
+	if !applyLogs(s, logs, results) {
+		for i := range logs {
+			applyLogs(s, logs[i:i+1], results[i:i+1])
+		}
+	}
+	f.applied.Store(logs[len(logs)-1].Index)
+	return results
+}
+
+// applyLogs applies the commands of logs to s in one transaction and puts
+// their results in results. It returns false, having changed nothing, if
+// the database failed within a batch of more than one entry; a single
+// entry whose database write failed has that error as its result.
+func applyLogs(s *store, logs []*raft.Log, results []any) bool {
+	tx := s.db.Txn(true)
+	defer tx.Abort()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		res := applyCommand(tx, l.Data)
+		if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
+			if len(logs) > 1 {
+				return false
+			}
+			results[i] = res
+			return true // tx is aborted
+		}
+		results[i] = res
+	}
+	tx.Commit()
+	return true
+}
+
+// Snapshot captures the current state: a memdb read transaction is an
+// immutable view, so writes may go on while Persist writes it out.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{tx: f.state().db.Txn(false), index: f.applied.Load()}, nil
+}
+
+// Restore replaces the state with the one of a snapshot: it builds a new
+// store from the records and swaps it in, so readers see either the old
+// state or the new one.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, index, err := readSnapshot(bufio.NewReaderSize(rc, 64<<10))
+	if err != nil {
+		return fmt.Errorf("catalog: restore snapshot: %w", err)
+	}
+	f.st.Store(s)
+	f.applied.Store(index)
+	return nil
+}
+
+// The snapshot format: the magic text, the format version byte, the
+// applied index as 8 big-endian bytes, then records, each a record type
+// byte, the length of its JSON as a uvarint, and the JSON of a table row;
+// last, an end record (its type byte alone), so that a cut-off snapshot is
+// detected. Record types, like command types, never change.
+const (
+	snapshotMagic   = "artmesh-catalog\n"
+	snapshotVersion = 1
+
+	recordEnd      byte = 0
+	recordArtifact byte = 1
+	recordVersion  byte = 2
+	recordAgent    byte = 3
+	recordGroup    byte = 4
+)
+
+// restoreBatch is how many records Restore inserts per transaction, to
+// bound the bookkeeping of one memdb transaction.
+const restoreBatch = 8192
+
+// fsmSnapshot is a point-in-time view of the state being written out.
+type fsmSnapshot struct {
+	tx    *memdb.Txn
+	index uint64
+}
+
+// Persist writes the snapshot to sink as typed records.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("catalog: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release ends the snapshot's read transaction.
+func (s *fsmSnapshot) Release() { s.tx.Abort() }
+
+func (s *fsmSnapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	hdr := append([]byte(snapshotMagic), snapshotVersion)
+	if _, err := bw.Write(binary.BigEndian.AppendUint64(hdr, s.index)); err != nil {
+		return err
+	}
+	tables := []struct {
+		name string
+		typ  byte
+	}{
+		{tableAgents, recordAgent},
+		{tableGroups, recordGroup},
+		{tableArtifacts, recordArtifact},
+		{tableVersions, recordVersion},
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	for _, t := range tables {
+		it, err := s.tx.Get(t.name, indexID)
+		if err != nil {
+			return err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			data, err := json.Marshal(raw)
+			if err != nil {
+				return fmt.Errorf("encode %s row: %w", t.name, err)
+			}
+			if err := bw.WriteByte(t.typ); err != nil {
+				return err
+			}
+			if _, err := bw.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(data)))); err != nil {
+				return err
+			}
+			if _, err := bw.Write(data); err != nil {
+				return err
+			}
+		}
+	}
+	if err := bw.WriteByte(recordEnd); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// maxRecordBytes bounds one snapshot record, as a guard against a corrupt
+// length.
+const maxRecordBytes = 64 << 20
+
+// readSnapshot builds a new store from a snapshot written by Persist and
+// returns it with the snapshot's applied index.
+func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
+	hdr := make([]byte, len(snapshotMagic)+1+8)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, 0, fmt.Errorf("read header: %w", err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, 0, errors.New("not a catalog snapshot")
+	}
+	if v := hdr[len(snapshotMagic)]; v != snapshotVersion {
+		return nil, 0, fmt.Errorf("unknown snapshot format version %d", v)
+	}
+	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:])
+
+	s, err := newStore()
+	if err != nil {
+		return nil, 0, err
+	}
+	tx := s.db.Txn(true)
+	defer func() { tx.Abort() }()
+	owned := make(map[artmesh.AgentID]int) // the derived owned table
+	n := 0
+	var data []byte
+	for {
+		typ, err := r.ReadByte()
+		if err != nil {
+			return nil, 0, fmt.Errorf("read record: %w", noEOF(err))
+		}
+		if typ == recordEnd {
+			break
+		}
+		size, err := binary.ReadUvarint(r)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read record length: %w", noEOF(err))
+		}
+		if size > maxRecordBytes {
+			return nil, 0, fmt.Errorf("record of %d bytes is too large", size)
+		}
+		if uint64(cap(data)) < size {
+			data = make([]byte, size)
+		}
+		data = data[:size]
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, 0, fmt.Errorf("read record: %w", noEOF(err))
+		}
+		var table string
+		var row any
+		switch typ {
+		case recordArtifact:
+			table, row = tableArtifacts, &artifactRow{}
+		case recordVersion:
+			table, row = tableVersions, &versionRow{}
+		case recordAgent:
+			table, row = tableAgents, &agentRow{}
+		case recordGroup:
+			table, row = tableGroups, &groupRow{}
+		default:
+			return nil, 0, fmt.Errorf("unknown record type %d", typ)
+		}
+		if err := json.Unmarshal(data, row); err != nil {
+			return nil, 0, fmt.Errorf("decode %s record: %w", table, err)
+		}
+		if err := tx.Insert(table, row); err != nil {
+			return nil, 0, fmt.Errorf("insert %s record: %w", table, err)
+		}
+		if a, ok := row.(*artifactRow); ok {
+			owned[a.Owner]++
+		}
+		if n++; n%restoreBatch == 0 {
+			tx.Commit()
+			tx = s.db.Txn(true)
+		}
+	}
+	for owner, n := range owned {
+		if err := tx.Insert(tableOwned, &ownedRow{Owner: owner, Artifacts: n}); err != nil {
+			return nil, 0, fmt.Errorf("count artifacts: %w", err)
+		}
+	}
+	tx.Commit()
+	return s, index, nil
+}
+
+// noEOF turns an end of input inside a snapshot into an unexpected one.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,140 @@
+package catalog
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// hclogAdapter bridges the hclog.Logger that raft and raft-wal log to into
+// a *slog.Logger. Raft is chatty at Info (elections, snapshots), so its
+// Trace, Debug and Info records become slog Debug records; Warn and Error
+// stay as they are. A default slog handler (Info and up) thus shows only
+// raft's warnings and errors.
+type hclogAdapter struct {
+	base    *slog.Logger // the logger given, without name or implied args
+	l       *slog.Logger // base with the name and implied args
+	name    string
+	implied []any
+}
+
+var _ hclog.Logger = (*hclogAdapter)(nil)
+
+// newHCLog returns an hclog.Logger that writes into l.
+func newHCLog(l *slog.Logger, name string) hclog.Logger {
+	return newAdapter(l, name, nil)
+}
+
+func newAdapter(base *slog.Logger, name string, implied []any) *hclogAdapter {
+	l := base
+	if name != "" {
+		l = l.With("logger", name)
+	}
+	if len(implied) > 0 {
+		l = l.With(implied...)
+	}
+	return &hclogAdapter{base: base, l: l, name: name, implied: implied}
+}
+
+func slogLevel(level hclog.Level) slog.Level {
+	switch level {
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	default:
+		return slog.LevelDebug
+	}
+}
+
+// Log implements hclog.Logger.
+func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Off {
+		return
+	}
+	a.l.Log(context.Background(), slogLevel(level), msg, args...)
+}
+
+// Trace implements hclog.Logger.
+func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
+
+// Debug implements hclog.Logger.
+func (a *hclogAdapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
+
+// Info implements hclog.Logger.
+func (a *hclogAdapter) Info(msg string, args ...any) { a.Log(hclog.Info, msg, args...) }
+
+// Warn implements hclog.Logger.
+func (a *hclogAdapter) Warn(msg string, args ...any) { a.Log(hclog.Warn, msg, args...) }
+
+// Error implements hclog.Logger.
+func (a *hclogAdapter) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
+
+func (a *hclogAdapter) enabled(level hclog.Level) bool {
+	return a.l.Enabled(context.Background(), slogLevel(level))
+}
+
+// IsTrace implements hclog.Logger.
+func (a *hclogAdapter) IsTrace() bool { return a.enabled(hclog.Trace) }
+
+// IsDebug implements hclog.Logger.
+func (a *hclogAdapter) IsDebug() bool { return a.enabled(hclog.Debug) }
+
+// IsInfo implements hclog.Logger.
+func (a *hclogAdapter) IsInfo() bool { return a.enabled(hclog.Info) }
+
+// IsWarn implements hclog.Logger.
+func (a *hclogAdapter) IsWarn() bool { return a.enabled(hclog.Warn) }
+
+// IsError implements hclog.Logger.
+func (a *hclogAdapter) IsError() bool { return a.enabled(hclog.Error) }
+
+// ImpliedArgs implements hclog.Logger.
+func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
+
+// With implements hclog.Logger.
+func (a *hclogAdapter) With(args ...any) hclog.Logger {
+	return newAdapter(a.base, a.name, append(append([]any(nil), a.implied...), args...))
+}
+
+// Name implements hclog.Logger.
+func (a *hclogAdapter) Name() string { return a.name }
+
+// Named implements hclog.Logger.
+func (a *hclogAdapter) Named(name string) hclog.Logger {
+	if a.name != "" {
+		name = a.name + "." + name
+	}
+	return a.ResetNamed(name)
+}
+
+// ResetNamed implements hclog.Logger.
+func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
+	return newAdapter(a.base, name, a.implied)
+}
+
+// SetLevel implements hclog.Logger; the slog handler decides the level.
+func (a *hclogAdapter) SetLevel(hclog.Level) {}
+
+// GetLevel implements hclog.Logger.
+func (a *hclogAdapter) GetLevel() hclog.Level {
+	for _, l := range []hclog.Level{hclog.Trace, hclog.Warn, hclog.Error} {
+		if a.enabled(l) {
+			return l
+		}
+	}
+	return hclog.Off
+}
+
+// StandardLogger implements hclog.Logger.
+func (a *hclogAdapter) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
+	return slog.NewLogLogger(a.l.Handler(), slog.LevelDebug)
+}
+
+// StandardWriter implements hclog.Logger.
+func (a *hclogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+	return a.StandardLogger(opts).Writer()
+}

@@ -1,0 +1,139 @@
+package catalog
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+)
+
+// fill gives h a state with every kind of row: agents with and without
+// keys, groups, artifacts with several versions (some deleted), metadata
+// and grants.
+func fill(h *testFSM) []artmesh.ArtifactID {
+	h.agent("alice", "team")
+	h.agent("bob", "team", "ops")
+	h.must(CreateAgent{Agent: artmesh.Agent{ID: "carol", Admin: true, CreatedAt: testBase}})
+	h.must(putGroupCmd{Name: "empty"})
+	var out []artmesh.ArtifactID
+	for i := range 20 {
+		owner := artmesh.AgentID("alice")
+		if i%3 == 0 {
+			owner = "bob"
+		}
+		a := h.create(owner, "f", "text/plain", md("i", jsonInt(i), "even", jsonInt(i%2)))
+		out = append(out, a.ID)
+		if i%4 == 0 {
+			for v := range 3 {
+				h.must(AddVersion{ArtifactID: a.ID, By: owner, Metadata: md("v", jsonInt(v)), CID: "c" + jsonInt(v), At: testBase.Add(time.Hour)})
+			}
+			h.must(DeleteVersion{ArtifactID: a.ID, Version: 4, At: testBase.Add(2 * time.Hour)})
+		}
+		switch i % 5 {
+		case 1:
+			h.must(shareCmd{ID: a.ID, Agents: []artmesh.AgentID{"carol"}})
+		case 2:
+			h.must(shareCmd{ID: a.ID, Groups: []string{"team", "ops"}})
+		}
+	}
+	return out
+}
+
+// dump returns everything the reads of s show, for comparing states.
+func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	must := func(key string, v any, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		out[key] = v
+	}
+	for _, id := range arts {
+		a, err := s.artifact(id)
+		must("artifact "+string(id), a, err)
+		vs, err := s.versions(id)
+		must("versions "+string(id), vs, err)
+		acc, err := s.access(id)
+		must("access "+string(id), acc, err)
+	}
+	for _, agent := range []artmesh.AgentID{"alice", "bob", "carol"} {
+		p, err := s.list(agent, artmesh.Filter{Limit: 1000})
+		must("list "+string(agent), p, err)
+		p, err = s.list(agent, artmesh.Filter{Meta: []artmesh.MetaMatch{{Key: "even", Value: "1"}}})
+		must("list meta "+string(agent), p, err)
+		p, err = s.listShared(agent, artmesh.Filter{})
+		must("shared "+string(agent), p, err)
+		a, err := s.agentByKeyHash("hash-" + string(agent))
+		if agent == "carol" {
+			err = nil
+		}
+		must("by key "+string(agent), a, err)
+	}
+	agents, err := s.agents()
+	must("agents", agents, err)
+	groups, err := s.groups()
+	must("groups", groups, err)
+	cids, err := s.liveCIDs()
+	must("cids", cids, err)
+	return out
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	h := newTestFSM(t)
+	arts := fill(h)
+	before := dump(t, h.st(), arts)
+
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes after the snapshot was taken are not in it.
+	h.must(deleteArtifactCmd{ID: arts[0]})
+	var sink bufferSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	if !sink.closed || sink.cancelled {
+		t.Fatalf("sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
+	}
+	data := sink.Bytes()
+
+	r := newTestFSM(t)
+	r.agent("stale") // Restore replaces whatever was there
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		t.Fatal(err)
+	}
+	after := dump(t, r.st(), arts)
+	if !reflect.DeepEqual(before, after) {
+		for k := range before {
+			if !reflect.DeepEqual(before[k], after[k]) {
+				t.Errorf("%s:\n before %+v\n after  %+v", k, before[k], after[k])
+			}
+		}
+		t.Fatal("restored state differs")
+	}
+	if got, want := r.f.applied.Load(), h.index-1; got != want {
+		t.Fatalf("restored applied index = %d, want %d", got, want)
+	}
+	// The restored state goes on applying commands, numbering included.
+	r.index = h.index
+	v := r.must(AddVersion{ArtifactID: arts[0], By: "bob", CID: "next", At: testBase.Add(3 * time.Hour)}).(artmesh.Artifact)
+	if v.Version != 5 {
+		t.Fatalf("version after restore = %d, want 5 (4 was deleted)", v.Version)
+	}
+
+	// A cut-off or foreign snapshot is refused and leaves the state alone.
+	for _, bad := range [][]byte{data[:len(data)-1], data[:len(data)/2], []byte("hello"), nil} {
+		if err := r.f.Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
+			t.Fatalf("restore of %d bytes of %d succeeded", len(bad), len(data))
+		}
+	}
+	if a, err := r.st().artifact(arts[0]); err != nil || a.Version != 5 {
+		t.Fatalf("state after failed restores: %+v, %v", a, err)
+	}
+}

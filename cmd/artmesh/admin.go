@@ -1,0 +1,311 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+// agentIDs converts command arguments to agent ids.
+func agentIDs(args []string) []artmesh.AgentID {
+	ids := make([]artmesh.AgentID, len(args))
+	for i, a := range args {
+		ids[i] = artmesh.AgentID(a)
+	}
+	return ids
+}
+
+// yesNo formats a flag.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// parentCmd returns a command that only groups subcommands.
+func parentCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: groupRunE}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+func (c *cli) agentCmd() *cobra.Command {
+	var groups []string
+	var admin bool
+	add := &cobra.Command{
+		Use:   "add ID",
+		Short: "Add an agent and print its API key, shown only this once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			ak, err := api.CreateAgent(cmd.Context(), artmesh.AgentID(args[0]), groups, admin)
+			if err != nil {
+				return err
+			}
+			return c.printAgentKey(ak)
+		},
+	}
+	add.Flags().StringSliceVar(&groups, "group", nil, "a group the agent is a member of (repeatable, or comma-separated)")
+	add.Flags().BoolVar(&admin, "admin", false, "make the agent an admin (it may manage agents and groups)")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the agents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			as, err := api.Agents(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, items(as))
+			}
+			rows := make([][]string, 0, len(as))
+			for _, a := range as {
+				rows = append(rows, []string{string(a.ID), yesNo(a.Admin), joinOrDash(a.Groups), shortTime(a.CreatedAt)})
+			}
+			return table(c.stdout, []string{"ID", "ADMIN", "GROUPS", "CREATED"}, rows)
+		},
+	}
+
+	rm := &cobra.Command{
+		Use:   "rm ID",
+		Short: "Remove an agent; its keys stop working",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := api.DeleteAgent(cmd.Context(), artmesh.AgentID(args[0])); err != nil {
+				return err
+			}
+			c.say("removed agent %s", args[0])
+			return nil
+		},
+	}
+
+	rotate := &cobra.Command{
+		Use:   "rotate ID",
+		Short: "Give an agent a new API key, shown only this once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			ak, err := api.RotateKey(cmd.Context(), artmesh.AgentID(args[0]))
+			if err != nil {
+				return err
+			}
+			return c.printAgentKey(ak)
+		},
+	}
+	return parentCmd("agent", "Manage agents (admins only)", add, ls, rm, rotate)
+}
+
+// printAgentKey prints an agent with its new key, and on stderr that the
+// key is shown only now.
+func (c *cli) printAgentKey(ak client.AgentKey) error {
+	if c.jsonOut {
+		return printJSON(c.stdout, ak)
+	}
+	if err := fields(c.stdout,
+		"agent", string(ak.ID),
+		"admin", yesNo(ak.Admin),
+		"groups", joinOrDash(ak.Groups),
+		"api key", ak.APIKey,
+	); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "The API key is shown only now: keep it safe. The agent uses it as %s=<key> or as Authorization: Bearer <key>.\n", envAPIKey)
+	return nil
+}
+
+func (c *cli) groupCmd() *cobra.Command {
+	var members []string
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Create a group",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			gs, err := api.Groups(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, g := range gs {
+				if g.Name == args[0] {
+					return fmt.Errorf("group %s exists: set its members with `artmesh group members %s AGENT...`", args[0], args[0])
+				}
+			}
+			return c.putGroup(cmd, args[0], members)
+		},
+	}
+	add.Flags().StringSliceVar(&members, "member", nil, "an agent in the group (repeatable, or comma-separated)")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the groups",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			gs, err := api.Groups(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, items(gs))
+			}
+			rows := make([][]string, 0, len(gs))
+			for _, g := range gs {
+				rows = append(rows, []string{g.Name, joinOrDash(g.Members)})
+			}
+			return table(c.stdout, []string{"NAME", "MEMBERS"}, rows)
+		},
+	}
+
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a group",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := api.DeleteGroup(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			c.say("removed group %s", args[0])
+			return nil
+		},
+	}
+
+	setMembers := &cobra.Command{
+		Use:   "members NAME [AGENT...]",
+		Short: "Set a group's members (none empties it)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.putGroup(cmd, args[0], args[1:])
+		},
+	}
+	return parentCmd("group", "Manage groups of agents (admins only)", add, ls, rm, setMembers)
+}
+
+// putGroup sets a group's members and prints the group.
+func (c *cli) putGroup(cmd *cobra.Command, name string, members []string) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	g, err := api.PutGroup(cmd.Context(), name, agentIDs(members))
+	if err != nil {
+		return err
+	}
+	if c.jsonOut {
+		return printJSON(c.stdout, g)
+	}
+	return fields(c.stdout, "group", g.Name, "members", joinOrDash(g.Members))
+}
+
+func (c *cli) repoCmd() *cobra.Command {
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove the blocks that nothing references any more",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := api.RepoGC(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, r)
+			}
+			fmt.Fprintf(c.stdout, "removed %d blocks (%s) in %s\n", r.BlocksRemoved, humanBytes(r.BytesRemoved),
+				(time.Duration(r.DurationMS) * time.Millisecond).String())
+			if r.PacksRemoved > 0 || r.DiskBytesFreed > 0 {
+				fmt.Fprintf(c.stdout, "freed %s of disk, %d pack files\n", humanBytes(r.DiskBytesFreed), r.PacksRemoved)
+			}
+			return nil
+		},
+	}
+	stat := &cobra.Command{
+		Use:   "stat",
+		Short: "Show the size of the node's block store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			s, err := api.RepoStat(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, s)
+			}
+			return fields(c.stdout,
+				"path", orDash(s.Path),
+				"blocks", strconv.FormatInt(s.Blocks, 10),
+				"data", fmt.Sprintf("%s (%d bytes)", humanBytes(s.Bytes), s.Bytes),
+				"packs", strconv.Itoa(s.Packs),
+				"on disk", fmt.Sprintf("%s (%d bytes)", humanBytes(s.PackBytes), s.PackBytes),
+			)
+		},
+	}
+	return parentCmd("repo", "Look after the node's block store (admins only)", gc, stat)
+}
+
+func (c *cli) nodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "node",
+		Short: "Show the node: peer id, addresses, version, API URL",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			n, err := api.Node(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, n)
+			}
+			return fields(c.stdout,
+				"peer id", orDash(n.PeerID),
+				"version", orDash(n.Version),
+				"api", orDash(n.APIURL),
+				"addresses", orDash(strings.Join(n.Addresses, " ")),
+				"started", longTime(n.StartedAt),
+			)
+		},
+	}
+}

@@ -1,0 +1,393 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+// maxSnippetArg is the most a snippet read from stdin may hold.
+const maxSnippetArg = 64 << 20
+
+// artifactCmds returns the commands on artifacts: put, snippet, get, info,
+// ls, shared, versions, update, rm.
+func (c *cli) artifactCmds() []*cobra.Command {
+	return []*cobra.Command{
+		c.putCmd(), c.snippetCmd(), c.getCmd(), c.infoCmd(), c.lsCmd(false), c.lsCmd(true),
+		c.versionsCmd(), c.updateCmd(), c.rmCmd(),
+	}
+}
+
+// printArtifactOut prints an artifact as JSON or text.
+func (c *cli) printArtifactOut(a artmesh.Artifact) error {
+	if c.jsonOut {
+		return printJSON(c.stdout, a)
+	}
+	return printArtifact(c.stdout, a)
+}
+
+func (c *cli) putCmd() *cobra.Command {
+	var name, typ string
+	var meta []string
+	cmd := &cobra.Command{
+		Use:   "put FILE",
+		Short: "Store a file as a new artifact (FILE - reads stdin)",
+		Long: `Store a file as a new artifact and print it, its id on the first line.
+
+The name defaults to the file's base name, the type to the one its
+extension suggests (else application/octet-stream). --meta KEY=VALUE sets
+metadata; a VALUE that is valid JSON is stored as that JSON (year=2025 is a
+number), anything else as a string.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			if name == "" {
+				if path == "-" {
+					return usageErrorf("give the artifact a --name when reading stdin")
+				}
+				name = filepath.Base(path)
+			}
+			if typ == "" {
+				typ = contentTypeFor(name)
+			}
+			m, err := parseMeta(meta)
+			if err != nil {
+				return err
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			in, size, err := openInput(path, c.stdin)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			p := c.newProgress(size, "put "+name)
+			a, err := api.CreateArtifact(cmd.Context(), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size})
+			p.done(err)
+			if err != nil {
+				return err
+			}
+			return c.printArtifactOut(a)
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
+	cmd.Flags().StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	return cmd
+}
+
+func (c *cli) snippetCmd() *cobra.Command {
+	var meta []string
+	cmd := &cobra.Command{
+		Use:   "snippet NAME JSON",
+		Short: "Store a JSON value as a new application/json artifact (JSON - reads stdin)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data := []byte(args[1])
+			if args[1] == "-" {
+				var err error
+				if data, err = io.ReadAll(io.LimitReader(c.stdin, maxSnippetArg+1)); err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				if len(data) > maxSnippetArg {
+					return fmt.Errorf("the snippet on stdin is over %s: store it with put", humanBytes(maxSnippetArg))
+				}
+			}
+			if !json.Valid(data) {
+				return usageErrorf("the snippet is not valid JSON")
+			}
+			m, err := parseMeta(meta)
+			if err != nil {
+				return err
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := api.CreateSnippet(cmd.Context(), args[0], json.RawMessage(data), m)
+			if err != nil {
+				return err
+			}
+			return c.printArtifactOut(a)
+		},
+	}
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	return cmd
+}
+
+func (c *cli) getCmd() *cobra.Command {
+	var out string
+	var version int
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Download an artifact's content to stdout or a file",
+		Long: `Download an artifact's content to stdout, or with -o to a file. The file
+is written under a temporary name and renamed once complete, so a failed
+download leaves nothing behind. -o DIR writes DIR/<artifact name>.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version < 0 {
+				return usageErrorf("--version must be 1 or more")
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			id := artmesh.ArtifactID(args[0])
+			ct, err := api.Download(cmd.Context(), id, client.DownloadOptions{Version: version})
+			if err != nil {
+				return err
+			}
+			defer ct.Body.Close()
+			p := c.newProgress(ct.Size, "get "+args[0])
+			body := p.reader(ct.Body)
+			if out == "" || out == "-" {
+				err = copyExact(c.stdout, body, ct.Size)
+			} else {
+				err = writeAtomic(outputPath(out, ct.Filename, args[0]), body, ct.Size)
+			}
+			p.done(err)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file (or into this folder) instead of stdout")
+	cmd.Flags().IntVar(&version, "version", 0, "the version to get (default: the current one)")
+	return cmd
+}
+
+func (c *cli) infoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info ID",
+		Short: "Show an artifact",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := api.Artifact(cmd.Context(), artmesh.ArtifactID(args[0]))
+			if err != nil {
+				return err
+			}
+			return c.printArtifactOut(a)
+		},
+	}
+}
+
+// filterFlags are the listing flags of ls and shared.
+type filterFlags struct {
+	typ, name     string
+	meta          []string
+	limit, offset int
+}
+
+func (f *filterFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.typ, "type", "", "only this content type")
+	fl.StringVar(&f.name, "name", "", "only artifacts with this name")
+	fl.StringArrayVar(&f.meta, "meta", nil, "only artifacts whose metadata KEY is VALUE (repeatable; all must match)")
+	fl.IntVar(&f.limit, "limit", 0, fmt.Sprintf("at most this many (default %d, at most %d)", artmesh.DefaultListLimit, artmesh.MaxListLimit))
+	fl.IntVar(&f.offset, "offset", 0, "skip this many first")
+}
+
+func (f *filterFlags) filter() (artmesh.Filter, error) {
+	if f.limit < 0 || f.limit > artmesh.MaxListLimit {
+		return artmesh.Filter{}, usageErrorf("--limit must be from 1 to %d", artmesh.MaxListLimit)
+	}
+	if f.offset < 0 {
+		return artmesh.Filter{}, usageErrorf("--offset must not be negative")
+	}
+	mm, err := parseMetaFilter(f.meta)
+	if err != nil {
+		return artmesh.Filter{}, err
+	}
+	return artmesh.Filter{ContentType: f.typ, Name: f.name, Meta: mm, Limit: f.limit, Offset: f.offset}, nil
+}
+
+// lsCmd is `ls` (the caller's own artifacts) or, with shared, `shared`.
+func (c *cli) lsCmd(shared bool) *cobra.Command {
+	var ff filterFlags
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List your artifacts, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			list := api.ListArtifacts
+			if shared {
+				list = api.ListShared
+			}
+			page, err := list(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if page.Items == nil {
+				page.Items = []artmesh.Artifact{}
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, page)
+			}
+			return c.printPage(page, shared)
+		},
+	}
+	if shared {
+		cmd.Use, cmd.Short = "shared", "List the artifacts shared with you, directly or through a group"
+	}
+	ff.add(cmd)
+	return cmd
+}
+
+// printPage prints a page of artifacts as a table.
+func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
+	if len(p.Items) == 0 {
+		if p.Total > 0 {
+			fmt.Fprintf(c.stderr, "no artifacts at offset %d of %d\n", p.Offset, p.Total)
+		} else {
+			fmt.Fprintln(c.stderr, "no artifacts")
+		}
+		return nil
+	}
+	header := []string{"ID", "NAME", "TYPE", "SIZE", "VERSION", "UPDATED"}
+	if owner {
+		header = []string{"ID", "NAME", "OWNER", "TYPE", "SIZE", "VERSION", "UPDATED"}
+	}
+	rows := make([][]string, 0, len(p.Items))
+	for _, a := range p.Items {
+		row := []string{string(a.ID), a.Name, orDash(a.ContentType), humanBytes(a.SizeBytes), strconv.Itoa(a.Version), shortTime(a.UpdatedAt)}
+		if owner {
+			row = append(row[:2], append([]string{string(a.Owner)}, row[2:]...)...)
+		}
+		rows = append(rows, row)
+	}
+	if err := table(c.stdout, header, rows); err != nil {
+		return err
+	}
+	if end := p.Offset + len(p.Items); end < p.Total {
+		fmt.Fprintf(c.stderr, "showing %d-%d of %d; next page: --offset %d\n", p.Offset+1, end, p.Total, end)
+	}
+	return nil
+}
+
+func (c *cli) versionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "versions ID",
+		Short: "List an artifact's versions, oldest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			vs, err := api.Versions(cmd.Context(), artmesh.ArtifactID(args[0]))
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, items(vs))
+			}
+			rows := make([][]string, 0, len(vs))
+			for _, v := range vs {
+				rows = append(rows, []string{strconv.Itoa(v.Version), humanBytes(v.SizeBytes), orDash(v.ContentType),
+					shortTime(v.CreatedAt), orDash(string(v.CreatedBy)), v.CID})
+			}
+			return table(c.stdout, []string{"VERSION", "SIZE", "TYPE", "CREATED", "BY", "CID"}, rows)
+		},
+	}
+}
+
+func (c *cli) updateCmd() *cobra.Command {
+	var typ string
+	var meta []string
+	cmd := &cobra.Command{
+		Use:   "update ID FILE",
+		Short: "Store a file as a new version of an artifact (FILE - reads stdin)",
+		Long: `Store a file as a new version of an artifact and print the artifact.
+
+--type sets the new version's content type; without it the current type is
+kept. --meta KEY=VALUE is merged into the artifact's metadata (KEY=null
+removes KEY).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := parseMeta(meta)
+			if err != nil {
+				return err
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			in, size, err := openInput(args[1], c.stdin)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			p := c.newProgress(size, "update "+args[0])
+			a, err := api.UpdateArtifact(cmd.Context(), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size})
+			p.done(err)
+			if err != nil {
+				return err
+			}
+			return c.printArtifactOut(a)
+		},
+	}
+	cmd.Flags().StringVar(&typ, "type", "", "the new version's content type (default: keep the current one)")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE to merge in (repeatable; VALUE is JSON when it parses as JSON)")
+	return cmd
+}
+
+func (c *cli) rmCmd() *cobra.Command {
+	var version int
+	cmd := &cobra.Command{
+		Use:   "rm ID",
+		Short: "Delete an artifact, or with --version one of its versions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("version") && version < 1 {
+				return usageErrorf("--version must be 1 or more")
+			}
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			id := artmesh.ArtifactID(args[0])
+			if version > 0 {
+				if err := api.DeleteVersion(cmd.Context(), id, version); err != nil {
+					return err
+				}
+				c.say("deleted version %d of %s", version, id)
+				return nil
+			}
+			if err := api.DeleteArtifact(cmd.Context(), id); err != nil {
+				return err
+			}
+			c.say("deleted %s", id)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "delete only this version")
+	return cmd
+}
+
+// say prints a confirmation line in text mode; --json prints nothing for
+// calls whose answer has no body.
+func (c *cli) say(format string, args ...any) {
+	if !c.jsonOut {
+		fmt.Fprintf(c.stdout, format+"\n", args...)
+	}
+}

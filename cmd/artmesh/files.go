@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// defaultContentType is the type of content whose type is not known.
+const defaultContentType = "application/octet-stream"
+
+// contentTypeFor guesses a content type from a file name's extension.
+func contentTypeFor(name string) string {
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		return t
+	}
+	return defaultContentType
+}
+
+// openInput opens a file to upload ("-" is stdin) and returns its size,
+// or -1 when it is not known (a pipe). The caller closes the reader.
+func openInput(path string, stdin io.Reader) (io.ReadCloser, int64, error) {
+	if path == "-" {
+		size := int64(-1)
+		if f, ok := stdin.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				size = st.Size()
+			}
+		}
+		return io.NopCloser(stdin), size, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is a directory: give a file", path)
+	}
+	size := int64(-1)
+	if st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	return f, size, nil
+}
+
+// outputPath returns the file to write a download to: out itself, or,
+// when out is a directory, the artifact's file name inside it (its id when
+// the name is not a plain file name).
+func outputPath(out, filename, id string) string {
+	st, err := os.Stat(out)
+	if err != nil || !st.IsDir() {
+		return out
+	}
+	name := filepath.Base(filepath.FromSlash(filename))
+	if name == "." || name == ".." || name == string(filepath.Separator) || name == "" || strings.ContainsAny(name, `/\`) {
+		name = id
+	}
+	return filepath.Join(out, name)
+}
+
+// writeAtomic writes what r yields to path through a temporary file in the
+// same folder, renamed over path only once all of it is written and
+// synced: a failed or interrupted download leaves no partial file. When
+// size is not negative, r must yield exactly size bytes.
+func writeAtomic(path string, r io.Reader, size int64) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".part-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	n, err := io.Copy(tmp, r)
+	if err != nil {
+		return fmt.Errorf("download of %s failed after %d bytes: %w", path, n, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("download of %s ended after %d of %d bytes", path, n, size)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
+	return nil
+}
+
+// errShort reports a stream that ended before its announced size.
+var errShort = errors.New("the download ended early")
+
+// copyExact copies r to w and checks that size bytes came, when size is
+// not negative.
+func copyExact(w io.Writer, r io.Reader, size int64) error {
+	n, err := io.Copy(w, r)
+	if err != nil {
+		return fmt.Errorf("download failed after %d bytes: %w", n, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("%w: %d of %d bytes", errShort, n, size)
+	}
+	return nil
+}

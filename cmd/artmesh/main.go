@@ -1,0 +1,202 @@
+// Command artmesh runs an artmesh node (init, daemon) and is the command
+// line client of the node's HTTP API (put, get, ls, share, url, agent,
+// group, ...). The client commands talk to the local node through the typed
+// client in api/client.
+//
+// The CLI finds its node by itself: the API URL is --api, else
+// $ARTMESH_API, else the address in the repo ($ARTMESH_PATH, default
+// ~/.artmesh), else http://127.0.0.1:7480; the API key is
+// $ARTMESH_API_KEY, else <repo>/api.key. Errors print as "artmesh: ..." on
+// stderr and exit with status 1; usage errors exit with status 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one kills as usual.
+		<-ctx.Done()
+		stop()
+	}()
+	c := &cli{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		getenv:    os.Getenv,
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	code := c.run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// cli is one run of the command: its streams, environment, global flags
+// and, once a command needs it, the API client.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	stderrTTY      bool // whether progress bars may be drawn on stderr
+
+	apiFlag string // --api
+	jsonOut bool   // --json
+
+	api       *client.Client
+	apiURL    string // the API base URL, once found
+	keySource string // where the API key came from, for messages
+}
+
+// usageError is a mistake in how the command was called: it exits with
+// status 2 and a pointer to --help.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// usageErrorf returns a usageError with a formatted message.
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// run executes the command line args and returns the exit status.
+func (c *cli) run(ctx context.Context, args []string) int {
+	root := c.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(c.stdin)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(c.stderr, "artmesh: %s\n", c.describe(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(c.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return 2
+	}
+	return 1
+}
+
+// describe returns the message to show a person for err.
+func (c *cli) describe(err error) string {
+	var ce *client.Error
+	switch {
+	case errors.Is(err, client.ErrUnreachable):
+		return fmt.Sprintf("cannot reach the artmesh node at %s: is `artmesh daemon` (or `make run`) running?", c.apiURL)
+	case errors.Is(err, context.Canceled):
+		return "interrupted"
+	case errors.As(err, &ce):
+		if ce.Kind() == artmesh.Unauthenticated && c.keySource != "" {
+			return fmt.Sprintf("%s (the API key came from %s)", ce.Message, c.keySource)
+		}
+		return ce.Message
+	}
+	var ae *artmesh.Error
+	if errors.As(err, &ae) && error(ae) == err {
+		return artmesh.Message(err)
+	}
+	return err.Error()
+}
+
+// client returns the API client, finding the node and the key on first use.
+func (c *cli) client() (*client.Client, error) {
+	if c.api != nil {
+		return c.api, nil
+	}
+	repo := repoDir(c.getenv)
+	u, err := apiURL(c.apiFlag, c.getenv, repo)
+	if err != nil {
+		if c.apiFlag != "" {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	c.apiURL = u
+	key, source, err := apiKey(c.getenv, repo)
+	if err != nil {
+		return nil, err
+	}
+	c.keySource = source
+	c.api = client.New(u, key, client.WithUserAgent("artmesh-cli/1"))
+	return c.api, nil
+}
+
+// newRootCmd builds the whole command tree.
+func (c *cli) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "artmesh",
+		Short: "A peer-to-peer, content-addressed artifact mesh for AI agents",
+		Long: `artmesh runs a node (init, daemon) and talks to it (every other command).
+
+The client commands find the node by themselves: the API URL is --api, else
+$ARTMESH_API, else the repo's configured address ($ARTMESH_PATH, default
+~/.artmesh), else http://127.0.0.1:7480. The API key is $ARTMESH_API_KEY,
+else <repo>/api.key.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          groupRunE,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.apiFlag, "api", "", "the node's API URL (default: $ARTMESH_API, else the repo's address, else http://127.0.0.1:7480)")
+	pf.BoolVar(&c.jsonOut, "json", false, "print the API's JSON instead of text")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	root.AddCommand(newInitCmd(), newDaemonCmd())
+	root.AddCommand(c.artifactCmds()...)
+	root.AddCommand(c.sharingCmds()...)
+	root.AddCommand(c.agentCmd(), c.groupCmd(), c.repoCmd(), c.nodeCmd())
+	markUsageErrors(root)
+	return root
+}
+
+// groupRunE runs a command that only groups subcommands: without
+// arguments it shows help, with an unknown one it is a usage error.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageErrorf("%s", msg)
+}
+
+// markUsageErrors makes the argument checks of every command return
+// usage errors.
+func markUsageErrors(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artmesh/artmesh/api"
+	"github.com/artmesh/artmesh/node"
+)
+
+// newInitCmd is `artmesh init`: create a node's repo.
+func newInitCmd() *cobra.Command {
+	var apiAddr, chunking string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create this node's repo ($ARTMESH_PATH or ~/.artmesh): identity, catalog, admin agent",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo := node.DefaultRepo()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking)}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s\nadmin API key written to %s\nstart the node with: artmesh daemon\n",
+				repo, filepath.Join(repo, node.APIKeyFile))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&apiAddr, "api", node.DefaultAPIAddr, "address the HTTP API will listen on")
+	cmd.Flags().StringVar(&chunking, "chunking", string(node.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
+	return cmd
+}
+
+// newDaemonCmd is `artmesh daemon`: run the node in the foreground.
+func newDaemonCmd() *cobra.Command {
+	var apiAddr, logLevel string
+	var initIfNeeded bool
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the node in the foreground until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			repo := node.DefaultRepo()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if initIfNeeded && !node.IsRepo(repo) {
+				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr}); err != nil {
+					return err
+				}
+				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, node.APIKeyFile))
+			}
+			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			l, err := net.Listen("tcp", n.APIAddr())
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s (is another node running? choose another with --api): %w", n.APIAddr(), err)
+			}
+			// Tell scripts and tests where the API really listens (the
+			// address may have been :0).
+			addrFile := filepath.Join(repo, node.APIAddrFile)
+			if err := os.WriteFile(addrFile, []byte(l.Addr().String()+"\n"), 0o600); err != nil {
+				l.Close()
+				return fmt.Errorf("write %s: %w", addrFile, err)
+			}
+			defer os.Remove(addrFile)
+			n.SetAPIListenAddr(l.Addr().String())
+			info := n.Info()
+			log.Info("artmesh node running", "peer_id", info.PeerID, "api", "http://"+l.Addr().String(), "repo", repo)
+			fmt.Fprintf(cmd.OutOrStdout(), "artmesh node %s\nAPI: http://%s\nrepo: %s\n", info.PeerID, l.Addr(), repo)
+			err = api.New(n, log).Serve(ctx, l, 10*time.Second)
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			log.Info("artmesh node stopping")
+			if cerr := n.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&initIfNeeded, "init", false, "initialise the repo first if it does not exist")
+	return cmd
+}
