@@ -159,7 +159,10 @@ func deleteVersionTxn(tx *memdb.Txn, cmd DeleteVersion) (artmesh.Artifact, error
 	if err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
-	if it.Next() == nil || it.Next() == nil {
+	// Two versions at least must exist for one to go.
+	first := it.Next()
+	second := it.Next()
+	if first == nil || second == nil {
 		return artmesh.Artifact{}, errorf(op, artmesh.Conflict,
 			"version %d is the only version of artifact %s; delete the artifact instead", cmd.Version, row.ID)
 	}

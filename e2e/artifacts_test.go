@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -223,6 +222,6 @@ func checkPatterned(t *testing.T, file string, size int64, seed uint64) {
 		t.Fatal(err)
 	}
 	if n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-		t.Fatal(fmt.Sprintf("%s: %d bytes, content differs from what was uploaded", file, n))
+		t.Fatalf("%s: %d bytes, content differs from what was uploaded", file, n)
 	}
 }
