@@ -75,12 +75,22 @@ func (s *Server) routes() {
 		{"GET /v1/groups", s.listGroups},
 		{"PUT /v1/groups/{name}", s.putGroup},
 		{"DELETE /v1/groups/{name}", s.deleteGroup},
+		{"POST /v1/artifacts/{id}/signed-url", s.createSignedURL},
+		{"DELETE /v1/tokens/{token_id}", s.revokeToken},
+		{"POST /v1/uploads", s.createUpload},
+		{"GET /v1/uploads/{id}", s.getUpload},
+		{"DELETE /v1/uploads/{id}", s.deleteUpload},
+		{"POST /v1/uploads/{id}/confirm", s.confirmUpload},
 		{"GET /v1/node", s.nodeInfo},
 		{"POST /v1/repo/gc", s.repoGC},
 		{"GET /v1/repo/stat", s.repoStat},
 	} {
 		s.mux.Handle(rt.pattern, s.authenticated(rt.h))
 	}
+	// Routes that a capability token authorises, with no API key.
+	s.mux.HandleFunc("GET /v1/cap/{token}", s.getCap)
+	s.mux.HandleFunc("PUT /v1/uploads/{id}/content", s.putUpload)
+	s.mux.HandleFunc("HEAD /v1/uploads/{id}/content", s.headUpload)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -282,6 +282,9 @@ func (c *Catalog) isClosed() bool {
 	return c.closed
 }
 
+// IsLeader reports whether this node leads the catalog now.
+func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
+
 // Raft returns the Raft node, for membership changes and observation.
 func (c *Catalog) Raft() *raft.Raft { return c.raft }
 

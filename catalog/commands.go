@@ -53,6 +53,22 @@ func (t commandType) String() string {
 		return "PutGroup"
 	case deleteGroupType:
 		return "DeleteGroup"
+	case createUploadType:
+		return "CreateUpload"
+	case uploadReceivedType:
+		return "UploadReceived"
+	case confirmUploadType:
+		return "ConfirmUpload"
+	case deleteUploadType:
+		return "DeleteUpload"
+	case expireUploadsType:
+		return "ExpireUploads"
+	case issueTokenType:
+		return "IssueToken"
+	case revokeTokenType:
+		return "RevokeToken"
+	case purgeTokensType:
+		return "PurgeTokens"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -221,6 +237,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return applyPutGroup(tx, payload)
 	case deleteGroupType:
 		return applyDeleteGroup(tx, payload)
+	}
+	if res, ok := applyUploadCommand(tx, t, payload); ok {
+		return res
 	}
 	if t&ignoreUnknownTypeFlag != 0 {
 		return nil

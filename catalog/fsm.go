@@ -164,6 +164,8 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tableGroups, recordGroup},
 		{tableArtifacts, recordArtifact},
 		{tableVersions, recordVersion},
+		{tableUploads, recordUpload},
+		{tableTokens, recordToken},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -254,6 +256,10 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableAgents, &agentRow{}
 		case recordGroup:
 			table, row = tableGroups, &groupRow{}
+		case recordUpload:
+			table, row = tableUploads, &Upload{}
+		case recordToken:
+			table, row = tableTokens, &Token{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

@@ -93,6 +93,15 @@ type groupRow struct {
 // schema returns the go-memdb schema of the catalog's state. The indexes
 // are typed (no reflection), so that inserts stay cheap.
 func schema() *memdb.DBSchema {
+	s := baseSchema()
+	for name, t := range uploadTables() {
+		s.Tables[name] = t
+	}
+	return s
+}
+
+// baseSchema is the schema of the artifacts, agents and groups.
+func baseSchema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableArtifacts: {
 			Name: tableArtifacts,

@@ -702,8 +702,8 @@ func (s *store) groups() ([]artmesh.Group, error) {
 	})
 }
 
-// liveCIDs returns every CID that a version of an artifact references,
-// sorted and without duplicates.
+// liveCIDs returns every CID that a version of an artifact or a received,
+// unconfirmed upload references, sorted and without duplicates.
 func (s *store) liveCIDs() ([]string, error) {
 	return read(s, func(tx *memdb.Txn) ([]string, error) {
 		it, err := tx.Get(tableVersions, indexID)
@@ -713,6 +713,15 @@ func (s *store) liveCIDs() ([]string, error) {
 		seen := make(map[string]struct{})
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			seen[raw.(*versionRow).CID] = struct{}{}
+		}
+		uit, err := tx.Get(tableUploads, indexID)
+		if err != nil {
+			return nil, internal("catalog.LiveCIDs", err)
+		}
+		for raw := uit.Next(); raw != nil; raw = uit.Next() {
+			if u := raw.(*Upload); u.State == StateReceived {
+				seen[u.CID] = struct{}{}
+			}
 		}
 		return slices.Sorted(maps.Keys(seen)), nil
 	})

@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,16 @@ type Config struct {
 	GCDelay time.Duration
 	// NoSync makes the block store skip fsync: for tests of code paths only.
 	NoSync bool
+	// TokenSkew is the clock difference allowed when verifying capability
+	// tokens. Zero means DefaultTokenSkew; negative means none.
+	TokenSkew time.Duration
+	// JanitorInterval is how often expired uploads and tokens are swept.
+	// Zero means DefaultJanitorInterval.
+	JanitorInterval time.Duration
 }
+
+// DefaultJanitorInterval is the default of Config.JanitorInterval.
+const DefaultJanitorInterval = time.Minute
 
 // DefaultGCDelay is the default of Config.GCDelay.
 const DefaultGCDelay = 2 * time.Second
@@ -55,7 +65,11 @@ type Node struct {
 	content *contentStore
 	cat     *catalog.Catalog
 	started time.Time
-	apiURL  atomic.Value // string
+	key     ed25519.PrivateKey // the node's identity key, which signs tokens
+	skew    time.Duration
+
+	uploadLocks uploadLocks
+	apiURL      atomic.Value // string
 
 	gcKick chan struct{}
 	gcMu   sync.Mutex // one collection at a time
@@ -75,6 +89,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.GCDelay == 0 {
 		cfg.GCDelay = DefaultGCDelay
 	}
+	if cfg.TokenSkew == 0 {
+		cfg.TokenSkew = DefaultTokenSkew
+	} else if cfg.TokenSkew < 0 {
+		cfg.TokenSkew = 0
+	}
+	if cfg.JanitorInterval <= 0 {
+		cfg.JanitorInterval = DefaultJanitorInterval
+	}
 	rc, err := ReadRepoConfig(cfg.Repo)
 	if err != nil {
 		return nil, err
@@ -86,10 +108,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, id, err := readIdentity(cfg.Repo)
+	priv, id, err := readIdentity(cfg.Repo)
 	if err != nil {
 		lock.Close()
 		return nil, err
+	}
+	rawKey, err := priv.Raw()
+	if err != nil || len(rawKey) != ed25519.PrivateKeySize {
+		lock.Close()
+		return nil, fmt.Errorf("node: the identity key is not an Ed25519 key")
 	}
 	bs, err := blockstore.Open(filepath.Join(cfg.Repo, BlocksDir), blockstore.Options{NoSync: cfg.NoSync})
 	if err != nil {
@@ -126,12 +153,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		content: newContentStore(bs, rc.Chunking),
 		cat:     cat,
 		started: time.Now(),
+		key:     ed25519.PrivateKey(rawKey),
+		skew:    cfg.TokenSkew,
 		gcKick:  make(chan struct{}, 1),
 		stop:    stop,
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.gcLoop(runCtx)
+	go n.janitorLoop(runCtx)
 	// Collect what an earlier run left half-written (an import killed
 	// mid-way leaves unreferenced bytes in a pack).
 	n.kickGC()
@@ -240,6 +270,21 @@ func (n *Node) gcLoop(ctx context.Context) {
 			n.log.Warn("garbage collection failed", "err", err)
 		} else if err == nil {
 			n.log.Debug("garbage collection", "blocks_removed", st.BlocksRemoved, "bytes_removed", st.BytesRemoved, "duration", st.Duration)
+		}
+	}
+}
+
+// janitorLoop runs the janitor now and then until ctx ends.
+func (n *Node) janitorLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.JanitorInterval)
+	defer t.Stop()
+	for {
+		n.janitor(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

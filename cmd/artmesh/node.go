@@ -46,6 +46,7 @@ func newInitCmd() *cobra.Command {
 func newDaemonCmd() *cobra.Command {
 	var apiAddr, logLevel string
 	var initIfNeeded bool
+	var skew time.Duration
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
@@ -65,7 +66,10 @@ func newDaemonCmd() *cobra.Command {
 				}
 				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, node.APIKeyFile))
 			}
-			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log})
+			if skew == 0 {
+				skew = -1 // node.Config: negative means none
+			}
+			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew})
 			if err != nil {
 				return err
 			}
@@ -100,5 +104,6 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&initIfNeeded, "init", false, "initialise the repo first if it does not exist")
+	cmd.Flags().DurationVar(&skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
 	return cmd
 }

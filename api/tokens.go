@@ -1,0 +1,203 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node"
+)
+
+// baseURL is the API's address as the client reached it, for the URLs that
+// tokens travel in.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// signedURLRequest is the body of POST /v1/artifacts/{id}/signed-url.
+type signedURLRequest struct {
+	ExpiresIn int64 `json:"expires_in"`
+	Version   int   `json:"version"`
+}
+
+// signedURLResponse is its answer.
+type signedURLResponse struct {
+	URL       string    `json:"url"`
+	Token     string    `json:"token"`
+	TokenID   string    `json:"token_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	var req signedURLRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+			return err
+		}
+	}
+	su, err := s.n.CreateSignedURL(r.Context(), caller, artifactID(r), req.ExpiresIn, req.Version)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, signedURLResponse{
+		URL: baseURL(r) + "/v1/cap/" + su.Token, Token: su.Token, TokenID: su.TokenID, ExpiresAt: su.ExpiresAt,
+	})
+	return nil
+}
+
+// getCap serves the content a read token grants, as /content would, with
+// no other credential.
+func (s *Server) getCap(w http.ResponseWriter, r *http.Request) {
+	c, err := s.n.OpenCapContent(r.Context(), r.PathValue("token"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	defer c.Reader.Close()
+	if err := serveContent(w, r, c); err != nil {
+		writeError(w, r, s.log, err)
+	}
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	if err := s.n.RevokeToken(r.Context(), caller, r.PathValue("token_id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// uploadResponse is an upload session as the API shows it.
+type uploadResponse struct {
+	node.UploadStatus
+	URL string `json:"url,omitempty"`
+}
+
+func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	var in node.UploadInput
+	if err := decodeJSON(w, r, maxJSONBody, &in); err != nil {
+		return err
+	}
+	st, err := s.n.CreateUpload(r.Context(), caller, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, uploadResponse{
+		UploadStatus: st,
+		URL:          baseURL(r) + "/v1/uploads/" + st.ID + "/content?token=" + url.QueryEscape(st.Token),
+	})
+	return nil
+}
+
+func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	st, err := s.n.Upload(r.Context(), caller, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, uploadResponse{UploadStatus: st})
+	return nil
+}
+
+func (s *Server) deleteUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	if err := s.n.AbandonUpload(r.Context(), caller, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// confirmRequest is the body of POST /v1/uploads/{id}/confirm.
+type confirmRequest struct {
+	SHA256 string `json:"sha256"`
+}
+
+func (s *Server) confirmUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	var req confirmRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+			return err
+		}
+	}
+	a, err := s.n.ConfirmUpload(r.Context(), caller, r.PathValue("id"), req.SHA256)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+// headUpload tells a client resuming an upload how many bytes the node
+// holds, in Upload-Offset, and the declared size, in Upload-Length.
+func (s *Server) headUpload(w http.ResponseWriter, r *http.Request) {
+	have, size, err := s.n.UploadOffset(r.Context(), r.URL.Query().Get("token"), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(have, 10))
+	w.Header().Set("Upload-Length", strconv.FormatInt(size, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// putUpload takes bytes of an upload: the whole content, or with
+// Content-Range: bytes S-E/TOTAL the part from S on.
+func (s *Server) putUpload(w http.ResponseWriter, r *http.Request) {
+	start, total, err := parseContentRange(r.Header.Get("Content-Range"), r.ContentLength)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	st, err := s.n.WriteUpload(r.Context(), r.URL.Query().Get("token"), r.PathValue("id"), start, total, streamBody(w, r))
+	if err != nil {
+		var om *node.ErrOffsetMismatch
+		if errors.As(err, &om) {
+			w.Header().Set("Upload-Offset", strconv.FormatInt(om.Offset, 10))
+		}
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(st.ReceivedBytes, 10))
+	writeJSON(w, http.StatusOK, uploadResponse{UploadStatus: st})
+}
+
+// parseContentRange reads an upload's Content-Range: "bytes S-E/TOTAL".
+// Without one the body starts at 0 (start -1, total -1). The range must
+// agree with the body's length when that is known.
+func parseContentRange(h string, length int64) (start, total int64, err error) {
+	if h == "" {
+		return -1, -1, nil
+	}
+	bad := artmesh.E(artmesh.Invalid, fmt.Sprintf("Content-Range %q: use bytes FIRST-LAST/TOTAL", h))
+	spec, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, bad
+	}
+	rng, tot, ok := strings.Cut(spec, "/")
+	if !ok {
+		return 0, 0, bad
+	}
+	first, last, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, bad
+	}
+	s, err1 := parseDigits(first)
+	e, err2 := parseDigits(last)
+	t, err3 := parseDigits(tot)
+	if err1 != nil || err2 != nil || err3 != nil || e < s || e >= t {
+		return 0, 0, bad
+	}
+	if length >= 0 && length != e-s+1 {
+		return 0, 0, artmesh.E(artmesh.Invalid, fmt.Sprintf("Content-Range %q names %d bytes but the body has %d", h, e-s+1, length))
+	}
+	return s, t, nil
+}

@@ -1,0 +1,165 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+// Token lifetimes, as S3 has them for presigned URLs.
+const (
+	DefaultTokenTTL = time.Hour
+	MaxTokenTTL     = 7 * 24 * time.Hour
+	// DefaultTokenSkew is the clock difference between nodes that token
+	// verification allows.
+	DefaultTokenSkew = 30 * time.Second
+)
+
+// SignedURL is a freshly issued read token.
+type SignedURL struct {
+	Token     string    `json:"token"`
+	TokenID   string    `json:"token_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ttl checks a requested lifetime in seconds (0: the default).
+func ttl(seconds int64, def time.Duration) (time.Duration, error) {
+	if seconds == 0 {
+		return def, nil
+	}
+	if seconds < 0 || seconds > int64(MaxTokenTTL/time.Second) {
+		return 0, artmesh.E(artmesh.Invalid, fmt.Sprintf("expires_in must be from 1 to %d seconds", int64(MaxTokenTTL/time.Second)))
+	}
+	return time.Duration(seconds) * time.Second, nil
+}
+
+// mint signs a token and records it in the catalog, so that it can be
+// revoked by id; a token the catalog does not know is refused.
+func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
+	c.ID = acl.NewTokenID()
+	tok, err := acl.Mint(c, n.key)
+	if err != nil {
+		return "", artmesh.E(artmesh.Op("node.mint"), err)
+	}
+	if err := n.cat.IssueToken(ctx, catalog.Token{ID: c.ID.String(), Agent: c.Agent, Target: c.Target, ExpiresAt: c.Expires}); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// CreateSignedURL issues a read token for an artifact (a version of it, or
+// the current one when version is 0) that caller may read. The token
+// carries caller's right: it stops working when caller loses it.
+func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, expiresIn int64, version int) (SignedURL, error) {
+	if _, err := n.readable(caller, id); err != nil {
+		return SignedURL{}, err
+	}
+	life, err := ttl(expiresIn, DefaultTokenTTL)
+	if err != nil {
+		return SignedURL{}, err
+	}
+	if version < 0 {
+		return SignedURL{}, artmesh.E(artmesh.Invalid, "version must be a whole number from 1")
+	}
+	if version > 0 {
+		if _, err := n.cat.Version(id, version); err != nil {
+			if errors.Is(err, artmesh.NotFound) {
+				return SignedURL{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s has no version %d", id, version))
+			}
+			return SignedURL{}, err
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	c := acl.Claims{Action: acl.ActionRead, Agent: caller.ID, Target: string(id), Version: version, NotBefore: now, Expires: now.Add(life)}
+	tok, err := n.mint(ctx, c)
+	if err != nil {
+		return SignedURL{}, err
+	}
+	parsed, _ := acl.Parse(tok)
+	return SignedURL{Token: tok, TokenID: parsed.ID.String(), ExpiresAt: c.Expires}, nil
+}
+
+// verifyToken checks a token offline against this node's view of the
+// mesh: signature, issuer membership, time, revocation, and that the
+// catalog knows it.
+func (n *Node) verifyToken(token string, action acl.Action) (acl.Claims, error) {
+	c, err := acl.Verify(token, acl.VerifyOptions{
+		Now:      time.Now(),
+		Skew:     n.skew,
+		IsMember: n.isMember,
+		Revoked: func(id acl.TokenID) bool {
+			t, err := n.cat.Token(id.String())
+			return err == nil && t.Revoked
+		},
+	})
+	if err != nil {
+		return acl.Claims{}, err
+	}
+	if _, err := n.cat.Token(c.ID.String()); err != nil {
+		// Issued tokens are recorded before they are handed out; one the
+		// catalog does not know was never issued (or was forgotten long
+		// after it expired).
+		return acl.Claims{}, artmesh.E(artmesh.Unauthenticated, "the capability token is not known to this mesh")
+	}
+	if c.Action != action {
+		return acl.Claims{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("this is a %s token; this route needs a %s token", c.Action, action))
+	}
+	return c, nil
+}
+
+// isMember reports whether a peer id (as bytes) is a member of the mesh.
+// A single node's mesh is the node itself.
+func (n *Node) isMember(issuer string) bool {
+	return issuer == string(n.peerID)
+}
+
+// OpenCapContent opens the content a read token grants, checking that the
+// agent that granted it still may read the artifact.
+func (n *Node) OpenCapContent(ctx context.Context, token string) (*Content, error) {
+	c, err := n.verifyToken(token, acl.ActionRead)
+	if err != nil {
+		return nil, err
+	}
+	granter, err := n.cat.Agent(c.Agent)
+	if err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return nil, artmesh.E(artmesh.PermissionDenied, "the agent that granted this token no longer exists")
+		}
+		return nil, err
+	}
+	id := artmesh.ArtifactID(c.Target)
+	if _, err := n.cat.Artifact(id); err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return nil, artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s no longer exists", id))
+		}
+		return nil, err
+	}
+	if _, err := n.readable(granter, id); err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return nil, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("agent %s, who granted this token, can no longer read artifact %s", c.Agent, id))
+		}
+		return nil, err
+	}
+	return n.OpenContent(ctx, granter, id, c.Version)
+}
+
+// RevokeToken revokes a token by id. Only the agent that granted it, or an
+// admin, may.
+func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID string) error {
+	if _, err := acl.ParseTokenID(tokenID); err != nil {
+		return artmesh.E(artmesh.NotFound, fmt.Sprintf("token %s not found", tokenID))
+	}
+	t, err := n.cat.Token(tokenID)
+	if err != nil {
+		return err
+	}
+	if t.Agent != caller.ID && !caller.Admin {
+		return artmesh.E(artmesh.PermissionDenied, "only the agent that granted a token, or an admin, may revoke it")
+	}
+	return n.cat.RevokeToken(ctx, tokenID)
+}

@@ -1,0 +1,415 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+// Upload sessions let a process without an API key send the bytes of a
+// large file through an upload URL, resumably, and the owner confirm it
+// into an artifact. The bytes that arrive are appended to a staging file
+// under <repo>/uploads and made durable at the end of every PUT, so that a
+// broken upload resumes where it stopped, across restarts of the daemon.
+// When the last byte arrives the node imports the file into the block
+// store (the upload becomes "received", its CID recorded in the catalog)
+// and removes it; confirming is then a single catalog write.
+
+// Upload lifetimes.
+const (
+	DefaultUploadTTL = 24 * time.Hour
+	MaxUploadTTL     = 7 * 24 * time.Hour
+	// UploadsDir holds the staging files of open uploads.
+	UploadsDir = "uploads"
+)
+
+// UploadInput declares an upload session.
+type UploadInput struct {
+	Name        string             `json:"name"`
+	ContentType string             `json:"content_type"`
+	SizeBytes   int64              `json:"size_bytes"`
+	Metadata    artmesh.Metadata   `json:"metadata"`
+	ArtifactID  artmesh.ArtifactID `json:"artifact_id"`
+	ExpiresIn   int64              `json:"expires_in"`
+}
+
+// UploadStatus describes an upload session.
+type UploadStatus struct {
+	ID            string             `json:"id"`
+	Name          string             `json:"name"`
+	ContentType   string             `json:"content_type"`
+	SizeBytes     int64              `json:"size_bytes"`
+	ReceivedBytes int64              `json:"received_bytes"`
+	State         string             `json:"state"`
+	ExpiresAt     time.Time          `json:"expires_at"`
+	ArtifactID    artmesh.ArtifactID `json:"artifact_id,omitempty"`
+	CID           string             `json:"cid,omitempty"`
+	// Token authorises writing the bytes; set only when the session is made.
+	Token string `json:"token,omitempty"`
+}
+
+// uploadLocks serialises the writers of each upload. An entry lives while
+// someone holds or waits for it.
+type uploadLocks struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (l *uploadLocks) lock(id string) (unlock func()) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[string]*refMutex)
+	}
+	m, ok := l.locks[id]
+	if !ok {
+		m = &refMutex{}
+		l.locks[id] = m
+	}
+	m.refs++
+	l.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		l.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (n *Node) stagingPath(id string) string {
+	return filepath.Join(n.cfg.Repo, UploadsDir, id+".part")
+}
+
+// received returns how many bytes of an open upload are staged.
+func (n *Node) received(u catalog.Upload) int64 {
+	switch u.State {
+	case catalog.StateReceived, catalog.StateConfirmed:
+		return u.SizeBytes
+	}
+	fi, err := os.Stat(n.stagingPath(u.ID))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (n *Node) uploadStatus(u catalog.Upload) UploadStatus {
+	return UploadStatus{
+		ID: u.ID, Name: u.Name, ContentType: u.ContentType, SizeBytes: u.SizeBytes,
+		ReceivedBytes: n.received(u), State: u.State, ExpiresAt: u.ExpiresAt,
+		ArtifactID: u.ArtifactID, CID: u.CID,
+	}
+}
+
+// CreateUpload opens an upload session owned by caller and returns it with
+// the token that authorises writing its bytes. With an ArtifactID the
+// upload becomes a new version of that artifact, which caller must own.
+func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in UploadInput) (UploadStatus, error) {
+	if in.SizeBytes < 0 {
+		return UploadStatus{}, artmesh.E(artmesh.Invalid, "size_bytes must not be negative")
+	}
+	if n.rc.MaxArtifactBytes > 0 && in.SizeBytes > n.rc.MaxArtifactBytes {
+		return UploadStatus{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("size_bytes %d is larger than this node's limit of %d", in.SizeBytes, n.rc.MaxArtifactBytes))
+	}
+	ct := ""
+	var err error
+	if in.ArtifactID != "" {
+		if _, err := n.authorize(caller, in.ArtifactID, artmesh.Write); err != nil {
+			return UploadStatus{}, err
+		}
+		if in.ContentType != "" {
+			if ct, err = NormalizeContentType(in.ContentType); err != nil {
+				return UploadStatus{}, err
+			}
+		}
+		if in.Name != "" {
+			if err := artmesh.ValidateArtifactName(in.Name); err != nil {
+				return UploadStatus{}, err
+			}
+		}
+	} else {
+		if err := artmesh.ValidateArtifactName(in.Name); err != nil {
+			return UploadStatus{}, err
+		}
+		if ct, err = NormalizeContentType(in.ContentType); err != nil {
+			return UploadStatus{}, err
+		}
+	}
+	meta, err := validateMetadata(in.Metadata)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	if in.ExpiresIn < 0 || time.Duration(in.ExpiresIn)*time.Second > MaxUploadTTL {
+		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("expires_in must be from 1 to %d seconds", int64(MaxUploadTTL/time.Second)))
+	}
+	life := DefaultUploadTTL
+	if in.ExpiresIn > 0 {
+		life = time.Duration(in.ExpiresIn) * time.Second
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	id := artmesh.NewUploadID(now)
+	tok, err := n.mint(ctx, acl.Claims{Action: acl.ActionWrite, Agent: caller.ID, Target: id, NotBefore: now, Expires: now.Add(life)})
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	u, err := n.cat.CreateUpload(ctx, catalog.CreateUpload{Upload: catalog.Upload{
+		ID: id, Owner: caller.ID, Name: in.Name, ContentType: ct, SizeBytes: in.SizeBytes,
+		Metadata: meta, ArtifactID: in.ArtifactID, ExpiresAt: now.Add(life),
+	}, At: now})
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	st := n.uploadStatus(u)
+	st.Token = tok
+	return st, nil
+}
+
+// writableUpload checks a write token for upload id and returns the
+// upload, which must still take bytes.
+func (n *Node) writableUpload(token, id string) (catalog.Upload, error) {
+	c, err := n.verifyToken(token, acl.ActionWrite)
+	if err != nil {
+		return catalog.Upload{}, err
+	}
+	if c.Target != id {
+		return catalog.Upload{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("this token is for upload %s, not %s", c.Target, id))
+	}
+	u, err := n.cat.Upload(id)
+	if err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return catalog.Upload{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("upload %s not found: it was abandoned or has expired", id))
+		}
+		return catalog.Upload{}, err
+	}
+	if !time.Now().Before(u.ExpiresAt) {
+		return catalog.Upload{}, artmesh.E(artmesh.Expired, fmt.Sprintf("upload %s expired at %s", id, u.ExpiresAt.Format(time.RFC3339)))
+	}
+	return u, nil
+}
+
+// UploadOffset tells how many bytes of an upload the node holds, for a
+// client resuming it, and its declared size.
+func (n *Node) UploadOffset(_ context.Context, token, id string) (received, size int64, err error) {
+	u, err := n.writableUpload(token, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	return n.received(u), u.SizeBytes, nil
+}
+
+// ErrOffsetMismatch is the Conflict of a write that does not start where
+// the node's copy ends; its Offset says where to resume.
+type ErrOffsetMismatch struct {
+	Offset int64
+}
+
+func (e *ErrOffsetMismatch) Error() string {
+	return fmt.Sprintf("the node holds %d bytes of this upload: resume with Content-Range: bytes %d-LAST/TOTAL", e.Offset, e.Offset)
+}
+
+// WriteUpload appends body to an upload. start is where the body begins
+// (-1 when the request named no range: then it must be the first write),
+// total the total size the request stated (-1 when none). Every byte that
+// arrives is kept, even when the body breaks off. When the upload is
+// complete it is imported and becomes received.
+func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total int64, body io.Reader) (UploadStatus, error) {
+	u, err := n.writableUpload(token, id)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	unlock := n.uploadLocks.lock(id)
+	defer unlock()
+	if u, err = n.cat.Upload(id); err != nil {
+		return UploadStatus{}, err
+	}
+	if u.State != catalog.StateOpen {
+		return UploadStatus{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is %s: it takes no more bytes", id, u.State))
+	}
+	have := n.received(u)
+	if total >= 0 && total != u.SizeBytes {
+		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the range's total %d is not the upload's declared size %d", total, u.SizeBytes))
+	}
+	if start < 0 {
+		start = 0
+	}
+	if start != have {
+		return UploadStatus{}, artmesh.E(artmesh.Conflict, &ErrOffsetMismatch{Offset: have})
+	}
+	if err := os.MkdirAll(filepath.Join(n.cfg.Repo, UploadsDir), 0o700); err != nil {
+		return UploadStatus{}, fmt.Errorf("node: %w", err)
+	}
+	f, err := os.OpenFile(n.stagingPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
+	}
+	defer f.Close()
+	room := u.SizeBytes - have
+	written, copyErr := io.Copy(f, io.LimitReader(body, room))
+	if copyErr == nil {
+		// Anything past the declared size is refused, and nothing of this
+		// request is kept.
+		var one [1]byte
+		if k, _ := io.ReadFull(body, one[:]); k > 0 {
+			if err := f.Truncate(have); err != nil {
+				return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
+			}
+			return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload was declared as %d bytes; this request sends more", u.SizeBytes))
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
+	}
+	if copyErr != nil {
+		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload broke off after %d bytes; %d are kept: resume from there", written, have+written), copyErr)
+	}
+	if have+written < u.SizeBytes {
+		return n.uploadStatus(u), nil
+	}
+	return n.receive(ctx, u)
+}
+
+// receive imports a complete staging file and records the upload as
+// received.
+func (n *Node) receive(ctx context.Context, u catalog.Upload) (UploadStatus, error) {
+	path := n.stagingPath(u.ID)
+	f, err := os.Open(path)
+	if err != nil {
+		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	im, err := n.content.Import(ctx, io.TeeReader(f, h), u.SizeBytes, "")
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	defer im.Release()
+	if im.Size != u.SizeBytes {
+		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the staged upload holds %d bytes, not %d", im.Size, u.SizeBytes))
+	}
+	u, err = n.cat.UploadReceived(ctx, catalog.UploadReceived{ID: u.ID, CID: im.CID.String(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: im.Size, At: time.Now().UTC()})
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		n.log.Warn("removing a staging file", "upload", u.ID, "err", err)
+	}
+	return n.uploadStatus(u), nil
+}
+
+// ownUpload returns an upload that caller owns; others' uploads are
+// NotFound.
+func (n *Node) ownUpload(caller artmesh.Agent, id string) (catalog.Upload, error) {
+	u, err := n.cat.Upload(id)
+	if err != nil || u.Owner != caller.ID {
+		return catalog.Upload{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("upload %s not found", id))
+	}
+	return u, nil
+}
+
+// Upload describes an upload that caller owns.
+func (n *Node) Upload(_ context.Context, caller artmesh.Agent, id string) (UploadStatus, error) {
+	u, err := n.ownUpload(caller, id)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	return n.uploadStatus(u), nil
+}
+
+// ConfirmUpload turns a received upload that caller owns into its
+// artifact or version, after checking its SHA-256 when one is given.
+func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha string) (artmesh.Artifact, error) {
+	u, err := n.ownUpload(caller, id)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	switch u.State {
+	case catalog.StateOpen:
+		return artmesh.Artifact{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s has received %d of its %d bytes: send the rest before confirming", id, n.received(u), u.SizeBytes))
+	case catalog.StateConfirmed:
+		return artmesh.Artifact{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is already confirmed", id))
+	}
+	if sha != "" && !strings.EqualFold(sha, u.SHA256) {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload's SHA-256 is %s, not %s", u.SHA256, sha))
+	}
+	if u.ArtifactID != "" {
+		if _, err := n.authorize(caller, u.ArtifactID, artmesh.Write); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
+	now := time.Now().UTC()
+	return n.cat.ConfirmUpload(ctx, catalog.ConfirmUpload{ID: id, NewID: artmesh.NewArtifactID(now), At: now})
+}
+
+// AbandonUpload forgets an upload that caller owns; its bytes are
+// collected.
+func (n *Node) AbandonUpload(ctx context.Context, caller artmesh.Agent, id string) error {
+	if _, err := n.ownUpload(caller, id); err != nil {
+		return err
+	}
+	unlock := n.uploadLocks.lock(id)
+	defer unlock()
+	if err := n.cat.DeleteUpload(ctx, id); err != nil {
+		return err
+	}
+	if err := os.Remove(n.stagingPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("node: remove staging file: %w", err)
+	}
+	n.kickGC()
+	return nil
+}
+
+// janitor expires uploads and forgets expired tokens (when this node
+// leads the catalog), and removes staging files of uploads that are no
+// longer open (on every node).
+func (n *Node) janitor(ctx context.Context) {
+	now := time.Now().UTC()
+	if n.cat.IsLeader() {
+		if gone, err := n.cat.ExpireUploads(ctx, now); err != nil {
+			n.log.Warn("expiring uploads", "err", err)
+		} else if len(gone) > 0 {
+			n.log.Info("expired uploads", "count", len(gone))
+			n.kickGC()
+		}
+		if _, err := n.cat.PurgeTokens(ctx, now.Add(-n.skew-time.Minute)); err != nil {
+			n.log.Warn("purging tokens", "err", err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(n.cfg.Repo, UploadsDir))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".part")
+		if !ok {
+			continue
+		}
+		if u, err := n.cat.Upload(id); err == nil && u.State == catalog.StateOpen {
+			continue
+		}
+		unlock := n.uploadLocks.lock(id)
+		if u, err := n.cat.Upload(id); err != nil || u.State != catalog.StateOpen {
+			os.Remove(filepath.Join(n.cfg.Repo, UploadsDir, e.Name()))
+		}
+		unlock()
+	}
+}
