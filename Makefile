@@ -37,10 +37,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## fuzz: run each fuzz target for a while.
+## fuzz: run each fuzz target for a while (FUZZTIME, default 60s); their seed corpora run in `make test`.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./api -run '^$$' -fuzz FuzzParseRange -fuzztime 60s
-	$(GO) test ./api -run '^$$' -fuzz FuzzParseFilter -fuzztime 60s
+	$(GO) test ./acl -run '^$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz FuzzParseRange -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz FuzzParseFilter -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

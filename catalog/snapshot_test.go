@@ -39,6 +39,13 @@ func fill(h *testFSM) []artmesh.ArtifactID {
 			h.must(shareCmd{ID: a.ID, Groups: []string{"team", "ops"}})
 		}
 	}
+	exp := testBase.Add(24 * time.Hour)
+	h.must(CreateUpload{Upload: Upload{ID: "upl_open", Owner: "alice", Name: "o", SizeBytes: 5, ExpiresAt: exp}, At: testBase})
+	h.must(CreateUpload{Upload: Upload{ID: "upl_recv", Owner: "bob", Name: "r", SizeBytes: 5, ExpiresAt: exp, ArtifactID: out[0]}, At: testBase})
+	h.must(UploadReceived{ID: "upl_recv", CID: "c-upload", SHA256: "ff", Size: 5, At: testBase})
+	h.must(issueTokenCmd{Token: Token{ID: "tok_1", Agent: "alice", Target: string(out[1]), ExpiresAt: exp}})
+	h.must(issueTokenCmd{Token: Token{ID: "tok_2", Agent: "bob", Target: "upl_recv", ExpiresAt: exp}})
+	h.must(revokeTokenCmd{ID: "tok_2"})
 	return out
 }
 
@@ -79,6 +86,12 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("groups", groups, err)
 	cids, err := s.liveCIDs()
 	must("cids", cids, err)
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	for _, table := range []string{tableUploads, tableTokens} {
+		rows, err := collect[any](tx.Get(table, indexID))
+		must(table, rows, err)
+	}
 	return out
 }
 

@@ -1,0 +1,103 @@
+package catalog
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+)
+
+func TestUploadLifecycle(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	exp := testBase.Add(time.Hour)
+	up := func(id string, artifact artmesh.ArtifactID) Upload {
+		return h.must(CreateUpload{Upload: Upload{ID: id, Owner: "alice", Name: "f.bin", ContentType: "application/octet-stream", SizeBytes: 10, ExpiresAt: exp, ArtifactID: artifact}, At: testBase}).(Upload)
+	}
+	u := up("upl_1", "")
+	if u.State != StateOpen {
+		t.Fatalf("new upload is %q", u.State)
+	}
+	if _, err := h.apply(CreateUpload{Upload: Upload{ID: "upl_1", Owner: "alice", SizeBytes: 1, ExpiresAt: exp}, At: testBase}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("duplicate upload: %v", err)
+	}
+	if _, err := h.apply(CreateUpload{Upload: Upload{ID: "upl_x", Owner: "alice", SizeBytes: 1, ExpiresAt: exp, ArtifactID: "art_01JD0000000000000000000000"}, At: testBase}); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("upload for an unknown artifact: %v", err)
+	}
+	newID, at := h.nextID()
+	// Not received yet: no confirm.
+	if _, err := h.apply(ConfirmUpload{ID: "upl_1", NewID: newID, At: at}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("confirm of an open upload: %v", err)
+	}
+	if _, err := h.apply(UploadReceived{ID: "upl_1", CID: "bafy1", SHA256: "ab", Size: 9, At: at}); !errors.Is(err, artmesh.Invalid) {
+		t.Fatalf("received with the wrong size: %v", err)
+	}
+	h.must(UploadReceived{ID: "upl_1", CID: "bafy1", SHA256: "ab", Size: 10, At: at})
+	if cids, _ := h.st().liveCIDs(); len(cids) != 1 || cids[0] != "bafy1" {
+		t.Fatalf("a received upload's CID is not live: %v", cids)
+	}
+	a := h.must(ConfirmUpload{ID: "upl_1", NewID: newID, At: at}).(artmesh.Artifact)
+	if a.ID != newID || a.CID != "bafy1" || a.Owner != "alice" || a.Version != 1 {
+		t.Fatalf("confirm made %+v", a)
+	}
+	// A second confirm, even with another new id, creates nothing.
+	other, at2 := h.nextID()
+	if _, err := h.apply(ConfirmUpload{ID: "upl_1", NewID: other, At: at2}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("second confirm: %v", err)
+	}
+	if page, _ := h.st().list("alice", artmesh.Filter{Limit: 10}); page.Total != 1 {
+		t.Fatalf("%d artifacts after two confirms", page.Total)
+	}
+	// An upload for an existing artifact becomes its next version.
+	up("upl_2", a.ID)
+	h.must(UploadReceived{ID: "upl_2", CID: "bafy2", Size: 10, At: at2})
+	v2 := h.must(ConfirmUpload{ID: "upl_2", At: at2}).(artmesh.Artifact)
+	if v2.ID != a.ID || v2.Version != 2 || v2.CID != "bafy2" {
+		t.Fatalf("version upload made %+v", v2)
+	}
+	// A confirm after expiry fails.
+	up("upl_3", "")
+	h.must(UploadReceived{ID: "upl_3", CID: "bafy3", Size: 10, At: at2})
+	late, _ := h.nextID()
+	if _, err := h.apply(ConfirmUpload{ID: "upl_3", NewID: late, At: exp}); !errors.Is(err, artmesh.Expired) {
+		t.Fatalf("late confirm: %v", err)
+	}
+	// Expiry forgets every upload due, and their CIDs stop being live.
+	gone := h.must(expireUploadsCmd{At: exp}).([]string)
+	if len(gone) != 3 {
+		t.Fatalf("expired %v", gone)
+	}
+	if _, err := h.st().liveCIDs(); err != nil {
+		t.Fatal(err)
+	}
+	cids, _ := h.st().liveCIDs()
+	for _, c := range cids {
+		if c == "bafy3" {
+			t.Fatal("an expired upload's CID is still live")
+		}
+	}
+	h.must(CreateUpload{Upload: Upload{ID: "upl_4", Owner: "alice", SizeBytes: 1, ExpiresAt: exp}, At: testBase})
+	h.must(deleteUploadCmd{ID: "upl_4"})
+	if _, err := h.apply(deleteUploadCmd{ID: "upl_4"}); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	h.must(issueTokenCmd{Token: Token{ID: "tok_a", Agent: "alice", Target: "art_x", ExpiresAt: testBase.Add(time.Hour)}})
+	h.must(issueTokenCmd{Token: Token{ID: "tok_b", Agent: "alice", Target: "art_x", ExpiresAt: testBase.Add(2 * time.Hour)}})
+	if _, err := h.apply(issueTokenCmd{Token: Token{ID: "tok_a"}}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("duplicate token: %v", err)
+	}
+	h.must(revokeTokenCmd{ID: "tok_a"})
+	if _, err := h.apply(revokeTokenCmd{ID: "tok_zzz"}); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("revoke unknown: %v", err)
+	}
+	n := h.must(purgeTokensCmd{Before: testBase.Add(90 * time.Minute)}).(int)
+	if n != 1 {
+		t.Fatalf("purged %d tokens, want 1", n)
+	}
+}

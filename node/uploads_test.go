@@ -1,0 +1,132 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+func openTestNode(t *testing.T, cfg Config) (*Node, artmesh.Agent) {
+	t.Helper()
+	ctx := context.Background()
+	if cfg.Repo == "" {
+		cfg.Repo = t.TempDir()
+		if err := Init(ctx, cfg.Repo, InitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	n, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	admin, err := n.cat.Agent(AdminAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, admin
+}
+
+// TestPeerIDEncoding checks that acl's reading of Ed25519 peer ids agrees
+// with libp2p's.
+func TestPeerIDEncoding(t *testing.T) {
+	n, _ := openTestNode(t, Config{GCDelay: -1})
+	if got := acl.PeerIDFromPublicKey(n.key.Public().(ed25519.PublicKey)); got != string(n.peerID) {
+		t.Fatalf("acl peer id %x, libp2p %x", got, string(n.peerID))
+	}
+}
+
+// TestExpiredUploadIsCollected lets an upload expire half way and checks
+// that the janitor forgets it and removes its staging file, and that its
+// token then fails with Expired.
+func TestExpiredUploadIsCollected(t *testing.T) {
+	ctx := context.Background()
+	n, admin := openTestNode(t, Config{GCDelay: -1, TokenSkew: -1, JanitorInterval: time.Hour})
+	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "x.bin", SizeBytes: 100, ExpiresIn: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WriteUpload(ctx, st.Token, st.ID, -1, -1, bytes.NewReader(make([]byte, 50))); err != nil {
+		t.Fatal(err)
+	}
+	staged := n.stagingPath(st.ID)
+	if _, err := os.Stat(staged); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(st.ExpiresAt) + 100*time.Millisecond)
+	n.janitor(ctx)
+	if _, err := n.cat.Upload(st.ID); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("expired upload still in the catalog: %v", err)
+	}
+	if _, err := os.Stat(staged); !os.IsNotExist(err) {
+		t.Fatalf("staging file of an expired upload: %v", err)
+	}
+	if _, err := n.WriteUpload(ctx, st.Token, st.ID, 50, 100, bytes.NewReader(make([]byte, 50))); !errors.Is(err, artmesh.Expired) {
+		t.Fatalf("write with an expired token: %v", err)
+	}
+}
+
+// TestUploadSurvivesRestart checks that staged bytes are kept across a
+// restart of the node, and that received (unconfirmed) content is not
+// collected.
+func TestUploadSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	repo := t.TempDir()
+	if err := Init(ctx, repo, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(9, 3<<20)
+	n, admin := openTestNode(t, Config{Repo: repo, GCDelay: -1})
+	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "r.bin", SizeBytes: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WriteUpload(ctx, st.Token, st.ID, -1, -1, bytes.NewReader(data[:1<<20])); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+
+	n, admin = openTestNode(t, Config{Repo: repo, GCDelay: -1})
+	have, size, err := n.UploadOffset(ctx, st.Token, st.ID)
+	if err != nil || have != 1<<20 || size != int64(len(data)) {
+		t.Fatalf("after restart: offset %d of %d, %v", have, size, err)
+	}
+	if _, err := n.WriteUpload(ctx, st.Token, st.ID, have, size, bytes.NewReader(data[have:])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := n.ConfirmUpload(ctx, admin, st.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.OpenContent(ctx, admin, a.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c.Reader)
+	if !bytes.Equal(got, data) {
+		t.Fatal("content differs after a restart mid-upload and a collection before confirm")
+	}
+	if u, _ := n.cat.Upload(st.ID); u.State != catalog.StateConfirmed {
+		t.Fatalf("upload state %q", u.State)
+	}
+	if _, err := os.Stat(filepath.Join(repo, UploadsDir, st.ID+".part")); !os.IsNotExist(err) {
+		t.Fatalf("staging file left: %v", err)
+	}
+}
