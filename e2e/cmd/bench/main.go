@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -24,6 +25,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/artmesh/artmesh/acl"
 )
 
 func main() {
@@ -112,6 +115,29 @@ func run(size int64, listN int) error {
 	}
 	report("download through the HTTP API (warm cache, best of 3)", gbps(dl), ">= 1.0 GB/s")
 
+	// The same file through a signed URL, with no API key.
+	var su struct {
+		URL string `json:"url"`
+	}
+	if err := d.post("/v1/artifacts/"+a.ID+"/signed-url", strings.NewReader(`{"expires_in": 3600}`), "application/json", &su); err != nil {
+		return err
+	}
+	capPath := strings.TrimPrefix(su.URL, d.url)
+	var capRate float64
+	for i := 0; i < 3; i++ {
+		t0 = time.Now()
+		n, err := d.download(capPath)
+		if err != nil {
+			return err
+		}
+		if n != size {
+			return fmt.Errorf("downloaded %d bytes of %d through the signed URL", n, size)
+		}
+		capRate = max(capRate, float64(size)/time.Since(t0).Seconds())
+	}
+	report("download through /v1/cap/{token} (best of 3)", fmt.Sprintf("%s = %.2f x /content", gbps(capRate), capRate/dl), "within 5% of /content")
+	report("token verifications, one core", fmt.Sprintf("%.0f /s", measureVerify()), "")
+
 	// Snippet creates.
 	snippet := func() []byte {
 		pad := strings.Repeat("x", 1000)
@@ -165,6 +191,27 @@ func pct(d []time.Duration, p int) time.Duration {
 		i = len(s) - 1
 	}
 	return s[i].Round(10 * time.Microsecond)
+}
+
+// measureVerify runs token verification on one goroutine for a second.
+func measureVerify() float64 {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Now()
+	tok, err := acl.Mint(acl.Claims{ID: acl.NewTokenID(), Action: acl.ActionRead, Agent: "bench", Target: "art_01JD0000000000000000000000", NotBefore: now, Expires: now.Add(time.Hour)}, key)
+	if err != nil {
+		panic(err)
+	}
+	issuer := acl.PeerIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	opts := acl.VerifyOptions{Now: now, IsMember: func(s string) bool { return s == issuer }, Revoked: func(acl.TokenID) bool { return false }}
+	n := 0
+	t0 := time.Now()
+	for time.Since(t0) < time.Second {
+		if _, err := acl.Verify(tok, opts); err != nil {
+			panic(err)
+		}
+		n++
+	}
+	return float64(n) / time.Since(t0).Seconds()
 }
 
 func measureSHA256(data []byte) float64 {
