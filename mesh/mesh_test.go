@@ -76,7 +76,7 @@ type counterFSM struct {
 }
 
 func (f *counterFSM) Apply(*raft.Log) any { f.mu.Lock(); f.n++; f.mu.Unlock(); return nil }
-func (f *counterFSM) count() int         { f.mu.Lock(); defer f.mu.Unlock(); return f.n }
+func (f *counterFSM) count() int          { f.mu.Lock(); defer f.mu.Unlock(); return f.n }
 func (f *counterFSM) Snapshot() (raft.FSMSnapshot, error) {
 	return nil, io.ErrUnexpectedEOF
 }
