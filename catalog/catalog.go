@@ -15,6 +15,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,10 @@ type Config struct {
 	// Transport carries Raft between the members. Nil makes an in-memory
 	// transport for a single node without peers.
 	Transport raft.Transport
+	// Forward sends a write proposed on a follower to the leader. Nil
+	// makes such writes fail with Unavailable (a single node never needs
+	// it).
+	Forward ForwardFunc
 	// Logger receives raft's and the log store's messages (raft's Info
 	// as Debug). Nil discards them.
 	Logger *slog.Logger
@@ -382,6 +387,9 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (any, error) {
 	if c.isClosed() {
 		return nil, unavailable(op, raft.ErrRaftShutdown)
 	}
+	if c.raft.State() != raft.Leader && c.cfg.Forward != nil {
+		return c.forward(ctx, op, data)
+	}
 	if c.raft.State() != raft.Leader {
 		msg := "this node is not the catalog leader"
 		if addr, id := c.raft.LeaderWithID(); addr != "" {
@@ -405,6 +413,14 @@ func proposeAs[T any](ctx context.Context, c *Catalog, cmd command) (T, error) {
 	resp, err := c.propose(ctx, cmd)
 	if err != nil {
 		return zero, err
+	}
+	if raw, ok := resp.(json.RawMessage); ok {
+		// A forwarded write's result, as the leader encoded it.
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return zero, artmesh.E(artmesh.Op("catalog."+cmd.commandType().String()), fmt.Errorf("decode the leader's result: %w", err))
+		}
+		return v, nil
 	}
 	v, ok := resp.(T)
 	if !ok {

@@ -44,7 +44,15 @@ const (
 	issueTokenType     commandType = 17
 	revokeTokenType    commandType = 18
 	purgeTokensType    commandType = 19
+	// lastCommandType is the highest type in use: raise it with each new
+	// command.
+	lastCommandType = purgeTokensType
 )
+
+// known reports whether t is a command type of this version.
+func (t commandType) known() bool {
+	return t >= createArtifactType && t <= lastCommandType
+}
 
 // Upload is an upload session, as the catalog keeps it.
 type Upload struct {

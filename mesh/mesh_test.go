@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -153,4 +154,31 @@ func TestRaftOverLibp2p(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("entries did not replicate: %d %d %d", fsms[0].count(), fsms[1].count(), fsms[2].count())
+}
+
+func TestRPC(t *testing.T) {
+	key := NewKey()
+	a, b := newTestHost(t, key), newTestHost(t, key)
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	Serve(a, ApplyProtocol, func(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+		if string(req) == "fail" {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return append([]byte("echo:"+from.String()[:6]+":"), req...), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := Call(ctx, b, a.ID(), ApplyProtocol, []byte("hello"))
+	if err != nil || string(resp) != "echo:"+b.ID().String()[:6]+":hello" {
+		t.Fatalf("call: %q %v", resp, err)
+	}
+	_, err = Call(ctx, b, a.ID(), ApplyProtocol, []byte("fail"))
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Peer != a.ID() {
+		t.Fatalf("remote error: %v", err)
+	}
+	big := make([]byte, maxMessage+1)
+	if _, err := Call(ctx, b, a.ID(), ApplyProtocol, big); err == nil {
+		t.Fatal("an oversize request was sent")
+	}
 }

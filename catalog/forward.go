@@ -1,0 +1,131 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/raft"
+)
+
+// Writes proposed on a follower are forwarded to the leader, which applies
+// them and answers with the log index and the result; the follower then
+// waits until its own state machine has applied that index, so that the
+// writer reads its own write on the node it wrote to.
+
+// ForwardFunc sends an encoded write to the leader at addr and returns the
+// leader's answer. The mesh provides it; Config.Forward holds it.
+type ForwardFunc func(ctx context.Context, leader raft.ServerAddress, entry []byte) (ForwardResult, error)
+
+// ForwardResult is the leader's answer to a forwarded write.
+type ForwardResult struct {
+	// Index is the log index the write was applied at (0 when it never
+	// reached the log).
+	Index uint64 `json:"index"`
+	// Value is the write's result as JSON, when it succeeded.
+	Value json.RawMessage `json:"value,omitempty"`
+	// Code and Message describe the rule the write broke, when it failed.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ApplyForwarded applies a write forwarded by a follower. Only the leader
+// takes them; the entry is checked to decode before it reaches the log, so
+// that no peer can make the replicas stop.
+func (c *Catalog) ApplyForwarded(ctx context.Context, entry []byte) (ForwardResult, error) {
+	const op = artmesh.Op("catalog.ApplyForwarded")
+	if c.isClosed() {
+		return ForwardResult{}, unavailable(op, raft.ErrRaftShutdown)
+	}
+	if c.raft.State() != raft.Leader {
+		return ForwardResult{}, artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
+	}
+	if err := c.fsm.state().validateEntry(entry); err != nil {
+		return ForwardResult{}, artmesh.E(op, artmesh.Invalid, err)
+	}
+	if len(entry) > raft.SuggestedMaxDataSize {
+		return ForwardResult{}, artmesh.E(op, artmesh.TooLarge, "the forwarded write is too large")
+	}
+	f := c.raft.Apply(entry, c.timeout(ctx))
+	resp, err := c.awaitResponse(ctx, op, f, true)
+	if err != nil {
+		return ForwardResult{}, err
+	}
+	res := ForwardResult{Index: f.Index()}
+	if rerr, ok := resp.(error); ok {
+		res.Code, res.Message = artmesh.KindOf(rerr).String(), artmesh.Message(rerr)
+		return res, nil
+	}
+	if resp != nil {
+		if res.Value, err = json.Marshal(resp); err != nil {
+			return ForwardResult{}, artmesh.E(op, fmt.Errorf("encode result: %w", err))
+		}
+	}
+	return res, nil
+}
+
+// validateEntry checks that a log entry decodes and applies, in a
+// transaction that is thrown away. A rule the entry breaks is not an
+// error here: it will be the write's result.
+func (s *store) validateEntry(entry []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed catalog entry: %v", r)
+		}
+	}()
+	if len(entry) == 0 || !commandType(entry[0]).known() {
+		return fmt.Errorf("unknown catalog entry type")
+	}
+	tx := s.db.Txn(true)
+	defer tx.Abort()
+	applyCommand(tx, entry)
+	return nil
+}
+
+// forward sends a write to the leader and waits until the local state has
+// applied it.
+func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any, error) {
+	addr, id := c.raft.LeaderWithID()
+	if addr == "" {
+		return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
+	}
+	res, err := c.cfg.Forward(ctx, addr, data)
+	if err != nil {
+		if artmesh.KindOf(err) == artmesh.Other {
+			return nil, artmesh.E(op, artmesh.Unavailable, fmt.Sprintf("forwarding the write to the leader %s", id), err)
+		}
+		return nil, err
+	}
+	if err := c.waitApplied(ctx, op, res.Index); err != nil {
+		return nil, err
+	}
+	if res.Code != "" {
+		return nil, artmesh.E(op, artmesh.KindFromCode(res.Code), res.Message)
+	}
+	if len(res.Value) == 0 {
+		return nil, nil
+	}
+	return res.Value, nil
+}
+
+// waitApplied waits until the local state machine has applied index.
+func (c *Catalog) waitApplied(ctx context.Context, op artmesh.Op, index uint64) error {
+	if c.AppliedIndex() >= index {
+		return nil
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for c.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return artmesh.E(op, artmesh.Unavailable, "the write was applied by the leader but not yet here", ctx.Err())
+		case <-t.C:
+		}
+		if c.isClosed() {
+			return unavailable(op, raft.ErrRaftShutdown)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/raft"
+)
+
+// forwardingCluster starts n catalogs on connected in-memory transports,
+// each forwarding follower writes to the leader by a direct call, and
+// returns them with the leader found.
+func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catalog, leader *Catalog) {
+	t.Helper()
+	addrs := make([]raft.ServerAddress, n)
+	trans := make([]*raft.InmemTransport, n)
+	byAddr := map[raft.ServerAddress]*Catalog{}
+	var conf raft.Configuration
+	for i := range n {
+		addrs[i], trans[i] = raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("fwd%d", i)))
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addrs[i]), Address: addrs[i]})
+	}
+	for i := range n {
+		for j := range n {
+			if i != j {
+				trans[i].Connect(addrs[j], trans[j])
+			}
+		}
+	}
+	forward := func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
+		c, ok := byAddr[addr]
+		if !ok {
+			return ForwardResult{}, errors.New("no such leader")
+		}
+		return c.ApplyForwarded(ctx, entry)
+	}
+	for i := range n {
+		cfg := testConfig(t.TempDir(), string(addrs[i]))
+		cfg.Transport, cfg.Forward = trans[i], forward
+		c, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Raft().BootstrapCluster(conf).Error(); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, c)
+		byAddr[addrs[i]] = c
+	}
+	for leader == nil {
+		for _, c := range nodes {
+			if c.IsLeader() {
+				leader = c
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no leader")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nodes, leader
+}
+
+// TestForwardedWrites checks that a write on a follower is applied through
+// the leader, that the follower reads it as soon as the write returns,
+// and that rule violations come back with their kind.
+func TestForwardedWrites(t *testing.T) {
+	ctx := testCtx(t)
+	nodes, leader := forwardingCluster(t, ctx, 3)
+	var follower *Catalog
+	for _, c := range nodes {
+		if c != leader {
+			follower = c
+		}
+	}
+	if _, err := follower.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	a, err := follower.CreateArtifact(ctx, CreateArtifact{ID: artmesh.NewArtifactID(at), Name: "x", Owner: "alice", CID: "c1", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read your write, on the node that wrote, at once.
+	if got, err := follower.Artifact(a.ID); err != nil || got.CID != "c1" || got.Version != 1 {
+		t.Fatalf("follower read after its write: %+v %v", got, err)
+	}
+	if a.ID == "" || a.Owner != "alice" {
+		t.Fatalf("forwarded result %+v", a)
+	}
+	// A rule violation keeps its kind across the forward.
+	_, err = follower.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}})
+	wantKind(t, err, artmesh.Conflict)
+	err = follower.DeleteArtifact(ctx, "art_01JD0000000000000000000000")
+	wantKind(t, err, artmesh.NotFound)
+	// A malformed entry never reaches the log.
+	if _, err := leader.ApplyForwarded(ctx, []byte{byte(createArtifactType), '{', 'x'}); !errors.Is(err, artmesh.Invalid) {
+		t.Fatalf("malformed forwarded entry: %v", err)
+	}
+	if _, err := leader.ApplyForwarded(ctx, []byte{250}); !errors.Is(err, artmesh.Invalid) {
+		t.Fatalf("unknown forwarded entry type: %v", err)
+	}
+	// Followers do not take forwarded writes.
+	if _, err := follower.ApplyForwarded(ctx, []byte{byte(deleteGroupType), '{', '}'}); !errors.Is(err, artmesh.Unavailable) {
+		t.Fatalf("forwarded write to a follower: %v", err)
+	}
+}

@@ -1,0 +1,126 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ApplyProtocol carries catalog writes from followers to the leader.
+const ApplyProtocol protocol.ID = "/artmesh/catalog-apply/1.0.0"
+
+// maxMessage bounds one request or answer of the small RPCs.
+const maxMessage = 4 << 20
+
+// rpcTimeout bounds a whole exchange on the handler's side.
+const rpcTimeout = 30 * time.Second
+
+// Handler answers one request of an RPC protocol.
+type Handler func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
+
+// Serve answers requests of protocol p on h with handle. Each request and
+// answer is a length-prefixed message; a handler's error travels back as
+// text and becomes a RemoteError on the caller's side.
+func Serve(h host.Host, p protocol.ID, handle Handler) {
+	h.SetStreamHandler(p, func(st network.Stream) {
+		defer st.Close()
+		_ = st.SetDeadline(time.Now().Add(rpcTimeout))
+		req, err := readMessage(bufio.NewReader(st))
+		if err != nil {
+			st.Reset()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		defer cancel()
+		resp, herr := handle(ctx, st.Conn().RemotePeer(), req)
+		status := byte(0)
+		if herr != nil {
+			status, resp = 1, []byte(herr.Error())
+		}
+		if _, err := st.Write([]byte{status}); err != nil {
+			st.Reset()
+			return
+		}
+		if err := writeMessage(st, resp); err != nil {
+			st.Reset()
+		}
+	})
+}
+
+// RemoteError is an error that a peer's handler answered with.
+type RemoteError struct {
+	Peer    peer.ID
+	Message string
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("peer %s: %s", e.Peer, e.Message) }
+
+// Call sends req to peer p over protocol proto and returns the answer.
+func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
+	st, err := h.NewStream(ctx, p, proto)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: open %s to %s: %w", proto, p, err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if err := writeMessage(st, req); err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("mesh: send to %s: %w", p, err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("mesh: send to %s: %w", p, err)
+	}
+	br := bufio.NewReader(st)
+	status, err := br.ReadByte()
+	if err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("mesh: answer from %s: %w", p, err)
+	}
+	resp, err := readMessage(br)
+	if err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("mesh: answer from %s: %w", p, err)
+	}
+	st.Close()
+	if status != 0 {
+		return nil, &RemoteError{Peer: p, Message: string(resp)}
+	}
+	return resp, nil
+}
+
+func writeMessage(w io.Writer, msg []byte) error {
+	if len(msg) > maxMessage {
+		return fmt.Errorf("message of %d bytes is over the limit of %d", len(msg), maxMessage)
+	}
+	buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(msg)), uint64(len(msg)))
+	_, err := w.Write(append(buf, msg...))
+	return err
+}
+
+func readMessage(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxMessage {
+		return nil, errors.New("message over the limit")
+	}
+	msg := make([]byte, n)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
