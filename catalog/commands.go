@@ -69,6 +69,14 @@ func (t commandType) String() string {
 		return "RevokeToken"
 	case purgeTokensType:
 		return "PurgeTokens"
+	case putMemberType:
+		return "PutMember"
+	case deleteMemberType:
+		return "DeleteMember"
+	case createInviteType:
+		return "CreateInvite"
+	case consumeInviteType:
+		return "ConsumeInvite"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -239,6 +247,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return applyDeleteGroup(tx, payload)
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
+		return res
+	}
+	if res, ok := applyMemberCommand(tx, t, payload); ok {
 		return res
 	}
 	if t&ignoreUnknownTypeFlag != 0 {

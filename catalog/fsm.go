@@ -166,6 +166,8 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tableVersions, recordVersion},
 		{tableUploads, recordUpload},
 		{tableTokens, recordToken},
+		{tableMembers, recordMember},
+		{tableInvites, recordInvite},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -260,6 +262,10 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableUploads, &Upload{}
 		case recordToken:
 			table, row = tableTokens, &Token{}
+		case recordMember:
+			table, row = tableMembers, &Member{}
+		case recordInvite:
+			table, row = tableInvites, &Invite{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

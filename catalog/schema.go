@@ -97,6 +97,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range uploadTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range memberTables() {
+		s.Tables[name] = t
+	}
 	return s
 }
 

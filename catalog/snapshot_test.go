@@ -46,6 +46,9 @@ func fill(h *testFSM) []artmesh.ArtifactID {
 	h.must(issueTokenCmd{Token: Token{ID: "tok_1", Agent: "alice", Target: string(out[1]), ExpiresAt: exp}})
 	h.must(issueTokenCmd{Token: Token{ID: "tok_2", Agent: "bob", Target: "upl_recv", ExpiresAt: exp}})
 	h.must(revokeTokenCmd{ID: "tok_2"})
+	h.must(PutMember{Member: Member{PeerID: "peer-a", Addresses: []string{"/ip4/127.0.0.1/tcp/1"}, APIURL: "http://a", JoinedAt: testBase}})
+	h.must(CreateInvite{Invite: Invite{SecretHash: "h1", CreatedBy: "carol", ExpiresAt: exp}})
+	h.must(ConsumeInvite{SecretHash: "h1", PeerID: "peer-b", At: testBase})
 	return out
 }
 
@@ -88,7 +91,7 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("cids", cids, err)
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	for _, table := range []string{tableUploads, tableTokens} {
+	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites} {
 		rows, err := collect[any](tx.Get(table, indexID))
 		must(table, rows, err)
 	}

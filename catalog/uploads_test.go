@@ -101,3 +101,25 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("purged %d tokens, want 1", n)
 	}
 }
+
+func TestInvites(t *testing.T) {
+	h := newTestFSM(t)
+	exp := testBase.Add(time.Hour)
+	h.must(CreateInvite{Invite: Invite{SecretHash: "s1", ExpiresAt: exp}})
+	if _, err := h.apply(ConsumeInvite{SecretHash: "nope", PeerID: "p1", At: testBase}); !errors.Is(err, artmesh.PermissionDenied) {
+		t.Fatalf("unknown invite: %v", err)
+	}
+	if _, err := h.apply(ConsumeInvite{SecretHash: "s1", PeerID: "p1", At: exp}); !errors.Is(err, artmesh.Expired) {
+		t.Fatalf("expired invite: %v", err)
+	}
+	h.must(ConsumeInvite{SecretHash: "s1", PeerID: "p1", At: testBase})
+	h.must(ConsumeInvite{SecretHash: "s1", PeerID: "p1", At: testBase}) // a retried join
+	if _, err := h.apply(ConsumeInvite{SecretHash: "s1", PeerID: "p2", At: testBase}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("second use by another peer: %v", err)
+	}
+	h.must(PutMember{Member: Member{PeerID: "p1", Addresses: []string{"/ip4/127.0.0.1/tcp/9"}}})
+	h.must(deleteMemberCmd{PeerID: "p1"})
+	if _, err := h.apply(deleteMemberCmd{PeerID: "p1"}); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}

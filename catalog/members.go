@@ -1,0 +1,281 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// Mesh membership: the nodes of the mesh, their addresses, and the
+// one-time invites that let a new node join. Raft's own configuration says
+// who votes; the members table says how to reach each node.
+
+// Table names and record and command types of this file; types never
+// change.
+const (
+	tableMembers = "members"
+	tableInvites = "invites"
+
+	recordMember byte = 7
+	recordInvite byte = 8
+
+	putMemberType     commandType = 20
+	deleteMemberType  commandType = 21
+	createInviteType  commandType = 22
+	consumeInviteType commandType = 23
+)
+
+// Member is a node of the mesh.
+type Member struct {
+	PeerID    string    `json:"peer_id"`
+	Addresses []string  `json:"addresses"` // libp2p multiaddrs, without /p2p
+	APIURL    string    `json:"api_url"`
+	JoinedAt  time.Time `json:"joined_at"`
+}
+
+// Invite is a one-time secret that lets a node join, kept as its hash.
+type Invite struct {
+	SecretHash string          `json:"secret_hash"`
+	CreatedBy  artmesh.AgentID `json:"created_by"`
+	ExpiresAt  time.Time       `json:"expires_at"`
+	UsedBy     string          `json:"used_by,omitempty"` // the peer id that joined with it
+}
+
+// PutMember records a member or updates its addresses.
+type PutMember struct {
+	Member Member `json:"member"`
+}
+
+type deleteMemberCmd struct {
+	PeerID string `json:"peer_id"`
+}
+
+// CreateInvite records an invite.
+type CreateInvite struct {
+	Invite Invite `json:"invite"`
+}
+
+// ConsumeInvite uses an invite up for a joining peer: it must exist, be
+// unused and not expired at At.
+type ConsumeInvite struct {
+	SecretHash string    `json:"secret_hash"`
+	PeerID     string    `json:"peer_id"`
+	At         time.Time `json:"at"`
+}
+
+func (PutMember) commandType() commandType       { return putMemberType }
+func (deleteMemberCmd) commandType() commandType { return deleteMemberType }
+func (CreateInvite) commandType() commandType    { return createInviteType }
+func (ConsumeInvite) commandType() commandType   { return consumeInviteType }
+
+func memberTables() map[string]*memdb.TableSchema {
+	return map[string]*memdb.TableSchema{
+		tableMembers: {
+			Name: tableMembers,
+			Indexes: map[string]*memdb.IndexSchema{
+				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Member]{
+					nargs: 1,
+					key:   func(b []byte, r *Member) []byte { return appendPart(b, r.PeerID) },
+				}},
+			},
+		},
+		tableInvites: {
+			Name: tableInvites,
+			Indexes: map[string]*memdb.IndexSchema{
+				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Invite]{
+					nargs: 1,
+					key:   func(b []byte, r *Invite) []byte { return appendPart(b, r.SecretHash) },
+				}},
+			},
+		},
+	}
+}
+
+func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+	switch t {
+	case putMemberType:
+		return errResult(putMemberTxn(tx, decode[PutMember](t, payload))), true
+	case deleteMemberType:
+		return errResult(deleteMemberTxn(tx, decode[deleteMemberCmd](t, payload))), true
+	case createInviteType:
+		return errResult(createInviteTxn(tx, decode[CreateInvite](t, payload))), true
+	case consumeInviteType:
+		return errResult(consumeInviteTxn(tx, decode[ConsumeInvite](t, payload))), true
+	}
+	return nil, false
+}
+
+func putMemberTxn(tx *memdb.Txn, cmd PutMember) error {
+	m := cmd.Member
+	m.Addresses = cloneSlice(m.Addresses)
+	if err := tx.Insert(tableMembers, &m); err != nil {
+		return internal("catalog.PutMember", err)
+	}
+	return nil
+}
+
+func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
+	const op = artmesh.Op("catalog.DeleteMember")
+	raw, err := tx.First(tableMembers, indexID, cmd.PeerID)
+	if err != nil {
+		return internal(op, err)
+	}
+	if raw == nil {
+		return errorf(op, artmesh.NotFound, "member %s not found", cmd.PeerID)
+	}
+	if err := tx.Delete(tableMembers, raw); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+func createInviteTxn(tx *memdb.Txn, cmd CreateInvite) error {
+	const op = artmesh.Op("catalog.CreateInvite")
+	if raw, err := tx.First(tableInvites, indexID, cmd.Invite.SecretHash); err != nil {
+		return internal(op, err)
+	} else if raw != nil {
+		return errorf(op, artmesh.Conflict, "invite exists")
+	}
+	inv := cmd.Invite
+	inv.UsedBy = ""
+	if err := tx.Insert(tableInvites, &inv); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+func consumeInviteTxn(tx *memdb.Txn, cmd ConsumeInvite) error {
+	const op = artmesh.Op("catalog.ConsumeInvite")
+	raw, err := tx.First(tableInvites, indexID, cmd.SecretHash)
+	if err != nil {
+		return internal(op, err)
+	}
+	if raw == nil {
+		return errorf(op, artmesh.PermissionDenied, "the invite is not known to this mesh")
+	}
+	inv := *raw.(*Invite)
+	if inv.UsedBy != "" && inv.UsedBy != cmd.PeerID {
+		return errorf(op, artmesh.Conflict, "the invite was already used")
+	}
+	if !cmd.At.Before(inv.ExpiresAt) {
+		return errorf(op, artmesh.Expired, "the invite expired at %s", inv.ExpiresAt.Format(time.RFC3339))
+	}
+	inv.UsedBy = cmd.PeerID
+	if err := tx.Insert(tableInvites, &inv); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+// PutMember records a member of the mesh or updates it.
+func (c *Catalog) PutMember(ctx context.Context, m Member) error {
+	if m.PeerID == "" {
+		return invalid("catalog.PutMember", "a peer id is required")
+	}
+	_, err := c.propose(ctx, PutMember{Member: m})
+	return err
+}
+
+// DeleteMember forgets a member.
+func (c *Catalog) DeleteMember(ctx context.Context, peerID string) error {
+	_, err := c.propose(ctx, deleteMemberCmd{PeerID: peerID})
+	return err
+}
+
+// CreateInvite records a one-time invite by the hash of its secret.
+func (c *Catalog) CreateInvite(ctx context.Context, inv Invite) error {
+	_, err := c.propose(ctx, CreateInvite{Invite: inv})
+	return err
+}
+
+// ConsumeInvite uses an invite up for peerID. Using it again for the same
+// peer succeeds, so that a join can be retried.
+func (c *Catalog) ConsumeInvite(ctx context.Context, secretHash, peerID string, at time.Time) error {
+	_, err := c.propose(ctx, ConsumeInvite{SecretHash: secretHash, PeerID: peerID, At: at.UTC()})
+	return err
+}
+
+// Members returns the members of the mesh.
+func (c *Catalog) Members() ([]Member, error) {
+	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Member, error) {
+		it, err := tx.Get(tableMembers, indexID)
+		if err != nil {
+			return nil, internal("catalog.Members", err)
+		}
+		var out []Member
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			out = append(out, *raw.(*Member))
+		}
+		return out, nil
+	})
+}
+
+// Member returns one member.
+func (c *Catalog) Member(peerID string) (Member, error) {
+	return read(c.fsm.state(), func(tx *memdb.Txn) (Member, error) {
+		raw, err := tx.First(tableMembers, indexID, peerID)
+		if err != nil {
+			return Member{}, internal("catalog.Member", err)
+		}
+		if raw == nil {
+			return Member{}, errorf("catalog.Member", artmesh.NotFound, "member %s not found", peerID)
+		}
+		return *raw.(*Member), nil
+	})
+}
+
+// Server is a member as Raft sees it.
+type Server struct {
+	ID     string
+	Voter  bool
+	Leader bool
+}
+
+// Servers returns Raft's configuration: who takes part and who votes.
+func (c *Catalog) Servers() ([]Server, error) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, unavailable("catalog.Servers", err)
+	}
+	_, leader := c.raft.LeaderWithID()
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
+	}
+	return out, nil
+}
+
+// AddServer makes a node take part in Raft, as a voter or not. Only the
+// leader can; the address of a server is its id (the mesh dials peer
+// ids).
+func (c *Catalog) AddServer(ctx context.Context, id string, voter bool) (uint64, error) {
+	const op = artmesh.Op("catalog.AddServer")
+	var f raft.IndexFuture
+	if voter {
+		f = c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, c.timeout(ctx))
+	} else {
+		f = c.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, c.timeout(ctx))
+	}
+	if err := c.await(ctx, op, f); err != nil {
+		return 0, err
+	}
+	return f.Index(), nil
+}
+
+// RemoveServer takes a node out of Raft. Only the leader can.
+func (c *Catalog) RemoveServer(ctx context.Context, id string) error {
+	f := c.raft.RemoveServer(raft.ServerID(id), 0, c.timeout(ctx))
+	return c.await(ctx, "catalog.RemoveServer", f)
+}
+
+// WaitApplied waits until the local state has applied index.
+func (c *Catalog) WaitApplied(ctx context.Context, index uint64) error {
+	return c.waitApplied(ctx, "catalog.WaitApplied", index)
+}
+
+// String describes a member for logs.
+func (m Member) String() string { return fmt.Sprintf("%s %v", m.PeerID, m.Addresses) }
