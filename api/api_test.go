@@ -30,7 +30,7 @@ func newTestServerTB(t testing.TB) (*httptest.Server, string) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.Open(ctx, node.Config{Repo: repo, Logger: log, GCDelay: -1})
+	n, err := node.Open(ctx, node.Config{Repo: repo, Logger: log, GCDelay: -1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	t    testing.TB
 	repo string
+	args []string // extra daemon flags, kept for restart
 	cmd  *exec.Cmd
 	url  string
 	key  string
@@ -55,9 +56,17 @@ type daemon struct {
 // startDaemon initialises repo if needed and starts a node on a free port.
 func startDaemon(t testing.TB, repo string) *daemon {
 	t.Helper()
+	return startDaemonArgs(t, repo, "127.0.0.1:0")
+}
+
+// startDaemonArgs initialises repo if needed and starts a node whose API
+// listens on addr ("127.0.0.1:0" for a free port), with extra daemon
+// flags such as "--token-clock-skew", "0s".
+func startDaemonArgs(t testing.TB, repo, addr string, args ...string) *daemon {
+	t.Helper()
 	os.Remove(filepath.Join(repo, "api.addr"))
-	d := &daemon{t: t, repo: repo, done: make(chan struct{}), log: &bytes.Buffer{}}
-	d.cmd = exec.Command(binary, "daemon", "--init", "--api", "127.0.0.1:0", "--log-level", "warn")
+	d := &daemon{t: t, repo: repo, args: args, done: make(chan struct{}), log: &bytes.Buffer{}}
+	d.cmd = exec.Command(binary, append([]string{"daemon", "--init", "--api", addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"}, args...)...)
 	d.cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	d.cmd.Stdout = io.Discard
 	d.cmd.Stderr = &lockedWriter{w: d.log}
@@ -101,6 +110,14 @@ func startDaemon(t testing.TB, repo string) *daemon {
 	return nil
 }
 
+// restart stops the daemon with SIGTERM and starts it again on the same
+// repo, address and flags, so that URLs it handed out still point at it.
+func (d *daemon) restart(t testing.TB) *daemon {
+	t.Helper()
+	d.stop()
+	return startDaemonArgs(t, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...)
+}
+
 // stop ends the daemon with SIGTERM and waits for it.
 func (d *daemon) stop() {
 	select {
@@ -134,10 +151,27 @@ func (d *daemon) cli(t testing.TB, args ...string) string {
 	return out
 }
 
+// cliAs runs the artmesh CLI as the agent whose API key is key and
+// returns its stdout.
+func (d *daemon) cliAs(t testing.TB, key string, args ...string) string {
+	t.Helper()
+	out, errOut, err := d.cliRawEnv([]string{"ARTMESH_API_KEY=" + key}, args...)
+	if err != nil {
+		t.Fatalf("artmesh %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
 // cliRaw runs the CLI and returns stdout, stderr and the exit error.
 func (d *daemon) cliRaw(args ...string) (string, string, error) {
+	return d.cliRawEnv(nil, args...)
+}
+
+// cliRawEnv runs the CLI with extra environment variables and returns
+// stdout, stderr and the exit error.
+func (d *daemon) cliRawEnv(env []string, args ...string) (string, string, error) {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+d.repo, "ARTMESH_API="+d.url)
+	cmd.Env = append(append(os.Environ(), "ARTMESH_PATH="+d.repo, "ARTMESH_API="+d.url), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -200,6 +234,61 @@ func (d *daemon) callAs(t testing.TB, key, method, path string, body any, want i
 			t.Fatalf("%s %s: decoding %q: %v", method, path, data, err)
 		}
 	}
+}
+
+// status sends a request as key (none when empty) and returns the status
+// and the body.
+func (d *daemon) status(t testing.TB, key, method, path string, body any, headers ...string) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	case io.Reader:
+		r = b
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	resp := d.do(t, key, method, path, r, headers...)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return resp.StatusCode, data
+}
+
+// addAgent creates an agent as the admin and returns its API key.
+func (d *daemon) addAgent(t testing.TB, id string, groups ...string) string {
+	t.Helper()
+	if groups == nil {
+		groups = []string{}
+	}
+	var ak struct {
+		APIKey string `json:"api_key"`
+	}
+	d.call(t, "POST", "/v1/agents", map[string]any{"id": id, "groups": groups}, 201, &ak)
+	if ak.APIKey == "" {
+		t.Fatalf("agent %s was created without a key", id)
+	}
+	return ak.APIKey
+}
+
+// errorCode returns the API error code in an error body, or "" when the
+// body is not the API's error shape.
+func errorCode(body []byte) string {
+	var eb errorBody
+	if json.Unmarshal(body, &eb) != nil {
+		return ""
+	}
+	return eb.Error.Code
 }
 
 // artifact is the API's artifact object, as the tests read it.

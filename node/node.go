@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,13 +17,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sys/unix"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
 )
 
@@ -43,6 +48,8 @@ type Config struct {
 	// TokenSkew is the clock difference allowed when verifying capability
 	// tokens. Zero means DefaultTokenSkew; negative means none.
 	TokenSkew time.Duration
+	// Listen overrides the repo's mesh listen addresses, when set.
+	Listen []string
 	// JanitorInterval is how often expired uploads and tokens are swept.
 	// Zero means DefaultJanitorInterval.
 	JanitorInterval time.Duration
@@ -64,6 +71,10 @@ type Node struct {
 	bs      *blockstore.Store
 	content *contentStore
 	cat     *catalog.Catalog
+	host    host.Host
+	meshKey mesh.Key
+	trans   *raft.NetworkTransport
+	streams *mesh.StreamLayer
 	started time.Time
 	key     ed25519.PrivateKey // the node's identity key, which signs tokens
 	skew    time.Duration
@@ -118,29 +129,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		lock.Close()
 		return nil, fmt.Errorf("node: the identity key is not an Ed25519 key")
 	}
-	bs, err := blockstore.Open(filepath.Join(cfg.Repo, BlocksDir), blockstore.Options{NoSync: cfg.NoSync})
+	if len(cfg.Listen) > 0 {
+		rc.Listen = cfg.Listen
+	}
+	meshKey, err := readMeshKey(cfg.Repo)
 	if err != nil {
 		lock.Close()
 		return nil, err
-	}
-	ccfg := catalog.DefaultConfig()
-	ccfg.Dir = filepath.Join(cfg.Repo, RaftDir)
-	ccfg.ServerID = id.String()
-	ccfg.Address = id.String()
-	ccfg.Logger = cfg.Logger.With("component", "catalog")
-	cat, err := catalog.Open(ctx, ccfg)
-	if err != nil {
-		bs.Close()
-		lock.Close()
-		return nil, err
-	}
-	// Bootstrap keeps an existing catalog's members, waits for a leader and
-	// for the local state to have applied the whole log.
-	if err := cat.Bootstrap(ctx); err != nil {
-		cat.Close()
-		bs.Close()
-		lock.Close()
-		return nil, fmt.Errorf("node: catalog has no leader: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	n := &Node{
@@ -149,9 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		log:     cfg.Logger,
 		peerID:  id,
 		lock:    lock,
-		bs:      bs,
-		content: newContentStore(bs, rc.Chunking),
-		cat:     cat,
+		meshKey: meshKey,
 		started: time.Now(),
 		key:     ed25519.PrivateKey(rawKey),
 		skew:    cfg.TokenSkew,
@@ -159,13 +152,96 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop:    stop,
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
-	n.wg.Add(2)
+	if err := n.open(ctx, priv); err != nil {
+		n.closeParts()
+		stop()
+		return nil, err
+	}
+	n.wg.Add(3)
 	go n.gcLoop(runCtx)
 	go n.janitorLoop(runCtx)
+	go n.meshLoop(runCtx)
 	// Collect what an earlier run left half-written (an import killed
 	// mid-way leaves unreferenced bytes in a pack).
 	n.kickGC()
 	return n, nil
+}
+
+// open starts the parts of the node in order: the block store, the mesh
+// host, the catalog over it; then joins or waits for the catalog.
+func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
+	var err error
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
+		return err
+	}
+	n.content = newContentStore(n.bs, n.rc.Chunking)
+	mcfg := mesh.DefaultConfig()
+	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
+	if n.host, err = mesh.NewHost(mcfg); err != nil {
+		return err
+	}
+	n.streams = mesh.NewStreamLayer(n.host)
+	n.trans = raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard)
+	ccfg := catalog.DefaultConfig()
+	ccfg.Dir = filepath.Join(n.cfg.Repo, RaftDir)
+	ccfg.ServerID = n.peerID.String()
+	ccfg.Address = n.peerID.String()
+	ccfg.Transport = n.trans
+	ccfg.Forward = n.forward
+	ccfg.Logger = n.log.With("component", "catalog")
+	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
+		return err
+	}
+	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
+	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
+	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
+	n.loadPeers()
+	if n.rc.Join != nil {
+		return n.join(ctx, n.rc.Join)
+	}
+	servers, err := n.cat.Servers()
+	if err != nil {
+		return err
+	}
+	if len(servers) <= 1 {
+		// A single node (or a repo from before the mesh): bootstrap keeps
+		// an existing catalog's members, waits for a leader and for the
+		// local state to have applied the whole log.
+		if err := n.cat.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("node: catalog has no leader: %w", err)
+		}
+		return nil
+	}
+	// A member of a larger mesh serves reads from its local copy whether
+	// or not a quorum is up; give the mesh a moment to elect.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := n.cat.WaitLeader(wctx); err != nil {
+		n.log.Warn("no catalog leader yet: reads are served from the local copy, writes wait for a quorum")
+	}
+	return nil
+}
+
+// closeParts closes what open started, in reverse order.
+func (n *Node) closeParts() error {
+	var errs []error
+	if n.cat != nil {
+		errs = append(errs, n.cat.Close())
+	}
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.streams != nil {
+		errs = append(errs, n.streams.Close())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.bs != nil {
+		errs = append(errs, n.bs.Close())
+	}
+	n.lock.Close()
+	return errors.Join(errs...)
 }
 
 // lockRepo takes an exclusive lock on the repo, so that two daemons never
@@ -187,8 +263,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.stop()
 		n.wg.Wait()
-		n.closeErr = errors.Join(n.cat.Close(), n.bs.Close())
-		n.lock.Close()
+		n.closeErr = n.closeParts()
 	})
 	return n.closeErr
 }
@@ -209,11 +284,23 @@ const Version = "0.1.0"
 func (n *Node) Info() Info {
 	return Info{
 		PeerID:    n.peerID.String(),
-		Addresses: []string{},
+		Addresses: n.p2pAddrs(),
 		Version:   Version,
 		APIURL:    n.apiURL.Load().(string),
 		StartedAt: n.started.UTC(),
 	}
+}
+
+// p2pAddrs returns the node's mesh addresses, each ending in its peer id.
+func (n *Node) p2pAddrs() []string {
+	out := []string{}
+	if n.host == nil {
+		return out
+	}
+	for _, a := range n.ownAddrs() {
+		out = append(out, a+"/p2p/"+n.peerID.String())
+	}
+	return out
 }
 
 // APIAddr is the address the HTTP API should listen on.

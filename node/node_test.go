@@ -8,6 +8,9 @@ import (
 	"testing"
 )
 
+// testListen makes test nodes listen on a free loopback port.
+var testListen = []string{"/ip4/127.0.0.1/tcp/0"}
+
 func TestInitOpenAuthenticate(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		repo := t.TempDir()
@@ -15,7 +18,7 @@ func TestInitOpenAuthenticate(t *testing.T) {
 		if err := Init(ctx, repo, InitOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		n, err := Open(ctx, Config{Repo: repo, GCDelay: -1})
+		n, err := Open(ctx, Config{Repo: repo, GCDelay: -1, Listen: testListen})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
 )
 
 // The files and folders of a node's repo.
@@ -27,6 +28,8 @@ const (
 	BlocksDir    = "blocks"       // the block store
 	RaftDir      = "raft"         // the catalog's Raft log and snapshots
 	APIAddrFile  = "api.addr"     // where the running daemon's API listens; removed when it stops
+	MeshKeyFile  = "mesh.key"     // the mesh's private network key, hex, mode 0600
+	PeersFile    = "peers.json"   // the members' addresses, for reaching the mesh at start
 	lockFile     = "repo.lock"
 )
 
@@ -58,6 +61,14 @@ type RepoConfig struct {
 	Chunking Chunking `json:"chunking"`
 	// MaxArtifactBytes caps one artifact's content; 0 means no cap.
 	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
+	// Listen are the libp2p multiaddrs the node listens on for the mesh.
+	Listen []string `json:"listen"`
+	// Voters is how many members vote in the catalog (3 or 5); later
+	// members are nonvoters.
+	Voters int `json:"voters"`
+	// Join, while set, is the ticket this node joins the mesh with on its
+	// first start; it is cleared once the node is a member.
+	Join *Ticket `json:"join,omitempty"`
 }
 
 // ReadRepoConfig reads <repo>/config.json.
@@ -76,6 +87,12 @@ func ReadRepoConfig(repo string) (RepoConfig, error) {
 	if rc.APIAddr == "" {
 		rc.APIAddr = DefaultAPIAddr
 	}
+	if len(rc.Listen) == 0 {
+		rc.Listen = []string{DefaultListen}
+	}
+	if rc.Voters <= 0 {
+		rc.Voters = DefaultVoters
+	}
 	return rc, rc.Chunking.validate()
 }
 
@@ -85,10 +102,23 @@ func IsRepo(dir string) bool {
 	return err == nil
 }
 
+// DefaultListen is where the mesh listens unless configured otherwise:
+// loopback, so that a node is private until its operator opens it (for a
+// mesh across hosts, listen on /ip4/0.0.0.0/tcp/7481).
+const DefaultListen = "/ip4/127.0.0.1/tcp/7481"
+
+// DefaultVoters is how many members vote in the catalog.
+const DefaultVoters = 3
+
 // InitOptions tune Init.
 type InitOptions struct {
 	APIAddr  string   // default DefaultAPIAddr
 	Chunking Chunking // default DefaultChunking
+	Listen   []string // default DefaultListen
+	// Join makes the repo a member-to-be of an existing mesh: the node
+	// joins with this ticket on its first start, and the mesh's catalog,
+	// agents and key come from the mesh.
+	Join *Ticket
 }
 
 // Init creates a repo in dir: the node's identity, its configuration, a
@@ -137,6 +167,28 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		return err
 	}
 
+	key := mesh.NewKey()
+	if opts.Join != nil {
+		if key, err = mesh.ParseKey(opts.Join.Key); err != nil {
+			return err
+		}
+	}
+	created = append(created, filepath.Join(dir, MeshKeyFile))
+	if err := writeFileSync(filepath.Join(dir, MeshKeyFile), []byte(key.String()+"\n"), 0o600); err != nil {
+		return err
+	}
+	if len(opts.Listen) == 0 {
+		opts.Listen = []string{DefaultListen}
+	}
+	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: DefaultVoters, Join: opts.Join}
+	if opts.Join != nil {
+		// A joining node gets its catalog and its admin key from the mesh
+		// on its first start.
+		data, _ := json.MarshalIndent(rc, "", "  ")
+		created = append(created, filepath.Join(dir, ConfigFile))
+		return writeFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
+	}
+
 	created = append(created, filepath.Join(dir, RaftDir))
 	cfg := catalog.DefaultConfig()
 	cfg.Dir = filepath.Join(dir, RaftDir)
@@ -154,18 +206,17 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	if err := cat.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("node: init catalog: %w", err)
 	}
-	key := acl.NewAPIKey()
+	apiKey := acl.NewAPIKey()
 	if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{
 		Agent:   artmesh.Agent{ID: AdminAgent, Admin: true, CreatedAt: time.Now().UTC()},
-		KeyHash: acl.HashKey(key),
+		KeyHash: acl.HashKey(apiKey),
 	}); err != nil {
 		return fmt.Errorf("node: init admin agent: %w", err)
 	}
 	created = append(created, filepath.Join(dir, APIKeyFile))
-	if err := writeFileSync(filepath.Join(dir, APIKeyFile), []byte(key+"\n"), 0o600); err != nil {
+	if err := writeFileSync(filepath.Join(dir, APIKeyFile), []byte(apiKey+"\n"), 0o600); err != nil {
 		return err
 	}
-	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking}
 	data, _ := json.MarshalIndent(rc, "", "  ")
 	created = append(created, filepath.Join(dir, ConfigFile))
 	// The config is written last: its presence marks a complete repo.

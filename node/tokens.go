@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
@@ -112,10 +114,14 @@ func (n *Node) verifyToken(token string, action acl.Action) (acl.Claims, error) 
 	return c, nil
 }
 
-// isMember reports whether a peer id (as bytes) is a member of the mesh.
-// A single node's mesh is the node itself.
+// isMember reports whether a peer id (as bytes) is a member of the mesh:
+// this node, or one the catalog lists.
 func (n *Node) isMember(issuer string) bool {
-	return issuer == string(n.peerID)
+	if issuer == string(n.peerID) {
+		return true
+	}
+	_, err := n.cat.Member(peer.ID(issuer).String())
+	return err == nil
 }
 
 // OpenCapContent opens the content a read token grants, checking that the

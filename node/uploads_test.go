@@ -29,6 +29,7 @@ func openTestNode(t *testing.T, cfg Config) (*Node, artmesh.Agent) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.Listen = testListen
 	n, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,8 @@ import (
 
 // newInitCmd is `artmesh init`: create a node's repo.
 func newInitCmd() *cobra.Command {
-	var apiAddr, chunking string
+	var apiAddr, chunking, join string
+	var listen []string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create this node's repo ($ARTMESH_PATH or ~/.artmesh): identity, catalog, admin agent",
@@ -29,8 +30,21 @@ func newInitCmd() *cobra.Command {
 			repo := node.DefaultRepo()
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking)}); err != nil {
+			opts := node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking), Listen: listen}
+			if join != "" {
+				t, err := node.ParseTicket(join)
+				if err != nil {
+					return err
+				}
+				opts.Join = t
+			}
+			if err := node.Init(ctx, repo, opts); err != nil {
 				return err
+			}
+			if join != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s to join a mesh\nstart the node with: artmesh daemon (it joins on its first start and writes its admin API key to %s)\n",
+					repo, filepath.Join(repo, node.APIKeyFile))
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s\nadmin API key written to %s\nstart the node with: artmesh daemon\n",
 				repo, filepath.Join(repo, node.APIKeyFile))
@@ -39,12 +53,15 @@ func newInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&apiAddr, "api", node.DefaultAPIAddr, "address the HTTP API will listen on")
 	cmd.Flags().StringVar(&chunking, "chunking", string(node.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
+	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+node.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
 	return cmd
 }
 
 // newDaemonCmd is `artmesh daemon`: run the node in the foreground.
 func newDaemonCmd() *cobra.Command {
 	var apiAddr, logLevel string
+	var listen []string
 	var initIfNeeded bool
 	var skew time.Duration
 	cmd := &cobra.Command{
@@ -61,7 +78,7 @@ func newDaemonCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if initIfNeeded && !node.IsRepo(repo) {
-				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr}); err != nil {
+				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr, Listen: listen}); err != nil {
 					return err
 				}
 				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, node.APIKeyFile))
@@ -69,7 +86,7 @@ func newDaemonCmd() *cobra.Command {
 			if skew == 0 {
 				skew = -1 // node.Config: negative means none
 			}
-			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew})
+			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew, Listen: listen})
 			if err != nil {
 				return err
 			}
@@ -104,6 +121,7 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&initIfNeeded, "init", false, "initialise the repo first if it does not exist")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+node.DefaultListen+")")
 	cmd.Flags().DurationVar(&skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
 	return cmd
 }

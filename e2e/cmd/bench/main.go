@@ -250,7 +250,7 @@ type node struct {
 }
 
 func start(bin, repo string) (*node, error) {
-	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--log-level", "error")
+	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error")
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,469 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// JoinProtocol is how a new node asks a member to let it in.
+const JoinProtocol = "/artmesh/join/1.0.0"
+
+// Ticket is an invitation to a mesh: where to reach it, its private
+// network key and a one-time join secret. Its text form is what
+// `artmesh mesh invite` prints and `artmesh init --join` takes.
+type Ticket struct {
+	Key    string   `json:"k"` // the mesh key, hex
+	Addrs  []string `json:"a"` // members' multiaddrs, each ending in /p2p/<peer id>
+	Secret string   `json:"s"` // the join secret, hex
+}
+
+const ticketPrefix = "artmesh1"
+
+// String returns the ticket's text form.
+func (t Ticket) String() string {
+	data, _ := json.Marshal(t)
+	return ticketPrefix + base64.RawURLEncoding.EncodeToString(data)
+}
+
+// ParseTicket reads a ticket's text form.
+func ParseTicket(s string) (*Ticket, error) {
+	bad := artmesh.E(artmesh.Invalid, "that is not an artmesh invite ticket: get one with `artmesh mesh invite` on a member")
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), ticketPrefix)
+	if !ok {
+		return nil, bad
+	}
+	data, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, bad
+	}
+	var t Ticket
+	if json.Unmarshal(data, &t) != nil || len(t.Addrs) == 0 || len(t.Secret) != 64 {
+		return nil, bad
+	}
+	if _, err := mesh.ParseKey(t.Key); err != nil {
+		return nil, bad
+	}
+	for _, a := range t.Addrs {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return nil, bad
+		}
+	}
+	return &t, nil
+}
+
+// readMeshKey reads the repo's mesh key, making one for a repo from before
+// keys existed.
+func readMeshKey(repo string) (mesh.Key, error) {
+	data, err := os.ReadFile(filepath.Join(repo, MeshKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		k := mesh.NewKey()
+		return k, writeFileSync(filepath.Join(repo, MeshKeyFile), []byte(k.String()+"\n"), 0o600)
+	}
+	if err != nil {
+		return mesh.Key{}, fmt.Errorf("node: read mesh key: %w", err)
+	}
+	return mesh.ParseKey(string(data))
+}
+
+// loadPeers puts the members' last known addresses into the peerstore, so
+// that Raft can reach them at start.
+func (n *Node) loadPeers() {
+	data, err := os.ReadFile(filepath.Join(n.cfg.Repo, PeersFile))
+	if err != nil {
+		return
+	}
+	var members []catalog.Member
+	if json.Unmarshal(data, &members) != nil {
+		return
+	}
+	n.addMembers(members)
+}
+
+// addMembers records members' addresses in the peerstore.
+func (n *Node) addMembers(members []catalog.Member) {
+	for _, m := range members {
+		id, err := peer.Decode(m.PeerID)
+		if err != nil || id == n.peerID {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, a := range m.Addresses {
+			if x, err := ma.NewMultiaddr(a); err == nil {
+				addrs = append(addrs, x)
+			}
+		}
+		n.host.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
+		n.host.ConnManager().Protect(id, "member")
+	}
+}
+
+// ownAddrs returns this node's mesh addresses.
+func (n *Node) ownAddrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// forward is the catalog's way to the leader.
+func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, entry []byte) (catalog.ForwardResult, error) {
+	id, err := peer.Decode(string(leader))
+	if err != nil {
+		return catalog.ForwardResult{}, fmt.Errorf("node: leader address %q: %w", leader, err)
+	}
+	resp, err := mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, entry)
+	if err != nil {
+		return catalog.ForwardResult{}, artmesh.E(artmesh.Unavailable, "the catalog leader did not take the write", err)
+	}
+	var res catalog.ForwardResult
+	if err := json.Unmarshal(resp, &res); err != nil {
+		return catalog.ForwardResult{}, fmt.Errorf("node: leader's answer: %w", err)
+	}
+	return res, nil
+}
+
+// serveApply takes writes forwarded by followers.
+func (n *Node) serveApply(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
+	res, err := n.cat.ApplyForwarded(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+// joinRequest is what a new node sends to be let in.
+type joinRequest struct {
+	PeerID string   `json:"peer_id"`
+	Secret string   `json:"secret"`
+	Addrs  []string `json:"addrs"`
+	APIURL string   `json:"api_url"`
+}
+
+// joinResponse is the mesh's answer: the new node's admin agent and key,
+// and the log index it must catch up to.
+type joinResponse struct {
+	Agent   artmesh.AgentID  `json:"agent"`
+	APIKey  string           `json:"api_key"`
+	Index   uint64           `json:"index"`
+	Members []catalog.Member `json:"members"`
+}
+
+// serveJoin lets a node in: on the leader, by using up its invite,
+// recording it as a member, giving it an admin agent and adding it to
+// Raft; on another member, by passing the request to the leader.
+func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	var req joinRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("malformed join request")
+	}
+	joiner, err := peer.Decode(req.PeerID)
+	if err != nil {
+		return nil, fmt.Errorf("malformed peer id")
+	}
+	if joiner != from {
+		// Only members pass on other nodes' requests.
+		if _, err := n.cat.Member(from.String()); err != nil {
+			return nil, fmt.Errorf("only a member may pass on a join request")
+		}
+	}
+	if !n.cat.IsLeader() {
+		addr, _ := n.cat.Raft().LeaderWithID()
+		if addr == "" {
+			return nil, fmt.Errorf("the mesh has no catalog leader now; try again")
+		}
+		leader, err := peer.Decode(string(addr))
+		if err != nil {
+			return nil, err
+		}
+		return mesh.Call(ctx, n.host, leader, JoinProtocol, data)
+	}
+	sum := acl.HashKey(req.Secret)
+	now := time.Now().UTC()
+	if err := n.cat.ConsumeInvite(ctx, sum, req.PeerID, now); err != nil {
+		return nil, fmt.Errorf("join refused: %s", artmesh.Message(err))
+	}
+	m := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now}
+	n.addMembers([]catalog.Member{m})
+	if err := n.cat.PutMember(ctx, m); err != nil {
+		return nil, err
+	}
+	agent := artmesh.AgentID("admin-" + strings.ToLower(req.PeerID[len(req.PeerID)-8:]))
+	key := acl.NewAPIKey()
+	if _, err := n.cat.Agent(agent); err == nil {
+		if err := n.cat.SetAgentKey(ctx, agent, acl.HashKey(key)); err != nil {
+			return nil, err
+		}
+	} else if _, err := n.cat.CreateAgent(ctx, catalog.CreateAgent{Agent: artmesh.Agent{ID: agent, Admin: true, CreatedAt: now}, KeyHash: acl.HashKey(key)}); err != nil {
+		return nil, err
+	}
+	servers, err := n.cat.Servers()
+	if err != nil {
+		return nil, err
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Voter && s.ID != req.PeerID {
+			voters++
+		}
+	}
+	index, err := n.cat.AddServer(ctx, req.PeerID, voters < n.rc.Voters)
+	if err != nil {
+		return nil, err
+	}
+	members, _ := n.cat.Members()
+	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members})
+}
+
+// join makes this node a member with the ticket it was initialised with.
+func (n *Node) join(ctx context.Context, t *Ticket) error {
+	req, _ := json.Marshal(joinRequest{PeerID: n.peerID.String(), Secret: t.Secret, Addrs: n.ownAddrs(), APIURL: n.Info().APIURL})
+	var lastErr error
+	for _, a := range t.Addrs {
+		info, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			continue
+		}
+		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := mesh.Call(cctx, n.host, info.ID, JoinProtocol, req)
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var jr joinResponse
+		if err := json.Unmarshal(resp, &jr); err != nil {
+			return fmt.Errorf("node: join answer: %w", err)
+		}
+		n.addMembers(jr.Members)
+		if err := n.cat.WaitApplied(ctx, jr.Index); err != nil {
+			return fmt.Errorf("node: catching up with the mesh: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(n.cfg.Repo, APIKeyFile), []byte(jr.APIKey+"\n"), 0o600); err != nil {
+			return err
+		}
+		n.rc.Join = nil
+		data, _ := json.MarshalIndent(n.rc, "", "  ")
+		if err := writeFileSync(filepath.Join(n.cfg.Repo, ConfigFile), append(data, '\n'), 0o600); err != nil {
+			return err
+		}
+		n.log.Info("joined the mesh", "admin_agent", jr.Agent, "members", len(jr.Members))
+		return nil
+	}
+	return artmesh.E(artmesh.Unavailable, "could not join the mesh with this ticket", lastErr)
+}
+
+// syncMembers keeps the peerstore and peers.json in step with the
+// catalog's members, and keeps this node's own entry current.
+func (n *Node) syncMembers(ctx context.Context) {
+	members, err := n.cat.Members()
+	if err != nil {
+		return
+	}
+	n.addMembers(members)
+	if data, err := json.Marshal(members); err == nil {
+		_ = os.WriteFile(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600)
+	}
+	self := n.peerID.String()
+	want := n.ownAddrs()
+	for _, m := range members {
+		if m.PeerID == self {
+			if strings.Join(m.Addresses, " ") == strings.Join(want, " ") && m.APIURL == n.Info().APIURL {
+				return
+			}
+			m.Addresses, m.APIURL = want, n.Info().APIURL
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = n.cat.PutMember(cctx, m)
+			return
+		}
+	}
+	// Not a member yet: the first node records itself once it leads.
+	if servers, err := n.cat.Servers(); err == nil && len(servers) == 1 && servers[0].ID == self && n.cat.IsLeader() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = n.cat.PutMember(cctx, catalog.Member{PeerID: self, Addresses: want, APIURL: n.Info().APIURL, JoinedAt: time.Now().UTC()})
+	}
+}
+
+// meshLoop runs syncMembers now and then until ctx ends.
+func (n *Node) meshLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		n.syncMembers(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// MemberInfo is a member as the API shows it.
+type MemberInfo struct {
+	PeerID    string   `json:"peer_id"`
+	Addresses []string `json:"addresses"`
+	APIURL    string   `json:"api_url"`
+	Role      string   `json:"role"` // voter, nonvoter, or left (no longer in Raft)
+	Reachable bool     `json:"reachable"`
+	Leader    bool     `json:"leader"`
+}
+
+// Members lists the mesh's members with their roles and whether this node
+// reaches them now.
+func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {
+	servers, err := n.cat.Servers()
+	if err != nil {
+		return nil, err
+	}
+	members, err := n.cat.Members()
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]catalog.Member{}
+	for _, m := range members {
+		byID[m.PeerID] = m
+	}
+	var out []MemberInfo
+	for _, s := range servers {
+		m := byID[s.ID]
+		role := "nonvoter"
+		if s.Voter {
+			role = "voter"
+		}
+		mi := MemberInfo{PeerID: s.ID, Addresses: m.Addresses, APIURL: m.APIURL, Role: role, Leader: s.Leader}
+		if s.ID == n.peerID.String() {
+			mi.Reachable = true
+		} else if id, err := peer.Decode(s.ID); err == nil {
+			mi.Reachable = n.host.Network().Connectedness(id) == network.Connected
+		}
+		if mi.Addresses == nil {
+			mi.Addresses = []string{}
+		}
+		out = append(out, mi)
+	}
+	return out, nil
+}
+
+// Invite is a fresh invite ticket.
+type Invite struct {
+	Ticket    string    `json:"ticket"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DefaultInviteTTL is how long an invite lasts unless told otherwise.
+const DefaultInviteTTL = time.Hour
+
+// CreateInvite makes a one-time ticket for a new node. Only admins may.
+func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn int64) (Invite, error) {
+	if !caller.Admin {
+		return Invite{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may invite nodes")
+	}
+	life, err := ttl(expiresIn, DefaultInviteTTL)
+	if err != nil {
+		return Invite{}, err
+	}
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
+		return Invite{}, err
+	}
+	s := hex.EncodeToString(secret)
+	exp := time.Now().UTC().Add(life).Truncate(time.Second)
+	if err := n.cat.CreateInvite(ctx, catalog.Invite{SecretHash: acl.HashKey(s), CreatedBy: caller.ID, ExpiresAt: exp}); err != nil {
+		return Invite{}, err
+	}
+	var addrs []string
+	for _, a := range n.ownAddrs() {
+		addrs = append(addrs, a+"/p2p/"+n.peerID.String())
+	}
+	return Invite{Ticket: Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s}.String(), ExpiresAt: exp}, nil
+}
+
+// RemoveMember takes a node out of the mesh: out of Raft and the members.
+// Only admins may. A node removing itself leaves.
+func (n *Node) RemoveMember(ctx context.Context, caller artmesh.Agent, peerID string) error {
+	if !caller.Admin {
+		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may remove nodes")
+	}
+	servers, err := n.cat.Servers()
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, s := range servers {
+		known = known || s.ID == peerID
+	}
+	if _, err := n.cat.Member(peerID); err != nil && !known {
+		return artmesh.E(artmesh.NotFound, fmt.Sprintf("%s is not a member", peerID))
+	}
+	if known {
+		if len(servers) == 1 {
+			return artmesh.E(artmesh.Conflict, "the last member cannot leave its own mesh")
+		}
+		if err := n.removeServer(ctx, peerID); err != nil {
+			return err
+		}
+	}
+	if err := n.cat.DeleteMember(ctx, peerID); err != nil && !errors.Is(err, artmesh.NotFound) {
+		return err
+	}
+	return nil
+}
+
+// removeServer asks the leader to take a server out of Raft.
+func (n *Node) removeServer(ctx context.Context, peerID string) error {
+	if n.cat.IsLeader() {
+		return n.cat.RemoveServer(ctx, peerID)
+	}
+	addr, _ := n.cat.Raft().LeaderWithID()
+	if addr == "" {
+		return artmesh.E(artmesh.Unavailable, "the mesh has no catalog leader now")
+	}
+	leader, err := peer.Decode(string(addr))
+	if err != nil {
+		return err
+	}
+	if _, err := mesh.Call(ctx, n.host, leader, RemoveProtocol, []byte(peerID)); err != nil {
+		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
+	}
+	return nil
+}
+
+// RemoveProtocol asks the leader to take a server out of Raft.
+const RemoveProtocol = "/artmesh/remove/1.0.0"
+
+// serveRemove takes a server out of Raft, for a member's request.
+func (n *Node) serveRemove(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	if _, err := n.cat.Member(from.String()); err != nil {
+		return nil, fmt.Errorf("only members may remove members")
+	}
+	if !n.cat.IsLeader() {
+		return nil, fmt.Errorf("not the leader")
+	}
+	return nil, n.cat.RemoveServer(ctx, string(data))
+}
