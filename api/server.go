@@ -82,6 +82,9 @@ func (s *Server) routes() {
 		{"DELETE /v1/uploads/{id}", s.deleteUpload},
 		{"POST /v1/uploads/{id}/confirm", s.confirmUpload},
 		{"GET /v1/node", s.nodeInfo},
+		{"GET /v1/mesh/members", s.listMembers},
+		{"POST /v1/mesh/invites", s.createInvite},
+		{"DELETE /v1/mesh/members/{peer_id}", s.removeMember},
 		{"POST /v1/repo/gc", s.repoGC},
 		{"GET /v1/repo/stat", s.repoStat},
 	} {
@@ -121,6 +124,12 @@ func (s *Server) authenticated(h handlerFunc) http.Handler {
 		}
 		if lw, ok := w.(*logWriter); ok {
 			lw.agent = caller.ID
+		}
+		if r.Method == http.MethodGet && r.URL.Query().Get("consistent") == "true" {
+			if err := s.n.Consistent(r.Context()); err != nil {
+				writeError(w, r, s.log, err)
+				return
+			}
 		}
 		if err := h(w, r, caller); err != nil {
 			writeError(w, r, s.log, err)

@@ -129,3 +129,17 @@ func (c *Catalog) waitApplied(ctx context.Context, op artmesh.Op, index uint64) 
 	}
 	return nil
 }
+
+// ReadIndex returns, on the leader, an index that covers every write
+// acknowledged so far, after confirming that this node still leads. A
+// follower that has applied up to it reads linearizably.
+func (c *Catalog) ReadIndex(ctx context.Context) (uint64, error) {
+	const op = artmesh.Op("catalog.ReadIndex")
+	if c.raft.State() != raft.Leader {
+		return 0, artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
+	}
+	if err := c.await(ctx, op, c.raft.VerifyLeader()); err != nil {
+		return 0, err
+	}
+	return c.AppliedIndex(), nil
+}

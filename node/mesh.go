@@ -273,7 +273,12 @@ func (n *Node) join(ctx context.Context, t *Ticket) error {
 		n.log.Info("joined the mesh", "admin_agent", jr.Agent, "members", len(jr.Members))
 		return nil
 	}
-	return artmesh.E(artmesh.Unavailable, "could not join the mesh with this ticket", lastErr)
+	msg := "could not join the mesh with this ticket"
+	var re *mesh.RemoteError
+	if errors.As(lastErr, &re) {
+		msg += ": " + re.Message
+	}
+	return artmesh.E(artmesh.Unavailable, msg, lastErr)
 }
 
 // syncMembers keeps the peerstore and peers.json in step with the
@@ -452,6 +457,48 @@ func (n *Node) removeServer(ctx context.Context, peerID string) error {
 		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
 	}
 	return nil
+}
+
+// ReadIndexProtocol asks the leader for an index that covers every
+// acknowledged write, for a consistent read.
+const ReadIndexProtocol = "/artmesh/read-index/1.0.0"
+
+func (n *Node) serveReadIndex(ctx context.Context, _ peer.ID, _ []byte) ([]byte, error) {
+	idx, err := n.cat.ReadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(idx)
+}
+
+// Consistent makes the next reads linearizable: it waits until this node
+// has applied every write the leader acknowledged before the call.
+func (n *Node) Consistent(ctx context.Context) error {
+	var idx uint64
+	if n.cat.IsLeader() {
+		i, err := n.cat.ReadIndex(ctx)
+		if err != nil {
+			return err
+		}
+		idx = i
+	} else {
+		addr, _ := n.cat.Raft().LeaderWithID()
+		if addr == "" {
+			return artmesh.E(artmesh.Unavailable, "no catalog leader: a consistent read is not possible now")
+		}
+		leader, err := peer.Decode(string(addr))
+		if err != nil {
+			return err
+		}
+		resp, err := mesh.Call(ctx, n.host, leader, ReadIndexProtocol, nil)
+		if err != nil {
+			return artmesh.E(artmesh.Unavailable, "the leader did not answer a consistent read", err)
+		}
+		if err := json.Unmarshal(resp, &idx); err != nil {
+			return fmt.Errorf("node: read index: %w", err)
+		}
+	}
+	return n.cat.WaitApplied(ctx, idx)
 }
 
 // RemoveProtocol asks the leader to take a server out of Raft.

@@ -195,6 +195,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
 	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
 	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
+	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
 	n.loadPeers()
 	if n.rc.Join != nil {
 		return n.join(ctx, n.rc.Join)

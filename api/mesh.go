@@ -1,0 +1,44 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/artmesh/artmesh"
+)
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ artmesh.Agent) error {
+	ms, err := s.n.Members(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ms})
+	return nil
+}
+
+// inviteRequest is the body of POST /v1/mesh/invites.
+type inviteRequest struct {
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+func (s *Server) createInvite(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	var req inviteRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+			return err
+		}
+	}
+	inv, err := s.n.CreateInvite(r.Context(), caller, req.ExpiresIn)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, inv)
+	return nil
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	if err := s.n.RemoveMember(r.Context(), caller, r.PathValue("peer_id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// member is a node of a test mesh.
+type member struct {
+	*daemon
+}
+
+// joinDaemon initialises repo with an invite from inviter and starts it;
+// the node joins on its first start.
+func joinDaemon(t *testing.T, inviter *daemon, repo string) *daemon {
+	t.Helper()
+	var inv struct {
+		Ticket string `json:"ticket"`
+	}
+	inviter.call(t, "POST", "/v1/mesh/invites", map[string]any{"expires_in": 600}, 201, &inv)
+	cmd := exec.Command(binary, "init", "--join", inv.Ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("artmesh init --join: %v\n%s", err, out)
+	}
+	return startDaemon(t, repo)
+}
+
+type memberInfo struct {
+	PeerID    string `json:"peer_id"`
+	Role      string `json:"role"`
+	Reachable bool   `json:"reachable"`
+	Leader    bool   `json:"leader"`
+}
+
+// TestMeshCatalog joins three nodes with tickets and checks that the
+// catalog is one: a write on any node is read on the others, a follower's
+// write is visible on the leader as soon as it is answered, and agents,
+// keys and grants hold everywhere.
+func TestMeshCatalog(t *testing.T) {
+	a := startDaemon(t, t.TempDir())
+	b := joinDaemon(t, a, t.TempDir())
+	c := joinDaemon(t, b, t.TempDir()) // invited by a follower
+
+	var members struct {
+		Items []memberInfo `json:"items"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c.call(t, "GET", "/v1/mesh/members", nil, 200, &members)
+		voters, reachable, leaders := 0, 0, 0
+		for _, m := range members.Items {
+			if m.Role == "voter" {
+				voters++
+			}
+			if m.Reachable {
+				reachable++
+			}
+			if m.Leader {
+				leaders++
+			}
+		}
+		if voters == 3 && reachable == 3 && leaders == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members after joining: %+v", members.Items)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out := a.cli(t, "node", "--json")
+	if !strings.Contains(out, "/p2p/") {
+		t.Fatalf("node info has no mesh addresses: %s", out)
+	}
+
+	// An agent made on A works on B and C with the same key.
+	var alice, bob struct {
+		APIKey string `json:"api_key"`
+	}
+	a.call(t, "POST", "/v1/agents", map[string]any{"id": "alice"}, 201, &alice)
+	b.call(t, "POST", "/v1/agents", map[string]any{"id": "bob", "groups": []string{"team"}}, 201, &bob) // forwarded write
+
+	var art artifact
+	a.callAs(t, alice.APIKey, "POST", "/v1/snippets", map[string]any{"name": "input.json", "content": map[string]any{"x": 1}}, 201, &art)
+	var got artifact
+	c.callAs(t, alice.APIKey, "GET", "/v1/artifacts/"+art.ID+"?consistent=true", nil, 200, &got)
+	if got.CID != art.CID {
+		t.Fatalf("C sees %+v", got)
+	}
+	// Update on B; version 2 is visible on A as soon as B answered.
+	var v2 artifact
+	b.callAs(t, alice.APIKey, "PUT", "/v1/artifacts/"+art.ID+"/content", `{"x": 2}`, 201, &v2, "Content-Type", "application/json")
+	a.callAs(t, alice.APIKey, "GET", "/v1/artifacts/"+art.ID, nil, 200, &got)
+	if v2.Version != 2 || got.Version != 2 || got.CID != v2.CID {
+		t.Fatalf("after the update on B: B answered %+v, A shows %+v", v2, got)
+	}
+	// Share on A; the grantee lists it on C.
+	a.callAs(t, alice.APIKey, "POST", "/v1/artifacts/"+art.ID+"/share", map[string]any{"groups": []string{"team"}}, 200, nil)
+	var shared artifactPage
+	c.callAs(t, bob.APIKey, "GET", "/v1/shared?consistent=true", nil, 200, &shared)
+	if shared.Total != 1 || shared.Items[0].ID != art.ID || shared.Items[0].Owner != "alice" {
+		t.Fatalf("bob's shared list on C: %+v", shared)
+	}
+	// Each joined node got its own admin key, which works on every node.
+	c.call(t, "GET", "/v1/agents", nil, 200, nil)
+	bKey, _ := os.ReadFile(filepath.Join(b.repo, "api.key"))
+	a.callAs(t, strings.TrimSpace(string(bKey)), "GET", "/v1/agents", nil, 200, nil)
+
+	// A ticket is good for one node only.
+	var inv struct {
+		Ticket string `json:"ticket"`
+	}
+	a.call(t, "POST", "/v1/mesh/invites", nil, 201, &inv)
+	for i, want := range []bool{true, false} {
+		repo := t.TempDir()
+		cmd := exec.Command(binary, "init", "--join", inv.Ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
+		cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("init --join: %v %s", err, out)
+		}
+		d := exec.Command(binary, "daemon", "--api", "127.0.0.1:0", "--log-level", "error")
+		d.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+		if want {
+			started := startDaemon(t, repo)
+			started.stop()
+			continue
+		}
+		outb, err := d.CombinedOutput()
+		if err == nil || !strings.Contains(string(outb), "already used") {
+			t.Fatalf("round %d: a reused ticket: %v %s", i, err, outb)
+		}
+	}
+}
