@@ -77,6 +77,10 @@ func (t commandType) String() string {
 		return "CreateInvite"
 	case consumeInviteType:
 		return "ConsumeInvite"
+	case addHolderType:
+		return "AddHolder"
+	case removeHolderType:
+		return "RemoveHolder"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -108,6 +112,9 @@ type CreateArtifact struct {
 	CID       string           `json:"cid"`        // root of the content's DAG
 	SizeBytes int64            `json:"size_bytes"` // content size
 	At        time.Time        `json:"at"`         // creation time of the artifact and of version 1
+	// Holder is the peer id of the node that stored the content, recorded
+	// in the placement table.
+	Holder string `json:"holder,omitempty"`
 }
 
 // AddVersion appends a version to an artifact, which becomes its current
@@ -124,6 +131,8 @@ type AddVersion struct {
 	CID       string           `json:"cid"`        // root of the new content's DAG
 	SizeBytes int64            `json:"size_bytes"` // new content size
 	At        time.Time        `json:"at"`         // the version's creation time, the artifact's updated_at
+	// Holder is the peer id of the node that stored the content.
+	Holder string `json:"holder,omitempty"`
 }
 
 // DeleteVersion removes one version of an artifact. It is the argument of
@@ -250,6 +259,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return res
 	}
 	if res, ok := applyMemberCommand(tx, t, payload); ok {
+		return res
+	}
+	if res, ok := applyPlacementCommand(tx, t, payload); ok {
 		return res
 	}
 	if t&ignoreUnknownTypeFlag != 0 {

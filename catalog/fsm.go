@@ -168,6 +168,7 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tableTokens, recordToken},
 		{tableMembers, recordMember},
 		{tableInvites, recordInvite},
+		{tablePlacement, recordPlacement},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -266,6 +267,8 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableMembers, &Member{}
 		case recordInvite:
 			table, row = tableInvites, &Invite{}
+		case recordPlacement:
+			table, row = tablePlacement, &Placement{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

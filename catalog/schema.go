@@ -100,6 +100,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range memberTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range placementTables() {
+		s.Tables[name] = t
+	}
 	return s
 }
 

@@ -49,6 +49,9 @@ func fill(h *testFSM) []artmesh.ArtifactID {
 	h.must(PutMember{Member: Member{PeerID: "peer-a", Addresses: []string{"/ip4/127.0.0.1/tcp/1"}, APIURL: "http://a", JoinedAt: testBase}})
 	h.must(CreateInvite{Invite: Invite{SecretHash: "h1", CreatedBy: "carol", ExpiresAt: exp}})
 	h.must(ConsumeInvite{SecretHash: "h1", PeerID: "peer-b", At: testBase})
+	h.must(addHolderCmd{CID: "c-upload", Peer: "peer-a"})
+	h.must(addHolderCmd{CID: "c-upload", Peer: "peer-b"})
+	h.must(removeHolderCmd{CID: "c-upload", Peer: "peer-a"})
 	return out
 }
 
@@ -91,7 +94,7 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("cids", cids, err)
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites} {
+	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement} {
 		rows, err := collect[any](tx.Get(table, indexID))
 		must(table, rows, err)
 	}

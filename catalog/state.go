@@ -108,6 +108,9 @@ func createArtifactTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, err
 	if err := addOwnedTxn(tx, row.Owner, 1); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
+	if err := addHolderTxn(tx, cmd.CID, cmd.Holder); err != nil {
+		return artmesh.Artifact{}, err
+	}
 	return row.artifact(), nil
 }
 
@@ -141,6 +144,9 @@ func addVersionTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	}
 	if err := tx.Insert(tableArtifacts, &next); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
+	}
+	if err := addHolderTxn(tx, cmd.CID, cmd.Holder); err != nil {
+		return artmesh.Artifact{}, err
 	}
 	return next.artifact(), nil
 }

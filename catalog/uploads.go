@@ -46,7 +46,7 @@ const (
 	purgeTokensType    commandType = 19
 	// lastCommandType is the highest type in use: raise it with each new
 	// command.
-	lastCommandType = consumeInviteType
+	lastCommandType = removeHolderType
 )
 
 // known reports whether t is a command type of this version.
@@ -90,6 +90,7 @@ type CreateUpload struct {
 // UploadReceived records that an upload's bytes are stored under CID.
 type UploadReceived struct {
 	ID     string    `json:"id"`
+	Holder string    `json:"holder,omitempty"` // the node that stored the bytes
 	CID    string    `json:"cid"`
 	SHA256 string    `json:"sha256"`
 	Size   int64     `json:"size"`
@@ -233,6 +234,9 @@ func uploadReceivedTxn(tx *memdb.Txn, cmd UploadReceived) (Upload, error) {
 	next.State, next.CID, next.SHA256 = StateReceived, cmd.CID, cmd.SHA256
 	if err := tx.Insert(tableUploads, &next); err != nil {
 		return Upload{}, internal(op, err)
+	}
+	if err := addHolderTxn(tx, cmd.CID, cmd.Holder); err != nil {
+		return Upload{}, err
 	}
 	return next, nil
 }

@@ -123,3 +123,32 @@ func TestInvites(t *testing.T) {
 		t.Fatalf("delete twice: %v", err)
 	}
 }
+
+func TestPlacement(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	id, at := h.nextID()
+	h.must(CreateArtifact{ID: id, Name: "f", Owner: "alice", CID: "root1", At: at, Holder: "peer-a"})
+	h.must(AddVersion{ArtifactID: id, By: "alice", CID: "root2", At: at, Holder: "peer-b"})
+	h.must(addHolderCmd{CID: "root1", Peer: "peer-c"})
+	h.must(addHolderCmd{CID: "root1", Peer: "peer-c"})
+	got := func(cid string) []string {
+		var out []string
+		tx := h.st().db.Txn(false)
+		defer tx.Abort()
+		if raw, _ := tx.First(tablePlacement, indexID, cid); raw != nil {
+			out = raw.(*Placement).Holders
+		}
+		return out
+	}
+	if g := got("root1"); len(g) != 2 || g[0] != "peer-a" || g[1] != "peer-c" {
+		t.Fatalf("root1 holders %v", g)
+	}
+	if g := got("root2"); len(g) != 1 || g[0] != "peer-b" {
+		t.Fatalf("root2 holders %v", g)
+	}
+	h.must(removeHolderCmd{CID: "root2", Peer: "peer-b"})
+	if g := got("root2"); g != nil {
+		t.Fatalf("root2 holders after removal %v", g)
+	}
+}

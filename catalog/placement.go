@@ -1,0 +1,141 @@
+package catalog
+
+import (
+	"context"
+	"slices"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Placement says which members hold the whole DAG under a root CID: the
+// node that took the bytes, and every node that fetched or pinned the
+// whole version since. Fetches take their providers from it; a replication
+// policy (a later issue) reads and writes the same rows.
+
+const (
+	tablePlacement = "placement"
+
+	recordPlacement byte = 9
+
+	addHolderType    commandType = 24
+	removeHolderType commandType = 25
+)
+
+// Placement is the holders of one root CID.
+type Placement struct {
+	CID     string   `json:"cid"`
+	Holders []string `json:"holders"` // peer ids, sorted
+}
+
+type holderCmd struct {
+	CID  string `json:"cid"`
+	Peer string `json:"peer"`
+}
+
+type addHolderCmd holderCmd
+type removeHolderCmd holderCmd
+
+func (addHolderCmd) commandType() commandType    { return addHolderType }
+func (removeHolderCmd) commandType() commandType { return removeHolderType }
+
+func placementTables() map[string]*memdb.TableSchema {
+	return map[string]*memdb.TableSchema{
+		tablePlacement: {
+			Name: tablePlacement,
+			Indexes: map[string]*memdb.IndexSchema{
+				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Placement]{
+					nargs: 1,
+					key:   func(b []byte, r *Placement) []byte { return appendPart(b, r.CID) },
+				}},
+			},
+		},
+	}
+}
+
+func applyPlacementCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+	switch t {
+	case addHolderType:
+		c := decode[addHolderCmd](t, payload)
+		return errResult(addHolderTxn(tx, c.CID, c.Peer)), true
+	case removeHolderType:
+		c := decode[removeHolderCmd](t, payload)
+		return errResult(removeHolderTxn(tx, c.CID, c.Peer)), true
+	}
+	return nil, false
+}
+
+// addHolderTxn records that peer holds the DAG under cid. It is also
+// called by the writes that record new content.
+func addHolderTxn(tx *memdb.Txn, cid, peer string) error {
+	const op = artmesh.Op("catalog.AddHolder")
+	if cid == "" || peer == "" {
+		return nil
+	}
+	raw, err := tx.First(tablePlacement, indexID, cid)
+	if err != nil {
+		return internal(op, err)
+	}
+	p := &Placement{CID: cid}
+	if raw != nil {
+		old := raw.(*Placement)
+		if slices.Contains(old.Holders, peer) {
+			return nil
+		}
+		p.Holders = cloneSlice(old.Holders)
+	}
+	p.Holders = union(p.Holders, []string{peer})
+	if err := tx.Insert(tablePlacement, p); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+func removeHolderTxn(tx *memdb.Txn, cid, peer string) error {
+	const op = artmesh.Op("catalog.RemoveHolder")
+	raw, err := tx.First(tablePlacement, indexID, cid)
+	if err != nil {
+		return internal(op, err)
+	}
+	if raw == nil {
+		return nil
+	}
+	old := raw.(*Placement)
+	p := &Placement{CID: cid, Holders: without(cloneSlice(old.Holders), peer)}
+	if len(p.Holders) == 0 {
+		if err := tx.Delete(tablePlacement, old); err != nil {
+			return internal(op, err)
+		}
+		return nil
+	}
+	if err := tx.Insert(tablePlacement, p); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+// AddHolder records that peer holds the whole DAG under cid.
+func (c *Catalog) AddHolder(ctx context.Context, cid, peer string) error {
+	_, err := c.propose(ctx, addHolderCmd{CID: cid, Peer: peer})
+	return err
+}
+
+// RemoveHolder records that peer no longer holds the DAG under cid.
+func (c *Catalog) RemoveHolder(ctx context.Context, cid, peer string) error {
+	_, err := c.propose(ctx, removeHolderCmd{CID: cid, Peer: peer})
+	return err
+}
+
+// Holders returns the members recorded as holding the DAG under cid.
+func (c *Catalog) Holders(cid string) ([]string, error) {
+	return read(c.fsm.state(), func(tx *memdb.Txn) ([]string, error) {
+		raw, err := tx.First(tablePlacement, indexID, cid)
+		if err != nil {
+			return nil, internal("catalog.Holders", err)
+		}
+		if raw == nil {
+			return nil, nil
+		}
+		return cloneSlice(raw.(*Placement).Holders), nil
+	})
+}
