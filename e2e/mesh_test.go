@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +108,33 @@ func TestMeshCatalog(t *testing.T) {
 	if shared.Total != 1 || shared.Items[0].ID != art.ID || shared.Items[0].Owner != "alice" {
 		t.Fatalf("bob's shared list on C: %+v", shared)
 	}
+	// Content created on A downloads on C, fetched from A as it streams.
+	const size = 24 << 20
+	var big artifact
+	a.callAs(t, alice.APIKey, "POST", "/v1/artifacts?name=weights.bin", &patterned{n: size, seed: 21}, 201, &big)
+	resp := c.do(t, alice.APIKey, "GET", "/v1/artifacts/"+big.ID+"/content?consistent=true", nil)
+	sum := sha256.New()
+	n, _ := io.Copy(sum, resp.Body)
+	resp.Body.Close()
+	want := sha256.New()
+	io.Copy(want, &patterned{n: size, seed: 21})
+	if resp.StatusCode != 200 || n != size || !bytes.Equal(sum.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("download on C: status %d, %d bytes, equal %v", resp.StatusCode, n, bytes.Equal(sum.Sum(nil), want.Sum(nil)))
+	}
+	// A signed URL made on A downloads through B's API.
+	var su struct {
+		URL   string `json:"url"`
+		Token string `json:"token"`
+	}
+	a.callAs(t, alice.APIKey, "POST", "/v1/artifacts/"+big.ID+"/signed-url", nil, 201, &su)
+	resp = b.do(t, "", "GET", "/v1/cap/"+su.Token, nil)
+	sum.Reset()
+	n, _ = io.Copy(sum, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || n != size || !bytes.Equal(sum.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("signed URL from A through B: status %d, %d bytes", resp.StatusCode, n)
+	}
+
 	// Each joined node got its own admin key, which works on every node.
 	c.call(t, "GET", "/v1/agents", nil, 200, nil)
 	bKey, _ := os.ReadFile(filepath.Join(b.repo, "api.key"))

@@ -122,6 +122,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 		CID:         im.CID.String(),
 		SizeBytes:   im.Size,
 		At:          now,
+		Holder:      n.peerID.String(),
 	})
 	if err != nil {
 		n.kickGC()
@@ -235,6 +236,10 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if err != nil {
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
+	if has, _ := n.bs.Has(ctx, root); !has {
+		// Another member holds it: stream it here, serving as it arrives.
+		n.fetcher.ensure(n.runCtx, root)
+	}
 	r, err := n.content.Open(ctx, root)
 	if err != nil {
 		return nil, err
@@ -272,6 +277,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 		CID:         im.CID.String(),
 		SizeBytes:   im.Size,
 		At:          time.Now().UTC(),
+		Holder:      n.peerID.String(),
 	})
 	if err != nil {
 		n.kickGC()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/boxo/blockservice"
 	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/exchange"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
@@ -56,17 +57,23 @@ func (c Chunking) splitter(r io.Reader) chunker.Splitter {
 // contentStore turns byte streams into UnixFS DAGs in the block store and
 // back.
 type contentStore struct {
-	bs       *blockstore.Store
+	bs *blockstore.Store
+	// dag reads through the exchange: blocks missing here are waited for
+	// from a running fetch. local reads this node's store only.
 	dag      ipld.DAGService
+	local    ipld.DAGService
 	chunking Chunking
 }
 
-func newContentStore(bs *blockstore.Store, chunking Chunking) *contentStore {
-	return &contentStore{
-		bs:       bs,
-		dag:      merkledag.NewDAGService(blockservice.New(bs, nil, blockservice.WriteThrough(true))),
-		chunking: chunking,
+// newContentStore returns the content store over bs; ex, when not nil,
+// brings blocks this node lacks.
+func newContentStore(bs *blockstore.Store, chunking Chunking, ex exchange.Interface) *contentStore {
+	local := merkledag.NewDAGService(blockservice.New(bs, nil, blockservice.WriteThrough(true)))
+	dag := local
+	if ex != nil {
+		dag = merkledag.NewDAGService(blockservice.New(bs, ex, blockservice.WriteThrough(true)))
 	}
+	return &contentStore{bs: bs, dag: dag, local: local, chunking: chunking}
 }
 
 // cidBuilder makes CIDv1 sha2-256 dag-pb nodes; leaves are raw.
@@ -160,7 +167,7 @@ func (c *contentStore) walk(ctx context.Context, root cid.Cid, keep func(cid.Cid
 	if root.Prefix().Codec == cid.Raw {
 		return nil
 	}
-	n, err := c.dag.Get(ctx, root)
+	n, err := c.local.Get(ctx, root)
 	if err != nil {
 		if ipld.IsNotFound(err) {
 			return nil // content not held here

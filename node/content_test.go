@@ -32,7 +32,7 @@ func newTestContent(t testing.TB, opts blockstore.Options) (*contentStore, *bloc
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
-	return newContentStore(bs, DefaultChunking), bs
+	return newContentStore(bs, DefaultChunking, nil), bs
 }
 
 func TestImportRoundTrip(t *testing.T) {

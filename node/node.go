@@ -75,6 +75,8 @@ type Node struct {
 	meshKey mesh.Key
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
+	fetcher *fetcher
+	runCtx  context.Context // ends when the node closes
 	started time.Time
 	key     ed25519.PrivateKey // the node's identity key, which signs tokens
 	skew    time.Duration
@@ -150,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		skew:    cfg.TokenSkew,
 		gcKick:  make(chan struct{}, 1),
 		stop:    stop,
+		runCtx:  runCtx,
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
 	if err := n.open(ctx, priv); err != nil {
@@ -174,7 +177,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
 		return err
 	}
-	n.content = newContentStore(n.bs, n.rc.Chunking)
+	n.fetcher = newFetcher(n)
+	n.content = newContentStore(n.bs, n.rc.Chunking, n.fetcher)
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
@@ -196,6 +200,13 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
 	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
+	mesh.ServeDAG(n.host, func(ctx context.Context, c cid.Cid) ([]byte, error) {
+		blk, err := n.bs.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return blk.RawData(), nil
+	}, tamper())
 	n.loadPeers()
 	if n.rc.Join != nil {
 		return n.join(ctx, n.rc.Join)

@@ -89,7 +89,21 @@ func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id art
 // verifyToken checks a token offline against this node's view of the
 // mesh: signature, issuer membership, time, revocation, and that the
 // catalog knows it.
-func (n *Node) verifyToken(token string, action acl.Action) (acl.Claims, error) {
+func (n *Node) verifyToken(ctx context.Context, token string, action acl.Action) (acl.Claims, error) {
+	c, err := n.verifyTokenOnce(token, action)
+	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated {
+		// The token may be younger than this node's copy of the catalog
+		// (issued on another node a moment ago): catch up and look again.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if n.Consistent(cctx) == nil {
+			c, err = n.verifyTokenOnce(token, action)
+		}
+	}
+	return c, err
+}
+
+func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, error) {
 	c, err := acl.Verify(token, acl.VerifyOptions{
 		Now:      time.Now(),
 		Skew:     n.skew,
@@ -127,7 +141,7 @@ func (n *Node) isMember(issuer string) bool {
 // OpenCapContent opens the content a read token grants, checking that the
 // agent that granted it still may read the artifact.
 func (n *Node) OpenCapContent(ctx context.Context, token string) (*Content, error) {
-	c, err := n.verifyToken(token, acl.ActionRead)
+	c, err := n.verifyToken(ctx, token, acl.ActionRead)
 	if err != nil {
 		return nil, err
 	}

@@ -186,8 +186,8 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 
 // writableUpload checks a write token for upload id and returns the
 // upload, which must still take bytes.
-func (n *Node) writableUpload(token, id string) (catalog.Upload, error) {
-	c, err := n.verifyToken(token, acl.ActionWrite)
+func (n *Node) writableUpload(ctx context.Context, token, id string) (catalog.Upload, error) {
+	c, err := n.verifyToken(ctx, token, acl.ActionWrite)
 	if err != nil {
 		return catalog.Upload{}, err
 	}
@@ -209,8 +209,8 @@ func (n *Node) writableUpload(token, id string) (catalog.Upload, error) {
 
 // UploadOffset tells how many bytes of an upload the node holds, for a
 // client resuming it, and its declared size.
-func (n *Node) UploadOffset(_ context.Context, token, id string) (received, size int64, err error) {
-	u, err := n.writableUpload(token, id)
+func (n *Node) UploadOffset(ctx context.Context, token, id string) (received, size int64, err error) {
+	u, err := n.writableUpload(ctx, token, id)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -233,7 +233,7 @@ func (e *ErrOffsetMismatch) Error() string {
 // arrives is kept, even when the body breaks off. When the upload is
 // complete it is imported and becomes received.
 func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total int64, body io.Reader) (UploadStatus, error) {
-	u, err := n.writableUpload(token, id)
+	u, err := n.writableUpload(ctx, token, id)
 	if err != nil {
 		return UploadStatus{}, err
 	}
@@ -306,7 +306,7 @@ func (n *Node) receive(ctx context.Context, u catalog.Upload) (UploadStatus, err
 	if im.Size != u.SizeBytes {
 		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the staged upload holds %d bytes, not %d", im.Size, u.SizeBytes))
 	}
-	u, err = n.cat.UploadReceived(ctx, catalog.UploadReceived{ID: u.ID, CID: im.CID.String(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: im.Size, At: time.Now().UTC()})
+	u, err = n.cat.UploadReceived(ctx, catalog.UploadReceived{ID: u.ID, Holder: n.peerID.String(), CID: im.CID.String(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: im.Size, At: time.Now().UTC()})
 	if err != nil {
 		return UploadStatus{}, err
 	}

@@ -1,0 +1,195 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// fetcher moves whole DAGs from the members that hold them into the local
+// store, one stream per DAG (mesh.DAGProtocol), and lets readers wait for
+// blocks as they arrive: a download on a node that lacks the content
+// starts streaming with the first blocks, not after the last. It is the
+// exchange of the content store's block service.
+type fetcher struct {
+	n *Node
+
+	mu       sync.Mutex
+	inflight map[string]*fetch // by root CID
+	changed  chan struct{}     // closed and replaced whenever a block lands or a fetch ends
+}
+
+// fetch is one DAG being fetched.
+type fetch struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func newFetcher(n *Node) *fetcher {
+	return &fetcher{n: n, inflight: make(map[string]*fetch), changed: make(chan struct{})}
+}
+
+// broadcast wakes every waiting reader. Called with mu held.
+func (f *fetcher) broadcastLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// ensure starts fetching the DAG under root unless a fetch of it is
+// already running, and returns that fetch.
+func (f *fetcher) ensure(ctx context.Context, root cid.Cid) *fetch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fe, ok := f.inflight[root.KeyString()]; ok {
+		return fe
+	}
+	fe := &fetch{done: make(chan struct{})}
+	f.inflight[root.KeyString()] = fe
+	f.n.wg.Add(1)
+	go f.run(ctx, root, fe)
+	return fe
+}
+
+// run fetches root from one holder after another until one serves the
+// whole DAG, verified block by block; a holder that sends a corrupt block
+// is disconnected.
+func (f *fetcher) run(ctx context.Context, root cid.Cid, fe *fetch) {
+	defer f.n.wg.Done()
+	err := f.fetchFromHolders(ctx, root)
+	f.mu.Lock()
+	fe.err = err
+	close(fe.done)
+	delete(f.inflight, root.KeyString())
+	f.broadcastLocked()
+	f.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		f.n.log.Warn("fetching content failed", "cid", root, "err", err)
+	}
+}
+
+func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid) error {
+	holders, err := f.n.cat.Holders(root.String())
+	if err != nil {
+		return err
+	}
+	self := f.n.peerID.String()
+	var peers []peer.ID
+	for _, h := range holders {
+		if id, err := peer.Decode(h); err == nil && h != self {
+			peers = append(peers, id)
+		}
+	}
+	if len(peers) == 0 {
+		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root))
+	}
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	sess := f.n.bs.NewSession()
+	defer sess.Close()
+	var lastErr error
+	for _, p := range peers {
+		err := mesh.FetchDAG(ctx, f.n.host, p, root, func(c cid.Cid, data []byte) error {
+			blk, err := blocks.NewBlockWithCid(data, c)
+			if err != nil {
+				return err
+			}
+			if err := sess.Put(ctx, blk); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			f.broadcastLocked()
+			f.mu.Unlock()
+			return nil
+		})
+		if err == nil {
+			if err := f.n.bs.Sync(ctx); err != nil {
+				return err
+			}
+			// This node now holds the whole version: record it, so that
+			// others can fetch from it too.
+			if err := f.n.cat.AddHolder(ctx, root.String(), self); err != nil {
+				f.n.log.Warn("recording this node as a holder", "cid", root, "err", err)
+			}
+			return nil
+		}
+		lastErr = err
+		if errors.Is(err, mesh.ErrCorruptBlock) {
+			f.n.log.Warn("a peer sent a corrupt block: disconnecting it", "peer", p, "cid", root)
+			_ = f.n.host.Network().ClosePeer(p)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr)
+}
+
+// GetBlock waits for a block that a running fetch brings, and fails when
+// no fetch is running that could bring it.
+func (f *fetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	for {
+		f.mu.Lock()
+		changed := f.changed
+		running := len(f.inflight)
+		var one *fetch
+		for _, fe := range f.inflight {
+			one = fe
+		}
+		f.mu.Unlock()
+		blk, err := f.n.bs.Get(ctx, c)
+		if err == nil {
+			return blk, nil
+		}
+		if !ipld.IsNotFound(err) {
+			return nil, err
+		}
+		if running == 0 {
+			return nil, ipld.ErrNotFound{Cid: c}
+		}
+		select {
+		case <-changed:
+		case <-one.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// GetBlocks fetches blocks one after the other.
+func (f *fetcher) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
+	out := make(chan blocks.Block)
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		defer close(out)
+		for _, c := range cs {
+			blk, err := f.GetBlock(ctx, c)
+			if err != nil {
+				return
+			}
+			select {
+			case out <- blk:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// NotifyNewBlocks is part of boxo's exchange interface; blocks stored
+// locally need no announcement here.
+func (f *fetcher) NotifyNewBlocks(context.Context, ...blocks.Block) error { return nil }
+
+// Close is part of boxo's exchange interface; the node's context stops
+// running fetches.
+func (f *fetcher) Close() error { return nil }
