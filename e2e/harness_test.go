@@ -118,6 +118,15 @@ func (d *daemon) restart(t testing.TB) *daemon {
 	return startDaemonArgs(t, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...)
 }
 
+// logs returns what the daemon logged so far.
+func (d *daemon) logs() string {
+	if lw, ok := d.cmd.Stderr.(*lockedWriter); ok {
+		lw.mu.Lock()
+		defer lw.mu.Unlock()
+	}
+	return d.log.String()
+}
+
 // stop ends the daemon with SIGTERM and waits for it.
 func (d *daemon) stop() {
 	select {

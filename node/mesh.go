@@ -119,6 +119,19 @@ func (n *Node) addMembers(members []catalog.Member) {
 	}
 }
 
+// savePeers writes the members' addresses to peers.json, for the next
+// start.
+func (n *Node) savePeers(members []catalog.Member) {
+	if len(members) == 0 {
+		return
+	}
+	if data, err := json.Marshal(members); err == nil {
+		if err := writeFileSync(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600); err != nil {
+			n.log.Warn("saving the members' addresses", "err", err)
+		}
+	}
+}
+
 // ownAddrs returns this node's mesh addresses.
 func (n *Node) ownAddrs() []string {
 	var out []string
@@ -234,6 +247,7 @@ func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte
 		return nil, err
 	}
 	members, _ := n.cat.Members()
+	n.savePeers(members)
 	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members})
 }
 
@@ -259,6 +273,7 @@ func (n *Node) join(ctx context.Context, t *Ticket) error {
 			return fmt.Errorf("node: join answer: %w", err)
 		}
 		n.addMembers(jr.Members)
+		n.savePeers(jr.Members)
 		if err := n.cat.WaitApplied(ctx, jr.Index); err != nil {
 			return fmt.Errorf("node: catching up with the mesh: %w", err)
 		}
@@ -289,9 +304,7 @@ func (n *Node) syncMembers(ctx context.Context) {
 		return
 	}
 	n.addMembers(members)
-	if data, err := json.Marshal(members); err == nil {
-		_ = os.WriteFile(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600)
-	}
+	n.savePeers(members)
 	self := n.peerID.String()
 	want := n.ownAddrs()
 	for _, m := range members {

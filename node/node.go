@@ -334,11 +334,21 @@ func (n *Node) Ready(ctx context.Context) error {
 
 // Authenticate returns the agent whose API key this is. Unknown and
 // malformed keys are Unauthenticated.
-func (n *Node) Authenticate(_ context.Context, key string) (artmesh.Agent, error) {
+func (n *Node) Authenticate(ctx context.Context, key string) (artmesh.Agent, error) {
 	if !acl.WellFormedKey(key) {
 		return artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
 	}
-	a, err := n.cat.AgentByKeyHash(acl.HashKey(key))
+	hash := acl.HashKey(key)
+	a, err := n.cat.AgentByKeyHash(hash)
+	if errors.Is(err, artmesh.NotFound) && n.host != nil {
+		// The key may be younger than this node's copy of the catalog
+		// (made on another node a moment ago): catch up and look again.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if n.Consistent(cctx) == nil {
+			a, err = n.cat.AgentByKeyHash(hash)
+		}
+		cancel()
+	}
 	if err != nil {
 		if errors.Is(err, artmesh.NotFound) {
 			return artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
