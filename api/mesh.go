@@ -42,3 +42,22 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, caller art
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// streamBenchRequest is the body of POST /v1/mesh/stream-bench.
+type streamBenchRequest struct {
+	PeerID string `json:"peer_id"`
+	Bytes  uint64 `json:"bytes"`
+}
+
+func (s *Server) streamBench(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	var req streamBenchRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+		return err
+	}
+	res, err := s.n.MeasureStream(r.Context(), caller, req.PeerID, req.Bytes)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

@@ -85,6 +85,7 @@ func (s *Server) routes() {
 		{"GET /v1/mesh/members", s.listMembers},
 		{"POST /v1/mesh/invites", s.createInvite},
 		{"DELETE /v1/mesh/members/{peer_id}", s.removeMember},
+		{"POST /v1/mesh/stream-bench", s.streamBench},
 		{"POST /v1/repo/gc", s.repoGC},
 		{"GET /v1/repo/stat", s.repoStat},
 	} {

@@ -9,8 +9,8 @@ import (
 	"io"
 	"time"
 
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"

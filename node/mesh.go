@@ -527,3 +527,28 @@ func (n *Node) serveRemove(ctx context.Context, from peer.ID, data []byte) ([]by
 	}
 	return nil, n.cat.RemoveServer(ctx, string(data))
 }
+
+// StreamBench is a measurement of one raw stream from a member.
+type StreamBench struct {
+	PeerID         string  `json:"peer_id"`
+	Bytes          uint64  `json:"bytes"`
+	Seconds        float64 `json:"seconds"`
+	BytesPerSecond float64 `json:"bytes_per_second"`
+}
+
+// MeasureStream receives bytes from a member over one raw libp2p stream,
+// the yardstick for content transfer. Only admins may.
+func (n *Node) MeasureStream(ctx context.Context, caller artmesh.Agent, peerID string, bytes uint64) (StreamBench, error) {
+	if !caller.Admin {
+		return StreamBench{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may measure the mesh")
+	}
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return StreamBench{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("%q is not a peer id", peerID))
+	}
+	d, err := mesh.MeasureStream(ctx, n.host, id, bytes)
+	if err != nil {
+		return StreamBench{}, artmesh.E(artmesh.Unavailable, "measuring the stream", err)
+	}
+	return StreamBench{PeerID: peerID, Bytes: bytes, Seconds: d.Seconds(), BytesPerSecond: float64(bytes) / d.Seconds()}, nil
+}

@@ -200,6 +200,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
 	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
+	mesh.ServeStreamBench(n.host)
 	mesh.ServeDAG(n.host, func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		blk, err := n.bs.Get(ctx, c)
 		if err != nil {

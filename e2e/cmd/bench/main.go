@@ -32,12 +32,16 @@ import (
 func main() {
 	size := flag.Int64("size", 1<<30, "bytes of the large file to ingest and download")
 	listN := flag.Int("list-artifacts", 100_000, "artifacts to create for the listing benchmark")
+	flag.BoolVar(&meshBench, "mesh", true, "also measure a mesh of several nodes")
 	flag.Parse()
 	if err := run(*size, *listN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// meshBench says whether to measure the mesh too.
+var meshBench bool
 
 type result struct {
 	name, figure, target string
@@ -177,6 +181,12 @@ func run(size int64, listN int) error {
 	}
 	report(fmt.Sprintf("list, metadata filter (1 in 10), paging, %d artifacts", listN), fmt.Sprintf("p50 %s, p99 %s", pct(listLat, 50), pct(listLat, 99)), "p50 < 20 ms")
 
+	if meshBench {
+		if err := benchMesh(bin, work, d, a.ID, size, data); err != nil {
+			return err
+		}
+	}
+
 	fmt.Println("\ncommand: make bench (go run ./e2e/cmd/bench)")
 	return nil
 }
@@ -250,9 +260,34 @@ type node struct {
 }
 
 func start(bin, repo string) (*node, error) {
+	return startWith(bin, repo, "")
+}
+
+// join initialises repo with a ticket from inviter and starts the node.
+func join(bin, repo string, inviter *node) (*node, error) {
+	var inv struct {
+		Ticket string `json:"ticket"`
+	}
+	if err := inviter.post("/v1/mesh/invites", strings.NewReader(`{"expires_in": 600}`), "application/json", &inv); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "init", "--join", inv.Ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("init --join: %v: %s", err, out)
+	}
+	return startWith(bin, repo, inviter.key)
+}
+
+func startWith(bin, repo, key string) (*node, error) {
 	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error")
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
-	cmd.Stderr = os.Stderr
+	logf, err := os.Create(repo + ".log")
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -263,11 +298,14 @@ func start(bin, repo string) (*node, error) {
 		addr, err := os.ReadFile(filepath.Join(repo, "api.addr"))
 		if err == nil && len(bytes.TrimSpace(addr)) > 0 {
 			n.url = "http://" + strings.TrimSpace(string(addr))
-			key, err := os.ReadFile(filepath.Join(repo, "api.key"))
-			if err != nil {
-				return nil, err
+			n.key = key
+			if key == "" {
+				k, err := os.ReadFile(filepath.Join(repo, "api.key"))
+				if err != nil {
+					return nil, err
+				}
+				n.key = strings.TrimSpace(string(k))
 			}
-			n.key = strings.TrimSpace(string(key))
 			return n, nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -418,5 +456,94 @@ func (n *node) fill(count int) error {
 		return err
 	}
 	fmt.Printf("(created %d artifacts for the listing benchmark in %s)\n", count, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// benchMesh joins nodes to a, measures one raw libp2p stream between two
+// of them, then the download on B of content only A holds, the latency of
+// creates on a follower, and four nodes fetching one artifact at once.
+func benchMesh(bin, work string, a *node, bigID string, size int64, data []byte) error {
+	b, err := join(bin, filepath.Join(work, "repo-b"), a)
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	var info struct {
+		PeerID string `json:"peer_id"`
+	}
+	if err := a.get("/v1/node", &info); err != nil {
+		return err
+	}
+	var raw struct {
+		BytesPerSecond float64 `json:"bytes_per_second"`
+	}
+	body := fmt.Sprintf(`{"peer_id": %q, "bytes": %d}`, info.PeerID, size)
+	resp, err := b.req("POST", "/v1/mesh/stream-bench", strings.NewReader(body), "application/json")
+	if err != nil {
+		return err
+	}
+	json.NewDecoder(resp.Body).Decode(&raw)
+	resp.Body.Close()
+	report("one raw libp2p stream, A to B (TCP, TLS, yamux)", gbps(raw.BytesPerSecond), "")
+	if err := b.get("/v1/artifacts?limit=1&consistent=true", new(json.RawMessage)); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	n, err := b.download("/v1/artifacts/" + bigID + "/content")
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("B downloaded %d of %d bytes", n, size)
+	}
+	fetch := float64(size) / time.Since(t0).Seconds()
+	report("download on B of a file only A holds", fmt.Sprintf("%s = %.2f x raw stream", gbps(fetch), fetch/raw.BytesPerSecond), ">= 0.4 x raw stream")
+
+	c, err := join(bin, filepath.Join(work, "repo-c"), a)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	snippet := []byte(`{"name": "s.json", "content": {"k": "v"}}`)
+	lat, err := b.snippets(1, 300, snippet)
+	if err != nil {
+		return err
+	}
+	report("create on a follower of a 3-voter mesh, one client", fmt.Sprintf("p50 %s, p99 %s", pct(lat, 50), pct(lat, 99)), "")
+
+	d4, err := join(bin, filepath.Join(work, "repo-d"), a)
+	if err != nil {
+		return err
+	}
+	defer d4.stop()
+	const share = 256 << 20
+	var shared struct {
+		ID string `json:"id"`
+	}
+	if err := a.post("/v1/artifacts?name=shared.bin", bytes.NewReader(data[size-share:]), "application/octet-stream", &shared); err != nil {
+		return err
+	}
+	for _, x := range []*node{b, c, d4} {
+		if err := x.get("/v1/artifacts?limit=1&consistent=true", new(json.RawMessage)); err != nil {
+			return err
+		}
+	}
+	t0 = time.Now()
+	errc := make(chan error, 4)
+	for _, x := range []*node{b, c, d4} {
+		go func(x *node) {
+			n, err := x.download("/v1/artifacts/" + shared.ID + "/content")
+			if err == nil && n != share {
+				err = fmt.Errorf("got %d of %d bytes", n, share)
+			}
+			errc <- err
+		}(x)
+	}
+	for i := 0; i < 3; i++ {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	report("3 nodes fetch one 256 MiB artifact from A at once", fmt.Sprintf("%s for all (%s each)", time.Since(t0).Round(time.Millisecond), gbps(float64(share)/time.Since(t0).Seconds())), "")
 	return nil
 }
