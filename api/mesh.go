@@ -61,3 +61,37 @@ func (s *Server) streamBench(w http.ResponseWriter, r *http.Request, caller artm
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
+
+func (s *Server) putPin(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	version, err := versionParam(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.n.PinVersion(r.Context(), caller, artifactID(r), version)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, p)
+	return nil
+}
+
+func (s *Server) listPins(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	ps, err := s.n.Pins(r.Context(), caller)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ps})
+	return nil
+}
+
+func (s *Server) deletePin(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	version, err := versionParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.n.Unpin(r.Context(), caller, artifactID(r), version); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -86,6 +86,9 @@ func (s *Server) routes() {
 		{"POST /v1/mesh/invites", s.createInvite},
 		{"DELETE /v1/mesh/members/{peer_id}", s.removeMember},
 		{"POST /v1/mesh/stream-bench", s.streamBench},
+		{"PUT /v1/pins/{id}", s.putPin},
+		{"GET /v1/pins", s.listPins},
+		{"DELETE /v1/pins/{id}", s.deletePin},
 		{"POST /v1/repo/gc", s.repoGC},
 		{"GET /v1/repo/stat", s.repoStat},
 	} {

@@ -135,6 +135,40 @@ func TestMeshCatalog(t *testing.T) {
 		t.Fatalf("signed URL from A through B: status %d, %d bytes", resp.StatusCode, n)
 	}
 
+	// Pin on C a version only A and B hold: C fetches it and keeps it.
+	var v1 artifact
+	a.callAs(t, alice.APIKey, "POST", "/v1/artifacts?name=pinned.bin", &patterned{n: 3 << 20, seed: 22}, 201, &v1)
+	var pin struct {
+		State     string `json:"state"`
+		SizeBytes int64  `json:"size_bytes"`
+	}
+	c.callAs(t, alice.APIKey, "GET", "/v1/artifacts/"+v1.ID+"?consistent=true", nil, 200, nil)
+	c.callAs(t, alice.APIKey, "PUT", "/v1/pins/"+v1.ID, nil, 202, &pin)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var pins struct {
+			Items []struct {
+				ArtifactID string `json:"artifact_id"`
+				State      string `json:"state"`
+				BytesDone  int64  `json:"bytes_done"`
+				Error      string `json:"error"`
+			} `json:"items"`
+		}
+		c.callAs(t, alice.APIKey, "GET", "/v1/pins", nil, 200, &pins)
+		if len(pins.Items) == 1 && pins.Items[0].State == "pinned" {
+			if pins.Items[0].BytesDone != 3<<20 {
+				t.Fatalf("pinned with %d bytes done", pins.Items[0].BytesDone)
+			}
+			break
+		}
+		if len(pins.Items) != 1 || pins.Items[0].State == "failed" || time.Now().After(deadline) {
+			t.Fatalf("pins on C: %+v", pins.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 204, nil)
+	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 404, nil)
+
 	// Each joined node got its own admin key, which works on every node.
 	c.call(t, "GET", "/v1/agents", nil, 200, nil)
 	bKey, _ := os.ReadFile(filepath.Join(b.repo, "api.key"))

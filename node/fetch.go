@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -31,8 +32,9 @@ type fetcher struct {
 
 // fetch is one DAG being fetched.
 type fetch struct {
-	done chan struct{}
-	err  error // set before done is closed
+	done  chan struct{}
+	err   error        // set before done is closed
+	bytes atomic.Int64 // block bytes received so far
 }
 
 func newFetcher(n *Node) *fetcher {
@@ -65,7 +67,7 @@ func (f *fetcher) ensure(ctx context.Context, root cid.Cid) *fetch {
 // is disconnected.
 func (f *fetcher) run(ctx context.Context, root cid.Cid, fe *fetch) {
 	defer f.n.wg.Done()
-	err := f.fetchFromHolders(ctx, root)
+	err := f.fetchFromHolders(ctx, root, fe)
 	f.mu.Lock()
 	fe.err = err
 	close(fe.done)
@@ -77,7 +79,7 @@ func (f *fetcher) run(ctx context.Context, root cid.Cid, fe *fetch) {
 	}
 }
 
-func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid) error {
+func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch) error {
 	holders, err := f.n.cat.Holders(root.String())
 	if err != nil {
 		return err
@@ -105,6 +107,7 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid) error {
 			if err := sess.Put(ctx, blk); err != nil {
 				return err
 			}
+			fe.bytes.Add(int64(len(data)))
 			f.mu.Lock()
 			f.broadcastLocked()
 			f.mu.Unlock()
@@ -131,6 +134,16 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid) error {
 		}
 	}
 	return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr)
+}
+
+// progress returns how many bytes a running fetch of root received.
+func (f *fetcher) progress(root cid.Cid) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fe, ok := f.inflight[root.KeyString()]; ok {
+		return fe.bytes.Load()
+	}
+	return 0
 }
 
 // GetBlock waits for a block that a running fetch brings, and fails when

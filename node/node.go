@@ -76,6 +76,7 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
 	fetcher *fetcher
+	pins    pinSet
 	runCtx  context.Context // ends when the node closes
 	started time.Time
 	key     ed25519.PrivateKey // the node's identity key, which signs tokens
@@ -160,6 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
+	n.loadPins()
 	n.wg.Add(3)
 	go n.gcLoop(runCtx)
 	go n.janitorLoop(runCtx)
@@ -426,6 +428,9 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 		roots, err := n.cat.LiveCIDs()
 		if err != nil {
 			return err
+		}
+		for _, p := range n.pinnedRoots() {
+			roots = append(roots, p.String())
 		}
 		for _, r := range roots {
 			c, err := cid.Decode(r)
