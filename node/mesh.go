@@ -37,6 +37,7 @@ type Ticket struct {
 	Key    string   `json:"k"` // the mesh key, hex
 	Addrs  []string `json:"a"` // members' multiaddrs, each ending in /p2p/<peer id>
 	Secret string   `json:"s"` // the join secret, hex
+	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
 }
 
 const ticketPrefix = "artmesh1"
@@ -332,8 +333,10 @@ func (n *Node) meshLoop(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	var u upkeep
 	for {
 		n.syncMembers(ctx)
+		n.tendVoters(ctx, &u)
 		select {
 		case <-ctx.Done():
 			return
@@ -419,7 +422,7 @@ func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn
 	for _, a := range n.ownAddrs() {
 		addrs = append(addrs, a+"/p2p/"+n.peerID.String())
 	}
-	return Invite{Ticket: Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s}.String(), ExpiresAt: exp}, nil
+	return Invite{Ticket: Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s, Voters: n.rc.Voters}.String(), ExpiresAt: exp}, nil
 }
 
 // RemoveMember takes a node out of the mesh: out of Raft and the members.

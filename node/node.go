@@ -50,6 +50,9 @@ type Config struct {
 	TokenSkew time.Duration
 	// Listen overrides the repo's mesh listen addresses, when set.
 	Listen []string
+	// DeadVoterAfter is how long a voter may be unreachable before the
+	// leader replaces it with a nonvoter. Zero means DefaultDeadVoterAfter.
+	DeadVoterAfter time.Duration
 	// JanitorInterval is how often expired uploads and tokens are swept.
 	// Zero means DefaultJanitorInterval.
 	JanitorInterval time.Duration
@@ -110,6 +113,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = DefaultJanitorInterval
+	}
+	if cfg.DeadVoterAfter <= 0 {
+		cfg.DeadVoterAfter = DefaultDeadVoterAfter
 	}
 	rc, err := ReadRepoConfig(cfg.Repo)
 	if err != nil {

@@ -115,6 +115,7 @@ type InitOptions struct {
 	APIAddr  string   // default DefaultAPIAddr
 	Chunking Chunking // default DefaultChunking
 	Listen   []string // default DefaultListen
+	Voters   int      // voters of a new mesh: 3 (default) or 5
 	// Join makes the repo a member-to-be of an existing mesh: the node
 	// joins with this ticket on its first start, and the mesh's catalog,
 	// agents and key come from the mesh.
@@ -180,7 +181,13 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	if len(opts.Listen) == 0 {
 		opts.Listen = []string{DefaultListen}
 	}
-	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: DefaultVoters, Join: opts.Join}
+	if opts.Join != nil && opts.Join.Voters > 0 {
+		opts.Voters = opts.Join.Voters
+	}
+	if opts.Voters <= 0 {
+		opts.Voters = DefaultVoters
+	}
+	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: opts.Voters, Join: opts.Join}
 	if opts.Join != nil {
 		// A joining node gets its catalog and its admin key from the mesh
 		// on its first start.

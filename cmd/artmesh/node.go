@@ -22,6 +22,7 @@ import (
 func newInitCmd() *cobra.Command {
 	var apiAddr, chunking, join string
 	var listen []string
+	var voters int
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create this node's repo ($ARTMESH_PATH or ~/.artmesh): identity, catalog, admin agent",
@@ -30,7 +31,10 @@ func newInitCmd() *cobra.Command {
 			repo := node.DefaultRepo()
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			opts := node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking), Listen: listen}
+			if voters != 3 && voters != 5 {
+				return fmt.Errorf("--voters must be 3 or 5")
+			}
+			opts := node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking), Listen: listen, Voters: voters}
 			if join != "" {
 				t, err := node.ParseTicket(join)
 				if err != nil {
@@ -55,6 +59,7 @@ func newInitCmd() *cobra.Command {
 	cmd.Flags().StringVar(&chunking, "chunking", string(node.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
 	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+node.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
+	cmd.Flags().IntVar(&voters, "voters", node.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
 	return cmd
 }
 
@@ -63,7 +68,7 @@ func newDaemonCmd() *cobra.Command {
 	var apiAddr, logLevel string
 	var listen []string
 	var initIfNeeded bool
-	var skew time.Duration
+	var skew, deadVoter time.Duration
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
@@ -86,7 +91,7 @@ func newDaemonCmd() *cobra.Command {
 			if skew == 0 {
 				skew = -1 // node.Config: negative means none
 			}
-			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew, Listen: listen})
+			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew, Listen: listen, DeadVoterAfter: deadVoter})
 			if err != nil {
 				return err
 			}
@@ -122,6 +127,7 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&initIfNeeded, "init", false, "initialise the repo first if it does not exist")
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+node.DefaultListen+")")
+	cmd.Flags().DurationVar(&deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
 	cmd.Flags().DurationVar(&skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
 	return cmd
 }
