@@ -34,9 +34,9 @@ const JoinProtocol = "/artmesh/join/1.0.0"
 // network key and a one-time join secret. Its text form is what
 // `artmesh mesh invite` prints and `artmesh init --join` takes.
 type Ticket struct {
-	Key    string   `json:"k"` // the mesh key, hex
-	Addrs  []string `json:"a"` // members' multiaddrs, each ending in /p2p/<peer id>
-	Secret string   `json:"s"` // the join secret, hex
+	Key    string   `json:"k"`           // the mesh key, hex
+	Addrs  []string `json:"a"`           // members' multiaddrs, each ending in /p2p/<peer id>
+	Secret string   `json:"s"`           // the join secret, hex
 	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
 }
 
