@@ -21,11 +21,8 @@ type member struct {
 // the node joins on its first start.
 func joinDaemon(t *testing.T, inviter *daemon, repo string) *daemon {
 	t.Helper()
-	var inv struct {
-		Ticket string `json:"ticket"`
-	}
-	inviter.call(t, "POST", "/v1/mesh/invites", map[string]any{"expires_in": 600}, 201, &inv)
-	cmd := exec.Command(binary, "init", "--join", inv.Ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
+	ticket := strings.TrimSpace(inviter.cli(t, "mesh", "invite", "--expires", "10m"))
+	cmd := exec.Command(binary, "init", "--join", ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("artmesh init --join: %v\n%s", err, out)
@@ -165,6 +162,15 @@ func TestMeshCatalog(t *testing.T) {
 			t.Fatalf("pins on C: %+v", pins.Items)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if out := c.cliAs(t, alice.APIKey, "pins"); !strings.Contains(out, v1.ID) || !strings.Contains(out, "pinned") {
+		t.Fatalf("artmesh pins: %s", out)
+	}
+	a.callAs(t, alice.APIKey, "PUT", "/v1/artifacts/"+v1.ID+"/content", &patterned{n: 2 << 20, seed: 23}, 201, nil)
+	c.callAs(t, alice.APIKey, "GET", "/v1/artifacts?consistent=true", nil, 200, nil)
+	c.cliAs(t, alice.APIKey, "pin", v1.ID, "--version", "2")
+	if out := c.cli(t, "mesh", "members"); strings.Count(out, "voter") != 3 || !strings.Contains(out, "leader") {
+		t.Fatalf("artmesh mesh members: %s", out)
 	}
 	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 204, nil)
 	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 404, nil)

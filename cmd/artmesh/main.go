@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -51,6 +52,9 @@ type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stderrTTY      bool // whether progress bars may be drawn on stderr
+	// sleep waits between retries; nil means a real timer (tests make it
+	// instant).
+	sleep func(context.Context, time.Duration) error
 
 	apiFlag string // --api
 	jsonOut bool   // --json
@@ -165,6 +169,7 @@ else <repo>/api.key.`,
 	root.AddCommand(c.artifactCmds()...)
 	root.AddCommand(c.sharingCmds()...)
 	root.AddCommand(c.agentCmd(), c.groupCmd(), c.repoCmd(), c.nodeCmd())
+	root.AddCommand(c.meshCmds()...)
 	markUsageErrors(root)
 	return root
 }

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+// meshCmds are the commands about the mesh and what this node keeps.
+func (c *cli) meshCmds() []*cobra.Command {
+	return []*cobra.Command{c.meshCmd(), c.pinCmd(), c.unpinCmd(), c.pinsCmd()}
+}
+
+// meshCmd is `artmesh mesh invite|members|remove|leave`.
+func (c *cli) meshCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mesh",
+		Short: "Invite nodes to the mesh, list its members, take nodes out",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	var expires time.Duration
+	invite := &cobra.Command{
+		Use:   "invite",
+		Short: "Print a one-time ticket for `artmesh init --join TICKET` on a new host (admin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			inv, err := api.CreateInvite(cmd.Context(), expires)
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, inv)
+			}
+			fmt.Fprintln(c.stdout, inv.Ticket)
+			fmt.Fprintf(c.stderr, "On the new host: artmesh init --join <ticket> && artmesh daemon (the ticket works once, until %s).\n", longTime(inv.ExpiresAt))
+			return nil
+		},
+	}
+	invite.Flags().DurationVar(&expires, "expires", time.Hour, "how long the ticket stays valid")
+	members := &cobra.Command{
+		Use:   "members",
+		Short: "List the mesh's members with their role, reachability and the leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			ms, err := api.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, map[string]any{"items": ms})
+			}
+			rows := make([][]string, 0, len(ms))
+			for _, m := range ms {
+				leader := ""
+				if m.Leader {
+					leader = "leader"
+				}
+				rows = append(rows, []string{m.PeerID, m.Role, strconv.FormatBool(m.Reachable), leader, orDash(strings.Join(m.Addresses, " "))})
+			}
+			return table(c.stdout, []string{"PEER", "ROLE", "REACHABLE", "", "ADDRESSES"}, rows)
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove PEER_ID",
+		Short: "Take a node out of the mesh (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := api.RemoveMember(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			c.say("removed %s from the mesh", args[0])
+			return nil
+		},
+	}
+	leave := &cobra.Command{
+		Use:   "leave",
+		Short: "Take this node out of the mesh (admin); stop its daemon afterwards",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			n, err := api.Node(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := api.RemoveMember(cmd.Context(), n.PeerID); err != nil {
+				return err
+			}
+			c.say("this node (%s) left the mesh; stop its daemon now", n.PeerID)
+			return nil
+		},
+	}
+	cmd.AddCommand(invite, members, remove, leave)
+	return cmd
+}
+
+// pinCmd is `artmesh pin ID [--version N]`: fetch and keep a full copy
+// here, with a progress bar until it is pinned.
+func (c *cli) pinCmd() *cobra.Command {
+	var version int
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "pin ID",
+		Short: "Make this node fetch and keep a full copy of an artifact's version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			id := artmesh.ArtifactID(args[0])
+			p, err := api.Pin(cmd.Context(), id, version)
+			if err != nil {
+				return err
+			}
+			if wait {
+				bar := c.newProgress(p.SizeBytes, "pin "+args[0])
+				for p.State == client.PinQueued || p.State == client.PinFetching {
+					select {
+					case <-cmd.Context().Done():
+						return cmd.Context().Err()
+					case <-time.After(200 * time.Millisecond):
+					}
+					ps, err := api.Pins(cmd.Context())
+					if err != nil {
+						return err
+					}
+					for _, q := range ps {
+						if q.ArtifactID == p.ArtifactID && q.Version == p.Version {
+							p = q
+						}
+					}
+					bar.set(p.BytesDone)
+				}
+				if p.State == client.PinFailed {
+					bar.done(fmt.Errorf("failed"))
+					return fmt.Errorf("pinning %s failed: %s", args[0], p.Error)
+				}
+				bar.done(nil)
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, p)
+			}
+			c.say("%s version %d: %s (%s)", p.ArtifactID, p.Version, p.State, humanBytes(p.SizeBytes))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "the version to keep (default: the current one)")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the copy is complete, showing progress")
+	return cmd
+}
+
+// unpinCmd is `artmesh unpin ID [--version N]`.
+func (c *cli) unpinCmd() *cobra.Command {
+	var version int
+	cmd := &cobra.Command{
+		Use:   "unpin ID",
+		Short: "Stop keeping an artifact's version (default: every pinned version) on this node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := api.Unpin(cmd.Context(), artmesh.ArtifactID(args[0]), version); err != nil {
+				return err
+			}
+			c.say("unpinned %s", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "the version to stop keeping (default: all)")
+	return cmd
+}
+
+// pinsCmd is `artmesh pins`.
+func (c *cli) pinsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pins",
+		Short: "List what this node keeps, with the state of each pin",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			ps, err := api.Pins(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return printJSON(c.stdout, map[string]any{"items": ps})
+			}
+			rows := make([][]string, 0, len(ps))
+			for _, p := range ps {
+				state := p.State
+				if p.State == client.PinFetching {
+					state = fmt.Sprintf("fetching %s of %s", humanBytes(p.BytesDone), humanBytes(p.SizeBytes))
+				}
+				if p.Error != "" {
+					state += ": " + p.Error
+				}
+				rows = append(rows, []string{string(p.ArtifactID), strconv.Itoa(p.Version), humanBytes(p.SizeBytes), state})
+			}
+			return table(c.stdout, []string{"ID", "VERSION", "SIZE", "STATE"}, rows)
+		},
+	}
+}
