@@ -114,10 +114,14 @@ func (n *Node) received(u catalog.Upload) int64 {
 }
 
 func (n *Node) uploadStatus(u catalog.Upload) UploadStatus {
+	artifact := u.ArtifactID
+	if u.Result != "" {
+		artifact = u.Result // the artifact the confirm created or updated
+	}
 	return UploadStatus{
 		ID: u.ID, Name: u.Name, ContentType: u.ContentType, SizeBytes: u.SizeBytes,
 		ReceivedBytes: n.received(u), State: u.State, ExpiresAt: u.ExpiresAt,
-		ArtifactID: u.ArtifactID, CID: u.CID,
+		ArtifactID: artifact, CID: u.CID,
 	}
 }
 
@@ -214,6 +218,9 @@ func (n *Node) UploadOffset(ctx context.Context, token, id string) (received, si
 	if err != nil {
 		return 0, 0, err
 	}
+	if u.State == catalog.StateConfirmed {
+		return 0, 0, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is already confirmed", id))
+	}
 	return n.received(u), u.SizeBytes, nil
 }
 
@@ -247,7 +254,7 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 	}
 	have := n.received(u)
 	if total >= 0 && total != u.SizeBytes {
-		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the range's total %d is not the upload's declared size %d", total, u.SizeBytes))
+		return UploadStatus{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("the range's total %d is not the upload's declared size %d", total, u.SizeBytes), &ErrOffsetMismatch{Offset: have})
 	}
 	if start < 0 {
 		start = 0

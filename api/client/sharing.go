@@ -62,6 +62,7 @@ type SignedURLOptions struct {
 type SignedURL struct {
 	URL       string    `json:"url"`        // .../v1/cap/<token>, usable on any node of the mesh
 	Token     string    `json:"token"`      // the capability token itself
+	TokenID   string    `json:"token_id"`   // the token's id, for RevokeToken
 	ExpiresAt time.Time `json:"expires_at"` // when the URL stops working
 }
 

@@ -22,11 +22,36 @@ type UploadRequest struct {
 	ArtifactID artmesh.ArtifactID `json:"artifact_id,omitempty"`
 }
 
-// Upload is an open upload session.
+// The states of an upload session.
+const (
+	UploadOpen      = "open"      // taking bytes
+	UploadReceived  = "received"  // every declared byte arrived; waiting for confirm
+	UploadConfirmed = "confirmed" // became an artifact or version
+)
+
+// Upload is an open upload session, as CreateUpload returns it.
 type Upload struct {
-	ID        string    `json:"id"`         // "upl_..."
-	URL       string    `json:"url"`        // where the bytes go: .../v1/uploads/{id}/content?token=...
-	ExpiresAt time.Time `json:"expires_at"` // unconfirmed uploads expire then
+	ID            string    `json:"id"`             // "upl_..."
+	URL           string    `json:"url"`            // where the bytes go: .../v1/uploads/{id}/content?token=...
+	Token         string    `json:"token"`          // the write token that URL carries
+	ExpiresAt     time.Time `json:"expires_at"`     // unconfirmed uploads expire then
+	SizeBytes     int64     `json:"size_bytes"`     // the declared size
+	ReceivedBytes int64     `json:"received_bytes"` // bytes the node holds (0 for a new session)
+	State         string    `json:"state"`          // UploadOpen for a new session
+}
+
+// UploadStatus describes an upload session to its owner
+// (GET /v1/uploads/{id}).
+type UploadStatus struct {
+	ID            string             `json:"id"`
+	Name          string             `json:"name"`
+	ContentType   string             `json:"content_type"`
+	SizeBytes     int64              `json:"size_bytes"`
+	ReceivedBytes int64              `json:"received_bytes"`
+	State         string             `json:"state"` // UploadOpen, UploadReceived or UploadConfirmed
+	ExpiresAt     time.Time          `json:"expires_at"`
+	ArtifactID    artmesh.ArtifactID `json:"artifact_id,omitempty"` // the artifact it updates, or became once confirmed
+	CID           string             `json:"cid,omitempty"`         // the content's CID once all of it is received
 }
 
 // CreateUpload opens an upload session for content of a declared size
@@ -91,4 +116,18 @@ func (c *Client) ConfirmUpload(ctx context.Context, id, sha256 string) (artmesh.
 	err := c.call(ctx, request{op: "client.ConfirmUpload", method: http.MethodPost, path: "/v1/uploads/" + escape(id) + "/confirm"},
 		confirmRequest{SHA256: sha256}, &a)
 	return a, err
+}
+
+// GetUpload describes the upload id, which the caller must own
+// (GET /v1/uploads/{id}).
+func (c *Client) GetUpload(ctx context.Context, id string) (UploadStatus, error) {
+	var st UploadStatus
+	err := c.call(ctx, request{op: "client.GetUpload", method: http.MethodGet, path: "/v1/uploads/" + escape(id)}, nil, &st)
+	return st, err
+}
+
+// AbortUpload abandons the upload id, which the caller must own
+// (DELETE /v1/uploads/{id}); the node collects its bytes.
+func (c *Client) AbortUpload(ctx context.Context, id string) error {
+	return c.call(ctx, request{op: "client.AbortUpload", method: http.MethodDelete, path: "/v1/uploads/" + escape(id)}, nil, nil)
 }

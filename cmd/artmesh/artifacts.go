@@ -16,11 +16,11 @@ import (
 // maxSnippetArg is the most a snippet read from stdin may hold.
 const maxSnippetArg = 64 << 20
 
-// artifactCmds returns the commands on artifacts: put, snippet, get, info,
-// ls, shared, versions, update, rm.
+// artifactCmds returns the commands on artifacts: put, upload, snippet,
+// get, info, ls, shared, versions, update, rm.
 func (c *cli) artifactCmds() []*cobra.Command {
 	return []*cobra.Command{
-		c.putCmd(), c.snippetCmd(), c.getCmd(), c.infoCmd(), c.lsCmd(false), c.lsCmd(true),
+		c.putCmd(), c.uploadCmd(), c.snippetCmd(), c.getCmd(), c.infoCmd(), c.lsCmd(false), c.lsCmd(true),
 		c.versionsCmd(), c.updateCmd(), c.rmCmd(),
 	}
 }

@@ -49,6 +49,13 @@ func (p *progress) reader(r io.Reader) io.Reader {
 	return &progressReader{r: r, bar: p.bar}
 }
 
+// set moves the bar to n bytes done, as when a transfer resumes there.
+func (p *progress) set(n int64) {
+	if p.bar != nil {
+		_ = p.bar.Set64(n)
+	}
+}
+
 // done ends the bar: full when the transfer succeeded, else left where it
 // stopped.
 func (p *progress) done(err error) {

@@ -116,7 +116,9 @@ granted it is taken back.`,
 				return printJSON(c.stdout, u)
 			}
 			fmt.Fprintln(c.stdout, u.URL)
-			return fields(c.stdout, "expires", fmt.Sprintf("%s (in %s)", longTime(u.ExpiresAt), time.Until(u.ExpiresAt).Round(time.Second)))
+			return fields(c.stdout,
+				"expires", fmt.Sprintf("%s (in %s)", longTime(u.ExpiresAt), time.Until(u.ExpiresAt).Round(time.Second)),
+				"token id", orDash(u.TokenID))
 		},
 	}
 	cmd.Flags().DurationVar(&expires, "expires", 0, "how long the URL works (default 1h, at most 168h)")

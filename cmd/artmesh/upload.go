@@ -1,0 +1,439 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+// Retries of a broken upload: up to uploadRetries times in a row without
+// progress, waiting uploadBackoff, then twice as long each time, at most
+// uploadMaxBackoff.
+const (
+	uploadRetries    = 5
+	uploadBackoff    = 500 * time.Millisecond
+	uploadMaxBackoff = 8 * time.Second
+)
+
+func (c *cli) uploadCmd() *cobra.Command {
+	var name, typ, artifact, resume string
+	var meta []string
+	cmd := &cobra.Command{
+		Use:   "upload FILE",
+		Short: "Store a file through an upload URL, resuming after interruptions",
+		Long: `Store a file through an upload URL and print the artifact, its id on the
+first line.
+
+The upload declares the file's size, sends its bytes to the upload URL and,
+when the connection breaks or the node answers with a server error, asks
+the node how much it holds and resumes from there (up to 5 times in a row
+without progress, waiting longer each time). Then it confirms the upload
+with the SHA-256 of the file, which the node checks before it creates the
+artifact.
+
+--artifact ID makes the upload a new version of that artifact (its name and
+type are kept unless --name or --type are given). --meta KEY=VALUE sets
+metadata as put does.
+
+--resume UPLOAD_URL FILE continues an upload that was started elsewhere
+(its URL, token included, is printed when an upload fails) and confirms it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			if resume != "" && (name != "" || typ != "" || artifact != "" || len(meta) > 0) {
+				return usageErrorf("--resume continues an upload as it was declared: it takes no --name, --type, --artifact or --meta")
+			}
+			m, err := parseMeta(meta)
+			if err != nil {
+				return err
+			}
+			var target uploadTarget
+			if resume != "" {
+				if target, err = parseUploadURL(resume); err != nil {
+					return usageError{err}
+				}
+			}
+			f, size, err := openUploadFile(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var req client.UploadRequest
+			if resume == "" {
+				req = client.UploadRequest{Name: name, ContentType: typ, SizeBytes: size, Metadata: m, ArtifactID: artmesh.ArtifactID(artifact)}
+				if artifact == "" {
+					if req.Name == "" {
+						req.Name = filepath.Base(path)
+					}
+					if req.ContentType == "" {
+						req.ContentType = contentTypeFor(req.Name)
+					}
+				}
+			}
+			a, err := c.upload(ctx, api, f, size, req, target)
+			if err != nil {
+				return err
+			}
+			return c.printArtifactOut(a)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
+	fl.StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
+	fl.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	fl.StringVar(&artifact, "artifact", "", "make the upload a new version of this artifact")
+	fl.StringVar(&resume, "resume", "", "continue the upload at this upload URL instead of starting one")
+	return cmd
+}
+
+// uploadTarget is an upload session: its id and the URL its bytes go to.
+type uploadTarget struct {
+	id  string
+	url string
+}
+
+// parseUploadURL checks an upload URL (.../v1/uploads/{id}/content?token=T)
+// and returns the upload it names.
+func parseUploadURL(s string) (uploadTarget, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return uploadTarget{}, fmt.Errorf("%q is not an upload URL: give the http://HOST:PORT/v1/uploads/ID/content?token=... URL the upload printed", s)
+	}
+	rest, ok := strings.CutPrefix(u.EscapedPath(), "/v1/uploads/")
+	var id string
+	if ok {
+		id, ok = strings.CutSuffix(rest, "/content")
+	}
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return uploadTarget{}, fmt.Errorf("%q is not an upload URL: its path must be /v1/uploads/ID/content", s)
+	}
+	if id, err = url.PathUnescape(id); err != nil || strings.Contains(id, "/") {
+		return uploadTarget{}, fmt.Errorf("%q is not an upload URL: its upload id is malformed", s)
+	}
+	if u.Query().Get("token") == "" {
+		return uploadTarget{}, fmt.Errorf("%q has no token: give the whole upload URL, ?token=... included", s)
+	}
+	return uploadTarget{id: id, url: s}, nil
+}
+
+// openUploadFile opens a regular file to upload and returns its size. An
+// upload declares its size first and may read parts of the file again to
+// resume, so pipes and stdin will not do.
+func openUploadFile(path string) (*os.File, int64, error) {
+	if path == "-" {
+		return nil, 0, usageErrorf("upload needs a file it can read twice: use put to store stdin")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file: upload needs a file whose size is known (use put for pipes)", path)
+	}
+	return f, st.Size(), nil
+}
+
+// uploadAPI is what an upload needs of the node's client.
+type uploadAPI interface {
+	CreateUpload(ctx context.Context, req client.UploadRequest) (client.Upload, error)
+	GetUpload(ctx context.Context, id string) (client.UploadStatus, error)
+	UploadOffset(ctx context.Context, uploadURL string) (int64, error)
+	PutUpload(ctx context.Context, uploadURL string, r io.Reader, offset, total int64) error
+	ConfirmUpload(ctx context.Context, id, sha256 string) (artmesh.Artifact, error)
+	Artifact(ctx context.Context, id artmesh.ArtifactID) (artmesh.Artifact, error)
+}
+
+var _ uploadAPI = (*client.Client)(nil)
+
+// upload stores the size bytes of f: through a new upload session
+// declared by req, or, when target.url is set, through that existing one,
+// from where the node's copy ends. It returns the confirmed artifact.
+func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int64, req client.UploadRequest, target uploadTarget) (artmesh.Artifact, error) {
+	var offset int64
+	received := false // all bytes are there already
+	if target.url == "" {
+		up, err := api.CreateUpload(ctx, req)
+		if err != nil {
+			return artmesh.Artifact{}, err
+		}
+		target = uploadTarget{id: up.ID, url: up.URL}
+	} else {
+		st, err := api.GetUpload(ctx, target.id)
+		if err != nil {
+			return artmesh.Artifact{}, err
+		}
+		switch {
+		case st.State == client.UploadConfirmed:
+			return artmesh.Artifact{}, fmt.Errorf("upload %s is already confirmed", target.id)
+		case st.SizeBytes != size:
+			return artmesh.Artifact{}, fmt.Errorf("upload %s was declared as %d bytes but the file has %d", target.id, st.SizeBytes, size)
+		case st.State == client.UploadReceived:
+			offset, received = size, true
+		default:
+			if offset, err = api.UploadOffset(ctx, target.url); err != nil {
+				return artmesh.Artifact{}, err
+			}
+		}
+	}
+	desc := "upload " + target.id
+	if req.Name != "" {
+		desc = "upload " + req.Name
+	}
+	p := c.newProgress(size, desc)
+	hs := newPrefixHash()
+	s := &uploadSender{api: api, url: target.url, file: f, size: size, hash: hs, progress: p, sleep: c.sleeper()}
+	var err error
+	if !received {
+		err = s.send(ctx, offset)
+	}
+	p.done(err)
+	if err != nil {
+		return artmesh.Artifact{}, c.resumeHint(err, target)
+	}
+	if err := hs.catchUp(f, size); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	return c.confirm(ctx, api, target.id, hex.EncodeToString(hs.h.Sum(nil)))
+}
+
+// resumeHint adds to the error of a failed transfer how to continue it.
+func (c *cli) resumeHint(err error, target uploadTarget) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status != http.StatusConflict && ce.Status < 500 {
+		return err // the upload itself is refused: resuming will not help
+	}
+	fmt.Fprintf(c.stderr, "the node keeps what it received; continue with:\n  artmesh upload --resume '%s' FILE\n", target.url)
+	return err
+}
+
+// confirm confirms an upload whose bytes all arrived, retrying when the
+// node cannot be reached; a confirm that worked but whose answer was lost
+// is recognised by the upload's state.
+func (c *cli) confirm(ctx context.Context, api uploadAPI, id, sum string) (artmesh.Artifact, error) {
+	sleep := c.sleeper()
+	for attempt := 1; ; attempt++ {
+		a, err := api.ConfirmUpload(ctx, id, sum)
+		if err == nil {
+			return a, nil
+		}
+		if attempt > 1 && errors.Is(err, artmesh.Conflict) {
+			if st, serr := api.GetUpload(ctx, id); serr == nil && st.State == client.UploadConfirmed && st.ArtifactID != "" {
+				return api.Artifact(ctx, st.ArtifactID)
+			}
+		}
+		if !retryable(err) || attempt > uploadRetries {
+			return artmesh.Artifact{}, err
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
+}
+
+// sleeper returns how the command waits between retries.
+func (c *cli) sleeper() func(context.Context, time.Duration) error {
+	if c.sleep != nil {
+		return c.sleep
+	}
+	return sleepCtx
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff is the wait before retry number attempt (from 1).
+func backoff(attempt int) time.Duration {
+	d := uploadBackoff
+	for i := 1; i < attempt && d < uploadMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, uploadMaxBackoff)
+}
+
+// retryable reports whether a failed call may work when tried again: the
+// connection broke or could not be made, or the node had a server error.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var fe fileError
+	if errors.As(err, &fe) {
+		return false
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.Status >= 500
+	}
+	var ae *artmesh.Error
+	if errors.As(err, &ae) && ae.Kind != artmesh.Unavailable {
+		return false // refused by the client itself
+	}
+	return true // a transport error
+}
+
+// retryablePut is retryable for a PUT of an upload's bytes, which may also
+// be retried after a conflict: the node holds a different amount than was
+// assumed, and asking for the offset again settles that.
+func retryablePut(err error) bool {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusConflict {
+		return true
+	}
+	return retryable(err)
+}
+
+// uploadSender sends a file's bytes to an upload URL and resumes it when
+// it breaks.
+type uploadSender struct {
+	api      uploadAPI
+	url      string
+	file     io.ReaderAt
+	size     int64
+	hash     *prefixHash
+	progress *progress
+	sleep    func(context.Context, time.Duration) error
+}
+
+// send sends the bytes from offset on. After a retryable failure it waits,
+// asks the node how many bytes it holds and continues from there; it gives
+// up after uploadRetries failures in a row that made no progress.
+func (s *uploadSender) send(ctx context.Context, offset int64) error {
+	failures := 0
+	for {
+		if offset >= s.size && s.size > 0 {
+			return nil // everything is there
+		}
+		err := s.put(ctx, offset)
+		if err == nil {
+			return nil
+		}
+		ok := retryablePut(err)
+		for {
+			if !ok {
+				return err
+			}
+			if failures++; failures > uploadRetries {
+				// Not wrapped: the CLI prints a wrapped API error's message
+				// alone, and this one should say that it gave up.
+				return fmt.Errorf("giving up after %d retries; the last error: %s", uploadRetries, artmesh.Message(err))
+			}
+			if serr := s.sleep(ctx, backoff(failures)); serr != nil {
+				return serr
+			}
+			var have int64
+			if have, err = s.api.UploadOffset(ctx, s.url); err == nil {
+				if have > offset {
+					failures = 0 // the last attempt moved the upload on
+				}
+				offset = have
+				break
+			}
+			ok = retryable(err)
+		}
+		if offset > s.size {
+			return fmt.Errorf("the node says it holds %d bytes of an upload of %d", offset, s.size)
+		}
+	}
+}
+
+// put sends one request with the bytes from offset to the end.
+func (s *uploadSender) put(ctx context.Context, offset int64) error {
+	if err := s.hash.catchUp(s.file, offset); err != nil {
+		return err
+	}
+	s.progress.set(offset)
+	var r io.Reader = io.NewSectionReader(s.file, offset, s.size-offset)
+	r = s.progress.reader(s.hash.reader(r, offset))
+	return s.api.PutUpload(ctx, s.url, r, offset, s.size)
+}
+
+// prefixHash is the SHA-256 of a file's first n bytes, grown in file order
+// as a (possibly resumed) upload reads them: bytes read again after a
+// resume are not hashed twice, and bytes a resume skips are read for it.
+type prefixHash struct {
+	h hash.Hash
+	n int64 // bytes hashed so far
+}
+
+func newPrefixHash() *prefixHash { return &prefixHash{h: sha256.New()} }
+
+// catchUp hashes the bytes of src up to off that are not hashed yet. Its
+// errors are fileErrors.
+func (p *prefixHash) catchUp(src io.ReaderAt, off int64) error {
+	if off <= p.n {
+		return nil
+	}
+	n, err := io.Copy(p.h, io.NewSectionReader(src, p.n, off-p.n))
+	p.n += n
+	if err == nil && p.n < off {
+		err = fmt.Errorf("the file ended at %d bytes: it changed during the upload", p.n)
+	}
+	if err != nil {
+		return fileError{fmt.Errorf("reading the file for its SHA-256: %w", err)}
+	}
+	return nil
+}
+
+// fileError is a failure to read the file being uploaded, which retrying
+// the upload does not mend.
+type fileError struct{ err error }
+
+func (e fileError) Error() string { return e.err.Error() }
+func (e fileError) Unwrap() error { return e.err }
+
+// reader returns r, which yields the file from off on (off at most the
+// bytes hashed so far), hashing what it yields past them.
+func (p *prefixHash) reader(r io.Reader, off int64) io.Reader {
+	return &prefixHashReader{p: p, r: r, pos: off}
+}
+
+type prefixHashReader struct {
+	p   *prefixHash
+	r   io.Reader
+	pos int64
+}
+
+func (h *prefixHashReader) Read(b []byte) (int, error) {
+	n, err := h.r.Read(b)
+	if end := h.pos + int64(n); end > h.p.n && h.pos <= h.p.n {
+		h.p.h.Write(b[h.p.n-h.pos : n])
+		h.p.n = end
+	}
+	h.pos += int64(n)
+	return n, err
+}
