@@ -102,13 +102,13 @@ func TestUploadFlow(t *testing.T) {
 	if codes[0]+codes[1] != 201+409 {
 		t.Fatalf("concurrent confirms answered %v", codes)
 	}
-	resp, data = send(t, srv, key, "GET", "/v1/artifacts", nil)
+	_, data = send(t, srv, key, "GET", "/v1/artifacts", nil)
 	var page artmesh.Page[artmesh.Artifact]
 	json.Unmarshal(data, &page)
 	if page.Total != 1 || page.Items[0].SizeBytes != int64(len(content)) {
 		t.Fatalf("after confirm: %s", data)
 	}
-	resp, data = send(t, srv, key, "GET", "/v1/artifacts/"+string(page.Items[0].ID)+"/content", nil)
+	_, data = send(t, srv, key, "GET", "/v1/artifacts/"+string(page.Items[0].ID)+"/content", nil)
 	if !bytes.Equal(data, content) {
 		t.Fatal("confirmed content differs")
 	}

@@ -12,11 +12,6 @@ import (
 	"time"
 )
 
-// member is a node of a test mesh.
-type member struct {
-	*daemon
-}
-
 // joinDaemon initialises repo with an invite from inviter and starts it;
 // the node joins on its first start.
 func joinDaemon(t *testing.T, inviter *daemon, repo string) *daemon {

@@ -494,7 +494,7 @@ func benchMesh(bin, work string, a *node, bigID string, size int64, data []byte)
 		return err
 	}
 	if n != size {
-		return fmt.Errorf("B downloaded %d of %d bytes", n, size)
+		return fmt.Errorf("the second node downloaded %d of %d bytes", n, size)
 	}
 	fetch := float64(size) / time.Since(t0).Seconds()
 	report("download on B of a file only A holds", fmt.Sprintf("%s = %.2f x raw stream", gbps(fetch), fetch/raw.BytesPerSecond), ">= 0.4 x raw stream")
