@@ -1,0 +1,26 @@
+package mesh
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkStream measures one raw libp2p stream between two hosts in
+// this process (TCP, TLS, yamux, private network).
+func BenchmarkStream(b *testing.B) {
+	t := &testing.T{}
+	key := NewKey()
+	a, c := newTestHost(t, key), newTestHost(t, key)
+	defer a.Close()
+	defer c.Close()
+	c.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	ServeStreamBench(a)
+	const n = 256 << 20
+	b.SetBytes(n)
+	for i := 0; i < b.N; i++ {
+		if _, err := MeasureStream(context.Background(), c, a.ID(), n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
