@@ -9,11 +9,8 @@ import (
 // BenchmarkStream measures one raw libp2p stream between two hosts in
 // this process (TCP, TLS, yamux, private network).
 func BenchmarkStream(b *testing.B) {
-	t := &testing.T{}
 	key := NewKey()
-	a, c := newTestHost(t, key), newTestHost(t, key)
-	defer a.Close()
-	defer c.Close()
+	a, c := newTestHost(b, key), newTestHost(b, key)
 	c.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
 	ServeStreamBench(a)
 	const n = 256 << 20
