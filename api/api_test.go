@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node"
@@ -166,5 +168,42 @@ func TestDeclaredSizeMismatch(t *testing.T) {
 	json.Unmarshal(data, &page)
 	if resp.StatusCode != 200 || page.Total != 1 {
 		t.Fatalf("list: %d %s", resp.StatusCode, data)
+	}
+}
+
+// TestCutOffBodies sends bodies that break off, chunked and with a
+// Content-Length, and checks that no artifact is created from them.
+func TestCutOffBodies(t *testing.T) {
+	srv, key := newTestServer(t)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, raw := range []string{
+		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + "\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + strings.Repeat("a", 1024) + "\r\n10\r\nabc",
+		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + "\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 5000),
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(raw))
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn)
+		conn.Close()
+	}
+	// Give the handlers a moment to finish, then look.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, data := send(t, srv, key, "GET", "/v1/artifacts", nil)
+		var page artmesh.Page[artmesh.Artifact]
+		json.Unmarshal(data, &page)
+		if resp.StatusCode != 200 {
+			t.Fatalf("list: %d", resp.StatusCode)
+		}
+		if page.Total != 0 {
+			t.Fatalf("a cut-off body became an artifact: %s", data)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/cap/{token}", s.getCap)
 	s.mux.HandleFunc("PUT /v1/uploads/{id}/content", s.putUpload)
 	s.mux.HandleFunc("HEAD /v1/uploads/{id}/content", s.headUpload)
+	s.mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

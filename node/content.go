@@ -99,6 +99,12 @@ func (im *imported) Release() {
 // than allowed.
 var errSizeLimit = errors.New("content larger than allowed")
 
+// errTruncated replaces io.ErrUnexpectedEOF from a source (an HTTP body
+// that ended before its length, or a chunked body cut off): boxo's
+// chunkers take io.ErrUnexpectedEOF for a normal end, which would store
+// the truncated content as if it were whole.
+var errTruncated = errors.New("the content ended before it was complete")
+
 // Import chunks r into a UnixFS file DAG, stores the blocks and makes them
 // durable. limit caps the content's size (no cap when negative).
 func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chunking Chunking) (*imported, error) {
@@ -141,6 +147,9 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 	}
 	if err := c.bs.Sync(ctx); err != nil {
 		sess.Close()
+		if ctx.Err() != nil {
+			return nil, artmesh.E(op, artmesh.Invalid, "upload interrupted", ctx.Err())
+		}
 		return nil, artmesh.E(op, "making content durable", err)
 	}
 	im.CID = root.Cid()
@@ -206,6 +215,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	if c.limit >= 0 && c.n > c.limit {
 		return n, errSizeLimit
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errTruncated
 	}
 	return n, err
 }

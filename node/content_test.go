@@ -94,6 +94,31 @@ func TestImportRoundTrip(t *testing.T) {
 	}
 }
 
+// truncatedReader yields some bytes, then io.ErrUnexpectedEOF, as an HTTP
+// body cut off before its end does.
+type truncatedReader struct{ n int }
+
+func (r *truncatedReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	k := min(len(p), r.n)
+	r.n -= k
+	return k, nil
+}
+
+// TestImportTruncated checks that a source that breaks off is an error,
+// not a shorter file.
+func TestImportTruncated(t *testing.T) {
+	cs, _ := newTestContent(t, blockstore.Options{})
+	for _, size := range []int{10, 300 << 10, 3 << 20} {
+		_, err := cs.Import(context.Background(), &truncatedReader{n: size}, -1, "")
+		if !errors.Is(err, artmesh.Invalid) {
+			t.Fatalf("a source cut off after %d bytes imported with %v", size, err)
+		}
+	}
+}
+
 func TestImportLimit(t *testing.T) {
 	cs, _ := newTestContent(t, blockstore.Options{})
 	_, err := cs.Import(context.Background(), bytes.NewReader(make([]byte, 1000)), 999, "")

@@ -1,0 +1,75 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+// BenchmarkFetchFromPeer measures a download on one node of content that
+// only another node, in the same process, holds.
+func BenchmarkFetchFromPeer(b *testing.B) {
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	repoA := b.TempDir()
+	if err := Init(ctx, repoA, InitOptions{Listen: testListen}); err != nil {
+		b.Fatal(err)
+	}
+	a, err := Open(ctx, Config{Repo: repoA, Listen: testListen, Logger: quiet, GCDelay: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	admin, _ := a.cat.Agent(AdminAgent)
+	inv, err := a.CreateInvite(ctx, admin, 600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ticket, err := ParseTicket(inv.Ticket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const size = 256 << 20
+	data := randomBytes(5, size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		data[i] ^= 1 // new content each round
+		art, err := a.CreateArtifact(ctx, admin, CreateInput{Name: "x", Size: size}, bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		repoB := b.TempDir()
+		if err := Init(ctx, repoB, InitOptions{Listen: testListen, Join: ticket}); err != nil {
+			b.Fatal(err)
+		}
+		if i > 0 {
+			inv, _ = a.CreateInvite(ctx, admin, 600)
+			ticket, _ = ParseTicket(inv.Ticket)
+		}
+		bn, err := Open(ctx, Config{Repo: repoB, Listen: testListen, Logger: quiet, GCDelay: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bn.Consistent(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(size)
+		b.StartTimer()
+		c, err := bn.OpenContent(ctx, admin, art.ID, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, c.Reader)
+		if err != nil || n != size {
+			b.Fatalf("read %d: %v", n, err)
+		}
+		b.StopTimer()
+		if err := a.RemoveMember(ctx, admin, bn.peerID.String()); err != nil {
+			b.Fatal(err)
+		}
+		bn.Close()
+	}
+}
