@@ -15,6 +15,7 @@ import (
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/blockstore"
 )
 
 // fetcher moves whole DAGs from the members that hold them into the local
@@ -99,20 +100,7 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch)
 	defer sess.Close()
 	var lastErr error
 	for _, p := range peers {
-		err := mesh.FetchDAG(ctx, f.n.host, p, root, func(c cid.Cid, data []byte) error {
-			blk, err := blocks.NewBlockWithCid(data, c)
-			if err != nil {
-				return err
-			}
-			if err := sess.Put(ctx, blk); err != nil {
-				return err
-			}
-			fe.bytes.Add(int64(len(data)))
-			f.mu.Lock()
-			f.broadcastLocked()
-			f.mu.Unlock()
-			return nil
-		})
+		err := f.fetchFrom(ctx, p, root, sess, fe)
 		if err == nil {
 			if err := f.n.bs.Sync(ctx); err != nil {
 				return err
@@ -134,6 +122,49 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch)
 		}
 	}
 	return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr)
+}
+
+// fetchFrom streams the DAG from one peer. Verified blocks go to a writer
+// goroutine that stores them and wakes waiting readers, so that the
+// network, the hashing and the store overlap.
+func (f *fetcher) fetchFrom(ctx context.Context, p peer.ID, root cid.Cid, sess *blockstore.Session, fe *fetch) error {
+	queue := make(chan blocks.Block, 32)
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for blk := range queue {
+			if werr != nil {
+				continue // drain
+			}
+			if err := sess.Put(ctx, blk); err != nil {
+				werr = err
+				continue
+			}
+			fe.bytes.Add(int64(len(blk.RawData())))
+			f.mu.Lock()
+			f.broadcastLocked()
+			f.mu.Unlock()
+		}
+	}()
+	err := mesh.FetchDAG(ctx, f.n.host, p, root, func(c cid.Cid, data []byte) error {
+		blk, err := blocks.NewBlockWithCid(data, c)
+		if err != nil {
+			return err
+		}
+		select {
+		case queue <- blk:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(queue)
+	<-done
+	if err != nil {
+		return err
+	}
+	return werr
 }
 
 // progress returns how many bytes a running fetch of root received.

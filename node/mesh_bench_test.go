@@ -6,11 +6,18 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+
+	"github.com/ipfs/go-cid"
 )
 
 // BenchmarkFetchFromPeer measures a download on one node of content that
 // only another node, in the same process, holds.
-func BenchmarkFetchFromPeer(b *testing.B) {
+func BenchmarkFetchFromPeer(b *testing.B) { benchFetch(b, false) }
+
+// BenchmarkFetchOnly measures the fetch alone, without reading.
+func BenchmarkFetchOnly(b *testing.B) { benchFetch(b, true) }
+
+func benchFetch(b *testing.B, fetchOnly bool) {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	repoA := b.TempDir()
@@ -41,13 +48,13 @@ func BenchmarkFetchFromPeer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		repoB := b.TempDir()
-		if err := Init(ctx, repoB, InitOptions{Listen: testListen, Join: ticket}); err != nil {
-			b.Fatal(err)
-		}
 		if i > 0 {
 			inv, _ = a.CreateInvite(ctx, admin, 600)
 			ticket, _ = ParseTicket(inv.Ticket)
+		}
+		repoB := b.TempDir()
+		if err := Init(ctx, repoB, InitOptions{Listen: testListen, Join: ticket}); err != nil {
+			b.Fatal(err)
 		}
 		bn, err := Open(ctx, Config{Repo: repoB, Listen: testListen, Logger: quiet, GCDelay: -1})
 		if err != nil {
@@ -58,13 +65,22 @@ func BenchmarkFetchFromPeer(b *testing.B) {
 		}
 		b.SetBytes(size)
 		b.StartTimer()
-		c, err := bn.OpenContent(ctx, admin, art.ID, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.Copy(io.Discard, c.Reader)
-		if err != nil || n != size {
-			b.Fatalf("read %d: %v", n, err)
+		if fetchOnly {
+			root, _ := cid.Decode(art.CID)
+			fe := bn.fetcher.ensure(ctx, root)
+			<-fe.done
+			if fe.err != nil {
+				b.Fatal(fe.err)
+			}
+		} else {
+			c, err := bn.OpenContent(ctx, admin, art.ID, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, c.Reader)
+			if err != nil || n != size {
+				b.Fatalf("read %d: %v", n, err)
+			}
 		}
 		b.StopTimer()
 		if err := a.RemoveMember(ctx, admin, bn.peerID.String()); err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/artmesh/artmesh/catalog"
 )
 
-func openTestNode(t *testing.T, cfg Config) (*Node, artmesh.Agent) {
+func openTestNode(t testing.TB, cfg Config) (*Node, artmesh.Agent) {
 	t.Helper()
 	ctx := context.Background()
 	if cfg.Repo == "" {

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// BenchmarkDAGStreamOnly fetches a DAG from a peer and throws the blocks
+// away: the protocol and transport alone, without the store.
+func BenchmarkDAGStreamOnly(b *testing.B) {
+	ctx := context.Background()
+	a, bn, root := twoNodes(b)
+	_ = a
+	b.SetBytes(256 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		err := mesh.FetchDAG(ctx, bn.host, a.peerID, root, func(cid.Cid, []byte) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawStream measures one raw stream between the same two nodes.
+func BenchmarkRawStream(b *testing.B) {
+	ctx := context.Background()
+	a, bn, _ := twoNodes(b)
+	b.SetBytes(256 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := mesh.MeasureStream(ctx, bn.host, a.peerID, 256<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func twoNodes(b *testing.B) (*Node, *Node, cid.Cid) {
+	b.Helper()
+	ctx := context.Background()
+	a, _ := openTestNode(b, Config{GCDelay: -1})
+	repoB := b.TempDir()
+	if err := Init(ctx, repoB, InitOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	// The same mesh key, so that the two can connect.
+	key, err := os.ReadFile(filepath.Join(a.cfg.Repo, MeshKeyFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repoB, MeshKeyFile), key, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	bn, _ := openTestNode(b, Config{Repo: repoB, GCDelay: -1})
+	bn.host.Peerstore().AddAddrs(a.peerID, a.host.Addrs(), time.Hour)
+	if err := bn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+	im, err := a.content.Import(ctx, &patternReader{n: 256 << 20}, -1, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a, bn, im.CID
+}
+
+type patternReader struct{ n, off int }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	k := min(len(b), p.n-p.off)
+	for i := 0; i < k; i++ {
+		x := uint64(p.off+i) * 0x9e3779b97f4a7c15
+		b[i] = byte(x >> 32)
+	}
+	p.off += k
+	return k, nil
+}
