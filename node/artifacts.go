@@ -163,6 +163,16 @@ func (n *Node) authorize(caller artmesh.Agent, id artmesh.ArtifactID, right artm
 		return artmesh.Artifact{}, notFound
 	}
 	a, err := n.cat.Artifact(id)
+	if errors.Is(err, artmesh.NotFound) && n.host != nil {
+		// It may have been made on another node a moment ago: catch up
+		// with the leader and look again, so that an id handed from one
+		// node to another works at once.
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if n.Consistent(cctx) == nil {
+			a, err = n.cat.Artifact(id)
+		}
+		cancel()
+	}
 	if err != nil {
 		if errors.Is(err, artmesh.NotFound) {
 			return artmesh.Artifact{}, notFound

@@ -148,7 +148,7 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 	if err := c.bs.Sync(ctx); err != nil {
 		sess.Close()
 		if ctx.Err() != nil {
-			return nil, artmesh.E(op, artmesh.Invalid, "upload interrupted", ctx.Err())
+			return nil, artmesh.E(op, artmesh.Unavailable, "the request ended before its content was durable; nothing was recorded: send it again", ctx.Err())
 		}
 		return nil, artmesh.E(op, "making content durable", err)
 	}
