@@ -39,6 +39,16 @@ func newAdapter(base *slog.Logger, name string, implied []any) *hclogAdapter {
 	return &hclogAdapter{base: base, l: l, name: name, implied: implied}
 }
 
+// quietWarning reports whether a raft warning describes a normal event
+// (a node starting an election when it starts), to be logged at Info.
+func quietWarning(msg string) bool {
+	switch msg {
+	case "heartbeat timeout reached, starting election", "Election timeout reached, restarting election":
+		return true
+	}
+	return false
+}
+
 func slogLevel(level hclog.Level) slog.Level {
 	switch level {
 	case hclog.Warn:
@@ -55,7 +65,12 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
-	a.l.Log(context.Background(), slogLevel(level), msg, args...)
+	lv := slogLevel(level)
+	if lv == slog.LevelWarn && quietWarning(msg) {
+		// Expected at every start and after every leader change.
+		lv = slog.LevelInfo
+	}
+	a.l.Log(context.Background(), lv, msg, args...)
 }
 
 // Trace implements hclog.Logger.
