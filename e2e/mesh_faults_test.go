@@ -65,11 +65,12 @@ func TestCorruptingPeer(t *testing.T) {
 	resp.Body.Close()
 	want := make([]byte, size)
 	io.ReadFull(&patterned{n: size, seed: 31}, want)
+	// The DAG stream from the corrupting node is refused; the bitswap
+	// fallback may still get true blocks from it (it corrupts only its
+	// streams), and those are verified one by one. Either way no wrong
+	// byte is served.
 	if resp.StatusCode == 200 && !bytes.Equal(body, want) {
 		t.Fatal("a download served corrupt bytes")
-	}
-	if resp.StatusCode == 200 {
-		t.Fatal("content that only a corrupting peer holds was served")
 	}
 	// Content that both hold: the reader ends up with the true bytes, from
 	// whichever it tried, and serves them.

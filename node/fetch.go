@@ -93,7 +93,9 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch)
 		}
 	}
 	if len(peers) == 0 {
-		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root))
+		// No holder is on record (content from before placement, or a
+		// holder that left): ask whoever is connected, with bitswap.
+		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
 	}
 	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	sess := f.n.bs.NewSession()
@@ -121,7 +123,23 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch)
 			return ctx.Err()
 		}
 	}
-	return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr)
+	return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr))
+}
+
+// bitswapFallback fetches root with bitswap after the DAG stream could
+// not; it returns why the stream failed when bitswap fails too.
+func (f *fetcher) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error) error {
+	if len(f.n.host.Network().Peers()) == 0 {
+		return streamErr
+	}
+	if err := f.n.fetchBitswap(ctx, root); err != nil {
+		f.n.log.Warn("bitswap fallback failed", "cid", root, "err", err)
+		return streamErr
+	}
+	if err := f.n.cat.AddHolder(ctx, root.String(), f.n.peerID.String()); err != nil {
+		f.n.log.Warn("recording this node as a holder", "cid", root, "err", err)
+	}
+	return nil
 }
 
 // fetchFrom streams the DAG from one peer. Verified blocks go to a writer

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/ipfs/boxo/bitswap"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -53,6 +54,9 @@ type Config struct {
 	// DeadVoterAfter is how long a voter may be unreachable before the
 	// leader replaces it with a nonvoter. Zero means DefaultDeadVoterAfter.
 	DeadVoterAfter time.Duration
+	// BitswapRootTimeout is how long the bitswap fallback waits for the
+	// root block before it gives up. Zero means 15 s.
+	BitswapRootTimeout time.Duration
 	// JanitorInterval is how often expired uploads and tokens are swept.
 	// Zero means DefaultJanitorInterval.
 	JanitorInterval time.Duration
@@ -80,6 +84,8 @@ type Node struct {
 	streams *mesh.StreamLayer
 	fetcher *fetcher
 	pins    pinSet
+	bswap   *bitswap.Bitswap
+	recent  *recentStore
 	runCtx  context.Context // ends when the node closes
 	started time.Time
 	key     ed25519.PrivateKey // the node's identity key, which signs tokens
@@ -113,6 +119,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = DefaultJanitorInterval
+	}
+	if cfg.BitswapRootTimeout <= 0 {
+		cfg.BitswapRootTimeout = 15 * time.Second
 	}
 	if cfg.DeadVoterAfter <= 0 {
 		cfg.DeadVoterAfter = DefaultDeadVoterAfter
@@ -167,6 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
+	n.startBitswap()
 	n.loadPins()
 	n.wg.Add(3)
 	go n.gcLoop(runCtx)
@@ -246,6 +256,10 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 // closeParts closes what open started, in reverse order.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.bswap != nil {
+		errs = append(errs, n.bswap.Close())
+		n.recent.close()
+	}
 	if n.cat != nil {
 		errs = append(errs, n.cat.Close())
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -84,4 +85,46 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	}
 	p.off += k
 	return k, nil
+}
+
+// TestBitswapFallback fetches a DAG from a connected peer with bitswap
+// alone, as the fetcher does when no holder can stream it.
+func TestBitswapFallback(t *testing.T) {
+	ctx := context.Background()
+	a, _ := openTestNode(t, Config{GCDelay: -1})
+	repoB := t.TempDir()
+	if err := Init(ctx, repoB, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(filepath.Join(a.cfg.Repo, MeshKeyFile))
+	os.WriteFile(filepath.Join(repoB, MeshKeyFile), key, 0o600)
+	bn, _ := openTestNode(t, Config{Repo: repoB, GCDelay: -1, BitswapRootTimeout: 2 * time.Second})
+	if err := bn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(77, 3<<20)
+	im, err := a.content.Import(ctx, bytes.NewReader(data), -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bn.fetchBitswap(ctx, im.CID); err != nil {
+		t.Fatal(err)
+	}
+	if !bn.complete(ctx, im.CID) {
+		t.Fatal("the DAG is not complete after a bitswap fetch")
+	}
+	r, err := bn.content.Open(ctx, im.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	if !bytes.Equal(got, data) {
+		t.Fatal("bitswap brought other bytes")
+	}
+	// A CID nobody has: the fallback gives up rather than hang.
+	missing, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum([]byte("nobody has this"))
+	start := time.Now()
+	if err := bn.fetchBitswap(ctx, missing); err == nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("fetching a CID nobody has: %v after %s", err, time.Since(start))
+	}
 }

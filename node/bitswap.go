@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node/blockstore"
+)
+
+// Bitswap, boxo's want-list block exchange, runs next to the DAG stream:
+// it serves this node's blocks to any member that asks in bitswap's
+// terms (IPFS tooling inside the private mesh), and it is the fallback
+// when no holder can stream a whole DAG. It moves blocks one want-list at
+// a time, several times slower than the DAG stream, which is why the
+// stream comes first.
+
+// recentStore is the block store as bitswap sees it: blocks that bitswap
+// stores are kept from the collector for a while (two rotations of a
+// session), long enough for the fetch that wanted them to record its
+// version; later the collector treats them like any other block.
+type recentStore struct {
+	*blockstore.Store
+	mu       sync.Mutex
+	cur, old *blockstore.Session
+	rotated  time.Time
+}
+
+// recentWindow is how long a session of recentStore collects blocks
+// before it is rotated.
+const recentWindow = 10 * time.Minute
+
+func (r *recentStore) session() *blockstore.Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil || time.Since(r.rotated) > recentWindow {
+		if r.old != nil {
+			r.old.Close()
+		}
+		r.old, r.cur, r.rotated = r.cur, r.Store.NewSession(), time.Now()
+	}
+	return r.cur
+}
+
+// Put stores a block within the current session.
+func (r *recentStore) Put(ctx context.Context, b blocks.Block) error {
+	return r.session().Put(ctx, b)
+}
+
+// PutMany stores blocks within the current session.
+func (r *recentStore) PutMany(ctx context.Context, bs []blocks.Block) error {
+	return r.session().PutMany(ctx, bs)
+}
+
+// close ends the sessions.
+func (r *recentStore) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range []*blockstore.Session{r.cur, r.old} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// meshProviders answers bitswap's provider queries with the peers this
+// node is connected to: in a private mesh every one of them is a member.
+type meshProviders struct{ n *Node }
+
+// FindProvidersAsync implements routing.ContentDiscovery.
+func (m meshProviders) FindProvidersAsync(ctx context.Context, _ cid.Cid, max int) <-chan peer.AddrInfo {
+	peers := m.n.host.Network().Peers()
+	ch := make(chan peer.AddrInfo, len(peers))
+	for i, p := range peers {
+		if max > 0 && i >= max {
+			break
+		}
+		ch <- peer.AddrInfo{ID: p}
+	}
+	close(ch)
+	return ch
+}
+
+// startBitswap starts the exchange; the node's Close stops it.
+func (n *Node) startBitswap() {
+	n.recent = &recentStore{Store: n.bs}
+	n.bswap = bitswap.New(n.runCtx, bsnet.NewFromIpfsHost(n.host), meshProviders{n}, n.recent)
+}
+
+// fetchBitswap fetches the whole DAG under root with bitswap.
+func (n *Node) fetchBitswap(ctx context.Context, root cid.Cid) error {
+	if n.bswap == nil {
+		return artmesh.E(artmesh.Unavailable, "bitswap is not running")
+	}
+	dag := merkledag.NewDAGService(blockservice.New(n.recent, n.bswap))
+	// Nobody may have it: give up soon when not even the root comes.
+	rctx, rcancel := context.WithTimeout(ctx, n.cfg.BitswapRootTimeout)
+	_, err := dag.Get(rctx, root)
+	rcancel()
+	if err != nil {
+		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no peer answered for %s with bitswap", root), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	if err := merkledag.FetchGraph(ctx, root, dag); err != nil {
+		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("fetching %s with bitswap", root), err)
+	}
+	return n.bs.Sync(ctx)
+}
