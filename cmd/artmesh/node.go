@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -79,6 +80,7 @@ func newDaemonCmd() *cobra.Command {
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			tuneGC()
 			repo := node.DefaultRepo()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -130,4 +132,18 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
 	cmd.Flags().DurationVar(&skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
 	return cmd
+}
+
+// tuneGC trades memory for throughput unless the operator chose: every
+// block of a download or upload is a fresh 128-512 KiB buffer, and with
+// Go's default GOGC=100 the collector runs so often on a small heap that
+// it costs a third of a download's speed. GOGC=400 with a soft limit of
+// 160 MiB keeps the daemon's resident set well under 200 MiB.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(160 << 20)
+	}
 }
