@@ -46,12 +46,12 @@ func (c Chunking) validate() error {
 	return artmesh.E(artmesh.Invalid, fmt.Sprintf("chunking %q: use \"buzhash\" or \"size-N\" with N from 1024 to 1048576", string(c)))
 }
 
-func (c Chunking) splitter(r io.Reader) chunker.Splitter {
+func (c Chunking) splitter(r io.Reader, pool *chunkPool) chunker.Splitter {
 	if n, ok := strings.CutPrefix(string(c), "size-"); ok {
 		size, _ := strconv.Atoi(n)
 		return chunker.NewSizeSplitter(r, int64(size))
 	}
-	return chunker.NewBuzhash(r)
+	return newBuzhash(r, pool)
 }
 
 // contentStore turns byte streams into UnixFS DAGs in the block store and
@@ -63,6 +63,7 @@ type contentStore struct {
 	dag      ipld.DAGService
 	local    ipld.DAGService
 	chunking Chunking
+	chunks   *chunkPool
 }
 
 // newContentStore returns the content store over bs; ex, when not nil,
@@ -73,7 +74,7 @@ func newContentStore(bs *blockstore.Store, chunking Chunking, ex exchange.Interf
 	if ex != nil {
 		dag = merkledag.NewDAGService(blockservice.New(bs, ex, blockservice.WriteThrough(true)))
 	}
-	return &contentStore{bs: bs, dag: dag, local: local, chunking: chunking}
+	return &contentStore{bs: bs, dag: dag, local: local, chunking: chunking, chunks: newChunkPool()}
 }
 
 // cidBuilder makes CIDv1 sha2-256 dag-pb nodes; leaves are raw.
@@ -118,8 +119,8 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 	sess := c.bs.NewSession()
 	im := &imported{sess: sess}
 	cr := &countingReader{ctx: ctx, r: r, limit: limit}
-	split := newSplitAhead(chunking.splitter(cr), cr)
-	w := newAsyncWriter(ctx, sess, c.dag)
+	split := newSplitAhead(chunking.splitter(cr, c.chunks), cr)
+	w := newAsyncWriter(ctx, sess, c.dag, c.chunks)
 	params := helpers.DagBuilderParams{
 		Dagserv:    w,
 		Maxlinks:   helpers.DefaultLinksPerBlock,

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	chunker "github.com/ipfs/boxo/chunker"
+
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node/blockstore"
 )
@@ -198,6 +200,28 @@ func BenchmarkRead(b *testing.B) {
 		}
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestBuzhashMatchesBoxo checks that the pooled chunker cuts where boxo's
+// does, so that the same content gets the same CIDs as before.
+func TestBuzhashMatchesBoxo(t *testing.T) {
+	pool := newChunkPool()
+	for _, size := range []int{0, 1, 100 << 10, 128 << 10, 129 << 10, 700 << 10, 5<<20 + 3} {
+		data := randomBytes(uint64(size)+7, size)
+		ours := newBuzhash(bytes.NewReader(data), pool)
+		theirs := chunker.NewBuzhash(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			a, errA := ours.NextBytes()
+			b, errB := theirs.NextBytes()
+			if !bytes.Equal(a, b) || (errA == nil) != (errB == nil) {
+				t.Fatalf("size %d chunk %d: %d bytes (%v) vs boxo's %d (%v)", size, i, len(a), errA, len(b), errB)
+			}
+			if errA != nil {
+				break
+			}
+			pool.put(a)
 		}
 	}
 }

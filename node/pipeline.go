@@ -121,7 +121,7 @@ type asyncWriter struct {
 	err   error
 }
 
-func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAGService) *asyncWriter {
+func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAGService, pool *chunkPool) *asyncWriter {
 	w := &asyncWriter{sess: sess, read: read, queue: make(chan blocks.Block, writeQueue)}
 	w.wg.Add(1)
 	go func() {
@@ -134,6 +134,13 @@ func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAG
 				w.mu.Lock()
 				w.err = err
 				w.mu.Unlock()
+				continue
+			}
+			// A raw leaf's bytes are a chunk buffer: the store has copied
+			// them, and nothing else holds the leaf, so the buffer can be
+			// used for the next chunk.
+			if pool != nil && b.Cid().Prefix().Codec == cid.Raw {
+				pool.put(b.RawData())
 			}
 		}
 	}()
