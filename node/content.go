@@ -132,7 +132,7 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 	if err == nil {
 		root, err = balanced.Layout(db)
 	}
-	split.Close()
+	split.Close(err != nil)
 	if werr := w.Flush(); err == nil && werr != nil {
 		err = werr
 	}

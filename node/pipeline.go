@@ -62,8 +62,10 @@ func newSplitAhead(inner chunker.Splitter, src io.Reader) *splitAhead {
 
 func (s *splitAhead) run() {
 	defer s.wg.Done()
-	defer close(s.ended)
+	// ended closes before out, so that a consumer that saw out closed
+	// never takes the goroutine for a blocked one and aborts the source.
 	defer close(s.out)
+	defer close(s.ended)
 	for {
 		chunk, err := s.inner.NextBytes()
 		if len(chunk) > 0 {
@@ -93,11 +95,17 @@ func (s *splitAhead) NextBytes() ([]byte, error) {
 // Reader returns the source.
 func (s *splitAhead) Reader() io.Reader { return s.src }
 
-// Close stops the goroutine and waits for it. A Read blocked in the source
-// is cut short when the source is an Aborter; otherwise Close waits for it.
-func (s *splitAhead) Close() {
+// Close stops the goroutine and waits for it. When the import gave up
+// (abandon), a Read blocked in the source is cut short if the source is an
+// Aborter; otherwise Close waits for it. A finished import never aborts:
+// aborting an HTTP body moves the connection's read deadline, which would
+// end the request.
+func (s *splitAhead) Close(abandon bool) {
 	s.stop.Do(func() {
 		close(s.done)
+		if !abandon {
+			return
+		}
 		select {
 		case <-s.ended:
 			return
