@@ -58,6 +58,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// decodeOptionalJSON is decodeJSON for routes whose body may be left out
+// (no Content-Length body at all); a body that is sent must be valid.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decodeJSON(w, r, maxJSONBody, v)
+}
+
 // streamBody returns the request body as a reader that extends the read
 // deadline as data arrives.
 func streamBody(w http.ResponseWriter, r *http.Request) io.Reader {

@@ -22,10 +22,8 @@ type inviteRequest struct {
 
 func (s *Server) createInvite(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	var req inviteRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
-			return err
-		}
+	if err := decodeOptionalJSON(w, r, &req); err != nil {
+		return err
 	}
 	inv, err := s.n.CreateInvite(r.Context(), caller, req.ExpiresIn)
 	if err != nil {

@@ -39,10 +39,8 @@ type signedURLResponse struct {
 
 func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	var req signedURLRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
-			return err
-		}
+	if err := decodeOptionalJSON(w, r, &req); err != nil {
+		return err
 	}
 	su, err := s.n.CreateSignedURL(r.Context(), caller, artifactID(r), req.ExpiresIn, req.Version)
 	if err != nil {
@@ -122,10 +120,8 @@ type confirmRequest struct {
 
 func (s *Server) confirmUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	var req confirmRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
-			return err
-		}
+	if err := decodeOptionalJSON(w, r, &req); err != nil {
+		return err
 	}
 	a, err := s.n.ConfirmUpload(r.Context(), caller, r.PathValue("id"), req.SHA256)
 	if err != nil {

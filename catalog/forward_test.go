@@ -11,17 +11,17 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// forwardingCluster starts n catalogs on connected in-memory transports,
-// each forwarding follower writes to the leader by a direct call, and
-// returns them with the leader found.
-func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catalog, leader *Catalog) {
+// startCluster starts n voters on connected in-memory transports and
+// returns them, their transports and the leader once there is one. With
+// forward, followers forward writes to the leader by a direct call.
+func startCluster(t *testing.T, ctx context.Context, n int, forward bool) (nodes []*Catalog, trans []*raft.InmemTransport, leader *Catalog) {
 	t.Helper()
 	addrs := make([]raft.ServerAddress, n)
-	trans := make([]*raft.InmemTransport, n)
+	trans = make([]*raft.InmemTransport, n)
 	byAddr := map[raft.ServerAddress]*Catalog{}
 	var conf raft.Configuration
 	for i := range n {
-		addrs[i], trans[i] = raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("fwd%d", i)))
+		addrs[i], trans[i] = raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("node%d", i)))
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addrs[i]), Address: addrs[i]})
 	}
 	for i := range n {
@@ -31,7 +31,7 @@ func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catal
 			}
 		}
 	}
-	forward := func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
+	forwardTo := func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
 		c, ok := byAddr[addr]
 		if !ok {
 			return ForwardResult{}, errors.New("no such leader")
@@ -40,7 +40,10 @@ func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catal
 	}
 	for i := range n {
 		cfg := testConfig(t.TempDir(), string(addrs[i]))
-		cfg.Transport, cfg.Forward = trans[i], forward
+		cfg.Transport = trans[i]
+		if forward {
+			cfg.Forward = forwardTo
+		}
 		c, err := Open(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -58,13 +61,16 @@ func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catal
 				leader = c
 			}
 		}
+		if leader != nil {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			t.Fatal("no leader")
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return nodes, leader
+	return nodes, trans, leader
 }
 
 // TestForwardedWrites checks that a write on a follower is applied through
@@ -72,7 +78,7 @@ func forwardingCluster(t *testing.T, ctx context.Context, n int) (nodes []*Catal
 // and that rule violations come back with their kind.
 func TestForwardedWrites(t *testing.T) {
 	ctx := testCtx(t)
-	nodes, leader := forwardingCluster(t, ctx, 3)
+	nodes, _, leader := startCluster(t, ctx, 3, true)
 	var follower *Catalog
 	for _, c := range nodes {
 		if c != leader {

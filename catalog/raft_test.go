@@ -158,57 +158,11 @@ func TestSingleNodeRestart(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	ctx := testCtx(t)
-	const n = 3
-	addrs := make([]raft.ServerAddress, n)
-	trans := make([]*raft.InmemTransport, n)
-	var conf raft.Configuration
-	for i := range n {
-		addrs[i], trans[i] = raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("node%d", i)))
-		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addrs[i]), Address: addrs[i]})
-	}
-	for i := range n {
-		for j := range n {
-			if i != j {
-				trans[i].Connect(addrs[j], trans[j])
-			}
-		}
-	}
-	nodes := make([]*Catalog, n)
-	for i := range n {
-		cfg := testConfig(t.TempDir(), string(addrs[i]))
-		cfg.Transport = trans[i]
-		c, err := Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if err := c.Raft().BootstrapCluster(conf).Error(); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = c
-	}
-	var leader *Catalog
+	nodes, trans, leader := startCluster(t, ctx, 3, false)
 	var followers []*Catalog
 	for _, c := range nodes {
-		if err := c.WaitLeader(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for leader == nil {
-		followers = followers[:0]
-		for _, c := range nodes {
-			if c.Raft().State() == raft.Leader {
-				leader = c
-			} else {
-				followers = append(followers, c)
-			}
-		}
-		if leader == nil {
-			select {
-			case <-ctx.Done():
-				t.Fatal("no leader")
-			case <-time.After(10 * time.Millisecond):
-			}
+		if c != leader {
+			followers = append(followers, c)
 		}
 	}
 

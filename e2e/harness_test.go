@@ -214,29 +214,12 @@ func (d *daemon) call(t testing.TB, method, path string, body any, want int, out
 	d.callAs(t, d.key, method, path, body, want, out, headers...)
 }
 
+// callAs is call as the agent whose API key is key.
 func (d *daemon) callAs(t testing.TB, key, method, path string, body any, want int, out any, headers ...string) {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		r = bytes.NewReader(b)
-	case string:
-		r = strings.NewReader(b)
-	case io.Reader:
-		r = b
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(data)
-	}
-	resp := d.do(t, key, method, path, r, headers...)
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, data)
+	got, data := d.status(t, key, method, path, body, headers...)
+	if got != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, got, want, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

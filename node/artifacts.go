@@ -53,6 +53,15 @@ func NormalizeContentType(ct string) (string, error) {
 	return mime.FormatMediaType(mt, params), nil
 }
 
+// optionalContentType normalises a content type given for a new version;
+// empty stays empty, which keeps the current type.
+func optionalContentType(ct string) (string, error) {
+	if ct == "" {
+		return "", nil
+	}
+	return NormalizeContentType(ct)
+}
+
 func validateMetadata(m artmesh.Metadata) (artmesh.Metadata, error) {
 	if m == nil {
 		return artmesh.Metadata{}, nil
@@ -107,23 +116,32 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	im, err := n.importFor(ctx, body, in.Size)
+	return n.importThen(ctx, body, in.Size, func(im *imported) (artmesh.Artifact, error) {
+		now := time.Now().UTC()
+		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
+			ID:          artmesh.NewArtifactID(now),
+			Name:        in.Name,
+			ContentType: ct,
+			Owner:       caller.ID,
+			Metadata:    meta,
+			CID:         im.CID.String(),
+			SizeBytes:   im.Size,
+			At:          now,
+			Holder:      n.peerID.String(),
+		})
+	})
+}
+
+// importThen stores body durably, then records it with record while the
+// import's blocks are still protected from the collector. When record
+// fails, the blocks are garbage and a collection is asked for.
+func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, record func(*imported) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+	im, err := n.importFor(ctx, body, size)
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
 	defer im.Release()
-	now := time.Now().UTC()
-	a, err := n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
-		ID:          artmesh.NewArtifactID(now),
-		Name:        in.Name,
-		ContentType: ct,
-		Owner:       caller.ID,
-		Metadata:    meta,
-		CID:         im.CID.String(),
-		SizeBytes:   im.Size,
-		At:          now,
-		Holder:      n.peerID.String(),
-	})
+	a, err := record(im)
 	if err != nil {
 		n.kickGC()
 		return artmesh.Artifact{}, err
@@ -163,15 +181,8 @@ func (n *Node) authorize(caller artmesh.Agent, id artmesh.ArtifactID, right artm
 		return artmesh.Artifact{}, notFound
 	}
 	a, err := n.cat.Artifact(id)
-	if errors.Is(err, artmesh.NotFound) && n.host != nil {
-		// It may have been made on another node a moment ago: catch up
-		// with the leader and look again, so that an id handed from one
-		// node to another works at once.
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if n.Consistent(cctx) == nil {
-			a, err = n.cat.Artifact(id)
-		}
-		cancel()
+	if errors.Is(err, artmesh.NotFound) && n.catchUp(context.Background()) {
+		a, err = n.cat.Artifact(id)
 	}
 	if err != nil {
 		if errors.Is(err, artmesh.NotFound) {
@@ -263,37 +274,26 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if _, err := n.authorize(caller, id, artmesh.Write); err != nil {
 		return artmesh.Artifact{}, err
 	}
-	ct := ""
-	if in.ContentType != "" {
-		var err error
-		if ct, err = NormalizeContentType(in.ContentType); err != nil {
-			return artmesh.Artifact{}, err
-		}
+	ct, err := optionalContentType(in.ContentType)
+	if err != nil {
+		return artmesh.Artifact{}, err
 	}
 	meta, err := validateMetadata(in.Metadata)
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	im, err := n.importFor(ctx, body, in.Size)
-	if err != nil {
-		return artmesh.Artifact{}, err
-	}
-	defer im.Release()
-	a, err := n.cat.AddVersion(ctx, catalog.AddVersion{
-		ArtifactID:  id,
-		By:          caller.ID,
-		ContentType: ct,
-		Metadata:    meta,
-		CID:         im.CID.String(),
-		SizeBytes:   im.Size,
-		At:          time.Now().UTC(),
-		Holder:      n.peerID.String(),
+	return n.importThen(ctx, body, in.Size, func(im *imported) (artmesh.Artifact, error) {
+		return n.cat.AddVersion(ctx, catalog.AddVersion{
+			ArtifactID:  id,
+			By:          caller.ID,
+			ContentType: ct,
+			Metadata:    meta,
+			CID:         im.CID.String(),
+			SizeBytes:   im.Size,
+			At:          time.Now().UTC(),
+			Holder:      n.peerID.String(),
+		})
 	})
-	if err != nil {
-		n.kickGC()
-		return artmesh.Artifact{}, err
-	}
-	return a, nil
 }
 
 // Versions lists the versions of an artifact that caller may read, oldest

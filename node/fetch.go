@@ -202,10 +202,6 @@ func (f *fetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 		f.mu.Lock()
 		changed := f.changed
 		running := len(f.inflight)
-		var one *fetch
-		for _, fe := range f.inflight {
-			one = fe
-		}
 		f.mu.Unlock()
 		blk, err := f.n.bs.Get(ctx, c)
 		if err == nil {
@@ -217,9 +213,9 @@ func (f *fetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 		if running == 0 {
 			return nil, ipld.ErrNotFound{Cid: c}
 		}
+		// A block landing and a fetch ending both close changed.
 		select {
 		case <-changed:
-		case <-one.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/artmesh/artmesh"
@@ -28,7 +30,7 @@ import (
 )
 
 // JoinProtocol is how a new node asks a member to let it in.
-const JoinProtocol = "/artmesh/join/1.0.0"
+const JoinProtocol protocol.ID = "/artmesh/join/1.0.0"
 
 // Ticket is an invitation to a mesh: where to reach it, its private
 // network key and a one-time join secret. Its text form is what
@@ -121,16 +123,25 @@ func (n *Node) addMembers(members []catalog.Member) {
 }
 
 // savePeers writes the members' addresses to peers.json, for the next
-// start.
+// start, when they changed since the last write.
 func (n *Node) savePeers(members []catalog.Member) {
 	if len(members) == 0 {
 		return
 	}
-	if data, err := json.Marshal(members); err == nil {
-		if err := writeFileSync(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600); err != nil {
-			n.log.Warn("saving the members' addresses", "err", err)
-		}
+	data, err := json.Marshal(members)
+	if err != nil {
+		return
 	}
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	if bytes.Equal(data, n.savedPeers) {
+		return
+	}
+	if err := writeFileSync(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600); err != nil {
+		n.log.Warn("saving the members' addresses", "err", err)
+		return
+	}
+	n.savedPeers = data
 }
 
 // ownAddrs returns this node's mesh addresses.
@@ -204,15 +215,7 @@ func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte
 		}
 	}
 	if !n.cat.IsLeader() {
-		addr, _ := n.cat.Raft().LeaderWithID()
-		if addr == "" {
-			return nil, fmt.Errorf("the mesh has no catalog leader now; try again")
-		}
-		leader, err := peer.Decode(string(addr))
-		if err != nil {
-			return nil, err
-		}
-		return mesh.Call(ctx, n.host, leader, JoinProtocol, data)
+		return n.callLeader(ctx, JoinProtocol, data)
 	}
 	sum := acl.HashKey(req.Secret)
 	now := time.Now().UTC()
@@ -461,23 +464,41 @@ func (n *Node) removeServer(ctx context.Context, peerID string) error {
 	if n.cat.IsLeader() {
 		return n.cat.RemoveServer(ctx, peerID)
 	}
-	addr, _ := n.cat.Raft().LeaderWithID()
-	if addr == "" {
-		return artmesh.E(artmesh.Unavailable, "the mesh has no catalog leader now")
-	}
-	leader, err := peer.Decode(string(addr))
-	if err != nil {
-		return err
-	}
-	if _, err := mesh.Call(ctx, n.host, leader, RemoveProtocol, []byte(peerID)); err != nil {
+	if _, err := n.callLeader(ctx, RemoveProtocol, []byte(peerID)); err != nil {
 		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
 	}
 	return nil
 }
 
+// callLeader sends a request to the catalog's leader over protocol proto.
+func (n *Node) callLeader(ctx context.Context, proto protocol.ID, req []byte) ([]byte, error) {
+	addr, _ := n.cat.Raft().LeaderWithID()
+	if addr == "" {
+		return nil, artmesh.E(artmesh.Unavailable, "the mesh has no catalog leader now; try again")
+	}
+	leader, err := peer.Decode(string(addr))
+	if err != nil {
+		return nil, fmt.Errorf("node: leader address %q: %w", addr, err)
+	}
+	return mesh.Call(ctx, n.host, leader, proto, req)
+}
+
+// catchUp brings this node's catalog up to every write the leader has
+// acknowledged, waiting at most two seconds, and reports whether it did.
+// Lookups that miss call it before they answer "not found", so that an id,
+// key or token made on another node a moment ago works here at once.
+func (n *Node) catchUp(ctx context.Context) bool {
+	if n.host == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return n.Consistent(ctx) == nil
+}
+
 // ReadIndexProtocol asks the leader for an index that covers every
 // acknowledged write, for a consistent read.
-const ReadIndexProtocol = "/artmesh/read-index/1.0.0"
+const ReadIndexProtocol protocol.ID = "/artmesh/read-index/1.0.0"
 
 func (n *Node) serveReadIndex(ctx context.Context, _ peer.ID, _ []byte) ([]byte, error) {
 	idx, err := n.cat.ReadIndex(ctx)
@@ -498,15 +519,7 @@ func (n *Node) Consistent(ctx context.Context) error {
 		}
 		idx = i
 	} else {
-		addr, _ := n.cat.Raft().LeaderWithID()
-		if addr == "" {
-			return artmesh.E(artmesh.Unavailable, "no catalog leader: a consistent read is not possible now")
-		}
-		leader, err := peer.Decode(string(addr))
-		if err != nil {
-			return err
-		}
-		resp, err := mesh.Call(ctx, n.host, leader, ReadIndexProtocol, nil)
+		resp, err := n.callLeader(ctx, ReadIndexProtocol, nil)
 		if err != nil {
 			return artmesh.E(artmesh.Unavailable, "the leader did not answer a consistent read", err)
 		}
@@ -518,7 +531,7 @@ func (n *Node) Consistent(ctx context.Context) error {
 }
 
 // RemoveProtocol asks the leader to take a server out of Raft.
-const RemoveProtocol = "/artmesh/remove/1.0.0"
+const RemoveProtocol protocol.ID = "/artmesh/remove/1.0.0"
 
 // serveRemove takes a server out of Raft, for a member's request.
 func (n *Node) serveRemove(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {

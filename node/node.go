@@ -86,10 +86,13 @@ type Node struct {
 	pins    pinSet
 	bswap   *bitswap.Bitswap
 	recent  *recentStore
-	runCtx  context.Context // ends when the node closes
-	started time.Time
-	key     ed25519.PrivateKey // the node's identity key, which signs tokens
-	skew    time.Duration
+
+	peersMu    sync.Mutex
+	savedPeers []byte          // what peers.json holds, to write it only on change
+	runCtx     context.Context // ends when the node closes
+	started    time.Time
+	key        ed25519.PrivateKey // the node's identity key, which signs tokens
+	skew       time.Duration
 
 	uploadLocks uploadLocks
 	apiURL      atomic.Value // string
@@ -363,14 +366,8 @@ func (n *Node) Authenticate(ctx context.Context, key string) (artmesh.Agent, err
 	}
 	hash := acl.HashKey(key)
 	a, err := n.cat.AgentByKeyHash(hash)
-	if errors.Is(err, artmesh.NotFound) && n.host != nil {
-		// The key may be younger than this node's copy of the catalog
-		// (made on another node a moment ago): catch up and look again.
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if n.Consistent(cctx) == nil {
-			a, err = n.cat.AgentByKeyHash(hash)
-		}
-		cancel()
+	if errors.Is(err, artmesh.NotFound) && n.catchUp(ctx) {
+		a, err = n.cat.AgentByKeyHash(hash)
 	}
 	if err != nil {
 		if errors.Is(err, artmesh.NotFound) {

@@ -91,32 +91,30 @@ func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id art
 // catalog knows it.
 func (n *Node) verifyToken(ctx context.Context, token string, action acl.Action) (acl.Claims, error) {
 	c, err := n.verifyTokenOnce(token, action)
-	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated {
-		// The token may be younger than this node's copy of the catalog
-		// (issued on another node a moment ago): catch up and look again.
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if n.Consistent(cctx) == nil {
-			c, err = n.verifyTokenOnce(token, action)
-		}
+	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated && n.catchUp(ctx) {
+		c, err = n.verifyTokenOnce(token, action)
 	}
 	return c, err
 }
 
 func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, error) {
+	// The catalog's record of the token is read once, by the revocation
+	// check, which Verify makes last.
+	recErr := errors.New("not looked up")
 	c, err := acl.Verify(token, acl.VerifyOptions{
 		Now:      time.Now(),
 		Skew:     n.skew,
 		IsMember: n.isMember,
 		Revoked: func(id acl.TokenID) bool {
-			t, err := n.cat.Token(id.String())
-			return err == nil && t.Revoked
+			var rec catalog.Token
+			rec, recErr = n.cat.Token(id.String())
+			return recErr == nil && rec.Revoked
 		},
 	})
 	if err != nil {
 		return acl.Claims{}, err
 	}
-	if _, err := n.cat.Token(c.ID.String()); err != nil {
+	if recErr != nil {
 		// Issued tokens are recorded before they are handed out; one the
 		// catalog does not know was never issued (or was forgotten long
 		// after it expired).

@@ -141,10 +141,8 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 		if _, err := n.authorize(caller, in.ArtifactID, artmesh.Write); err != nil {
 			return UploadStatus{}, err
 		}
-		if in.ContentType != "" {
-			if ct, err = NormalizeContentType(in.ContentType); err != nil {
-				return UploadStatus{}, err
-			}
+		if ct, err = optionalContentType(in.ContentType); err != nil {
+			return UploadStatus{}, err
 		}
 		if in.Name != "" {
 			if err := artmesh.ValidateArtifactName(in.Name); err != nil {
