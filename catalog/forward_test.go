@@ -70,6 +70,12 @@ func startCluster(t *testing.T, ctx context.Context, n int, forward bool) (nodes
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	// Every node knows the leader, so that followers can forward to it.
+	for _, c := range nodes {
+		if err := c.WaitLeader(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return nodes, trans, leader
 }
 
