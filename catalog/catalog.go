@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/artmesh/artmesh"
@@ -135,8 +136,13 @@ type Catalog struct {
 	meta  *metadb.BoltMetaDB
 	snaps *raft.FileSnapshotStore
 
-	mu      sync.RWMutex // guards closed and adding to waiters
-	closed  bool
+	mu         sync.RWMutex // guards closed and adding to waiters
+	closed     bool
+	shutdownCh chan struct{} // closed by Close
+
+	// termCommitted is the last term in which this node, as leader,
+	// committed an entry of its own (see ReadIndex).
+	termCommitted atomic.Uint64
 	waiters sync.WaitGroup // goroutines waiting on raft futures
 
 	closeOnce sync.Once
@@ -164,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, artmesh.E(op, fmt.Errorf("create raft log folder: %w", err))
 	}
-	c := &Catalog{cfg: cfg, meta: &metadb.BoltMetaDB{}}
+	c := &Catalog{cfg: cfg, meta: &metadb.BoltMetaDB{}, shutdownCh: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -234,7 +240,10 @@ func (c *Catalog) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	if c.raft.State() == raft.Leader {
-		return c.await(ctx, op, c.raft.Barrier(c.timeout(ctx)))
+		if err := c.commitOwnTerm(ctx, op); err != nil {
+			return err
+		}
+		c.termCommitted.Store(c.raft.CurrentTerm())
 	}
 	return nil
 }
@@ -267,6 +276,7 @@ func (c *Catalog) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		close(c.shutdownCh)
 		c.mu.Unlock()
 		c.waiters.Wait()
 		var errs []error

@@ -26,7 +26,15 @@ const (
 	setAgentKeyType    commandType = 9
 	putGroupType       commandType = 10
 	deleteGroupType    commandType = 11
+
+	// noopType changes nothing: a leader applies one to commit an entry
+	// of its own term (see Catalog.ReadIndex).
+	noopType commandType = 26
 )
+
+type noopCmd struct{}
+
+func (noopCmd) commandType() commandType { return noopType }
 
 // String returns the command's name, as used in error operations.
 func (t commandType) String() string {
@@ -81,6 +89,18 @@ func (t commandType) String() string {
 		return "AddHolder"
 	case removeHolderType:
 		return "RemoveHolder"
+	case noopType:
+		return "Noop"
+	case setPolicyType:
+		return "SetPolicy"
+	case setReplicationType:
+		return "SetReplication"
+	case updatePlacementType:
+		return "UpdatePlacement"
+	case putPinType:
+		return "PutPin"
+	case deletePinType:
+		return "DeletePin"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -115,6 +135,9 @@ type CreateArtifact struct {
 	// Holder is the peer id of the node that stored the content, recorded
 	// in the placement table.
 	Holder string `json:"holder,omitempty"`
+	// Holders are further members that hold the content durably already
+	// (a write with replicas=N).
+	Holders []string `json:"holders,omitempty"`
 }
 
 // AddVersion appends a version to an artifact, which becomes its current
@@ -133,6 +156,8 @@ type AddVersion struct {
 	At        time.Time        `json:"at"`         // the version's creation time, the artifact's updated_at
 	// Holder is the peer id of the node that stored the content.
 	Holder string `json:"holder,omitempty"`
+	// Holders are further members that hold the content durably already.
+	Holders []string `json:"holders,omitempty"`
 }
 
 // DeleteVersion removes one version of an artifact. It is the argument of
@@ -254,6 +279,8 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return applyPutGroup(tx, payload)
 	case deleteGroupType:
 		return applyDeleteGroup(tx, payload)
+	case noopType:
+		return nil
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res
@@ -262,6 +289,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return res
 	}
 	if res, ok := applyPlacementCommand(tx, t, payload); ok {
+		return res
+	}
+	if res, ok := applyReplicationCommand(tx, t, payload); ok {
 		return res
 	}
 	if t&ignoreUnknownTypeFlag != 0 {

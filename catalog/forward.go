@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/hashicorp/raft"
@@ -110,36 +109,40 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 	return res.Value, nil
 }
 
-// waitApplied waits until the local state machine has applied index.
-func (c *Catalog) waitApplied(ctx context.Context, op artmesh.Op, index uint64) error {
-	if c.AppliedIndex() >= index {
-		return nil
-	}
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for c.AppliedIndex() < index {
-		select {
-		case <-ctx.Done():
-			return artmesh.E(op, artmesh.Unavailable, "the write was applied by the leader but not yet here", ctx.Err())
-		case <-t.C:
-		}
-		if c.isClosed() {
-			return unavailable(op, raft.ErrRaftShutdown)
-		}
-	}
-	return nil
-}
-
 // ReadIndex returns, on the leader, an index that covers every write
-// acknowledged so far, after confirming that this node still leads. A
-// follower that has applied up to it reads linearizably.
+// acknowledged so far: the leader's commit index, read after the leader
+// has committed an entry of its own term (before that, a new leader may
+// not know what its predecessor acknowledged) and has confirmed that it
+// still leads. A node whose state has applied up to it reads
+// linearizably. The entry of its own term is a no-op command, which the
+// state machine sees, so that the commit index is always an index that
+// the state machines reach (raft's own no-op and barrier entries never
+// reach them).
 func (c *Catalog) ReadIndex(ctx context.Context) (uint64, error) {
 	const op = artmesh.Op("catalog.ReadIndex")
 	if c.raft.State() != raft.Leader {
 		return 0, artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
 	}
+	if term := c.raft.CurrentTerm(); c.termCommitted.Load() != term {
+		if err := c.commitOwnTerm(ctx, op); err != nil {
+			return 0, err
+		}
+		c.termCommitted.Store(term)
+	}
 	if err := c.await(ctx, op, c.raft.VerifyLeader()); err != nil {
 		return 0, err
 	}
-	return c.AppliedIndex(), nil
+	return c.raft.CommitIndex(), nil
+}
+
+// commitOwnTerm applies a no-op command and waits until the local state
+// has applied it: once it is committed, so is everything a predecessor
+// acknowledged, and the local state reflects it.
+func (c *Catalog) commitOwnTerm(ctx context.Context, op artmesh.Op) error {
+	data, err := encodeCommand(noopCmd{})
+	if err != nil {
+		return artmesh.E(op, err)
+	}
+	_, err = c.awaitResponse(ctx, op, c.raft.Apply(data, c.timeout(ctx)), true)
+	return err
 }

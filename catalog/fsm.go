@@ -20,6 +20,7 @@ import (
 type fsm struct {
 	st      atomic.Pointer[store]
 	applied atomic.Uint64 // index of the last log entry applied (or restored)
+	watch   *watch        // publishes each applied index
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -30,7 +31,7 @@ func newFSM() (*fsm, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{}
+	f := &fsm{watch: newWatch()}
 	f.st.Store(s)
 	return f, nil
 }
@@ -63,7 +64,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			applyLogs(s, logs[i:i+1], results[i:i+1])
 		}
 	}
-	f.applied.Store(logs[len(logs)-1].Index)
+	var topics Topic
+	for _, l := range logs {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 {
+			topics |= topicOf(commandType(l.Data[0]))
+		}
+	}
+	last := logs[len(logs)-1].Index
+	f.applied.Store(last)
+	f.watch.publish(last, topics)
 	return results
 }
 
@@ -109,6 +118,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.st.Store(s)
 	f.applied.Store(index)
+	f.watch.reset(index)
 	return nil
 }
 
@@ -169,6 +179,8 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tableMembers, recordMember},
 		{tableInvites, recordInvite},
 		{tablePlacement, recordPlacement},
+		{tablePolicy, recordPolicy},
+		{tablePins, recordPin},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -269,6 +281,10 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableInvites, &Invite{}
 		case recordPlacement:
 			table, row = tablePlacement, &Placement{}
+		case recordPolicy:
+			table, row = tablePolicy, &policyRow{}
+		case recordPin:
+			table, row = tablePins, &Pin{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

@@ -130,7 +130,7 @@ func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
 	if err := tx.Delete(tableMembers, raw); err != nil {
 		return internal(op, err)
 	}
-	return nil
+	return dropMemberPlacementTxn(tx, op, cmd.PeerID)
 }
 
 func createInviteTxn(tx *memdb.Txn, cmd CreateInvite) error {
@@ -272,10 +272,6 @@ func (c *Catalog) RemoveServer(ctx context.Context, id string) error {
 	return c.await(ctx, "catalog.RemoveServer", f)
 }
 
-// WaitApplied waits until the local state has applied index.
-func (c *Catalog) WaitApplied(ctx context.Context, index uint64) error {
-	return c.waitApplied(ctx, "catalog.WaitApplied", index)
-}
 
 // String describes a member for logs.
 func (m Member) String() string { return fmt.Sprintf("%s %v", m.PeerID, m.Addresses) }

@@ -22,10 +22,12 @@ const (
 	removeHolderType commandType = 25
 )
 
-// Placement is the holders of one root CID.
+// Placement is the holders of one root CID, and the members the leader
+// allocated it to.
 type Placement struct {
-	CID     string   `json:"cid"`
-	Holders []string `json:"holders"` // peer ids, sorted
+	CID       string   `json:"cid"`
+	Holders   []string `json:"holders"`             // peer ids, sorted: verified, durable copies
+	Allocated []string `json:"allocated,omitempty"` // peer ids, sorted: who should hold it
 }
 
 type holderCmd struct {
@@ -83,6 +85,7 @@ func addHolderTxn(tx *memdb.Txn, cid, peer string) error {
 			return nil
 		}
 		p.Holders = cloneSlice(old.Holders)
+		p.Allocated = cloneOrNil(old.Allocated)
 	}
 	p.Holders = union(p.Holders, []string{peer})
 	if err := tx.Insert(tablePlacement, p); err != nil {
@@ -101,13 +104,12 @@ func removeHolderTxn(tx *memdb.Txn, cid, peer string) error {
 		return nil
 	}
 	old := raw.(*Placement)
-	p := &Placement{CID: cid, Holders: without(cloneSlice(old.Holders), peer)}
-	if len(p.Holders) == 0 {
-		if err := tx.Delete(tablePlacement, old); err != nil {
-			return internal(op, err)
-		}
+	if !slices.Contains(old.Holders, peer) || len(old.Holders) == 1 {
+		// Never the last holder record: no copy is given up while it is
+		// the only one known.
 		return nil
 	}
+	p := &Placement{CID: cid, Holders: without(cloneSlice(old.Holders), peer), Allocated: cloneOrNil(old.Allocated)}
 	if err := tx.Insert(tablePlacement, p); err != nil {
 		return internal(op, err)
 	}
@@ -120,7 +122,8 @@ func (c *Catalog) AddHolder(ctx context.Context, cid, peer string) error {
 	return err
 }
 
-// RemoveHolder records that peer no longer holds the DAG under cid.
+// RemoveHolder records that peer no longer holds the DAG under cid,
+// unless it is the last recorded holder.
 func (c *Catalog) RemoveHolder(ctx context.Context, cid, peer string) error {
 	_, err := c.propose(ctx, removeHolderCmd{CID: cid, Peer: peer})
 	return err

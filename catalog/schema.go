@@ -58,6 +58,9 @@ type artifactRow struct {
 	// GrantAgents and GrantGroups are sorted and free of duplicates.
 	GrantAgents []artmesh.AgentID `json:"grant_agents,omitempty"`
 	GrantGroups []string          `json:"grant_groups,omitempty"`
+	// Replication is the artifact's own replication factor; 0 follows
+	// the mesh policy.
+	Replication int `json:"replication,omitempty"`
 }
 
 // versionRow is a row of the versions table.
@@ -103,6 +106,10 @@ func schema() *memdb.DBSchema {
 	for name, t := range placementTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range replicationTables() {
+		s.Tables[name] = t
+	}
+	s.Tables[tableVersions].Indexes[indexVersionCID] = versionCIDIndex()
 	return s
 }
 

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"reflect"
 	"testing"
@@ -131,7 +132,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		for k := range before {
 			if !reflect.DeepEqual(before[k], after[k]) {
-				t.Errorf("%s:\n before %+v\n after  %+v", k, before[k], after[k])
+				bj, _ := json.Marshal(before[k])
+				aj, _ := json.Marshal(after[k])
+				t.Errorf("%s:\n before %s\n after  %s", k, bj, aj)
 			}
 		}
 		t.Fatal("restored state differs")

@@ -108,8 +108,10 @@ func createArtifactTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, err
 	if err := addOwnedTxn(tx, row.Owner, 1); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
-	if err := addHolderTxn(tx, cmd.CID, cmd.Holder); err != nil {
-		return artmesh.Artifact{}, err
+	for _, h := range append([]string{cmd.Holder}, cmd.Holders...) {
+		if err := addHolderTxn(tx, cmd.CID, h); err != nil {
+			return artmesh.Artifact{}, err
+		}
 	}
 	return row.artifact(), nil
 }
@@ -145,8 +147,10 @@ func addVersionTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	if err := tx.Insert(tableArtifacts, &next); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
-	if err := addHolderTxn(tx, cmd.CID, cmd.Holder); err != nil {
-		return artmesh.Artifact{}, err
+	for _, h := range append([]string{cmd.Holder}, cmd.Holders...) {
+		if err := addHolderTxn(tx, cmd.CID, h); err != nil {
+			return artmesh.Artifact{}, err
+		}
 	}
 	return next.artifact(), nil
 }
@@ -175,6 +179,12 @@ func deleteVersionTxn(tx *memdb.Txn, cmd DeleteVersion) (artmesh.Artifact, error
 	if err := tx.Delete(tableVersions, v); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
+	if err := dropPinsTxn(tx, op, row.ID, v.Version.Version); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if err := forgetContentTxn(tx, op, v.CID); err != nil {
+		return artmesh.Artifact{}, err
+	}
 	if v.Version.Version != row.Version {
 		return row.artifact(), nil
 	}
@@ -199,8 +209,22 @@ func deleteArtifactTxn(tx *memdb.Txn, cmd deleteArtifactCmd) error {
 	if err != nil {
 		return err
 	}
+	vs, err := collect[*versionRow](tx.Get(tableVersions, indexID, row.ID))
+	if err != nil {
+		return internal(op, err)
+	}
 	if _, err := tx.DeleteAll(tableVersions, indexID, row.ID); err != nil {
 		return internal(op, err)
+	}
+	var cids []string
+	for _, v := range vs {
+		cids = append(cids, v.CID)
+	}
+	if err := forgetContentTxn(tx, op, cids...); err != nil {
+		return err
+	}
+	if err := dropPinsTxn(tx, op, row.ID, 0); err != nil {
+		return err
 	}
 	if err := tx.Delete(tableArtifacts, row); err != nil {
 		return internal(op, err)
@@ -1019,6 +1043,14 @@ func cloneSlice[S ~[]E, E any](s S) S {
 	out := make(S, len(s))
 	copy(out, s)
 	return out
+}
+
+// cloneOrNil copies s, keeping an empty s nil (as a restored row has it).
+func cloneOrNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return cloneSlice(s)
 }
 
 // union returns the sorted set of the elements of a and b.

@@ -46,7 +46,7 @@ const (
 	purgeTokensType    commandType = 19
 	// lastCommandType is the highest type in use: raise it with each new
 	// command.
-	lastCommandType = removeHolderType
+	lastCommandType = deletePinType
 )
 
 // known reports whether t is a command type of this version.
@@ -104,6 +104,9 @@ type ConfirmUpload struct {
 	ID    string             `json:"id"`
 	NewID artmesh.ArtifactID `json:"new_id"` // the id of the artifact to create, when the upload names none
 	At    time.Time          `json:"at"`
+	// Holders are members that hold the content durably besides the node
+	// that received it (a confirm with replicas=N).
+	Holders []string `json:"holders,omitempty"`
 }
 
 type deleteUploadCmd struct {
@@ -260,12 +263,12 @@ func confirmUploadTxn(tx *memdb.Txn, cmd ConfirmUpload) (artmesh.Artifact, error
 	if u.ArtifactID != "" {
 		a, err = addVersionTxn(tx, AddVersion{
 			ArtifactID: u.ArtifactID, By: u.Owner, ContentType: u.ContentType,
-			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At,
+			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders,
 		})
 	} else {
 		a, err = createArtifactTxn(tx, CreateArtifact{
 			ID: cmd.NewID, Name: u.Name, ContentType: u.ContentType, Owner: u.Owner,
-			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At,
+			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders,
 		})
 	}
 	if err != nil {

@@ -147,8 +147,21 @@ func TestPlacement(t *testing.T) {
 	if g := got("root2"); len(g) != 1 || g[0] != "peer-b" {
 		t.Fatalf("root2 holders %v", g)
 	}
+	// The last holder record is never dropped.
 	h.must(removeHolderCmd{CID: "root2", Peer: "peer-b"})
+	if g := got("root2"); len(g) != 1 || g[0] != "peer-b" {
+		t.Fatalf("root2 holders after removing the last holder %v", g)
+	}
+	h.must(removeHolderCmd{CID: "root1", Peer: "peer-a"})
+	if g := got("root1"); len(g) != 1 || g[0] != "peer-c" {
+		t.Fatalf("root1 holders after removal %v", g)
+	}
+	// Deleting the version that references root2 drops its placement.
+	h.must(DeleteVersion{ArtifactID: id, Version: 2, At: at})
 	if g := got("root2"); g != nil {
-		t.Fatalf("root2 holders after removal %v", g)
+		t.Fatalf("root2 holders after its version was deleted %v", g)
+	}
+	if g := got("root1"); len(g) != 1 {
+		t.Fatalf("root1 holders after another version was deleted %v", g)
 	}
 }
