@@ -143,7 +143,7 @@ type Catalog struct {
 	// termCommitted is the last term in which this node, as leader,
 	// committed an entry of its own (see ReadIndex).
 	termCommitted atomic.Uint64
-	waiters sync.WaitGroup // goroutines waiting on raft futures
+	waiters       sync.WaitGroup // goroutines waiting on raft futures
 
 	closeOnce sync.Once
 	closeErr  error

@@ -272,6 +272,5 @@ func (c *Catalog) RemoveServer(ctx context.Context, id string) error {
 	return c.await(ctx, "catalog.RemoveServer", f)
 }
 
-
 // String describes a member for logs.
 func (m Member) String() string { return fmt.Sprintf("%s %v", m.PeerID, m.Addresses) }
