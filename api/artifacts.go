@@ -109,11 +109,16 @@ func (s *Server) createArtifact(w http.ResponseWriter, r *http.Request, caller a
 	if err != nil {
 		return err
 	}
+	replicas, err := replicasParam(r)
+	if err != nil {
+		return err
+	}
 	in := node.CreateInput{
 		Name:        r.URL.Query().Get("name"),
 		ContentType: r.Header.Get("Content-Type"),
 		Metadata:    meta,
 		Size:        declaredSize(r),
+		Replicas:    replicas,
 	}
 	if in.Name == "" {
 		return artmesh.E(artmesh.Invalid, "the name query parameter is required: POST /v1/artifacts?name=NAME")
@@ -186,7 +191,11 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request, caller 
 			} else if ct == "" {
 				ct = part.Header.Get("Content-Type")
 			}
-			in := node.CreateInput{Name: name, ContentType: ct, Metadata: meta.Metadata, Size: -1}
+			replicas, err := replicasParam(r)
+			if err != nil {
+				return err
+			}
+			in := node.CreateInput{Name: name, ContentType: ct, Metadata: meta.Metadata, Size: -1, Replicas: replicas}
 			if in.Name == "" {
 				return artmesh.E(artmesh.Invalid, "the artifact needs a name: give it in the meta part or as ?name=")
 			}
@@ -226,11 +235,15 @@ type snippetRequest struct {
 }
 
 func (s *Server) createSnippet(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	replicas, err := replicasParam(r)
+	if err != nil {
+		return err
+	}
 	var req snippetRequest
 	if err := decodeJSON(w, r, maxSnippetBody, &req); err != nil {
 		return err
 	}
-	a, err := s.n.CreateSnippet(r.Context(), caller, req.Name, req.Content, req.Metadata)
+	a, err := s.n.CreateSnippet(r.Context(), caller, req.Name, req.Content, req.Metadata, replicas)
 	if err != nil {
 		return err
 	}
@@ -248,6 +261,20 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request, caller artm
 }
 
 // versionParam reads ?version=N (0 when absent).
+// replicasParam reads ?replicas=N: how many members must hold a write
+// durably before it is acknowledged (0 when absent: the mesh policy's).
+func replicasParam(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("replicas")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, artmesh.E(artmesh.Invalid, fmt.Sprintf("replicas %q must be a whole number from 1", v))
+	}
+	return n, nil
+}
+
 func versionParam(r *http.Request) (int, error) {
 	v := r.URL.Query().Get("version")
 	if v == "" {
@@ -278,7 +305,11 @@ func (s *Server) updateContent(w http.ResponseWriter, r *http.Request, caller ar
 	if err != nil {
 		return err
 	}
-	in := node.UpdateInput{ContentType: r.Header.Get("Content-Type"), Metadata: meta, Size: declaredSize(r)}
+	replicas, err := replicasParam(r)
+	if err != nil {
+		return err
+	}
+	in := node.UpdateInput{ContentType: r.Header.Get("Content-Type"), Metadata: meta, Size: declaredSize(r), Replicas: replicas}
 	a, err := s.n.UpdateArtifact(r.Context(), caller, artifactID(r), in, streamBody(w, r))
 	if err != nil {
 		return err

@@ -123,7 +123,11 @@ func (s *Server) confirmUpload(w http.ResponseWriter, r *http.Request, caller ar
 	if err := decodeOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
-	a, err := s.n.ConfirmUpload(r.Context(), caller, r.PathValue("id"), req.SHA256)
+	replicas, err := replicasParam(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.n.ConfirmUpload(r.Context(), caller, r.PathValue("id"), req.SHA256, replicas)
 	if err != nil {
 		return err
 	}

@@ -489,3 +489,22 @@ func (c *Catalog) Token(id string) (Token, error) {
 		return *raw.(*Token), nil
 	})
 }
+
+// ReceivedUploadCIDs returns the CIDs of uploads whose bytes are stored
+// but not yet confirmed: the node that received them keeps them.
+func (c *Catalog) ReceivedUploadCIDs() []string {
+	out, _ := read(c.fsm.state(), func(tx *memdb.Txn) ([]string, error) {
+		it, err := tx.Get(tableUploads, indexID)
+		if err != nil {
+			return nil, internal("catalog.ReceivedUploadCIDs", err)
+		}
+		var out []string
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if u := raw.(*Upload); u.State == StateReceived {
+				out = append(out, u.CID)
+			}
+		}
+		return out, nil
+	})
+	return out
+}

@@ -31,15 +31,22 @@ type Handler func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
 // answer is a length-prefixed message; a handler's error travels back as
 // text and becomes a RemoteError on the caller's side.
 func Serve(h host.Host, p protocol.ID, handle Handler) {
+	ServeTimeout(h, p, rpcTimeout, handle)
+}
+
+// ServeTimeout is Serve with a bound on a whole exchange other than the
+// default 30 s, for requests whose work takes long (a handler that moves
+// content).
+func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Handler) {
 	h.SetStreamHandler(p, func(st network.Stream) {
 		defer st.Close()
-		_ = st.SetDeadline(time.Now().Add(rpcTimeout))
+		_ = st.SetDeadline(time.Now().Add(timeout))
 		req, err := readMessage(bufio.NewReader(st))
 		if err != nil {
 			st.Reset()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		resp, herr := handle(ctx, st.Conn().RemotePeer(), req)
 		status := byte(0)

@@ -30,6 +30,9 @@ type CreateInput struct {
 	// Size is the content's declared length, or -1 when unknown. Content of
 	// another length is refused and nothing is created.
 	Size int64
+	// Replicas is how many members must hold the content durably before
+	// the write is acknowledged (0: the mesh policy's write_replicas).
+	Replicas int
 }
 
 // UpdateInput describes a new version of an artifact.
@@ -37,6 +40,7 @@ type UpdateInput struct {
 	ContentType string           // "" keeps the current type
 	Metadata    artmesh.Metadata // merged over the current metadata
 	Size        int64            // as in CreateInput
+	Replicas    int              // as in CreateInput
 }
 
 // NormalizeContentType checks a media type and returns its canonical text
@@ -95,7 +99,6 @@ func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*
 	}
 	if declared >= 0 && im.Size != declared {
 		im.Release()
-		n.kickGC()
 		return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("the content is %d bytes, not the declared %d", im.Size, declared))
 	}
 	return im, nil
@@ -116,7 +119,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, func(im *imported) (artmesh.Artifact, error) {
+	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *imported, holders []string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
 			ID:          artmesh.NewArtifactID(now),
@@ -128,22 +131,38 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 			SizeBytes:   im.Size,
 			At:          now,
 			Holder:      n.peerID.String(),
+			Holders:     holders,
 		})
 	})
 }
 
-// importThen stores body durably, then records it with record while the
-// import's blocks are still protected from the collector. When record
-// fails, the blocks are garbage and a collection is asked for.
-func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, record func(*imported) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+// importThen stores body durably, has replicas-1 other members take
+// durable copies (replicas 0: the mesh policy's write_replicas), then
+// records it with record, passing those members as holders, while the
+// import's blocks are still protected from the collector. When anything
+// fails, nothing is recorded and the blocks are garbage.
+func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+	want, err := n.writeReplicas(replicas)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	// Fail before reading the body when too few members are reachable.
+	targets, err := n.replicaTargets(want)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
 	im, err := n.importFor(ctx, body, size)
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
 	defer im.Release()
-	a, err := record(im)
+	holders, err := n.replicate(ctx, im.CID, "", targets)
 	if err != nil {
-		n.kickGC()
+		return artmesh.Artifact{}, err
+	}
+	n.verified.add(im.CID.String())
+	a, err := record(im, holders)
+	if err != nil {
 		return artmesh.Artifact{}, err
 	}
 	return a, nil
@@ -153,7 +172,7 @@ func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, recor
 const MaxSnippetBytes = 16 << 20
 
 // CreateSnippet stores JSON content as an application/json artifact.
-func (n *Node) CreateSnippet(ctx context.Context, caller artmesh.Agent, name string, content json.RawMessage, meta artmesh.Metadata) (artmesh.Artifact, error) {
+func (n *Node) CreateSnippet(ctx context.Context, caller artmesh.Agent, name string, content json.RawMessage, meta artmesh.Metadata, replicas int) (artmesh.Artifact, error) {
 	if len(content) == 0 {
 		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, "snippet content is required")
 	}
@@ -163,7 +182,7 @@ func (n *Node) CreateSnippet(ctx context.Context, caller artmesh.Agent, name str
 	if len(content) > MaxSnippetBytes {
 		return artmesh.Artifact{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("snippet content is %d bytes; at most %d are allowed", len(content), MaxSnippetBytes))
 	}
-	return n.CreateArtifact(ctx, caller, CreateInput{Name: name, ContentType: "application/json", Metadata: meta, Size: int64(len(content))}, bytes.NewReader(content))
+	return n.CreateArtifact(ctx, caller, CreateInput{Name: name, ContentType: "application/json", Metadata: meta, Size: int64(len(content)), Replicas: replicas}, bytes.NewReader(content))
 }
 
 // readable returns the artifact if caller may read it, and NotFound if it
@@ -257,8 +276,10 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if err != nil {
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
-	if has, _ := n.bs.Has(ctx, root); !has {
-		// Another member holds it: stream it here, serving as it arrives.
+	n.cache.touch(v.CID)
+	if !n.verifiedHere(ctx, v.CID) {
+		// Not all here (a root block alone proves nothing): stream it
+		// from a holder, serving it as it arrives.
 		n.fetcher.ensure(n.runCtx, root)
 	}
 	r, err := n.content.Open(ctx, root)
@@ -282,7 +303,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, func(im *imported) (artmesh.Artifact, error) {
+	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *imported, holders []string) (artmesh.Artifact, error) {
 		return n.cat.AddVersion(ctx, catalog.AddVersion{
 			ArtifactID:  id,
 			By:          caller.ID,
@@ -292,6 +313,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 			SizeBytes:   im.Size,
 			At:          time.Now().UTC(),
 			Holder:      n.peerID.String(),
+			Holders:     holders,
 		})
 	})
 }
@@ -314,7 +336,6 @@ func (n *Node) DeleteArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err := n.cat.DeleteArtifact(ctx, id); err != nil {
 		return err
 	}
-	n.kickGC()
 	return nil
 }
 
@@ -334,7 +355,6 @@ func (n *Node) DeleteVersion(ctx context.Context, caller artmesh.Agent, id artme
 		}
 		return artmesh.Artifact{}, err
 	}
-	n.kickGC()
 	return a, nil
 }
 

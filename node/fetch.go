@@ -78,6 +78,8 @@ func (f *fetcher) run(ctx context.Context, root cid.Cid, fe *fetch) {
 	if err != nil && ctx.Err() == nil {
 		f.n.log.Warn("fetching content failed", "cid", root, "err", err)
 	}
+	// The fetched content may be over the cache budget now.
+	kick(f.n.collectKick)
 }
 
 func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch) error {
@@ -104,15 +106,10 @@ func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch)
 	for _, p := range peers {
 		err := f.fetchFrom(ctx, p, root, sess, fe)
 		if err == nil {
-			if err := f.n.bs.Sync(ctx); err != nil {
-				return err
-			}
-			// This node now holds the whole version: record it, so that
-			// others can fetch from it too.
-			if err := f.n.cat.AddHolder(ctx, root.String(), self); err != nil {
-				f.n.log.Warn("recording this node as a holder", "cid", root, "err", err)
-			}
-			return nil
+			// Durable, but not a holder: only the placement reconciler
+			// records holders, for what is allocated or pinned here; other
+			// fetched content is a cache.
+			return f.n.bs.Sync(ctx)
 		}
 		lastErr = err
 		if errors.Is(err, mesh.ErrCorruptBlock) {
@@ -135,9 +132,6 @@ func (f *fetcher) bitswapFallback(ctx context.Context, root cid.Cid, streamErr e
 	if err := f.n.fetchBitswap(ctx, root); err != nil {
 		f.n.log.Warn("bitswap fallback failed", "cid", root, "err", err)
 		return streamErr
-	}
-	if err := f.n.cat.AddHolder(ctx, root.String(), f.n.peerID.String()); err != nil {
-		f.n.log.Warn("recording this node as a holder", "cid", root, "err", err)
 	}
 	return nil
 }

@@ -144,6 +144,21 @@ func (n *Node) savePeers(members []catalog.Member) {
 	n.savedPeers = data
 }
 
+// saveRepoConfig records the node's join state (Join, Member) in the
+// repo config on disk, leaving the rest of the file as it was (the
+// daemon's flags override it without being saved).
+func (n *Node) saveRepoConfig() error {
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	rc, err := ReadRepoConfig(n.cfg.Repo)
+	if err != nil {
+		return err
+	}
+	rc.Join, rc.Member = n.rc.Join, n.rc.Member
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	return writeFileSync(filepath.Join(n.cfg.Repo, ConfigFile), append(data, '\n'), 0o600)
+}
+
 // ownAddrs returns this node's mesh addresses.
 func (n *Node) ownAddrs() []string {
 	var out []string
@@ -285,8 +300,8 @@ func (n *Node) join(ctx context.Context, t *Ticket) error {
 			return err
 		}
 		n.rc.Join = nil
-		data, _ := json.MarshalIndent(n.rc, "", "  ")
-		if err := writeFileSync(filepath.Join(n.cfg.Repo, ConfigFile), append(data, '\n'), 0o600); err != nil {
+		n.rc.Member = true
+		if err := n.saveRepoConfig(); err != nil {
 			return err
 		}
 		n.log.Info("joined the mesh", "admin_agent", jr.Agent, "members", len(jr.Members))
@@ -309,6 +324,14 @@ func (n *Node) syncMembers(ctx context.Context) {
 	}
 	n.addMembers(members)
 	n.savePeers(members)
+	if len(members) > 1 && !n.rc.Member {
+		// From now on this node's catalog is a mesh's, never to be
+		// bootstrapped anew.
+		n.rc.Member = true
+		if err := n.saveRepoConfig(); err != nil {
+			n.log.Warn("recording mesh membership in the repo config", "err", err)
+		}
+	}
 	self := n.peerID.String()
 	want := n.ownAddrs()
 	for _, m := range members {
@@ -356,6 +379,12 @@ type MemberInfo struct {
 	Role      string   `json:"role"` // voter, nonvoter, or left (no longer in Raft)
 	Reachable bool     `json:"reachable"`
 	Leader    bool     `json:"leader"`
+	// BytesHeld is the content this member holds for the mesh (recorded
+	// holder of), counted once per version's CID.
+	BytesHeld int64 `json:"bytes_held"`
+	// UnderReplicated counts the live versions allocated to this member
+	// that have fewer reachable holders than their factor.
+	UnderReplicated int `json:"under_replicated"`
 }
 
 // Members lists the mesh's members with their roles and whether this node
@@ -373,6 +402,7 @@ func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {
 	for _, m := range members {
 		byID[m.PeerID] = m
 	}
+	held, under := n.memberPlacement(len(members))
 	var out []MemberInfo
 	for _, s := range servers {
 		m := byID[s.ID]
@@ -380,7 +410,8 @@ func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {
 		if s.Voter {
 			role = "voter"
 		}
-		mi := MemberInfo{PeerID: s.ID, Addresses: m.Addresses, APIURL: m.APIURL, Role: role, Leader: s.Leader}
+		mi := MemberInfo{PeerID: s.ID, Addresses: m.Addresses, APIURL: m.APIURL, Role: role, Leader: s.Leader,
+			BytesHeld: held[s.ID], UnderReplicated: under[s.ID]}
 		if s.ID == n.peerID.String() {
 			mi.Reachable = true
 		} else if id, err := peer.Decode(s.ID); err == nil {

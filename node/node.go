@@ -60,6 +60,18 @@ type Config struct {
 	// JanitorInterval is how often expired uploads and tokens are swept.
 	// Zero means DefaultJanitorInterval.
 	JanitorInterval time.Duration
+	// DeadHolderAfter is how long a member may be unreachable before the
+	// leader allocates its copies elsewhere. Zero means
+	// DefaultDeadHolderAfter.
+	DeadHolderAfter time.Duration
+	// CacheSize is how many bytes of content that this node neither holds
+	// nor has pinned (read here, fetched from others) it keeps, least
+	// recently used first out. Zero means DefaultCacheSize; negative
+	// keeps none.
+	CacheSize int64
+	// ReplicateTimeout bounds how long a write with replicas=N waits for
+	// the other members to hold its blocks. Zero means 5 minutes.
+	ReplicateTimeout time.Duration
 }
 
 // DefaultJanitorInterval is the default of Config.JanitorInterval.
@@ -83,7 +95,6 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
 	fetcher *fetcher
-	pins    pinSet
 	bswap   *bitswap.Bitswap
 	recent  *recentStore
 
@@ -97,9 +108,18 @@ type Node struct {
 	uploadLocks uploadLocks
 	apiURL      atomic.Value // string
 
-	gcKick chan struct{}
-	gcMu   sync.Mutex // one collection at a time
-	stop   context.CancelFunc
+	caughtUp    atomic.Bool   // the catalog applied the leader's commit index since start
+	caughtUpCh  chan struct{} // closed when caughtUp is set
+	collectKick chan struct{}
+	placeKick   chan struct{}
+	gcMu        sync.Mutex // one collection at a time
+	verified    cidSet     // DAGs checked complete here
+	cache       readCache  // when content kept only as a cache was last read
+	pending     pendingSet // content pushed here by writes with replicas=N
+	placing     fetchStates
+	placeSem    chan struct{} // bounds placement fetches
+	seen        lastSeen      // the allocator's view of reachability
+	stop        context.CancelFunc
 	wg     sync.WaitGroup
 
 	closeOnce sync.Once
@@ -128,6 +148,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.DeadVoterAfter <= 0 {
 		cfg.DeadVoterAfter = DefaultDeadVoterAfter
+	}
+	if cfg.DeadHolderAfter <= 0 {
+		cfg.DeadHolderAfter = DefaultDeadHolderAfter
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	} else if cfg.CacheSize < 0 {
+		cfg.CacheSize = 0
+	}
+	if cfg.ReplicateTimeout <= 0 {
+		cfg.ReplicateTimeout = 5 * time.Minute
 	}
 	rc, err := ReadRepoConfig(cfg.Repo)
 	if err != nil {
@@ -169,9 +200,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		started: time.Now(),
 		key:     ed25519.PrivateKey(rawKey),
 		skew:    cfg.TokenSkew,
-		gcKick:  make(chan struct{}, 1),
 		stop:    stop,
 		runCtx:  runCtx,
+
+		caughtUpCh:  make(chan struct{}),
+		collectKick: make(chan struct{}, 1),
+		placeKick:   make(chan struct{}, 1),
+		placeSem:    make(chan struct{}, maxPlacementFetches),
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
 	if err := n.open(ctx, priv); err != nil {
@@ -180,14 +215,26 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.startBitswap()
-	n.loadPins()
-	n.wg.Add(3)
-	go n.gcLoop(runCtx)
+	n.wg.Add(6)
+	go n.catchUpLoop(runCtx)
 	go n.janitorLoop(runCtx)
 	go n.meshLoop(runCtx)
-	// Collect what an earlier run left half-written (an import killed
-	// mid-way leaves unreferenced bytes in a pack).
-	n.kickGC()
+	// The first collection runs once the catalog has caught up: it frees
+	// what an earlier run left half-written (an import killed mid-way
+	// leaves unreferenced bytes in a pack).
+	gcDelay := max(n.cfg.GCDelay, 0)
+	go n.reconcileLoop(runCtx, "garbage collection", catalog.TopicDeletes|catalog.TopicPlacement|catalog.TopicPins|catalog.TopicUploads,
+		n.collectKick, collectInterval, gcDelay, func(ctx context.Context) error {
+			if n.cfg.GCDelay < 0 {
+				return nil
+			}
+			_, err := n.collect(ctx)
+			return err
+		})
+	go n.reconcileLoop(runCtx, "placement", catalog.TopicContent|catalog.TopicPlacement|catalog.TopicPins|catalog.TopicPolicy|catalog.TopicMembers,
+		n.placeKick, 15*time.Second, 0, n.place)
+	go n.reconcileLoop(runCtx, "allocation", catalog.TopicContent|catalog.TopicPlacement|catalog.TopicPolicy|catalog.TopicMembers,
+		nil, 2*time.Second, 0, n.allocate)
 	return n, nil
 }
 
@@ -221,6 +268,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
 	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
+	mesh.ServeTimeout(n.host, ReplicateProtocol, n.cfg.ReplicateTimeout, n.serveReplicate)
 	mesh.ServeStreamBench(n.host)
 	mesh.ServeDAG(n.host, func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		blk, err := n.bs.Get(ctx, c)
@@ -237,12 +285,25 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if err != nil {
 		return err
 	}
-	if len(servers) <= 1 {
+	if n.rc.Member && len(servers) == 0 {
+		// This node joined a mesh, but its catalog state is gone (an
+		// emptied or moved-aside Raft folder). It must never bootstrap a
+		// catalog of its own: the leader still lists it and sends it the
+		// log or a snapshot. Its blocks stay: nothing is collected until
+		// the catalog has caught up with the leader.
+		n.log.Warn("this node is a mesh member without catalog state: waiting for the leader to send it (nothing is collected until then)")
+		return nil
+	}
+	if len(servers) <= 1 && !n.rc.Member {
 		// A single node (or a repo from before the mesh): bootstrap keeps
 		// an existing catalog's members, waits for a leader and for the
 		// local state to have applied the whole log.
 		if err := n.cat.Bootstrap(ctx); err != nil {
 			return fmt.Errorf("node: catalog has no leader: %w", err)
+		}
+		if n.cat.IsLeader() {
+			// Bootstrap has applied the whole log of its own term.
+			n.markCaughtUp("bootstrap")
 		}
 		return nil
 	}
@@ -348,8 +409,12 @@ func (n *Node) APIAddr() string { return n.rc.APIAddr }
 // configured address may have had port 0), for Info.
 func (n *Node) SetAPIListenAddr(addr string) { n.apiURL.Store("http://" + addr) }
 
-// Ready reports whether the node can take writes: its catalog has a leader.
+// Ready reports whether the node can serve: its catalog has a leader and
+// has caught up with it since the node started.
 func (n *Node) Ready(ctx context.Context) error {
+	if err := n.behind(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := n.cat.WaitLeader(ctx); err != nil {
@@ -364,6 +429,11 @@ func (n *Node) Authenticate(ctx context.Context, key string) (artmesh.Agent, err
 	if !acl.WellFormedKey(key) {
 		return artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
 	}
+	if err := n.behind(); err != nil {
+		// A key made a moment ago may not be known here yet: never say
+		// 401 to a valid key while catching up.
+		return artmesh.Agent{}, err
+	}
 	hash := acl.HashKey(key)
 	a, err := n.cat.AgentByKeyHash(hash)
 	if errors.Is(err, artmesh.NotFound) && n.catchUp(ctx) {
@@ -376,31 +446,6 @@ func (n *Node) Authenticate(ctx context.Context, key string) (artmesh.Agent, err
 		return artmesh.Agent{}, err
 	}
 	return a, nil
-}
-
-// gcLoop runs a collection when kicked, after a delay that lets a burst of
-// deletes share it.
-func (n *Node) gcLoop(ctx context.Context) {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.gcKick:
-		}
-		if n.cfg.GCDelay > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(n.cfg.GCDelay):
-			}
-		}
-		if st, err := n.collect(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("garbage collection failed", "err", err)
-		} else if err == nil {
-			n.log.Debug("garbage collection", "blocks_removed", st.BlocksRemoved, "bytes_removed", st.BytesRemoved, "duration", st.Duration)
-		}
-	}
 }
 
 // janitorLoop runs the janitor now and then until ctx ends.
@@ -418,48 +463,13 @@ func (n *Node) janitorLoop(ctx context.Context) {
 	}
 }
 
-// kickGC asks for a collection soon.
-func (n *Node) kickGC() {
-	if n.cfg.GCDelay < 0 {
-		return
-	}
-	select {
-	case n.gcKick <- struct{}{}:
-	default:
-	}
-}
-
-// GC removes every block that no live version references, now, and
-// reports what it removed. Only admins may run it.
+// GC runs a collection now (see collect) and reports what it removed.
+// Only admins may run it.
 func (n *Node) GC(ctx context.Context, caller artmesh.Agent) (blockstore.CollectStats, error) {
 	if !caller.Admin {
 		return blockstore.CollectStats{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may run garbage collection")
 	}
 	return n.collect(ctx)
-}
-
-func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
-	n.gcMu.Lock()
-	defer n.gcMu.Unlock()
-	return n.bs.Collect(ctx, func(ctx context.Context, keep func(cid.Cid)) error {
-		roots, err := n.cat.LiveCIDs()
-		if err != nil {
-			return err
-		}
-		for _, p := range n.pinnedRoots() {
-			roots = append(roots, p.String())
-		}
-		for _, r := range roots {
-			c, err := cid.Decode(r)
-			if err != nil {
-				return fmt.Errorf("node: catalog holds a bad cid %q: %w", r, err)
-			}
-			if err := n.content.walk(ctx, c, keep); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // RepoStat describes the node's block store.

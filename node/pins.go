@@ -2,24 +2,23 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"sync"
+	"slices"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/catalog"
 )
 
-// Pins say which versions this node keeps a full copy of: pinning fetches
-// the whole DAG from its holders, records this node as a holder, and keeps
-// the blocks from the collector until unpinned. The list lives in
-// <repo>/pins.json; states are this run's.
+// Pins are catalog state: an operator's allocation of one version to one
+// node. The placement reconciler fetches a pinned version's whole DAG from
+// its holders, records this node as a holder, and the collector keeps it
+// while the pin and the version live; deleting the version drops its pins.
+// States are this run's view of that work.
 
 // Pin states.
 const (
@@ -28,9 +27,6 @@ const (
 	PinPinned   = "pinned"
 	PinFailed   = "failed"
 )
-
-// PinsFile holds this node's pins.
-const PinsFile = "pins.json"
 
 // Pin is one pinned version and how far its fetch got.
 type Pin struct {
@@ -41,47 +37,6 @@ type Pin struct {
 	BytesDone  int64              `json:"bytes_done"`
 	SizeBytes  int64              `json:"size_bytes"`
 	Error      string             `json:"error,omitempty"`
-}
-
-// pinSet is this node's pins, guarded by mu.
-type pinSet struct {
-	mu   sync.Mutex
-	pins map[string]*Pin // by artifact id and version
-}
-
-func pinKey(id artmesh.ArtifactID, v int) string { return fmt.Sprintf("%s@%d", id, v) }
-
-// loadPins reads pins.json; pins come back queued and are fetched again if
-// their content is incomplete.
-func (n *Node) loadPins() {
-	n.pins.pins = make(map[string]*Pin)
-	data, err := os.ReadFile(filepath.Join(n.cfg.Repo, PinsFile))
-	if err != nil {
-		return
-	}
-	var list []Pin
-	if json.Unmarshal(data, &list) != nil {
-		return
-	}
-	for i := range list {
-		p := list[i]
-		p.State, p.BytesDone, p.Error = PinQueued, 0, ""
-		n.pins.pins[pinKey(p.ArtifactID, p.Version)] = &p
-		n.startPin(&p)
-	}
-}
-
-// savePinsLocked writes pins.json. Called with pins.mu held.
-func (n *Node) savePinsLocked() error {
-	list := make([]Pin, 0, len(n.pins.pins))
-	for _, p := range n.pins.pins {
-		list = append(list, Pin{ArtifactID: p.ArtifactID, Version: p.Version, CID: p.CID, SizeBytes: p.SizeBytes})
-	}
-	sort.Slice(list, func(i, j int) bool {
-		return pinKey(list[i].ArtifactID, list[i].Version) < pinKey(list[j].ArtifactID, list[j].Version)
-	})
-	data, _ := json.MarshalIndent(list, "", "  ")
-	return writeFileSync(filepath.Join(n.cfg.Repo, PinsFile), data, 0o600)
 }
 
 // PinVersion makes this node keep a full copy of a version (0: the
@@ -98,77 +53,31 @@ func (n *Node) PinVersion(ctx context.Context, caller artmesh.Agent, id artmesh.
 		}
 		return Pin{}, err
 	}
-	n.pins.mu.Lock()
-	defer n.pins.mu.Unlock()
-	key := pinKey(id, v.Version)
-	if p, ok := n.pins.pins[key]; ok {
-		return *p, nil
-	}
-	p := &Pin{ArtifactID: id, Version: v.Version, CID: v.CID, State: PinQueued, SizeBytes: v.SizeBytes}
-	n.pins.pins[key] = p
-	if err := n.savePinsLocked(); err != nil {
-		delete(n.pins.pins, key)
+	p, err := n.cat.PutPin(ctx, catalog.Pin{Node: n.peerID.String(), ArtifactID: id, Version: v.Version, By: caller.ID, At: time.Now().UTC()})
+	if err != nil {
 		return Pin{}, err
 	}
-	n.startPin(p)
-	return *p, nil
+	kick(n.placeKick)
+	return n.pinState(ctx, p), nil
 }
 
-// startPin fetches a pin's content unless it is complete here.
-func (n *Node) startPin(p *Pin) {
-	root, err := cid.Decode(p.CID)
-	if err != nil {
-		p.State, p.Error = PinFailed, "bad CID"
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx := n.runCtx
-		if n.complete(ctx, root) {
-			n.setPin(p, PinPinned, p.SizeBytes, "")
-			n.recordHolder(ctx, root)
-			return
+// pinState describes a pin with this node's progress on it.
+func (n *Node) pinState(ctx context.Context, p catalog.Pin) Pin {
+	out := Pin{ArtifactID: p.ArtifactID, Version: p.Version, CID: p.CID, SizeBytes: p.SizeBytes, State: PinQueued}
+	running, failed := n.placing.state(p.CID)
+	holders, _ := n.cat.Holders(p.CID)
+	switch {
+	case running:
+		out.State = PinFetching
+		if root, err := cid.Decode(p.CID); err == nil {
+			out.BytesDone = n.fetcher.progress(root)
 		}
-		n.setPin(p, PinFetching, 0, "")
-		fe := n.fetcher.ensure(ctx, root)
-		select {
-		case <-fe.done:
-		case <-ctx.Done():
-			return
-		}
-		if fe.err != nil || !n.complete(ctx, root) {
-			msg := "the content is not complete on this node"
-			if fe.err != nil {
-				msg = artmesh.Message(fe.err)
-			}
-			n.setPin(p, PinFailed, fe.bytes.Load(), msg)
-			return
-		}
-		n.setPin(p, PinPinned, p.SizeBytes, "")
-	}()
-}
-
-func (n *Node) setPin(p *Pin, state string, done int64, msg string) {
-	n.pins.mu.Lock()
-	defer n.pins.mu.Unlock()
-	p.State, p.BytesDone, p.Error = state, done, msg
-}
-
-// recordHolder records this node as a holder of root, if it is not yet.
-func (n *Node) recordHolder(ctx context.Context, root cid.Cid) {
-	holders, err := n.cat.Holders(root.String())
-	if err != nil {
-		return
+	case slices.Contains(holders, n.peerID.String()) && n.verifiedHere(ctx, p.CID):
+		out.State, out.BytesDone = PinPinned, p.SizeBytes
+	case failed != "":
+		out.State, out.Error = PinFailed, failed
 	}
-	for _, h := range holders {
-		if h == n.peerID.String() {
-			return
-		}
-	}
-	if err := n.cat.AddHolder(ctx, root.String(), n.peerID.String()); err != nil {
-		n.log.Warn("recording this node as a holder", "cid", root, "err", err)
-	}
+	return out
 }
 
 // complete reports whether every block of the DAG under root is here.
@@ -202,81 +111,46 @@ func (n *Node) complete(ctx context.Context, root cid.Cid) bool {
 	return ok
 }
 
-// Pins lists this node's pins of artifacts caller may read, with their
-// states and progress.
-func (n *Node) Pins(_ context.Context, caller artmesh.Agent) ([]Pin, error) {
-	n.pins.mu.Lock()
-	var out []Pin
-	for _, p := range n.pins.pins {
-		q := *p
-		if q.State == PinFetching {
-			if root, err := cid.Decode(q.CID); err == nil {
-				q.BytesDone = n.fetcher.progress(root)
-			}
-		}
-		out = append(out, q)
+// Pins lists this node's pins of artifacts caller may read (an admin
+// sees all), with their states and progress.
+func (n *Node) Pins(ctx context.Context, caller artmesh.Agent) ([]Pin, error) {
+	pins, err := n.cat.Pins(n.peerID.String())
+	if err != nil {
+		return nil, err
 	}
-	n.pins.mu.Unlock()
-	visible := out[:0]
-	for _, p := range out {
+	out := []Pin{}
+	for _, p := range pins {
 		if _, err := n.readable(caller, p.ArtifactID); err == nil || caller.Admin {
-			visible = append(visible, p)
+			out = append(out, n.pinState(ctx, p))
 		}
 	}
-	sort.Slice(visible, func(i, j int) bool {
-		return pinKey(visible[i].ArtifactID, visible[i].Version) < pinKey(visible[j].ArtifactID, visible[j].Version)
-	})
-	if visible == nil {
-		visible = []Pin{}
-	}
-	return visible, nil
+	return out, nil
 }
 
 // Unpin stops keeping a version here (0: every pinned version of the
-// artifact). This node stops being a recorded holder unless it is the
-// only one, so that no version is left without a copy; the collector
-// frees the space once nothing else keeps the blocks.
+// artifact). Only the agent that pinned it, or an admin, may. The
+// placement reconciler then gives up this node's copy unless it is
+// allocated here or one of too few copies, and the collector frees it.
 func (n *Node) Unpin(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, version int) error {
 	if _, err := n.readable(caller, id); err != nil && !caller.Admin {
 		return err
 	}
-	n.pins.mu.Lock()
-	var gone []*Pin
-	for k, p := range n.pins.pins {
-		if p.ArtifactID == id && (version == 0 || p.Version == version) {
-			gone = append(gone, p)
-			delete(n.pins.pins, k)
-		}
-	}
-	err := n.savePinsLocked()
-	n.pins.mu.Unlock()
-	if len(gone) == 0 {
-		return artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s is not pinned on this node", id))
-	}
+	pins, err := n.cat.Pins(n.peerID.String())
 	if err != nil {
 		return err
 	}
-	for _, p := range gone {
-		holders, _ := n.cat.Holders(p.CID)
-		if len(holders) > 1 {
-			if err := n.cat.RemoveHolder(ctx, p.CID, n.peerID.String()); err != nil {
-				return err
-			}
+	found := false
+	for _, p := range pins {
+		if p.ArtifactID != id || (version != 0 && p.Version != version) {
+			continue
+		}
+		found = true
+		if p.By != caller.ID && !caller.Admin {
+			return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only %s, who pinned it, or an admin may unpin version %d of %s here", p.By, p.Version, id))
 		}
 	}
-	n.kickGC()
-	return nil
-}
-
-// pinnedRoots returns the roots of this node's pins, for the collector.
-func (n *Node) pinnedRoots() []cid.Cid {
-	n.pins.mu.Lock()
-	defer n.pins.mu.Unlock()
-	var out []cid.Cid
-	for _, p := range n.pins.pins {
-		if c, err := cid.Decode(p.CID); err == nil {
-			out = append(out, c)
-		}
+	if !found {
+		return artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s is not pinned on this node", id))
 	}
-	return out
+	return n.cat.DeletePin(ctx, n.peerID.String(), id, version)
 }

@@ -69,6 +69,10 @@ type RepoConfig struct {
 	// Join, while set, is the ticket this node joins the mesh with on its
 	// first start; it is cleared once the node is a member.
 	Join *Ticket `json:"join,omitempty"`
+	// Member records that this node is, or was, one of several members of
+	// a mesh: it then never bootstraps a catalog of its own, even if its
+	// Raft state is lost (see `artmesh repo recover-catalog`).
+	Member bool `json:"member,omitempty"`
 }
 
 // ReadRepoConfig reads <repo>/config.json.

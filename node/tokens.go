@@ -90,6 +90,9 @@ func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id art
 // mesh: signature, issuer membership, time, revocation, and that the
 // catalog knows it.
 func (n *Node) verifyToken(ctx context.Context, token string, action acl.Action) (acl.Claims, error) {
+	if err := n.behind(); err != nil {
+		return acl.Claims{}, err
+	}
 	c, err := n.verifyTokenOnce(token, action)
 	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated && n.catchUp(ctx) {
 		c, err = n.verifyTokenOnce(token, action)

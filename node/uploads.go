@@ -10,9 +10,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
@@ -342,7 +345,9 @@ func (n *Node) Upload(_ context.Context, caller artmesh.Agent, id string) (Uploa
 
 // ConfirmUpload turns a received upload that caller owns into its
 // artifact or version, after checking its SHA-256 when one is given.
-func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha string) (artmesh.Artifact, error) {
+// With replicas (0: the mesh policy's write_replicas) above the number of
+// members that hold the received bytes, more members take copies first.
+func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha string, replicas int) (artmesh.Artifact, error) {
 	u, err := n.ownUpload(caller, id)
 	if err != nil {
 		return artmesh.Artifact{}, err
@@ -361,8 +366,34 @@ func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha 
 			return artmesh.Artifact{}, err
 		}
 	}
+	want, err := n.writeReplicas(replicas)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	have, err := n.cat.Holders(u.CID)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	var holders []string
+	if want > len(have) && len(have) > 0 {
+		targets, err := n.replicaTargets(want, have...)
+		if err != nil {
+			return artmesh.Artifact{}, err
+		}
+		root, err := cid.Decode(u.CID)
+		if err != nil {
+			return artmesh.Artifact{}, fmt.Errorf("node: upload %s has a bad cid: %w", id, err)
+		}
+		source := have[0]
+		if slices.Contains(have, n.peerID.String()) {
+			source = ""
+		}
+		if holders, err = n.replicate(ctx, root, source, targets); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
 	now := time.Now().UTC()
-	return n.cat.ConfirmUpload(ctx, catalog.ConfirmUpload{ID: id, NewID: artmesh.NewArtifactID(now), At: now})
+	return n.cat.ConfirmUpload(ctx, catalog.ConfirmUpload{ID: id, NewID: artmesh.NewArtifactID(now), At: now, Holders: holders})
 }
 
 // AbandonUpload forgets an upload that caller owns; its bytes are
@@ -379,7 +410,6 @@ func (n *Node) AbandonUpload(ctx context.Context, caller artmesh.Agent, id strin
 	if err := os.Remove(n.stagingPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("node: remove staging file: %w", err)
 	}
-	n.kickGC()
 	return nil
 }
 
@@ -393,7 +423,6 @@ func (n *Node) janitor(ctx context.Context) {
 			n.log.Warn("expiring uploads", "err", err)
 		} else if len(gone) > 0 {
 			n.log.Info("expired uploads", "count", len(gone))
-			n.kickGC()
 		}
 		if _, err := n.cat.PurgeTokens(ctx, now.Add(-n.skew-time.Minute)); err != nil {
 			n.log.Warn("purging tokens", "err", err)

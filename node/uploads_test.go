@@ -112,7 +112,7 @@ func TestUploadSurvivesRestart(t *testing.T) {
 	if _, err := n.collect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a, err := n.ConfirmUpload(ctx, admin, st.ID, "")
+	a, err := n.ConfirmUpload(ctx, admin, st.ID, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

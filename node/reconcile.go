@@ -1,0 +1,650 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/blockstore"
+	"github.com/artmesh/artmesh/node/placement"
+)
+
+// Side effects are reconcilers. Each loop below waits on the catalog's
+// watch (and, where time matters, a ticker), compares committed state
+// with what this node has, and acts on the difference:
+//
+//   - catchUpLoop: after start, brings the local catalog up to the
+//     leader's commit index; until then the node answers 503, and no
+//     other reconciler runs.
+//   - collectLoop: removes blocks that nothing keeps here, only with a
+//     leader and after a read-index barrier (see collect).
+//   - placeLoop: fetches what is allocated or pinned here, records this
+//     node as a holder once the whole DAG is verified and durable, and
+//     gives up holder records that are no longer allocated here.
+//   - allocateLoop: on the leader, allocates each version to members
+//     and replaces holders that are gone.
+
+// ErrNoLeader is why a collection did not run: the catalog has no leader
+// this node knows of, so it cannot know that its state is current.
+var ErrNoLeader = errors.New("node: no catalog leader: collection needs one")
+
+// DefaultDeadHolderAfter is how long a holder may be unreachable before
+// its copies are rebuilt elsewhere.
+const DefaultDeadHolderAfter = 60 * time.Second
+
+// DefaultCacheSize is the default of Config.CacheSize.
+const DefaultCacheSize = 1 << 30
+
+// collectInterval is how often a collection runs with no catalog change,
+// to free what failed imports left behind.
+const collectInterval = 10 * time.Minute
+
+// CaughtUp reports whether this node's catalog has applied every write the
+// leader had committed when the node started.
+func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
+
+// behind returns an Unavailable error while the node catches up.
+func (n *Node) behind() error {
+	if n.caughtUp.Load() {
+		return nil
+	}
+	return artmesh.E(artmesh.Unavailable, "this node is catching up with the mesh's catalog; try again in a moment")
+}
+
+// catchUpLoop waits until the local catalog has applied the leader's
+// commit index (a read-index barrier), then lets the node serve.
+func (n *Node) catchUpLoop(ctx context.Context) {
+	defer n.wg.Done()
+	start := time.Now()
+	for attempt := 0; !n.caughtUp.Load(); attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.Consistent(cctx)
+		cancel()
+		if err == nil {
+			n.markCaughtUp(time.Since(start).Round(time.Millisecond).String())
+			return
+		}
+		if attempt%20 == 5 {
+			n.log.Info("catalog still catching up", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// markCaughtUp lets the node serve: its catalog has applied the leader's
+// commit index.
+func (n *Node) markCaughtUp(after string) {
+	if n.caughtUp.CompareAndSwap(false, true) {
+		close(n.caughtUpCh)
+		n.log.Info("catalog caught up with the leader", "applied_index", n.cat.AppliedIndex(), "after", after)
+	}
+}
+
+// waitCaughtUp blocks until the node has caught up or ctx ends.
+func (n *Node) waitCaughtUp(ctx context.Context) bool {
+	select {
+	case <-n.caughtUpCh:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// reconcileLoop runs fn now and whenever the catalog applies a command of
+// topics, a kick arrives, or every tick (0: never), with delay between a
+// change and the run so that a burst shares one. It starts once the node
+// has caught up.
+func (n *Node) reconcileLoop(ctx context.Context, name string, topics catalog.Topic, kick <-chan struct{}, tick, delay time.Duration, fn func(context.Context) error) {
+	defer n.wg.Done()
+	if !n.waitCaughtUp(ctx) {
+		return
+	}
+	var ticker <-chan time.Time
+	if tick > 0 {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		ticker = t.C
+	}
+	seen, changed := n.cat.Watch()
+	for {
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn(name+" failed", "err", err)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				var idx uint64
+				idx, changed = n.cat.Watch()
+				if !n.cat.ChangedSince(seen, topics) {
+					seen = idx
+					continue
+				}
+				seen = idx
+			case <-kick:
+			case <-ticker:
+			}
+			break
+		}
+		if delay > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+		seen, changed = n.cat.Watch()
+	}
+}
+
+// kick asks a reconciler to run soon.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// collectGate is what a collection checks before it may remove anything.
+type collectGate interface {
+	// HasLeader reports whether the catalog has a leader this node knows.
+	HasLeader() bool
+	// Barrier waits until the local catalog has applied the leader's
+	// commit index as read now.
+	Barrier(ctx context.Context) error
+}
+
+// gated runs collect only with a leader and after the barrier: the state
+// it marks from then reflects every write acknowledged before the
+// collection started, so nothing acknowledged looks like garbage.
+func gated(ctx context.Context, g collectGate, collect func(context.Context) (blockstore.CollectStats, error)) (blockstore.CollectStats, error) {
+	if !g.HasLeader() {
+		return blockstore.CollectStats{}, artmesh.E(artmesh.Unavailable, "no catalog leader: nothing is collected without one", ErrNoLeader)
+	}
+	if err := g.Barrier(ctx); err != nil {
+		return blockstore.CollectStats{}, artmesh.E(artmesh.Unavailable, "the catalog could not catch up with the leader: nothing is collected", err)
+	}
+	return collect(ctx)
+}
+
+// nodeGate is the node's collectGate.
+type nodeGate struct{ n *Node }
+
+func (g nodeGate) HasLeader() bool {
+	addr, _ := g.n.cat.Raft().LeaderWithID()
+	return addr != ""
+}
+
+func (g nodeGate) Barrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return g.n.Consistent(ctx)
+}
+
+// collect removes every block that nothing keeps on this node (see
+// keepRoots), behind the gate.
+func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
+	n.gcMu.Lock()
+	defer n.gcMu.Unlock()
+	st, err := gated(ctx, nodeGate{n}, func(ctx context.Context) (blockstore.CollectStats, error) {
+		return n.bs.Collect(ctx, func(ctx context.Context, keep func(cid.Cid)) error {
+			roots, err := n.keepRoots(ctx)
+			if err != nil {
+				return err
+			}
+			for _, c := range roots {
+				if err := n.content.walk(ctx, c, keep); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return st, err
+	}
+	if st.BlocksRemoved > 0 || st.PacksRemoved > 0 {
+		n.log.Info("garbage collection", "blocks_removed", st.BlocksRemoved, "bytes_removed", st.BytesRemoved,
+			"packs_removed", st.PacksRemoved, "disk_freed", st.DiskFreed, "duration", st.Duration.Round(time.Millisecond))
+	} else {
+		n.log.Debug("garbage collection found nothing to remove", "duration", st.Duration.Round(time.Millisecond))
+	}
+	return st, nil
+}
+
+// keepRoots returns the roots whose DAGs this node keeps: versions
+// allocated to it or recorded as held by it (a holder record is only
+// given up by the placement reconciler, once enough other copies exist),
+// versions with no placement at all (content from before placement),
+// pins on this node, received uploads, replicas being pushed here, and
+// the most recently read other content within the cache budget.
+func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
+	self := n.peerID.String()
+	replicas, err := n.cat.Replicas()
+	if err != nil {
+		return nil, err
+	}
+	keep := make(map[string]bool)
+	var cacheable []placement.CacheEntry
+	for _, r := range replicas {
+		switch {
+		case slices.Contains(r.Holders, self), slices.Contains(r.Allocated, self),
+			len(r.Holders) == 0 && len(r.Allocated) == 0:
+			keep[r.CID] = true
+		default:
+			if used, ok := n.cache.lastUsed(r.CID); ok {
+				cacheable = append(cacheable, placement.CacheEntry{CID: r.CID, Size: r.SizeBytes, LastUsed: used})
+			}
+		}
+	}
+	pins, err := n.cat.Pins(self)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pins {
+		keep[p.CID] = true
+	}
+	live, err := n.cat.LiveCIDs() // versions and received uploads
+	if err != nil {
+		return nil, err
+	}
+	liveSet := make(map[string]bool, len(live))
+	for _, c := range live {
+		liveSet[c] = true
+	}
+	for _, u := range n.cat.ReceivedUploadCIDs() {
+		keep[u] = true
+	}
+	for _, c := range n.pending.roots() {
+		keep[c] = true
+	}
+	for _, e := range placement.KeepCache(cacheable, n.cfg.CacheSize) {
+		keep[e.CID] = true
+	}
+	// Forget cache entries of content that is gone or evicted, and
+	// verifications of content no longer kept.
+	n.cache.retain(func(c string) bool { return liveSet[c] && keep[c] })
+	n.verified.retain(func(c string) bool { return keep[c] })
+	out := make([]cid.Cid, 0, len(keep))
+	for c := range keep {
+		if !liveSet[c] && !n.pending.has(c) {
+			continue
+		}
+		parsed, err := cid.Decode(c)
+		if err != nil {
+			return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", c, err)
+		}
+		out = append(out, parsed)
+	}
+	return out, nil
+}
+
+// placeLoop's step: what is allocated or pinned here is fetched and
+// recorded; what is held here but no longer wanted is given up once
+// enough allocated copies exist elsewhere.
+func (n *Node) place(ctx context.Context) error {
+	self := n.peerID.String()
+	replicas, err := n.cat.Replicas()
+	if err != nil {
+		return err
+	}
+	pins, err := n.cat.Pins(self)
+	if err != nil {
+		return err
+	}
+	pinned := make(map[string]bool, len(pins))
+	for _, p := range pins {
+		pinned[p.CID] = true
+	}
+	members, _ := n.cat.Members()
+	acts := placement.Reconcile(self, replicas, pinned, max(1, len(members)), func(c string) placement.Local {
+		return placement.Local{Verified: n.verifiedHere(ctx, c)}
+	})
+	for _, r := range acts.Fetch {
+		n.startPlacementFetch(ctx, r)
+	}
+	for _, c := range acts.Record {
+		if err := n.cat.AddHolder(ctx, c, self); err != nil {
+			return err
+		}
+	}
+	for _, c := range acts.Drop {
+		if err := n.cat.RemoveHolder(ctx, c, self); err != nil {
+			return err
+		}
+		n.log.Info("gave up a copy that is no longer allocated here", "cid", c)
+	}
+	if len(acts.Drop) > 0 {
+		kick(n.collectKick)
+	}
+	return nil
+}
+
+// verifiedHere reports whether every block of the DAG under c is in the
+// local store; a positive answer is remembered until the collector stops
+// keeping c.
+func (n *Node) verifiedHere(ctx context.Context, c string) bool {
+	if n.verified.has(c) {
+		return true
+	}
+	root, err := cid.Decode(c)
+	if err != nil || !n.complete(ctx, root) {
+		return false
+	}
+	n.verified.add(c)
+	return true
+}
+
+// maxPlacementFetches bounds how many placement fetches run at once.
+const maxPlacementFetches = 2
+
+// startPlacementFetch fetches a replica's DAG in the background unless a
+// fetch of it is under way, then records this node as a holder.
+func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
+	if !n.placing.start(r.CID) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		err := n.fetchAndHold(ctx, r)
+		n.placing.finish(r.CID, err)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("fetching an allocated copy failed; retrying later", "cid", r.CID, "err", err)
+		}
+	}()
+}
+
+func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
+	select {
+	case n.placeSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-n.placeSem }()
+	root, err := cid.Decode(r.CID)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	fe := n.fetcher.ensure(ctx, root)
+	select {
+	case <-fe.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if fe.err != nil {
+		return fe.err
+	}
+	if !n.complete(ctx, root) {
+		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the content %s is not complete after its fetch", root))
+	}
+	if err := n.bs.Sync(ctx); err != nil {
+		return err
+	}
+	n.verified.add(r.CID)
+	if err := n.cat.AddHolder(ctx, r.CID, n.peerID.String()); err != nil {
+		return err
+	}
+	d := time.Since(start)
+	n.log.Info("holding an allocated copy", "cid", r.CID, "bytes", r.SizeBytes, "duration", d.Round(time.Millisecond),
+		"mb_per_s", fmt.Sprintf("%.1f", float64(r.SizeBytes)/1e6/max(d.Seconds(), 1e-6)))
+	return nil
+}
+
+// allocate is the leader's allocator step: it tracks when each member was
+// last reachable and brings every version's allocation to its factor.
+func (n *Node) allocate(ctx context.Context) error {
+	if !n.cat.IsLeader() {
+		n.seen.reset()
+		return nil
+	}
+	members, err := n.cat.Members()
+	if err != nil {
+		return err
+	}
+	servers, err := n.cat.Servers()
+	if err != nil {
+		return err
+	}
+	inRaft := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		inRaft[s.ID] = true
+	}
+	now := time.Now()
+	self := n.peerID.String()
+	var ms []placement.Member
+	for _, m := range members {
+		if !inRaft[m.PeerID] {
+			continue // left the mesh
+		}
+		reachable := m.PeerID == self
+		if !reachable {
+			if id, err := peer.Decode(m.PeerID); err == nil {
+				reachable = n.host.Network().Connectedness(id) == network.Connected
+			}
+		}
+		last := n.seen.observe(m.PeerID, reachable, now)
+		ms = append(ms, placement.Member{ID: m.PeerID, Reachable: reachable, Live: reachable || now.Sub(last) < n.cfg.DeadHolderAfter})
+	}
+	replicas, err := n.cat.Replicas()
+	if err != nil {
+		return err
+	}
+	up := placement.Allocate(replicas, ms)
+	if len(up.Allocations) == 0 && len(up.DropHolders) == 0 {
+		return nil
+	}
+	// Bound one log entry: the rest follows in the next round.
+	const maxBatch = 2000
+	if len(up.Allocations) > maxBatch {
+		up.Allocations = up.Allocations[:maxBatch]
+	}
+	if len(up.DropHolders) > maxBatch {
+		up.DropHolders = up.DropHolders[:maxBatch]
+	}
+	if err := n.cat.UpdatePlacement(ctx, up); err != nil {
+		return err
+	}
+	for _, d := range up.DropHolders {
+		n.log.Info("dropped the holder record of a member that is gone", "cid", d.CID, "peer", d.Peer)
+	}
+	n.log.Debug("allocated", "versions", len(up.Allocations))
+	return nil
+}
+
+// lastSeen tracks when the leader last reached each member.
+type lastSeen struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// observe records a look at member id and returns when it was last
+// reachable (now if it is; the first look counts as reachable, so a new
+// leader gives every member the full time).
+func (s *lastSeen) observe(id string, reachable bool, now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = make(map[string]time.Time)
+	}
+	t, ok := s.at[id]
+	if reachable || !ok {
+		s.at[id] = now
+		return now
+	}
+	return t
+}
+
+func (s *lastSeen) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at = nil
+}
+
+// cidSet is a set of CIDs safe for concurrent use.
+type cidSet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (s *cidSet) add(c string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]struct{})
+	}
+	s.m[c] = struct{}{}
+}
+
+func (s *cidSet) has(c string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[c]
+	return ok
+}
+
+func (s *cidSet) retain(keep func(string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.m {
+		if !keep(c) {
+			delete(s.m, c)
+		}
+	}
+}
+
+// readCache remembers when content that this node keeps only as a cache
+// was last read.
+type readCache struct {
+	mu   sync.Mutex
+	used map[string]time.Time
+}
+
+func (c *readCache) touch(cid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.used == nil {
+		c.used = make(map[string]time.Time)
+	}
+	c.used[cid] = time.Now()
+}
+
+func (c *readCache) lastUsed(cid string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.used[cid]
+	return t, ok
+}
+
+func (c *readCache) retain(keep func(string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.used {
+		if !keep(k) {
+			delete(c.used, k)
+		}
+	}
+}
+
+// pendingSet is content pushed here by a write with replicas=N: kept from
+// the collector until it expires (by then the write is recorded, or it
+// failed).
+type pendingSet struct {
+	mu sync.Mutex
+	m  map[string]time.Time // root CID → expiry
+}
+
+// pendingTTL is how long pushed content is kept before the write that
+// pushed it must have recorded it.
+const pendingTTL = 10 * time.Minute
+
+func (p *pendingSet) add(c string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = make(map[string]time.Time)
+	}
+	p.m[c] = time.Now().Add(pendingTTL)
+}
+
+func (p *pendingSet) remove(c string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, c)
+}
+
+func (p *pendingSet) has(c string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	exp, ok := p.m[c]
+	return ok && time.Now().Before(exp)
+}
+
+func (p *pendingSet) roots() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var out []string
+	for c, exp := range p.m {
+		if now.After(exp) {
+			delete(p.m, c)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// fetchStates tracks this node's placement fetches, for pin states.
+type fetchStates struct {
+	mu      sync.Mutex
+	running map[string]bool
+	failed  map[string]string // last error by CID
+}
+
+// start marks c as being fetched; false if it is already.
+func (f *fetchStates) start(c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running == nil {
+		f.running, f.failed = make(map[string]bool), make(map[string]string)
+	}
+	if f.running[c] {
+		return false
+	}
+	f.running[c] = true
+	return true
+}
+
+func (f *fetchStates) finish(c string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.running, c)
+	if err != nil {
+		f.failed[c] = artmesh.Message(err)
+	} else {
+		delete(f.failed, c)
+	}
+}
+
+// state returns whether c is being fetched and its last error.
+func (f *fetchStates) state(c string) (running bool, failed string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running[c], f.failed[c]
+}

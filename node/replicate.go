@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// Synchronous copies: a write with replicas=N is acknowledged only once N
+// members hold every block durably and the catalog records them as
+// holders. The node that took the bytes imports them, then asks N-1 other
+// members over ReplicateProtocol to take a copy; each streams the DAG from
+// it (verifying every block, as any fetch does), makes it durable and
+// answers. Only then is the write proposed, with every copy as a holder.
+// If too few members are reachable, or one fails, the write is refused
+// with Unavailable and nothing is recorded; the copies already made are
+// collected once their protection (pendingTTL) ends.
+
+// ReplicateProtocol asks a member to take a durable copy of a DAG from the
+// caller before the caller records a write.
+const ReplicateProtocol protocol.ID = "/artmesh/replicate/1.0.0"
+
+type replicateRequest struct {
+	CID string `json:"cid"`
+	// From is the member to copy from, when it is not the caller (a
+	// confirm on a node that did not receive the upload).
+	From string `json:"from,omitempty"`
+}
+
+// serveReplicate takes a copy of a DAG from a member that asks.
+func (n *Node) serveReplicate(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	if _, err := n.cat.Member(from.String()); err != nil {
+		return nil, fmt.Errorf("only members may push copies")
+	}
+	var req replicateRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("malformed replicate request")
+	}
+	root, err := cid.Decode(req.CID)
+	if err != nil {
+		return nil, fmt.Errorf("malformed cid")
+	}
+	source := from
+	if req.From != "" {
+		if source, err = peer.Decode(req.From); err != nil {
+			return nil, fmt.Errorf("malformed source peer id")
+		}
+		if _, err := n.cat.Member(req.From); err != nil {
+			return nil, fmt.Errorf("the source is not a member")
+		}
+	}
+	n.pending.add(req.CID)
+	if err := n.copyFrom(ctx, source, root); err != nil {
+		n.pending.remove(req.CID)
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// copyFrom streams the DAG under root from p into the store, durably, and
+// checks that it is complete.
+func (n *Node) copyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
+	sess := n.bs.NewSession()
+	defer sess.Close()
+	fe := &fetch{done: make(chan struct{})}
+	if err := n.fetcher.fetchFrom(ctx, p, root, sess, fe); err != nil {
+		return err
+	}
+	if err := n.bs.Sync(ctx); err != nil {
+		return err
+	}
+	if !n.complete(ctx, root) {
+		return fmt.Errorf("the copy of %s is not complete", root)
+	}
+	n.verified.add(root.String())
+	return nil
+}
+
+// replicaTargets picks want-len(have) reachable members, other than this
+// node and those in have (members that hold the content already), to
+// take copies, those holding the fewest bytes first. With have empty this
+// node counts as the first copy.
+func (n *Node) replicaTargets(want int, have ...string) ([]peer.ID, error) {
+	if len(have) == 0 {
+		have = []string{n.peerID.String()}
+	}
+	need := want - len(have)
+	if need <= 0 {
+		return nil, nil
+	}
+	if want > catalog.MaxReplicationFactor {
+		return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("replicas must be from 1 to %d", catalog.MaxReplicationFactor))
+	}
+	members, err := n.cat.Members()
+	if err != nil {
+		return nil, err
+	}
+	held := make(map[string]int64)
+	if rs, err := n.cat.Replicas(); err == nil {
+		for _, r := range rs {
+			for _, h := range r.Holders {
+				held[h] += r.SizeBytes
+			}
+		}
+	}
+	var cands []peer.ID
+	for _, m := range members {
+		id, err := peer.Decode(m.PeerID)
+		if err != nil || id == n.peerID || slices.Contains(have, m.PeerID) || n.host.Network().Connectedness(id) != network.Connected {
+			continue
+		}
+		cands = append(cands, id)
+	}
+	if len(cands) < need {
+		return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("replicas=%d needs %d more reachable members to take copies; %d are reachable", want, need, len(cands)))
+	}
+	slices.SortFunc(cands, func(a, b peer.ID) int {
+		if d := held[a.String()] - held[b.String()]; d != 0 {
+			if d < 0 {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare([]byte(a), []byte(b))
+	})
+	return cands[:need], nil
+}
+
+// writeReplicas returns how many copies a write must have before it is
+// acknowledged: asked (0: the mesh policy's write_replicas).
+func (n *Node) writeReplicas(asked int) (int, error) {
+	if asked < 0 || asked > catalog.MaxReplicationFactor {
+		return 0, artmesh.E(artmesh.Invalid, fmt.Sprintf("replicas must be from 1 to %d", catalog.MaxReplicationFactor))
+	}
+	if asked > 0 {
+		return asked, nil
+	}
+	p, err := n.cat.Policy()
+	if err != nil {
+		return 0, err
+	}
+	return p.WriteReplicas, nil
+}
+
+// replicate has each target take a durable copy of root from source
+// (empty: this node), all at once, and returns their peer ids once every
+// one has.
+func (n *Node) replicate(ctx context.Context, root cid.Cid, source string, targets []peer.ID) ([]string, error) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicateTimeout)
+	defer cancel()
+	req, _ := json.Marshal(replicateRequest{CID: root.String(), From: source})
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = mesh.Call(ctx, n.host, t, ReplicateProtocol, req)
+		}()
+	}
+	wg.Wait()
+	out := make([]string, len(targets))
+	for i, err := range errs {
+		if err != nil {
+			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("member %s could not take a copy; nothing was recorded", targets[i]), err)
+		}
+		out[i] = targets[i].String()
+	}
+	return out, nil
+}
