@@ -120,7 +120,7 @@ type Node struct {
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
 	stop        context.CancelFunc
-	wg     sync.WaitGroup
+	wg          sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
