@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,10 @@ func main() {
 
 // meshBench says whether to measure the mesh too.
 var meshBench bool
+
+// deadHolderAfter is the bench daemons' --dead-holder-after: short, so
+// that repair starts soon after a holder is killed.
+const deadHolderAfter = 3 * time.Second
 
 type result struct {
 	name, figure, target string
@@ -280,7 +285,8 @@ func join(bin, repo string, inviter *node) (*node, error) {
 }
 
 func startWith(bin, repo, key string) (*node, error) {
-	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error")
+	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error",
+		"--dead-holder-after", deadHolderAfter.String())
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	logf, err := os.Create(repo + ".log")
 	if err != nil {
@@ -469,6 +475,12 @@ func benchMesh(bin, work string, size int64, data []byte) error {
 	}
 	defer a.stop()
 	data[0] ^= 0xff // not the blocks the first node stored
+	// One copy per version while the transfer figures are taken, so that
+	// no background replication shares the wire; the replication figures
+	// at the end set their own.
+	if err := a.put("/v1/mesh/policy", `{"replication_factor": 1, "write_replicas": 1}`); err != nil {
+		return err
+	}
 	var big struct {
 		ID string `json:"id"`
 	}
@@ -565,5 +577,110 @@ func benchMesh(bin, work string, size int64, data []byte) error {
 	}
 	took := time.Since(t0)
 	report("4 nodes fetch one 256 MiB artifact from A at once", fmt.Sprintf("%s for all (%s together)", took.Round(time.Millisecond), gbps(4*float64(share)/took.Seconds())), "")
+	return benchReplication(a, []*node{a, b, c, d4, e5}, size, data)
+}
+
+// benchReplication measures a create that waits for one and for two
+// durable copies, and how fast a lost copy is rebuilt.
+func benchReplication(a *node, all []*node, size int64, data []byte) error {
+	create := func(replicas int, variant byte) (string, float64, error) {
+		data[1] = variant // content no node stored yet
+		var art struct {
+			ID string `json:"id"`
+		}
+		t0 := time.Now()
+		err := a.post(fmt.Sprintf("/v1/artifacts?name=r%d.bin&replicas=%d", replicas, replicas), bytes.NewReader(data), "application/octet-stream", &art)
+		return art.ID, float64(size) / time.Since(t0).Seconds(), err
+	}
+	_, r1, err := create(1, 0x11)
+	if err != nil {
+		return err
+	}
+	id2, r2, err := create(2, 0x22)
+	if err != nil {
+		return err
+	}
+	report("create of the large file, replicas=1 (the node's own disk)", gbps(r1), "")
+	report("create of the large file, replicas=2 (a second member too)", fmt.Sprintf("%s = %.2f x replicas=1", gbps(r2), r2/r1), ">= 0.6 x replicas=1")
+
+	// Repair: the policy asks for 2 copies; kill the holder that is not
+	// A and time the new copy.
+	if err := a.put("/v1/mesh/policy", `{"replication_factor": 2, "write_replicas": 1}`); err != nil {
+		return err
+	}
+	var pl struct {
+		Items []struct {
+			Holders   []string `json:"holders"`
+			Allocated []string `json:"allocated"`
+		} `json:"items"`
+	}
+	if err := a.get("/v1/artifacts/"+id2+"/placement", &pl); err != nil {
+		return err
+	}
+	self := peerOf(a)
+	var victim *node
+	var victimID string
+	for _, n := range all {
+		if id := peerOf(n); id != self && slices.Contains(pl.Items[0].Holders, id) {
+			victim, victimID = n, id
+		}
+	}
+	if victim == nil {
+		return fmt.Errorf("no second holder of the replicas=2 create: %+v", pl.Items)
+	}
+	victim.cmd.Process.Kill()
+	<-victim.done
+	killed := time.Now()
+	var started, done time.Time
+	for time.Since(killed) < 5*time.Minute {
+		if err := a.get("/v1/artifacts/"+id2+"/placement", &pl); err != nil {
+			return err
+		}
+		p := pl.Items[0]
+		var fresh string
+		for _, x := range p.Allocated {
+			if x != self && x != victimID {
+				fresh = x
+			}
+		}
+		if fresh != "" && started.IsZero() {
+			started = time.Now()
+		}
+		if fresh != "" && slices.Contains(p.Holders, fresh) {
+			done = time.Now()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if done.IsZero() {
+		return fmt.Errorf("the lost copy was not rebuilt within 5 minutes")
+	}
+	rate := float64(size) / done.Sub(started).Seconds()
+	report("repair of the large file after its holder was killed", fmt.Sprintf("%.0f MB/s (%s after the kill; dead after %s)", rate/1e6, done.Sub(killed).Round(time.Millisecond), deadHolderAfter), "")
+	return nil
+}
+
+// peerOf returns a node's peer id, or "" if it does not answer.
+func peerOf(n *node) string {
+	var info struct {
+		PeerID string `json:"peer_id"`
+	}
+	if n.get("/v1/node", &info) != nil {
+		return ""
+	}
+	return info.PeerID
+}
+
+// put sends a JSON body with PUT and expects 200.
+func (n *node) put(path, body string) error {
+	resp, err := n.req("PUT", path, strings.NewReader(body), "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("PUT %s: %d %s", path, resp.StatusCode, data)
+	}
 	return nil
 }
