@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 	"time"
 
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
@@ -277,6 +278,7 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
 	n.cache.touch(v.CID)
+	n.reading.acquire(v.CID) // the collector keeps what is being read
 	if !n.verifiedHere(ctx, v.CID) {
 		// Not all here (a root block alone proves nothing): stream it
 		// from a holder, serving it as it arrives.
@@ -284,9 +286,24 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	}
 	r, err := n.content.Open(ctx, root)
 	if err != nil {
+		n.reading.release(v.CID)
 		return nil, err
 	}
-	return &Content{Artifact: a, Version: v, Reader: r}, nil
+	return &Content{Artifact: a, Version: v, Reader: &readingReader{DagReader: r, release: func() { n.reading.release(v.CID) }}}, nil
+}
+
+// readingReader ends a read's protection from the collector when it is
+// closed.
+type readingReader struct {
+	uio.DagReader
+	once    sync.Once
+	release func()
+}
+
+func (r *readingReader) Close() error {
+	err := r.DagReader.Close()
+	r.once.Do(r.release)
+	return err
 }
 
 // UpdateArtifact stores body as a new version of an artifact that caller

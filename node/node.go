@@ -116,6 +116,7 @@ type Node struct {
 	verified    cidSet     // DAGs checked complete here
 	cache       readCache  // when content kept only as a cache was last read
 	pending     pendingSet // content pushed here by writes with replicas=N
+	reading     refCounts  // content being read, by root
 	placing     fetchStates
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
@@ -232,9 +233,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return err
 		})
 	go n.reconcileLoop(runCtx, "placement", catalog.TopicContent|catalog.TopicPlacement|catalog.TopicPins|catalog.TopicPolicy|catalog.TopicMembers,
-		n.placeKick, 15*time.Second, 0, n.place)
+		n.placeKick, 15*time.Second, time.Second, n.place)
 	go n.reconcileLoop(runCtx, "allocation", catalog.TopicContent|catalog.TopicPlacement|catalog.TopicPolicy|catalog.TopicMembers,
-		nil, 2*time.Second, 0, n.allocate)
+		nil, 2*time.Second, time.Second, n.allocate)
 	return n, nil
 }
 

@@ -272,6 +272,9 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	for _, c := range n.pending.roots() {
 		keep[c] = true
 	}
+	for _, c := range n.reading.roots() {
+		keep[c] = true
+	}
 	for _, e := range placement.KeepCache(cacheable, n.cfg.CacheSize) {
 		keep[e.CID] = true
 	}
@@ -559,6 +562,39 @@ func (c *readCache) retain(keep func(string) bool) {
 			delete(c.used, k)
 		}
 	}
+}
+
+// refCounts counts the reads of each root under way.
+type refCounts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (r *refCounts) acquire(c string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[string]int)
+	}
+	r.m[c]++
+}
+
+func (r *refCounts) release(c string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[c]--; r.m[c] <= 0 {
+		delete(r.m, c)
+	}
+}
+
+func (r *refCounts) roots() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.m))
+	for c := range r.m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // pendingSet is content pushed here by a write with replicas=N: kept from
