@@ -260,7 +260,6 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request, caller artm
 	return nil
 }
 
-// versionParam reads ?version=N (0 when absent).
 // replicasParam reads ?replicas=N: how many members must hold a write
 // durably before it is acknowledged (0 when absent: the mesh policy's).
 func replicasParam(r *http.Request) (int, error) {
@@ -275,6 +274,7 @@ func replicasParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// versionParam reads ?version=N (0 when absent).
 func versionParam(r *http.Request) (int, error) {
 	v := r.URL.Query().Get("version")
 	if v == "" {
