@@ -8,25 +8,53 @@
 // Every host that runs agents runs one node. Agents talk only to their local
 // node's HTTP API (package api, with its typed Go client in api/client, which
 // the artmesh command uses). Everything the HTTP layer does is a call on
-// package node, which owns the content store and wires the other parts
-// together:
+// package node, the composition root: it opens the parts in order, wires
+// them, checks every caller's rights before anything is proposed, and runs
+// the reconcilers.
 //
-//   - the content store chunks bytes into a CID-addressed UnixFS DAG (CIDv1,
-//     raw leaves, sha2-256) and keeps the blocks in append-only pack files on
-//     disk (node/blockstore);
-//   - package catalog is a Raft-replicated state machine that holds every
-//     fact that is not content: artifacts and their version chains,
-//     metadata, grants, agents and groups. Its Apply is deterministic: ids and
-//     times travel inside the commands;
-//   - package acl holds identities and rights as pure functions: API key
-//     hashing and the decision whether an agent may do something to an
-//     artifact;
-//   - package mesh (later) joins nodes over libp2p.
+//	cmd/artmesh ──> api/client                      the CLI is a client of the HTTP API
+//	cmd/artmesh ──> api ──> node ──> node/placement     where content lives (pure decisions)
+//	                          │  ──> node/blockstore    pack files + bbolt index on disk
+//	                          └──> catalog, mesh, acl
+//	every package ──> artmesh (this package)
 //
-// A write streams the bytes into the block store, makes them durable, then
-// proposes a typed catalog command through Raft and answers once the local
-// state machine has applied it. Reads are served from the local state.
+//   - catalog is the Raft-replicated state machine (hashicorp/raft, raft-wal,
+//     go-memdb): artifacts and version chains, grants, agents, groups,
+//     uploads, tokens, members, placement (holders and allocations), pins
+//     and the replication policy. Apply is deterministic. Its watch
+//     publishes every applied index with the topics it changed; nothing
+//     polls.
+//   - mesh is the libp2p host, the Raft stream layer, small RPCs and the
+//     DAG stream that moves verified blocks. It knows nothing of artifacts.
+//   - acl is pure: API key hashes, capability tokens, the access decision.
+//   - node/placement decides where content lives, as pure functions: the
+//     leader's allocation of versions to members, what one node must
+//     fetch, record or give up, and which cached content fits the budget.
 //
-// Imports point one way: cmd/artmesh → api/client; api → node → {catalog,
-// acl, mesh}; every package → artmesh.
+// # Side effects are reconcilers
+//
+// Nothing that fetches, collects, trims or drops runs from the call site
+// that happened to change something. Each side effect is a loop in node
+// (node/reconcile.go) that waits on the catalog watch, compares committed
+// state with local state and acts on the difference:
+//
+//   - catch-up: after start, the node applies the leader's commit index
+//     (a read-index barrier) before it serves; until then every call is a
+//     503 to retry, never a 401 or 404;
+//   - collection: only with a leader and after a read-index barrier, it
+//     removes blocks that nothing keeps here: versions allocated to or held
+//     by this node, pins, uploads and imports in flight, copies being pushed
+//     here, reads in progress, and a least-recently-used cache within a
+//     budget;
+//   - placement: fetches what is allocated or pinned here, records this
+//     node as a holder once the whole DAG is verified and durable, and gives
+//     up holder records that are no longer allocated here, never below the
+//     factor;
+//   - allocation (on the leader): allocates every version to its factor of
+//     members and replaces holders that have been unreachable too long.
+//
+// A write streams the bytes into the block store, makes them durable (and,
+// with replicas=N, has N-1 other members take durable copies), then proposes
+// a typed catalog command and answers once the local state machine has
+// applied it. Reads are served from the local state.
 package artmesh
