@@ -159,6 +159,12 @@ type Member struct {
 	Role      string   `json:"role"` // voter or nonvoter
 	Reachable bool     `json:"reachable"`
 	Leader    bool     `json:"leader"`
+	// BytesHeld is the content the member is a recorded holder of, each
+	// version's content counted once.
+	BytesHeld int64 `json:"bytes_held"`
+	// UnderReplicated counts the live versions allocated to the member
+	// that have fewer reachable holders than their factor.
+	UnderReplicated int `json:"under_replicated"`
 }
 
 // Members lists the nodes of the mesh (GET /v1/mesh/members).

@@ -19,6 +19,46 @@ type CreateOptions struct {
 	// Content-Length so that the node can check it; -1 (or 0) when
 	// unknown: the body is then sent chunked, to its end.
 	Size int64
+	// Replicas is how many members must hold the content durably before
+	// the node answers (?replicas=N); 0 leaves it to the mesh policy's
+	// write_replicas. When that many members cannot take copies, the
+	// create fails with Unavailable and nothing is recorded.
+	Replicas int
+}
+
+// WriteOption is an option of a write that has no options struct
+// (CreateSnippet, ConfirmUpload).
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	replicas int
+}
+
+// Replicas makes a write answer only once n members hold its content
+// durably (?replicas=N), as CreateOptions.Replicas does for CreateArtifact.
+// 0 leaves it to the mesh policy.
+func Replicas(n int) WriteOption {
+	return func(o *writeOptions) { o.replicas = n }
+}
+
+func applyWriteOptions(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// replicasQuery adds ?replicas=N to q (nil for none) when n is above 0.
+func replicasQuery(q url.Values, n int) url.Values {
+	if n <= 0 {
+		return q
+	}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("replicas", strconv.Itoa(n))
+	return q
 }
 
 // CreateArtifact stores the bytes read from r as a new artifact
@@ -33,7 +73,7 @@ func (c *Client) CreateArtifact(ctx context.Context, r io.Reader, opt CreateOpti
 	var a artmesh.Artifact
 	err = c.call(ctx, request{
 		op: op, method: http.MethodPost, path: "/v1/artifacts",
-		query: url.Values{"name": {opt.Name}}, header: h, body: r, size: opt.Size,
+		query: replicasQuery(url.Values{"name": {opt.Name}}, opt.Replicas), header: h, body: r, size: opt.Size,
 	}, nil, &a)
 	return a, err
 }
@@ -64,10 +104,11 @@ type snippetRequest struct {
 
 // CreateSnippet stores content, any JSON value (a json.RawMessage is sent
 // as it is), as a new application/json artifact named name
-// (POST /v1/snippets).
-func (c *Client) CreateSnippet(ctx context.Context, name string, content any, meta artmesh.Metadata) (artmesh.Artifact, error) {
+// (POST /v1/snippets). Replicas(n) is the one option.
+func (c *Client) CreateSnippet(ctx context.Context, name string, content any, meta artmesh.Metadata, opts ...WriteOption) (artmesh.Artifact, error) {
+	o := applyWriteOptions(opts)
 	var a artmesh.Artifact
-	err := c.call(ctx, request{op: "client.CreateSnippet", method: http.MethodPost, path: "/v1/snippets"},
+	err := c.call(ctx, request{op: "client.CreateSnippet", method: http.MethodPost, path: "/v1/snippets", query: replicasQuery(nil, o.replicas)},
 		snippetRequest{Name: name, Content: content, Metadata: meta}, &a)
 	return a, err
 }
@@ -85,6 +126,7 @@ type UpdateOptions struct {
 	ContentType string           // the new version's type; "" keeps the current one
 	Metadata    artmesh.Metadata // merged into the artifact's metadata; a null value removes a key
 	Size        int64            // as in CreateOptions: the exact length, or -1 (or 0) when unknown
+	Replicas    int              // as in CreateOptions: members that must hold the version first; 0 for the mesh policy
 }
 
 // UpdateArtifact stores the bytes read from r as a new version of the
@@ -99,7 +141,7 @@ func (c *Client) UpdateArtifact(ctx context.Context, id artmesh.ArtifactID, r io
 	var a artmesh.Artifact
 	err = c.call(ctx, request{
 		op: op, method: http.MethodPut, path: "/v1/artifacts/" + escape(string(id)) + "/content",
-		header: h, body: r, size: opt.Size,
+		query: replicasQuery(nil, opt.Replicas), header: h, body: r, size: opt.Size,
 	}, nil, &a)
 	return a, err
 }

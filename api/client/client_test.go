@@ -122,6 +122,27 @@ func TestRoutes(t *testing.T) {
 		{"Unpin", 204, func(c *Client) error { return c.Unpin(ctx, id, 0) }, "DELETE", "/v1/pins/" + string(id), "", ""},
 		{"Node", 200, func(c *Client) error { _, err := c.Node(ctx); return err }, "GET", "/v1/node", "", ""},
 		{"Members", 200, func(c *Client) error { _, err := c.Members(ctx); return err }, "GET", "/v1/mesh/members", "", ""},
+		{"CreateSnippet replicas", 201, func(c *Client) error {
+			_, err := c.CreateSnippet(ctx, "s", 1, nil, Replicas(2))
+			return err
+		}, "POST", "/v1/snippets", "replicas=2", `{"name":"s","content":1}`},
+		{"CreateSnippet replicas 0", 201, func(c *Client) error { _, err := c.CreateSnippet(ctx, "s", 1, nil, Replicas(0)); return err },
+			"POST", "/v1/snippets", "", `{"name":"s","content":1}`},
+		{"ConfirmUpload replicas", 201, func(c *Client) error { _, err := c.ConfirmUpload(ctx, "upl_1", "", Replicas(3)); return err },
+			"POST", "/v1/uploads/upl_1/confirm", "replicas=3", `{}`},
+		{"MeshPolicy", 200, func(c *Client) error { _, err := c.MeshPolicy(ctx); return err }, "GET", "/v1/mesh/policy", "", ""},
+		{"SetMeshPolicy both", 200, func(c *Client) error { _, err := c.SetMeshPolicy(ctx, ptr(3), ptr(2)); return err },
+			"PUT", "/v1/mesh/policy", "", `{"replication_factor":3,"write_replicas":2}`},
+		{"SetMeshPolicy one", 200, func(c *Client) error { _, err := c.SetMeshPolicy(ctx, nil, ptr(1)); return err },
+			"PUT", "/v1/mesh/policy", "", `{"write_replicas":1}`},
+		{"SetMeshPolicy none", 200, func(c *Client) error { _, err := c.SetMeshPolicy(ctx, nil, nil); return err },
+			"PUT", "/v1/mesh/policy", "", `{}`},
+		{"SetReplication", 200, func(c *Client) error { return c.SetReplication(ctx, id, 3) },
+			"PUT", "/v1/artifacts/" + string(id) + "/replication", "", `{"factor":3}`},
+		{"SetReplication to the policy", 200, func(c *Client) error { return c.SetReplication(ctx, id, 0) },
+			"PUT", "/v1/artifacts/" + string(id) + "/replication", "", `{"factor":0}`},
+		{"Placement", 200, func(c *Client) error { _, err := c.Placement(ctx, id); return err },
+			"GET", "/v1/artifacts/" + string(id) + "/placement", "", ""},
 		{"RepoGC", 200, func(c *Client) error { _, err := c.RepoGC(ctx); return err }, "POST", "/v1/repo/gc", "", ""},
 		{"RepoStat", 200, func(c *Client) error { _, err := c.RepoStat(ctx); return err }, "GET", "/v1/repo/stat", "", ""},
 		{"escaped id", 200, func(c *Client) error { _, err := c.Artifact(ctx, "a/b c"); return err },
@@ -209,6 +230,55 @@ func TestCreateArtifact(t *testing.T) {
 				t.Errorf("%s header %q parses to %v, %v", MetadataHeader, h, m, err)
 			}
 		})
+	}
+}
+
+func ptr(n int) *int { return &n }
+
+func TestWriteReplicasQuery(t *testing.T) {
+	ctx := context.Background()
+	c, got := recorder(t, 201, `{"id":"art_1"}`)
+	if _, err := c.CreateArtifact(ctx, strings.NewReader("x"), CreateOptions{Name: "a b", Size: 1, Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateArtifact(ctx, "art_1", strings.NewReader("x"), UpdateOptions{Size: 1, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateArtifact(ctx, "art_1", strings.NewReader("x"), UpdateOptions{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"name=a+b&replicas=2", "replicas=3", ""} {
+		if q := (*got)[i].rawQuery; q != want {
+			t.Errorf("request %d: query %q, want %q", i, q, want)
+		}
+	}
+}
+
+func TestMeshAnswers(t *testing.T) {
+	ctx := context.Background()
+	c, _ := recorder(t, 200, `{"replication_factor":3,"write_replicas":2}`)
+	if p, err := c.MeshPolicy(ctx); err != nil || p != (Policy{ReplicationFactor: 3, WriteReplicas: 2}) {
+		t.Errorf("MeshPolicy: %+v, %v", p, err)
+	}
+	c, _ = recorder(t, 200, `{"items":[{"version":1,"cid":"bafy1","factor":2,"holders":["12D3a","12D3b"],"allocated":["12D3a","12D3b"],"state":"ok"},
+		{"version":3,"cid":"bafy3","factor":2,"holders":["12D3a"],"allocated":["12D3a","12D3c"],"state":"repairing"}]}`)
+	ps, err := c.Placement(ctx, "art_1")
+	if err != nil || len(ps) != 2 || ps[0].Version != 1 || ps[0].State != PlacementOK || len(ps[0].Holders) != 2 ||
+		ps[1].State != PlacementRepairing || ps[1].Allocated[1] != "12D3c" {
+		t.Errorf("Placement: %+v, %v", ps, err)
+	}
+	c, _ = recorder(t, 200, `{"items":[{"peer_id":"12D3a","addresses":[],"role":"voter","reachable":true,"leader":true,"bytes_held":1048576,"under_replicated":2}]}`)
+	ms, err := c.Members(ctx)
+	if err != nil || len(ms) != 1 || ms[0].BytesHeld != 1<<20 || ms[0].UnderReplicated != 2 {
+		t.Errorf("Members: %+v, %v", ms, err)
+	}
+	c, _ = recorder(t, 400, `{"error":{"code":"invalid_argument","message":"replication_factor 3 is more than the 1 members of the mesh"}}`)
+	if _, err := c.SetMeshPolicy(ctx, ptr(3), nil); !errors.Is(err, artmesh.Invalid) || artmesh.Message(err) != "replication_factor 3 is more than the 1 members of the mesh" {
+		t.Errorf("SetMeshPolicy refused: %v", err)
+	}
+	c, _ = recorder(t, 503, `{"error":{"code":"unavailable","message":"replicas=3 needs 2 more reachable members to take copies; 0 are reachable"}}`)
+	if _, err := c.CreateSnippet(ctx, "s", 1, nil, Replicas(3)); !errors.Is(err, artmesh.Unavailable) {
+		t.Errorf("CreateSnippet refused: %v", err)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/artmesh/artmesh"
 )
 
 // Invite is a one-time ticket that lets a new node join the mesh.
@@ -31,4 +33,76 @@ func (c *Client) CreateInvite(ctx context.Context, expiresIn time.Duration) (Inv
 // /v1/mesh/members/{peer_id}; admin only). A node removing itself leaves.
 func (c *Client) RemoveMember(ctx context.Context, peerID string) error {
 	return c.call(ctx, request{op: "client.RemoveMember", method: http.MethodDelete, path: "/v1/mesh/members/" + escape(peerID)}, nil, nil)
+}
+
+// Policy is the mesh's replication policy.
+type Policy struct {
+	// ReplicationFactor is how many members keep every version, unless an
+	// artifact sets its own.
+	ReplicationFactor int `json:"replication_factor"`
+	// WriteReplicas is how many members must hold a write durably before
+	// it is acknowledged, unless the write asks for a number itself.
+	WriteReplicas int `json:"write_replicas"`
+}
+
+// MeshPolicy returns the mesh's replication policy (GET /v1/mesh/policy).
+func (c *Client) MeshPolicy(ctx context.Context) (Policy, error) {
+	var p Policy
+	err := c.call(ctx, request{op: "client.MeshPolicy", method: http.MethodGet, path: "/v1/mesh/policy"}, nil, &p)
+	return p, err
+}
+
+// policyRequest is the body of PUT /v1/mesh/policy.
+type policyRequest struct {
+	ReplicationFactor *int `json:"replication_factor,omitempty"`
+	WriteReplicas     *int `json:"write_replicas,omitempty"`
+}
+
+// SetMeshPolicy changes the mesh's replication policy (PUT
+// /v1/mesh/policy; admin only) and returns it as it now is. A nil number
+// keeps its current value. A factor above the number of members is
+// refused (Invalid).
+func (c *Client) SetMeshPolicy(ctx context.Context, replicationFactor, writeReplicas *int) (Policy, error) {
+	var p Policy
+	err := c.call(ctx, request{op: "client.SetMeshPolicy", method: http.MethodPut, path: "/v1/mesh/policy"},
+		policyRequest{ReplicationFactor: replicationFactor, WriteReplicas: writeReplicas}, &p)
+	return p, err
+}
+
+// replicationBody is the body of PUT /v1/artifacts/{id}/replication.
+type replicationBody struct {
+	Factor int `json:"factor"`
+}
+
+// SetReplication sets how many members keep every version of the artifact
+// id, which the caller owns (PUT /v1/artifacts/{id}/replication); 0 makes
+// it follow the mesh policy again.
+func (c *Client) SetReplication(ctx context.Context, id artmesh.ArtifactID, factor int) error {
+	return c.call(ctx, request{op: "client.SetReplication", method: http.MethodPut, path: "/v1/artifacts/" + escape(string(id)) + "/replication"},
+		replicationBody{Factor: factor}, nil)
+}
+
+// The states of a VersionPlacement.
+const (
+	PlacementOK              = "ok"               // at least Factor reachable holders
+	PlacementRepairing       = "repairing"        // too few, and an allocated member is fetching it
+	PlacementUnderReplicated = "under_replicated" // too few, and nobody is on the way
+)
+
+// VersionPlacement is where one version of an artifact is held.
+type VersionPlacement struct {
+	Version   int      `json:"version"`
+	CID       string   `json:"cid"`
+	Factor    int      `json:"factor"`    // the effective factor: at most the number of members
+	Holders   []string `json:"holders"`   // peer ids of members with a verified, durable copy
+	Allocated []string `json:"allocated"` // peer ids of the members the leader chose to hold it
+	State     string   `json:"state"`     // PlacementOK, PlacementRepairing or PlacementUnderReplicated
+}
+
+// Placement returns where each version of the artifact id is held, oldest
+// version first (GET /v1/artifacts/{id}/placement).
+func (c *Client) Placement(ctx context.Context, id artmesh.ArtifactID) ([]VersionPlacement, error) {
+	var out items[VersionPlacement]
+	err := c.call(ctx, request{op: "client.Placement", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/placement"}, nil, &out)
+	return out.Items, err
 }

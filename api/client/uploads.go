@@ -110,10 +110,13 @@ type confirmRequest struct {
 
 // ConfirmUpload ends the upload id (POST /v1/uploads/{id}/confirm): the node
 // checks the size, and the SHA-256 (hex) when sha256 is not empty, then
-// creates the artifact or version and returns the artifact.
-func (c *Client) ConfirmUpload(ctx context.Context, id, sha256 string) (artmesh.Artifact, error) {
+// creates the artifact or version and returns the artifact. Replicas(n)
+// makes it answer only once n members hold the content; a confirm refused
+// for want of members leaves the upload received, to be confirmed again.
+func (c *Client) ConfirmUpload(ctx context.Context, id, sha256 string, opts ...WriteOption) (artmesh.Artifact, error) {
+	o := applyWriteOptions(opts)
 	var a artmesh.Artifact
-	err := c.call(ctx, request{op: "client.ConfirmUpload", method: http.MethodPost, path: "/v1/uploads/" + escape(id) + "/confirm"},
+	err := c.call(ctx, request{op: "client.ConfirmUpload", method: http.MethodPost, path: "/v1/uploads/" + escape(id) + "/confirm", query: replicasQuery(nil, o.replicas)},
 		confirmRequest{SHA256: sha256}, &a)
 	return a, err
 }

@@ -165,7 +165,7 @@ type uploadAPI interface {
 	GetUpload(ctx context.Context, id string) (client.UploadStatus, error)
 	UploadOffset(ctx context.Context, uploadURL string) (int64, error)
 	PutUpload(ctx context.Context, uploadURL string, r io.Reader, offset, total int64) error
-	ConfirmUpload(ctx context.Context, id, sha256 string) (artmesh.Artifact, error)
+	ConfirmUpload(ctx context.Context, id, sha256 string, opts ...client.WriteOption) (artmesh.Artifact, error)
 	Artifact(ctx context.Context, id artmesh.ArtifactID) (artmesh.Artifact, error)
 }
 
