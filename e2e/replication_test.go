@@ -34,8 +34,14 @@ func meshOf(t *testing.T, n int, args ...string) []*daemon {
 	for len(ds) < n {
 		ds = append(ds, joinDaemonArgs(t, ds[0], t.TempDir(), args...))
 	}
-	waitFor(t, 30*time.Second, "every node sees every member reachable", func() bool {
-		for _, d := range ds {
+	waitFor(t, 30*time.Second, "the first node reaches every member, and every node is ready", func() bool {
+		for i, d := range ds {
+			if code, _ := d.status(t, "", "GET", "/readyz", nil); code != 200 {
+				return false
+			}
+			if i > 0 {
+				continue
+			}
 			var ms struct {
 				Items []memberInfo `json:"items"`
 			}
