@@ -64,36 +64,90 @@ func newInitCmd() *cobra.Command {
 	return cmd
 }
 
+// defaultReplicateTimeout is node.Config.ReplicateTimeout's default.
+const defaultReplicateTimeout = 5 * time.Minute
+
+// daemonFlags are the flags of `artmesh daemon`.
+type daemonFlags struct {
+	apiAddr, logLevel string
+	listen            []string
+	initIfNeeded      bool
+	skew, deadVoter   time.Duration
+	deadHolder        time.Duration
+	cacheSize         byteSize
+	replicateTimeout  time.Duration
+}
+
+// register defines the flags on cmd.
+func (f *daemonFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
+	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+node.DefaultListen+")")
+	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
+	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
+	fl.DurationVar(&f.deadHolder, "dead-holder-after", node.DefaultDeadHolderAfter, "how long a member may be unreachable before the leader allocates the copies it holds to other members")
+	f.cacheSize = byteSize(node.DefaultCacheSize)
+	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
+	fl.DurationVar(&f.replicateTimeout, "replicate-timeout", defaultReplicateTimeout, "how long a write with replicas=N waits for the other members to take their copies before it fails with 503")
+}
+
+// nodeConfig checks the flags and returns the node's configuration.
+func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, error) {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--dead-holder-after", f.deadHolder}, {"--replicate-timeout", f.replicateTimeout}} {
+		if d.v <= 0 {
+			return node.Config{}, usageErrorf("%s must be a duration above 0, such as 30s or 5m", d.name)
+		}
+	}
+	skew := f.skew
+	if skew == 0 {
+		skew = -1 // node.Config: negative means none
+	}
+	cache := int64(f.cacheSize)
+	if cache == 0 {
+		cache = -1 // node.Config: negative keeps none, zero is the default
+	}
+	return node.Config{
+		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
+		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
+	}, nil
+}
+
 // newDaemonCmd is `artmesh daemon`: run the node in the foreground.
 func newDaemonCmd() *cobra.Command {
-	var apiAddr, logLevel string
-	var listen []string
-	var initIfNeeded bool
-	var skew, deadVoter time.Duration
+	return newDaemonCmdFlags(&daemonFlags{})
+}
+
+func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			tuneGC()
 			repo := node.DefaultRepo()
+			cfg, err := f.nodeConfig(repo, log)
+			if err != nil {
+				return err
+			}
+			tuneGC()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if initIfNeeded && !node.IsRepo(repo) {
-				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: apiAddr, Listen: listen}); err != nil {
+			if f.initIfNeeded && !node.IsRepo(repo) {
+				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: f.apiAddr, Listen: f.listen}); err != nil {
 					return err
 				}
 				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, node.APIKeyFile))
 			}
-			if skew == 0 {
-				skew = -1 // node.Config: negative means none
-			}
-			n, err := node.Open(ctx, node.Config{Repo: repo, APIAddr: apiAddr, Logger: log, TokenSkew: skew, Listen: listen, DeadVoterAfter: deadVoter})
+			n, err := node.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -125,12 +179,7 @@ func newDaemonCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.Flags().BoolVar(&initIfNeeded, "init", false, "initialise the repo first if it does not exist")
-	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+node.DefaultListen+")")
-	cmd.Flags().DurationVar(&deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
-	cmd.Flags().DurationVar(&skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
+	f.register(cmd)
 	return cmd
 }
 
