@@ -36,6 +36,7 @@ func (c *cli) printArtifactOut(a artmesh.Artifact) error {
 func (c *cli) putCmd() *cobra.Command {
 	var name, typ string
 	var meta []string
+	var replicas int
 	cmd := &cobra.Command{
 		Use:   "put FILE",
 		Short: "Store a file as a new artifact (FILE - reads stdin)",
@@ -44,10 +45,15 @@ func (c *cli) putCmd() *cobra.Command {
 The name defaults to the file's base name, the type to the one its
 extension suggests (else application/octet-stream). --meta KEY=VALUE sets
 metadata; a VALUE that is valid JSON is stored as that JSON (year=2025 is a
-number), anything else as a string.`,
+number), anything else as a string. --replicas N answers only once N
+members hold the content (the write fails, recording nothing, when they
+cannot).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			if err := checkReplicas(replicas); err != nil {
+				return err
+			}
 			if name == "" {
 				if path == "-" {
 					return usageErrorf("give the artifact a --name when reading stdin")
@@ -71,7 +77,7 @@ number), anything else as a string.`,
 			}
 			defer in.Close()
 			p := c.newProgress(size, "put "+name)
-			a, err := api.CreateArtifact(cmd.Context(), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size})
+			a, err := api.CreateArtifact(cmd.Context(), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -82,16 +88,21 @@ number), anything else as a string.`,
 	cmd.Flags().StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
 	cmd.Flags().StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	replicasFlag(cmd, &replicas)
 	return cmd
 }
 
 func (c *cli) snippetCmd() *cobra.Command {
 	var meta []string
+	var replicas int
 	cmd := &cobra.Command{
 		Use:   "snippet NAME JSON",
 		Short: "Store a JSON value as a new application/json artifact (JSON - reads stdin)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkReplicas(replicas); err != nil {
+				return err
+			}
 			data := []byte(args[1])
 			if args[1] == "-" {
 				var err error
@@ -113,7 +124,7 @@ func (c *cli) snippetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := api.CreateSnippet(cmd.Context(), args[0], json.RawMessage(data), m)
+			a, err := api.CreateSnippet(cmd.Context(), args[0], json.RawMessage(data), m, client.Replicas(replicas))
 			if err != nil {
 				return err
 			}
@@ -121,6 +132,7 @@ func (c *cli) snippetCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	replicasFlag(cmd, &replicas)
 	return cmd
 }
 
@@ -314,6 +326,7 @@ func (c *cli) versionsCmd() *cobra.Command {
 func (c *cli) updateCmd() *cobra.Command {
 	var typ string
 	var meta []string
+	var replicas int
 	cmd := &cobra.Command{
 		Use:   "update ID FILE",
 		Short: "Store a file as a new version of an artifact (FILE - reads stdin)",
@@ -321,9 +334,13 @@ func (c *cli) updateCmd() *cobra.Command {
 
 --type sets the new version's content type; without it the current type is
 kept. --meta KEY=VALUE is merged into the artifact's metadata (KEY=null
-removes KEY).`,
+removes KEY). --replicas N answers only once N members hold the new
+version (the update fails, recording nothing, when they cannot).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkReplicas(replicas); err != nil {
+				return err
+			}
 			m, err := parseMeta(meta)
 			if err != nil {
 				return err
@@ -338,7 +355,7 @@ removes KEY).`,
 			}
 			defer in.Close()
 			p := c.newProgress(size, "update "+args[0])
-			a, err := api.UpdateArtifact(cmd.Context(), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size})
+			a, err := api.UpdateArtifact(cmd.Context(), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -348,6 +365,7 @@ removes KEY).`,
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "the new version's content type (default: keep the current one)")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE to merge in (repeatable; VALUE is JSON when it parses as JSON)")
+	replicasFlag(cmd, &replicas)
 	return cmd
 }
 

@@ -14,14 +14,14 @@ import (
 
 // meshCmds are the commands about the mesh and what this node keeps.
 func (c *cli) meshCmds() []*cobra.Command {
-	return []*cobra.Command{c.meshCmd(), c.pinCmd(), c.unpinCmd(), c.pinsCmd()}
+	return []*cobra.Command{c.meshCmd(), c.pinCmd(), c.unpinCmd(), c.pinsCmd(), c.placementCmd(), c.replicationCmd()}
 }
 
-// meshCmd is `artmesh mesh invite|members|remove|leave`.
+// meshCmd is `artmesh mesh invite|members|remove|leave|policy`.
 func (c *cli) meshCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mesh",
-		Short: "Invite nodes to the mesh, list its members, take nodes out",
+		Short: "Invite nodes to the mesh, list its members, take nodes out, set its replication policy",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
@@ -50,7 +50,7 @@ func (c *cli) meshCmd() *cobra.Command {
 	invite.Flags().DurationVar(&expires, "expires", time.Hour, "how long the ticket stays valid")
 	members := &cobra.Command{
 		Use:   "members",
-		Short: "List the mesh's members with their role, reachability and the leader",
+		Short: "List the mesh's members: role, reachability, the leader, bytes held and under-replicated versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := c.client()
@@ -70,9 +70,10 @@ func (c *cli) meshCmd() *cobra.Command {
 				if m.Leader {
 					leader = "leader"
 				}
-				rows = append(rows, []string{m.PeerID, m.Role, strconv.FormatBool(m.Reachable), leader, orDash(strings.Join(m.Addresses, " "))})
+				rows = append(rows, []string{m.PeerID, m.Role, strconv.FormatBool(m.Reachable), leader,
+					humanBytes(m.BytesHeld), strconv.Itoa(m.UnderReplicated), orDash(strings.Join(m.Addresses, " "))})
 			}
-			return table(c.stdout, []string{"PEER", "ROLE", "REACHABLE", "", "ADDRESSES"}, rows)
+			return table(c.stdout, []string{"PEER", "ROLE", "REACHABLE", "", "HELD", "UNDER-REPLICATED", "ADDRESSES"}, rows)
 		},
 	}
 	remove := &cobra.Command{
@@ -111,7 +112,7 @@ func (c *cli) meshCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(invite, members, remove, leave)
+	cmd.AddCommand(invite, members, remove, leave, c.meshPolicyCmd())
 	return cmd
 }
 

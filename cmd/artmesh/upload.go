@@ -33,6 +33,7 @@ const (
 func (c *cli) uploadCmd() *cobra.Command {
 	var name, typ, artifact, resume string
 	var meta []string
+	var replicas int
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Store a file through an upload URL, resuming after interruptions",
@@ -51,10 +52,18 @@ type are kept unless --name or --type are given). --meta KEY=VALUE sets
 metadata as put does.
 
 --resume UPLOAD_URL FILE continues an upload that was started elsewhere
-(its URL, token included, is printed when an upload fails) and confirms it.`,
+(its URL, token included, is printed when an upload fails) and confirms it.
+
+--replicas N is applied at the confirm: the artifact is created only once N
+members hold the content. When they cannot, the confirm fails and the
+upload stays received: confirm it again with --resume once enough members
+are reachable.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			if err := checkReplicas(replicas); err != nil {
+				return err
+			}
 			if resume != "" && (name != "" || typ != "" || artifact != "" || len(meta) > 0) {
 				return usageErrorf("--resume continues an upload as it was declared: it takes no --name, --type, --artifact or --meta")
 			}
@@ -90,7 +99,7 @@ metadata as put does.
 					}
 				}
 			}
-			a, err := c.upload(ctx, api, f, size, req, target)
+			a, err := c.upload(ctx, api, f, size, req, target, replicas)
 			if err != nil {
 				return err
 			}
@@ -103,6 +112,7 @@ metadata as put does.
 	fl.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
 	fl.StringVar(&artifact, "artifact", "", "make the upload a new version of this artifact")
 	fl.StringVar(&resume, "resume", "", "continue the upload at this upload URL instead of starting one")
+	replicasFlag(cmd, &replicas)
 	return cmd
 }
 
@@ -173,8 +183,9 @@ var _ uploadAPI = (*client.Client)(nil)
 
 // upload stores the size bytes of f: through a new upload session
 // declared by req, or, when target.url is set, through that existing one,
-// from where the node's copy ends. It returns the confirmed artifact.
-func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int64, req client.UploadRequest, target uploadTarget) (artmesh.Artifact, error) {
+// from where the node's copy ends. It returns the artifact confirmed with
+// replicas (0: the mesh policy's).
+func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int64, req client.UploadRequest, target uploadTarget, replicas int) (artmesh.Artifact, error) {
 	var offset int64
 	received := false // all bytes are there already
 	if target.url == "" {
@@ -219,7 +230,15 @@ func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int
 	if err := hs.catchUp(f, size); err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return c.confirm(ctx, api, target.id, hex.EncodeToString(hs.h.Sum(nil)))
+	a, err := c.confirm(ctx, api, target.id, hex.EncodeToString(hs.h.Sum(nil)), replicas)
+	if errors.Is(err, artmesh.Unavailable) {
+		again := ""
+		if replicas > 0 {
+			again = fmt.Sprintf(" --replicas %d", replicas)
+		}
+		fmt.Fprintf(c.stderr, "the node holds the whole upload; confirm it later with:\n  artmesh upload --resume '%s'%s FILE\n", target.url, again)
+	}
+	return a, err
 }
 
 // resumeHint adds to the error of a failed transfer how to continue it.
@@ -235,10 +254,10 @@ func (c *cli) resumeHint(err error, target uploadTarget) error {
 // confirm confirms an upload whose bytes all arrived, retrying when the
 // node cannot be reached; a confirm that worked but whose answer was lost
 // is recognised by the upload's state.
-func (c *cli) confirm(ctx context.Context, api uploadAPI, id, sum string) (artmesh.Artifact, error) {
+func (c *cli) confirm(ctx context.Context, api uploadAPI, id, sum string, replicas int) (artmesh.Artifact, error) {
 	sleep := c.sleeper()
 	for attempt := 1; ; attempt++ {
-		a, err := api.ConfirmUpload(ctx, id, sum)
+		a, err := api.ConfirmUpload(ctx, id, sum, client.Replicas(replicas))
 		if err == nil {
 			return a, nil
 		}
