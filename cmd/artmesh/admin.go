@@ -279,7 +279,7 @@ func (c *cli) repoCmd() *cobra.Command {
 			)
 		},
 	}
-	return parentCmd("repo", "Look after the node's block store (admins only)", gc, stat)
+	return parentCmd("repo", "Look after the node's repo: its block store (admins only) and, with the daemon stopped, its catalog", gc, stat, c.recoverCatalogCmd())
 }
 
 func (c *cli) nodeCmd() *cobra.Command {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh/node"
+)
+
+// initMember makes a repo with node.Init and, when member, records it as a
+// mesh member the way a node that joined does.
+func initMember(t *testing.T, member bool) string {
+	t.Helper()
+	repo := t.TempDir()
+	if err := node.Init(context.Background(), repo, node.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if member {
+		path := filepath.Join(repo, node.ConfigFile)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["member"] = true
+		data, _ = json.Marshal(cfg)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if rc, err := node.ReadRepoConfig(repo); err != nil || !rc.Member {
+			t.Fatalf("the repo is not a member: %+v %v", rc, err)
+		}
+	}
+	return repo
+}
+
+func TestRecoverCatalog(t *testing.T) {
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
+	repo := initMember(t, true)
+	raft := filepath.Join(repo, node.RaftDir)
+	before, err := os.ReadDir(raft)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("init made no Raft state: %v %v", before, err)
+	}
+	// The block store as a daemon leaves it (Init makes none).
+	blocksDir := filepath.Join(repo, node.BlocksDir)
+	if err := os.MkdirAll(blocksDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(blocksDir, "pack-000001"), []byte("blocks"), 0o600)
+	blocks, _ := os.ReadDir(blocksDir)
+
+	// While a daemon holds the lock, nothing moves.
+	lock, err := lockRepoFile(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recoverCatalog(repo, at); !errors.Is(err, errRepoInUse) || !strings.Contains(err.Error(), "stop it first") {
+		t.Errorf("with the lock held: %v", err)
+	}
+	lock.Close()
+	if _, err := os.Stat(raft); err != nil {
+		t.Fatalf("a refused recovery moved the Raft state: %v", err)
+	}
+
+	r, err := recoverCatalog(repo, at)
+	want := raft + ".broken-20250102T020405Z"
+	if err != nil || r.MovedFrom != raft || r.MovedTo != want {
+		t.Fatalf("recover: %+v, %v; want it moved to %s", r, err, want)
+	}
+	if _, err := os.Stat(raft); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the Raft folder is still there: %v", err)
+	}
+	if after, err := os.ReadDir(want); err != nil || len(after) != len(before) {
+		t.Errorf("moved folder has %d entries, %v; had %d", len(after), err, len(before))
+	}
+	if after, err := os.ReadDir(blocksDir); err != nil || len(after) != len(blocks) {
+		t.Errorf("the block store changed: %d entries, %v; had %d", len(after), err, len(blocks))
+	}
+	if data, err := os.ReadFile(filepath.Join(blocksDir, "pack-000001")); err != nil || string(data) != "blocks" {
+		t.Errorf("a pack file changed: %q, %v", data, err)
+	}
+	for _, f := range []string{node.ConfigFile, node.IdentityFile, node.APIKeyFile} {
+		if _, err := os.Stat(filepath.Join(repo, f)); err != nil {
+			t.Errorf("%s is gone: %v", f, err)
+		}
+	}
+	// Nothing left to move: it says so and changes nothing.
+	if r, err := recoverCatalog(repo, at); err != nil || r.MovedTo != "" {
+		t.Errorf("second run: %+v, %v", r, err)
+	}
+	// A second broken folder in the same second gets its own name.
+	os.Mkdir(raft, 0o700)
+	if r, err := recoverCatalog(repo, at); err != nil || r.MovedTo != want+"-2" {
+		t.Errorf("third run: %+v, %v; want %s-2", r, err, want)
+	}
+}
+
+func TestRecoverCatalogCmd(t *testing.T) {
+	single := initMember(t, false)
+	code, _, errOut := runCLI(t, map[string]string{envRepo: single}, "repo", "recover-catalog")
+	if code != 1 || !strings.Contains(errOut, "never part of a mesh") || !strings.Contains(errOut, "no leader to recover") {
+		t.Errorf("single node: exit %d, %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(single, node.RaftDir)); err != nil {
+		t.Errorf("a single node's Raft state was touched: %v", err)
+	}
+	code, _, errOut = runCLI(t, map[string]string{envRepo: t.TempDir()}, "repo", "recover-catalog")
+	if code != 1 || !strings.Contains(errOut, "is not an artmesh repo") {
+		t.Errorf("no repo: exit %d, %s", code, errOut)
+	}
+
+	member := initMember(t, true)
+	code, out, errOut := runCLI(t, map[string]string{envRepo: member}, "repo", "recover-catalog")
+	if code != 0 || !strings.Contains(out, filepath.Join(member, node.RaftDir)+" -> "+filepath.Join(member, node.RaftDir)+".broken-") ||
+		!strings.Contains(out, "fetches the catalog from the mesh's leader") || !strings.Contains(out, "Every block in") {
+		t.Errorf("member: exit %d, %q %s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, map[string]string{envRepo: member}, "--json", "repo", "recover-catalog")
+	var r catalogRecovery
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Repo != member || r.MovedTo != "" {
+		t.Errorf("--json with nothing to move: exit %d, %s", code, out)
+	}
+}
