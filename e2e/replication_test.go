@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,7 +61,22 @@ func meshOf(t *testing.T, n int, args ...string) []*daemon {
 		}
 		return true
 	})
+	shareAdmin(t, ds...)
 	return ds
+}
+
+// shareAdmin makes every daemon's key one admin agent's, so that what is
+// made through one node is the same agent's on all (each node's own
+// admin agent is another agent).
+func shareAdmin(t *testing.T, ds ...*daemon) {
+	t.Helper()
+	var ops struct {
+		APIKey string `json:"api_key"`
+	}
+	ds[0].call(t, "POST", "/v1/agents", map[string]any{"id": "ops", "admin": true}, 201, &ops)
+	for _, d := range ds {
+		d.key = ops.APIKey
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
@@ -256,7 +272,8 @@ func TestReplicasAboveMembersRefused(t *testing.T) {
 // keeps no more of it than its cache budget.
 func TestCacheBudget(t *testing.T) {
 	a := startDaemon(t, t.TempDir())
-	joinDaemon(t, a, t.TempDir())
+	b := joinDaemon(t, a, t.TempDir())
+	shareAdmin(t, a, b)
 	const size = 50 << 20
 	var ids []string
 	for i := range 4 {
@@ -267,6 +284,7 @@ func TestCacheBudget(t *testing.T) {
 		ids = append(ids, art.ID)
 	}
 	c := joinDaemonArgs(t, a, t.TempDir(), "--cache-size", "64MiB")
+	c.key = a.key
 	cID := c.peerID(t)
 	for i, id := range ids {
 		if code, got := c.contentSum(t, id); code != 200 || got != patternDigest(uint64(100+i), size) {
@@ -289,16 +307,18 @@ func TestCacheBudget(t *testing.T) {
 // delete) while creates and uploads run on three nodes and the followers
 // restart; every acknowledged artifact stays fully retrievable.
 func TestCollectorUnderLoad(t *testing.T) {
-	ds := meshOf(t, 3)
+	ds := meshOf(t, 3, "--log-level", "info")
 	type acked struct {
 		id  string
 		sum [32]byte
+		via string
 	}
 	var mu sync.Mutex
 	var got []acked
 	var failures []string
 	const ops = 200
 	const workers = 8
+	var restarts atomic.Int32
 	stopRestarts := make(chan struct{})
 	restartsDone := make(chan struct{})
 	go func() {
@@ -308,10 +328,18 @@ func TestCollectorUnderLoad(t *testing.T) {
 			select {
 			case <-stopRestarts:
 				return
-			case <-time.After(3 * time.Second):
+			case <-time.After(1500 * time.Millisecond):
 			}
 			k := 1 + i%2
-			ds[k] = ds[k].restart(t)
+			mu.Lock()
+			old := ds[k]
+			mu.Unlock()
+			restarts.Add(1)
+			next := old.restart(t)
+			next.key = old.key
+			mu.Lock()
+			ds[k] = next
+			mu.Unlock()
 		}
 	}()
 	var wg sync.WaitGroup
@@ -337,7 +365,7 @@ func TestCollectorUnderLoad(t *testing.T) {
 				if err != nil {
 					failures = append(failures, err.Error())
 				} else {
-					got = append(got, acked{id, patternDigest(seed, size)})
+					got = append(got, acked{id, patternDigest(seed, size), fmt.Sprintf("job %d on %s", i, d.url)})
 				}
 				// Delete every fifth acknowledged artifact, so that the
 				// collector has work all the time.
@@ -349,8 +377,11 @@ func TestCollectorUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Spread the writes over about 10 s, so that several restarts happen
+	// while they run.
 	for i := range ops {
 		jobs <- i
+		time.Sleep(50 * time.Millisecond)
 	}
 	close(jobs)
 	wg.Wait()
@@ -366,11 +397,26 @@ func TestCollectorUnderLoad(t *testing.T) {
 		})
 		d.call(t, "POST", "/v1/repo/gc", nil, 200, nil)
 	}
+	// Reads right after the restarts may find a holder not yet reachable
+	// (a restarted node listens on a new port until the others learn it):
+	// that is a 503 to retry, never a wrong byte or a lost artifact.
+	readDeadline := time.Now().Add(90 * time.Second)
 	for _, a := range got {
 		d := ds[0]
 		code, sum := d.contentSum(t, a.id)
+		for code == 503 && time.Now().Before(readDeadline) {
+			time.Sleep(500 * time.Millisecond)
+			code, sum = d.contentSum(t, a.id)
+		}
 		if code != 200 || sum != a.sum {
-			t.Fatalf("acknowledged artifact %s: status %d, identical %v", a.id, code, sum == a.sum)
+			for i, x := range ds {
+				c, body := x.status(t, x.key, "GET", "/v1/artifacts/"+a.id+"?consistent=true", nil)
+				t.Logf("node %d (%s): GET artifact: %d %s", i, x.url, c, body)
+			}
+			for i, x := range ds {
+				t.Logf("node %d log:\n%s", i, x.logs())
+			}
+			t.Fatalf("acknowledged artifact %s (%s): status %d, identical %v", a.id, a.via, code, sum == a.sum)
 		}
 		ok := false
 		for _, p := range d.placement(t, a.id) {
@@ -380,7 +426,10 @@ func TestCollectorUnderLoad(t *testing.T) {
 			t.Fatalf("acknowledged artifact %s has no holder", a.id)
 		}
 	}
-	t.Logf("%d acknowledged, %d refused while nodes restarted", len(got), len(failures))
+	if restarts.Load() < 3 {
+		t.Fatalf("only %d follower restarts happened during the load", restarts.Load())
+	}
+	t.Logf("%d acknowledged, %d refused, while followers restarted %d times", len(got), len(failures), restarts.Load())
 }
 
 // createRaw creates an artifact of patterned bytes on d, retrying 503s
