@@ -121,10 +121,15 @@ func (d *daemon) placement(t testing.TB, id string) []versionPlacement {
 }
 
 // contentSum downloads an artifact's content from d and returns its
-// SHA-256 and the status.
+// SHA-256 and the status. id may carry its own path and query
+// ("ID/content?consistent=true").
 func (d *daemon) contentSum(t testing.TB, id string) (int, [32]byte) {
 	t.Helper()
-	resp := d.do(t, d.key, "GET", "/v1/artifacts/"+id+"/content", nil)
+	path := "/v1/artifacts/" + id
+	if !strings.Contains(id, "/") {
+		path += "/content"
+	}
+	resp := d.do(t, d.key, "GET", path, nil)
 	defer resp.Body.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, resp.Body); err != nil {
@@ -168,7 +173,14 @@ func TestReplicasSurviveWriterCrash(t *testing.T) {
 	a.call(t, "POST", "/v1/artifacts?name=weights.bin&replicas=2", &patterned{n: size, seed: 7}, 201, &art)
 	a.kill()
 	want := patternDigest(7, size)
-	code, got := c.contentSum(t, art.ID)
+	// C may not have applied the create yet, and the mesh elects a new
+	// leader first: a consistent read is a 503 until it can be served.
+	var code int
+	var got [32]byte
+	waitFor(t, 30*time.Second, "C serves the content (not 503)", func() bool {
+		code, got = c.contentSum(t, art.ID+"/content?consistent=true")
+		return code != 503
+	})
 	if code != 200 || got != want {
 		t.Fatalf("download on C after the writer died: status %d, identical %v", code, got == want)
 	}
