@@ -18,6 +18,8 @@
 //	                          └──> catalog, mesh, acl
 //	every package ──> artmesh (this package)
 //
+// The parts below node:
+//
 //   - catalog is the Raft-replicated state machine (hashicorp/raft, raft-wal,
 //     go-memdb): artifacts and version chains, grants, agents, groups,
 //     uploads, tokens, members, placement (holders and allocations), pins

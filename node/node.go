@@ -70,9 +70,13 @@ type Config struct {
 	// keeps none.
 	CacheSize int64
 	// ReplicateTimeout bounds how long a write with replicas=N waits for
-	// the other members to hold its blocks. Zero means 5 minutes.
+	// the other members to hold its blocks. Zero means
+	// DefaultReplicateTimeout.
 	ReplicateTimeout time.Duration
 }
+
+// DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
+const DefaultReplicateTimeout = 5 * time.Minute
 
 // DefaultJanitorInterval is the default of Config.JanitorInterval.
 const DefaultJanitorInterval = time.Minute
@@ -159,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.CacheSize = 0
 	}
 	if cfg.ReplicateTimeout <= 0 {
-		cfg.ReplicateTimeout = 5 * time.Minute
+		cfg.ReplicateTimeout = DefaultReplicateTimeout
 	}
 	rc, err := ReadRepoConfig(cfg.Repo)
 	if err != nil {
@@ -168,7 +172,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.APIAddr != "" {
 		rc.APIAddr = cfg.APIAddr
 	}
-	lock, err := lockRepo(cfg.Repo)
+	lock, err := LockRepo(cfg.Repo)
 	if err != nil {
 		return nil, err
 	}
@@ -344,10 +348,12 @@ func (n *Node) closeParts() error {
 	return errors.Join(errs...)
 }
 
-// lockRepo takes an exclusive lock on the repo, so that two daemons never
-// share one.
-func lockRepo(repo string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(repo, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+// LockRepo takes the exclusive lock a running daemon holds on its repo, so
+// that two daemons never share one and a repo is not changed under a
+// running daemon; Conflict when another holds it. Closing the file
+// releases the lock.
+func LockRepo(repo string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(repo, LockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("node: lock repo: %w", err)
 	}

@@ -37,7 +37,9 @@ func (n *Node) MeshPolicy(_ context.Context, _ artmesh.Agent) (catalog.Policy, e
 }
 
 // SetMeshPolicy replaces the mesh's replication policy. Only admins may.
-// A factor above the number of members is refused: it could not be met.
+// A changed number of copies above the number of members is refused: it
+// could not be met (a value left as it was passes, so that the default
+// factor of 2 on a single node does not block changing the other).
 func (n *Node) SetMeshPolicy(ctx context.Context, caller artmesh.Agent, p catalog.Policy) (catalog.Policy, error) {
 	if !caller.Admin {
 		return catalog.Policy{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may change the mesh policy")
@@ -45,11 +47,19 @@ func (n *Node) SetMeshPolicy(ctx context.Context, caller artmesh.Agent, p catalo
 	if err := p.Validate(); err != nil {
 		return catalog.Policy{}, err
 	}
-	if err := n.fitsMembers("replication_factor", p.ReplicationFactor); err != nil {
+	cur, err := n.cat.Policy()
+	if err != nil {
 		return catalog.Policy{}, err
 	}
-	if err := n.fitsMembers("write_replicas", p.WriteReplicas); err != nil {
-		return catalog.Policy{}, err
+	if p.ReplicationFactor != cur.ReplicationFactor {
+		if err := n.fitsMembers("replication_factor", p.ReplicationFactor); err != nil {
+			return catalog.Policy{}, err
+		}
+	}
+	if p.WriteReplicas != cur.WriteReplicas {
+		if err := n.fitsMembers("write_replicas", p.WriteReplicas); err != nil {
+			return catalog.Policy{}, err
+		}
 	}
 	return n.cat.SetPolicy(ctx, p)
 }

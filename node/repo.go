@@ -30,7 +30,7 @@ const (
 	APIAddrFile  = "api.addr"     // where the running daemon's API listens; removed when it stops
 	MeshKeyFile  = "mesh.key"     // the mesh's private network key, hex, mode 0600
 	PeersFile    = "peers.json"   // the members' addresses, for reaching the mesh at start
-	lockFile     = "repo.lock"
+	LockFile     = "repo.lock"    // held (flock) by the running daemon
 )
 
 // AdminAgent is the id of the admin agent that init creates.

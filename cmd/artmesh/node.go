@@ -65,7 +65,7 @@ func newInitCmd() *cobra.Command {
 }
 
 // defaultReplicateTimeout is node.Config.ReplicateTimeout's default.
-const defaultReplicateTimeout = 5 * time.Minute
+const defaultReplicateTimeout = node.DefaultReplicateTimeout
 
 // daemonFlags are the flags of `artmesh daemon`.
 type daemonFlags struct {

@@ -10,14 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
+	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node"
 )
-
-// repoLockFile is the file a running daemon holds an exclusive flock on
-// (node's lockRepo, which does not export the name).
-const repoLockFile = "repo.lock"
 
 // errRepoInUse is the error of a repo whose daemon is running.
 var errRepoInUse = errors.New("repo in use")
@@ -26,18 +22,11 @@ var errRepoInUse = errors.New("repo in use")
 // daemon starts while the repo is changed. It fails with errRepoInUse when
 // a daemon holds it. Closing the file releases the lock.
 func lockRepoFile(repo string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(repo, repoLockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock the repo: %w", err)
+	f, err := node.LockRepo(repo)
+	if artmesh.KindOf(err) == artmesh.Conflict {
+		return nil, fmt.Errorf("%w: repo %s is in use by a running artmesh daemon: stop it first", errRepoInUse, repo)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: repo %s is in use by a running artmesh daemon: stop it first", errRepoInUse, repo)
-		}
-		return nil, fmt.Errorf("lock the repo %s: %w", repo, err)
-	}
-	return f, nil
+	return f, err
 }
 
 // catalogRecovery is what recoverCatalog did.
