@@ -54,7 +54,7 @@ func MeasureStream(ctx context.Context, h host.Host, p peer.ID, n uint64) (time.
 	if n > maxBenchBytes {
 		return 0, fmt.Errorf("mesh: at most %d bytes per measurement", uint64(maxBenchBytes))
 	}
-	st, err := h.NewStream(ctx, p, StreamBenchProtocol)
+	st, err := openStream(ctx, h, p, StreamBenchProtocol)
 	if err != nil {
 		return 0, fmt.Errorf("mesh: open a stream to %s: %w", p, err)
 	}

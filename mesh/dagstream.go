@@ -158,7 +158,7 @@ func writeErrorFrame(w io.Writer, msg string) {
 // the DAG and that its bytes hash to its CID. A mismatch ends the fetch
 // with ErrCorruptBlock; nothing unverified reaches put.
 func FetchDAG(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, put func(cid.Cid, []byte) error) error {
-	st, err := h.NewStream(ctx, p, DAGProtocol)
+	st, err := openStream(ctx, h, p, DAGProtocol)
 	if err != nil {
 		return fmt.Errorf("mesh: open a DAG stream to %s: %w", p, err)
 	}

@@ -16,10 +16,13 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -139,4 +142,18 @@ func Connect(ctx context.Context, h host.Host, info peer.AddrInfo) error {
 		return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
 	}
 	return nil
+}
+
+// openStream opens a stream of protocol proto to p. When p is not
+// connected, the swarm's dial backoff for it is cleared first: members
+// are few and known, and a member that was down a moment ago (a restart,
+// a new port learnt since) must be reachable as soon as it is back, not
+// after libp2p's backoff of up to minutes.
+func openStream(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (network.Stream, error) {
+	if h.Network().Connectedness(p) != network.Connected {
+		if sw, ok := h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+	}
+	return h.NewStream(ctx, p, proto)
 }

@@ -72,7 +72,7 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, id, RaftProtocol)
+	st, err := openStream(ctx, s.h, id, RaftProtocol)
 	if err != nil {
 		return nil, err
 	}

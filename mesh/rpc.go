@@ -73,7 +73,7 @@ func (e *RemoteError) Error() string { return fmt.Sprintf("peer %s: %s", e.Peer,
 
 // Call sends req to peer p over protocol proto and returns the answer.
 func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
-	st, err := h.NewStream(ctx, p, proto)
+	st, err := openStream(ctx, h, p, proto)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: open %s to %s: %w", proto, p, err)
 	}

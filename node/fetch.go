@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -82,42 +83,61 @@ func (f *fetcher) run(ctx context.Context, root cid.Cid, fe *fetch) {
 	kick(f.n.collectKick)
 }
 
+// holderPasses is how many times a fetch goes over the holders before it
+// falls back to bitswap, a second apart: a holder that was restarting a
+// moment ago is back within them.
+const holderPasses = 5
+
 func (f *fetcher) fetchFromHolders(ctx context.Context, root cid.Cid, fe *fetch) error {
-	holders, err := f.n.cat.Holders(root.String())
-	if err != nil {
-		return err
-	}
 	self := f.n.peerID.String()
-	var peers []peer.ID
-	for _, h := range holders {
-		if id, err := peer.Decode(h); err == nil && h != self {
-			peers = append(peers, id)
-		}
-	}
-	if len(peers) == 0 {
-		// No holder is on record (content from before placement, or a
-		// holder that left): ask whoever is connected, with bitswap.
-		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
-	}
-	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	sess := f.n.bs.NewSession()
 	defer sess.Close()
 	var lastErr error
-	for _, p := range peers {
-		err := f.fetchFrom(ctx, p, root, sess, fe)
-		if err == nil {
-			// Durable, but not a holder: only the placement reconciler
-			// records holders, for what is allocated or pinned here; other
-			// fetched content is a cache.
-			return f.n.bs.Sync(ctx)
+	corrupt := make(map[peer.ID]bool) // holders that sent a bad block: not asked again
+	for pass := 0; pass < holderPasses; pass++ {
+		if pass > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
 		}
-		lastErr = err
-		if errors.Is(err, mesh.ErrCorruptBlock) {
-			f.n.log.Warn("a peer sent a corrupt block: disconnecting it", "peer", p, "cid", root)
-			_ = f.n.host.Network().ClosePeer(p)
+		holders, err := f.n.cat.Holders(root.String())
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		var peers []peer.ID
+		for _, h := range holders {
+			if id, err := peer.Decode(h); err == nil && h != self && !corrupt[id] {
+				peers = append(peers, id)
+			}
+		}
+		if len(peers) == 0 && pass > 0 {
+			break
+		}
+		if len(peers) == 0 {
+			// No holder is on record (content from before placement, or a
+			// holder that left): ask whoever is connected, with bitswap.
+			return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
+		}
+		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		for _, p := range peers {
+			err := f.fetchFrom(ctx, p, root, sess, fe)
+			if err == nil {
+				// Durable, but not a holder: only the placement reconciler
+				// records holders, for what is allocated or pinned here;
+				// other fetched content is a cache.
+				return f.n.bs.Sync(ctx)
+			}
+			lastErr = err
+			if errors.Is(err, mesh.ErrCorruptBlock) {
+				f.n.log.Warn("a peer sent a corrupt block: disconnecting it", "peer", p, "cid", root)
+				_ = f.n.host.Network().ClosePeer(p)
+				corrupt[p] = true
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 	}
 	return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr))

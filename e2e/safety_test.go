@@ -1,0 +1,716 @@
+package e2e
+
+// Safety under restarts: no acknowledged artifact, and no node's only copy
+// of one, is lost when nodes stop, crash, pause or lose their Raft folder,
+// and a node that is catching up says so (503 + Retry-After) instead of
+// answering wrongly (401, 404, a short list).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// probeLog tallies the answers a catching-up node gave: each must be the
+// correct answer or 503 with Retry-After.
+type probeLog struct {
+	bad     map[string]int
+	first   map[string]string
+	unavail int
+	ok      int
+}
+
+func newProbeLog() *probeLog {
+	return &probeLog{bad: map[string]int{}, first: map[string]string{}}
+}
+
+func (p *probeLog) fail(kind, msg string) {
+	p.bad[kind]++
+	if _, ok := p.first[kind]; !ok {
+		p.first[kind] = msg
+	}
+}
+
+// check classifies one answer; correct says what is wrong with a 200 body
+// ("" when it is right).
+func (p *probeLog) check(kind string, st int, h http.Header, body []byte, err error, correct func([]byte) string) {
+	switch {
+	case err != nil:
+		p.fail(kind, "no answer: "+err.Error())
+	case st == 503:
+		if h.Get("Retry-After") == "" || errorCode(body) != "unavailable" {
+			p.fail(kind, fmt.Sprintf("503 without Retry-After or code unavailable: Retry-After %q, %s", h.Get("Retry-After"), short(body)))
+			return
+		}
+		p.unavail++
+	case st == 200:
+		if msg := correct(body); msg != "" {
+			p.fail(kind, "200 with a wrong answer: "+msg)
+			return
+		}
+		p.ok++
+	default:
+		p.fail(kind, fmt.Sprintf("%d %s", st, short(body)))
+	}
+}
+
+func (p *probeLog) report(t *testing.T) {
+	t.Helper()
+	kinds := keysOf(p.bad)
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Errorf("while catching up, %s: %d bad answers (want the correct answer or 503 with Retry-After); first: %s", k, p.bad[k], p.first[k])
+	}
+}
+
+// probeCatchUp hammers a node that was just started, until its /readyz
+// answers 200, with requests whose correct answers are known: every one
+// must be correct or a 503 with Retry-After. /readyz itself must answer
+// 503 until then. It returns how long the node took to be ready.
+func probeCatchUp(t *testing.T, d *daemon, key, lateKey string, all map[string]blob) (time.Duration, *probeLog) {
+	t.Helper()
+	start := time.Now()
+	p := newProbeLog()
+	ids := keysOf(all)
+	sort.Strings(ids)
+	var withData []blob
+	for _, id := range ids {
+		if all[id].data != nil {
+			withData = append(withData, all[id])
+		}
+	}
+	const timeout = 20 * time.Second
+	for round := 0; ; round++ {
+		st, _, body, err := httpDo(d, "", "GET", "/readyz", nil, timeout)
+		if err == nil && st == 200 {
+			return time.Since(start), p
+		}
+		if err != nil || st != 503 {
+			p.fail("GET /readyz", fmt.Sprintf("%d %s %v, want 503 until caught up", st, short(body), err))
+		}
+		if time.Since(start) > 90*time.Second {
+			p.report(t)
+			t.Fatalf("not ready 90s after its restart (last /readyz %d %s)\nlog:\n%s", st, body, tail(d.logs(), 4000))
+		}
+		// One artifact's object.
+		want := all[ids[round%len(ids)]].art
+		st, h, body, err := httpDo(d, key, "GET", "/v1/artifacts/"+want.ID, nil, timeout)
+		p.check("GET /v1/artifacts/{id}", st, h, body, err, func(b []byte) string {
+			var got artifact
+			if json.Unmarshal(b, &got) != nil || got.ID != want.ID || got.CID != want.CID || got.Version != want.Version {
+				return fmt.Sprintf("%s, want id %s cid %s version %d", b, want.ID, want.CID, want.Version)
+			}
+			return ""
+		})
+		// One artifact's bytes.
+		bl := withData[round%len(withData)]
+		st, h, body, err = httpDo(d, key, "GET", "/v1/artifacts/"+bl.art.ID+"/content", nil, timeout)
+		p.check("GET /v1/artifacts/{id}/content", st, h, body, err, func(b []byte) string {
+			if string(b) != string(bl.data) {
+				return fmt.Sprintf("%d bytes that differ from the %d created", len(b), len(bl.data))
+			}
+			return ""
+		})
+		// The whole list.
+		st, h, body, err = httpDo(d, key, "GET", "/v1/artifacts?limit=1000", nil, timeout)
+		p.check("GET /v1/artifacts", st, h, body, err, func(b []byte) string {
+			var pg artifactPage
+			if json.Unmarshal(b, &pg) != nil || pg.Total != len(all) || len(idSet(pg)) != len(all) {
+				return fmt.Sprintf("total %d, %d items; want %d", pg.Total, len(pg.Items), len(all))
+			}
+			for id := range all {
+				if !idSet(pg)[id] {
+					return "missing " + id
+				}
+			}
+			return ""
+		})
+		// The node's own admin key.
+		st, h, body, err = httpDo(d, d.key, "GET", "/v1/repo/stat", nil, timeout)
+		p.check("GET /v1/repo/stat (the node's admin key)", st, h, body, err, func(b []byte) string {
+			var rs repoStat
+			if json.Unmarshal(b, &rs) != nil {
+				return string(b)
+			}
+			return ""
+		})
+		// A key made while the node was down.
+		st, h, body, err = httpDo(d, lateKey, "GET", "/v1/artifacts", nil, timeout)
+		p.check("GET /v1/artifacts (a key made while the node was down)", st, h, body, err, func(b []byte) string {
+			var pg artifactPage
+			if json.Unmarshal(b, &pg) != nil || pg.Total != 0 {
+				return fmt.Sprintf("%s, want an empty list", b)
+			}
+			return ""
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkCaughtUp checks, right after /readyz said 200, that d's local
+// (non-consistent) reads show every acknowledged artifact.
+func checkCaughtUp(t *testing.T, d *daemon, key string, all map[string]blob) {
+	t.Helper()
+	var pg artifactPage
+	st, _, body, err := httpDo(d, key, "GET", "/v1/artifacts?limit=1000", nil, 20*time.Second)
+	if err != nil || st != 200 || json.Unmarshal(body, &pg) != nil {
+		t.Fatalf("right after /readyz answered 200: GET /v1/artifacts: %d %s %v, want 200 listing the %d acknowledged artifacts", st, short(body), err, len(all))
+	}
+	got := idSet(pg)
+	var missing []string
+	for id, b := range all {
+		if !got[id] {
+			missing = append(missing, id+" ("+b.art.Name+")")
+		}
+	}
+	if pg.Total != len(all) || len(missing) > 0 {
+		t.Errorf("right after /readyz answered 200, the node lists %d artifacts, want %d; missing %v", pg.Total, len(all), missing)
+	}
+	for _, b := range all {
+		var got artifact
+		st, _, body, err := httpDo(d, key, "GET", "/v1/artifacts/"+b.art.ID, nil, 20*time.Second)
+		if err != nil || st != 200 || json.Unmarshal(body, &got) != nil || got.CID != b.art.CID {
+			t.Errorf("after ready, GET /v1/artifacts/%s (%s): %d %s %v, want 200 with cid %s", b.art.ID, b.art.Name, st, short(body), err, b.art.CID)
+		}
+	}
+}
+
+// createSnippet creates a snippet through d, requiring 201.
+func createSnippet(t testing.TB, d *daemon, key, name string, content any, via string) blob {
+	t.Helper()
+	var a artifact
+	d.callAs(t, key, "POST", "/v1/snippets", map[string]any{"name": name, "content": content}, 201, &a)
+	return blob{art: a, via: via}
+}
+
+// TestFollowerRestartKeepsItsOnlyCopy: in a mesh of three (A first and
+// leader, B and C joined with tickets) with replication factor 1, B holds
+// the only copy of what was created through it. B is stopped for 5, 15
+// and 30 s while writes go on, once with the leader up and once with the
+// leader killed and restarted meanwhile (a new election; writes through
+// the new leader). On its restart B answers every request with a valid
+// key correctly or with 503 + Retry-After (never 401, never 404), /readyz
+// is 503 until B has caught up, and after an explicit collection, with A
+// and C paused, B serves every artifact created through it, byte for byte.
+func TestFollowerRestartKeepsItsOnlyCopy(t *testing.T) {
+	a, b, c := newMesh3(t)
+	writer := a.addAgent(t, "writer")
+	setFactor1(t, a)
+	if l := leaderOf(t, a, b, c); l != a {
+		t.Fatalf("the first node does not lead the new mesh")
+	}
+	cases := []struct {
+		name         string
+		down         time.Duration
+		kill         bool // SIGKILL B rather than SIGTERM
+		leaderChange bool
+	}{
+		{"down5s", 5 * time.Second, false, false},
+		{"down15s-killed", 15 * time.Second, true, false},
+		{"down30s", 30 * time.Second, false, false},
+		{"down5s-new-leader", 5 * time.Second, false, true},
+		{"down15s-killed-new-leader", 15 * time.Second, true, true},
+		{"down30s-new-leader", 30 * time.Second, false, true},
+	}
+	all := map[string]blob{} // every acknowledged artifact of writer's
+	var kept []blob          // B's artifacts B served alone in earlier cases
+	seed := uint64(1000)
+	for i, tc := range cases {
+		ok := t.Run(tc.name, func(t *testing.T) {
+			caseStart := time.Now()
+			defer func() {
+				if t.Failed() {
+					t.Logf("B's log (tail):\n%s", tail(b.logs(), 5000))
+				}
+			}()
+			// Start from a settled mesh in which B has applied everything,
+			// whatever an earlier case left.
+			waitMeshOf3(t, a, b, c)
+			settled := time.Now().Add(60 * time.Second)
+			for {
+				st, _, body, err := httpDo(b, writer, "GET", "/v1/artifacts?consistent=true&limit=1", nil, 20*time.Second)
+				if err == nil && st == 200 {
+					break
+				}
+				if time.Now().After(settled) {
+					t.Fatalf("B does not answer a consistent read: %d %s %v", st, short(body), err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			leader := leaderOf(t, a, b, c)
+			if leader == b {
+				// An earlier case's pause of A and C let B win an election
+				// when they came back. Hand the lead back to A or C:
+				// pause B until they elect one of themselves.
+				t.Logf("B leads at the start of the case; pausing it until A or C leads")
+				b.pause()
+				leader = leaderOf(t, a, c)
+				b.resume()
+				waitMeshOf3(t, a, b, c)
+				if leader = leaderOf(t, a, b, c); leader == b {
+					t.Fatal("B leads the catalog at the start of the case; the scenario needs it to be a follower")
+				}
+			}
+			var mine []blob
+			for j := 0; j < 2; j++ {
+				seed++
+				x := createBlob(t, b, writer, fmt.Sprintf("%s-via-b-%d.bin", tc.name, j), 1<<20+int64(j)*(512<<10), seed, "B")
+				mine = append(mine, x)
+				all[x.art.ID] = x
+			}
+			stopped := time.Now()
+			if tc.kill {
+				b.kill()
+			} else {
+				b.stop()
+			}
+			// Writes while B is down.
+			nodes := map[*daemon]string{a: "A", c: "C"}
+			if tc.leaderChange {
+				old := leader
+				old.kill()
+				restarted := relaunch(t, old)
+				if old == a {
+					a = restarted
+				} else {
+					c = restarted
+				}
+				waitReady(t, restarted, 60*time.Second)
+				nodes = map[*daemon]string{a: "A", c: "C"}
+			}
+			lead := leaderOf(t, a, c)
+			other := a
+			if lead == a {
+				other = c
+			}
+			seed++
+			x := createBlob(t, lead, writer, tc.name+"-via-leader.bin", 256<<10, seed, nodes[lead])
+			all[x.art.ID] = x
+			x = createSnippet(t, other, writer, tc.name+"-via-other.json", map[string]any{"case": tc.name}, nodes[other])
+			all[x.art.ID] = x
+			lateKey := other.addAgent(t, fmt.Sprintf("late-%d", i))
+			if took := time.Since(stopped); took < tc.down {
+				time.Sleep(tc.down - took) // the scenario: B stays down
+			}
+			downFor := time.Since(stopped)
+			restarted := time.Now()
+			b = relaunch(t, b)
+			listening := time.Since(restarted)
+			readyIn, probes := probeCatchUp(t, b, writer, lateKey, all)
+			probes.report(t)
+			t.Logf("B was down %s; on restart its API listened after %s and /readyz said 200 %s later; meanwhile it answered %d probes correctly and %d with 503",
+				downFor.Round(100*time.Millisecond), listening.Round(time.Millisecond), readyIn.Round(time.Millisecond), probes.ok, probes.unavail)
+			checkCaughtUp(t, b, writer, all)
+
+			var gc map[string]any
+			b.call(t, "POST", "/v1/repo/gc", nil, 200, &gc)
+			t.Logf("explicit collection on B: %v", gc)
+
+			// B's copy is the only one: pause A and C and read from B.
+			a.pause()
+			c.pause()
+			func() {
+				defer c.resume()
+				defer a.resume()
+				// A copy B lost makes it wait for A or C, up to the client
+				// timeout; after the first failure the rest are not tried,
+				// so that A and C are not paused for long.
+				earlier := kept
+				for i, x := range mine {
+					if !downloadExact(t, b, writer, x, 15*time.Second, "B alone, this case's artifact") {
+						t.Errorf("B alone: %d more of this case's and %d of earlier cases' artifacts not tried", len(mine)-i-1, len(earlier))
+						return
+					}
+					kept = append(kept, x)
+				}
+				for i, x := range earlier {
+					if !downloadExact(t, b, writer, x, 15*time.Second, "B alone, an earlier case's artifact") {
+						t.Errorf("B alone: %d more of earlier cases' artifacts not tried", len(earlier)-i-1)
+						// Reported once: later cases check the rest.
+						kept = append(earlier[:i:i], kept[i+1:]...)
+						return
+					}
+				}
+			}()
+			waitMeshOf3(t, a, b, c)
+			t.Logf("case took %s", time.Since(caseStart).Round(100*time.Millisecond))
+		})
+		if !ok {
+			// Keep going with the next case only if the mesh is whole.
+			select {
+			case <-b.done:
+				t.Fatalf("B is not running after case %s", tc.name)
+			default:
+			}
+		}
+	}
+}
+
+// TestIsolatedLeaderWritesRejected pauses both followers of a mesh of
+// three: writes to the isolated leader fail with 503. Then the leader is
+// paused and the followers resumed: they elect a leader and take a write.
+// The old leader, resumed, stopped and restarted, catches up and lists the
+// acknowledged write, and none of its unacknowledged writes appear
+// anywhere.
+func TestIsolatedLeaderWritesRejected(t *testing.T) {
+	a, b, c := newMesh3(t)
+	writer := a.addAgent(t, "writer")
+	leader := leaderOf(t, a, b, c)
+	var followers []*daemon
+	for _, d := range []*daemon{a, b, c} {
+		if d != leader {
+			followers = append(followers, d)
+		}
+	}
+	createSnippet(t, leader, writer, "before", map[string]any{"x": 0}, "leader")
+
+	followers[0].pause()
+	followers[1].pause()
+	// Wait until the leader has noticed that it is alone (it no longer
+	// names a leader). A write sent in the moment after the pause may be
+	// appended and sent on: a paused process's kernel still takes its TCP
+	// data, so the followers would get the entry when resumed and commit
+	// it, an outcome the leader cannot know (a real partition drops those
+	// packets). Once the leader has stepped down it appends nothing.
+	leaderID := peerIDOf(t, leader)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ms struct {
+			Items []memberInfo `json:"items"`
+		}
+		st, _, body, err := httpDo(leader, leader.key, "GET", "/v1/mesh/members", nil, 5*time.Second)
+		if err != nil || st != 200 || json.Unmarshal(body, &ms) != nil {
+			t.Fatalf("the isolated leader's members: %d %s %v", st, short(body), err)
+		}
+		still := false
+		for _, m := range ms.Items {
+			still = still || (m.Leader && m.PeerID == leaderID)
+		}
+		if !still {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the isolated leader still leads 10s after both followers were paused: %s", short(body))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	const unacked = 3
+	for i := 1; i <= unacked; i++ {
+		start := time.Now()
+		st, h, body, err := httpDo(leader, writer, "POST", "/v1/snippets", map[string]any{"name": fmt.Sprintf("unacked-%d", i), "content": map[string]any{"i": i}}, 20*time.Second)
+		if err != nil {
+			t.Errorf("write %d to the isolated leader: no answer within 20s: %v", i, err)
+			continue
+		}
+		if st != 503 || h.Get("Retry-After") == "" {
+			t.Errorf("write %d to the isolated leader: %d %s (Retry-After %q), want 503 with Retry-After", i, st, short(body), h.Get("Retry-After"))
+		}
+		t.Logf("write %d to the isolated leader answered %d after %s", i, st, time.Since(start).Round(time.Millisecond))
+	}
+
+	leader.pause()
+	followers[0].resume()
+	followers[1].resume()
+	// The two elect a leader between them.
+	var newLeader *daemon
+	ids := map[string]*daemon{peerIDOf(t, followers[0]): followers[0], peerIDOf(t, followers[1]): followers[1]}
+	deadline = time.Now().Add(30 * time.Second)
+	for newLeader == nil {
+		for _, f := range followers {
+			var ms struct {
+				Items []memberInfo `json:"items"`
+			}
+			st, _, body, err := httpDo(f, f.key, "GET", "/v1/mesh/members", nil, 5*time.Second)
+			if err == nil && st == 200 && json.Unmarshal(body, &ms) == nil {
+				for _, m := range ms.Items {
+					if m.Leader && ids[m.PeerID] != nil {
+						newLeader = ids[m.PeerID]
+					}
+				}
+			}
+		}
+		if newLeader == nil && time.Now().After(deadline) {
+			t.Fatal("the two followers did not elect a leader within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A write through a follower of the new leader (or the new leader);
+	// 503 records nothing, so retry only on 503.
+	var acked artifact
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		st, _, body, err := httpDo(followers[0], writer, "POST", "/v1/snippets", map[string]any{"name": "acked", "content": map[string]any{"ok": true}}, 20*time.Second)
+		if err != nil {
+			t.Fatalf("a write to the new majority: %v", err)
+		}
+		if st == 201 {
+			mustJSON(t, string(body), &acked)
+			break
+		}
+		if st != 503 || time.Now().After(deadline) {
+			t.Fatalf("a write to the new majority: %d %s, want 201", st, short(body))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	leader.resume()
+	leader.stop()
+	old := relaunch(t, leader)
+	start := time.Now()
+	waitReady(t, old, 60*time.Second)
+	t.Logf("the old leader was ready %s after its restart", time.Since(start).Round(time.Millisecond))
+	if pg := listByName(t, old, writer, "acked", false); pg.Total != 1 || len(pg.Items) != 1 || pg.Items[0].ID != acked.ID {
+		t.Errorf("right after /readyz, the old leader lists %+v for the acknowledged write %s, want it alone", pg.Items, acked.ID)
+	}
+	for _, d := range []*daemon{old, followers[0], followers[1]} {
+		for _, consistent := range []bool{false, true} {
+			for i := 1; i <= unacked; i++ {
+				if pg := listByName(t, d, writer, fmt.Sprintf("unacked-%d", i), consistent); pg.Total != 0 {
+					t.Errorf("%s (consistent %v): the unacknowledged write unacked-%d is visible: %+v", d.url, consistent, i, pg.Items)
+				}
+			}
+			if pg := listByName(t, d, writer, "acked", consistent); pg.Total != 1 || pg.Items[0].ID != acked.ID {
+				t.Errorf("%s (consistent %v): the acknowledged write: %+v", d.url, consistent, pg.Items)
+			}
+		}
+	}
+}
+
+// version is one version of an artifact and its bytes.
+type version struct {
+	id   string
+	name string
+	n    int
+	data []byte
+	via  string
+}
+
+// testWholeMeshRestart creates artifacts of a few MiB through each node
+// of a mesh of three (one with a second version), restarts the whole mesh
+// with restart, and checks that every node serves every acknowledged
+// version byte for byte and that the placement of each version has a
+// holder.
+func testWholeMeshRestart(t *testing.T, restart func(a, b, c *daemon) (*daemon, *daemon, *daemon)) {
+	a, b, c := newMesh3(t)
+	writer := a.addAgent(t, "writer")
+	var versions []version
+	versionsOf := map[string]int{}
+	seed := uint64(2000)
+	for i, d := range []*daemon{a, b, c} {
+		via := string(rune('A' + i))
+		for j := 0; j < 2; j++ {
+			seed++
+			x := createBlob(t, d, writer, fmt.Sprintf("whole-%s-%d.bin", via, j), int64(2+j)<<20, seed, via)
+			versions = append(versions, version{x.art.ID, x.art.Name, 1, x.data, via})
+			versionsOf[x.art.ID] = 1
+		}
+	}
+	// A second version, through C, of an artifact created through A.
+	seed++
+	v2 := patternBytes(3<<20, seed)
+	var up artifact
+	c.callAs(t, writer, "PUT", "/v1/artifacts/"+versions[0].id+"/content", v2, 201, &up, "Content-Type", "application/octet-stream")
+	if up.Version != 2 {
+		t.Fatalf("update answered version %d", up.Version)
+	}
+	versions = append(versions, version{up.ID, up.Name, 2, v2, "C"})
+	versionsOf[up.ID] = 2
+
+	start := time.Now()
+	a, b, c = restart(a, b, c)
+	for _, d := range []*daemon{a, b, c} {
+		waitReady(t, d, 90*time.Second)
+	}
+	t.Logf("the mesh was ready %s after the restart began", time.Since(start).Round(100*time.Millisecond))
+
+	// Placement first: downloads would make every node a holder.
+	missing := map[int]int{}
+	for i, d := range []*daemon{a, b, c} {
+		for id, n := range versionsOf {
+			st, _, body, err := httpDo(d, writer, "GET", "/v1/artifacts/"+id+"/placement", nil, 20*time.Second)
+			var pl struct {
+				Items []struct {
+					Version int      `json:"version"`
+					CID     string   `json:"cid"`
+					Factor  int      `json:"factor"`
+					Holders []string `json:"holders"`
+					State   string   `json:"state"`
+				} `json:"items"`
+			}
+			if err != nil || st != 200 || json.Unmarshal(body, &pl) != nil {
+				if missing[i]++; missing[i] == 1 {
+					t.Errorf("node %c: GET /v1/artifacts/%s/placement: %d %s %v, want 200 (further failures of this call on this node are counted, not shown)", 'A'+i, id, st, short(body), err)
+				}
+				continue
+			}
+			if len(pl.Items) != n {
+				t.Errorf("node %c: placement of %s has %d versions, want %d: %s", 'A'+i, id, len(pl.Items), n, body)
+			}
+			for _, it := range pl.Items {
+				if len(it.Holders) == 0 {
+					t.Errorf("node %c: version %d of %s has no holder after the restart: %s", 'A'+i, it.Version, id, body)
+				}
+			}
+		}
+	}
+	for i, n := range missing {
+		if n > 1 {
+			t.Errorf("node %c: GET placement failed for %d of %d artifacts", 'A'+i, n, len(versionsOf))
+		}
+	}
+	for i, d := range []*daemon{a, b, c} {
+		for _, v := range versions {
+			path := fmt.Sprintf("/v1/artifacts/%s/content?version=%d", v.id, v.n)
+			st, _, body, err := httpDo(d, writer, "GET", path, nil, 60*time.Second)
+			if err != nil || st != 200 || string(body) != string(v.data) {
+				t.Errorf("node %c: GET %s (%s v%d, created through %s): %d, %d bytes, identical %v, err %v; want 200 and the %d bytes: %s\nits log:\n%s",
+					'A'+i, path, v.name, v.n, v.via, st, len(body), string(body) == string(v.data), err, len(v.data), short(body), tail(d.logs(), 6000))
+			}
+		}
+		if pg := listAll(t, d, writer, false); pg.Total != len(versionsOf) {
+			t.Errorf("node %c lists %d artifacts, want %d", 'A'+i, pg.Total, len(versionsOf))
+		}
+	}
+}
+
+// TestWholeMeshKilledAtOnce kills all three nodes with SIGKILL at once,
+// right after the last acknowledged write, and starts them together.
+func TestWholeMeshKilledAtOnce(t *testing.T) {
+	testWholeMeshRestart(t, func(a, b, c *daemon) (*daemon, *daemon, *daemon) {
+		killAll(a, b, c)
+		ds := []*daemon{
+			spawn(t, a.repo, strings.TrimPrefix(a.url, "http://"), a.args...),
+			spawn(t, b.repo, strings.TrimPrefix(b.url, "http://"), b.args...),
+			spawn(t, c.repo, strings.TrimPrefix(c.url, "http://"), c.args...),
+		}
+		for _, d := range ds {
+			d.attach(t, 60*time.Second)
+		}
+		return ds[0], ds[1], ds[2]
+	})
+}
+
+// TestWholeMeshStaggeredRestart stops all three nodes with SIGTERM, then
+// starts them one by one, 4 s apart.
+func TestWholeMeshStaggeredRestart(t *testing.T) {
+	testWholeMeshRestart(t, func(a, b, c *daemon) (*daemon, *daemon, *daemon) {
+		a.stop()
+		b.stop()
+		c.stop()
+		var ds []*daemon
+		for i, d := range []*daemon{a, b, c} {
+			if i > 0 {
+				time.Sleep(4 * time.Second) // the scenario: one by one
+			}
+			ds = append(ds, spawn(t, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...))
+		}
+		for _, d := range ds {
+			d.attach(t, 60*time.Second)
+		}
+		return ds[0], ds[1], ds[2]
+	})
+}
+
+// TestEmptiedRaftDirRejoins stops follower B, deletes its Raft folder and
+// starts it: B must not bootstrap a catalog of its own but get the mesh's
+// back, keep its blocks, and serve the artifacts only it holds.
+func TestEmptiedRaftDirRejoins(t *testing.T) {
+	a, b, c := newMesh3(t)
+	writer := a.addAgent(t, "writer")
+	setFactor1(t, a)
+	if l := leaderOf(t, a, b, c); l == b {
+		t.Fatal("B leads; the scenario needs it to be a follower")
+	}
+	peers := map[string]string{peerIDOf(t, a): "A", peerIDOf(t, b): "B", peerIDOf(t, c): "C"}
+	var onB []blob
+	for j := 0; j < 2; j++ {
+		onB = append(onB, createBlob(t, b, writer, fmt.Sprintf("only-on-b-%d.bin", j), int64(2+j)<<20, uint64(3001+j), "B"))
+	}
+	createBlob(t, a, writer, "on-a.bin", 1<<20, 3010, "A")
+	createSnippet(t, c, writer, "on-c.json", map[string]any{"c": true}, "C")
+	listAll(t, b, writer, true) // B has applied everything
+	var before repoStat
+	b.call(t, "GET", "/v1/repo/stat", nil, 200, &before)
+	wantList := listAll(t, a, writer, true)
+
+	b.stop()
+	raftDir := filepath.Join(b.repo, "raft")
+	if _, err := os.Stat(raftDir); err != nil {
+		t.Fatalf("B's Raft folder: %v", err)
+	}
+	if err := os.RemoveAll(raftDir); err != nil {
+		t.Fatal(err)
+	}
+	b = relaunch(t, b)
+	start := time.Now()
+	waitReady(t, b, 60*time.Second)
+	t.Logf("B with an empty Raft folder was ready after %s", time.Since(start).Round(time.Millisecond))
+
+	// The mesh's catalog, not a new one.
+	var ms struct {
+		Items []memberInfo `json:"items"`
+	}
+	st, _, body, err := httpDo(b, b.key, "GET", "/v1/mesh/members", nil, 20*time.Second)
+	if err != nil || st != 200 || json.Unmarshal(body, &ms) != nil {
+		t.Errorf("B: GET /v1/mesh/members with its admin key: %d %s %v, want 200", st, short(body), err)
+	} else {
+		seen := map[string]bool{}
+		for _, m := range ms.Items {
+			if peers[m.PeerID] == "" || m.Role != "voter" {
+				t.Errorf("B lists member %+v, want the three voters A, B, C", m)
+			}
+			seen[m.PeerID] = true
+		}
+		if len(ms.Items) != 3 || len(seen) != 3 {
+			t.Errorf("B lists %d members, want A, B and C: %s", len(ms.Items), body)
+		}
+	}
+	st, _, body, err = httpDo(b, writer, "GET", "/v1/artifacts?limit=1000", nil, 20*time.Second)
+	var got artifactPage
+	if err != nil || st != 200 || json.Unmarshal(body, &got) != nil {
+		t.Errorf("B: GET /v1/artifacts: %d %s %v, want 200", st, short(body), err)
+	} else if got.Total != wantList.Total || fmt.Sprint(ids(got.Items)) != fmt.Sprint(ids(wantList.Items)) {
+		t.Errorf("B lists %d artifacts %s, A lists %d %s", got.Total, ids(got.Items), wantList.Total, ids(wantList.Items))
+	}
+
+	var after repoStat
+	st, _, body, err = httpDo(b, b.key, "GET", "/v1/repo/stat", nil, 20*time.Second)
+	if err != nil || st != 200 || json.Unmarshal(body, &after) != nil {
+		t.Errorf("B: GET /v1/repo/stat: %d %s %v, want 200", st, short(body), err)
+	} else if after.Blocks < before.Blocks || after.Bytes < before.Bytes {
+		t.Errorf("B's block store shrank: %d blocks, %d bytes before; %d blocks, %d bytes after", before.Blocks, before.Bytes, after.Blocks, after.Bytes)
+	}
+	st, _, body, err = httpDo(b, b.key, "POST", "/v1/repo/gc", nil, 60*time.Second)
+	if err != nil || st != 200 {
+		t.Errorf("B: POST /v1/repo/gc: %d %s %v, want 200", st, short(body), err)
+	}
+	st, _, body, err = httpDo(b, b.key, "GET", "/v1/repo/stat", nil, 20*time.Second)
+	if err != nil || st != 200 || json.Unmarshal(body, &after) != nil {
+		t.Errorf("B: GET /v1/repo/stat: %d %s %v, want 200", st, short(body), err)
+	} else if after.Blocks < before.Blocks || after.Bytes < before.Bytes {
+		t.Errorf("after an explicit collection B's block store shrank: %d blocks, %d bytes before; %d blocks, %d bytes after", before.Blocks, before.Bytes, after.Blocks, after.Bytes)
+	}
+
+	// A write through B lands in the mesh's catalog.
+	st, _, body, err = httpDo(b, writer, "POST", "/v1/snippets", map[string]any{"name": "after-wipe", "content": 1}, 20*time.Second)
+	var aw artifact
+	if err != nil || st != 201 || json.Unmarshal(body, &aw) != nil {
+		t.Errorf("B: a write after the wipe: %d %s %v, want 201", st, short(body), err)
+	} else {
+		a.callAs(t, writer, "GET", "/v1/artifacts/"+aw.ID+"?consistent=true", nil, 200, nil)
+	}
+
+	a.pause()
+	c.pause()
+	defer c.resume()
+	defer a.resume()
+	for _, x := range onB {
+		downloadExact(t, b, writer, x, 15*time.Second, "B alone, after its Raft folder was emptied")
+	}
+}
