@@ -59,9 +59,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		return results
 	}
 	s := f.state()
-	if !applyLogs(s, logs, results) {
+	var cids cidSet
+	if !applyLogs(s, logs, results, &cids) {
+		cids = cidSet{}
 		for i := range logs {
-			applyLogs(s, logs[i:i+1], results[i:i+1])
+			applyLogs(s, logs[i:i+1], results[i:i+1], &cids)
 		}
 	}
 	var topics Topic
@@ -72,7 +74,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	last := logs[len(logs)-1].Index
 	f.applied.Store(last)
-	f.watch.publish(last, topics)
+	f.watch.publish(last, topics, cids.list())
 	return results
 }
 
@@ -80,9 +82,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 // their results in results. It returns false, having changed nothing, if
 // the database failed within a batch of more than one entry; a single
 // entry whose database write failed has that error as its result.
-func applyLogs(s *store, logs []*raft.Log, results []any) bool {
+func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
+	tx.TrackChanges()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -97,8 +100,46 @@ func applyLogs(s *store, logs []*raft.Log, results []any) bool {
 		}
 		results[i] = res
 	}
+	cids.addChanges(tx.Changes())
 	tx.Commit()
 	return true
+}
+
+// cidSet collects the root CIDs whose versions, placement or pins a batch
+// changed, for the watch.
+type cidSet map[string]struct{}
+
+func (c *cidSet) addChanges(changes memdb.Changes) {
+	for _, ch := range changes {
+		for _, obj := range []any{ch.Before, ch.After} {
+			var cid string
+			switch r := obj.(type) {
+			case *versionRow:
+				cid = r.CID
+			case *Placement:
+				cid = r.CID
+			case *Pin:
+				cid = r.CID
+			}
+			if cid != "" {
+				if *c == nil {
+					*c = make(cidSet)
+				}
+				(*c)[cid] = struct{}{}
+			}
+		}
+	}
+}
+
+func (c cidSet) list() []string {
+	if len(c) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	return out
 }
 
 // Snapshot captures the current state: a memdb read transaction is an

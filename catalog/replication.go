@@ -502,44 +502,72 @@ type Replica struct {
 // holders and allocation, sorted by CID.
 func (c *Catalog) Replicas() ([]Replica, error) {
 	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
-		const op = artmesh.Op("catalog.Replicas")
-		pol, err := policyTxn(tx)
-		if err != nil {
-			return nil, err
-		}
 		it, err := tx.Get(tableVersions, indexVersionCID)
 		if err != nil {
-			return nil, internal(op, err)
+			return nil, internal("catalog.Replicas", err)
 		}
+		return replicasTxn(tx, it)
+	})
+}
+
+// ReplicasOf returns the replicas of those of cids that live versions
+// reference (see Replicas), sorted by CID.
+func (c *Catalog) ReplicasOf(cids []string) ([]Replica, error) {
+	sorted := slices.Clone(cids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
 		var out []Replica
-		factors := make(map[artmesh.ArtifactID]int)
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			v := raw.(*versionRow)
-			f, ok := factors[v.ArtifactID]
-			if !ok {
-				if a, err := tx.First(tableArtifacts, indexID, v.ArtifactID); err == nil && a != nil {
-					f = a.(*artifactRow).Replication
-				}
-				if f == 0 {
-					f = pol.ReplicationFactor
-				}
-				factors[v.ArtifactID] = f
+		for _, cid := range sorted {
+			it, err := tx.Get(tableVersions, indexVersionCID, cid)
+			if err != nil {
+				return nil, internal("catalog.ReplicasOf", err)
 			}
-			if n := len(out); n > 0 && out[n-1].CID == v.CID {
-				out[n-1].Factor = max(out[n-1].Factor, f)
-				continue
+			rs, err := replicasTxn(tx, it)
+			if err != nil {
+				return nil, err
 			}
-			r := Replica{CID: v.CID, SizeBytes: v.SizeBytes, Factor: f}
-			if p, err := tx.First(tablePlacement, indexID, v.CID); err != nil {
-				return nil, internal(op, err)
-			} else if p != nil {
-				r.Holders = cloneSlice(p.(*Placement).Holders)
-				r.Allocated = cloneOrNil(p.(*Placement).Allocated)
-			}
-			out = append(out, r)
+			out = append(out, rs...)
 		}
 		return out, nil
 	})
+}
+
+// replicasTxn folds versions, in CID order, into replicas.
+func replicasTxn(tx *memdb.Txn, it memdb.ResultIterator) ([]Replica, error) {
+	const op = artmesh.Op("catalog.Replicas")
+	pol, err := policyTxn(tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Replica
+	factors := make(map[artmesh.ArtifactID]int)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		v := raw.(*versionRow)
+		f, ok := factors[v.ArtifactID]
+		if !ok {
+			if a, err := tx.First(tableArtifacts, indexID, v.ArtifactID); err == nil && a != nil {
+				f = a.(*artifactRow).Replication
+			}
+			if f == 0 {
+				f = pol.ReplicationFactor
+			}
+			factors[v.ArtifactID] = f
+		}
+		if n := len(out); n > 0 && out[n-1].CID == v.CID {
+			out[n-1].Factor = max(out[n-1].Factor, f)
+			continue
+		}
+		r := Replica{CID: v.CID, SizeBytes: v.SizeBytes, Factor: f}
+		if p, err := tx.First(tablePlacement, indexID, v.CID); err != nil {
+			return nil, internal(op, err)
+		} else if p != nil {
+			r.Holders = cloneSlice(p.(*Placement).Holders)
+			r.Allocated = cloneOrNil(p.(*Placement).Allocated)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // VersionPlacement is the placement of one version of an artifact.

@@ -182,6 +182,14 @@ func TestWatch(t *testing.T) {
 	if c.ChangedSince(now, TopicAll) {
 		t.Fatal("a change reported at the current index")
 	}
+	if cids, ok := c.ChangedCIDs(mid); !ok || len(cids) != 1 || cids[0] != "c1" {
+		t.Fatalf("changed CIDs since the create: %v %v, want [c1]", cids, ok)
+	}
+	h.must(addHolderCmd{CID: "c1", Peer: "p9"})
+	if cids, ok := c.ChangedCIDs(now); !ok || len(cids) != 1 || cids[0] != "c1" {
+		t.Fatalf("changed CIDs after a holder was added: %v %v", cids, ok)
+	}
+	now, _ = c.Watch()
 	// A consumer further behind than the history is told everything
 	// may have changed.
 	for range historySize + 1 {
@@ -189,5 +197,8 @@ func TestWatch(t *testing.T) {
 	}
 	if !c.ChangedSince(mid, TopicDeletes) {
 		t.Fatal("a consumer behind the history was not told to look")
+	}
+	if _, ok := c.ChangedCIDs(mid); ok {
+		t.Fatal("changed CIDs claimed complete beyond the history")
 	}
 }

@@ -38,6 +38,9 @@ const (
 	// TopicPolicy: the mesh policy or an artifact's replication factor
 	// changed.
 	TopicPolicy
+	// TopicReleases: something may no longer be kept somewhere: a holder
+	// record or allocation given up, a pin removed, a member gone.
+	TopicReleases
 
 	// TopicAll is every topic: what a snapshot restore changes.
 	TopicAll Topic = 1<<iota - 1
@@ -63,11 +66,15 @@ func topicOf(t commandType) Topic {
 	case putMemberType, createInviteType, consumeInviteType:
 		return TopicMembers
 	case deleteMemberType:
-		return TopicMembers | TopicPlacement | TopicPins
-	case addHolderType, removeHolderType, updatePlacementType:
+		return TopicMembers | TopicPlacement | TopicPins | TopicReleases
+	case addHolderType:
 		return TopicPlacement
-	case putPinType, deletePinType:
+	case removeHolderType, updatePlacementType:
+		return TopicPlacement | TopicReleases
+	case putPinType:
 		return TopicPins
+	case deletePinType:
+		return TopicPins | TopicReleases
 	case setPolicyType, setReplicationType:
 		return TopicPolicy
 	case noopType:
@@ -80,10 +87,12 @@ func topicOf(t commandType) Topic {
 // further behind is told that everything may have changed.
 const historySize = 4096
 
-// change is one applied batch: the last index it applied and its topics.
+// change is one applied batch: the last index it applied, its topics and
+// the root CIDs whose versions, placement or pins it changed.
 type change struct {
 	index  uint64
 	topics Topic
+	cids   []string
 }
 
 // watch publishes applied indexes. Its zero value is not usable: see
@@ -105,14 +114,14 @@ func newWatch() *watch {
 }
 
 // publish records that index was applied with topics and wakes waiters.
-func (w *watch) publish(index uint64, topics Topic) {
+func (w *watch) publish(index uint64, topics Topic, cids []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.filled {
 		// The oldest entry is overwritten: what it knew is now unknown.
 		w.floor = w.history[w.head].index
 	}
-	w.history[w.head] = change{index: index, topics: topics}
+	w.history[w.head] = change{index: index, topics: topics, cids: cids}
 	w.head = (w.head + 1) % len(w.history)
 	if w.head == 0 {
 		w.filled = true
@@ -161,6 +170,41 @@ func (w *watch) changedSince(after uint64, topics Topic) bool {
 		}
 	}
 	return false
+}
+
+func (w *watch) changedCIDs(after uint64) ([]string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if after >= w.index {
+		return nil, true
+	}
+	if after < w.floor {
+		return nil, false
+	}
+	seen := make(map[string]struct{})
+	var out []string
+	n := len(w.history)
+	for i := 1; i <= n; i++ {
+		c := w.history[(w.head-i+n)%n]
+		if c.index == 0 || c.index <= after {
+			break
+		}
+		for _, cid := range c.cids {
+			if _, ok := seen[cid]; !ok {
+				seen[cid] = struct{}{}
+				out = append(out, cid)
+			}
+		}
+	}
+	return out, true
+}
+
+// ChangedCIDs returns the root CIDs whose versions, placement or pins
+// changed after index, so that a reconciler can look at those alone. ok
+// is false when the watch no longer remembers that far back (or a
+// snapshot was restored since): then the consumer must look at all.
+func (c *Catalog) ChangedCIDs(index uint64) (cids []string, ok bool) {
+	return c.fsm.watch.changedCIDs(index)
 }
 
 // Watch returns the index the local state has applied and a channel that

@@ -124,6 +124,8 @@ type Node struct {
 	placing     fetchStates
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
+	placeView   view          // the placement reconciler's, its loop's only
+	allocView   view          // the allocator's, its loop's only
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
 
@@ -228,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// what an earlier run left half-written (an import killed mid-way
 	// leaves unreferenced bytes in a pack).
 	gcDelay := max(n.cfg.GCDelay, 0)
-	go n.reconcileLoop(runCtx, "garbage collection", catalog.TopicDeletes|catalog.TopicPlacement|catalog.TopicPins|catalog.TopicUploads,
+	go n.reconcileLoop(runCtx, "garbage collection", catalog.TopicDeletes|catalog.TopicReleases,
 		n.collectKick, collectInterval, gcDelay, func(ctx context.Context) error {
 			if n.cfg.GCDelay < 0 {
 				return nil

@@ -301,7 +301,7 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 // enough allocated copies exist elsewhere.
 func (n *Node) place(ctx context.Context) error {
 	self := n.peerID.String()
-	replicas, err := n.cat.Replicas()
+	replicas, _, err := n.placeView.replicas(n.cat, placeFullEvery)
 	if err != nil {
 		return err
 	}
@@ -414,6 +414,7 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 func (n *Node) allocate(ctx context.Context) error {
 	if !n.cat.IsLeader() {
 		n.seen.reset()
+		n.allocView = view{}
 		return nil
 	}
 	members, err := n.cat.Members()
@@ -444,11 +445,14 @@ func (n *Node) allocate(ctx context.Context) error {
 		last := n.seen.observe(m.PeerID, reachable, now)
 		ms = append(ms, placement.Member{ID: m.PeerID, Reachable: reachable, Live: reachable || now.Sub(last) < n.cfg.DeadHolderAfter})
 	}
-	replicas, err := n.cat.Replicas()
+	replicas, full, err := n.allocView.replicas(n.cat, allocateFullEvery)
 	if err != nil {
 		return err
 	}
-	up := placement.Allocate(replicas, ms)
+	if full || n.allocView.held == nil {
+		n.allocView.held = placement.HeldBytes(replicas)
+	}
+	up := placement.Allocate(replicas, ms, n.allocView.held)
 	if len(up.Allocations) == 0 && len(up.DropHolders) == 0 {
 		return nil
 	}
@@ -468,6 +472,48 @@ func (n *Node) allocate(ctx context.Context) error {
 	}
 	n.log.Debug("allocated", "versions", len(up.Allocations))
 	return nil
+}
+
+// How often the placement and allocation reconcilers look at every
+// version rather than at the ones that changed: the full looks retry what
+// failed and notice members that went away.
+const (
+	placeFullEvery    = 15 * time.Second
+	allocateFullEvery = 5 * time.Second
+)
+
+// view is a reconciler's record of what it looked at: the catalog index,
+// and when it last looked at everything. Each reconciler's view is used by
+// its own loop only.
+type view struct {
+	index uint64
+	full  time.Time
+	held  map[string]int64 // the allocator's held bytes, between looks
+}
+
+// replicas returns the replicas to look at now: all of them when the
+// last full look is older than every, when the policy or the members
+// changed, or when the watch no longer knows what changed; else those
+// whose versions, placement or pins changed since the last look.
+func (v *view) replicas(cat *catalog.Catalog, every time.Duration) ([]catalog.Replica, bool, error) {
+	idx, _ := cat.Watch()
+	cids, ok := cat.ChangedCIDs(v.index)
+	full := !ok || v.full.IsZero() || time.Since(v.full) >= every || cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers)
+	var rs []catalog.Replica
+	var err error
+	if full {
+		rs, err = cat.Replicas()
+	} else {
+		rs, err = cat.ReplicasOf(cids)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v.index = idx
+	if full {
+		v.full = time.Now()
+	}
+	return rs, full, nil
 }
 
 // lastSeen tracks when the leader last reached each member.

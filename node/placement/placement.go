@@ -42,7 +42,12 @@ func Effective(factor, members int) int {
 //     content first;
 //   - holder records of members that are gone (removed, or not live) are
 //     dropped once enough live holders remain, never the last one.
-func Allocate(replicas []catalog.Replica, members []Member) catalog.PlacementUpdate {
+//
+// held is the bytes each member holds or is allocated, which new
+// allocations balance; nil counts them from replicas. Allocate adds what
+// it allocates to it, so that a caller looking at a few replicas at a time
+// can keep one map between calls.
+func Allocate(replicas []catalog.Replica, members []Member, held map[string]int64) catalog.PlacementUpdate {
 	var up catalog.PlacementUpdate
 	if len(members) == 0 {
 		return up
@@ -52,11 +57,8 @@ func Allocate(replicas []catalog.Replica, members []Member) catalog.PlacementUpd
 		byID[m.ID] = m
 	}
 	live := func(id string) bool { return byID[id].Live }
-	held := make(map[string]int64, len(members)) // bytes held or allocated, to spread load
-	for _, r := range replicas {
-		for _, p := range union(r.Holders, r.Allocated) {
-			held[p] += r.SizeBytes
-		}
+	if held == nil {
+		held = HeldBytes(replicas)
 	}
 	for _, r := range replicas {
 		want := Effective(r.Factor, len(members))
@@ -110,7 +112,12 @@ func Allocate(replicas []catalog.Replica, members []Member) catalog.PlacementUpd
 			alloc = alloc[:want]
 		}
 		slices.Sort(alloc)
-		if !slices.Equal(alloc, r.Allocated) {
+		// A version with no allocation yet whose holders are just what it
+		// would be allocated (the common case: the writer, plus its
+		// replicas=N copies) needs no write: no allocation recorded means
+		// "its holders", and nothing is given up before one is.
+		implicit := len(r.Allocated) == 0 && slices.Equal(alloc, sortedCopy(r.Holders))
+		if !implicit && !slices.Equal(alloc, r.Allocated) {
 			up.Allocations = append(up.Allocations, catalog.Allocation{CID: r.CID, Peers: alloc})
 		}
 		liveHolders := 0
@@ -128,6 +135,17 @@ func Allocate(replicas []catalog.Replica, members []Member) catalog.PlacementUpd
 		}
 	}
 	return up
+}
+
+// HeldBytes returns the bytes each member holds or is allocated.
+func HeldBytes(replicas []catalog.Replica) map[string]int64 {
+	held := make(map[string]int64)
+	for _, r := range replicas {
+		for _, p := range union(r.Holders, r.Allocated) {
+			held[p] += r.SizeBytes
+		}
+	}
+	return held
 }
 
 // Local is what one node knows of a replica besides the catalog.
@@ -154,7 +172,11 @@ type Actions struct {
 func Reconcile(self string, replicas []catalog.Replica, pinned map[string]bool, members int, local func(cid string) Local) Actions {
 	var a Actions
 	for _, r := range replicas {
-		allocated := slices.Contains(r.Allocated, self)
+		alloc := r.Allocated
+		if len(alloc) == 0 {
+			alloc = r.Holders // no allocation recorded: its holders are it
+		}
+		allocated := slices.Contains(alloc, self)
 		holder := slices.Contains(r.Holders, self)
 		wanted := allocated || pinned[r.CID]
 		switch {
@@ -200,6 +222,12 @@ func KeepCache(entries []CacheEntry, budget int64) []CacheEntry {
 		}
 	}
 	return keep
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }
 
 func union(a, b []string) []string {

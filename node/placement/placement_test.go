@@ -38,6 +38,8 @@ func TestAllocate(t *testing.T) {
 	}{
 		{"new content goes to its holder and the emptiest member",
 			"ABC", catalog.Replica{CID: "x", Factor: 2, Holders: []string{"B"}}, []string{"A", "B"}, nil},
+		{"held by as many as the factor and not allocated: no write (the holders are the allocation)",
+			"ABC", catalog.Replica{CID: "x", Factor: 2, Holders: []string{"A", "C"}}, nil, nil},
 		{"already allocated: no change",
 			"ABC", catalog.Replica{CID: "x", Factor: 2, Holders: []string{"A"}, Allocated: []string{"A", "C"}}, nil, nil},
 		{"factor above the members is capped",
@@ -57,7 +59,7 @@ func TestAllocate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			up := Allocate([]catalog.Replica{tt.replica}, members(tt.members))
+			up := Allocate([]catalog.Replica{tt.replica}, members(tt.members), nil)
 			var gotAlloc []string
 			if len(up.Allocations) == 1 {
 				gotAlloc = up.Allocations[0].Peers
@@ -83,7 +85,7 @@ func TestAllocateSpreads(t *testing.T) {
 	for _, c := range []string{"a", "b", "c", "d"} {
 		rs = append(rs, catalog.Replica{CID: c, Factor: 1, SizeBytes: 100})
 	}
-	up := Allocate(rs, members("AB"))
+	up := Allocate(rs, members("AB"), nil)
 	count := map[string]int{}
 	for _, a := range up.Allocations {
 		count[a.Peers[0]]++
@@ -91,10 +93,21 @@ func TestAllocateSpreads(t *testing.T) {
 	if count["A"] != 2 || count["B"] != 2 {
 		t.Fatalf("four equal versions on two members went %v", count)
 	}
+	// One at a time, with the held bytes kept between calls, spreads too.
+	held := map[string]int64{}
+	count = map[string]int{}
+	for _, r := range rs {
+		for _, a := range Allocate([]catalog.Replica{r}, members("AB"), held).Allocations {
+			count[a.Peers[0]]++
+		}
+	}
+	if count["A"] != 2 || count["B"] != 2 {
+		t.Fatalf("four versions allocated one at a time went %v", count)
+	}
 }
 
 func TestReconcile(t *testing.T) {
-	verified := map[string]bool{"held": true, "extra": true, "lastcopy": true, "pinned": true, "unrecorded": true}
+	verified := map[string]bool{"held": true, "extra": true, "lastcopy": true, "pinned": true, "unrecorded": true, "unallocated": true}
 	local := func(c string) Local { return Local{Verified: verified[c]} }
 	rs := []catalog.Replica{
 		{CID: "new", Factor: 2, Holders: []string{"A"}, Allocated: []string{"A", "S"}},
@@ -105,13 +118,14 @@ func TestReconcile(t *testing.T) {
 		{CID: "pinned", Factor: 1, Holders: []string{"A", "S"}, Allocated: []string{"A"}},
 		{CID: "unrecorded", Factor: 2, Holders: []string{"A"}, Allocated: []string{"A", "S"}},
 		{CID: "lost", Factor: 2, Holders: []string{"A", "S"}, Allocated: []string{"A", "S"}},
+		{CID: "implicit-lost", Factor: 2, Holders: []string{"A", "S"}},
 	}
 	a := Reconcile("S", rs, map[string]bool{"pinned": true}, 3, local)
 	var fetch []string
 	for _, r := range a.Fetch {
 		fetch = append(fetch, r.CID)
 	}
-	if want := []string{"new", "lost"}; !reflect.DeepEqual(fetch, want) {
+	if want := []string{"new", "lost", "implicit-lost"}; !reflect.DeepEqual(fetch, want) {
 		t.Errorf("fetch %v, want %v", fetch, want)
 	}
 	if want := []string{"unrecorded"}; !reflect.DeepEqual(a.Record, want) {
