@@ -208,6 +208,15 @@ func TestReplicasSurviveWriterCrash(t *testing.T) {
 	if code, got := b.contentSum(t, art.ID); code != 200 || got != want {
 		t.Fatalf("download on B: status %d, identical %v", code, got == want)
 	}
+	// Deleting it frees the bytes on both holders, the one that took the
+	// replicas=2 copy included, within 10 s.
+	b.call(t, "DELETE", "/v1/artifacts/"+art.ID, nil, 204, nil)
+	start := time.Now()
+	for _, d := range []*daemon{b, c} {
+		waitFor(t, 10*time.Second-time.Since(start), "the delete frees the bytes on "+d.url, func() bool {
+			return d.stat(t).Bytes < size
+		})
+	}
 }
 
 // TestDefaultPolicyPlacesAndDeleteFrees: a plain create reaches the

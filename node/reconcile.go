@@ -241,6 +241,11 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	keep := make(map[string]bool)
 	var cacheable []placement.CacheEntry
 	for _, r := range replicas {
+		if slices.Contains(r.Holders, self) {
+			// A copy pushed here by replicas=N is recorded now: from here
+			// on the holder record keeps it, and a delete frees it.
+			n.pending.remove(r.CID)
+		}
 		switch {
 		case slices.Contains(r.Holders, self), slices.Contains(r.Allocated, self),
 			len(r.Holders) == 0 && len(r.Allocated) == 0:
