@@ -14,6 +14,7 @@
 //
 //	cmd/artmesh ──> api/client                      the CLI is a client of the HTTP API
 //	cmd/artmesh ──> api ──> node ──> node/placement     where content lives (pure decisions)
+//	                          │  ──> node/content       chunk, import, export, walk
 //	                          │  ──> node/blockstore    pack files + bbolt index on disk
 //	                          └──> catalog, mesh, acl
 //	every package ──> artmesh (this package)

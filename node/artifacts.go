@@ -18,6 +18,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/content"
 )
 
 // DefaultContentType is the type of content whose type was not given.
@@ -80,7 +81,7 @@ func validateMetadata(m artmesh.Metadata) (artmesh.Metadata, error) {
 
 // importFor streams body into the store, enforcing the declared size and
 // the node's cap.
-func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*imported, error) {
+func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*content.Imported, error) {
 	limit := int64(-1)
 	if n.rc.MaxArtifactBytes > 0 {
 		if declared > n.rc.MaxArtifactBytes {
@@ -120,7 +121,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
 			ID:          artmesh.NewArtifactID(now),
@@ -142,7 +143,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // records it with record, passing those members as holders, while the
 // import's blocks are still protected from the collector. When anything
 // fails, nothing is recorded and the blocks are garbage.
-func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
 	want, err := n.writeReplicas(replicas)
 	if err != nil {
 		return artmesh.Artifact{}, err
@@ -320,7 +321,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		return n.cat.AddVersion(ctx, catalog.AddVersion{
 			ArtifactID:  id,
 			By:          caller.ID,

@@ -30,6 +30,7 @@ import (
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
+	"github.com/artmesh/artmesh/node/content"
 )
 
 // Config is what Open needs to run a node.
@@ -92,7 +93,7 @@ type Node struct {
 	peerID  peer.ID
 	lock    *os.File
 	bs      *blockstore.Store
-	content *contentStore
+	content *content.Store
 	cat     *catalog.Catalog
 	host    host.Host
 	meshKey mesh.Key
@@ -253,7 +254,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		return err
 	}
 	n.fetcher = newFetcher(n)
-	n.content = newContentStore(n.bs, n.rc.Chunking, n.fetcher)
+	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
 	if n.host, err = mesh.NewHost(mcfg); err != nil {

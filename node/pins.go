@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/catalog"
@@ -82,33 +81,7 @@ func (n *Node) pinState(ctx context.Context, p catalog.Pin) Pin {
 
 // complete reports whether every block of the DAG under root is here.
 func (n *Node) complete(ctx context.Context, root cid.Cid) bool {
-	ok := true
-	var visit func(c cid.Cid) error
-	visit = func(c cid.Cid) error {
-		has, err := n.bs.Has(ctx, c)
-		if err != nil || !has {
-			ok = false
-			return errors.New("missing")
-		}
-		if c.Prefix().Codec == cid.Raw {
-			return nil
-		}
-		nd, err := n.content.local.Get(ctx, c)
-		if err != nil {
-			if ipld.IsNotFound(err) {
-				ok = false
-			}
-			return err
-		}
-		for _, l := range nd.Links() {
-			if err := visit(l.Cid); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	_ = visit(root)
-	return ok
+	return n.content.Complete(ctx, root)
 }
 
 // Pins lists this node's pins of artifacts caller may read (an admin

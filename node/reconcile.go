@@ -207,7 +207,7 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 				return err
 			}
 			for _, c := range roots {
-				if err := n.content.walk(ctx, c, keep); err != nil {
+				if err := n.content.Walk(ctx, c, keep); err != nil {
 					return err
 				}
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/content"
 )
 
 // The files and folders of a node's repo.
@@ -58,7 +59,7 @@ type RepoConfig struct {
 	// APIAddr is the host:port the HTTP API listens on.
 	APIAddr string `json:"api_addr"`
 	// Chunking is how content is cut into blocks ("buzhash" or "size-N").
-	Chunking Chunking `json:"chunking"`
+	Chunking content.Chunking `json:"chunking"`
 	// MaxArtifactBytes caps one artifact's content; 0 means no cap.
 	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
 	// Listen are the libp2p multiaddrs the node listens on for the mesh.
@@ -97,7 +98,7 @@ func ReadRepoConfig(repo string) (RepoConfig, error) {
 	if rc.Voters <= 0 {
 		rc.Voters = DefaultVoters
 	}
-	return rc, rc.Chunking.validate()
+	return rc, rc.Chunking.Validate()
 }
 
 // IsRepo reports whether dir holds an initialised repo.
@@ -116,10 +117,10 @@ const DefaultVoters = 3
 
 // InitOptions tune Init.
 type InitOptions struct {
-	APIAddr  string   // default DefaultAPIAddr
-	Chunking Chunking // default DefaultChunking
-	Listen   []string // default DefaultListen
-	Voters   int      // voters of a new mesh: 3 (default) or 5
+	APIAddr  string           // default DefaultAPIAddr
+	Chunking content.Chunking // default content.DefaultChunking
+	Listen   []string         // default DefaultListen
+	Voters   int              // voters of a new mesh: 3 (default) or 5
 	// Join makes the repo a member-to-be of an existing mesh: the node
 	// joins with this ticket on its first start, and the mesh's catalog,
 	// agents and key come from the mesh.
@@ -138,9 +139,9 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		opts.APIAddr = DefaultAPIAddr
 	}
 	if opts.Chunking == "" {
-		opts.Chunking = DefaultChunking
+		opts.Chunking = content.DefaultChunking
 	}
-	if err := opts.Chunking.validate(); err != nil {
+	if err := opts.Chunking.Validate(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

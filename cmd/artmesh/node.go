@@ -17,6 +17,7 @@ import (
 
 	"github.com/artmesh/artmesh/api"
 	"github.com/artmesh/artmesh/node"
+	"github.com/artmesh/artmesh/node/content"
 )
 
 // newInitCmd is `artmesh init`: create a node's repo.
@@ -35,7 +36,7 @@ func newInitCmd() *cobra.Command {
 			if voters != 3 && voters != 5 {
 				return fmt.Errorf("--voters must be 3 or 5")
 			}
-			opts := node.InitOptions{APIAddr: apiAddr, Chunking: node.Chunking(chunking), Listen: listen, Voters: voters}
+			opts := node.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters}
 			if join != "" {
 				t, err := node.ParseTicket(join)
 				if err != nil {
@@ -57,7 +58,7 @@ func newInitCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&apiAddr, "api", node.DefaultAPIAddr, "address the HTTP API will listen on")
-	cmd.Flags().StringVar(&chunking, "chunking", string(node.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
+	cmd.Flags().StringVar(&chunking, "chunking", string(content.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
 	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+node.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
 	cmd.Flags().IntVar(&voters, "voters", node.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")

@@ -1,4 +1,10 @@
-package node
+// Package content turns byte streams into CID-addressed UnixFS DAGs in the
+// block store and back: chunking (buzhash with boxo's boundaries, or
+// fixed-size), a pipelined import that makes its blocks durable, seekable
+// export, and walks of a DAG for the collector and for completeness
+// checks. It knows nothing of artifacts, the catalog or the mesh; blocks it
+// lacks come through the exchange it is given.
+package content
 
 import (
 	"context"
@@ -33,7 +39,7 @@ type Chunking string
 const DefaultChunking Chunking = "buzhash"
 
 // validate checks the chunking's name.
-func (c Chunking) validate() error {
+func (c Chunking) Validate() error {
 	if c == "" || c == "buzhash" {
 		return nil
 	}
@@ -54,9 +60,9 @@ func (c Chunking) splitter(r io.Reader, pool *chunkPool) chunker.Splitter {
 	return newBuzhash(r, pool)
 }
 
-// contentStore turns byte streams into UnixFS DAGs in the block store and
+// Store turns byte streams into UnixFS DAGs in the block store and
 // back.
-type contentStore struct {
+type Store struct {
 	bs *blockstore.Store
 	// dag reads through the exchange: blocks missing here are waited for
 	// from a running fetch. local reads this node's store only.
@@ -66,31 +72,31 @@ type contentStore struct {
 	chunks   *chunkPool
 }
 
-// newContentStore returns the content store over bs; ex, when not nil,
+// New returns the content store over bs; ex, when not nil,
 // brings blocks this node lacks.
-func newContentStore(bs *blockstore.Store, chunking Chunking, ex exchange.Interface) *contentStore {
+func New(bs *blockstore.Store, chunking Chunking, ex exchange.Interface) *Store {
 	local := merkledag.NewDAGService(blockservice.New(bs, nil, blockservice.WriteThrough(true)))
 	dag := local
 	if ex != nil {
 		dag = merkledag.NewDAGService(blockservice.New(bs, ex, blockservice.WriteThrough(true)))
 	}
-	return &contentStore{bs: bs, dag: dag, local: local, chunking: chunking, chunks: newChunkPool()}
+	return &Store{bs: bs, dag: dag, local: local, chunking: chunking, chunks: newChunkPool()}
 }
 
 // cidBuilder makes CIDv1 sha2-256 dag-pb nodes; leaves are raw.
 var cidBuilder = cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}
 
-// imported is the result of an import. Its session keeps the blocks from
+// Imported is the result of an import. Its session keeps the blocks from
 // the collector until Release, which is called once the catalog references
 // the root or the import is abandoned.
-type imported struct {
+type Imported struct {
 	CID  cid.Cid
 	Size int64
 	sess *blockstore.Session
 }
 
 // Release ends the import's protection against garbage collection.
-func (im *imported) Release() {
+func (im *Imported) Release() {
 	if im != nil && im.sess != nil {
 		im.sess.Close()
 	}
@@ -108,16 +114,16 @@ var errTruncated = errors.New("the content ended before it was complete")
 
 // Import chunks r into a UnixFS file DAG, stores the blocks and makes them
 // durable. limit caps the content's size (no cap when negative).
-func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chunking Chunking) (*imported, error) {
+func (c *Store) Import(ctx context.Context, r io.Reader, limit int64, chunking Chunking) (*Imported, error) {
 	const op = artmesh.Op("node.Import")
 	if chunking == "" {
 		chunking = c.chunking
 	}
-	if err := chunking.validate(); err != nil {
+	if err := chunking.Validate(); err != nil {
 		return nil, err
 	}
 	sess := c.bs.NewSession()
-	im := &imported{sess: sess}
+	im := &Imported{sess: sess}
 	cr := &countingReader{ctx: ctx, r: r, limit: limit}
 	split := newSplitAhead(chunking.splitter(cr, c.chunks), cr)
 	w := newAsyncWriter(ctx, sess, c.dag, c.chunks)
@@ -159,7 +165,7 @@ func (c *contentStore) Import(ctx context.Context, r io.Reader, limit int64, chu
 }
 
 // Open returns a seekable reader of the file whose root is root.
-func (c *contentStore) Open(ctx context.Context, root cid.Cid) (uio.DagReader, error) {
+func (c *Store) Open(ctx context.Context, root cid.Cid) (uio.DagReader, error) {
 	n, err := c.dag.Get(ctx, root)
 	if err != nil {
 		if ipld.IsNotFound(err) {
@@ -170,9 +176,9 @@ func (c *contentStore) Open(ctx context.Context, root cid.Cid) (uio.DagReader, e
 	return uio.NewDagReader(ctx, n, c.dag)
 }
 
-// walk calls keep for every block of the DAG under root. Raw leaves are
+// Walk calls keep for every block of the DAG under root. Raw leaves are
 // not read: their CIDs say they have no links.
-func (c *contentStore) walk(ctx context.Context, root cid.Cid, keep func(cid.Cid)) error {
+func (c *Store) Walk(ctx context.Context, root cid.Cid, keep func(cid.Cid)) error {
 	keep(root)
 	if root.Prefix().Codec == cid.Raw {
 		return nil
@@ -185,7 +191,7 @@ func (c *contentStore) walk(ctx context.Context, root cid.Cid, keep func(cid.Cid
 		return err
 	}
 	for _, l := range n.Links() {
-		if err := c.walk(ctx, l.Cid, keep); err != nil {
+		if err := c.Walk(ctx, l.Cid, keep); err != nil {
 			return err
 		}
 	}
@@ -221,4 +227,36 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		err = errTruncated
 	}
 	return n, err
+}
+
+// Complete reports whether every block of the DAG under root is in the
+// local store (a root block alone proves nothing).
+func (c *Store) Complete(ctx context.Context, root cid.Cid) bool {
+	ok := true
+	var visit func(c cid.Cid) error
+	visit = func(cc cid.Cid) error {
+		has, err := c.bs.Has(ctx, cc)
+		if err != nil || !has {
+			ok = false
+			return errors.New("missing")
+		}
+		if cc.Prefix().Codec == cid.Raw {
+			return nil
+		}
+		nd, err := c.local.Get(ctx, cc)
+		if err != nil {
+			if ipld.IsNotFound(err) {
+				ok = false
+			}
+			return err
+		}
+		for _, l := range nd.Links() {
+			if err := visit(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	_ = visit(root)
+	return ok
 }

@@ -1,4 +1,4 @@
-package node
+package content
 
 import (
 	"bytes"
@@ -27,14 +27,14 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-func newTestContent(t testing.TB, opts blockstore.Options) (*contentStore, *blockstore.Store) {
+func newTestContent(t testing.TB, opts blockstore.Options) (*Store, *blockstore.Store) {
 	t.Helper()
 	bs, err := blockstore.Open(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
-	return newContentStore(bs, DefaultChunking, nil), bs
+	return New(bs, DefaultChunking, nil), bs
 }
 
 func TestImportRoundTrip(t *testing.T) {
@@ -116,7 +116,7 @@ func TestImportTruncated(t *testing.T) {
 	for _, size := range []int{10, 300 << 10, 3 << 20} {
 		_, err := cs.Import(context.Background(), &truncatedReader{n: size}, -1, "")
 		if !errors.Is(err, artmesh.Invalid) {
-			t.Fatalf("a source cut off after %d bytes imported with %v", size, err)
+			t.Fatalf("a source cut off after %d bytes Imported with %v", size, err)
 		}
 	}
 }
