@@ -14,6 +14,7 @@
 //
 //	cmd/artmesh ──> api/client                      the CLI is a client of the HTTP API
 //	cmd/artmesh ──> api ──> node ──> node/placement     where content lives (pure decisions)
+//	                          │  ──> node/repo          the folder: config, init, lock, tickets
 //	                          │  ──> node/content       chunk, import, export, walk
 //	                          │  ──> node/blockstore    pack files + bbolt index on disk
 //	                          └──> catalog, mesh, acl

@@ -17,6 +17,7 @@ import (
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node"
+	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
 // newTestServer runs the API of a real node in a temporary repo.
@@ -28,7 +29,7 @@ func newTestServerTB(t testing.TB) (*httptest.Server, string) {
 	t.Helper()
 	repo := t.TempDir()
 	ctx := context.Background()
-	if err := node.Init(ctx, repo, node.InitOptions{}); err != nil {
+	if err := nrepo.Init(ctx, repo, nrepo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -41,7 +42,7 @@ func newTestServerTB(t testing.TB) (*httptest.Server, string) {
 		srv.Close()
 		n.Close()
 	})
-	key, err := os.ReadFile(filepath.Join(repo, node.APIKeyFile))
+	key, err := os.ReadFile(filepath.Join(repo, nrepo.APIKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

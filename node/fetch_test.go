@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"github.com/artmesh/artmesh/node/repo"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,15 +50,15 @@ func twoNodes(b *testing.B) (*Node, *Node, cid.Cid) {
 	ctx := context.Background()
 	a, _ := openTestNode(b, Config{GCDelay: -1})
 	repoB := b.TempDir()
-	if err := Init(ctx, repoB, InitOptions{}); err != nil {
+	if err := repo.Init(ctx, repoB, repo.InitOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	// The same mesh key, so that the two can connect.
-	key, err := os.ReadFile(filepath.Join(a.cfg.Repo, MeshKeyFile))
+	key, err := os.ReadFile(filepath.Join(a.cfg.Repo, repo.MeshKeyFile))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(repoB, MeshKeyFile), key, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(repoB, repo.MeshKeyFile), key, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	bn, _ := openTestNode(b, Config{Repo: repoB, GCDelay: -1})
@@ -93,11 +94,11 @@ func TestBitswapFallback(t *testing.T) {
 	ctx := context.Background()
 	a, _ := openTestNode(t, Config{GCDelay: -1})
 	repoB := t.TempDir()
-	if err := Init(ctx, repoB, InitOptions{}); err != nil {
+	if err := repo.Init(ctx, repoB, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := os.ReadFile(filepath.Join(a.cfg.Repo, MeshKeyFile))
-	os.WriteFile(filepath.Join(repoB, MeshKeyFile), key, 0o600)
+	key, _ := os.ReadFile(filepath.Join(a.cfg.Repo, repo.MeshKeyFile))
+	os.WriteFile(filepath.Join(repoB, repo.MeshKeyFile), key, 0o600)
 	bn, _ := openTestNode(t, Config{Repo: repoB, GCDelay: -1, BitswapRootTimeout: 2 * time.Second})
 	if err := bn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
 		t.Fatal(err)

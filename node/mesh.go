@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,73 +25,16 @@ import (
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // JoinProtocol is how a new node asks a member to let it in.
 const JoinProtocol protocol.ID = "/artmesh/join/1.0.0"
 
-// Ticket is an invitation to a mesh: where to reach it, its private
-// network key and a one-time join secret. Its text form is what
-// `artmesh mesh invite` prints and `artmesh init --join` takes.
-type Ticket struct {
-	Key    string   `json:"k"`           // the mesh key, hex
-	Addrs  []string `json:"a"`           // members' multiaddrs, each ending in /p2p/<peer id>
-	Secret string   `json:"s"`           // the join secret, hex
-	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
-}
-
-const ticketPrefix = "artmesh1"
-
-// String returns the ticket's text form.
-func (t Ticket) String() string {
-	data, _ := json.Marshal(t)
-	return ticketPrefix + base64.RawURLEncoding.EncodeToString(data)
-}
-
-// ParseTicket reads a ticket's text form.
-func ParseTicket(s string) (*Ticket, error) {
-	bad := artmesh.E(artmesh.Invalid, "that is not an artmesh invite ticket: get one with `artmesh mesh invite` on a member")
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), ticketPrefix)
-	if !ok {
-		return nil, bad
-	}
-	data, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil {
-		return nil, bad
-	}
-	var t Ticket
-	if json.Unmarshal(data, &t) != nil || len(t.Addrs) == 0 || len(t.Secret) != 64 {
-		return nil, bad
-	}
-	if _, err := mesh.ParseKey(t.Key); err != nil {
-		return nil, bad
-	}
-	for _, a := range t.Addrs {
-		if _, err := peer.AddrInfoFromString(a); err != nil {
-			return nil, bad
-		}
-	}
-	return &t, nil
-}
-
-// readMeshKey reads the repo's mesh key, making one for a repo from before
-// keys existed.
-func readMeshKey(repo string) (mesh.Key, error) {
-	data, err := os.ReadFile(filepath.Join(repo, MeshKeyFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		k := mesh.NewKey()
-		return k, writeFileSync(filepath.Join(repo, MeshKeyFile), []byte(k.String()+"\n"), 0o600)
-	}
-	if err != nil {
-		return mesh.Key{}, fmt.Errorf("node: read mesh key: %w", err)
-	}
-	return mesh.ParseKey(string(data))
-}
-
 // loadPeers puts the members' last known addresses into the peerstore, so
 // that Raft can reach them at start.
 func (n *Node) loadPeers() {
-	data, err := os.ReadFile(filepath.Join(n.cfg.Repo, PeersFile))
+	data, err := os.ReadFile(filepath.Join(n.cfg.Repo, repo.PeersFile))
 	if err != nil {
 		return
 	}
@@ -137,7 +78,7 @@ func (n *Node) savePeers(members []catalog.Member) {
 	if bytes.Equal(data, n.savedPeers) {
 		return
 	}
-	if err := writeFileSync(filepath.Join(n.cfg.Repo, PeersFile), data, 0o600); err != nil {
+	if err := repo.WriteFileSync(filepath.Join(n.cfg.Repo, repo.PeersFile), data, 0o600); err != nil {
 		n.log.Warn("saving the members' addresses", "err", err)
 		return
 	}
@@ -150,13 +91,13 @@ func (n *Node) savePeers(members []catalog.Member) {
 func (n *Node) saveRepoConfig() error {
 	n.peersMu.Lock()
 	defer n.peersMu.Unlock()
-	rc, err := ReadRepoConfig(n.cfg.Repo)
+	rc, err := repo.ReadConfig(n.cfg.Repo)
 	if err != nil {
 		return err
 	}
 	rc.Join, rc.Member = n.rc.Join, n.rc.Member
 	data, _ := json.MarshalIndent(rc, "", "  ")
-	return writeFileSync(filepath.Join(n.cfg.Repo, ConfigFile), append(data, '\n'), 0o600)
+	return repo.WriteFileSync(filepath.Join(n.cfg.Repo, repo.ConfigFile), append(data, '\n'), 0o600)
 }
 
 // ownAddrs returns this node's mesh addresses.
@@ -271,7 +212,7 @@ func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte
 }
 
 // join makes this node a member with the ticket it was initialised with.
-func (n *Node) join(ctx context.Context, t *Ticket) error {
+func (n *Node) join(ctx context.Context, t *repo.Ticket) error {
 	req, _ := json.Marshal(joinRequest{PeerID: n.peerID.String(), Secret: t.Secret, Addrs: n.ownAddrs(), APIURL: n.Info().APIURL})
 	var lastErr error
 	for _, a := range t.Addrs {
@@ -296,7 +237,7 @@ func (n *Node) join(ctx context.Context, t *Ticket) error {
 		if err := n.cat.WaitApplied(ctx, jr.Index); err != nil {
 			return fmt.Errorf("node: catching up with the mesh: %w", err)
 		}
-		if err := writeFileSync(filepath.Join(n.cfg.Repo, APIKeyFile), []byte(jr.APIKey+"\n"), 0o600); err != nil {
+		if err := repo.WriteFileSync(filepath.Join(n.cfg.Repo, repo.APIKeyFile), []byte(jr.APIKey+"\n"), 0o600); err != nil {
 			return err
 		}
 		n.rc.Join = nil
@@ -456,7 +397,7 @@ func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn
 	for _, a := range n.ownAddrs() {
 		addrs = append(addrs, a+"/p2p/"+n.peerID.String())
 	}
-	return Invite{Ticket: Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s, Voters: n.rc.Voters}.String(), ExpiresAt: exp}, nil
+	return Invite{Ticket: repo.Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s, Voters: n.rc.Voters}.String(), ExpiresAt: exp}, nil
 }
 
 // RemoveMember takes a node out of the mesh: out of Raft and the members.

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"github.com/artmesh/artmesh/node/repo"
 	"io"
 	"log/slog"
 	"testing"
@@ -21,7 +22,7 @@ func benchFetch(b *testing.B, fetchOnly bool) {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	repoA := b.TempDir()
-	if err := Init(ctx, repoA, InitOptions{Listen: testListen}); err != nil {
+	if err := repo.Init(ctx, repoA, repo.InitOptions{Listen: testListen}); err != nil {
 		b.Fatal(err)
 	}
 	a, err := Open(ctx, Config{Repo: repoA, Listen: testListen, Logger: quiet, GCDelay: -1})
@@ -29,12 +30,12 @@ func benchFetch(b *testing.B, fetchOnly bool) {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	admin, _ := a.cat.Agent(AdminAgent)
+	admin, _ := a.cat.Agent(repo.AdminAgent)
 	inv, err := a.CreateInvite(ctx, admin, 600)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ticket, err := ParseTicket(inv.Ticket)
+	ticket, err := repo.ParseTicket(inv.Ticket)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,10 +51,10 @@ func benchFetch(b *testing.B, fetchOnly bool) {
 		}
 		if i > 0 {
 			inv, _ = a.CreateInvite(ctx, admin, 600)
-			ticket, _ = ParseTicket(inv.Ticket)
+			ticket, _ = repo.ParseTicket(inv.Ticket)
 		}
 		repoB := b.TempDir()
-		if err := Init(ctx, repoB, InitOptions{Listen: testListen, Join: ticket}); err != nil {
+		if err := repo.Init(ctx, repoB, repo.InitOptions{Listen: testListen, Join: ticket}); err != nil {
 			b.Fatal(err)
 		}
 		bn, err := Open(ctx, Config{Repo: repoB, Listen: testListen, Logger: quiet, GCDelay: -1})

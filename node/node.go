@@ -23,7 +23,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/sys/unix"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
@@ -31,11 +30,12 @@ import (
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
 	"github.com/artmesh/artmesh/node/content"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // Config is what Open needs to run a node.
 type Config struct {
-	// Repo is the node's repo folder, made by Init.
+	// Repo is the node's repo folder, made by repo.Init.
 	Repo string
 	// APIAddr overrides the repo's configured API address, when set.
 	APIAddr string
@@ -88,7 +88,7 @@ const DefaultGCDelay = 2 * time.Second
 // Node is a running node. Its methods are safe for concurrent use.
 type Node struct {
 	cfg     Config
-	rc      RepoConfig
+	rc      repo.Config
 	log     *slog.Logger
 	peerID  peer.ID
 	lock    *os.File
@@ -168,18 +168,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReplicateTimeout <= 0 {
 		cfg.ReplicateTimeout = DefaultReplicateTimeout
 	}
-	rc, err := ReadRepoConfig(cfg.Repo)
+	rc, err := repo.ReadConfig(cfg.Repo)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {
 		rc.APIAddr = cfg.APIAddr
 	}
-	lock, err := LockRepo(cfg.Repo)
+	lock, err := repo.Lock(cfg.Repo)
 	if err != nil {
 		return nil, err
 	}
-	priv, id, err := readIdentity(cfg.Repo)
+	priv, id, err := repo.ReadIdentity(cfg.Repo)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -192,7 +192,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if len(cfg.Listen) > 0 {
 		rc.Listen = cfg.Listen
 	}
-	meshKey, err := readMeshKey(cfg.Repo)
+	meshKey, err := repo.ReadMeshKey(cfg.Repo)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -250,7 +250,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // host, the catalog over it; then joins or waits for the catalog.
 func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	var err error
-	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
 		return err
 	}
 	n.fetcher = newFetcher(n)
@@ -263,7 +263,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	n.streams = mesh.NewStreamLayer(n.host)
 	n.trans = raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard)
 	ccfg := catalog.DefaultConfig()
-	ccfg.Dir = filepath.Join(n.cfg.Repo, RaftDir)
+	ccfg.Dir = filepath.Join(n.cfg.Repo, repo.RaftDir)
 	ccfg.ServerID = n.peerID.String()
 	ccfg.Address = n.peerID.String()
 	ccfg.Transport = n.trans
@@ -349,22 +349,6 @@ func (n *Node) closeParts() error {
 	}
 	n.lock.Close()
 	return errors.Join(errs...)
-}
-
-// LockRepo takes the exclusive lock a running daemon holds on its repo, so
-// that two daemons never share one and a repo is not changed under a
-// running daemon; Conflict when another holds it. Closing the file
-// releases the lock.
-func LockRepo(repo string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(repo, LockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("node: lock repo: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, artmesh.E(artmesh.Conflict, fmt.Sprintf("repo %s is in use by another artmesh daemon", repo), err)
-	}
-	return f, nil
 }
 
 // Close stops the node. It is safe to call twice.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/artmesh/artmesh/node/repo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,18 +14,18 @@ var testListen = []string{"/ip4/127.0.0.1/tcp/0"}
 
 func TestInitOpenAuthenticate(t *testing.T) {
 	for i := 0; i < 3; i++ {
-		repo := t.TempDir()
+		dir := t.TempDir()
 		ctx := context.Background()
-		if err := Init(ctx, repo, InitOptions{}); err != nil {
+		if err := repo.Init(ctx, dir, repo.InitOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		n, err := Open(ctx, Config{Repo: repo, GCDelay: -1, Listen: testListen})
+		n, err := Open(ctx, Config{Repo: dir, GCDelay: -1, Listen: testListen})
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, _ := os.ReadFile(filepath.Join(repo, APIKeyFile))
+		key, _ := os.ReadFile(filepath.Join(dir, repo.APIKeyFile))
 		a, err := n.Authenticate(ctx, strings.TrimSpace(string(key)))
-		if err != nil || a.ID != AdminAgent || !a.Admin {
+		if err != nil || a.ID != repo.AdminAgent || !a.Admin {
 			all, _ := n.cat.Agents()
 			t.Fatalf("round %d: authenticate: %+v %v; agents %+v", i, a, err, all)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node/blockstore"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // fakeGate is a collectGate whose answers a test sets.
@@ -71,16 +72,16 @@ func TestCollectionIsGated(t *testing.T) {
 // TestBehindIsUnavailable: while a node has not caught up, a valid key
 // gets Unavailable (a 503 to retry), never Unauthenticated.
 func TestBehindIsUnavailable(t *testing.T) {
-	repo := t.TempDir()
-	if err := Init(context.Background(), repo, InitOptions{}); err != nil {
+	dir := t.TempDir()
+	if err := repo.Init(context.Background(), dir, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Open(context.Background(), Config{Repo: repo, NoSync: true, GCDelay: -1})
+	n, err := Open(context.Background(), Config{Repo: dir, NoSync: true, GCDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	data, err := os.ReadFile(filepath.Join(repo, APIKeyFile))
+	data, err := os.ReadFile(filepath.Join(dir, repo.APIKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

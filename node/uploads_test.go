@@ -15,6 +15,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 func openTestNode(t testing.TB, cfg Config) (*Node, artmesh.Agent) {
@@ -22,7 +23,7 @@ func openTestNode(t testing.TB, cfg Config) (*Node, artmesh.Agent) {
 	ctx := context.Background()
 	if cfg.Repo == "" {
 		cfg.Repo = t.TempDir()
-		if err := Init(ctx, cfg.Repo, InitOptions{}); err != nil {
+		if err := repo.Init(ctx, cfg.Repo, repo.InitOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -35,7 +36,7 @@ func openTestNode(t testing.TB, cfg Config) (*Node, artmesh.Agent) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	admin, err := n.cat.Agent(AdminAgent)
+	admin, err := n.cat.Agent(repo.AdminAgent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,12 +87,12 @@ func TestExpiredUploadIsCollected(t *testing.T) {
 // collected.
 func TestUploadSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
-	repo := t.TempDir()
-	if err := Init(ctx, repo, InitOptions{}); err != nil {
+	dir := t.TempDir()
+	if err := repo.Init(ctx, dir, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	data := randomBytes(9, 3<<20)
-	n, admin := openTestNode(t, Config{Repo: repo, GCDelay: -1})
+	n, admin := openTestNode(t, Config{Repo: dir, GCDelay: -1})
 	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "r.bin", SizeBytes: int64(len(data))})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestUploadSurvivesRestart(t *testing.T) {
 	}
 	n.Close()
 
-	n, admin = openTestNode(t, Config{Repo: repo, GCDelay: -1})
+	n, admin = openTestNode(t, Config{Repo: dir, GCDelay: -1})
 	have, size, err := n.UploadOffset(ctx, st.Token, st.ID)
 	if err != nil || have != 1<<20 || size != int64(len(data)) {
 		t.Fatalf("after restart: offset %d of %d, %v", have, size, err)
@@ -127,7 +128,7 @@ func TestUploadSurvivesRestart(t *testing.T) {
 	if u, _ := n.cat.Upload(st.ID); u.State != catalog.StateConfirmed {
 		t.Fatalf("upload state %q", u.State)
 	}
-	if _, err := os.Stat(filepath.Join(repo, UploadsDir, st.ID+".part")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, UploadsDir, st.ID+".part")); !os.IsNotExist(err) {
 		t.Fatalf("staging file left: %v", err)
 	}
 }

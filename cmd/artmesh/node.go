@@ -18,6 +18,7 @@ import (
 	"github.com/artmesh/artmesh/api"
 	"github.com/artmesh/artmesh/node"
 	"github.com/artmesh/artmesh/node/content"
+	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
 // newInitCmd is `artmesh init`: create a node's repo.
@@ -30,38 +31,38 @@ func newInitCmd() *cobra.Command {
 		Short: "Create this node's repo ($ARTMESH_PATH or ~/.artmesh): identity, catalog, admin agent",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo := node.DefaultRepo()
+			repo := nrepo.DefaultPath()
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			if voters != 3 && voters != 5 {
 				return fmt.Errorf("--voters must be 3 or 5")
 			}
-			opts := node.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters}
+			opts := nrepo.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters}
 			if join != "" {
-				t, err := node.ParseTicket(join)
+				t, err := nrepo.ParseTicket(join)
 				if err != nil {
 					return err
 				}
 				opts.Join = t
 			}
-			if err := node.Init(ctx, repo, opts); err != nil {
+			if err := nrepo.Init(ctx, repo, opts); err != nil {
 				return err
 			}
 			if join != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s to join a mesh\nstart the node with: artmesh daemon (it joins on its first start and writes its admin API key to %s)\n",
-					repo, filepath.Join(repo, node.APIKeyFile))
+					repo, filepath.Join(repo, nrepo.APIKeyFile))
 				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s\nadmin API key written to %s\nstart the node with: artmesh daemon\n",
-				repo, filepath.Join(repo, node.APIKeyFile))
+				repo, filepath.Join(repo, nrepo.APIKeyFile))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&apiAddr, "api", node.DefaultAPIAddr, "address the HTTP API will listen on")
+	cmd.Flags().StringVar(&apiAddr, "api", nrepo.DefaultAPIAddr, "address the HTTP API will listen on")
 	cmd.Flags().StringVar(&chunking, "chunking", string(content.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
 	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
-	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+node.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
-	cmd.Flags().IntVar(&voters, "voters", node.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+nrepo.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
+	cmd.Flags().IntVar(&voters, "voters", nrepo.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
 	return cmd
 }
 
@@ -85,7 +86,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
-	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+node.DefaultListen+")")
+	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
 	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
 	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
 	fl.DurationVar(&f.deadHolder, "dead-holder-after", node.DefaultDeadHolderAfter, "how long a member may be unreachable before the leader allocates the copies it holds to other members")
@@ -134,7 +135,7 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			repo := node.DefaultRepo()
+			repo := nrepo.DefaultPath()
 			cfg, err := f.nodeConfig(repo, log)
 			if err != nil {
 				return err
@@ -142,11 +143,11 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 			tuneGC()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if f.initIfNeeded && !node.IsRepo(repo) {
-				if err := node.Init(ctx, repo, node.InitOptions{APIAddr: f.apiAddr, Listen: f.listen}); err != nil {
+			if f.initIfNeeded && !nrepo.Exists(repo) {
+				if err := nrepo.Init(ctx, repo, nrepo.InitOptions{APIAddr: f.apiAddr, Listen: f.listen}); err != nil {
 					return err
 				}
-				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, node.APIKeyFile))
+				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, nrepo.APIKeyFile))
 			}
 			n, err := node.Open(ctx, cfg)
 			if err != nil {
@@ -159,7 +160,7 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 			}
 			// Tell scripts and tests where the API really listens (the
 			// address may have been :0).
-			addrFile := filepath.Join(repo, node.APIAddrFile)
+			addrFile := filepath.Join(repo, nrepo.APIAddrFile)
 			if err := os.WriteFile(addrFile, []byte(l.Addr().String()+"\n"), 0o600); err != nil {
 				l.Close()
 				return fmt.Errorf("write %s: %w", addrFile, err)

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/artmesh/artmesh"
-	"github.com/artmesh/artmesh/node"
+	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
 // errRepoInUse is the error of a repo whose daemon is running.
@@ -22,7 +22,7 @@ var errRepoInUse = errors.New("repo in use")
 // daemon starts while the repo is changed. It fails with errRepoInUse when
 // a daemon holds it. Closing the file releases the lock.
 func lockRepoFile(repo string) (*os.File, error) {
-	f, err := node.LockRepo(repo)
+	f, err := nrepo.Lock(repo)
 	if artmesh.KindOf(err) == artmesh.Conflict {
 		return nil, fmt.Errorf("%w: repo %s is in use by a running artmesh daemon: stop it first", errRepoInUse, repo)
 	}
@@ -43,11 +43,11 @@ type catalogRecovery struct {
 // stay. It refuses a repo whose daemon runs and a repo that was never a
 // member of a mesh, which has no leader to recover from.
 func recoverCatalog(repo string, now time.Time) (catalogRecovery, error) {
-	out := catalogRecovery{Repo: repo, BlocksDir: filepath.Join(repo, node.BlocksDir)}
-	if !node.IsRepo(repo) {
-		return out, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, node.ConfigFile, envRepo)
+	out := catalogRecovery{Repo: repo, BlocksDir: filepath.Join(repo, nrepo.BlocksDir)}
+	if !nrepo.Exists(repo) {
+		return out, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, nrepo.ConfigFile, envRepo)
 	}
-	rc, err := node.ReadRepoConfig(repo)
+	rc, err := nrepo.ReadConfig(repo)
 	if err != nil {
 		return out, err
 	}
@@ -59,7 +59,7 @@ func recoverCatalog(repo string, now time.Time) (catalogRecovery, error) {
 		return out, err
 	}
 	defer lock.Close()
-	from := filepath.Join(repo, node.RaftDir)
+	from := filepath.Join(repo, nrepo.RaftDir)
 	if _, err := os.Lstat(from); errors.Is(err, fs.ErrNotExist) {
 		return out, nil // nothing to move: the next start fetches the catalog anyway
 	} else if err != nil {
@@ -107,7 +107,7 @@ the mesh joins again with a new repo and a fresh invite instead.`,
 				return printJSON(c.stdout, r)
 			}
 			if r.MovedTo == "" {
-				fmt.Fprintf(c.stdout, "%s has no catalog state (%s) to move aside.\n", r.Repo, filepath.Join(r.Repo, node.RaftDir))
+				fmt.Fprintf(c.stdout, "%s has no catalog state (%s) to move aside.\n", r.Repo, filepath.Join(r.Repo, nrepo.RaftDir))
 			} else {
 				fmt.Fprintf(c.stdout, "moved the catalog's Raft state aside:\n  %s -> %s\n", r.MovedFrom, r.MovedTo)
 			}

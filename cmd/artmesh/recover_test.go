@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/artmesh/artmesh/node"
+	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
-// initMember makes a repo with node.Init and, when member, records it as a
+// initMember makes a repo with nrepo.Init and, when member, records it as a
 // mesh member the way a node that joined does.
 func initMember(t *testing.T, member bool) string {
 	t.Helper()
 	repo := t.TempDir()
-	if err := node.Init(context.Background(), repo, node.InitOptions{}); err != nil {
+	if err := nrepo.Init(context.Background(), repo, nrepo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if member {
-		path := filepath.Join(repo, node.ConfigFile)
+		path := filepath.Join(repo, nrepo.ConfigFile)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func initMember(t *testing.T, member bool) string {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if rc, err := node.ReadRepoConfig(repo); err != nil || !rc.Member {
+		if rc, err := nrepo.ReadConfig(repo); err != nil || !rc.Member {
 			t.Fatalf("the repo is not a member: %+v %v", rc, err)
 		}
 	}
@@ -46,13 +46,13 @@ func initMember(t *testing.T, member bool) string {
 func TestRecoverCatalog(t *testing.T) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
 	repo := initMember(t, true)
-	raft := filepath.Join(repo, node.RaftDir)
+	raft := filepath.Join(repo, nrepo.RaftDir)
 	before, err := os.ReadDir(raft)
 	if err != nil || len(before) == 0 {
 		t.Fatalf("init made no Raft state: %v %v", before, err)
 	}
 	// The block store as a daemon leaves it (Init makes none).
-	blocksDir := filepath.Join(repo, node.BlocksDir)
+	blocksDir := filepath.Join(repo, nrepo.BlocksDir)
 	if err := os.MkdirAll(blocksDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRecoverCatalog(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(blocksDir, "pack-000001")); err != nil || string(data) != "blocks" {
 		t.Errorf("a pack file changed: %q, %v", data, err)
 	}
-	for _, f := range []string{node.ConfigFile, node.IdentityFile, node.APIKeyFile} {
+	for _, f := range []string{nrepo.ConfigFile, nrepo.IdentityFile, nrepo.APIKeyFile} {
 		if _, err := os.Stat(filepath.Join(repo, f)); err != nil {
 			t.Errorf("%s is gone: %v", f, err)
 		}
@@ -111,7 +111,7 @@ func TestRecoverCatalogCmd(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "never part of a mesh") || !strings.Contains(errOut, "no leader to recover") {
 		t.Errorf("single node: exit %d, %s", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(single, node.RaftDir)); err != nil {
+	if _, err := os.Stat(filepath.Join(single, nrepo.RaftDir)); err != nil {
 		t.Errorf("a single node's Raft state was touched: %v", err)
 	}
 	code, _, errOut = runCLI(t, map[string]string{envRepo: t.TempDir()}, "repo", "recover-catalog")
@@ -121,7 +121,7 @@ func TestRecoverCatalogCmd(t *testing.T) {
 
 	member := initMember(t, true)
 	code, out, errOut := runCLI(t, map[string]string{envRepo: member}, "repo", "recover-catalog")
-	if code != 0 || !strings.Contains(out, filepath.Join(member, node.RaftDir)+" -> "+filepath.Join(member, node.RaftDir)+".broken-") ||
+	if code != 0 || !strings.Contains(out, filepath.Join(member, nrepo.RaftDir)+" -> "+filepath.Join(member, nrepo.RaftDir)+".broken-") ||
 		!strings.Contains(out, "fetches the catalog from the mesh's leader") || !strings.Contains(out, "Every block in") {
 		t.Errorf("member: exit %d, %q %s", code, out, errOut)
 	}

@@ -1,18 +1,26 @@
-package node
+// Package repo is a node's folder on disk: its files and their names, the
+// on-disk configuration, init (identity, mesh key, a bootstrapped
+// single-voter catalog with its admin agent, or a ticket to join with), the
+// lock a running daemon holds, and the invite ticket's text form. Writes
+// are atomic and durable.
+package repo
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sys/unix"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
@@ -40,8 +48,8 @@ const AdminAgent artmesh.AgentID = "admin"
 // DefaultAPIAddr is where the HTTP API listens unless configured otherwise.
 const DefaultAPIAddr = "127.0.0.1:7480"
 
-// DefaultRepo returns the repo folder: $ARTMESH_PATH, else ~/.artmesh.
-func DefaultRepo() string {
+// DefaultPath returns the repo folder: $ARTMESH_PATH, else ~/.artmesh.
+func DefaultPath() string {
 	if p := os.Getenv("ARTMESH_PATH"); p != "" {
 		return p
 	}
@@ -52,8 +60,8 @@ func DefaultRepo() string {
 	return filepath.Join(home, ".artmesh")
 }
 
-// RepoConfig is the on-disk configuration of a node, in <repo>/config.json.
-type RepoConfig struct {
+// Config is the on-disk configuration of a node, in <repo>/config.json.
+type Config struct {
 	// PeerID is the node's identity, derived from identity.key.
 	PeerID string `json:"peer_id"`
 	// APIAddr is the host:port the HTTP API listens on.
@@ -76,18 +84,18 @@ type RepoConfig struct {
 	Member bool `json:"member,omitempty"`
 }
 
-// ReadRepoConfig reads <repo>/config.json.
-func ReadRepoConfig(repo string) (RepoConfig, error) {
-	var rc RepoConfig
+// ReadConfig reads <repo>/config.json.
+func ReadConfig(repo string) (Config, error) {
+	var rc Config
 	data, err := os.ReadFile(filepath.Join(repo, ConfigFile))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return rc, artmesh.E(artmesh.NotFound, fmt.Sprintf("%s is not an artmesh repo: run `artmesh init` first", repo))
 		}
-		return rc, fmt.Errorf("node: read config: %w", err)
+		return rc, fmt.Errorf("repo: read config: %w", err)
 	}
 	if err := json.Unmarshal(data, &rc); err != nil {
-		return rc, fmt.Errorf("node: %s: %w", filepath.Join(repo, ConfigFile), err)
+		return rc, fmt.Errorf("repo: %s: %w", filepath.Join(repo, ConfigFile), err)
 	}
 	if rc.APIAddr == "" {
 		rc.APIAddr = DefaultAPIAddr
@@ -101,8 +109,8 @@ func ReadRepoConfig(repo string) (RepoConfig, error) {
 	return rc, rc.Chunking.Validate()
 }
 
-// IsRepo reports whether dir holds an initialised repo.
-func IsRepo(dir string) bool {
+// Exists reports whether dir holds an initialised repo.
+func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, ConfigFile))
 	return err == nil
 }
@@ -132,7 +140,7 @@ type InitOptions struct {
 // agent's key. It refuses a folder that already holds a repo. On failure it
 // leaves no repo behind.
 func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
-	if IsRepo(dir) {
+	if Exists(dir) {
 		return artmesh.E(artmesh.Conflict, fmt.Sprintf("%s is already an artmesh repo", dir))
 	}
 	if opts.APIAddr == "" {
@@ -145,7 +153,7 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("node: init: %w", err)
+		return fmt.Errorf("repo: init: %w", err)
 	}
 	created := []string{}
 	defer func() {
@@ -158,18 +166,18 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 
 	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
-		return fmt.Errorf("node: init: %w", err)
+		return fmt.Errorf("repo: init: %w", err)
 	}
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
-		return fmt.Errorf("node: init: %w", err)
+		return fmt.Errorf("repo: init: %w", err)
 	}
 	keyBytes, err := crypto.MarshalPrivateKey(priv)
 	if err != nil {
-		return fmt.Errorf("node: init: %w", err)
+		return fmt.Errorf("repo: init: %w", err)
 	}
 	created = append(created, filepath.Join(dir, IdentityFile))
-	if err := writeFileSync(filepath.Join(dir, IdentityFile), keyBytes, 0o600); err != nil {
+	if err := WriteFileSync(filepath.Join(dir, IdentityFile), keyBytes, 0o600); err != nil {
 		return err
 	}
 
@@ -180,7 +188,7 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		}
 	}
 	created = append(created, filepath.Join(dir, MeshKeyFile))
-	if err := writeFileSync(filepath.Join(dir, MeshKeyFile), []byte(key.String()+"\n"), 0o600); err != nil {
+	if err := WriteFileSync(filepath.Join(dir, MeshKeyFile), []byte(key.String()+"\n"), 0o600); err != nil {
 		return err
 	}
 	if len(opts.Listen) == 0 {
@@ -192,13 +200,13 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	if opts.Voters <= 0 {
 		opts.Voters = DefaultVoters
 	}
-	rc := RepoConfig{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: opts.Voters, Join: opts.Join}
+	rc := Config{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: opts.Voters, Join: opts.Join}
 	if opts.Join != nil {
 		// A joining node gets its catalog and its admin key from the mesh
 		// on its first start.
 		data, _ := json.MarshalIndent(rc, "", "  ")
 		created = append(created, filepath.Join(dir, ConfigFile))
-		return writeFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
+		return WriteFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
 	}
 
 	created = append(created, filepath.Join(dir, RaftDir))
@@ -208,7 +216,7 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	cfg.Address = id.String()
 	cat, err := catalog.Open(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("node: init catalog: %w", err)
+		return fmt.Errorf("repo: init catalog: %w", err)
 	}
 	defer func() {
 		if cerr := cat.Close(); err == nil && cerr != nil {
@@ -216,72 +224,146 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		}
 	}()
 	if err := cat.Bootstrap(ctx); err != nil {
-		return fmt.Errorf("node: init catalog: %w", err)
+		return fmt.Errorf("repo: init catalog: %w", err)
 	}
 	apiKey := acl.NewAPIKey()
 	if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{
 		Agent:   artmesh.Agent{ID: AdminAgent, Admin: true, CreatedAt: time.Now().UTC()},
 		KeyHash: acl.HashKey(apiKey),
 	}); err != nil {
-		return fmt.Errorf("node: init admin agent: %w", err)
+		return fmt.Errorf("repo: init admin agent: %w", err)
 	}
 	created = append(created, filepath.Join(dir, APIKeyFile))
-	if err := writeFileSync(filepath.Join(dir, APIKeyFile), []byte(apiKey+"\n"), 0o600); err != nil {
+	if err := WriteFileSync(filepath.Join(dir, APIKeyFile), []byte(apiKey+"\n"), 0o600); err != nil {
 		return err
 	}
 	data, _ := json.MarshalIndent(rc, "", "  ")
 	created = append(created, filepath.Join(dir, ConfigFile))
 	// The config is written last: its presence marks a complete repo.
-	return writeFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
+	return WriteFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
 }
 
-// writeFileSync writes a file atomically and durably: a temporary file,
+// WriteFileSync writes a file atomically and durably: a temporary file,
 // fsync, rename, fsync of the folder.
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
+func WriteFileSync(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
 	if err != nil {
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("repo: write %s: %w", filepath.Base(path), err)
 	}
 	defer d.Close()
 	return d.Sync()
 }
 
-// readIdentity loads the node's private key.
-func readIdentity(repo string) (crypto.PrivKey, peer.ID, error) {
+// ReadIdentity loads the node's private key.
+func ReadIdentity(repo string) (crypto.PrivKey, peer.ID, error) {
 	data, err := os.ReadFile(filepath.Join(repo, IdentityFile))
 	if err != nil {
-		return nil, "", fmt.Errorf("node: read identity: %w", err)
+		return nil, "", fmt.Errorf("repo: read identity: %w", err)
 	}
 	priv, err := crypto.UnmarshalPrivateKey(data)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: read identity: %w", err)
+		return nil, "", fmt.Errorf("repo: read identity: %w", err)
 	}
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: read identity: %w", err)
+		return nil, "", fmt.Errorf("repo: read identity: %w", err)
 	}
 	return priv, id, nil
+}
+
+// Ticket is an invitation to a mesh: where to reach it, its private
+// network key and a one-time join secret. Its text form is what
+// `artmesh mesh invite` prints and `artmesh init --join` takes.
+type Ticket struct {
+	Key    string   `json:"k"`           // the mesh key, hex
+	Addrs  []string `json:"a"`           // members' multiaddrs, each ending in /p2p/<peer id>
+	Secret string   `json:"s"`           // the join secret, hex
+	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
+}
+
+const ticketPrefix = "artmesh1"
+
+// String returns the ticket's text form.
+func (t Ticket) String() string {
+	data, _ := json.Marshal(t)
+	return ticketPrefix + base64.RawURLEncoding.EncodeToString(data)
+}
+
+// ParseTicket reads a ticket's text form.
+func ParseTicket(s string) (*Ticket, error) {
+	bad := artmesh.E(artmesh.Invalid, "that is not an artmesh invite ticket: get one with `artmesh mesh invite` on a member")
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), ticketPrefix)
+	if !ok {
+		return nil, bad
+	}
+	data, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, bad
+	}
+	var t Ticket
+	if json.Unmarshal(data, &t) != nil || len(t.Addrs) == 0 || len(t.Secret) != 64 {
+		return nil, bad
+	}
+	if _, err := mesh.ParseKey(t.Key); err != nil {
+		return nil, bad
+	}
+	for _, a := range t.Addrs {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return nil, bad
+		}
+	}
+	return &t, nil
+}
+
+// ReadMeshKey reads the repo's mesh key, making one for a repo from before
+// keys existed.
+func ReadMeshKey(repo string) (mesh.Key, error) {
+	data, err := os.ReadFile(filepath.Join(repo, MeshKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		k := mesh.NewKey()
+		return k, WriteFileSync(filepath.Join(repo, MeshKeyFile), []byte(k.String()+"\n"), 0o600)
+	}
+	if err != nil {
+		return mesh.Key{}, fmt.Errorf("repo: read mesh key: %w", err)
+	}
+	return mesh.ParseKey(string(data))
+}
+
+// Lock takes the exclusive lock a running daemon holds on its repo, so
+// that two daemons never share one and a repo is not changed under a
+// running daemon; Conflict when another holds it. Closing the file
+// releases the lock.
+func Lock(repo string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(repo, LockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("repo: lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, artmesh.E(artmesh.Conflict, fmt.Sprintf("repo %s is in use by another artmesh daemon", repo), err)
+	}
+	return f, nil
 }
