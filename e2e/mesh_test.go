@@ -16,13 +16,7 @@ import (
 // the node joins on its first start.
 func joinDaemon(t *testing.T, inviter *daemon, repo string) *daemon {
 	t.Helper()
-	ticket := strings.TrimSpace(inviter.cli(t, "mesh", "invite", "--expires", "10m"))
-	cmd := exec.Command(binary, "init", "--join", ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
-	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("artmesh init --join: %v\n%s", err, out)
-	}
-	return startDaemon(t, repo)
+	return joinDaemonArgs(t, inviter, repo)
 }
 
 type memberInfo struct {
