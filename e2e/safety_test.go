@@ -250,7 +250,7 @@ func TestFollowerRestartKeepsItsOnlyCopy(t *testing.T) {
 				// pause B until they elect one of themselves.
 				t.Logf("B leads at the start of the case; pausing it until A or C leads")
 				b.pause()
-				leader = leaderOf(t, a, c)
+				leaderOf(t, a, c) // waits until A or C leads
 				b.resume()
 				waitMeshOf3(t, a, b, c)
 				if leader = leaderOf(t, a, b, c); leader == b {
