@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -126,4 +129,57 @@ func (n *Node) Unpin(ctx context.Context, caller artmesh.Agent, id artmesh.Artif
 		return artmesh.E(artmesh.NotFound, fmt.Sprintf("artifact %s is not pinned on this node", id))
 	}
 	return n.cat.DeletePin(ctx, n.peerID.String(), id, version)
+}
+
+// legacyPinsFile is where nodes before pins lived in the catalog kept
+// theirs.
+const legacyPinsFile = "pins.json"
+
+// migratePins moves the pins of <repo>/pins.json (an earlier version's)
+// into the catalog, as pins on this node by its first admin agent, and
+// renames the file once they are recorded. Run once the catalog has caught
+// up; on failure the file stays for the next start.
+func (n *Node) migratePins(ctx context.Context) {
+	path := filepath.Join(n.cfg.Repo, legacyPinsFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var old []struct {
+		ArtifactID artmesh.ArtifactID `json:"artifact_id"`
+		Version    int                `json:"version"`
+	}
+	if err := json.Unmarshal(data, &old); err != nil {
+		n.log.Warn("pins.json is not readable; its pins are not carried over", "err", err)
+		return
+	}
+	agents, err := n.cat.Agents()
+	if err != nil {
+		return
+	}
+	var by artmesh.AgentID
+	for _, a := range agents {
+		if a.Admin {
+			by = a.ID
+			break
+		}
+	}
+	moved := 0
+	for _, p := range old {
+		_, err := n.cat.PutPin(ctx, catalog.Pin{Node: n.peerID.String(), ArtifactID: p.ArtifactID, Version: p.Version, By: by, At: time.Now().UTC()})
+		switch {
+		case err == nil:
+			moved++
+		case errors.Is(err, artmesh.NotFound):
+			// The version is gone: so is its pin.
+		default:
+			n.log.Warn("carrying pins.json over to the catalog; will try again at the next start", "err", err)
+			return
+		}
+	}
+	if err := os.Rename(path, path+".migrated"); err != nil {
+		n.log.Warn("renaming pins.json after carrying it over", "err", err)
+		return
+	}
+	n.log.Info("carried the pins of pins.json over to the catalog", "pins", moved)
 }

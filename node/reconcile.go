@@ -65,12 +65,16 @@ func (n *Node) behind() error {
 func (n *Node) catchUpLoop(ctx context.Context) {
 	defer n.wg.Done()
 	start := time.Now()
+	if n.caughtUp.Load() {
+		n.migratePins(ctx) // caught up at bootstrap
+	}
 	for attempt := 0; !n.caughtUp.Load(); attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.Consistent(cctx)
 		cancel()
 		if err == nil {
 			n.markCaughtUp(time.Since(start).Round(time.Millisecond).String())
+			n.migratePins(ctx)
 			return
 		}
 		if attempt%20 == 5 {

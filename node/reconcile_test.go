@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/node/blockstore"
@@ -99,5 +100,51 @@ func TestBehindIsUnavailable(t *testing.T) {
 	n.caughtUp.Store(true)
 	if err := n.Ready(context.Background()); err != nil {
 		t.Fatalf("ready: %v", err)
+	}
+}
+
+// TestLegacyPinsMigrate: the pins.json of an earlier version becomes
+// catalog pins at the next start, and the file is renamed.
+func TestLegacyPinsMigrate(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := repo.Init(ctx, dir, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(ctx, Config{Repo: dir, NoSync: true, GCDelay: -1, Listen: testListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := artmesh.Agent{ID: repo.AdminAgent, Admin: true}
+	a, err := n.CreateArtifact(ctx, admin, CreateInput{Name: "p", Size: -1}, strings.NewReader("pinned bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	legacy := `[{"artifact_id": "` + string(a.ID) + `", "version": 1, "cid": "` + a.CID + `"}, {"artifact_id": "art_01JD0000000000000000000000", "version": 1}]`
+	if err := os.WriteFile(filepath.Join(dir, "pins.json"), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err = Open(ctx, Config{Repo: dir, NoSync: true, GCDelay: -1, Listen: testListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pins, err := n.Pins(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pins) == 1 && pins[0].ArtifactID == a.ID && pins[0].Version == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pins after the start: %+v, want the one of pins.json whose artifact exists", pins)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pins.json.migrated")); err != nil {
+		t.Fatalf("pins.json was not renamed: %v", err)
 	}
 }
