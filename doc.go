@@ -16,6 +16,7 @@
 //	cmd/artmesh ──> api ──> node ──> node/placement     where content lives (pure decisions)
 //	                          │  ──> node/repo          the folder: config, init, lock, tickets
 //	                          │  ──> node/content       chunk, import, export, walk
+//	                          │  ──> node/exchange      verified blocks from members: DAG stream, bitswap
 //	                          │  ──> node/blockstore    pack files + bbolt index on disk
 //	                          └──> catalog, mesh, acl
 //	every package ──> artmesh (this package)

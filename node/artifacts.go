@@ -283,7 +283,7 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if !n.verifiedHere(ctx, v.CID) {
 		// Not all here (a root block alone proves nothing): stream it
 		// from a holder, serving it as it arrives.
-		n.fetcher.ensure(n.runCtx, root)
+		n.fetcher.Ensure(root)
 	}
 	r, err := n.content.Open(ctx, root)
 	if err != nil {

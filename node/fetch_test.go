@@ -108,7 +108,7 @@ func TestBitswapFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bn.fetchBitswap(ctx, im.CID); err != nil {
+	if err := bn.fetcher.FetchBitswap(ctx, im.CID); err != nil {
 		t.Fatal(err)
 	}
 	if !bn.complete(ctx, im.CID) {
@@ -125,7 +125,7 @@ func TestBitswapFallback(t *testing.T) {
 	// A CID nobody has: the fallback gives up rather than hang.
 	missing, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum([]byte("nobody has this"))
 	start := time.Now()
-	if err := bn.fetchBitswap(ctx, missing); err == nil || time.Since(start) > 10*time.Second {
+	if err := bn.fetcher.FetchBitswap(ctx, missing); err == nil || time.Since(start) > 10*time.Second {
 		t.Fatalf("fetching a CID nobody has: %v after %s", err, time.Since(start))
 	}
 }

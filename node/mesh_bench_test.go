@@ -68,10 +68,10 @@ func benchFetch(b *testing.B, fetchOnly bool) {
 		b.StartTimer()
 		if fetchOnly {
 			root, _ := cid.Decode(art.CID)
-			fe := bn.fetcher.ensure(ctx, root)
-			<-fe.done
-			if fe.err != nil {
-				b.Fatal(fe.err)
+			fe := bn.fetcher.Ensure(root)
+			<-fe.Done()
+			if fe.Err() != nil {
+				b.Fatal(fe.Err())
 			}
 		} else {
 			c, err := bn.OpenContent(ctx, admin, art.ID, 0)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/ipfs/boxo/bitswap"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -30,6 +29,7 @@ import (
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
 	"github.com/artmesh/artmesh/node/content"
+	"github.com/artmesh/artmesh/node/exchange"
 	"github.com/artmesh/artmesh/node/repo"
 )
 
@@ -99,9 +99,7 @@ type Node struct {
 	meshKey mesh.Key
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
-	fetcher *fetcher
-	bswap   *bitswap.Bitswap
-	recent  *recentStore
+	fetcher *exchange.Exchange
 
 	peersMu    sync.Mutex
 	savedPeers []byte          // what peers.json holds, to write it only on change
@@ -222,7 +220,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
-	n.startBitswap()
 	n.wg.Add(6)
 	go n.catchUpLoop(runCtx)
 	go n.janitorLoop(runCtx)
@@ -253,8 +250,6 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
 		return err
 	}
-	n.fetcher = newFetcher(n)
-	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
@@ -272,6 +267,13 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}
+	n.fetcher = exchange.New(exchange.Config{
+		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,
+		Holders:            n.cat.Holders,
+		OnFetched:          func() { kick(n.collectKick) },
+		BitswapRootTimeout: n.cfg.BitswapRootTimeout,
+	})
+	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)
 	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
 	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
 	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
@@ -328,9 +330,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 // closeParts closes what open started, in reverse order.
 func (n *Node) closeParts() error {
 	var errs []error
-	if n.bswap != nil {
-		errs = append(errs, n.bswap.Close())
-		n.recent.close()
+	if n.fetcher != nil {
+		errs = append(errs, n.fetcher.Shutdown())
 	}
 	if n.cat != nil {
 		errs = append(errs, n.cat.Close())

@@ -72,7 +72,7 @@ func (n *Node) pinState(ctx context.Context, p catalog.Pin) Pin {
 	case running:
 		out.State = PinFetching
 		if root, err := cid.Decode(p.CID); err == nil {
-			out.BytesDone = n.fetcher.progress(root)
+			out.BytesDone = n.fetcher.Progress(root)
 		}
 	case slices.Contains(holders, n.peerID.String()) && n.verifiedHere(ctx, p.CID):
 		out.State, out.BytesDone = PinPinned, p.SizeBytes

@@ -393,14 +393,14 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 		return err
 	}
 	start := time.Now()
-	fe := n.fetcher.ensure(ctx, root)
+	fe := n.fetcher.Ensure(root)
 	select {
-	case <-fe.done:
+	case <-fe.Done():
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if fe.err != nil {
-		return fe.err
+	if err := fe.Err(); err != nil {
+		return err
 	}
 	if !n.complete(ctx, root) {
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the content %s is not complete after its fetch", root))

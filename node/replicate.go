@@ -71,13 +71,7 @@ func (n *Node) serveReplicate(ctx context.Context, from peer.ID, data []byte) ([
 // copyFrom streams the DAG under root from p into the store, durably, and
 // checks that it is complete.
 func (n *Node) copyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
-	sess := n.bs.NewSession()
-	defer sess.Close()
-	fe := &fetch{done: make(chan struct{})}
-	if err := n.fetcher.fetchFrom(ctx, p, root, sess, fe); err != nil {
-		return err
-	}
-	if err := n.bs.Sync(ctx); err != nil {
+	if err := n.fetcher.CopyFrom(ctx, p, root); err != nil {
 		return err
 	}
 	if !n.complete(ctx, root) {

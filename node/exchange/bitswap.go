@@ -1,4 +1,4 @@
-package node
+package exchange
 
 import (
 	"context"
@@ -6,12 +6,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/boxo/bitswap"
-	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/artmesh/artmesh"
@@ -75,11 +74,11 @@ func (r *recentStore) close() {
 
 // meshProviders answers bitswap's provider queries with the peers this
 // node is connected to: in a private mesh every one of them is a member.
-type meshProviders struct{ n *Node }
+type meshProviders struct{ h host.Host }
 
 // FindProvidersAsync implements routing.ContentDiscovery.
 func (m meshProviders) FindProvidersAsync(ctx context.Context, _ cid.Cid, max int) <-chan peer.AddrInfo {
-	peers := m.n.host.Network().Peers()
+	peers := m.h.Network().Peers()
 	ch := make(chan peer.AddrInfo, len(peers))
 	for i, p := range peers {
 		if max > 0 && i >= max {
@@ -91,20 +90,12 @@ func (m meshProviders) FindProvidersAsync(ctx context.Context, _ cid.Cid, max in
 	return ch
 }
 
-// startBitswap starts the exchange; the node's Close stops it.
-func (n *Node) startBitswap() {
-	n.recent = &recentStore{Store: n.bs}
-	n.bswap = bitswap.New(n.runCtx, bsnet.NewFromIpfsHost(n.host), meshProviders{n}, n.recent)
-}
-
-// fetchBitswap fetches the whole DAG under root with bitswap.
-func (n *Node) fetchBitswap(ctx context.Context, root cid.Cid) error {
-	if n.bswap == nil {
-		return artmesh.E(artmesh.Unavailable, "bitswap is not running")
-	}
-	dag := merkledag.NewDAGService(blockservice.New(n.recent, n.bswap))
+// FetchBitswap fetches the whole DAG under root with bitswap alone: the
+// fallback of a fetch, exported for tests and tools.
+func (f *Exchange) FetchBitswap(ctx context.Context, root cid.Cid) error {
+	dag := merkledag.NewDAGService(blockservice.New(f.recent, f.bswap))
 	// Nobody may have it: give up soon when not even the root comes.
-	rctx, rcancel := context.WithTimeout(ctx, n.cfg.BitswapRootTimeout)
+	rctx, rcancel := context.WithTimeout(ctx, f.cfg.BitswapRootTimeout)
 	_, err := dag.Get(rctx, root)
 	rcancel()
 	if err != nil {
@@ -115,5 +106,5 @@ func (n *Node) fetchBitswap(ctx context.Context, root cid.Cid) error {
 	if err := merkledag.FetchGraph(ctx, root, dag); err != nil {
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("fetching %s with bitswap", root), err)
 	}
-	return n.bs.Sync(ctx)
+	return f.cfg.Store.Sync(ctx)
 }

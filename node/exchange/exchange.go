@@ -1,0 +1,342 @@
+// Package exchange moves verified blocks between members: it fetches a
+// whole DAG from the members that hold it, one depth-first stream per DAG
+// (mesh.DAGProtocol), every block checked against its CID and its place
+// before it is stored; it falls back to boxo's bitswap, which it also runs
+// to serve this node's blocks in bitswap's terms; and it lets readers wait
+// for blocks as they arrive (it is the content store's boxo exchange).
+// Where content is held comes from the caller (Config.Holders): the
+// exchange knows nothing of the catalog.
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/blockstore"
+)
+
+// Config is what an Exchange needs.
+type Config struct {
+	Self  peer.ID
+	Host  host.Host
+	Store *blockstore.Store
+	Log   *slog.Logger
+	// Holders returns the members recorded as holding the DAG under a
+	// root CID.
+	Holders func(cid string) ([]string, error)
+	// OnFetched, when set, is called after each fetch ends (the
+	// collector may have work).
+	OnFetched func()
+	// BitswapRootTimeout is how long the bitswap fallback waits for a
+	// root block.
+	BitswapRootTimeout time.Duration
+}
+
+// Exchange fetches DAGs from members and serves waiting readers. Its
+// methods are safe for concurrent use; Close stops its fetches.
+type Exchange struct {
+	cfg    Config
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	bswap  *bitswap.Bitswap
+	recent *recentStore
+
+	mu       sync.Mutex
+	inflight map[string]*Fetch // by root CID
+	changed  chan struct{}     // closed and replaced whenever a block lands or a fetch ends
+}
+
+// Fetch is one DAG being fetched.
+type Fetch struct {
+	done  chan struct{}
+	err   error        // set before done is closed
+	bytes atomic.Int64 // block bytes received so far
+}
+
+// Done is closed when the fetch has ended.
+func (fe *Fetch) Done() <-chan struct{} { return fe.done }
+
+// Err is why the fetch failed, once Done is closed (nil: the whole DAG is
+// stored durably).
+func (fe *Fetch) Err() error { return fe.err }
+
+// Bytes is how many block bytes the fetch received so far.
+func (fe *Fetch) Bytes() int64 { return fe.bytes.Load() }
+
+// New starts an exchange over cfg.Host, bitswap included.
+func New(cfg Config) *Exchange {
+	if cfg.BitswapRootTimeout <= 0 {
+		cfg.BitswapRootTimeout = 15 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &Exchange{cfg: cfg, ctx: ctx, cancel: cancel, inflight: make(map[string]*Fetch), changed: make(chan struct{})}
+	x.recent = &recentStore{Store: cfg.Store}
+	x.bswap = bitswap.New(ctx, bsnet.NewFromIpfsHost(cfg.Host), meshProviders{cfg.Host}, x.recent)
+	return x
+}
+
+// broadcast wakes every waiting reader. Called with mu held.
+func (f *Exchange) broadcastLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Ensure starts fetching the DAG under root unless a fetch of it is
+// already running, and returns that fetch. Fetches run until they end or
+// the exchange closes.
+func (f *Exchange) Ensure(root cid.Cid) *Fetch {
+	ctx := f.ctx
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fe, ok := f.inflight[root.KeyString()]; ok {
+		return fe
+	}
+	fe := &Fetch{done: make(chan struct{})}
+	f.inflight[root.KeyString()] = fe
+	f.wg.Add(1)
+	go f.run(ctx, root, fe)
+	return fe
+}
+
+// run fetches root from one holder after another until one serves the
+// whole DAG, verified block by block; a holder that sends a corrupt block
+// is disconnected.
+func (f *Exchange) run(ctx context.Context, root cid.Cid, fe *Fetch) {
+	defer f.wg.Done()
+	err := f.fetchFromHolders(ctx, root, fe)
+	f.mu.Lock()
+	fe.err = err
+	close(fe.done)
+	delete(f.inflight, root.KeyString())
+	f.broadcastLocked()
+	f.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		f.cfg.Log.Warn("fetching content failed", "cid", root, "err", err)
+	}
+	// The fetched content may be over the cache budget now.
+	if f.cfg.OnFetched != nil {
+		f.cfg.OnFetched()
+	}
+}
+
+// holderPasses is how many times a fetch goes over the holders before it
+// falls back to bitswap, a second apart: a holder that was restarting a
+// moment ago is back within them.
+const holderPasses = 5
+
+func (f *Exchange) fetchFromHolders(ctx context.Context, root cid.Cid, fe *Fetch) error {
+	self := f.cfg.Self.String()
+	sess := f.cfg.Store.NewSession()
+	defer sess.Close()
+	var lastErr error
+	corrupt := make(map[peer.ID]bool) // holders that sent a bad block: not asked again
+	for pass := 0; pass < holderPasses; pass++ {
+		if pass > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+		holders, err := f.cfg.Holders(root.String())
+		if err != nil {
+			return err
+		}
+		var peers []peer.ID
+		for _, h := range holders {
+			if id, err := peer.Decode(h); err == nil && h != self && !corrupt[id] {
+				peers = append(peers, id)
+			}
+		}
+		if len(peers) == 0 && pass > 0 {
+			break
+		}
+		if len(peers) == 0 {
+			// No holder is on record (content from before placement, or a
+			// holder that left): ask whoever is connected, with bitswap.
+			return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
+		}
+		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		for _, p := range peers {
+			err := f.fetchFrom(ctx, p, root, sess, fe)
+			if err == nil {
+				// Durable, but not a holder: only the placement reconciler
+				// records holders, for what is allocated or pinned here;
+				// other fetched content is a cache.
+				return f.cfg.Store.Sync(ctx)
+			}
+			lastErr = err
+			if errors.Is(err, mesh.ErrCorruptBlock) {
+				f.cfg.Log.Warn("a peer sent a corrupt block: disconnecting it", "peer", p, "cid", root)
+				_ = f.cfg.Host.Network().ClosePeer(p)
+				corrupt[p] = true
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr))
+}
+
+// bitswapFallback fetches root with bitswap after the DAG stream could
+// not; it returns why the stream failed when bitswap fails too.
+func (f *Exchange) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error) error {
+	if len(f.cfg.Host.Network().Peers()) == 0 {
+		return streamErr
+	}
+	if err := f.FetchBitswap(ctx, root); err != nil {
+		f.cfg.Log.Warn("bitswap fallback failed", "cid", root, "err", err)
+		return streamErr
+	}
+	return nil
+}
+
+// fetchFrom streams the DAG from one peer. Verified blocks go to a writer
+// goroutine that stores them and wakes waiting readers, so that the
+// network, the hashing and the store overlap.
+func (f *Exchange) fetchFrom(ctx context.Context, p peer.ID, root cid.Cid, sess *blockstore.Session, fe *Fetch) error {
+	queue := make(chan blocks.Block, 32)
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for blk := range queue {
+			if werr != nil {
+				continue // drain
+			}
+			if err := sess.Put(ctx, blk); err != nil {
+				werr = err
+				continue
+			}
+			fe.bytes.Add(int64(len(blk.RawData())))
+			f.mu.Lock()
+			f.broadcastLocked()
+			f.mu.Unlock()
+		}
+	}()
+	err := mesh.FetchDAG(ctx, f.cfg.Host, p, root, func(c cid.Cid, data []byte) error {
+		blk, err := blocks.NewBlockWithCid(data, c)
+		if err != nil {
+			return err
+		}
+		select {
+		case queue <- blk:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(queue)
+	<-done
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// Progress returns how many bytes a running fetch of root received.
+func (f *Exchange) Progress(root cid.Cid) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fe, ok := f.inflight[root.KeyString()]; ok {
+		return fe.bytes.Load()
+	}
+	return 0
+}
+
+// GetBlock waits for a block that a running fetch brings, and fails when
+// no fetch is running that could bring it.
+func (f *Exchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	for {
+		f.mu.Lock()
+		changed := f.changed
+		running := len(f.inflight)
+		f.mu.Unlock()
+		blk, err := f.cfg.Store.Get(ctx, c)
+		if err == nil {
+			return blk, nil
+		}
+		if !ipld.IsNotFound(err) {
+			return nil, err
+		}
+		if running == 0 {
+			return nil, ipld.ErrNotFound{Cid: c}
+		}
+		// A block landing and a fetch ending both close changed.
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// GetBlocks fetches blocks one after the other.
+func (f *Exchange) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
+	out := make(chan blocks.Block)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer close(out)
+		for _, c := range cs {
+			blk, err := f.GetBlock(ctx, c)
+			if err != nil {
+				return
+			}
+			select {
+			case out <- blk:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// NotifyNewBlocks is part of boxo's exchange interface; blocks stored
+// locally need no announcement here.
+func (f *Exchange) NotifyNewBlocks(context.Context, ...blocks.Block) error { return nil }
+
+// Close is part of boxo's exchange interface; the content store calls it
+// never. Shutdown stops the exchange.
+func (f *Exchange) Close() error { return nil }
+
+// Shutdown stops every fetch and bitswap, and waits for them.
+func (f *Exchange) Shutdown() error {
+	f.cancel()
+	err := f.bswap.Close()
+	f.wg.Wait()
+	f.recent.close()
+	return err
+}
+
+// CopyFrom streams the DAG under root from p into the store and makes it
+// durable (for a copy that a member pushes here: the caller checks that it
+// is complete).
+func (f *Exchange) CopyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
+	sess := f.cfg.Store.NewSession()
+	defer sess.Close()
+	fe := &Fetch{done: make(chan struct{})}
+	if err := f.fetchFrom(ctx, p, root, sess, fe); err != nil {
+		return err
+	}
+	return f.cfg.Store.Sync(ctx)
+}
