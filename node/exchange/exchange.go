@@ -36,7 +36,7 @@ type Config struct {
 	Self  peer.ID
 	Host  host.Host
 	Store *blockstore.Store
-	Log   *slog.Logger
+	Log   *slog.Logger // nil: discard
 	// Holders returns the members recorded as holding the DAG under a
 	// root CID.
 	Holders func(cid string) ([]string, error)
@@ -84,6 +84,9 @@ func (fe *Fetch) Bytes() int64 { return fe.bytes.Load() }
 func New(cfg Config) *Exchange {
 	if cfg.BitswapRootTimeout <= 0 {
 		cfg.BitswapRootTimeout = 15 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	x := &Exchange{cfg: cfg, ctx: ctx, cancel: cancel, inflight: make(map[string]*Fetch), changed: make(chan struct{})}

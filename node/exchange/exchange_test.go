@@ -1,0 +1,77 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/blockstore"
+)
+
+func newTestExchange(t *testing.T, holders func(string) ([]string, error)) (*Exchange, *blockstore.Store) {
+	t.Helper()
+	bs, err := blockstore.Open(t.TempDir(), blockstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	priv, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mesh.DefaultConfig()
+	cfg.Identity, cfg.Key, cfg.Listen = priv, mesh.NewKey(), []string{"/ip4/127.0.0.1/tcp/0"}
+	h, err := mesh.NewHost(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	self, _ := peer.IDFromPrivateKey(priv)
+	x := New(Config{Self: self, Host: h, Store: bs, Holders: holders, BitswapRootTimeout: time.Second})
+	t.Cleanup(func() { x.Shutdown() })
+	return x, bs
+}
+
+// TestFetchWithoutHolders: a DAG nobody holds ends in Unavailable at once
+// (no peer to ask), and a reader of a block no fetch brings is told it is
+// not found rather than left waiting.
+func TestFetchWithoutHolders(t *testing.T) {
+	x, _ := newTestExchange(t, func(string) ([]string, error) { return nil, nil })
+	blk := blocks.NewBlock([]byte("nobody has this"))
+	fe := x.Ensure(blk.Cid())
+	select {
+	case <-fe.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a fetch with no holder and no peer did not end")
+	}
+	if artmesh.KindOf(fe.Err()) != artmesh.Unavailable {
+		t.Fatalf("fetch error %v, want Unavailable", fe.Err())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := x.GetBlock(ctx, blk.Cid()); !ipld.IsNotFound(err) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetBlock of a block nobody brings: %v, want not found at once", err)
+	}
+}
+
+// TestGetBlockServesStored: a block in the store is served without a
+// fetch.
+func TestGetBlockServesStored(t *testing.T) {
+	x, bs := newTestExchange(t, func(string) ([]string, error) { return nil, nil })
+	blk := blocks.NewBlock([]byte("here already"))
+	if err := bs.Put(context.Background(), blk); err != nil {
+		t.Fatal(err)
+	}
+	got, err := x.GetBlock(context.Background(), blk.Cid())
+	if err != nil || string(got.RawData()) != "here already" {
+		t.Fatalf("GetBlock: %v %q", err, got)
+	}
+}
