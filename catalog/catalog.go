@@ -676,10 +676,3 @@ func (c *Catalog) Group(name string) (artmesh.Group, error) {
 func (c *Catalog) Groups() ([]artmesh.Group, error) {
 	return c.fsm.state().groups()
 }
-
-// LiveCIDs returns every CID referenced by a version of an artifact,
-// sorted and without duplicates: what the node's garbage collector must
-// keep.
-func (c *Catalog) LiveCIDs() ([]string, error) {
-	return c.fsm.state().liveCIDs()
-}

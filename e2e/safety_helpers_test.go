@@ -375,25 +375,17 @@ func short(body []byte) string {
 // and returns the page, requiring 200.
 func listByName(t testing.TB, d *daemon, key, name string, consistent bool) artifactPage {
 	t.Helper()
-	path := "/v1/artifacts?limit=1000&name=" + name
-	if consistent {
-		path += "&consistent=true"
-	}
-	st, _, body, err := httpDo(d, key, "GET", path, nil, 20*time.Second)
-	if err != nil {
-		t.Fatalf("%s GET %s: %v", d.url, path, err)
-	}
-	var p artifactPage
-	if st != 200 || json.Unmarshal(body, &p) != nil {
-		t.Fatalf("%s GET %s: %d %s, want 200", d.url, path, st, body)
-	}
-	return p
+	return listPage(t, d, key, "/v1/artifacts?limit=1000&name="+name, consistent)
 }
 
 // listAll lists all of key's artifacts on d.
 func listAll(t testing.TB, d *daemon, key string, consistent bool) artifactPage {
 	t.Helper()
-	path := "/v1/artifacts?limit=1000"
+	return listPage(t, d, key, "/v1/artifacts?limit=1000", consistent)
+}
+
+func listPage(t testing.TB, d *daemon, key, path string, consistent bool) artifactPage {
+	t.Helper()
 	if consistent {
 		path += "&consistent=true"
 	}

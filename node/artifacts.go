@@ -162,7 +162,7 @@ func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, repli
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	n.verified.add(im.CID.String())
+	n.verified.set(im.CID.String(), struct{}{})
 	a, err := record(im, holders)
 	if err != nil {
 		return artmesh.Artifact{}, err
@@ -278,7 +278,7 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if err != nil {
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
-	n.cache.touch(v.CID)
+	n.cache.set(v.CID, time.Now())
 	n.reading.acquire(v.CID) // the collector keeps what is being read
 	if !n.verifiedHere(ctx, v.CID) {
 		// Not all here (a root block alone proves nothing): stream it

@@ -115,11 +115,11 @@ type Node struct {
 	caughtUpCh  chan struct{} // closed when caughtUp is set
 	collectKick chan struct{}
 	placeKick   chan struct{}
-	gcMu        sync.Mutex // one collection at a time
-	verified    cidSet     // DAGs checked complete here
-	cache       readCache  // when content kept only as a cache was last read
-	pending     pendingSet // content pushed here by writes with replicas=N
-	reading     refCounts  // content being read, by root
+	gcMu        sync.Mutex        // one collection at a time
+	verified    cidMap[struct{}]  // DAGs checked complete here
+	cache       cidMap[time.Time] // when content kept only as a cache was last read
+	pending     pendingSet        // content pushed here by writes with replicas=N
+	reading     refCounts         // content being read, by root
 	placing     fetchStates
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability

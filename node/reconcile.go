@@ -243,8 +243,10 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 		return nil, err
 	}
 	keep := make(map[string]bool)
+	live := make(map[string]bool, len(replicas)) // versions and received uploads
 	var cacheable []placement.CacheEntry
 	for _, r := range replicas {
+		live[r.CID] = true
 		if slices.Contains(r.Holders, self) {
 			// A copy pushed here by replicas=N is recorded now: from here
 			// on the holder record keeps it, and a delete frees it.
@@ -255,7 +257,7 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 			len(r.Holders) == 0 && len(r.Allocated) == 0:
 			keep[r.CID] = true
 		default:
-			if used, ok := n.cache.lastUsed(r.CID); ok {
+			if used, ok := n.cache.get(r.CID); ok {
 				cacheable = append(cacheable, placement.CacheEntry{CID: r.CID, Size: r.SizeBytes, LastUsed: used})
 			}
 		}
@@ -267,16 +269,8 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	for _, p := range pins {
 		keep[p.CID] = true
 	}
-	live, err := n.cat.LiveCIDs() // versions and received uploads
-	if err != nil {
-		return nil, err
-	}
-	liveSet := make(map[string]bool, len(live))
-	for _, c := range live {
-		liveSet[c] = true
-	}
 	for _, u := range n.cat.ReceivedUploadCIDs() {
-		keep[u] = true
+		keep[u], live[u] = true, true
 	}
 	for _, c := range n.pending.roots() {
 		keep[c] = true
@@ -289,11 +283,11 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	}
 	// Forget cache entries of content that is gone or evicted, and
 	// verifications of content no longer kept.
-	n.cache.retain(func(c string) bool { return liveSet[c] && keep[c] })
+	n.cache.retain(func(c string) bool { return live[c] && keep[c] })
 	n.verified.retain(func(c string) bool { return keep[c] })
 	out := make([]cid.Cid, 0, len(keep))
 	for c := range keep {
-		if !liveSet[c] && !n.pending.has(c) {
+		if !live[c] && !n.pending.has(c) {
 			continue
 		}
 		parsed, err := cid.Decode(c)
@@ -350,14 +344,14 @@ func (n *Node) place(ctx context.Context) error {
 // local store; a positive answer is remembered until the collector stops
 // keeping c.
 func (n *Node) verifiedHere(ctx context.Context, c string) bool {
-	if n.verified.has(c) {
+	if _, ok := n.verified.get(c); ok {
 		return true
 	}
 	root, err := cid.Decode(c)
 	if err != nil || !n.complete(ctx, root) {
 		return false
 	}
-	n.verified.add(c)
+	n.verified.set(c, struct{}{})
 	return true
 }
 
@@ -408,7 +402,7 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 	if err := n.bs.Sync(ctx); err != nil {
 		return err
 	}
-	n.verified.add(r.CID)
+	n.verified.set(r.CID, struct{}{})
 	if err := n.cat.AddHolder(ctx, r.CID, n.peerID.String()); err != nil {
 		return err
 	}
@@ -554,67 +548,36 @@ func (s *lastSeen) reset() {
 	s.at = nil
 }
 
-// cidSet is a set of CIDs safe for concurrent use.
-type cidSet struct {
+// cidMap is a map keyed by CID, safe for concurrent use: the set of DAGs
+// verified here (V struct{}) and the cache's last reads (V time.Time).
+type cidMap[V any] struct {
 	mu sync.Mutex
-	m  map[string]struct{}
+	m  map[string]V
 }
 
-func (s *cidSet) add(c string) {
+func (s *cidMap[V]) set(c string, v V) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[string]struct{})
+		s.m = make(map[string]V)
 	}
-	s.m[c] = struct{}{}
+	s.m[c] = v
 }
 
-func (s *cidSet) has(c string) bool {
+func (s *cidMap[V]) get(c string) (V, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.m[c]
-	return ok
+	v, ok := s.m[c]
+	return v, ok
 }
 
-func (s *cidSet) retain(keep func(string) bool) {
+// retain forgets every CID that keep refuses.
+func (s *cidMap[V]) retain(keep func(string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.m {
 		if !keep(c) {
 			delete(s.m, c)
-		}
-	}
-}
-
-// readCache remembers when content that this node keeps only as a cache
-// was last read.
-type readCache struct {
-	mu   sync.Mutex
-	used map[string]time.Time
-}
-
-func (c *readCache) touch(cid string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.used == nil {
-		c.used = make(map[string]time.Time)
-	}
-	c.used[cid] = time.Now()
-}
-
-func (c *readCache) lastUsed(cid string) (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.used[cid]
-	return t, ok
-}
-
-func (c *readCache) retain(keep func(string) bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.used {
-		if !keep(k) {
-			delete(c.used, k)
 		}
 	}
 }

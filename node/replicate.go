@@ -77,7 +77,7 @@ func (n *Node) copyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
 	if !n.complete(ctx, root) {
 		return fmt.Errorf("the copy of %s is not complete", root)
 	}
-	n.verified.add(root.String())
+	n.verified.set(root.String(), struct{}{})
 	return nil
 }
 
