@@ -4,23 +4,11 @@ import (
 	"net/http"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
-// agentRequest is the body of POST /v1/agents.
-type agentRequest struct {
-	ID     artmesh.AgentID `json:"id"`
-	Groups []string        `json:"groups"`
-	Admin  bool            `json:"admin"`
-}
-
-// agentWithKey is an agent as returned with its new API key.
-type agentWithKey struct {
-	artmesh.Agent
-	APIKey string `json:"api_key"`
-}
-
 func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req agentRequest
+	var req apitype.AgentRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -28,7 +16,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, caller artm
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, agentWithKey{Agent: a, APIKey: key})
+	writeJSON(w, http.StatusCreated, apitype.AgentKey{Agent: a, APIKey: key})
 	return nil
 }
 
@@ -37,7 +25,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, caller artme
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": as})
+	writeJSON(w, http.StatusOK, items(as))
 	return nil
 }
 
@@ -54,7 +42,7 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, caller artmes
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, agentWithKey{Agent: a, APIKey: key})
+	writeJSON(w, http.StatusCreated, apitype.AgentKey{Agent: a, APIKey: key})
 	return nil
 }
 
@@ -63,17 +51,12 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, caller artme
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": gs})
+	writeJSON(w, http.StatusOK, items(gs))
 	return nil
 }
 
-// groupRequest is the body of PUT /v1/groups/{name}.
-type groupRequest struct {
-	Members []artmesh.AgentID `json:"members"`
-}
-
 func (s *Server) putGroup(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req groupRequest
+	var req apitype.GroupRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -103,12 +86,12 @@ func (s *Server) repoGC(w http.ResponseWriter, r *http.Request, caller artmesh.A
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"blocks_removed":   st.BlocksRemoved,
-		"bytes_removed":    st.BytesRemoved,
-		"packs_removed":    st.PacksRemoved,
-		"disk_bytes_freed": st.DiskFreed,
-		"duration_ms":      st.Duration.Milliseconds(),
+	writeJSON(w, http.StatusOK, apitype.GCResult{
+		BlocksRemoved:  st.BlocksRemoved,
+		BytesRemoved:   st.BytesRemoved,
+		PacksRemoved:   st.PacksRemoved,
+		DiskBytesFreed: st.DiskFreed,
+		DurationMS:     st.Duration.Milliseconds(),
 	})
 	return nil
 }

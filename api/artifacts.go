@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/node"
 )
 
@@ -227,19 +228,12 @@ func (p abortablePart) Abort() {
 	}
 }
 
-// snippetRequest is the body of POST /v1/snippets.
-type snippetRequest struct {
-	Name     string           `json:"name"`
-	Content  json.RawMessage  `json:"content"`
-	Metadata artmesh.Metadata `json:"metadata"`
-}
-
 func (s *Server) createSnippet(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	replicas, err := replicasParam(r)
 	if err != nil {
 		return err
 	}
-	var req snippetRequest
+	var req apitype.SnippetRequest
 	if err := decodeJSON(w, r, maxSnippetBody, &req); err != nil {
 		return err
 	}
@@ -323,7 +317,7 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, caller art
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": vs})
+	writeJSON(w, http.StatusOK, items(vs))
 	return nil
 }
 
@@ -417,14 +411,8 @@ func (s *Server) listShared(w http.ResponseWriter, r *http.Request, caller artme
 	return nil
 }
 
-// shareRequest is the body of share and unshare.
-type shareRequest struct {
-	Agents []artmesh.AgentID `json:"agents"`
-	Groups []string          `json:"groups"`
-}
-
 func (s *Server) share(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req shareRequest
+	var req apitype.ShareRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -437,7 +425,7 @@ func (s *Server) share(w http.ResponseWriter, r *http.Request, caller artmesh.Ag
 }
 
 func (s *Server) unshare(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req shareRequest
+	var req apitype.ShareRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}

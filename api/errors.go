@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // statusOf maps an error kind to its one HTTP status.
@@ -32,17 +33,6 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
-}
-
-// ErrorBody is the JSON shape of every error response.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is the inside of ErrorBody.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
 }
 
 // writeError sends err in the API's error shape with the status of its
@@ -74,7 +64,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		h.Set("WWW-Authenticate", `Bearer realm="artmesh"`)
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(ErrorBody{Error: ErrorDetail{Code: kind.String(), Message: msg}})
+	_ = json.NewEncoder(w).Encode(apitype.ErrorBody{Error: apitype.ErrorDetail{Code: kind.String(), Message: msg}})
 }
 
 // writeJSON sends v as JSON with status.
@@ -82,4 +72,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// items wraps an unpaged list in the API's {"items": [...]} shape.
+func items[T any](list []T) apitype.Items[T] {
+	return apitype.Items[T]{Items: list}
 }

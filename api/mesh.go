@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ artmesh.Agent) error {
@@ -11,17 +12,12 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ artmesh.A
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ms})
+	writeJSON(w, http.StatusOK, items(ms))
 	return nil
 }
 
-// inviteRequest is the body of POST /v1/mesh/invites.
-type inviteRequest struct {
-	ExpiresIn int64 `json:"expires_in"`
-}
-
 func (s *Server) createInvite(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req inviteRequest
+	var req apitype.InviteRequest
 	if err := decodeOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -78,7 +74,7 @@ func (s *Server) listPins(w http.ResponseWriter, r *http.Request, caller artmesh
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ps})
+	writeJSON(w, http.StatusOK, items(ps))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 func (s *Server) getMeshPolicy(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
@@ -15,19 +16,12 @@ func (s *Server) getMeshPolicy(w http.ResponseWriter, r *http.Request, caller ar
 	return nil
 }
 
-// policyRequest is the body of PUT /v1/mesh/policy: a field left out (or
-// null) keeps its current value.
-type policyRequest struct {
-	ReplicationFactor *int `json:"replication_factor"`
-	WriteReplicas     *int `json:"write_replicas"`
-}
-
 func (s *Server) putMeshPolicy(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	if !caller.Admin {
 		// Before the body is read: a non-admin learns nothing of it.
 		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may change the mesh policy")
 	}
-	var req policyRequest
+	var req apitype.PolicyRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -48,14 +42,8 @@ func (s *Server) putMeshPolicy(w http.ResponseWriter, r *http.Request, caller ar
 	return nil
 }
 
-// replicationBody is the body and the answer of
-// PUT /v1/artifacts/{id}/replication.
-type replicationBody struct {
-	Factor *int `json:"factor"`
-}
-
 func (s *Server) setReplication(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req replicationBody
+	var req apitype.Replication
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -74,6 +62,6 @@ func (s *Server) getPlacement(w http.ResponseWriter, r *http.Request, caller art
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": vps})
+	writeJSON(w, http.StatusOK, items(vps))
 	return nil
 }

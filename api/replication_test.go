@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/node"
 )
@@ -62,7 +63,7 @@ func wantError(t *testing.T, what string, status int, data []byte, wantStatus in
 	if status < 400 {
 		return
 	}
-	var e ErrorBody
+	var e apitype.ErrorBody
 	if err := json.Unmarshal(data, &e); err != nil || e.Error.Code != codeOfStatus(status) || e.Error.Message == "" {
 		t.Errorf("%s: error body %s", what, data)
 	}

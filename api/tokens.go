@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/node"
 )
 
@@ -23,22 +23,8 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// signedURLRequest is the body of POST /v1/artifacts/{id}/signed-url.
-type signedURLRequest struct {
-	ExpiresIn int64 `json:"expires_in"`
-	Version   int   `json:"version"`
-}
-
-// signedURLResponse is its answer.
-type signedURLResponse struct {
-	URL       string    `json:"url"`
-	Token     string    `json:"token"`
-	TokenID   string    `json:"token_id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req signedURLRequest
+	var req apitype.SignedURLRequest
 	if err := decodeOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -46,7 +32,7 @@ func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, signedURLResponse{
+	writeJSON(w, http.StatusCreated, apitype.SignedURL{
 		URL: baseURL(r) + "/v1/cap/" + su.Token, Token: su.Token, TokenID: su.TokenID, ExpiresAt: su.ExpiresAt,
 	})
 	return nil
@@ -74,23 +60,20 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, caller artm
 	return nil
 }
 
-// uploadResponse is an upload session as the API shows it.
-type uploadResponse struct {
-	node.UploadStatus
-	URL string `json:"url,omitempty"`
-}
-
+// createUpload opens an upload session. apitype's UploadRequest and
+// UploadStatus have node's fields, so they convert; wire_test.go checks
+// that their JSON tags agree too.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var in node.UploadInput
-	if err := decodeJSON(w, r, maxJSONBody, &in); err != nil {
+	var req apitype.UploadRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		return err
 	}
-	st, err := s.n.CreateUpload(r.Context(), caller, in)
+	st, err := s.n.CreateUpload(r.Context(), caller, node.UploadInput(req))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, uploadResponse{
-		UploadStatus: st,
+	writeJSON(w, http.StatusCreated, apitype.Upload{
+		UploadStatus: apitype.UploadStatus(st),
 		URL:          baseURL(r) + "/v1/uploads/" + st.ID + "/content?token=" + url.QueryEscape(st.Token),
 	})
 	return nil
@@ -101,7 +84,7 @@ func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, caller artmes
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, uploadResponse{UploadStatus: st})
+	writeJSON(w, http.StatusOK, apitype.UploadStatus(st))
 	return nil
 }
 
@@ -113,13 +96,8 @@ func (s *Server) deleteUpload(w http.ResponseWriter, r *http.Request, caller art
 	return nil
 }
 
-// confirmRequest is the body of POST /v1/uploads/{id}/confirm.
-type confirmRequest struct {
-	SHA256 string `json:"sha256"`
-}
-
 func (s *Server) confirmUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	var req confirmRequest
+	var req apitype.ConfirmRequest
 	if err := decodeOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -167,7 +145,7 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(st.ReceivedBytes, 10))
-	writeJSON(w, http.StatusOK, uploadResponse{UploadStatus: st})
+	writeJSON(w, http.StatusOK, apitype.UploadStatus(st))
 }
 
 // parseContentRange reads an upload's Content-Range: "bytes S-E/TOTAL".

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 func TestSignedURLFlow(t *testing.T) {
@@ -26,7 +27,7 @@ func TestSignedURLFlow(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("signed-url: %d %s", resp.StatusCode, data)
 	}
-	var su signedURLResponse
+	var su apitype.SignedURL
 	json.Unmarshal(data, &su)
 	if !strings.HasPrefix(su.URL, srv.URL+"/v1/cap/") || su.TokenID == "" {
 		t.Fatalf("signed url %+v", su)
@@ -64,7 +65,7 @@ func TestUploadFlow(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("create upload: %d %s", resp.StatusCode, data)
 	}
-	var up uploadResponse
+	var up apitype.Upload
 	json.Unmarshal(data, &up)
 	path := strings.TrimPrefix(up.URL, srv.URL)
 

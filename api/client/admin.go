@@ -5,24 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // AgentKey is an agent with a new API key, as creating an agent or
 // rotating its key returns it. The node shows the key only this once.
-type AgentKey struct {
-	artmesh.Agent
-	APIKey string `json:"api_key"`
-}
-
-// agentRequest is the body of POST /v1/agents.
-type agentRequest struct {
-	ID     artmesh.AgentID `json:"id"`
-	Groups []string        `json:"groups"`
-	Admin  bool            `json:"admin"`
-}
+type AgentKey = apitype.AgentKey
 
 // CreateAgent adds an agent, a member of groups and an admin when admin is
 // set, and returns it with its API key (POST /v1/agents; admins only).
@@ -32,13 +22,13 @@ func (c *Client) CreateAgent(ctx context.Context, id artmesh.AgentID, groups []s
 	}
 	var out AgentKey
 	err := c.call(ctx, request{op: "client.CreateAgent", method: http.MethodPost, path: "/v1/agents"},
-		agentRequest{ID: id, Groups: groups, Admin: admin}, &out)
+		apitype.AgentRequest{ID: id, Groups: groups, Admin: admin}, &out)
 	return out, err
 }
 
 // Agents lists the agents (GET /v1/agents; admins only).
 func (c *Client) Agents(ctx context.Context) ([]artmesh.Agent, error) {
-	var out items[artmesh.Agent]
+	var out apitype.Items[artmesh.Agent]
 	err := c.call(ctx, request{op: "client.Agents", method: http.MethodGet, path: "/v1/agents"}, nil, &out)
 	return out.Items, err
 }
@@ -59,14 +49,9 @@ func (c *Client) RotateKey(ctx context.Context, id artmesh.AgentID) (AgentKey, e
 
 // Groups lists the groups (GET /v1/groups).
 func (c *Client) Groups(ctx context.Context) ([]artmesh.Group, error) {
-	var out items[artmesh.Group]
+	var out apitype.Items[artmesh.Group]
 	err := c.call(ctx, request{op: "client.Groups", method: http.MethodGet, path: "/v1/groups"}, nil, &out)
 	return out.Items, err
-}
-
-// groupRequest is the body of PUT /v1/groups/{name}.
-type groupRequest struct {
-	Members []artmesh.AgentID `json:"members"`
 }
 
 // PutGroup creates the group name or sets its members
@@ -77,7 +62,7 @@ func (c *Client) PutGroup(ctx context.Context, name string, members []artmesh.Ag
 	}
 	var g artmesh.Group
 	err := c.call(ctx, request{op: "client.PutGroup", method: http.MethodPut, path: "/v1/groups/" + escape(name)},
-		groupRequest{Members: members}, &g)
+		apitype.GroupRequest{Members: members}, &g)
 	return g, err
 }
 
@@ -88,22 +73,14 @@ func (c *Client) DeleteGroup(ctx context.Context, name string) error {
 }
 
 // Pin is a node's promise to keep a full copy of one version.
-type Pin struct {
-	ArtifactID artmesh.ArtifactID `json:"artifact_id"`
-	Version    int                `json:"version"`
-	CID        string             `json:"cid"`
-	State      string             `json:"state"` // queued, fetching, pinned or failed
-	BytesDone  int64              `json:"bytes_done"`
-	SizeBytes  int64              `json:"size_bytes"`
-	Error      string             `json:"error,omitempty"`
-}
+type Pin = apitype.Pin
 
 // The states of a Pin.
 const (
-	PinQueued   = "queued"
-	PinFetching = "fetching"
-	PinPinned   = "pinned"
-	PinFailed   = "failed"
+	PinQueued   = apitype.PinQueued
+	PinFetching = apitype.PinFetching
+	PinPinned   = apitype.PinPinned
+	PinFailed   = apitype.PinFailed
 )
 
 // versionQuery is ?version=N, or nil for version 0.
@@ -125,7 +102,7 @@ func (c *Client) Pin(ctx context.Context, id artmesh.ArtifactID, version int) (P
 
 // Pins lists this node's pins with their states (GET /v1/pins).
 func (c *Client) Pins(ctx context.Context) ([]Pin, error) {
-	var out items[Pin]
+	var out apitype.Items[Pin]
 	err := c.call(ctx, request{op: "client.Pins", method: http.MethodGet, path: "/v1/pins"}, nil, &out)
 	return out.Items, err
 }
@@ -137,13 +114,7 @@ func (c *Client) Unpin(ctx context.Context, id artmesh.ArtifactID, version int) 
 }
 
 // NodeInfo describes the node the client talks to.
-type NodeInfo struct {
-	PeerID    string    `json:"peer_id"`
-	Addresses []string  `json:"addresses"`
-	Version   string    `json:"version"`
-	APIURL    string    `json:"api_url"`
-	StartedAt time.Time `json:"started_at,omitzero"`
-}
+type NodeInfo = apitype.NodeInfo
 
 // Node returns what the node says of itself (GET /v1/node).
 func (c *Client) Node(ctx context.Context) (NodeInfo, error) {
@@ -153,23 +124,11 @@ func (c *Client) Node(ctx context.Context) (NodeInfo, error) {
 }
 
 // Member is one node of the mesh.
-type Member struct {
-	PeerID    string   `json:"peer_id"`
-	Addresses []string `json:"addresses"`
-	Role      string   `json:"role"` // voter or nonvoter
-	Reachable bool     `json:"reachable"`
-	Leader    bool     `json:"leader"`
-	// BytesHeld is the content the member is a recorded holder of, each
-	// version's content counted once.
-	BytesHeld int64 `json:"bytes_held"`
-	// UnderReplicated counts the live versions allocated to the member
-	// that have fewer reachable holders than their factor.
-	UnderReplicated int `json:"under_replicated"`
-}
+type Member = apitype.Member
 
 // Members lists the nodes of the mesh (GET /v1/mesh/members).
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
-	var out items[Member]
+	var out apitype.Items[Member]
 	err := c.call(ctx, request{op: "client.Members", method: http.MethodGet, path: "/v1/mesh/members"}, nil, &out)
 	return out.Items, err
 }
@@ -186,13 +145,7 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 // GCResult is what a garbage collection of the block store did.
-type GCResult struct {
-	BlocksRemoved  int64 `json:"blocks_removed"`
-	BytesRemoved   int64 `json:"bytes_removed"`
-	PacksRemoved   int   `json:"packs_removed,omitempty"`
-	DiskBytesFreed int64 `json:"disk_bytes_freed,omitempty"`
-	DurationMS     int64 `json:"duration_ms"`
-}
+type GCResult = apitype.GCResult
 
 // RepoGC collects the blocks that nothing references any more
 // (POST /v1/repo/gc; admins only).
@@ -203,13 +156,7 @@ func (c *Client) RepoGC(ctx context.Context) (GCResult, error) {
 }
 
 // RepoStat describes the node's block store.
-type RepoStat struct {
-	Blocks    int64  `json:"blocks"`     // blocks in the store
-	Bytes     int64  `json:"bytes"`      // bytes of block data
-	Packs     int    `json:"packs"`      // pack files on disk
-	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
-	Path      string `json:"path"`       // where the store is
-}
+type RepoStat = apitype.RepoStat
 
 // RepoStat returns the size of the node's block store
 // (GET /v1/repo/stat; admins only).

@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // CreateOptions describes the artifact that CreateArtifact makes.
@@ -95,21 +97,19 @@ func contentHeader(op, contentType string, m artmesh.Metadata) (http.Header, err
 	return h, nil
 }
 
-// snippetRequest is the body of POST /v1/snippets.
-type snippetRequest struct {
-	Name     string           `json:"name"`
-	Content  any              `json:"content"`
-	Metadata artmesh.Metadata `json:"metadata,omitempty"`
-}
-
 // CreateSnippet stores content, any JSON value (a json.RawMessage is sent
 // as it is), as a new application/json artifact named name
 // (POST /v1/snippets). Replicas(n) is the one option.
 func (c *Client) CreateSnippet(ctx context.Context, name string, content any, meta artmesh.Metadata, opts ...WriteOption) (artmesh.Artifact, error) {
+	const op = "client.CreateSnippet"
 	o := applyWriteOptions(opts)
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Op(op), artmesh.Invalid, "encoding the request", err)
+	}
 	var a artmesh.Artifact
-	err := c.call(ctx, request{op: "client.CreateSnippet", method: http.MethodPost, path: "/v1/snippets", query: replicasQuery(nil, o.replicas)},
-		snippetRequest{Name: name, Content: content, Metadata: meta}, &a)
+	err = c.call(ctx, request{op: op, method: http.MethodPost, path: "/v1/snippets", query: replicasQuery(nil, o.replicas)},
+		apitype.SnippetRequest{Name: name, Content: raw, Metadata: meta}, &a)
 	return a, err
 }
 
@@ -149,7 +149,7 @@ func (c *Client) UpdateArtifact(ctx context.Context, id artmesh.ArtifactID, r io
 // Versions returns the version chain of the artifact id, oldest first
 // (GET /v1/artifacts/{id}/versions).
 func (c *Client) Versions(ctx context.Context, id artmesh.ArtifactID) ([]artmesh.Version, error) {
-	var out items[artmesh.Version]
+	var out apitype.Items[artmesh.Version]
 	err := c.call(ctx, request{op: "client.Versions", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/versions"}, nil, &out)
 	return out.Items, err
 }

@@ -11,6 +11,10 @@
 //
 // A node that cannot be reached at all yields an error that matches
 // ErrUnreachable (and artmesh.Unavailable).
+//
+// The JSON shapes are package api/apitype's, which the server speaks too;
+// the client's names for the ones its callers see (Pin, Upload, Policy ...)
+// are aliases of those types.
 package client
 
 import (
@@ -250,9 +254,4 @@ func metadataHeader(m artmesh.Metadata) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
-}
-
-// items is the {"items": [...]} shape of the API's unpaged lists.
-type items[T any] struct {
-	Items []T `json:"items"`
 }

@@ -122,6 +122,10 @@ func TestRoutes(t *testing.T) {
 		{"Unpin", 204, func(c *Client) error { return c.Unpin(ctx, id, 0) }, "DELETE", "/v1/pins/" + string(id), "", ""},
 		{"Node", 200, func(c *Client) error { _, err := c.Node(ctx); return err }, "GET", "/v1/node", "", ""},
 		{"Members", 200, func(c *Client) error { _, err := c.Members(ctx); return err }, "GET", "/v1/mesh/members", "", ""},
+		{"CreateInvite", 201, func(c *Client) error { _, err := c.CreateInvite(ctx, time.Minute); return err },
+			"POST", "/v1/mesh/invites", "", `{"expires_in":60}`},
+		{"CreateInvite default", 201, func(c *Client) error { _, err := c.CreateInvite(ctx, 0); return err },
+			"POST", "/v1/mesh/invites", "", `{}`},
 		{"CreateSnippet replicas", 201, func(c *Client) error {
 			_, err := c.CreateSnippet(ctx, "s", 1, nil, Replicas(2))
 			return err

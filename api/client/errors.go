@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // Error is an error response of the API. It matches its kind with
@@ -78,12 +79,7 @@ func kindOfStatus(status int) artmesh.Kind {
 func errorFromResponse(op string, resp *http.Response) error {
 	e := &Error{Op: op, Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var body apitype.ErrorBody
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	}

@@ -6,18 +6,11 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // Invite is a one-time ticket that lets a new node join the mesh.
-type Invite struct {
-	Ticket    string    `json:"ticket"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// inviteRequest is the body of POST /v1/mesh/invites.
-type inviteRequest struct {
-	ExpiresIn int64 `json:"expires_in,omitempty"`
-}
+type Invite = apitype.Invite
 
 // CreateInvite makes an invite ticket (POST /v1/mesh/invites; admin only)
 // that `artmesh init --join` takes on the new host. expiresIn 0 means the
@@ -25,7 +18,7 @@ type inviteRequest struct {
 func (c *Client) CreateInvite(ctx context.Context, expiresIn time.Duration) (Invite, error) {
 	var out Invite
 	err := c.call(ctx, request{op: "client.CreateInvite", method: http.MethodPost, path: "/v1/mesh/invites"},
-		inviteRequest{ExpiresIn: int64(expiresIn / time.Second)}, &out)
+		apitype.InviteRequest{ExpiresIn: int64(expiresIn / time.Second)}, &out)
 	return out, err
 }
 
@@ -36,26 +29,13 @@ func (c *Client) RemoveMember(ctx context.Context, peerID string) error {
 }
 
 // Policy is the mesh's replication policy.
-type Policy struct {
-	// ReplicationFactor is how many members keep every version, unless an
-	// artifact sets its own.
-	ReplicationFactor int `json:"replication_factor"`
-	// WriteReplicas is how many members must hold a write durably before
-	// it is acknowledged, unless the write asks for a number itself.
-	WriteReplicas int `json:"write_replicas"`
-}
+type Policy = apitype.Policy
 
 // MeshPolicy returns the mesh's replication policy (GET /v1/mesh/policy).
 func (c *Client) MeshPolicy(ctx context.Context) (Policy, error) {
 	var p Policy
 	err := c.call(ctx, request{op: "client.MeshPolicy", method: http.MethodGet, path: "/v1/mesh/policy"}, nil, &p)
 	return p, err
-}
-
-// policyRequest is the body of PUT /v1/mesh/policy.
-type policyRequest struct {
-	ReplicationFactor *int `json:"replication_factor,omitempty"`
-	WriteReplicas     *int `json:"write_replicas,omitempty"`
 }
 
 // SetMeshPolicy changes the mesh's replication policy (PUT
@@ -65,13 +45,8 @@ type policyRequest struct {
 func (c *Client) SetMeshPolicy(ctx context.Context, replicationFactor, writeReplicas *int) (Policy, error) {
 	var p Policy
 	err := c.call(ctx, request{op: "client.SetMeshPolicy", method: http.MethodPut, path: "/v1/mesh/policy"},
-		policyRequest{ReplicationFactor: replicationFactor, WriteReplicas: writeReplicas}, &p)
+		apitype.PolicyRequest{ReplicationFactor: replicationFactor, WriteReplicas: writeReplicas}, &p)
 	return p, err
-}
-
-// replicationBody is the body of PUT /v1/artifacts/{id}/replication.
-type replicationBody struct {
-	Factor int `json:"factor"`
 }
 
 // SetReplication sets how many members keep every version of the artifact
@@ -79,30 +54,23 @@ type replicationBody struct {
 // it follow the mesh policy again.
 func (c *Client) SetReplication(ctx context.Context, id artmesh.ArtifactID, factor int) error {
 	return c.call(ctx, request{op: "client.SetReplication", method: http.MethodPut, path: "/v1/artifacts/" + escape(string(id)) + "/replication"},
-		replicationBody{Factor: factor}, nil)
+		apitype.Replication{Factor: &factor}, nil)
 }
 
 // The states of a VersionPlacement.
 const (
-	PlacementOK              = "ok"               // at least Factor reachable holders
-	PlacementRepairing       = "repairing"        // too few, and an allocated member is fetching it
-	PlacementUnderReplicated = "under_replicated" // too few, and nobody is on the way
+	PlacementOK              = apitype.PlacementOK              // at least Factor reachable holders
+	PlacementRepairing       = apitype.PlacementRepairing       // too few, and an allocated member is fetching it
+	PlacementUnderReplicated = apitype.PlacementUnderReplicated // too few, and nobody is on the way
 )
 
 // VersionPlacement is where one version of an artifact is held.
-type VersionPlacement struct {
-	Version   int      `json:"version"`
-	CID       string   `json:"cid"`
-	Factor    int      `json:"factor"`    // the effective factor: at most the number of members
-	Holders   []string `json:"holders"`   // peer ids of members with a verified, durable copy
-	Allocated []string `json:"allocated"` // peer ids of the members the leader chose to hold it
-	State     string   `json:"state"`     // PlacementOK, PlacementRepairing or PlacementUnderReplicated
-}
+type VersionPlacement = apitype.VersionPlacement
 
 // Placement returns where each version of the artifact id is held, oldest
 // version first (GET /v1/artifacts/{id}/placement).
 func (c *Client) Placement(ctx context.Context, id artmesh.ArtifactID) ([]VersionPlacement, error) {
-	var out items[VersionPlacement]
+	var out apitype.Items[VersionPlacement]
 	err := c.call(ctx, request{op: "client.Placement", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/placement"}, nil, &out)
 	return out.Items, err
 }

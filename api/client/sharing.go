@@ -6,13 +6,8 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
-
-// shareRequest is the body of share and unshare.
-type shareRequest struct {
-	Agents []artmesh.AgentID `json:"agents"`
-	Groups []string          `json:"groups"`
-}
 
 // Share lets agents and the members of groups read the artifact id
 // (POST /v1/artifacts/{id}/share; owner only) and returns who may read it
@@ -36,7 +31,7 @@ func (c *Client) share(ctx context.Context, op string, id artmesh.ArtifactID, su
 	}
 	var acc artmesh.Access
 	err := c.call(ctx, request{op: op, method: http.MethodPost, path: "/v1/artifacts/" + escape(string(id)) + suffix},
-		shareRequest{Agents: agents, Groups: groups}, &acc)
+		apitype.ShareRequest{Agents: agents, Groups: groups}, &acc)
 	return acc, err
 }
 
@@ -58,26 +53,16 @@ type SignedURLOptions struct {
 	Version int
 }
 
-// SignedURL is a capability to read one artifact without an API key.
-type SignedURL struct {
-	URL       string    `json:"url"`        // .../v1/cap/<token>, usable on any node of the mesh
-	Token     string    `json:"token"`      // the capability token itself
-	TokenID   string    `json:"token_id"`   // the token's id, for RevokeToken
-	ExpiresAt time.Time `json:"expires_at"` // when the URL stops working
-}
-
-// signedURLRequest is the body of POST /v1/artifacts/{id}/signed-url.
-type signedURLRequest struct {
-	ExpiresIn int64 `json:"expires_in,omitempty"`
-	Version   int   `json:"version,omitempty"`
-}
+// SignedURL is a capability to read one artifact without an API key; its
+// TokenID is what RevokeToken takes.
+type SignedURL = apitype.SignedURL
 
 // CreateSignedURL issues a capability token to read the artifact id
 // (POST /v1/artifacts/{id}/signed-url).
 func (c *Client) CreateSignedURL(ctx context.Context, id artmesh.ArtifactID, opt SignedURLOptions) (SignedURL, error) {
 	var out SignedURL
 	err := c.call(ctx, request{op: "client.CreateSignedURL", method: http.MethodPost, path: "/v1/artifacts/" + escape(string(id)) + "/signed-url"},
-		signedURLRequest{ExpiresIn: int64(opt.ExpiresIn / time.Second), Version: opt.Version}, &out)
+		apitype.SignedURLRequest{ExpiresIn: int64(opt.ExpiresIn / time.Second), Version: opt.Version}, &out)
 	return out, err
 }
 

@@ -6,53 +6,29 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 )
 
 // UploadRequest declares an upload session (POST /v1/uploads).
-type UploadRequest struct {
-	Name        string           `json:"name,omitempty"`
-	ContentType string           `json:"content_type,omitempty"`
-	SizeBytes   int64            `json:"size_bytes"`
-	Metadata    artmesh.Metadata `json:"metadata,omitempty"`
-	// ArtifactID, when set, makes the upload a new version of that
-	// artifact instead of a new artifact.
-	ArtifactID artmesh.ArtifactID `json:"artifact_id,omitempty"`
-}
+type UploadRequest = apitype.UploadRequest
 
 // The states of an upload session.
 const (
-	UploadOpen      = "open"      // taking bytes
-	UploadReceived  = "received"  // every declared byte arrived; waiting for confirm
-	UploadConfirmed = "confirmed" // became an artifact or version
+	UploadOpen      = apitype.UploadOpen      // taking bytes
+	UploadReceived  = apitype.UploadReceived  // every declared byte arrived; waiting for confirm
+	UploadConfirmed = apitype.UploadConfirmed // became an artifact or version
 )
 
-// Upload is an open upload session, as CreateUpload returns it.
-type Upload struct {
-	ID            string    `json:"id"`             // "upl_..."
-	URL           string    `json:"url"`            // where the bytes go: .../v1/uploads/{id}/content?token=...
-	Token         string    `json:"token"`          // the write token that URL carries
-	ExpiresAt     time.Time `json:"expires_at"`     // unconfirmed uploads expire then
-	SizeBytes     int64     `json:"size_bytes"`     // the declared size
-	ReceivedBytes int64     `json:"received_bytes"` // bytes the node holds (0 for a new session)
-	State         string    `json:"state"`          // UploadOpen for a new session
-}
+// Upload is an open upload session, as CreateUpload returns it: its
+// UploadStatus, with the write Token, and the URL (carrying that token)
+// that PutUpload sends the bytes to.
+type Upload = apitype.Upload
 
 // UploadStatus describes an upload session to its owner
 // (GET /v1/uploads/{id}).
-type UploadStatus struct {
-	ID            string             `json:"id"`
-	Name          string             `json:"name"`
-	ContentType   string             `json:"content_type"`
-	SizeBytes     int64              `json:"size_bytes"`
-	ReceivedBytes int64              `json:"received_bytes"`
-	State         string             `json:"state"` // UploadOpen, UploadReceived or UploadConfirmed
-	ExpiresAt     time.Time          `json:"expires_at"`
-	ArtifactID    artmesh.ArtifactID `json:"artifact_id,omitempty"` // the artifact it updates, or became once confirmed
-	CID           string             `json:"cid,omitempty"`         // the content's CID once all of it is received
-}
+type UploadStatus = apitype.UploadStatus
 
 // CreateUpload opens an upload session for content of a declared size
 // (POST /v1/uploads). Send the bytes with PutUpload, then ConfirmUpload.
@@ -103,11 +79,6 @@ func (c *Client) PutUpload(ctx context.Context, uploadURL string, r io.Reader, o
 	return c.call(ctx, req, nil, nil)
 }
 
-// confirmRequest is the body of POST /v1/uploads/{id}/confirm.
-type confirmRequest struct {
-	SHA256 string `json:"sha256,omitempty"`
-}
-
 // ConfirmUpload ends the upload id (POST /v1/uploads/{id}/confirm): the node
 // checks the size, and the SHA-256 (hex) when sha256 is not empty, then
 // creates the artifact or version and returns the artifact. Replicas(n)
@@ -117,7 +88,7 @@ func (c *Client) ConfirmUpload(ctx context.Context, id, sha256 string, opts ...W
 	o := applyWriteOptions(opts)
 	var a artmesh.Artifact
 	err := c.call(ctx, request{op: "client.ConfirmUpload", method: http.MethodPost, path: "/v1/uploads/" + escape(id) + "/confirm", query: replicasQuery(nil, o.replicas)},
-		confirmRequest{SHA256: sha256}, &a)
+		apitype.ConfirmRequest{SHA256: sha256}, &a)
 	return a, err
 }
 

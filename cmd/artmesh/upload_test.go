@@ -198,7 +198,7 @@ func (f *fakeUploads) serve(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(r.Body).Decode(&req)
 		f.size = req.SizeBytes
 		w.WriteHeader(201)
-		json.NewEncoder(w).Encode(client.Upload{ID: "upl_1", URL: f.uploadURL(), Token: "tok", SizeBytes: f.size, State: "open"})
+		json.NewEncoder(w).Encode(client.Upload{URL: f.uploadURL(), UploadStatus: client.UploadStatus{ID: "upl_1", Token: "tok", SizeBytes: f.size, State: "open"}})
 	case "GET /v1/uploads/upl_1":
 		st := client.UploadStatus{ID: "upl_1", SizeBytes: f.size, ReceivedBytes: int64(len(f.got)), State: f.state}
 		if f.state == "confirmed" {

@@ -1,0 +1,42 @@
+package apitype
+
+import "github.com/artmesh/artmesh"
+
+// AgentRequest is the body of POST /v1/agents.
+type AgentRequest struct {
+	ID     artmesh.AgentID `json:"id"`
+	Groups []string        `json:"groups"`
+	Admin  bool            `json:"admin"`
+}
+
+// AgentKey is the answer of POST /v1/agents and POST /v1/agents/{id}/keys:
+// the agent with a new API key, which the node shows only this once.
+type AgentKey struct {
+	artmesh.Agent
+	APIKey string `json:"api_key"`
+}
+
+// GroupRequest is the body of PUT /v1/groups/{name}: the group's members.
+type GroupRequest struct {
+	Members []artmesh.AgentID `json:"members"`
+}
+
+// GCResult is the answer of POST /v1/repo/gc: what a garbage collection
+// of the node's block store did.
+type GCResult struct {
+	BlocksRemoved  int64 `json:"blocks_removed"`
+	BytesRemoved   int64 `json:"bytes_removed"`
+	PacksRemoved   int   `json:"packs_removed"`    // pack files deleted
+	DiskBytesFreed int64 `json:"disk_bytes_freed"` // bytes of disk given back
+	DurationMS     int64 `json:"duration_ms"`      // how long it took, in milliseconds
+}
+
+// RepoStat is the answer of GET /v1/repo/stat: the size of the node's
+// block store.
+type RepoStat struct {
+	Blocks    int64  `json:"blocks"`     // blocks in the store
+	Bytes     int64  `json:"bytes"`      // bytes of block data
+	Packs     int    `json:"packs"`      // pack files on disk
+	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
+	Path      string `json:"path"`       // where the store is
+}
