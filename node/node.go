@@ -31,6 +31,7 @@ import (
 	"github.com/artmesh/artmesh/node/content"
 	"github.com/artmesh/artmesh/node/exchange"
 	"github.com/artmesh/artmesh/node/repo"
+	"github.com/artmesh/artmesh/node/uploads"
 )
 
 // Config is what Open needs to run a node.
@@ -108,8 +109,8 @@ type Node struct {
 	key        ed25519.PrivateKey // the node's identity key, which signs tokens
 	skew       time.Duration
 
-	uploadLocks uploadLocks
-	apiURL      atomic.Value // string
+	staging *uploads.Area // staging files of open uploads
+	apiURL  atomic.Value  // string
 
 	caughtUp    atomic.Bool   // the catalog applied the leader's commit index since start
 	caughtUpCh  chan struct{} // closed when caughtUp is set
@@ -215,6 +216,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		placeSem:    make(chan struct{}, maxPlacementFetches),
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
+	n.staging = n.newStaging()
 	if err := n.open(ctx, priv); err != nil {
 		n.closeParts()
 		stop()

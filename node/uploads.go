@@ -2,17 +2,12 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -20,23 +15,27 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/uploads"
 )
 
 // Upload sessions let a process without an API key send the bytes of a
 // large file through an upload URL, resumably, and the owner confirm it
 // into an artifact. The bytes that arrive are appended to a staging file
-// under <repo>/uploads and made durable at the end of every PUT, so that a
-// broken upload resumes where it stopped, across restarts of the daemon.
-// When the last byte arrives the node imports the file into the block
-// store (the upload becomes "received", its CID recorded in the catalog)
-// and removes it; confirming is then a single catalog write.
+// under <repo>/uploads and made durable at the end of every PUT (package
+// node/uploads), so that a broken upload resumes where it stopped, across
+// restarts of the daemon. When the last byte arrives the node imports the
+// file into the block store (the upload becomes "received", its CID
+// recorded in the catalog) and removes it; confirming is then a single
+// catalog write. The node decides who may write and confirm which upload
+// and proposes every change of its state; the staging area only holds
+// bytes.
 
 // Upload lifetimes.
 const (
 	DefaultUploadTTL = 24 * time.Hour
 	MaxUploadTTL     = 7 * 24 * time.Hour
 	// UploadsDir holds the staging files of open uploads.
-	UploadsDir = "uploads"
+	UploadsDir = uploads.Dir
 )
 
 // UploadInput declares an upload session.
@@ -64,43 +63,19 @@ type UploadStatus struct {
 	Token string `json:"token,omitempty"`
 }
 
-// uploadLocks serialises the writers of each upload. An entry lives while
-// someone holds or waits for it.
-type uploadLocks struct {
-	mu    sync.Mutex
-	locks map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-func (l *uploadLocks) lock(id string) (unlock func()) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = make(map[string]*refMutex)
-	}
-	m, ok := l.locks[id]
-	if !ok {
-		m = &refMutex{}
-		l.locks[id] = m
-	}
-	m.refs++
-	l.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		l.mu.Lock()
-		if m.refs--; m.refs == 0 {
-			delete(l.locks, id)
-		}
-		l.mu.Unlock()
-	}
-}
-
-func (n *Node) stagingPath(id string) string {
-	return filepath.Join(n.cfg.Repo, UploadsDir, id+".part")
+// newStaging returns the staging area of the node's repo, which imports
+// into the node's content store.
+func (n *Node) newStaging() *uploads.Area {
+	return uploads.New(uploads.Config{
+		Dir: filepath.Join(n.cfg.Repo, UploadsDir),
+		Import: func(ctx context.Context, r io.Reader, limit int64) (uploads.Imported, error) {
+			im, err := n.content.Import(ctx, r, limit, "")
+			if err != nil {
+				return uploads.Imported{}, err
+			}
+			return uploads.Imported{CID: im.CID, Size: im.Size, Release: im.Release}, nil
+		},
+	})
 }
 
 // received returns how many bytes of an open upload are staged.
@@ -109,11 +84,7 @@ func (n *Node) received(u catalog.Upload) int64 {
 	case catalog.StateReceived, catalog.StateConfirmed:
 		return u.SizeBytes
 	}
-	fi, err := os.Stat(n.stagingPath(u.ID))
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
+	return n.staging.Size(u.ID)
 }
 
 func (n *Node) uploadStatus(u catalog.Upload) UploadStatus {
@@ -227,13 +198,7 @@ func (n *Node) UploadOffset(ctx context.Context, token, id string) (received, si
 
 // ErrOffsetMismatch is the Conflict of a write that does not start where
 // the node's copy ends; its Offset says where to resume.
-type ErrOffsetMismatch struct {
-	Offset int64
-}
-
-func (e *ErrOffsetMismatch) Error() string {
-	return fmt.Sprintf("the node holds %d bytes of this upload: resume with Content-Range: bytes %d-LAST/TOTAL", e.Offset, e.Offset)
-}
+type ErrOffsetMismatch = uploads.ErrOffsetMismatch
 
 // WriteUpload appends body to an upload. start is where the body begins
 // (-1 when the request named no range: then it must be the first write),
@@ -245,80 +210,37 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	unlock := n.uploadLocks.lock(id)
-	defer unlock()
+	staged := n.staging.Lock(id)
+	defer staged.Unlock()
 	if u, err = n.cat.Upload(id); err != nil {
 		return UploadStatus{}, err
 	}
 	if u.State != catalog.StateOpen {
 		return UploadStatus{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is %s: it takes no more bytes", id, u.State))
 	}
-	have := n.received(u)
-	if total >= 0 && total != u.SizeBytes {
-		return UploadStatus{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("the range's total %d is not the upload's declared size %d", total, u.SizeBytes), &ErrOffsetMismatch{Offset: have})
-	}
-	if start < 0 {
-		start = 0
-	}
-	if start != have {
-		return UploadStatus{}, artmesh.E(artmesh.Conflict, &ErrOffsetMismatch{Offset: have})
-	}
-	if err := os.MkdirAll(filepath.Join(n.cfg.Repo, UploadsDir), 0o700); err != nil {
-		return UploadStatus{}, fmt.Errorf("node: %w", err)
-	}
-	f, err := os.OpenFile(n.stagingPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	have, err := staged.Append(start, total, u.SizeBytes, body)
 	if err != nil {
-		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
+		return UploadStatus{}, err
 	}
-	defer f.Close()
-	room := u.SizeBytes - have
-	written, copyErr := io.Copy(f, io.LimitReader(body, room))
-	if copyErr == nil {
-		// Anything past the declared size is refused, and nothing of this
-		// request is kept.
-		var one [1]byte
-		if k, _ := io.ReadFull(body, one[:]); k > 0 {
-			if err := f.Truncate(have); err != nil {
-				return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
-			}
-			return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload was declared as %d bytes; this request sends more", u.SizeBytes))
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
-	}
-	if copyErr != nil {
-		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload broke off after %d bytes; %d are kept: resume from there", written, have+written), copyErr)
-	}
-	if have+written < u.SizeBytes {
+	if have < u.SizeBytes {
 		return n.uploadStatus(u), nil
 	}
-	return n.receive(ctx, u)
+	return n.receive(ctx, staged, u)
 }
 
 // receive imports a complete staging file and records the upload as
 // received.
-func (n *Node) receive(ctx context.Context, u catalog.Upload) (UploadStatus, error) {
-	path := n.stagingPath(u.ID)
-	f, err := os.Open(path)
-	if err != nil {
-		return UploadStatus{}, fmt.Errorf("node: staging file: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	im, err := n.content.Import(ctx, io.TeeReader(f, h), u.SizeBytes, "")
+func (n *Node) receive(ctx context.Context, staged *uploads.Staged, u catalog.Upload) (UploadStatus, error) {
+	rec, err := staged.Import(ctx, u.SizeBytes)
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	defer im.Release()
-	if im.Size != u.SizeBytes {
-		return UploadStatus{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the staged upload holds %d bytes, not %d", im.Size, u.SizeBytes))
-	}
-	u, err = n.cat.UploadReceived(ctx, catalog.UploadReceived{ID: u.ID, Holder: n.peerID.String(), CID: im.CID.String(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: im.Size, At: time.Now().UTC()})
+	defer rec.Release()
+	u, err = n.cat.UploadReceived(ctx, catalog.UploadReceived{ID: u.ID, Holder: n.peerID.String(), CID: rec.CID.String(), SHA256: rec.SHA256, Size: rec.Size, At: time.Now().UTC()})
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := staged.Remove(); err != nil {
 		n.log.Warn("removing a staging file", "upload", u.ID, "err", err)
 	}
 	return n.uploadStatus(u), nil
@@ -402,15 +324,12 @@ func (n *Node) AbandonUpload(ctx context.Context, caller artmesh.Agent, id strin
 	if _, err := n.ownUpload(caller, id); err != nil {
 		return err
 	}
-	unlock := n.uploadLocks.lock(id)
-	defer unlock()
+	staged := n.staging.Lock(id)
+	defer staged.Unlock()
 	if err := n.cat.DeleteUpload(ctx, id); err != nil {
 		return err
 	}
-	if err := os.Remove(n.stagingPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("node: remove staging file: %w", err)
-	}
-	return nil
+	return staged.Remove()
 }
 
 // janitor expires uploads and forgets expired tokens (when this node
@@ -428,22 +347,11 @@ func (n *Node) janitor(ctx context.Context) {
 			n.log.Warn("purging tokens", "err", err)
 		}
 	}
-	ents, err := os.ReadDir(filepath.Join(n.cfg.Repo, UploadsDir))
-	if err != nil {
-		return
+	open := func(id string) bool {
+		u, err := n.cat.Upload(id)
+		return err == nil && u.State == catalog.StateOpen
 	}
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".part")
-		if !ok {
-			continue
-		}
-		if u, err := n.cat.Upload(id); err == nil && u.State == catalog.StateOpen {
-			continue
-		}
-		unlock := n.uploadLocks.lock(id)
-		if u, err := n.cat.Upload(id); err != nil || u.State != catalog.StateOpen {
-			os.Remove(filepath.Join(n.cfg.Repo, UploadsDir, e.Name()))
-		}
-		unlock()
+	if _, err := n.staging.Sweep(open); err != nil {
+		n.log.Warn("removing staging files", "err", err)
 	}
 }

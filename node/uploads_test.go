@@ -65,7 +65,7 @@ func TestExpiredUploadIsCollected(t *testing.T) {
 	if _, err := n.WriteUpload(ctx, st.Token, st.ID, -1, -1, bytes.NewReader(make([]byte, 50))); err != nil {
 		t.Fatal(err)
 	}
-	staged := n.stagingPath(st.ID)
+	staged := n.staging.Path(st.ID)
 	if _, err := os.Stat(staged); err != nil {
 		t.Fatal(err)
 	}
