@@ -35,6 +35,9 @@ type Member struct {
 	Addresses []string  `json:"addresses"` // libp2p multiaddrs, without /p2p
 	APIURL    string    `json:"api_url"`
 	JoinedAt  time.Time `json:"joined_at"`
+	// Agent is the admin agent created for the node when it joined. Its
+	// keys are revoked when the member is removed.
+	Agent artmesh.AgentID `json:"agent,omitempty"`
 }
 
 // Invite is a one-time secret that lets a node join, kept as its hash.
@@ -112,6 +115,14 @@ func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool
 func putMemberTxn(tx *memdb.Txn, cmd PutMember) error {
 	m := cmd.Member
 	m.Addresses = cloneSlice(m.Addresses)
+	if m.Agent == "" {
+		// An update of addresses keeps the join agent.
+		if raw, err := tx.First(tableMembers, indexID, m.PeerID); err != nil {
+			return internal("catalog.PutMember", err)
+		} else if raw != nil {
+			m.Agent = raw.(*Member).Agent
+		}
+	}
 	if err := tx.Insert(tableMembers, &m); err != nil {
 		return internal("catalog.PutMember", err)
 	}
@@ -130,7 +141,32 @@ func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
 	if err := tx.Delete(tableMembers, raw); err != nil {
 		return internal(op, err)
 	}
+	if err := revokeJoinAgentTxn(tx, op, raw.(*Member).Agent); err != nil {
+		return err
+	}
 	return dropMemberPlacementTxn(tx, op, cmd.PeerID)
+}
+
+// revokeJoinAgentTxn takes every key of a removed member's join agent
+// away: the agent stays (it may own artifacts) but nobody can act as it
+// until the node joins anew with a fresh invite.
+func revokeJoinAgentTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID) error {
+	if id == "" {
+		return nil
+	}
+	raw, err := tx.First(tableAgents, indexID, id)
+	if err != nil {
+		return internal(op, err)
+	}
+	if raw == nil {
+		return nil
+	}
+	next := *raw.(*agentRow)
+	next.KeyHashes = nil
+	if err := tx.Insert(tableAgents, &next); err != nil {
+		return internal(op, err)
+	}
+	return nil
 }
 
 func createInviteTxn(tx *memdb.Txn, cmd CreateInvite) error {

@@ -165,3 +165,25 @@ func TestPlacement(t *testing.T) {
 		t.Fatalf("root1 holders after another version was deleted %v", g)
 	}
 }
+
+func TestRemovedMemberLosesItsJoinAgentKeys(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("admin-p1")
+	h.agent("bob")
+	h.must(PutMember{Member: Member{PeerID: "p1", Agent: "admin-p1"}})
+	// An update of addresses (as a node sends for itself) keeps the agent.
+	h.must(PutMember{Member: Member{PeerID: "p1", Addresses: []string{"/ip4/127.0.0.1/tcp/9"}}})
+	if _, err := h.st().agentByKeyHash("hash-admin-p1"); err != nil {
+		t.Fatalf("join agent's key before the removal: %v", err)
+	}
+	h.must(deleteMemberCmd{PeerID: "p1"})
+	if _, err := h.st().agentByKeyHash("hash-admin-p1"); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("join agent's key after the removal: got %v, want NotFound", err)
+	}
+	if _, err := h.st().agent("admin-p1"); err != nil {
+		t.Fatalf("the agent itself stays: %v", err)
+	}
+	if _, err := h.st().agentByKeyHash("hash-bob"); err != nil {
+		t.Fatalf("another agent's key: %v", err)
+	}
+}

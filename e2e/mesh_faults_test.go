@@ -96,11 +96,20 @@ func TestCorruptingPeer(t *testing.T) {
 // TestWrongMeshKey checks that a node without the mesh key cannot join,
 // connect or read anything.
 func TestWrongMeshKey(t *testing.T) {
-	a := startDaemon(t, t.TempDir())
+	repoA := t.TempDir()
+	initCmd := exec.Command(binary, "init", "--private-network", "--listen", "/ip4/127.0.0.1/tcp/0")
+	initCmd.Env = append(os.Environ(), "ARTMESH_PATH="+repoA)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("init --private-network: %v %s", err, out)
+	}
+	a := startDaemon(t, repoA)
 	var inv struct {
 		Ticket string `json:"ticket"`
 	}
 	a.call(t, "POST", "/v1/mesh/invites", nil, 201, &inv)
+	if !strings.Contains(decodeTicket(t, inv.Ticket), `"k":"`) {
+		t.Fatalf("a private mesh's ticket carries no key: %s", decodeTicket(t, inv.Ticket))
+	}
 	// The same ticket with another key.
 	raw := strings.TrimPrefix(inv.Ticket, "artmesh1")
 	data, err := decodeB64(raw)
@@ -145,6 +154,15 @@ func TestWrongMeshKey(t *testing.T) {
 	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
 	if len(ms.Items) != 1 {
 		t.Fatalf("members after a failed join: %+v", ms.Items)
+	}
+	// With the true key (from a true ticket) a node joins the private mesh.
+	b := joinDaemon(t, a, t.TempDir())
+	if k, err := os.ReadFile(filepath.Join(b.repo, "mesh.key")); err != nil || len(bytes.TrimSpace(k)) != 64 {
+		t.Fatalf("the joiner of a private mesh has no key: %q, %v", k, err)
+	}
+	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
+	if len(ms.Items) != 2 {
+		t.Fatalf("members after a join with the key: %+v", ms.Items)
 	}
 }
 

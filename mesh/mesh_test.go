@@ -17,12 +17,19 @@ import (
 
 func newTestHost(t testing.TB, key Key) host.Host {
 	t.Helper()
+	return newAdmittingHost(t, key, nil)
+}
+
+// newAdmittingHost starts a host whose admission is adm (nil: everyone).
+func newAdmittingHost(t testing.TB, key Key, adm *Admission) host.Host {
+	t.Helper()
 	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
 	cfg.Identity, cfg.Key, cfg.Listen = priv, key, []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Admission = adm
 	h, err := NewHost(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +63,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"ok", Config{Identity: priv, Key: NewKey(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, true},
 		{"no identity", Config{Key: NewKey(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, false},
-		{"no key", Config{Identity: priv, Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, false},
+		{"no key: TLS and admission only", Config{Identity: priv, Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, true},
 		{"quic", Config{Identity: priv, Key: NewKey(), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}, false},
 		{"bad addr", Config{Identity: priv, Key: NewKey(), Listen: []string{"nonsense"}}, false},
 	} {

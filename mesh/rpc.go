@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
 )
 
 // ApplyProtocol carries catalog writes from followers to the leader.
@@ -28,8 +31,9 @@ const rpcTimeout = 30 * time.Second
 type Handler func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
 
 // Serve answers requests of protocol p on h with handle. Each request and
-// answer is a length-prefixed message; a handler's error travels back as
-// text and becomes a RemoteError on the caller's side.
+// answer is a length-prefixed message; a handler's error travels back
+// with its kind and message and becomes a RemoteError on the caller's
+// side, which errors.Is matches against that kind.
 func Serve(h host.Host, p protocol.ID, handle Handler) {
 	ServeTimeout(h, p, rpcTimeout, handle)
 }
@@ -51,7 +55,8 @@ func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Hand
 		resp, herr := handle(ctx, st.Conn().RemotePeer(), req)
 		status := byte(0)
 		if herr != nil {
-			status, resp = 1, []byte(herr.Error())
+			status = 1
+			resp, _ = json.Marshal(remoteError{Kind: artmesh.KindOf(herr).String(), Message: artmesh.Message(herr)})
 		}
 		if _, err := st.Write([]byte{status}); err != nil {
 			st.Reset()
@@ -63,13 +68,27 @@ func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Hand
 	})
 }
 
+// remoteError is how a handler's error travels.
+type remoteError struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
 // RemoteError is an error that a peer's handler answered with.
 type RemoteError struct {
 	Peer    peer.ID
+	Kind    artmesh.Kind
 	Message string
 }
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("peer %s: %s", e.Peer, e.Message) }
+
+// Is matches the error's kind, so that errors.Is(err, artmesh.NotFound)
+// holds across the mesh.
+func (e *RemoteError) Is(target error) bool {
+	k, ok := target.(artmesh.Kind)
+	return ok && k == e.Kind && k != artmesh.Other
+}
 
 // Call sends req to peer p over protocol proto and returns the answer.
 func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
@@ -103,7 +122,11 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []
 	}
 	st.Close()
 	if status != 0 {
-		return nil, &RemoteError{Peer: p, Message: string(resp)}
+		var re remoteError
+		if json.Unmarshal(resp, &re) != nil {
+			re.Message = string(resp)
+		}
+		return nil, &RemoteError{Peer: p, Kind: artmesh.KindFromCode(re.Kind), Message: re.Message}
 	}
 	return resp, nil
 }

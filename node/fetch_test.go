@@ -5,8 +5,6 @@ import (
 	"context"
 	"github.com/artmesh/artmesh/node/repo"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,15 +51,8 @@ func twoNodes(b *testing.B) (*Node, *Node, cid.Cid) {
 	if err := repo.Init(ctx, repoB, repo.InitOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	// The same mesh key, so that the two can connect.
-	key, err := os.ReadFile(filepath.Join(a.cfg.Repo, repo.MeshKeyFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repoB, repo.MeshKeyFile), key, 0o600); err != nil {
-		b.Fatal(err)
-	}
 	bn, _ := openTestNode(b, Config{Repo: repoB, GCDelay: -1})
+	admitEachOther(a, bn)
 	bn.host.Peerstore().AddAddrs(a.peerID, a.host.Addrs(), time.Hour)
 	if err := bn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
 		b.Fatal(err)
@@ -97,9 +88,8 @@ func TestBitswapFallback(t *testing.T) {
 	if err := repo.Init(ctx, repoB, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := os.ReadFile(filepath.Join(a.cfg.Repo, repo.MeshKeyFile))
-	os.WriteFile(filepath.Join(repoB, repo.MeshKeyFile), key, 0o600)
 	bn, _ := openTestNode(t, Config{Repo: repoB, GCDelay: -1, BitswapRootTimeout: 2 * time.Second})
+	admitEachOther(a, bn)
 	if err := bn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +111,26 @@ func TestBitswapFallback(t *testing.T) {
 	got, _ := io.ReadAll(r)
 	if !bytes.Equal(got, data) {
 		t.Fatal("bitswap brought other bytes")
+	}
+	// A peer that is not a member gets nothing, by bitswap or by the DAG
+	// stream, although TLS lets it connect.
+	repoC := t.TempDir()
+	if err := repo.Init(ctx, repoC, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cn, _ := openTestNode(t, Config{Repo: repoC, GCDelay: -1, BitswapRootTimeout: 2 * time.Second})
+	cn.admit.SetMember(func(peer.ID) bool { return true }) // c would talk; a must refuse
+	if err := cn.host.Connect(ctx, peer.AddrInfo{ID: a.peerID, Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cn.fetcher.FetchBitswap(ctx, im.CID); err == nil {
+		t.Fatal("a peer that is not a member fetched a DAG by bitswap")
+	}
+	if err := mesh.FetchDAG(ctx, cn.host, a.peerID, im.CID, func(cid.Cid, []byte) error { return nil }); err == nil {
+		t.Fatal("a peer that is not a member fetched a DAG over the DAG stream")
+	}
+	if has, _ := cn.bs.Has(ctx, im.CID); has {
+		t.Fatal("a peer that is not a member stored the root block")
 	}
 	// A CID nobody has: the fallback gives up rather than hang.
 	missing, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum([]byte("nobody has this"))

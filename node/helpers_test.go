@@ -1,6 +1,10 @@
 package node
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // randomBytes returns n bytes that depend only on seed (each test package
 // of the module has its own copy: test helpers are not exported).
@@ -14,4 +18,11 @@ func randomBytes(seed uint64, n int) []byte {
 		}
 	}
 	return b
+}
+
+// admitEachOther lets two single nodes (each the only member of its own
+// catalog) use each other's mesh protocols, as members of one mesh do.
+func admitEachOther(a, b *Node) {
+	a.admit.SetMember(func(p peer.ID) bool { return p == b.peerID || a.roster.Has(p) })
+	b.admit.SetMember(func(p peer.ID) bool { return p == a.peerID || b.roster.Has(p) })
 }

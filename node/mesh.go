@@ -43,6 +43,50 @@ func (n *Node) loadPeers() {
 		return
 	}
 	n.addMembers(members)
+	// Until the catalog lists its members (a member whose catalog state
+	// is being rebuilt), the ones saved last are admitted.
+	n.roster.Seed(memberIDs(members))
+}
+
+// memberIDs returns the members' peer ids.
+func memberIDs(members []catalog.Member) []string {
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		ids = append(ids, m.PeerID)
+	}
+	return ids
+}
+
+// admitMembers makes the catalog's members the peers admitted to the
+// mesh, and cuts off at once every peer that is no longer one (a removed
+// member: its streams, forwarded writes and fetches end with its
+// connections), and peers that connected to join but have not become
+// members within mesh.GuestGrace.
+func (n *Node) admitMembers(members []catalog.Member) {
+	dropped := n.roster.SetMembers(memberIDs(members))
+	if n.caughtUp.Load() {
+		// Caught up: the catalog's members are current, and peers the
+		// node only remembered are admitted no more.
+		dropped = append(dropped, n.roster.Seed(nil)...)
+	}
+	n.cutOff(dropped)
+	if c := n.admit.EvictGuests(n.host, mesh.GuestGrace); c > 0 {
+		n.log.Info("closed connections of peers that are not members", "peers", c)
+	}
+}
+
+// cutOff closes every connection to peers.
+func (n *Node) cutOff(peers []peer.ID) {
+	for _, p := range peers {
+		if n.host.Network().Connectedness(p) == network.Connected {
+			n.log.Info("closing the connections of a peer that is not a member", "peer", p)
+		}
+		n.host.ConnManager().Unprotect(p, "member")
+		_ = n.host.Network().ClosePeer(p)
+	}
+	if c := n.admit.EvictGuests(n.host, mesh.GuestGrace); c > 0 {
+		n.log.Info("closed connections of peers that are not members", "peers", c)
+	}
 }
 
 // addMembers records members' addresses in the peerstore.
@@ -178,12 +222,16 @@ func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte
 	if err := n.cat.ConsumeInvite(ctx, sum, req.PeerID, now); err != nil {
 		return nil, fmt.Errorf("join refused: %s", artmesh.Message(err))
 	}
-	m := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now}
+	agent := artmesh.AgentID("admin-" + strings.ToLower(req.PeerID[len(req.PeerID)-8:]))
+	m := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent}
 	n.addMembers([]catalog.Member{m})
 	if err := n.cat.PutMember(ctx, m); err != nil {
 		return nil, err
 	}
-	agent := artmesh.AgentID("admin-" + strings.ToLower(req.PeerID[len(req.PeerID)-8:]))
+	// Admit it now, before Raft starts sending it the log.
+	if members, err := n.cat.Members(); err == nil {
+		n.admitMembers(members)
+	}
 	key := acl.NewAPIKey()
 	if _, err := n.cat.Agent(agent); err == nil {
 		if err := n.cat.SetAgentKey(ctx, agent, acl.HashKey(key)); err != nil {
@@ -214,6 +262,13 @@ func (n *Node) serveJoin(ctx context.Context, from peer.ID, data []byte) ([]byte
 // join makes this node a member with the ticket it was initialised with.
 func (n *Node) join(ctx context.Context, t *repo.Ticket) error {
 	req, _ := json.Marshal(joinRequest{PeerID: n.peerID.String(), Secret: t.Secret, Addrs: n.ownAddrs(), APIURL: n.Info().APIURL})
+	var seeds []string
+	for _, a := range t.Addrs {
+		if info, err := peer.AddrInfoFromString(a); err == nil {
+			seeds = append(seeds, info.ID.String())
+		}
+	}
+	n.roster.Seed(seeds)
 	var lastErr error
 	for _, a := range t.Addrs {
 		info, err := peer.AddrInfoFromString(a)
@@ -233,6 +288,7 @@ func (n *Node) join(ctx context.Context, t *repo.Ticket) error {
 			return fmt.Errorf("node: join answer: %w", err)
 		}
 		n.addMembers(jr.Members)
+		n.roster.Seed(memberIDs(jr.Members))
 		n.savePeers(jr.Members)
 		if err := n.cat.WaitApplied(ctx, jr.Index); err != nil {
 			return fmt.Errorf("node: catching up with the mesh: %w", err)
@@ -264,6 +320,7 @@ func (n *Node) syncMembers(ctx context.Context) {
 		return
 	}
 	n.addMembers(members)
+	n.admitMembers(members)
 	n.savePeers(members)
 	if len(members) > 1 && !n.rc.Member {
 		// From now on this node's catalog is a mesh's, never to be
@@ -295,19 +352,30 @@ func (n *Node) syncMembers(ctx context.Context) {
 	}
 }
 
-// meshLoop runs syncMembers now and then until ctx ends.
+// meshLoop runs syncMembers every 2 s and at once whenever the catalog's
+// members change, until ctx ends. It runs from the start, caught up or
+// not: admission follows the local catalog.
 func (n *Node) meshLoop(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var u upkeep
+	seen, changed := n.cat.Watch()
 	for {
 		n.syncMembers(ctx)
 		n.tendVoters(ctx, &u)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for wait := true; wait; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				wait = false
+			case <-changed:
+				var idx uint64
+				idx, changed = n.cat.Watch()
+				wait = !n.cat.ChangedSince(seen, catalog.TopicMembers)
+				seen = idx
+			}
 		}
 	}
 }
@@ -397,7 +465,11 @@ func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn
 	for _, a := range n.ownAddrs() {
 		addrs = append(addrs, a+"/p2p/"+n.peerID.String())
 	}
-	return Invite{Ticket: repo.Ticket{Key: n.meshKey.String(), Addrs: addrs, Secret: s, Voters: n.rc.Voters}.String(), ExpiresAt: exp}, nil
+	t := repo.Ticket{Addrs: addrs, Secret: s, Voters: n.rc.Voters}
+	if n.meshKey != (mesh.Key{}) {
+		t.Key = n.meshKey.String()
+	}
+	return Invite{Ticket: t.String(), ExpiresAt: exp}, nil
 }
 
 // RemoveMember takes a node out of the mesh: out of Raft and the members.

@@ -30,6 +30,7 @@ import (
 	"github.com/artmesh/artmesh/node/blockstore"
 	"github.com/artmesh/artmesh/node/content"
 	"github.com/artmesh/artmesh/node/exchange"
+	"github.com/artmesh/artmesh/node/membership"
 	"github.com/artmesh/artmesh/node/repo"
 	"github.com/artmesh/artmesh/node/uploads"
 )
@@ -98,6 +99,8 @@ type Node struct {
 	cat     *catalog.Catalog
 	host    host.Host
 	meshKey mesh.Key
+	roster  *membership.Roster // who may use the mesh: the members
+	admit   *mesh.Admission
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
 	fetcher *exchange.Exchange
@@ -254,6 +257,10 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	}
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
+	n.roster = membership.NewRoster(n.peerID)
+	n.admit = mesh.NewAdmission(JoinProtocol)
+	n.admit.SetMember(n.roster.Has)
+	mcfg.Admission = n.admit
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
 		return err
 	}
@@ -268,6 +275,9 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Logger = n.log.With("component", "catalog")
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
+	}
+	if members, err := n.cat.Members(); err == nil {
+		n.roster.SetMembers(memberIDs(members))
 	}
 	n.fetcher = exchange.New(exchange.Config{
 		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,

@@ -26,6 +26,7 @@ func newInitCmd() *cobra.Command {
 	var apiAddr, chunking, join string
 	var listen []string
 	var voters int
+	var private bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create this node's repo ($ARTMESH_PATH or ~/.artmesh): identity, catalog, admin agent",
@@ -37,7 +38,10 @@ func newInitCmd() *cobra.Command {
 			if voters != 3 && voters != 5 {
 				return fmt.Errorf("--voters must be 3 or 5")
 			}
-			opts := nrepo.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters}
+			opts := nrepo.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters, PrivateNetwork: private}
+			if join != "" && private {
+				return fmt.Errorf("--private-network is for a new mesh: a joining node takes the mesh's key (if it has one) from its ticket")
+			}
 			if join != "" {
 				t, err := nrepo.ParseTicket(join)
 				if err != nil {
@@ -62,6 +66,7 @@ func newInitCmd() *cobra.Command {
 	cmd.Flags().StringVar(&chunking, "chunking", string(content.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
 	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+nrepo.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
+	cmd.Flags().BoolVar(&private, "private-network", false, "give the new mesh a private network key (a libp2p PSK) on top of TLS and admission by peer id: a peer without the key cannot even finish a handshake; costs about two thirds of the wire's throughput")
 	cmd.Flags().IntVar(&voters, "voters", nrepo.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
 	return cmd
 }

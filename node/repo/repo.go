@@ -37,7 +37,7 @@ const (
 	BlocksDir    = "blocks"       // the block store
 	RaftDir      = "raft"         // the catalog's Raft log and snapshots
 	APIAddrFile  = "api.addr"     // where the running daemon's API listens; removed when it stops
-	MeshKeyFile  = "mesh.key"     // the mesh's private network key, hex, mode 0600
+	MeshKeyFile  = "mesh.key"     // a private mesh's network key, hex, mode 0600 (absent without one)
 	PeersFile    = "peers.json"   // the members' addresses, for reaching the mesh at start
 	LockFile     = "repo.lock"    // held (flock) by the running daemon
 )
@@ -133,6 +133,11 @@ type InitOptions struct {
 	// joins with this ticket on its first start, and the mesh's catalog,
 	// agents and key come from the mesh.
 	Join *Ticket
+	// PrivateNetwork gives a new mesh a private network key (a libp2p
+	// PSK) as a second layer under TLS: a peer without the key cannot
+	// finish a handshake. It costs about two thirds of the wire's
+	// throughput. A joining node takes the key from its ticket instead.
+	PrivateNetwork bool
 }
 
 // Init creates a repo in dir: the node's identity, its configuration, a
@@ -181,15 +186,20 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 		return err
 	}
 
-	key := mesh.NewKey()
-	if opts.Join != nil {
+	var key mesh.Key
+	switch {
+	case opts.Join != nil && opts.Join.Key != "":
 		if key, err = mesh.ParseKey(opts.Join.Key); err != nil {
 			return err
 		}
+	case opts.Join == nil && opts.PrivateNetwork:
+		key = mesh.NewKey()
 	}
-	created = append(created, filepath.Join(dir, MeshKeyFile))
-	if err := WriteFileSync(filepath.Join(dir, MeshKeyFile), []byte(key.String()+"\n"), 0o600); err != nil {
-		return err
+	if key != (mesh.Key{}) {
+		created = append(created, filepath.Join(dir, MeshKeyFile))
+		if err := WriteFileSync(filepath.Join(dir, MeshKeyFile), []byte(key.String()+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	if len(opts.Listen) == 0 {
 		opts.Listen = []string{DefaultListen}
@@ -294,11 +304,11 @@ func ReadIdentity(repo string) (crypto.PrivKey, peer.ID, error) {
 	return priv, id, nil
 }
 
-// Ticket is an invitation to a mesh: where to reach it, its private
-// network key and a one-time join secret. Its text form is what
-// `artmesh mesh invite` prints and `artmesh init --join` takes.
+// Ticket is an invitation to a mesh: where to reach it, a one-time join
+// secret, and the private network key of a private mesh. Its text form is
+// what `artmesh mesh invite` prints and `artmesh init --join` takes.
 type Ticket struct {
-	Key    string   `json:"k"`           // the mesh key, hex
+	Key    string   `json:"k,omitempty"` // a private mesh's key, hex; none for a mesh without one
 	Addrs  []string `json:"a"`           // members' multiaddrs, each ending in /p2p/<peer id>
 	Secret string   `json:"s"`           // the join secret, hex
 	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
@@ -327,7 +337,7 @@ func ParseTicket(s string) (*Ticket, error) {
 	if json.Unmarshal(data, &t) != nil || len(t.Addrs) == 0 || len(t.Secret) != 64 {
 		return nil, bad
 	}
-	if _, err := mesh.ParseKey(t.Key); err != nil {
+	if _, err := mesh.ParseKey(t.Key); t.Key != "" && err != nil {
 		return nil, bad
 	}
 	for _, a := range t.Addrs {
@@ -338,13 +348,12 @@ func ParseTicket(s string) (*Ticket, error) {
 	return &t, nil
 }
 
-// ReadMeshKey reads the repo's mesh key, making one for a repo from before
-// keys existed.
+// ReadMeshKey reads the repo's private network key: the zero key when the
+// repo has none (a mesh admitted by peer id over TLS alone).
 func ReadMeshKey(repo string) (mesh.Key, error) {
 	data, err := os.ReadFile(filepath.Join(repo, MeshKeyFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		k := mesh.NewKey()
-		return k, WriteFileSync(filepath.Join(repo, MeshKeyFile), []byte(k.String()+"\n"), 0o600)
+		return mesh.Key{}, nil
 	}
 	if err != nil {
 		return mesh.Key{}, fmt.Errorf("repo: read mesh key: %w", err)

@@ -2,8 +2,11 @@ package repo
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/artmesh/artmesh"
@@ -24,10 +27,18 @@ func TestInitReadLock(t *testing.T) {
 	if !Exists(dir) {
 		t.Fatal("an initialised repo is not one")
 	}
-	for _, f := range []string{ConfigFile, IdentityFile, APIKeyFile, MeshKeyFile, RaftDir} {
+	for _, f := range []string{ConfigFile, IdentityFile, APIKeyFile, RaftDir} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("init did not make %s: %v", f, err)
 		}
+	}
+	// A mesh is admitted by peer id over TLS; a private network key only
+	// where asked for.
+	if _, err := os.Stat(filepath.Join(dir, MeshKeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("init without --private-network made %s (%v)", MeshKeyFile, err)
+	}
+	if k, err := ReadMeshKey(dir); err != nil || k != (mesh.Key{}) {
+		t.Errorf("ReadMeshKey of a repo without one: %v, %v; want the zero key", k, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, APIKeyFile)); err == nil && fi.Mode().Perm() != 0o600 {
 		t.Errorf("api.key mode %v, want 0600", fi.Mode().Perm())
@@ -62,6 +73,41 @@ func TestInitReadLock(t *testing.T) {
 	g.Close()
 }
 
+func TestInitPrivateNetwork(t *testing.T) {
+	dir := t.TempDir()
+	if err := Init(context.Background(), dir, InitOptions{PrivateNetwork: true}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := ReadMeshKey(dir)
+	if err != nil || k == (mesh.Key{}) {
+		t.Fatalf("ReadMeshKey of a private mesh: %v, %v; want a key", k, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, MeshKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mesh.key: %v, %v; want mode 0600", fi, err)
+	}
+	// A joiner takes the key from its ticket, and none when the ticket has
+	// none.
+	for _, tc := range []struct {
+		name string
+		key  string
+	}{{"private", k.String()}, {"public", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			jd := t.TempDir()
+			tk := &Ticket{Key: tc.key, Addrs: []string{"/ip4/127.0.0.1/tcp/7481/p2p/12D3KooWGMx42SpeFeG526b9qsndFjrxXMKLk6QmSzvfcyGTHpVs"}, Secret: strings.Repeat("0", 64)}
+			if err := Init(context.Background(), jd, InitOptions{Join: tk}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadMeshKey(jd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.key; (want == "" && got != (mesh.Key{})) || (want != "" && got.String() != want) {
+				t.Fatalf("joiner's key %v, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestTicketRoundTrip(t *testing.T) {
 	tk := Ticket{Key: mesh.NewKey().String(), Addrs: []string{"/ip4/127.0.0.1/tcp/7481/p2p/12D3KooWGMx42SpeFeG526b9qsndFjrxXMKLk6QmSzvfcyGTHpVs"}, Secret: "00000000000000000000000000000000000000000000000000000000000000ff", Voters: 5}
 	got, err := ParseTicket(tk.String())
@@ -71,7 +117,12 @@ func TestTicketRoundTrip(t *testing.T) {
 	if got.Key != tk.Key || got.Secret != tk.Secret || got.Voters != 5 || len(got.Addrs) != 1 {
 		t.Fatalf("round trip %+v, want %+v", got, tk)
 	}
-	for _, bad := range []string{"", "artmesh1", "artmesh1!!!", tk.String()[:20], "nope" + tk.String()} {
+	public := Ticket{Addrs: tk.Addrs, Secret: tk.Secret}
+	if got, err := ParseTicket(public.String()); err != nil || got.Key != "" {
+		t.Fatalf("a ticket without a key: %+v, %v", got, err)
+	}
+	badKey := Ticket{Key: "abcd", Addrs: tk.Addrs, Secret: tk.Secret}
+	for _, bad := range []string{"", "artmesh1", "artmesh1!!!", tk.String()[:20], "nope" + tk.String(), badKey.String()} {
 		if _, err := ParseTicket(bad); artmesh.KindOf(err) != artmesh.Invalid {
 			t.Errorf("ParseTicket(%.30q): %v, want Invalid", bad, err)
 		}

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRemovedMemberIsCutOff removes a member from a mesh of three and
+// checks that, at once, the key of the admin agent it got at join is
+// refused on every node, its writes (forwarded to the leader) fail, and it
+// cannot fetch content it never held: the mesh refuses every stream of a
+// peer that is not a member, with no network key to hide behind.
+func TestRemovedMemberIsCutOff(t *testing.T) {
+	ds := meshOf(t, 3)
+	a, b, c := ds[0], ds[1], ds[2]
+	joinKey, err := os.ReadFile(filepath.Join(c.repo, "api.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cKey := strings.TrimSpace(string(joinKey))
+	// One copy only, on a: c never holds it.
+	a.call(t, "PUT", "/v1/mesh/policy", map[string]any{"replication_factor": 1}, 200, nil)
+	var alice struct {
+		APIKey string `json:"api_key"`
+	}
+	a.call(t, "POST", "/v1/agents", map[string]any{"id": "alice"}, 201, &alice)
+	var only artifact
+	a.callAs(t, alice.APIKey, "POST", "/v1/artifacts?name=only-a.bin", &patterned{n: 2 << 20, seed: 7}, 201, &only)
+	// Before: c's join key works everywhere, and c knows alice.
+	for _, d := range ds {
+		waitFor(t, 10*time.Second, "c's join key and alice are known on "+d.url, func() bool {
+			code1, _ := d.status(t, cKey, "GET", "/v1/artifacts", nil)
+			code2, _ := d.status(t, alice.APIKey, "GET", "/v1/artifacts/"+only.ID, nil)
+			return code1 == 200 && code2 == 200
+		})
+	}
+
+	a.call(t, "DELETE", "/v1/mesh/members/"+c.peerID(t), nil, 204, nil)
+
+	for _, d := range []*daemon{a, b} {
+		waitFor(t, 5*time.Second, "the removed member's join key is refused on "+d.url, func() bool {
+			code, _ := d.status(t, cKey, "GET", "/v1/artifacts", nil)
+			return code == 401
+		})
+	}
+	// c's own catalog may not know it was removed; whatever it believes,
+	// the leader takes no write from it and no member serves it content.
+	if code, body := c.status(t, alice.APIKey, "POST", "/v1/artifacts?name=after-removal.bin", bytes.NewReader([]byte("x"))); code != 503 {
+		t.Fatalf("a write through the removed member: %d %s, want 503", code, body)
+	}
+	if code, body := c.status(t, alice.APIKey, "GET", "/v1/artifacts/"+only.ID+"/content", nil); code != 503 {
+		t.Fatalf("a download on the removed member of content it never held: %d %.200s, want 503", code, body)
+	}
+	var page artifactPage
+	a.callAs(t, alice.APIKey, "GET", "/v1/artifacts?name=after-removal.bin", nil, 200, &page)
+	if page.Total != 0 {
+		t.Fatalf("the removed member's write was recorded: %+v", page)
+	}
+	var ms struct {
+		Items []memberInfo `json:"items"`
+	}
+	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
+	if len(ms.Items) != 2 {
+		t.Fatalf("members after the removal: %+v", ms.Items)
+	}
+}
+
+// TestUsedTicketCannotJoin joins a node with a ticket and then tries the
+// same ticket from another repo: with no network key in a ticket, the
+// one-time secret is the whole gate, and a used one is refused.
+func TestUsedTicketCannotJoin(t *testing.T) {
+	a := startDaemon(t, t.TempDir())
+	ticket := strings.TrimSpace(a.cli(t, "mesh", "invite", "--expires", "10m"))
+	if strings.Contains(decodeTicket(t, ticket), `"k"`) {
+		t.Fatalf("a ticket of a mesh without a private network carries a key: %s", decodeTicket(t, ticket))
+	}
+	first := t.TempDir()
+	initJoin(t, first, ticket)
+	startDaemon(t, first)
+
+	second := t.TempDir()
+	initJoin(t, second, ticket)
+	d := exec.Command(binary, "daemon", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error")
+	d.Env = append(os.Environ(), "ARTMESH_PATH="+second)
+	var out bytes.Buffer
+	d.Stdout, d.Stderr = &out, &out
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("a node joined with a used ticket: %s", out.String())
+		}
+		if !strings.Contains(out.String(), "already used") {
+			t.Fatalf("the refusal does not say why: %s", out.String())
+		}
+	case <-time.After(90 * time.Second):
+		d.Process.Kill()
+		t.Fatal("a node with a used ticket neither joined nor gave up")
+	}
+	if _, err := os.Stat(filepath.Join(second, "api.key")); err == nil {
+		t.Fatal("the node with a used ticket got an API key")
+	}
+	var ms struct {
+		Items []memberInfo `json:"items"`
+	}
+	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
+	if len(ms.Items) != 2 {
+		t.Fatalf("members after a refused join: %+v", ms.Items)
+	}
+}
+
+// initJoin runs `artmesh init --join ticket` for repo.
+func initJoin(t *testing.T, repo, ticket string) {
+	t.Helper()
+	cmd := exec.Command(binary, "init", "--join", ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("artmesh init --join: %v\n%s", err, out)
+	}
+}
+
+// decodeTicket returns a ticket's JSON.
+func decodeTicket(t *testing.T, ticket string) string {
+	t.Helper()
+	data, err := decodeB64(strings.TrimPrefix(ticket, "artmesh1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

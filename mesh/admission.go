@@ -1,0 +1,169 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// ErrNotAdmitted is why a stream of a peer that is not a member was
+// refused.
+var ErrNotAdmitted = errors.New("mesh: the peer is not a member of this mesh")
+
+// MaxGuests is how many peers that are not members may be connected at
+// once, inbound: each may only join (GuestProtocols), and GuestGrace
+// after it connected it is cut off unless it became a member.
+const MaxGuests = 16
+
+// GuestGrace is how long a peer that is not a member may stay connected,
+// to finish a join.
+const GuestGrace = 10 * time.Second
+
+// Admission decides which peers may use the mesh: the members that the
+// catalog lists, identified by the peer id that the TLS (or Noise)
+// handshake proved. Every stream's protocol is checked once it is
+// negotiated, inbound and outbound, before any handler sees it, so no
+// protocol (Raft, bitswap, the DAG stream, an RPC) can forget the check.
+// Peers that are not members may open only the guest protocols: the
+// join protocol and libp2p's identify.
+//
+// A zero Admission admits everyone (for tests of one package); a node
+// sets Member before it starts serving.
+type Admission struct {
+	member atomic.Pointer[func(peer.ID) bool]
+	guests map[protocol.ID]bool
+	net    atomic.Pointer[network.Network]
+}
+
+// NewAdmission returns an admission that lets peers that are not members
+// open only the given protocols (and identify).
+func NewAdmission(guestProtocols ...protocol.ID) *Admission {
+	a := &Admission{guests: map[protocol.ID]bool{identify.ID: true, identify.IDPush: true}}
+	for _, p := range guestProtocols {
+		a.guests[p] = true
+	}
+	return a
+}
+
+// SetMember installs the membership test. It must be fast: it runs for
+// every stream.
+func (a *Admission) SetMember(member func(peer.ID) bool) { a.member.Store(&member) }
+
+// Admitted reports whether p is a member (or whether no test is set).
+func (a *Admission) Admitted(p peer.ID) bool {
+	if a == nil {
+		return true
+	}
+	f := a.member.Load()
+	return f == nil || (*f)(p)
+}
+
+// allowStream reports whether p may use protocol proto.
+func (a *Admission) allowStream(p peer.ID, proto protocol.ID) bool {
+	return a.Admitted(p) || a.guests[proto]
+}
+
+// guestCount counts connected peers that are not members.
+func (a *Admission) guestCount() int {
+	n := a.net.Load()
+	if n == nil {
+		return 0
+	}
+	count := 0
+	for _, p := range (*n).Peers() {
+		if !a.Admitted(p) {
+			count++
+		}
+	}
+	return count
+}
+
+// EvictGuests closes the connections of peers that are not members and
+// have been connected for longer than grace (every one, with grace 0):
+// removed members at once, joiners that did not finish in time.
+func (a *Admission) EvictGuests(h host.Host, grace time.Duration) (closed int) {
+	now := time.Now()
+	for _, p := range h.Network().Peers() {
+		if a.Admitted(p) {
+			continue
+		}
+		old := false
+		for _, c := range h.Network().ConnsToPeer(p) {
+			old = old || now.Sub(c.Stat().Opened) >= grace
+		}
+		if old {
+			_ = h.Network().ClosePeer(p)
+			closed++
+		}
+	}
+	return closed
+}
+
+// gater is the connection gater of a mesh host: it admits an inbound
+// connection of a peer that is not a member only while fewer than
+// MaxGuests such peers are connected.
+type gater struct{ a *Admission }
+
+func (g gater) InterceptPeerDial(peer.ID) bool                                  { return true }
+func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool                    { return true }
+func (g gater) InterceptAccept(network.ConnMultiaddrs) bool                     { return true }
+func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+func (g gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	if dir == network.DirOutbound || g.a.Admitted(p) {
+		return true
+	}
+	return g.a.guestCount() < MaxGuests
+}
+
+// admissionRM is a resource manager that refuses, at protocol
+// negotiation, every stream that Admission does not allow.
+type admissionRM struct {
+	network.ResourceManager
+	a *Admission
+}
+
+func (r admissionRM) OpenStream(p peer.ID, dir network.Direction) (network.StreamManagementScope, error) {
+	s, err := r.ResourceManager.OpenStream(p, dir)
+	if err != nil {
+		return nil, err
+	}
+	return admittedStream{StreamManagementScope: s, p: p, a: r.a}, nil
+}
+
+type admittedStream struct {
+	network.StreamManagementScope
+	p peer.ID
+	a *Admission
+}
+
+func (s admittedStream) SetProtocol(proto protocol.ID) error {
+	if !s.a.allowStream(s.p, proto) {
+		return fmt.Errorf("%w: %s may not open %s", ErrNotAdmitted, s.p, proto)
+	}
+	return s.StreamManagementScope.SetProtocol(proto)
+}
+
+// resourceManager returns libp2p's default resource manager, its limits
+// scaled to the machine as libp2p does by default, wrapped so that it
+// enforces a.
+func resourceManager(a *Admission) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: resource manager: %w", err)
+	}
+	return admissionRM{ResourceManager: rm, a: a}, nil
+}

@@ -1,0 +1,111 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+)
+
+// members is a membership test that can change.
+type members struct {
+	mu  sync.Mutex
+	set map[peer.ID]bool
+}
+
+func (m *members) has(p peer.ID) bool { m.mu.Lock(); defer m.mu.Unlock(); return m.set[p] }
+func (m *members) put(p peer.ID, in bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.set[p] = in
+}
+
+func TestAdmissionByPeerID(t *testing.T) {
+	const (
+		joinProto  protocol.ID = "/test/join/1"
+		otherProto protocol.ID = "/test/other/1"
+	)
+	adm := NewAdmission(joinProto)
+	m := &members{set: map[peer.ID]bool{}}
+	adm.SetMember(m.has)
+	a := newAdmittingHost(t, Key{}, adm)
+	b := newTestHost(t, Key{})
+	echo := func(_ context.Context, from peer.ID, req []byte) ([]byte, error) { return req, nil }
+	Serve(a, joinProto, echo)
+	Serve(a, otherProto, echo)
+	Serve(a, "/test/fail/1", func(context.Context, peer.ID, []byte) ([]byte, error) {
+		return nil, artmesh.E(artmesh.NotFound, "no such thing")
+	})
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// Not a member: TLS lets it connect, and it may join, but nothing
+	// else.
+	if got, err := Call(ctx, b, a.ID(), joinProto, []byte("hi")); err != nil || string(got) != "hi" {
+		t.Fatalf("a guest's join call: %q, %v", got, err)
+	}
+	if _, err := Call(ctx, b, a.ID(), otherProto, []byte("hi")); err == nil {
+		t.Fatal("a peer that is not a member opened a members' protocol")
+	}
+	// A member: everything.
+	m.put(b.ID(), true)
+	if got, err := Call(ctx, b, a.ID(), otherProto, []byte("hi")); err != nil || string(got) != "hi" {
+		t.Fatalf("a member's call: %q, %v", got, err)
+	}
+	// Errors keep their kind across the mesh.
+	_, err := Call(ctx, b, a.ID(), "/test/fail/1", nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || !errors.Is(err, artmesh.NotFound) || re.Message != "no such thing" {
+		t.Fatalf("a remote NotFound came back as %#v", err)
+	}
+	// Removed: refused again, and its connection is closed at once by
+	// EvictGuests with no grace.
+	m.put(b.ID(), false)
+	if _, err := Call(ctx, b, a.ID(), otherProto, []byte("hi")); err == nil {
+		t.Fatal("a removed member opened a members' protocol")
+	}
+	if n := adm.EvictGuests(a, time.Hour); n != 0 {
+		t.Fatalf("evicted %d guests within their grace", n)
+	}
+	if n := adm.EvictGuests(a, 0); n != 1 {
+		t.Fatalf("evicted %d guests past their grace, want 1", n)
+	}
+	if len(a.Network().ConnsToPeer(b.ID())) != 0 {
+		t.Fatal("an evicted guest is still connected")
+	}
+	// Outbound streams are checked too: a node does not speak a members'
+	// protocol to a peer that is not one.
+	Serve(b, otherProto, echo)
+	a.Peerstore().AddAddrs(b.ID(), b.Addrs(), time.Hour)
+	if _, err := Call(ctx, a, b.ID(), otherProto, nil); err == nil {
+		t.Fatal("a host opened a members' protocol to a peer that is not a member")
+	}
+}
+
+func TestGuestsAreCapped(t *testing.T) {
+	adm := NewAdmission()
+	adm.SetMember(func(peer.ID) bool { return false })
+	a := newAdmittingHost(t, Key{}, adm)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The dialer's side of a TLS 1.3 handshake may finish before the
+	// listener refuses, so count on the listener's side.
+	for range MaxGuests + 2 {
+		g := newTestHost(t, Key{})
+		_ = Connect(ctx, g, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(a.Network().Peers()) != MaxGuests && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := len(a.Network().Peers()); got != MaxGuests {
+		t.Fatalf("%d guests connected of %d that tried, want the cap of %d", got, MaxGuests+2, MaxGuests)
+	}
+}
