@@ -101,16 +101,15 @@ type Node struct {
 	meshKey mesh.Key
 	roster  *membership.Roster // who may use the mesh: the members
 	admit   *mesh.Admission
+	members *membership.Manager // join, members, invites, voters; keeps roster current
 	trans   *raft.NetworkTransport
 	streams *mesh.StreamLayer
 	fetcher *exchange.Exchange
 
-	peersMu    sync.Mutex
-	savedPeers []byte          // what peers.json holds, to write it only on change
-	runCtx     context.Context // ends when the node closes
-	started    time.Time
-	key        ed25519.PrivateKey // the node's identity key, which signs tokens
-	skew       time.Duration
+	runCtx  context.Context // ends when the node closes
+	started time.Time
+	key     ed25519.PrivateKey // the node's identity key, which signs tokens
+	skew    time.Duration
 
 	staging *uploads.Area // staging files of open uploads
 	apiURL  atomic.Value  // string
@@ -228,7 +227,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(6)
 	go n.catchUpLoop(runCtx)
 	go n.janitorLoop(runCtx)
-	go n.meshLoop(runCtx)
+	go func() {
+		defer n.wg.Done()
+		n.members.Run(runCtx) // the membership reconciler
+	}()
 	// The first collection runs once the catalog has caught up: it frees
 	// what an earlier run left half-written (an import killed mid-way
 	// leaves unreferenced bytes in a pack).
@@ -258,7 +260,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
 	n.roster = membership.NewRoster(n.peerID)
-	n.admit = mesh.NewAdmission(JoinProtocol)
+	n.admit = mesh.NewAdmission(membership.JoinProtocol)
 	n.admit.SetMember(n.roster.Has)
 	mcfg.Admission = n.admit
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
@@ -276,9 +278,17 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}
-	if members, err := n.cat.Members(); err == nil {
-		n.roster.SetMembers(memberIDs(members))
-	}
+	n.members = membership.New(membership.Config{
+		Self: n.peerID, Host: n.host, Catalog: n.cat, Roster: n.roster, Admission: n.admit,
+		Repo: n.cfg.Repo, Member: n.rc.Member, Voters: n.rc.Voters, MeshKey: n.meshKey,
+		APIURL:         func() string { return n.apiURL.Load().(string) },
+		CaughtUp:       n.CaughtUp,
+		CallLeader:     n.callLeader,
+		Placement:      n.memberPlacement,
+		DeadVoterAfter: n.cfg.DeadVoterAfter,
+		Log:            n.log,
+	})
+	n.members.AdmitListed()
 	n.fetcher = exchange.New(exchange.Config{
 		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,
 		Holders:            n.cat.Holders,
@@ -287,8 +297,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	})
 	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)
 	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
-	mesh.Serve(n.host, JoinProtocol, n.serveJoin)
-	mesh.Serve(n.host, RemoveProtocol, n.serveRemove)
+	mesh.Serve(n.host, membership.JoinProtocol, n.members.ServeJoin)
+	mesh.Serve(n.host, membership.RemoveProtocol, n.members.ServeRemove)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
 	mesh.ServeTimeout(n.host, ReplicateProtocol, n.cfg.ReplicateTimeout, n.serveReplicate)
 	mesh.ServeStreamBench(n.host)
@@ -299,9 +309,9 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		}
 		return blk.RawData(), nil
 	}, tamper())
-	n.loadPeers()
+	n.members.LoadSaved()
 	if n.rc.Join != nil {
-		return n.join(ctx, n.rc.Join)
+		return n.members.Join(ctx, n.rc.Join)
 	}
 	servers, err := n.cat.Servers()
 	if err != nil {
@@ -403,8 +413,8 @@ func (n *Node) p2pAddrs() []string {
 	if n.host == nil {
 		return out
 	}
-	for _, a := range n.ownAddrs() {
-		out = append(out, a+"/p2p/"+n.peerID.String())
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.peerID.String())
 	}
 	return out
 }

@@ -1,5 +1,3 @@
-// Package membership knows who belongs to the mesh: the roster of members
-// that admission to the mesh is checked against, fed from the catalog.
 package membership
 
 import (

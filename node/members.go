@@ -1,0 +1,51 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node/membership"
+)
+
+// Membership is node/membership's: the node checks the caller's rights
+// and hands the work over to its Manager.
+
+// MemberInfo is a member as the API shows it.
+type MemberInfo = membership.MemberInfo
+
+// Invite is a fresh invite ticket.
+type Invite = membership.Invite
+
+// DefaultInviteTTL is how long an invite lasts unless told otherwise.
+const DefaultInviteTTL = time.Hour
+
+// DefaultDeadVoterAfter is the default of Config.DeadVoterAfter.
+const DefaultDeadVoterAfter = membership.DefaultDeadVoterAfter
+
+// Members lists the mesh's members with their roles and whether this node
+// reaches them now.
+func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {
+	return n.members.Members()
+}
+
+// CreateInvite makes a one-time ticket for a new node. Only admins may.
+func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn int64) (Invite, error) {
+	if !caller.Admin {
+		return Invite{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may invite nodes")
+	}
+	life, err := ttl(expiresIn, DefaultInviteTTL)
+	if err != nil {
+		return Invite{}, err
+	}
+	return n.members.CreateInvite(ctx, caller.ID, life)
+}
+
+// RemoveMember takes a node out of the mesh: out of Raft and the members.
+// Only admins may. A node removing itself leaves.
+func (n *Node) RemoveMember(ctx context.Context, caller artmesh.Agent, peerID string) error {
+	if !caller.Admin {
+		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may remove nodes")
+	}
+	return n.members.Remove(ctx, peerID)
+}

@@ -1,0 +1,184 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/repo"
+)
+
+// JoinProtocol is how a new node asks a member to let it in. It is the one
+// protocol a peer that is not a member may open (mesh.NewAdmission).
+const JoinProtocol protocol.ID = "/artmesh/join/1.0.0"
+
+// joinRequest is what a new node sends to be let in.
+type joinRequest struct {
+	PeerID string   `json:"peer_id"`
+	Secret string   `json:"secret"`
+	Addrs  []string `json:"addrs"`
+	APIURL string   `json:"api_url"`
+}
+
+// joinResponse is the mesh's answer: the new node's admin agent and key,
+// the log index it must catch up to, and the members it may reach.
+type joinResponse struct {
+	Agent   artmesh.AgentID  `json:"agent"`
+	APIKey  string           `json:"api_key"`
+	Index   uint64           `json:"index"`
+	Members []catalog.Member `json:"members"`
+}
+
+// parseJoinRequest reads a join request and the peer id of the node that
+// wants to join.
+func parseJoinRequest(data []byte) (joinRequest, peer.ID, error) {
+	var req joinRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return joinRequest{}, "", fmt.Errorf("malformed join request")
+	}
+	joiner, err := peer.Decode(req.PeerID)
+	if err != nil {
+		return joinRequest{}, "", fmt.Errorf("malformed peer id")
+	}
+	return req, joiner, nil
+}
+
+// joinAgent is the id of the admin agent a joining node is given: the
+// same on every retry and every rejoin of that node.
+func joinAgent(peerID string) artmesh.AgentID {
+	return artmesh.AgentID("admin-" + strings.ToLower(peerID[len(peerID)-8:]))
+}
+
+// joinAsVoter reports whether a joining node becomes a voter: while the
+// other servers have fewer than want voters.
+func joinAsVoter(servers []catalog.Server, joiner string, want int) bool {
+	voters := 0
+	for _, s := range servers {
+		if s.Voter && s.ID != joiner {
+			voters++
+		}
+	}
+	return voters < want
+}
+
+// ServeJoin lets a node in, as the handler of JoinProtocol: on the
+// leader, by using up its invite, recording it as a member, admitting it,
+// giving it an admin agent and adding it to Raft; on another member, by
+// passing the request to the leader.
+func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	req, joiner, err := parseJoinRequest(data)
+	if err != nil {
+		return nil, err
+	}
+	cat := m.cfg.Catalog
+	if joiner != from {
+		// Only members pass on other nodes' requests.
+		if _, err := cat.Member(from.String()); err != nil {
+			return nil, fmt.Errorf("only a member may pass on a join request")
+		}
+	}
+	if !cat.IsLeader() {
+		return m.cfg.CallLeader(ctx, JoinProtocol, data)
+	}
+	sum := acl.HashKey(req.Secret)
+	now := time.Now().UTC()
+	if err := cat.ConsumeInvite(ctx, sum, req.PeerID, now); err != nil {
+		return nil, fmt.Errorf("join refused: %s", artmesh.Message(err))
+	}
+	agent := joinAgent(req.PeerID)
+	mb := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent}
+	m.addMembers([]catalog.Member{mb})
+	if err := cat.PutMember(ctx, mb); err != nil {
+		return nil, err
+	}
+	// Admit it now, before Raft starts sending it the log.
+	if members, err := cat.Members(); err == nil {
+		m.admitMembers(members)
+	}
+	key := acl.NewAPIKey()
+	if _, err := cat.Agent(agent); err == nil {
+		if err := cat.SetAgentKey(ctx, agent, acl.HashKey(key)); err != nil {
+			return nil, err
+		}
+	} else if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{Agent: artmesh.Agent{ID: agent, Admin: true, CreatedAt: now}, KeyHash: acl.HashKey(key)}); err != nil {
+		return nil, err
+	}
+	servers, err := cat.Servers()
+	if err != nil {
+		return nil, err
+	}
+	index, err := cat.AddServer(ctx, req.PeerID, joinAsVoter(servers, req.PeerID, m.cfg.Voters))
+	if err != nil {
+		return nil, err
+	}
+	members, _ := cat.Members()
+	m.savePeers(members)
+	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members})
+}
+
+// Join makes this node a member with the ticket it was initialised with:
+// it asks the ticket's members in turn, admits them (and then the members
+// the answer lists) until it has caught up, waits until its catalog has
+// applied the index of its admission, and records its admin key and its
+// membership in the repo.
+func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
+	req, _ := json.Marshal(joinRequest{PeerID: m.cfg.Self.String(), Secret: t.Secret, Addrs: m.ownAddrs(), APIURL: m.cfg.APIURL()})
+	var seeds []string
+	for _, a := range t.Addrs {
+		if info, err := peer.AddrInfoFromString(a); err == nil {
+			seeds = append(seeds, info.ID.String())
+		}
+	}
+	m.cfg.Roster.Seed(seeds)
+	var lastErr error
+	for _, a := range t.Addrs {
+		info, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			continue
+		}
+		m.cfg.Host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := mesh.Call(cctx, m.cfg.Host, info.ID, JoinProtocol, req)
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var jr joinResponse
+		if err := json.Unmarshal(resp, &jr); err != nil {
+			return fmt.Errorf("membership: join answer: %w", err)
+		}
+		m.addMembers(jr.Members)
+		m.cfg.Roster.Seed(memberIDs(jr.Members))
+		m.savePeers(jr.Members)
+		if err := m.cfg.Catalog.WaitApplied(ctx, jr.Index); err != nil {
+			return fmt.Errorf("membership: catching up with the mesh: %w", err)
+		}
+		if err := repo.WriteFileSync(filepath.Join(m.cfg.Repo, repo.APIKeyFile), []byte(jr.APIKey+"\n"), 0o600); err != nil {
+			return err
+		}
+		if err := m.recordMember(); err != nil {
+			return err
+		}
+		m.log.Info("joined the mesh", "admin_agent", jr.Agent, "members", len(jr.Members))
+		return nil
+	}
+	msg := "could not join the mesh with this ticket"
+	var re *mesh.RemoteError
+	if errors.As(lastErr, &re) {
+		msg += ": " + re.Message
+	}
+	return artmesh.E(artmesh.Unavailable, msg, lastErr)
+}

@@ -1,0 +1,269 @@
+// Package membership knows who belongs to the mesh and keeps it that way:
+// the join protocol (a new node's side and the members' side), the roster
+// of members that admission to the mesh is checked against, the members'
+// addresses in the peerstore and in the repo's peers.json, the listing of
+// members, invites, removal, and the leader's upkeep of voters (a dead
+// voter is replaced by a reachable nonvoter).
+//
+// The package decides nothing about rights: package node checks that the
+// caller may invite or remove before it calls a Manager. The catalog is
+// the source of truth for who is a member; a Manager reads it through the
+// Catalog interface and acts on the difference with the local state (the
+// roster, the peerstore, the connections, peers.json), in Run.
+package membership
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// Catalog is what a Manager reads from and proposes to the catalog.
+type Catalog interface {
+	Members() ([]catalog.Member, error)
+	Member(peerID string) (catalog.Member, error)
+	PutMember(ctx context.Context, m catalog.Member) error
+	DeleteMember(ctx context.Context, peerID string) error
+	CreateInvite(ctx context.Context, inv catalog.Invite) error
+	ConsumeInvite(ctx context.Context, secretHash, peerID string, at time.Time) error
+
+	// The admin agent a joining node is given.
+	Agent(id artmesh.AgentID) (artmesh.Agent, error)
+	CreateAgent(ctx context.Context, cmd catalog.CreateAgent) (artmesh.Agent, error)
+	SetAgentKey(ctx context.Context, id artmesh.AgentID, keyHash string) error
+
+	// Raft's configuration.
+	IsLeader() bool
+	Servers() ([]catalog.Server, error)
+	AddServer(ctx context.Context, id string, voter bool) (uint64, error)
+	RemoveServer(ctx context.Context, id string) error
+
+	// The local state's progress.
+	WaitApplied(ctx context.Context, index uint64) error
+	Watch() (uint64, <-chan struct{})
+	ChangedSince(index uint64, topics catalog.Topic) bool
+}
+
+var _ Catalog = (*catalog.Catalog)(nil)
+
+// Config is what a Manager needs. Every field is required unless it says
+// otherwise.
+type Config struct {
+	Self    peer.ID
+	Host    host.Host
+	Catalog Catalog
+	// Roster is the set of admitted peers that Admission checks; the
+	// Manager keeps it in step with the catalog.
+	Roster    *Roster
+	Admission *mesh.Admission
+	// Repo is the node's repo folder: the Manager keeps peers.json there,
+	// writes api.key at join and records the join state in config.json.
+	Repo string
+	// Member is repo.Config.Member at start: the node is, or was, one of
+	// several members of a mesh. The Manager records it once it is.
+	Member bool
+	// Voters is how many members vote in the catalog; later members join
+	// as nonvoters.
+	Voters int
+	// MeshKey is the private network key that invites carry; zero: none.
+	MeshKey mesh.Key
+	// APIURL returns this node's API URL, recorded in its member entry.
+	APIURL func() string
+	// CaughtUp reports whether the local catalog has applied the leader's
+	// commit index since start; until then the seeds stay admitted.
+	CaughtUp func() bool
+	// CallLeader sends a request to the catalog's leader over proto.
+	CallLeader func(ctx context.Context, proto protocol.ID, req []byte) ([]byte, error)
+	// Placement, when set, returns the bytes each member holds and how
+	// many versions allocated to each are under-replicated, for Members.
+	Placement func(members int) (held map[string]int64, under map[string]int)
+	// DeadVoterAfter is how long a voter may be unreachable before the
+	// leader replaces it. Zero means DefaultDeadVoterAfter.
+	DeadVoterAfter time.Duration
+	// Log receives the Manager's logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Manager keeps this node's view of the mesh's members in step with the
+// catalog. Its methods are safe for concurrent use.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	member atomic.Bool // Config.Member, then true once recorded
+
+	mu         sync.Mutex // serialises writes of peers.json and config.json
+	savedPeers []byte     // what peers.json holds, to write it only on change
+}
+
+// New returns a Manager for cfg. It starts nothing: Run is the
+// reconciler.
+func New(cfg Config) *Manager {
+	if cfg.DeadVoterAfter <= 0 {
+		cfg.DeadVoterAfter = DefaultDeadVoterAfter
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{cfg: cfg, log: cfg.Log}
+	m.member.Store(cfg.Member)
+	return m
+}
+
+// AdmitListed admits the members that the local catalog lists now. It is
+// called once at start, before the node serves or dials anyone, so
+// nobody is cut off.
+func (m *Manager) AdmitListed() {
+	if members, err := m.cfg.Catalog.Members(); err == nil {
+		m.cfg.Roster.SetMembers(memberIDs(members))
+	}
+}
+
+// Run is the membership reconciler: it runs syncMembers (and, on the
+// leader, the voters' upkeep) every 2 s and at once whenever the
+// catalog's members change, until ctx ends. It runs from the start,
+// caught up or not: admission follows the local catalog.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	var u upkeep
+	seen, changed := m.cfg.Catalog.Watch()
+	for {
+		m.syncMembers(ctx)
+		m.tendVoters(ctx, &u)
+		for wait := true; wait; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				wait = false
+			case <-changed:
+				var idx uint64
+				idx, changed = m.cfg.Catalog.Watch()
+				wait = !m.cfg.Catalog.ChangedSince(seen, catalog.TopicMembers)
+				seen = idx
+			}
+		}
+	}
+}
+
+// syncMembers keeps the peerstore, the roster and peers.json in step with
+// the catalog's members, and keeps this node's own entry current.
+func (m *Manager) syncMembers(ctx context.Context) {
+	members, err := m.cfg.Catalog.Members()
+	if err != nil {
+		return
+	}
+	m.addMembers(members)
+	m.admitMembers(members)
+	m.savePeers(members)
+	if len(members) > 1 && !m.member.Load() {
+		// From now on this node's catalog is a mesh's, never to be
+		// bootstrapped anew.
+		if err := m.recordMember(); err != nil {
+			m.log.Warn("recording mesh membership in the repo config", "err", err)
+		}
+	}
+	self := m.cfg.Self.String()
+	want := m.ownAddrs()
+	apiURL := m.cfg.APIURL()
+	for _, mb := range members {
+		if mb.PeerID == self {
+			if strings.Join(mb.Addresses, " ") == strings.Join(want, " ") && mb.APIURL == apiURL {
+				return
+			}
+			mb.Addresses, mb.APIURL = want, apiURL
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = m.cfg.Catalog.PutMember(cctx, mb)
+			return
+		}
+	}
+	// Not a member yet: the first node records itself once it leads.
+	if servers, err := m.cfg.Catalog.Servers(); err == nil && len(servers) == 1 && servers[0].ID == self && m.cfg.Catalog.IsLeader() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = m.cfg.Catalog.PutMember(cctx, catalog.Member{PeerID: self, Addresses: want, APIURL: apiURL, JoinedAt: time.Now().UTC()})
+	}
+}
+
+// admitMembers makes the catalog's members the peers admitted to the
+// mesh, and cuts off at once every peer that is no longer one (a removed
+// member: its streams, forwarded writes and fetches end with its
+// connections), and peers that connected to join but have not become
+// members within mesh.GuestGrace.
+func (m *Manager) admitMembers(members []catalog.Member) {
+	dropped := m.cfg.Roster.SetMembers(memberIDs(members))
+	if m.cfg.CaughtUp() {
+		// Caught up: the catalog's members are current, and peers the
+		// node only remembered are admitted no more.
+		dropped = append(dropped, m.cfg.Roster.Seed(nil)...)
+	}
+	m.cutOff(dropped)
+}
+
+// cutOff closes every connection to peers, and those of guests past
+// their grace.
+func (m *Manager) cutOff(peers []peer.ID) {
+	h := m.cfg.Host
+	for _, p := range peers {
+		if h.Network().Connectedness(p) == network.Connected {
+			m.log.Info("closing the connections of a peer that is not a member", "peer", p)
+		}
+		h.ConnManager().Unprotect(p, "member")
+		_ = h.Network().ClosePeer(p)
+	}
+	if c := m.cfg.Admission.EvictGuests(h, mesh.GuestGrace); c > 0 {
+		m.log.Info("closed connections of peers that are not members", "peers", c)
+	}
+}
+
+// addMembers records members' addresses in the peerstore, and protects
+// their connections from trimming.
+func (m *Manager) addMembers(members []catalog.Member) {
+	for _, mb := range members {
+		id, err := peer.Decode(mb.PeerID)
+		if err != nil || id == m.cfg.Self {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, a := range mb.Addresses {
+			if x, err := ma.NewMultiaddr(a); err == nil {
+				addrs = append(addrs, x)
+			}
+		}
+		m.cfg.Host.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
+		m.cfg.Host.ConnManager().Protect(id, "member")
+	}
+}
+
+// ownAddrs returns this node's mesh addresses.
+func (m *Manager) ownAddrs() []string {
+	var out []string
+	for _, a := range m.cfg.Host.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// memberIDs returns the members' peer ids.
+func memberIDs(members []catalog.Member) []string {
+	ids := make([]string, 0, len(members))
+	for _, mb := range members {
+		ids = append(ids, mb.PeerID)
+	}
+	return ids
+}

@@ -1,0 +1,163 @@
+package membership
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/repo"
+)
+
+// MemberInfo is a member as the API shows it.
+type MemberInfo struct {
+	PeerID    string   `json:"peer_id"`
+	Addresses []string `json:"addresses"`
+	APIURL    string   `json:"api_url"`
+	Role      string   `json:"role"` // voter, nonvoter, or left (no longer in Raft)
+	Reachable bool     `json:"reachable"`
+	Leader    bool     `json:"leader"`
+	// BytesHeld is the content this member holds for the mesh (recorded
+	// holder of), counted once per version's CID.
+	BytesHeld int64 `json:"bytes_held"`
+	// UnderReplicated counts the live versions allocated to this member
+	// that have fewer reachable holders than their factor.
+	UnderReplicated int `json:"under_replicated"`
+}
+
+// Members lists the mesh's members with their roles and whether this node
+// reaches them now.
+func (m *Manager) Members() ([]MemberInfo, error) {
+	servers, err := m.cfg.Catalog.Servers()
+	if err != nil {
+		return nil, err
+	}
+	members, err := m.cfg.Catalog.Members()
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]catalog.Member{}
+	for _, mb := range members {
+		byID[mb.PeerID] = mb
+	}
+	held, under := map[string]int64{}, map[string]int{}
+	if m.cfg.Placement != nil {
+		held, under = m.cfg.Placement(len(members))
+	}
+	var out []MemberInfo
+	for _, s := range servers {
+		mb := byID[s.ID]
+		role := "nonvoter"
+		if s.Voter {
+			role = "voter"
+		}
+		mi := MemberInfo{PeerID: s.ID, Addresses: mb.Addresses, APIURL: mb.APIURL, Role: role, Leader: s.Leader,
+			BytesHeld: held[s.ID], UnderReplicated: under[s.ID]}
+		if s.ID == m.cfg.Self.String() {
+			mi.Reachable = true
+		} else if id, err := peer.Decode(s.ID); err == nil {
+			mi.Reachable = m.cfg.Host.Network().Connectedness(id) == network.Connected
+		}
+		if mi.Addresses == nil {
+			mi.Addresses = []string{}
+		}
+		out = append(out, mi)
+	}
+	return out, nil
+}
+
+// Invite is a fresh invite ticket.
+type Invite struct {
+	Ticket    string    `json:"ticket"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// CreateInvite makes a one-time ticket for a new node, recorded in the
+// catalog as made by the agent by and lasting life. The caller has
+// checked that by may.
+func (m *Manager) CreateInvite(ctx context.Context, by artmesh.AgentID, life time.Duration) (Invite, error) {
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
+		return Invite{}, err
+	}
+	s := hex.EncodeToString(secret)
+	exp := time.Now().UTC().Add(life).Truncate(time.Second)
+	if err := m.cfg.Catalog.CreateInvite(ctx, catalog.Invite{SecretHash: acl.HashKey(s), CreatedBy: by, ExpiresAt: exp}); err != nil {
+		return Invite{}, err
+	}
+	var addrs []string
+	for _, a := range m.ownAddrs() {
+		addrs = append(addrs, a+"/p2p/"+m.cfg.Self.String())
+	}
+	t := repo.Ticket{Addrs: addrs, Secret: s, Voters: m.cfg.Voters}
+	if m.cfg.MeshKey != (mesh.Key{}) {
+		t.Key = m.cfg.MeshKey.String()
+	}
+	return Invite{Ticket: t.String(), ExpiresAt: exp}, nil
+}
+
+// Remove takes a node out of the mesh: out of Raft and the members (the
+// reconciler of every node then cuts it off). A node removing itself
+// leaves. The caller has checked that it may.
+func (m *Manager) Remove(ctx context.Context, peerID string) error {
+	servers, err := m.cfg.Catalog.Servers()
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, s := range servers {
+		known = known || s.ID == peerID
+	}
+	if _, err := m.cfg.Catalog.Member(peerID); err != nil && !known {
+		return artmesh.E(artmesh.NotFound, fmt.Sprintf("%s is not a member", peerID))
+	}
+	if known {
+		if len(servers) == 1 {
+			return artmesh.E(artmesh.Conflict, "the last member cannot leave its own mesh")
+		}
+		if err := m.removeServer(ctx, peerID); err != nil {
+			return err
+		}
+	}
+	if err := m.cfg.Catalog.DeleteMember(ctx, peerID); err != nil && !errors.Is(err, artmesh.NotFound) {
+		return err
+	}
+	return nil
+}
+
+// RemoveProtocol asks the leader to take a server out of Raft.
+const RemoveProtocol protocol.ID = "/artmesh/remove/1.0.0"
+
+// removeServer asks the leader to take a server out of Raft.
+func (m *Manager) removeServer(ctx context.Context, peerID string) error {
+	if m.cfg.Catalog.IsLeader() {
+		return m.cfg.Catalog.RemoveServer(ctx, peerID)
+	}
+	if _, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID)); err != nil {
+		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
+	}
+	return nil
+}
+
+// ServeRemove takes a server out of Raft for a member, as the handler of
+// RemoveProtocol on the leader.
+func (m *Manager) ServeRemove(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	if _, err := m.cfg.Catalog.Member(from.String()); err != nil {
+		return nil, fmt.Errorf("only members may remove members")
+	}
+	if !m.cfg.Catalog.IsLeader() {
+		return nil, fmt.Errorf("not the leader")
+	}
+	return nil, m.cfg.Catalog.RemoveServer(ctx, string(data))
+}

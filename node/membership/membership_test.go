@@ -1,0 +1,549 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/repo"
+)
+
+func TestParseJoinRequest(t *testing.T) {
+	id := newPeer(t)
+	tests := []struct {
+		name, data, err string
+	}{
+		{"valid", `{"peer_id":"` + id.String() + `","secret":"s","addrs":["/ip4/127.0.0.1/tcp/1"],"api_url":"http://x"}`, ""},
+		{"not JSON", `{"peer_id":`, "malformed join request"},
+		{"wrong shape", `["peer_id"]`, "malformed join request"},
+		{"no peer id", `{"secret":"s"}`, "malformed peer id"},
+		{"bad peer id", `{"peer_id":"not-a-peer-id"}`, "malformed peer id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, joiner, err := parseJoinRequest([]byte(tt.data))
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || joiner != id || req.Secret != "s" || req.APIURL != "http://x" || len(req.Addrs) != 1 {
+				t.Fatalf("got %+v %s %v", req, joiner, err)
+			}
+		})
+	}
+}
+
+func TestJoinAgent(t *testing.T) {
+	id := newPeer(t).String()
+	a := joinAgent(id)
+	if a != joinAgent(id) || !strings.HasPrefix(string(a), "admin-") || len(a) != len("admin-")+8 ||
+		string(a) != strings.ToLower(string(a)) || !strings.EqualFold(string(a)[6:], id[len(id)-8:]) {
+		t.Fatalf("joinAgent(%s) = %s", id, a)
+	}
+}
+
+func TestJoinAsVoter(t *testing.T) {
+	v := func(id string) catalog.Server { return catalog.Server{ID: id, Voter: true} }
+	nv := func(id string) catalog.Server { return catalog.Server{ID: id} }
+	tests := []struct {
+		name    string
+		servers []catalog.Server
+		want    int
+		voter   bool
+	}{
+		{"first joiner of one", []catalog.Server{v("a")}, 3, true},
+		{"third voter", []catalog.Server{v("a"), v("b")}, 3, true},
+		{"voters full", []catalog.Server{v("a"), v("b"), v("c")}, 3, false},
+		{"nonvoters do not count", []catalog.Server{v("a"), nv("b"), nv("c")}, 3, true},
+		{"a retry does not count itself", []catalog.Server{v("a"), v("b"), v("j")}, 3, true},
+		{"five voters", []catalog.Server{v("a"), v("b"), v("c"), v("d")}, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := joinAsVoter(tt.servers, "j", tt.want); got != tt.voter {
+				t.Fatalf("joinAsVoter = %v, want %v", got, tt.voter)
+			}
+		})
+	}
+}
+
+func TestPlanVoters(t *testing.T) {
+	const after = 30 * time.Second
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := func(id string) catalog.Server { return catalog.Server{ID: id, Voter: true} }
+	nv := func(id string) catalog.Server { return catalog.Server{ID: id} }
+	tests := []struct {
+		name      string
+		servers   []catalog.Server
+		up        string               // the reachable servers, one letter each
+		lastSeen  map[string]time.Time // before; nil: this node just became leader
+		now       time.Time
+		swaps     []swap
+		stranded  string
+		seenAfter map[string]time.Time
+	}{
+		{
+			name:    "all reachable",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "abc", now: t0,
+			seenAfter: map[string]time.Time{"a": t0, "b": t0, "c": t0},
+		},
+		{
+			name:    "first look at an unreachable voter starts its clock",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac", now: t0,
+			seenAfter: map[string]time.Time{"a": t0, "b": t0, "c": t0},
+		},
+		{
+			name:    "gone, but not long enough",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac",
+			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(after),
+			seenAfter: map[string]time.Time{"a": t0.Add(after), "b": t0, "c": t0.Add(after)},
+		},
+		{
+			name:    "a dead voter is replaced by a reachable nonvoter",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac",
+			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(after + time.Second),
+			swaps:     []swap{{dead: "b", promote: "c"}},
+			seenAfter: map[string]time.Time{"a": t0.Add(after + time.Second), "b": t0, "c": t0.Add(after + time.Second)},
+		},
+		{
+			name:    "no nonvoter to promote",
+			servers: []catalog.Server{v("a"), v("b"), v("c")}, up: "ac",
+			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(time.Minute),
+			stranded:  "b",
+			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0.Add(time.Minute)},
+		},
+		{
+			name:    "an unreachable nonvoter is neither replaced nor promoted",
+			servers: []catalog.Server{v("a"), v("b"), nv("c"), nv("d")}, up: "ad",
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
+			swaps:     []swap{{dead: "b", promote: "d"}},
+			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute)},
+		},
+		{
+			name:    "two dead voters, one nonvoter: the second waits",
+			servers: []catalog.Server{v("a"), v("b"), v("c"), v("d"), v("e"), nv("f")}, up: "adef",
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
+			swaps:     []swap{{dead: "b", promote: "f"}},
+			stranded:  "c",
+			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute), "e": t0.Add(time.Minute), "f": t0.Add(time.Minute)},
+		},
+		{
+			name:    "two dead voters, two nonvoters, in the order of the servers",
+			servers: []catalog.Server{v("a"), v("b"), v("c"), nv("d"), nv("e")}, up: "ade",
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
+			swaps:     []swap{{dead: "b", promote: "d"}, {dead: "c", promote: "e"}},
+			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute), "e": t0.Add(time.Minute)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := upkeep{lastSeen: tt.lastSeen}
+			swaps, stranded := u.plan(tt.servers, func(id string) bool { return strings.Contains(tt.up, id) }, tt.now, after)
+			if !slices.Equal(swaps, tt.swaps) || stranded != tt.stranded {
+				t.Fatalf("plan = %v, %q; want %v, %q", swaps, stranded, tt.swaps, tt.stranded)
+			}
+			if len(u.lastSeen) != len(tt.seenAfter) {
+				t.Fatalf("last seen %v, want %v", u.lastSeen, tt.seenAfter)
+			}
+			for id, at := range tt.seenAfter {
+				if !u.lastSeen[id].Equal(at) {
+					t.Fatalf("last seen %v, want %v", u.lastSeen, tt.seenAfter)
+				}
+			}
+		})
+	}
+}
+
+// TestTendVoters: the leader promotes a connected nonvoter in place of a
+// voter it has not reached for longer than DeadVoterAfter, then removes
+// the dead voter; a node that stops leading forgets what it saw.
+func TestTendVoters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cat := newFakeCatalog(true)
+	a := newTestNode(t, cat, t.TempDir())
+	spare := newTestNode(t, newFakeCatalog(false), t.TempDir())
+	dead := newPeer(t).String()
+	a.m.cfg.DeadVoterAfter = time.Minute
+	cat.servers = []catalog.Server{{ID: a.id.String(), Voter: true, Leader: true}, {ID: dead, Voter: true}, {ID: spare.id.String()}}
+	a.roster.SetMembers([]string{spare.id.String()})
+	spare.roster.SetMembers([]string{a.id.String()})
+	if err := spare.host.Connect(ctx, peer.AddrInfo{ID: a.id, Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var u upkeep
+	a.m.tendVoters(ctx, &u) // the first look starts the dead voter's clock
+	if got := mustServers(t, cat); len(got) != 3 || !got[1].Voter || got[2].Voter {
+		t.Fatalf("servers changed at the first look: %+v", got)
+	}
+	u.lastSeen[dead] = time.Now().Add(-2 * time.Minute)
+	a.m.tendVoters(ctx, &u)
+	got := mustServers(t, cat)
+	if len(got) != 2 || got[0].ID != a.id.String() || got[1] != (catalog.Server{ID: spare.id.String(), Voter: true}) || !slices.Equal(cat.removed, []string{dead}) {
+		t.Fatalf("after the upkeep: servers %+v, removed %v", got, cat.removed)
+	}
+	if _, ok := u.lastSeen[dead]; ok {
+		t.Fatal("the replaced voter is still tracked")
+	}
+	cat.leader = false
+	a.m.tendVoters(ctx, &u)
+	if u.lastSeen != nil {
+		t.Fatal("a node that does not lead kept its view of the voters")
+	}
+}
+
+func mustServers(t *testing.T, cat *fakeCatalog) []catalog.Server {
+	t.Helper()
+	s, err := cat.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPeersFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	m := New(Config{Repo: dir})
+	path := filepath.Join(dir, repo.PeersFile)
+	m.savePeers(nil)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("no members wrote peers.json: %v", err)
+	}
+	members := []catalog.Member{
+		{PeerID: newPeer(t).String(), Addresses: []string{"/ip4/127.0.0.1/tcp/4001"}, APIURL: "http://127.0.0.1:7480", JoinedAt: time.Unix(1700000000, 0).UTC(), Agent: "admin-x"},
+		{PeerID: newPeer(t).String(), Addresses: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.3/tcp/4001"}},
+	}
+	m.savePeers(members)
+	got, err := readPeers(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].PeerID != members[0].PeerID || !got[0].JoinedAt.Equal(members[0].JoinedAt) ||
+		got[0].Agent != "admin-x" || !slices.Equal(got[1].Addresses, members[1].Addresses) {
+		t.Fatalf("read back %+v, want %+v", got, members)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("peers.json: %v %v", fi, err)
+	}
+	// The same members again: not written (peers.json is written only on
+	// change, not every 2 s).
+	os.Remove(path)
+	m.savePeers(members)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unchanged members were written again: %v", err)
+	}
+	m.savePeers(members[:1])
+	if got, err := readPeers(dir); err != nil || len(got) != 1 {
+		t.Fatalf("changed members: %v %v", got, err)
+	}
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	if _, err := readPeers(dir); err == nil {
+		t.Fatal("a corrupt peers.json was read")
+	}
+}
+
+// TestSeedsUntilCaughtUp: the members saved in peers.json are admitted
+// and reachable from the start, until the node has caught up; then only
+// the catalog's members are. The node's own entry is kept current, and
+// the repo records that the node is a mesh's member once there are
+// others.
+func TestSeedsUntilCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, repo.Config{})
+	cat := newFakeCatalog(true)
+	n := newTestNode(t, cat, dir)
+	cat.setMembers(catalog.Member{PeerID: n.id.String()}) // addresses not yet recorded
+	saved := newPeer(t)
+	data, _ := json.Marshal([]catalog.Member{{PeerID: n.id.String()}, {PeerID: saved.String(), Addresses: []string{"/ip4/127.0.0.1/tcp/9"}}})
+	os.WriteFile(filepath.Join(dir, repo.PeersFile), data, 0o600)
+
+	n.m.AdmitListed()
+	if n.roster.Has(saved) {
+		t.Fatal("a saved peer was admitted before peers.json was loaded")
+	}
+	n.m.LoadSaved()
+	if !n.roster.Has(saved) {
+		t.Fatal("a member saved in peers.json is not admitted at start")
+	}
+	if len(n.host.Peerstore().Addrs(saved)) != 1 {
+		t.Fatalf("the saved member's address is not in the peerstore: %v", n.host.Peerstore().Addrs(saved))
+	}
+	ctx := context.Background()
+	n.m.syncMembers(ctx)
+	if !n.roster.Has(saved) {
+		t.Fatal("a saved member was dropped before the node caught up")
+	}
+	if self, _ := cat.Member(n.id.String()); !slices.Equal(self.Addresses, n.addrs()) || self.APIURL != n.m.cfg.APIURL() {
+		t.Fatalf("own entry not brought up to date: %+v", self)
+	}
+	n.caughtUp = true
+	n.m.syncMembers(ctx)
+	if n.roster.Has(saved) {
+		t.Fatal("a saved peer that the catalog does not list is still admitted after catching up")
+	}
+	if rc, _ := repo.ReadConfig(dir); rc.Member {
+		t.Fatal("a single node recorded itself as a mesh member")
+	}
+	other := newPeer(t)
+	cat.setMembers(n.member(), catalog.Member{PeerID: other.String()})
+	n.m.syncMembers(ctx)
+	if !n.roster.Has(other) {
+		t.Fatal("a member the catalog lists is not admitted")
+	}
+	if rc, err := repo.ReadConfig(dir); err != nil || !rc.Member {
+		t.Fatalf("membership of a mesh not recorded in the repo config: %+v %v", rc, err)
+	}
+	if got, _ := readPeers(dir); len(got) != 2 {
+		t.Fatalf("peers.json not brought up to date: %+v", got)
+	}
+}
+
+// TestFirstNodeRecordsItself: a node alone in Raft records its member
+// entry once it leads.
+func TestFirstNodeRecordsItself(t *testing.T) {
+	cat := newFakeCatalog(false)
+	n := newTestNode(t, cat, t.TempDir())
+	cat.servers = []catalog.Server{{ID: n.id.String(), Voter: true, Leader: true}}
+	n.m.syncMembers(context.Background())
+	if _, err := cat.Member(n.id.String()); err == nil {
+		t.Fatal("a node that does not lead recorded itself")
+	}
+	cat.leader = true
+	n.m.syncMembers(context.Background())
+	if self, err := cat.Member(n.id.String()); err != nil || !slices.Equal(self.Addresses, n.addrs()) || self.JoinedAt.IsZero() {
+		t.Fatalf("the first node's entry: %+v %v", self, err)
+	}
+}
+
+// TestJoin runs the join protocol between two Managers over real hosts:
+// an invite from the leader, the new node's request, and what each side
+// records.
+func TestJoin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leaderCat := newFakeCatalog(true)
+	a := newTestNode(t, leaderCat, t.TempDir())
+	leaderCat.servers = []catalog.Server{{ID: a.id.String(), Voter: true, Leader: true}}
+	leaderCat.setMembers(a.member())
+	a.caughtUp = true
+	a.m.AdmitListed()
+
+	inv, err := a.m.CreateInvite(ctx, "admin", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := repo.ParseTicket(inv.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ticket.Voters != 3 || ticket.Key != "" || !strings.HasSuffix(ticket.Addrs[0], "/p2p/"+a.id.String()) || !inv.ExpiresAt.After(time.Now().Add(59*time.Minute)) {
+		t.Fatalf("ticket %+v, expires %s", ticket, inv.ExpiresAt)
+	}
+
+	dirB := t.TempDir()
+	writeConfig(t, dirB, repo.Config{Join: ticket})
+	b := newTestNode(t, newFakeCatalog(false), dirB)
+	var admittedFirst, asVoter bool
+	leaderCat.onAddServer = func(id string, voter bool) {
+		admittedFirst = id == b.id.String() && a.roster.Has(b.id)
+		asVoter = voter
+	}
+
+	// A wrong secret: refused, with the leader's reason.
+	bad := *ticket
+	bad.Secret = strings.Repeat("0", 64)
+	err = b.m.Join(ctx, &bad)
+	if !errors.Is(err, artmesh.Unavailable) || !strings.Contains(err.Error(), "join refused: the invite is not known to this mesh") {
+		t.Fatalf("join with a wrong secret: %v", err)
+	}
+	if a.roster.Has(b.id) {
+		t.Fatal("a node with a wrong secret was admitted")
+	}
+
+	if err := b.m.Join(ctx, ticket); err != nil {
+		t.Fatal(err)
+	}
+	// The leader's side.
+	if !admittedFirst {
+		t.Fatal("the joiner was not admitted before it was added to Raft")
+	}
+	if !asVoter {
+		t.Fatal("the second node of a mesh of 3 voters joined as a nonvoter")
+	}
+	mb, err := leaderCat.Member(b.id.String())
+	if err != nil || mb.Agent != joinAgent(b.id.String()) || mb.APIURL != b.m.cfg.APIURL() || !slices.Equal(mb.Addresses, b.addrs()) {
+		t.Fatalf("the joiner's member entry: %+v %v", mb, err)
+	}
+	if got, _ := readPeers(a.m.cfg.Repo); len(got) != 2 {
+		t.Fatalf("the leader's peers.json: %+v", got)
+	}
+	// The joiner's side.
+	key, err := os.ReadFile(filepath.Join(dirB, repo.APIKeyFile))
+	if err != nil || leaderCat.agents[mb.Agent] != acl.HashKey(strings.TrimSpace(string(key))) {
+		t.Fatalf("api.key %q does not match the join agent's key: %v", key, err)
+	}
+	if rc, err := repo.ReadConfig(dirB); err != nil || rc.Join != nil || !rc.Member {
+		t.Fatalf("the joiner's repo config: %+v %v", rc, err)
+	}
+	if !b.roster.Has(a.id) {
+		t.Fatal("the joiner does not admit the mesh's members")
+	}
+	if got, _ := readPeers(dirB); len(got) != 2 {
+		t.Fatalf("the joiner's peers.json: %+v", got)
+	}
+	// The listing, on the leader.
+	a.m.cfg.Placement = func(members int) (map[string]int64, map[string]int) {
+		if members != 2 {
+			t.Errorf("placement asked for %d members", members)
+		}
+		return map[string]int64{b.id.String(): 42}, map[string]int{b.id.String(): 1}
+	}
+	list, err := a.m.Members()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("members: %+v %v", list, err)
+	}
+	if l := list[0]; l.PeerID != a.id.String() || l.Role != "voter" || !l.Leader || !l.Reachable {
+		t.Fatalf("the leader as listed: %+v", l)
+	}
+	if l := list[1]; l.PeerID != b.id.String() || l.Role != "voter" || l.Leader || !l.Reachable || l.BytesHeld != 42 || l.UnderReplicated != 1 || l.APIURL != mb.APIURL {
+		t.Fatalf("the joiner as listed: %+v", l)
+	}
+
+	// The same invite cannot let another node in, and a node that is
+	// not a member cannot pass on a request for someone else.
+	c := newTestNode(t, newFakeCatalog(false), t.TempDir())
+	if err := c.m.Join(ctx, ticket); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("a used ticket let another node join: %v", err)
+	}
+	req, _ := json.Marshal(joinRequest{PeerID: b.id.String(), Secret: ticket.Secret})
+	if _, err := a.m.ServeJoin(ctx, c.id, req); err == nil || err.Error() != "only a member may pass on a join request" {
+		t.Fatalf("a stranger passed on a join request: %v", err)
+	}
+}
+
+// TestRemovedMemberIsCutOff: once the catalog no longer lists a member,
+// its connections are closed and it is not admitted.
+func TestRemovedMemberIsCutOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	catA := newFakeCatalog(true)
+	a := newTestNode(t, catA, t.TempDir())
+	b := newTestNode(t, newFakeCatalog(false), t.TempDir())
+	a.caughtUp = true
+	catA.setMembers(a.member(), b.member())
+	a.m.syncMembers(ctx)
+	b.roster.SetMembers([]string{a.id.String()})
+	if err := b.host.Connect(ctx, peer.AddrInfo{ID: a.id, Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if a.host.Network().Connectedness(b.id) != network.Connected {
+		t.Fatal("a member is not connected")
+	}
+	catA.setMembers(a.member())
+	a.m.syncMembers(ctx)
+	if a.roster.Has(b.id) {
+		t.Fatal("a removed member is still admitted")
+	}
+	if a.host.Network().Connectedness(b.id) == network.Connected {
+		t.Fatal("a removed member's connections were not closed")
+	}
+}
+
+func TestRemove(t *testing.T) {
+	self, other, gone := newPeer(t).String(), newPeer(t).String(), newPeer(t).String()
+	servers := func() []catalog.Server {
+		return []catalog.Server{{ID: self, Voter: true, Leader: true}, {ID: other, Voter: true}}
+	}
+	tests := []struct {
+		name     string
+		leader   bool
+		servers  []catalog.Server
+		members  []string
+		remove   string
+		kind     artmesh.Kind // 0: no error
+		removed  []string     // RemoveServer's calls
+		called   protocol.ID  // CallLeader's protocol
+		leftover []string     // members after
+	}{
+		{"a server and member, on the leader", true, servers(), []string{self, other}, other, 0, []string{other}, "", []string{self}},
+		{"a server and member, on a follower", false, servers(), []string{self, other}, other, 0, nil, RemoveProtocol, []string{self}},
+		{"a member no longer in Raft", true, servers(), []string{self, other, gone}, gone, 0, nil, "", []string{other, self}},
+		{"in Raft, no member entry", true, servers(), []string{self}, other, 0, []string{other}, "", []string{self}},
+		{"unknown", true, servers(), []string{self, other}, gone, artmesh.NotFound, nil, "", []string{other, self}},
+		{"the last member", true, servers()[:1], []string{self}, self, artmesh.Conflict, nil, "", []string{self}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cat := newFakeCatalog(tt.leader, tt.servers...)
+			for _, id := range tt.members {
+				cat.members[id] = catalog.Member{PeerID: id}
+			}
+			var called protocol.ID
+			m := New(Config{Catalog: cat, CallLeader: func(_ context.Context, p protocol.ID, req []byte) ([]byte, error) {
+				if string(req) != tt.remove {
+					t.Errorf("asked the leader to remove %q", req)
+				}
+				called = p
+				return nil, nil
+			}})
+			err := m.Remove(context.Background(), tt.remove)
+			if tt.kind == 0 && err != nil || tt.kind != 0 && !errors.Is(err, tt.kind) {
+				t.Fatalf("Remove: %v, want kind %v", err, tt.kind)
+			}
+			if !slices.Equal(cat.removed, tt.removed) || called != tt.called {
+				t.Fatalf("removed from Raft %v, leader asked over %q", cat.removed, called)
+			}
+			var left []string
+			for id := range cat.members {
+				left = append(left, id)
+			}
+			slices.Sort(left)
+			want := slices.Clone(tt.leftover)
+			slices.Sort(want)
+			if !slices.Equal(left, want) {
+				t.Fatalf("members left %v, want %v", left, want)
+			}
+		})
+	}
+}
+
+func TestServeRemove(t *testing.T) {
+	member, stranger, target := newPeer(t), newPeer(t), newPeer(t).String()
+	cat := newFakeCatalog(true)
+	cat.members[member.String()] = catalog.Member{PeerID: member.String()}
+	m := New(Config{Catalog: cat})
+	if _, err := m.ServeRemove(context.Background(), stranger, []byte(target)); err == nil {
+		t.Fatal("a stranger removed a server")
+	}
+	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); err != nil || !slices.Equal(cat.removed, []string{target}) {
+		t.Fatalf("a member's request: %v, removed %v", err, cat.removed)
+	}
+	cat.leader = false
+	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); err == nil || err.Error() != "not the leader" {
+		t.Fatalf("a follower took a removal: %v", err)
+	}
+}
+
+// writeConfig writes a repo config as repo.Init would.
+func writeConfig(t *testing.T, dir string, rc repo.Config) {
+	t.Helper()
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, repo.ConfigFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
