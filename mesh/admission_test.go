@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,22 @@ func TestGuestsAreCapped(t *testing.T) {
 	}
 	if got := len(a.Network().Peers()); got != MaxGuests {
 		t.Fatalf("%d guests connected of %d that tried, want the cap of %d", got, MaxGuests+2, MaxGuests)
+	}
+}
+
+func TestHandlerPanicIsAnError(t *testing.T) {
+	a, b := newTestHost(t, Key{}), newTestHost(t, Key{})
+	Serve(a, "/test/panic/1", func(context.Context, peer.ID, []byte) ([]byte, error) {
+		var m map[string]int
+		m["x"]++ // a nil map: panics
+		return nil, nil
+	})
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Call(ctx, b, a.ID(), "/test/panic/1", nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "internal error") {
+		t.Fatalf("a panicking handler answered %v, want an internal error", err)
 	}
 }

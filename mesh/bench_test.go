@@ -7,9 +7,13 @@ import (
 )
 
 // BenchmarkStream measures one raw libp2p stream between two hosts in
-// this process (TCP, TLS, yamux, private network).
+// this process (TCP, TLS, yamux), without and with a private network.
 func BenchmarkStream(b *testing.B) {
-	key := NewKey()
+	b.Run("tls", func(b *testing.B) { benchStream(b, Key{}) })
+	b.Run("tls+psk", func(b *testing.B) { benchStream(b, NewKey()) })
+}
+
+func benchStream(b *testing.B, key Key) {
 	a, c := newTestHost(b, key), newTestHost(b, key)
 	c.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
 	ServeStreamBench(a)

@@ -52,7 +52,7 @@ func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Hand
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		resp, herr := handle(ctx, st.Conn().RemotePeer(), req)
+		resp, herr := safeHandle(ctx, handle, st.Conn().RemotePeer(), req)
 		status := byte(0)
 		if herr != nil {
 			status = 1
@@ -66,6 +66,17 @@ func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Hand
 			st.Reset()
 		}
 	})
+}
+
+// safeHandle runs handle, turning a panic into an error: no request from
+// a peer may stop the node.
+func safeHandle(ctx context.Context, handle Handler, from peer.ID, req []byte) (resp []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return handle(ctx, from, req)
 }
 
 // remoteError is how a handler's error travels.

@@ -81,7 +81,7 @@ func validateMetadata(m artmesh.Metadata) (artmesh.Metadata, error) {
 
 // importFor streams body into the store, enforcing the declared size and
 // the node's cap.
-func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*content.Imported, error) {
+func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64, tee content.Tee) (*content.Imported, error) {
 	limit := int64(-1)
 	if n.rc.MaxArtifactBytes > 0 {
 		if declared > n.rc.MaxArtifactBytes {
@@ -92,7 +92,7 @@ func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64) (*
 	if declared >= 0 {
 		limit = declared
 	}
-	im, err := n.content.Import(ctx, body, limit, "")
+	im, err := n.content.ImportTee(ctx, body, limit, "", tee)
 	if err != nil {
 		if declared >= 0 && errors.Is(err, artmesh.TooLarge) && (n.rc.MaxArtifactBytes <= 0 || declared <= n.rc.MaxArtifactBytes) {
 			return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("the content is longer than the declared %d bytes", declared))
@@ -138,11 +138,12 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	})
 }
 
-// importThen stores body durably, has replicas-1 other members take
-// durable copies (replicas 0: the mesh policy's write_replicas), then
-// records it with record, passing those members as holders, while the
-// import's blocks are still protected from the collector. When anything
-// fails, nothing is recorded and the blocks are garbage.
+// importThen stores body durably while pushing its blocks to replicas-1
+// other members, which take durable copies (replicas 0: the mesh policy's
+// write_replicas), then records it with record, passing those members as
+// holders, while the import's blocks are still protected from the
+// collector. When anything fails, nothing is recorded and the blocks are
+// garbage.
 func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
 	want, err := n.writeReplicas(replicas)
 	if err != nil {
@@ -153,14 +154,34 @@ func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, repli
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	im, err := n.importFor(ctx, body, size)
+	var fan *pushFan
+	var tee content.Tee
+	if len(targets) > 0 {
+		if fan, err = n.openPushes(ctx, targets); err != nil {
+			return artmesh.Artifact{}, err
+		}
+		defer fan.abort()
+		tee = fan.tee(ctx)
+	}
+	im, err := n.importFor(ctx, body, size, tee)
 	if err != nil {
+		if fan != nil {
+			fan.stop()
+			if perr := fan.err(); perr != nil {
+				return artmesh.Artifact{}, perr
+			}
+		}
 		return artmesh.Artifact{}, err
 	}
 	defer im.Release()
-	holders, err := n.replicate(ctx, im.CID, "", targets)
-	if err != nil {
-		return artmesh.Artifact{}, err
+	var holders []string
+	if fan != nil {
+		fctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicateTimeout)
+		holders, err = fan.finish(fctx, im.CID)
+		cancel()
+		if err != nil {
+			return artmesh.Artifact{}, err
+		}
 	}
 	n.verified.set(im.CID.String(), struct{}{})
 	a, err := record(im, holders)

@@ -301,6 +301,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, membership.RemoveProtocol, n.members.ServeRemove)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
 	mesh.ServeTimeout(n.host, ReplicateProtocol, n.cfg.ReplicateTimeout, n.serveReplicate)
+	mesh.ServePush(n.host, n.cfg.ReplicateTimeout, n.openPushSink)
 	mesh.ServeStreamBench(n.host)
 	mesh.ServeDAG(n.host, func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		blk, err := n.bs.Get(ctx, c)

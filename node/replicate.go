@@ -19,10 +19,13 @@ import (
 
 // Synchronous copies: a write with replicas=N is acknowledged only once N
 // members hold every block durably and the catalog records them as
-// holders. The node that took the bytes imports them, then asks N-1 other
-// members over ReplicateProtocol to take a copy; each streams the DAG from
-// it (verifying every block, as any fetch does), makes it durable and
-// answers. Only then is the write proposed, with every copy as a holder.
+// holders. A create or update pushes its blocks to the N-1 other members
+// while it imports them (push.go). An upload's content was imported when
+// its last byte arrived, so its confirm asks N-1 other members over
+// ReplicateProtocol to take a copy instead; each streams the DAG from the
+// node that holds it (verifying every block, as any fetch does), makes it
+// durable and answers. Only then is the write proposed, with every copy as
+// a holder.
 // If too few members are reachable, or one fails, the write is refused
 // with Unavailable and nothing is recorded; the copies already made are
 // collected once their protection (pendingTTL) ends.

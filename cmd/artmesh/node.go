@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -77,6 +79,7 @@ const defaultReplicateTimeout = node.DefaultReplicateTimeout
 // daemonFlags are the flags of `artmesh daemon`.
 type daemonFlags struct {
 	apiAddr, logLevel string
+	pprofAddr         string
 	listen            []string
 	initIfNeeded      bool
 	skew, deadVoter   time.Duration
@@ -90,6 +93,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, such as 127.0.0.1:6060 (off by default; never on a public address)")
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
 	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
 	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
@@ -172,6 +176,14 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 			}
 			defer os.Remove(addrFile)
 			n.SetAPIListenAddr(l.Addr().String())
+			if f.pprofAddr != "" {
+				stopProf, err := servePprof(f.pprofAddr, log)
+				if err != nil {
+					l.Close()
+					return err
+				}
+				defer stopProf()
+			}
 			info := n.Info()
 			log.Info("artmesh node running", "peer_id", info.PeerID, "api", "http://"+l.Addr().String(), "repo", repo)
 			fmt.Fprintf(cmd.OutOrStdout(), "artmesh node %s\nAPI: http://%s\nrepo: %s\n", info.PeerID, l.Addr(), repo)
@@ -205,4 +217,29 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(1 << 30)
 	}
+}
+
+// servePprof serves net/http/pprof's handlers on addr until the returned
+// stop is called.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server", "err", err)
+		}
+	}()
+	log.Info("serving profiles", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close(); <-done }, nil
 }

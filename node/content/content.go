@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
@@ -115,6 +116,22 @@ var errTruncated = errors.New("the content ended before it was complete")
 // Import chunks r into a UnixFS file DAG, stores the blocks and makes them
 // durable. limit caps the content's size (no cap when negative).
 func (c *Store) Import(ctx context.Context, r io.Reader, limit int64, chunking Chunking) (*Imported, error) {
+	return c.ImportTee(ctx, r, limit, chunking, nil)
+}
+
+// Tee sees every block of an import once it is stored, in the order they
+// are written (leaves before their parents). It must call release exactly
+// once when it no longer needs the block's bytes, which are then reused
+// for a later chunk (also when it returns an error). An error from it ends
+// the import with that error. It runs on the import's writer, so a slow
+// tee slows the import down (that is the back-pressure a pushed copy
+// needs).
+type Tee func(b blocks.Block, release func()) error
+
+// ImportTee is Import that also hands every stored block to tee (nil:
+// none), so that copies can be pushed to other members while the import
+// runs.
+func (c *Store) ImportTee(ctx context.Context, r io.Reader, limit int64, chunking Chunking, tee Tee) (*Imported, error) {
 	const op = artmesh.Op("node.Import")
 	if chunking == "" {
 		chunking = c.chunking
@@ -126,7 +143,7 @@ func (c *Store) Import(ctx context.Context, r io.Reader, limit int64, chunking C
 	im := &Imported{sess: sess}
 	cr := &countingReader{ctx: ctx, r: r, limit: limit}
 	split := newSplitAhead(chunking.splitter(cr, c.chunks), cr)
-	w := newAsyncWriter(ctx, sess, c.dag, c.chunks)
+	w := newAsyncWriter(ctx, sess, c.dag, c.chunks, tee)
 	params := helpers.DagBuilderParams{
 		Dagserv:    w,
 		Maxlinks:   helpers.DefaultLinksPerBlock,

@@ -118,6 +118,8 @@ func (s *splitAhead) Close(abandon bool) {
 	s.wg.Wait()
 }
 
+func noRelease() {}
+
 // asyncWriter is the DAGService an import builds into: Add queues the block
 // for a writer goroutine that puts it into the import's session.
 type asyncWriter struct {
@@ -129,7 +131,7 @@ type asyncWriter struct {
 	err   error
 }
 
-func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAGService, pool *chunkPool) *asyncWriter {
+func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAGService, pool *chunkPool, tee Tee) *asyncWriter {
 	w := &asyncWriter{sess: sess, read: read, queue: make(chan blocks.Block, writeQueue)}
 	w.wg.Add(1)
 	go func() {
@@ -145,10 +147,22 @@ func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAG
 				continue
 			}
 			// A raw leaf's bytes are a chunk buffer: the store has copied
-			// them, and nothing else holds the leaf, so the buffer can be
-			// used for the next chunk.
+			// them, and once the tee (if any) is done with them nothing
+			// else holds the leaf, so the buffer can be used for the next
+			// chunk.
+			release := noRelease
 			if pool != nil && b.Cid().Prefix().Codec == cid.Raw {
-				pool.put(b.RawData())
+				raw := b.RawData()
+				release = func() { pool.put(raw) }
+			}
+			if tee == nil {
+				release()
+				continue
+			}
+			if err := tee(b, release); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
 			}
 		}
 	}()

@@ -49,7 +49,12 @@ func parseJoinRequest(data []byte) (joinRequest, peer.ID, error) {
 		return joinRequest{}, "", fmt.Errorf("malformed join request")
 	}
 	joiner, err := peer.Decode(req.PeerID)
-	if err != nil {
+	if err != nil || joiner.String() != req.PeerID || len(req.PeerID) < 16 {
+		return joinRequest{}, "", fmt.Errorf("malformed peer id")
+	}
+	if _, err := joiner.ExtractPublicKey(); err != nil {
+		// A node's peer id embeds its Ed25519 key: anything else cannot
+		// have come from an artmesh node.
 		return joinRequest{}, "", fmt.Errorf("malformed peer id")
 	}
 	return req, joiner, nil

@@ -31,6 +31,9 @@ func TestParseJoinRequest(t *testing.T) {
 		{"wrong shape", `["peer_id"]`, "malformed join request"},
 		{"no peer id", `{"secret":"s"}`, "malformed peer id"},
 		{"bad peer id", `{"peer_id":"not-a-peer-id"}`, "malformed peer id"},
+		// Decodes as a peer id, but is too short to name a node's key (it
+		// used to crash the leader, which cuts the agent name from it).
+		{"short peer id", `{"peer_id":"11"}`, "malformed peer id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
