@@ -2,9 +2,13 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -14,21 +18,74 @@ import (
 // Trace, Debug and Info records become slog Debug records; Warn and Error
 // stay as they are. A default slog handler (Info and up) thus shows only
 // raft's warnings and errors.
+//
+// A warning or error about one peer (a dial that fails while a member is
+// down) is logged once, then at most once a minute with the count of
+// repeats, until raft's state changes: raft retries every few
+// milliseconds and would otherwise log it dozens of times a second.
 type hclogAdapter struct {
 	base    *slog.Logger // the logger given, without name or implied args
 	l       *slog.Logger // base with the name and implied args
 	name    string
 	implied []any
+	rep     *repeats // shared by every adapter derived from one
+}
+
+// repeatEvery is how often a repeated warning about a peer is logged.
+const repeatEvery = time.Minute
+
+// repeats remembers the warnings about peers logged lately.
+type repeats struct {
+	mu   sync.Mutex
+	last map[string]repeat
+}
+
+type repeat struct {
+	at time.Time // when it was last logged
+	n  int       // times seen since
+}
+
+// admit reports whether a warning about peer should be logged now, and
+// how many repeats it stands for. A raft state change forgets them all.
+func (r *repeats) admit(msg, peer string, now time.Time) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if strings.HasPrefix(msg, "entering ") {
+		clear(r.last)
+	}
+	if peer == "" {
+		return true, 0
+	}
+	key := msg + "\x00" + peer
+	prev, seen := r.last[key]
+	if seen && now.Sub(prev.at) < repeatEvery {
+		prev.n++
+		r.last[key] = prev
+		return false, 0
+	}
+	r.last[key] = repeat{at: now}
+	return true, prev.n
+}
+
+// peerOf returns the peer a raft record is about, if any.
+func peerOf(args []any) string {
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "peer", "target", "server-id", "id", "address":
+			return fmt.Sprint(args[i+1])
+		}
+	}
+	return ""
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
 // newHCLog returns an hclog.Logger that writes into l.
 func newHCLog(l *slog.Logger, name string) hclog.Logger {
-	return newAdapter(l, name, nil)
+	return newAdapter(l, name, nil, &repeats{last: map[string]repeat{}})
 }
 
-func newAdapter(base *slog.Logger, name string, implied []any) *hclogAdapter {
+func newAdapter(base *slog.Logger, name string, implied []any, rep *repeats) *hclogAdapter {
 	l := base
 	if name != "" {
 		l = l.With("logger", name)
@@ -36,7 +93,7 @@ func newAdapter(base *slog.Logger, name string, implied []any) *hclogAdapter {
 	if len(implied) > 0 {
 		l = l.With(implied...)
 	}
-	return &hclogAdapter{base: base, l: l, name: name, implied: implied}
+	return &hclogAdapter{base: base, l: l, name: name, implied: implied, rep: rep}
 }
 
 // quietWarning reports whether a raft warning describes a normal event
@@ -69,6 +126,15 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if lv == slog.LevelWarn && quietWarning(msg) {
 		// Expected at every start and after every leader change.
 		lv = slog.LevelInfo
+	}
+	if lv >= slog.LevelWarn || strings.HasPrefix(msg, "entering ") {
+		ok, n := a.rep.admit(msg, peerOf(args), time.Now())
+		if !ok {
+			return
+		}
+		if n > 0 {
+			args = append(args[:len(args):len(args)], "repeats", n)
+		}
 	}
 	a.l.Log(context.Background(), lv, msg, args...)
 }
@@ -112,7 +178,7 @@ func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
 
 // With implements hclog.Logger.
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	return newAdapter(a.base, a.name, append(append([]any(nil), a.implied...), args...))
+	return newAdapter(a.base, a.name, append(append([]any(nil), a.implied...), args...), a.rep)
 }
 
 // Name implements hclog.Logger.
@@ -128,7 +194,7 @@ func (a *hclogAdapter) Named(name string) hclog.Logger {
 
 // ResetNamed implements hclog.Logger.
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return newAdapter(a.base, name, a.implied)
+	return newAdapter(a.base, name, a.implied, a.rep)
 }
 
 // SetLevel implements hclog.Logger; the slog handler decides the level.

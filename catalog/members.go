@@ -308,5 +308,24 @@ func (c *Catalog) RemoveServer(ctx context.Context, id string) error {
 	return c.await(ctx, "catalog.RemoveServer", f)
 }
 
+// TransferLeadership hands the leadership to another voter and waits
+// until one has it, for a leader that is about to leave.
+func (c *Catalog) TransferLeadership(ctx context.Context) error {
+	const op = artmesh.Op("catalog.TransferLeadership")
+	if err := c.await(ctx, op, c.raft.LeadershipTransfer()); err != nil {
+		return err
+	}
+	for {
+		if addr, id := c.raft.LeaderWithID(); addr != "" && string(id) != c.cfg.ServerID {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return unavailable(op, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // String describes a member for logs.
 func (m Member) String() string { return fmt.Sprintf("%s %v", m.PeerID, m.Addresses) }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,30 @@ func TestRemovedMemberIsCutOff(t *testing.T) {
 	if len(ms.Items) != 2 {
 		t.Fatalf("members after the removal: %+v", ms.Items)
 	}
+
+	// The leader leaves by itself: `mesh leave` hands the leadership over
+	// and returns (it used to hang), and the other node goes on alone.
+	leaver, stays := a, b
+	for _, m := range ms.Items {
+		if m.Leader && m.PeerID == b.peerID(t) {
+			leaver, stays = b, a
+		}
+	}
+	start := time.Now()
+	if out, errOut, err := leaver.cliRaw("mesh", "leave"); err != nil || !strings.Contains(out, "left the mesh") {
+		t.Fatalf("mesh leave: %v\n%s%s", err, out, errOut)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("mesh leave took %s", took)
+	}
+	waitFor(t, 20*time.Second, "the node that stays is alone and leads", func() bool {
+		var ms struct {
+			Items []memberInfo `json:"items"`
+		}
+		code, data := stays.status(t, stays.key, "GET", "/v1/mesh/members", nil)
+		return code == 200 && json.Unmarshal(data, &ms) == nil && len(ms.Items) == 1 && ms.Items[0].Leader
+	})
+	stays.callAs(t, alice.APIKey, "POST", "/v1/artifacts?name=alone.bin", bytes.NewReader([]byte("alone")), 201, nil)
 }
 
 // TestUsedTicketCannotJoin joins a node with a ticket and then tries the

@@ -58,7 +58,9 @@ func ServeDAG(h host.Host, get BlockGetter, tamper func([]byte) []byte) {
 		_ = st.SetReadDeadline(time.Time{})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		w := bufio.NewWriterSize(st, 1<<20)
+		// A small write buffer: a block's bytes go to the stream without a
+		// copy into it; only frame headers are buffered.
+		w := bufio.NewWriterSize(st, 16<<10)
 		err = walk(ctx, root, get, func(c cid.Cid, data []byte) error {
 			_ = st.SetWriteDeadline(time.Now().Add(rpcTimeout))
 			if tamper != nil {
@@ -158,6 +160,12 @@ func writeErrorFrame(w io.Writer, msg string) {
 // the DAG and that its bytes hash to its CID. A mismatch ends the fetch
 // with ErrCorruptBlock; nothing unverified reaches put.
 func FetchDAG(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, put func(cid.Cid, []byte) error) error {
+	return FetchDAGInto(ctx, h, p, root, func(n int) []byte { return make([]byte, n) }, put)
+}
+
+// FetchDAGInto is FetchDAG with each block read into a buffer from alloc,
+// which put then owns (to hand back to a pool once stored).
+func FetchDAGInto(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, alloc func(n int) []byte, put func(cid.Cid, []byte) error) error {
 	st, err := openStream(ctx, h, p, DAGProtocol)
 	if err != nil {
 		return fmt.Errorf("mesh: open a DAG stream to %s: %w", p, err)
@@ -172,7 +180,9 @@ func FetchDAG(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, put fun
 		st.Reset()
 		return fmt.Errorf("mesh: DAG request to %s: %w", p, err)
 	}
-	r := bufio.NewReaderSize(st, 1<<20)
+	// A small read buffer: a block's bytes are read straight into their
+	// own buffer, not copied through the reader's.
+	r := bufio.NewReaderSize(st, 64<<10)
 	// expected holds the blocks the DAG still owes, in the order a
 	// depth-first walk sends them: a stack.
 	expected := []cid.Cid{root}
@@ -200,7 +210,7 @@ func FetchDAG(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, put fun
 			st.Reset()
 			return fmt.Errorf("mesh: DAG stream from %s: bad block length", p)
 		}
-		data := make([]byte, dlen)
+		data := alloc(int(dlen))
 		if _, err := io.ReadFull(r, data); err != nil {
 			st.Reset()
 			return fmt.Errorf("mesh: DAG stream from %s: %w", p, noEOFErr(err))

@@ -28,6 +28,8 @@ import (
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/artmesh/artmesh"
 )
 
 // KeySize is the length of a mesh's private network key.
@@ -134,7 +136,9 @@ func NewHost(cfg Config) (host.Host, error) {
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(gater{adm}),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: a port another process listens on is an error,
+		// not a port silently shared.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Security(tls.ID, tls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
@@ -148,6 +152,9 @@ func NewHost(cfg Config) (host.Host, error) {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
+		if strings.Contains(err.Error(), "address already in use") {
+			return nil, artmesh.E(artmesh.Conflict, fmt.Sprintf("the mesh address %s is in use by another process: choose another with --listen", strings.Join(cfg.Listen, ", ")), err)
+		}
 		return nil, fmt.Errorf("mesh: start libp2p host: %w", err)
 	}
 	nw := h.Network()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh"
 )
 
 func newTestHost(t testing.TB, key Key) host.Host {
@@ -187,5 +190,20 @@ func TestRPC(t *testing.T) {
 	big := make([]byte, maxMessage+1)
 	if _, err := Call(ctx, b, a.ID(), ApplyProtocol, big); err == nil {
 		t.Fatal("an oversize request was sent")
+	}
+}
+
+func TestListenAddressInUse(t *testing.T) {
+	a := newTestHost(t, Key{})
+	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	cfg := DefaultConfig()
+	cfg.Identity, cfg.Listen = priv, []string{a.Addrs()[0].String()}
+	h, err := NewHost(cfg)
+	if err == nil {
+		h.Close()
+		t.Fatalf("a second host listened on %s, which another host holds", a.Addrs()[0])
+	}
+	if !errors.Is(err, artmesh.Conflict) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("listening on a port in use: %v, want a Conflict that says so", err)
 	}
 }

@@ -97,7 +97,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
 	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
 	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
-	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference between nodes allowed when verifying capability tokens")
+	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference allowed when verifying capability tokens issued by other nodes (this node holds its own tokens to their expiry exactly)")
 	fl.DurationVar(&f.deadHolder, "dead-holder-after", node.DefaultDeadHolderAfter, "how long a member may be unreachable before the leader allocates the copies it holds to other members")
 	f.cacheSize = byteSize(node.DefaultCacheSize)
 	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
@@ -158,15 +158,26 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 				}
 				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, nrepo.APIKeyFile))
 			}
+			// Take the API's port before the node starts (and joins a mesh,
+			// which records the API's URL): a port in use fails here, with
+			// that said, instead of after a join.
+			addr := cfg.APIAddr
+			if addr == "" {
+				if rc, err := nrepo.ReadConfig(repo); err == nil {
+					addr = rc.APIAddr
+				}
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s (is another node running? choose another with --api): %w", addr, err)
+			}
+			defer l.Close()
+			cfg.APIAddr = l.Addr().String()
 			n, err := node.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			l, err := net.Listen("tcp", n.APIAddr())
-			if err != nil {
-				return fmt.Errorf("cannot listen on %s (is another node running? choose another with --api): %w", n.APIAddr(), err)
-			}
 			// Tell scripts and tests where the API really listens (the
 			// address may have been :0).
 			addrFile := filepath.Join(repo, nrepo.APIAddrFile)

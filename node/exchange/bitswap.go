@@ -93,6 +93,14 @@ func (m meshProviders) FindProvidersAsync(ctx context.Context, _ cid.Cid, max in
 // FetchBitswap fetches the whole DAG under root with bitswap alone: the
 // fallback of a fetch, exported for tests and tools.
 func (f *Exchange) FetchBitswap(ctx context.Context, root cid.Cid) error {
+	return f.fetchBitswap(ctx, root, bitswapStall)
+}
+
+// bitswapStall is how long a bitswap fetch may get no block before it
+// gives up.
+const bitswapStall = 30 * time.Second
+
+func (f *Exchange) fetchBitswap(ctx context.Context, root cid.Cid, stall time.Duration) error {
 	dag := merkledag.NewDAGService(blockservice.New(f.recent, f.bswap))
 	// Nobody may have it: give up soon when not even the root comes.
 	rctx, rcancel := context.WithTimeout(ctx, f.cfg.BitswapRootTimeout)
@@ -101,9 +109,40 @@ func (f *Exchange) FetchBitswap(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("no peer answered for %s with bitswap", root), err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-	defer cancel()
-	if err := merkledag.FetchGraph(ctx, root, dag); err != nil {
+	// Then as long as blocks keep coming: a fetch that gets nothing for
+	// stall ends, so that nobody waits on it for ever (readers
+	// wait while any fetch runs).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var pt merkledag.ProgressTracker
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(stall / 4)
+		defer t.Stop()
+		last, since := pt.Value(), time.Now()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case now := <-t.C:
+				if v := pt.Value(); v != last {
+					last, since = v, now
+				} else if now.Sub(since) >= stall {
+					cancel(fmt.Errorf("no block came in %s", stall))
+					return
+				}
+			}
+		}
+	}()
+	err = merkledag.FetchGraph(pt.DeriveContext(ctx), root, dag)
+	close(stopWatch)
+	<-watched
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("fetching %s with bitswap", root), err)
 	}
 	return f.cfg.Store.Sync(ctx)

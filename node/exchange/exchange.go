@@ -57,6 +57,7 @@ type Exchange struct {
 	wg     sync.WaitGroup
 	bswap  *bitswap.Bitswap
 	recent *recentStore
+	bufs   bufPool // block buffers of DAG stream fetches
 
 	mu       sync.Mutex
 	inflight map[string]*Fetch // by root CID
@@ -230,12 +231,13 @@ func (f *Exchange) fetchFrom(ctx context.Context, p peer.ID, root cid.Cid, sess 
 				continue
 			}
 			fe.bytes.Add(int64(len(blk.RawData())))
+			f.bufs.put(blk.RawData()) // the store copied it
 			f.mu.Lock()
 			f.broadcastLocked()
 			f.mu.Unlock()
 		}
 	}()
-	err := mesh.FetchDAG(ctx, f.cfg.Host, p, root, func(c cid.Cid, data []byte) error {
+	err := mesh.FetchDAGInto(ctx, f.cfg.Host, p, root, f.bufs.get, func(c cid.Cid, data []byte) error {
 		blk, err := blocks.NewBlockWithCid(data, c)
 		if err != nil {
 			return err
@@ -253,6 +255,32 @@ func (f *Exchange) fetchFrom(ctx context.Context, p peer.ID, root cid.Cid, sess 
 		return err
 	}
 	return werr
+}
+
+// bufPool recycles block buffers of fetches: a block is stored (copied)
+// and its buffer read into again, instead of a fresh 256 KiB per block.
+type bufPool struct{ p sync.Pool }
+
+// bufCap is the capacity of pooled buffers: the largest block a chunker
+// makes. Larger blocks get their own.
+const bufCap = 1 << 20
+
+func (b *bufPool) get(n int) []byte {
+	if n > bufCap {
+		return make([]byte, n)
+	}
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return (*v)[:n]
+	}
+	return make([]byte, n, bufCap)
+}
+
+func (b *bufPool) put(buf []byte) {
+	if cap(buf) != bufCap {
+		return
+	}
+	buf = buf[:0]
+	b.p.Put(&buf)
 }
 
 // Progress returns how many bytes a running fetch of root received.

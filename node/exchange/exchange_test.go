@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -28,7 +29,7 @@ func newTestExchange(t *testing.T, holders func(string) ([]string, error)) (*Exc
 		t.Fatal(err)
 	}
 	cfg := mesh.DefaultConfig()
-	cfg.Identity, cfg.Key, cfg.Listen = priv, mesh.NewKey(), []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Identity, cfg.Listen = priv, []string{"/ip4/127.0.0.1/tcp/0"}
 	h, err := mesh.NewHost(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,5 +74,33 @@ func TestGetBlockServesStored(t *testing.T) {
 	got, err := x.GetBlock(context.Background(), blk.Cid())
 	if err != nil || string(got.RawData()) != "here already" {
 		t.Fatalf("GetBlock: %v %q", err, got)
+	}
+}
+
+// TestBitswapStallEnds: a bitswap fetch whose root comes but whose other
+// blocks never do ends once nothing came for the stall time, instead of
+// holding every waiting reader for half an hour.
+func TestBitswapStallEnds(t *testing.T) {
+	a, aStore := newTestExchange(t, func(string) ([]string, error) { return nil, nil })
+	b, _ := newTestExchange(t, func(string) ([]string, error) { return nil, nil })
+	missing := blocks.NewBlock([]byte("a child nobody has"))
+	root := merkledag.NodeWithData([]byte{0x08, 0x02})
+	if err := root.AddRawLink("child", &ipld.Link{Cid: missing.Cid(), Size: 18}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := aStore.Put(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cfg.Host.Connect(ctx, peer.AddrInfo{ID: a.cfg.Host.ID(), Addrs: a.cfg.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := b.fetchBitswap(ctx, root.Cid(), time.Second)
+	if took := time.Since(start); err == nil || took > 10*time.Second {
+		t.Fatalf("a fetch that stalls after its root: %v after %s, want an error within seconds", err, took)
+	}
+	if artmesh.KindOf(err) != artmesh.Unavailable {
+		t.Fatalf("stalled fetch: %v, want Unavailable", err)
 	}
 }

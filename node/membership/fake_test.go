@@ -26,13 +26,14 @@ import (
 type fakeCatalog struct {
 	Catalog
 
-	mu      sync.Mutex
-	leader  bool
-	members map[string]catalog.Member
-	invites map[string]catalog.Invite
-	agents  map[artmesh.AgentID]string // agent: key hash
-	servers []catalog.Server
-	removed []string // RemoveServer's ids, in order
+	mu        sync.Mutex
+	leader    bool
+	members   map[string]catalog.Member
+	invites   map[string]catalog.Invite
+	agents    map[artmesh.AgentID]string // agent: key hash
+	servers   []catalog.Server
+	removed   []string // RemoveServer's ids, in order
+	transfers int      // TransferLeadership's calls
 	// onAddServer, when set, is called at AddServer, before the change.
 	onAddServer func(id string, voter bool)
 }
@@ -176,6 +177,15 @@ func (f *fakeCatalog) RemoveServer(_ context.Context, id string) error {
 }
 
 func (f *fakeCatalog) WaitApplied(context.Context, uint64) error { return nil }
+
+// TransferLeadership makes another server the leader: this one follows.
+func (f *fakeCatalog) TransferLeadership(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leader = false
+	f.transfers++
+	return nil
+}
 
 // testNode is what a Manager runs with: a real libp2p host on 127.0.0.1
 // whose admission checks the Manager's roster.

@@ -51,6 +51,7 @@ type Catalog interface {
 	Servers() ([]catalog.Server, error)
 	AddServer(ctx context.Context, id string, voter bool) (uint64, error)
 	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context) error
 
 	// The local state's progress.
 	WaitApplied(ctx context.Context, index uint64) error

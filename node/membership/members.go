@@ -122,12 +122,39 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 	if _, err := m.cfg.Catalog.Member(peerID); err != nil && !known {
 		return artmesh.E(artmesh.NotFound, fmt.Sprintf("%s is not a member", peerID))
 	}
-	if known {
-		if len(servers) == 1 {
-			return artmesh.E(artmesh.Conflict, "the last member cannot leave its own mesh")
+	if known && len(servers) == 1 {
+		return artmesh.E(artmesh.Conflict, "the last member cannot leave its own mesh")
+	}
+	if peerID == m.cfg.Self.String() && m.cfg.Catalog.IsLeader() {
+		// A leader that removed itself would step down half-way; hand the
+		// leadership over first, and have the new leader do it.
+		if err := m.cfg.Catalog.TransferLeadership(ctx); err != nil {
+			return artmesh.E(artmesh.Unavailable, "handing the catalog's leadership to another member before leaving", err)
 		}
-		if err := m.removeServer(ctx, peerID); err != nil {
-			return err
+	}
+	if m.cfg.Catalog.IsLeader() {
+		return m.removeHere(ctx, peerID)
+	}
+	// The leader takes it out of Raft and the members. This node does not
+	// wait to apply that itself: a node that leaves never will.
+	if _, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID)); err != nil {
+		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
+	}
+	return nil
+}
+
+// removeHere, on the leader, takes a member out of Raft and out of the
+// members.
+func (m *Manager) removeHere(ctx context.Context, peerID string) error {
+	servers, err := m.cfg.Catalog.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == peerID {
+			if err := m.cfg.Catalog.RemoveServer(ctx, peerID); err != nil {
+				return err
+			}
 		}
 	}
 	if err := m.cfg.Catalog.DeleteMember(ctx, peerID); err != nil && !errors.Is(err, artmesh.NotFound) {
@@ -136,28 +163,18 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 	return nil
 }
 
-// RemoveProtocol asks the leader to take a server out of Raft.
+// RemoveProtocol asks the leader to take a member out of Raft and out of
+// the members.
 const RemoveProtocol protocol.ID = "/artmesh/remove/1.0.0"
 
-// removeServer asks the leader to take a server out of Raft.
-func (m *Manager) removeServer(ctx context.Context, peerID string) error {
-	if m.cfg.Catalog.IsLeader() {
-		return m.cfg.Catalog.RemoveServer(ctx, peerID)
-	}
-	if _, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID)); err != nil {
-		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
-	}
-	return nil
-}
-
-// ServeRemove takes a server out of Raft for a member, as the handler of
-// RemoveProtocol on the leader.
+// ServeRemove takes a member out of Raft and the members for another
+// member, as the handler of RemoveProtocol on the leader.
 func (m *Manager) ServeRemove(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
 	if _, err := m.cfg.Catalog.Member(from.String()); err != nil {
 		return nil, fmt.Errorf("only members may remove members")
 	}
 	if !m.cfg.Catalog.IsLeader() {
-		return nil, fmt.Errorf("not the leader")
+		return nil, artmesh.E(artmesh.Unavailable, "not the leader")
 	}
-	return nil, m.cfg.Catalog.RemoveServer(ctx, string(data))
+	return nil, m.removeHere(ctx, string(data))
 }

@@ -484,7 +484,12 @@ func TestRemove(t *testing.T) {
 		leftover []string     // members after
 	}{
 		{"a server and member, on the leader", true, servers(), []string{self, other}, other, 0, []string{other}, "", []string{self}},
-		{"a server and member, on a follower", false, servers(), []string{self, other}, other, 0, nil, RemoveProtocol, []string{self}},
+		// The leader does it; the follower does not wait to apply it.
+		{"a server and member, on a follower", false, servers(), []string{self, other}, other, 0, nil, RemoveProtocol, []string{self, other}},
+		// A leader that leaves hands its leadership over, then asks the
+		// new leader (`mesh leave` used to hang).
+		{"the leader leaves", true, servers(), []string{self, other}, self, 0, nil, RemoveProtocol, []string{self, other}},
+		{"a follower leaves", false, servers(), []string{self, other}, self, 0, nil, RemoveProtocol, []string{self, other}},
 		{"a member no longer in Raft", true, servers(), []string{self, other, gone}, gone, 0, nil, "", []string{other, self}},
 		{"in Raft, no member entry", true, servers(), []string{self}, other, 0, []string{other}, "", []string{self}},
 		{"unknown", true, servers(), []string{self, other}, gone, artmesh.NotFound, nil, "", []string{other, self}},
@@ -497,7 +502,7 @@ func TestRemove(t *testing.T) {
 				cat.members[id] = catalog.Member{PeerID: id}
 			}
 			var called protocol.ID
-			m := New(Config{Catalog: cat, CallLeader: func(_ context.Context, p protocol.ID, req []byte) ([]byte, error) {
+			m := New(Config{Self: mustDecode(t, self), Catalog: cat, CallLeader: func(_ context.Context, p protocol.ID, req []byte) ([]byte, error) {
 				if string(req) != tt.remove {
 					t.Errorf("asked the leader to remove %q", req)
 				}
@@ -510,6 +515,9 @@ func TestRemove(t *testing.T) {
 			}
 			if !slices.Equal(cat.removed, tt.removed) || called != tt.called {
 				t.Fatalf("removed from Raft %v, leader asked over %q", cat.removed, called)
+			}
+			if wantTransfers := map[bool]int{true: 1}[tt.leader && tt.remove == self && tt.kind == 0]; cat.transfers != wantTransfers {
+				t.Fatalf("leadership transfers %d, want %d", cat.transfers, wantTransfers)
 			}
 			var left []string
 			for id := range cat.members {
@@ -527,8 +535,9 @@ func TestRemove(t *testing.T) {
 
 func TestServeRemove(t *testing.T) {
 	member, stranger, target := newPeer(t), newPeer(t), newPeer(t).String()
-	cat := newFakeCatalog(true)
+	cat := newFakeCatalog(true, catalog.Server{ID: member.String(), Voter: true}, catalog.Server{ID: target, Voter: true})
 	cat.members[member.String()] = catalog.Member{PeerID: member.String()}
+	cat.members[target] = catalog.Member{PeerID: target}
 	m := New(Config{Catalog: cat})
 	if _, err := m.ServeRemove(context.Background(), stranger, []byte(target)); err == nil {
 		t.Fatal("a stranger removed a server")
@@ -536,8 +545,11 @@ func TestServeRemove(t *testing.T) {
 	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); err != nil || !slices.Equal(cat.removed, []string{target}) {
 		t.Fatalf("a member's request: %v, removed %v", err, cat.removed)
 	}
+	if _, ok := cat.members[target]; ok {
+		t.Fatal("the leader took the member out of Raft but left its member entry")
+	}
 	cat.leader = false
-	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); err == nil || err.Error() != "not the leader" {
+	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); !errors.Is(err, artmesh.Unavailable) {
 		t.Fatalf("a follower took a removal: %v", err)
 	}
 }
@@ -549,4 +561,13 @@ func writeConfig(t *testing.T, dir string, rc repo.Config) {
 	if err := os.WriteFile(filepath.Join(dir, repo.ConfigFile), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustDecode(t *testing.T, s string) peer.ID {
+	t.Helper()
+	id, err := peer.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
