@@ -12,11 +12,13 @@
 // them, checks every caller's rights before anything is proposed, and runs
 // the reconcilers.
 //
-//	cmd/artmesh ──> api/client                      the CLI is a client of the HTTP API
+//	cmd/artmesh ──> api/client ──> api/apitype       the CLI is a client of the HTTP API
 //	cmd/artmesh ──> api ──> node ──> node/placement     where content lives (pure decisions)
 //	                          │  ──> node/repo          the folder: config, init, lock, tickets
 //	                          │  ──> node/content       chunk, import, export, walk
 //	                          │  ──> node/exchange      verified blocks from members: DAG stream, bitswap
+//	                          │  ──> node/uploads       upload sessions' staging files
+//	                          │  ──> node/membership    the roster admission checks, join, members, voters
 //	                          │  ──> node/blockstore    pack files + bbolt index on disk
 //	                          └──> catalog, mesh, acl
 //	every package ──> artmesh (this package)
@@ -29,8 +31,10 @@
 //     and the replication policy. Apply is deterministic. Its watch
 //     publishes every applied index with the topics it changed; nothing
 //     polls.
-//   - mesh is the libp2p host, the Raft stream layer, small RPCs and the
-//     DAG stream that moves verified blocks. It knows nothing of artifacts.
+//   - mesh is the libp2p host, admission by peer id (only members may open
+//     a stream, checked when its protocol is negotiated), the Raft stream
+//     layer, small RPCs, and the DAG stream and push that move verified
+//     blocks. It knows nothing of artifacts.
 //   - acl is pure: API key hashes, capability tokens, the access decision.
 //   - node/placement decides where content lives, as pure functions: the
 //     leader's allocation of versions to members, what one node must
