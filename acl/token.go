@@ -261,8 +261,14 @@ func parse(token string) (c Claims, signed, sig []byte, err error) {
 type VerifyOptions struct {
 	Now time.Time
 	// Skew is the clock difference allowed between issuer and verifier, on
-	// both ends of the validity window.
+	// both ends of the validity window, for tokens issued by other nodes.
 	Skew time.Duration
+	// Self is the verifying node's own peer id (as bytes). A token it
+	// issued itself was timed by the clock it verifies with, so its expiry
+	// gets no Skew: it never works past its expiry here. (Its start keeps
+	// the Skew, which only spares a token minted just before the clock
+	// stepped back.)
+	Self string
 	// IsMember reports whether a peer id (as bytes) is a current member of
 	// the mesh.
 	IsMember func(issuer string) bool
@@ -271,7 +277,8 @@ type VerifyOptions struct {
 }
 
 // Verify checks a token: its form, its signature by the issuer's key, that
-// the issuer is a member, its time window and that it was not revoked. It
+// the issuer is a member, its time window (widened by Skew, but for the
+// expiry of a token the verifier issued) and that it was not revoked. It
 // returns the claims; whether the granting agent still holds the right is
 // for the caller to check, with the catalog. A token that is malformed,
 // forged or from a stranger is Unauthenticated; an expired one Expired; a
@@ -291,7 +298,11 @@ func Verify(token string, o VerifyOptions) (Claims, error) {
 	if o.Now.Add(o.Skew).Before(c.NotBefore) {
 		return Claims{}, artmesh.E(artmesh.Unauthenticated, "the capability token is not valid yet")
 	}
-	if !o.Now.Add(-o.Skew).Before(c.Expires) {
+	expirySkew := o.Skew
+	if o.Self != "" && c.Issuer == o.Self {
+		expirySkew = 0
+	}
+	if !o.Now.Add(-expirySkew).Before(c.Expires) {
 		return Claims{}, artmesh.E(artmesh.Expired, fmt.Sprintf("the capability token expired at %s", c.Expires.Format(time.RFC3339)))
 	}
 	if o.Revoked != nil && o.Revoked(c.ID) {

@@ -34,6 +34,11 @@ func member(key ed25519.PrivateKey) func(string) bool {
 	return func(issuer string) bool { return issuer == id }
 }
 
+// self is the peer id (bytes) of the node whose key is key.
+func self(key ed25519.PrivateKey) string {
+	return PeerIDFromPublicKey(key.Public().(ed25519.PublicKey))
+}
+
 func TestTokenRoundTrip(t *testing.T) {
 	key := testKey(t)
 	c := claims()
@@ -79,6 +84,14 @@ func TestTokenVerifyFailures(t *testing.T) {
 		{"expired past skew", tok, VerifyOptions{Now: t0.Add(time.Hour + 31*time.Second), Skew: 30 * time.Second, IsMember: member(key)}, artmesh.Expired},
 		{"not yet valid", tok, VerifyOptions{Now: t0.Add(-time.Minute), IsMember: member(key)}, artmesh.Unauthenticated},
 		{"not yet valid within skew", tok, VerifyOptions{Now: t0.Add(-20 * time.Second), Skew: 30 * time.Second, IsMember: member(key)}, artmesh.Other},
+		// The skew is for other nodes' clocks: the issuer itself holds its
+		// tokens to its own clock.
+		{"own token expired within skew", tok, VerifyOptions{Now: t0.Add(time.Hour + 10*time.Second), Skew: 30 * time.Second, Self: self(key), IsMember: member(key)}, artmesh.Expired},
+		{"own token at its expiry", tok, VerifyOptions{Now: t0.Add(time.Hour), Skew: 30 * time.Second, Self: self(key), IsMember: member(key)}, artmesh.Expired},
+		{"own token before its expiry", tok, VerifyOptions{Now: t0.Add(time.Hour - time.Second), Skew: 30 * time.Second, Self: self(key), IsMember: member(key)}, artmesh.Other},
+		{"own token not yet valid within skew", tok, VerifyOptions{Now: t0.Add(-20 * time.Second), Skew: 30 * time.Second, Self: self(key), IsMember: member(key)}, artmesh.Other},
+		{"own token not yet valid past skew", tok, VerifyOptions{Now: t0.Add(-31 * time.Second), Skew: 30 * time.Second, Self: self(key), IsMember: member(key)}, artmesh.Unauthenticated},
+		{"other node's token expired within skew", tok, VerifyOptions{Now: t0.Add(time.Hour + 10*time.Second), Skew: 30 * time.Second, Self: self(other), IsMember: member(key)}, artmesh.Other},
 		{"revoked", revoked, VerifyOptions{Now: t0, IsMember: member(key), Revoked: func(id TokenID) bool { return id == revokedID.ID }}, artmesh.PermissionDenied},
 		{"empty", "", VerifyOptions{Now: t0, IsMember: member(key)}, artmesh.Unauthenticated},
 		{"garbage", "not-a-token", VerifyOptions{Now: t0, IsMember: member(key)}, artmesh.Unauthenticated},

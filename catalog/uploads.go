@@ -74,11 +74,16 @@ type Upload struct {
 
 // Token is the record of an issued capability token.
 type Token struct {
-	ID        string          `json:"id"`
-	Agent     artmesh.AgentID `json:"agent"`  // the granting agent
-	Target    string          `json:"target"` // the artifact or upload id it is for
-	ExpiresAt time.Time       `json:"expires_at"`
-	Revoked   bool            `json:"revoked,omitempty"`
+	ID    string          `json:"id"`
+	Agent artmesh.AgentID `json:"agent"` // the granting agent
+	// AgentCreatedAt is the granting agent's CreatedAt when the token was
+	// issued: it names that incarnation of the agent, so that an agent
+	// deleted and created again under the same id gets none of the old
+	// one's tokens. Zero in records written before it existed.
+	AgentCreatedAt time.Time `json:"agent_created_at,omitzero"`
+	Target         string    `json:"target"` // the artifact or upload id it is for
+	ExpiresAt      time.Time `json:"expires_at"`
+	Revoked        bool      `json:"revoked,omitempty"`
 }
 
 // CreateUpload declares an upload session.

@@ -17,8 +17,9 @@ import (
 const (
 	DefaultTokenTTL = time.Hour
 	MaxTokenTTL     = 7 * 24 * time.Hour
-	// DefaultTokenSkew is the clock difference between nodes that token
-	// verification allows.
+	// DefaultTokenSkew is the clock difference between nodes that the
+	// verification of another node's tokens allows. A node holds the
+	// tokens it issued to their expiry exactly: its clock timed them.
 	DefaultTokenSkew = 30 * time.Second
 )
 
@@ -41,14 +42,22 @@ func ttl(seconds int64, def time.Duration) (time.Duration, error) {
 }
 
 // mint signs a token and records it in the catalog, so that it can be
-// revoked by id; a token the catalog does not know is refused.
+// revoked by id; a token the catalog does not know is refused. The record
+// names the granting agent's incarnation (its CreatedAt), to which the
+// token is bound.
 func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
+	const op = artmesh.Op("node.mint")
+	granter, err := n.cat.Agent(c.Agent)
+	if err != nil {
+		return "", artmesh.E(op, err)
+	}
 	c.ID = acl.NewTokenID()
 	tok, err := acl.Mint(c, n.key)
 	if err != nil {
-		return "", artmesh.E(artmesh.Op("node.mint"), err)
+		return "", artmesh.E(op, err)
 	}
-	if err := n.cat.IssueToken(ctx, catalog.Token{ID: c.ID.String(), Agent: c.Agent, Target: c.Target, ExpiresAt: c.Expires}); err != nil {
+	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, ExpiresAt: c.Expires}
+	if err := n.cat.IssueToken(ctx, rec); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -87,46 +96,79 @@ func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id art
 }
 
 // verifyToken checks a token offline against this node's view of the
-// mesh: signature, issuer membership, time, revocation, and that the
-// catalog knows it.
+// mesh: signature, issuer membership, time, revocation, that the catalog
+// knows it, and that the agent that granted it is still the incarnation
+// that did.
 func (n *Node) verifyToken(ctx context.Context, token string, action acl.Action) (acl.Claims, error) {
-	if err := n.behind(); err != nil {
-		return acl.Claims{}, err
-	}
-	c, err := n.verifyTokenOnce(token, action)
-	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated && n.catchUp(ctx) {
-		c, err = n.verifyTokenOnce(token, action)
-	}
+	c, _, err := n.verifyTokenOf(ctx, token, action)
 	return c, err
 }
 
-func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, error) {
+// verifyTokenOf is verifyToken that also returns the granting agent.
+func (n *Node) verifyTokenOf(ctx context.Context, token string, action acl.Action) (acl.Claims, artmesh.Agent, error) {
+	if err := n.behind(); err != nil {
+		return acl.Claims{}, artmesh.Agent{}, err
+	}
+	c, granter, err := n.verifyTokenOnce(token, action)
+	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated && n.catchUp(ctx) {
+		c, granter, err = n.verifyTokenOnce(token, action)
+	}
+	return c, granter, err
+}
+
+func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, artmesh.Agent, error) {
 	// The catalog's record of the token is read once, by the revocation
 	// check, which Verify makes last.
+	var rec catalog.Token
 	recErr := errors.New("not looked up")
 	c, err := acl.Verify(token, acl.VerifyOptions{
 		Now:      time.Now(),
 		Skew:     n.skew,
+		Self:     string(n.peerID),
 		IsMember: n.isMember,
 		Revoked: func(id acl.TokenID) bool {
-			var rec catalog.Token
 			rec, recErr = n.cat.Token(id.String())
 			return recErr == nil && rec.Revoked
 		},
 	})
 	if err != nil {
-		return acl.Claims{}, err
+		return acl.Claims{}, artmesh.Agent{}, err
 	}
 	if recErr != nil {
 		// Issued tokens are recorded before they are handed out; one the
 		// catalog does not know was never issued (or was forgotten long
 		// after it expired).
-		return acl.Claims{}, artmesh.E(artmesh.Unauthenticated, "the capability token is not known to this mesh")
+		return acl.Claims{}, artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the capability token is not known to this mesh")
 	}
 	if c.Action != action {
-		return acl.Claims{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("this is a %s token; this route needs a %s token", c.Action, action))
+		return acl.Claims{}, artmesh.Agent{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("this is a %s token; this route needs a %s token", c.Action, action))
 	}
-	return c, nil
+	granter, err := n.cat.Agent(c.Agent)
+	if err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return acl.Claims{}, artmesh.Agent{}, artmesh.E(artmesh.PermissionDenied, "the agent that granted this token no longer exists")
+		}
+		return acl.Claims{}, artmesh.Agent{}, err
+	}
+	if err := sameIncarnation(rec, granter); err != nil {
+		return acl.Claims{}, artmesh.Agent{}, err
+	}
+	return c, granter, nil
+}
+
+// sameIncarnation checks that a token was issued by agent as it is now,
+// not by an earlier agent of the same id that was deleted. A record
+// without the incarnation (issued before tokens were bound to one) is
+// refused: tokens live at most MaxTokenTTL, so a new one is a short wait
+// or one call away.
+func sameIncarnation(rec catalog.Token, agent artmesh.Agent) error {
+	switch {
+	case rec.AgentCreatedAt.IsZero():
+		return artmesh.E(artmesh.PermissionDenied, "the capability token was issued before tokens were bound to one incarnation of their agent; ask for a new one")
+	case !rec.AgentCreatedAt.Equal(agent.CreatedAt):
+		return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("the capability token was granted by an earlier agent %s, which was deleted", agent.ID))
+	}
+	return nil
 }
 
 // isMember reports whether a peer id (as bytes) is a member of the mesh:
@@ -142,15 +184,8 @@ func (n *Node) isMember(issuer string) bool {
 // OpenCapContent opens the content a read token grants, checking that the
 // agent that granted it still may read the artifact.
 func (n *Node) OpenCapContent(ctx context.Context, token string) (*Content, error) {
-	c, err := n.verifyToken(ctx, token, acl.ActionRead)
+	c, granter, err := n.verifyTokenOf(ctx, token, acl.ActionRead)
 	if err != nil {
-		return nil, err
-	}
-	granter, err := n.cat.Agent(c.Agent)
-	if err != nil {
-		if errors.Is(err, artmesh.NotFound) {
-			return nil, artmesh.E(artmesh.PermissionDenied, "the agent that granted this token no longer exists")
-		}
 		return nil, err
 	}
 	id := artmesh.ArtifactID(c.Target)
@@ -169,8 +204,8 @@ func (n *Node) OpenCapContent(ctx context.Context, token string) (*Content, erro
 	return n.OpenContent(ctx, granter, id, c.Version)
 }
 
-// RevokeToken revokes a token by id. Only the agent that granted it, or an
-// admin, may.
+// RevokeToken revokes a token by id. Only the agent that granted it (the
+// same incarnation: not a later agent of the same id), or an admin, may.
 func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID string) error {
 	if _, err := acl.ParseTokenID(tokenID); err != nil {
 		return artmesh.E(artmesh.NotFound, fmt.Sprintf("token %s not found", tokenID))
@@ -179,7 +214,8 @@ func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID st
 	if err != nil {
 		return err
 	}
-	if t.Agent != caller.ID && !caller.Admin {
+	granter := t.Agent == caller.ID && sameIncarnation(t, caller) == nil
+	if !granter && !caller.Admin {
 		return artmesh.E(artmesh.PermissionDenied, "only the agent that granted a token, or an admin, may revoke it")
 	}
 	return n.cat.RevokeToken(ctx, tokenID)
