@@ -61,7 +61,10 @@ func ValidateGroupName(name string) error {
 const MaxNameBytes = 1024
 
 // ValidateArtifactName checks an artifact name: 1 to 1024 bytes of UTF-8
-// without control characters.
+// without control characters (C0, DEL and C1) and without the
+// bidirectional embedding, override and isolate controls (U+202A to
+// U+202E, U+2066 to U+2069), which make a name display as another
+// ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf").
 func ValidateArtifactName(name string) error {
 	if name == "" {
 		return E(Invalid, "artifact name is required")
@@ -70,22 +73,29 @@ func ValidateArtifactName(name string) error {
 		return E(Invalid, fmt.Sprintf("artifact name is %d bytes; at most %d are allowed", len(name), MaxNameBytes))
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
+		switch {
+		case r < 0x20 || r == 0x7f || r == 0xfffd || (r >= 0x80 && r <= 0x9f):
 			return E(Invalid, "artifact name must be UTF-8 text without control characters")
+		case (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			return E(Invalid, fmt.Sprintf("artifact name must not contain the bidirectional control U+%04X", r))
 		}
 	}
 	return nil
 }
 
 // ParseMetadata parses and validates metadata given as JSON text: it must
-// be a JSON object of at most MaxMetadataBytes. Values are compacted.
-// Empty input yields empty metadata.
+// be a JSON object of at most MaxMetadataBytes, nested at most
+// MaxMetadataDepth levels deep. Values are compacted. Empty input yields
+// empty metadata. Every write path that takes metadata comes through here.
 func ParseMetadata(data []byte) (Metadata, error) {
 	if len(data) > MaxMetadataBytes {
 		return nil, E(TooLarge, fmt.Sprintf("metadata is %d bytes; at most %d are allowed", len(data), MaxMetadataBytes))
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return Metadata{}, nil
+	}
+	if d := jsonDepth(data); d > MaxMetadataDepth {
+		return nil, E(Invalid, fmt.Sprintf("metadata nests %d levels deep; at most %d are allowed", d, MaxMetadataDepth))
 	}
 	var m Metadata
 	if err := json.Unmarshal(data, &m); err != nil || m == nil {
@@ -95,6 +105,36 @@ func ParseMetadata(data []byte) (Metadata, error) {
 		m[k] = json.RawMessage(MetaCompact(v))
 	}
 	return m, nil
+}
+
+// jsonDepth returns how deeply JSON text nests objects and arrays (0 for a
+// scalar), not counting brackets inside strings. It reads any bytes, valid
+// JSON or not, in one pass and without recursion, so it runs before the
+// decoder does.
+func jsonDepth(data []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // MetaCompact returns raw's compact JSON text, or raw itself when it is

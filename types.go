@@ -126,4 +126,11 @@ const (
 	MaxListLimit     = 1000
 	// MaxMetadataBytes is the largest metadata object accepted, as JSON text.
 	MaxMetadataBytes = 64 << 10
+	// MaxMetadataDepth is how deeply metadata may nest objects and arrays,
+	// the metadata object itself being the first level: deeper documents
+	// break common JSON parsers (Python's, jq's) of whoever lists them.
+	MaxMetadataDepth = 32
+	// MaxMetaFilters is how many metadata.KEY=VALUE conditions one listing
+	// may have.
+	MaxMetaFilters = 64
 )

@@ -38,6 +38,8 @@ func newTestServerTB(t testing.TB) (*httptest.Server, string) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(New(n, log))
+	// As the daemon does: the API address is where it really listens.
+	n.SetAPIListenAddr(srv.Listener.Addr().String())
 	t.Cleanup(func() {
 		srv.Close()
 		n.Close()
@@ -178,8 +180,8 @@ func TestCutOffBodies(t *testing.T) {
 	srv, key := newTestServer(t)
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	for _, raw := range []string{
-		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + "\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + strings.Repeat("a", 1024) + "\r\n10\r\nabc",
-		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + "\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 5000),
+		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + key + "\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + strings.Repeat("a", 1024) + "\r\n10\r\nabc",
+		"POST /v1/artifacts?name=cut HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + key + "\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 5000),
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -346,10 +346,15 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request, caller ar
 }
 
 // parseFilter reads the listing query: content_type, name,
-// metadata.KEY=VALUE (repeatable), limit, offset.
+// metadata.KEY=VALUE (repeatable, at most MaxMetaFilters), limit, offset.
+// A query that does not parse is refused, never read as empty: Go's
+// parser stops at 10,000 parameters and skips malformed ones.
 func parseFilter(r *http.Request) (artmesh.Filter, error) {
 	var f artmesh.Filter
-	q := r.URL.Query()
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return f, err
+	}
 	for key, vals := range q {
 		switch {
 		case key == "content_type":
@@ -373,6 +378,9 @@ func parseFilter(r *http.Request) (artmesh.Filter, error) {
 			mk := strings.TrimPrefix(key, "metadata.")
 			if mk == "" {
 				return f, artmesh.E(artmesh.Invalid, "a metadata filter needs a key: metadata.KEY=VALUE")
+			}
+			if len(f.Meta)+len(vals) > artmesh.MaxMetaFilters {
+				return f, artmesh.E(artmesh.Invalid, fmt.Sprintf("at most %d metadata filters are allowed in one listing", artmesh.MaxMetaFilters))
 			}
 			for _, v := range vals {
 				f.Meta = append(f.Meta, artmesh.MetaMatch{Key: mk, Value: v})
@@ -437,8 +445,20 @@ func (s *Server) unshare(w http.ResponseWriter, r *http.Request, caller artmesh.
 	return nil
 }
 
+// access serves the access list, which only the owner may see: rights.go
+// puts seeing it under Share, which only the owner holds. A grantee gets
+// a 403 (it may read the artifact, so its existence is no secret to it),
+// anyone else the 404 of an artifact they may not read.
 func (s *Server) access(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	acc, err := s.n.Access(r.Context(), caller, artifactID(r))
+	id := artifactID(r)
+	a, err := s.n.Artifact(r.Context(), caller, id)
+	if err != nil {
+		return err
+	}
+	if a.Owner != caller.ID {
+		return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only the owner may see the access list of artifact %s", id))
+	}
+	acc, err := s.n.Access(r.Context(), caller, id)
 	if err != nil {
 		return err
 	}

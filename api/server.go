@@ -156,11 +156,16 @@ func bearer(r *http.Request) (string, bool) {
 	return key, key != ""
 }
 
-// ServeHTTP serves the API, with access logging.
+// ServeHTTP serves the API, with access logging, once checkRequest lets
+// the request through.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(lw, r)
+	if err := s.checkRequest(r); err != nil {
+		writeError(lw, r, s.log, err)
+	} else {
+		s.mux.ServeHTTP(lw, r)
+	}
 	s.log.Debug("http", "method", r.Method, "path", redactPath(r.URL.Path), "query", redactQuery(r.URL.RawQuery),
 		"status", lw.status, "bytes", lw.bytes.Load(), "agent", lw.agent, "duration", time.Since(start))
 }

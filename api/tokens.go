@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,14 +15,34 @@ import (
 	"github.com/artmesh/artmesh/node"
 )
 
-// baseURL is the API's address as the client reached it, for the URLs that
-// tokens travel in.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+// baseURL is the base of the URLs that tokens travel in: the node's API
+// address (tokenBaseURL), never the request's Host, which whoever sends
+// the request chooses.
+func (s *Server) baseURL() string { return tokenBaseURL(s.n.APIURL()) }
+
+// tokenBaseURL returns the API URL to put in a token's URL: apiURL, with
+// an unspecified listen address (0.0.0.0, ::) replaced by the loopback
+// address, as the CLI does: that is where a local agent reaches the node.
+func tokenBaseURL(apiURL string) string {
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Host == "" {
+		return strings.TrimRight(apiURL, "/")
 	}
-	return scheme + "://" + r.Host
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.IsUnspecified() {
+		lo := "127.0.0.1"
+		if ip.Is6() {
+			lo = "::1"
+		}
+		if u.Port() == "" {
+			u.Host = lo
+			if ip.Is6() {
+				u.Host = "[" + lo + "]"
+			}
+		} else {
+			u.Host = net.JoinHostPort(lo, u.Port())
+		}
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
@@ -33,7 +55,7 @@ func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller 
 		return err
 	}
 	writeJSON(w, http.StatusCreated, apitype.SignedURL{
-		URL: baseURL(r) + "/v1/cap/" + su.Token, Token: su.Token, TokenID: su.TokenID, ExpiresAt: su.ExpiresAt,
+		URL: s.baseURL() + "/v1/cap/" + su.Token, Token: su.Token, TokenID: su.TokenID, ExpiresAt: su.ExpiresAt,
 	})
 	return nil
 }
@@ -74,7 +96,7 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, caller art
 	}
 	writeJSON(w, http.StatusCreated, apitype.Upload{
 		UploadStatus: apitype.UploadStatus(st),
-		URL:          baseURL(r) + "/v1/uploads/" + st.ID + "/content?token=" + url.QueryEscape(st.Token),
+		URL:          s.baseURL() + "/v1/uploads/" + st.ID + "/content?token=" + url.QueryEscape(st.Token),
 	})
 	return nil
 }

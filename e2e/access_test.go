@@ -165,7 +165,7 @@ func TestAccessMatrix(t *testing.T) {
 		{"content version 1", "GET", "/v1/artifacts/%s/content?version=1", nil, needRead, 200},
 		{"content range", "GET", "/v1/artifacts/%s/content", nil, needRead, 206},
 		{"versions", "GET", "/v1/artifacts/%s/versions", nil, needRead, 200},
-		{"access", "GET", "/v1/artifacts/%s/access", nil, needRead, 200},
+		{"access", "GET", "/v1/artifacts/%s/access", nil, needWrite, 200}, // the owner only, as sharing (rights.go)
 		{"signed-url", "POST", "/v1/artifacts/%s/signed-url", map[string]any{"expires_in": 600}, needRead, 201},
 		{"update", "PUT", "/v1/artifacts/%s/content", "a new version", needWrite, 201},
 		{"share", "POST", "/v1/artifacts/%s/share", map[string]any{"agents": []string{"admin"}}, needWrite, 200},

@@ -30,6 +30,11 @@ type SignedURL struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// APIURL is the base URL of this node's HTTP API: where it was told to
+// listen, or where it really listens once SetAPIListenAddr says so. The
+// URLs that carry tokens are built from it, never from a request's Host.
+func (n *Node) APIURL() string { return n.apiURL.Load().(string) }
+
 // ttl checks a requested lifetime in seconds (0: the default).
 func ttl(seconds int64, def time.Duration) (time.Duration, error) {
 	if seconds == 0 {
