@@ -450,15 +450,7 @@ func (s *Server) unshare(w http.ResponseWriter, r *http.Request, caller artmesh.
 // a 403 (it may read the artifact, so its existence is no secret to it),
 // anyone else the 404 of an artifact they may not read.
 func (s *Server) access(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
-	id := artifactID(r)
-	a, err := s.n.Artifact(r.Context(), caller, id)
-	if err != nil {
-		return err
-	}
-	if a.Owner != caller.ID {
-		return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only the owner may see the access list of artifact %s", id))
-	}
-	acc, err := s.n.Access(r.Context(), caller, id)
+	acc, err := s.n.Access(r.Context(), caller, artifactID(r))
 	if err != nil {
 		return err
 	}

@@ -449,7 +449,8 @@ func (n *Node) Unshare(ctx context.Context, caller artmesh.Agent, id artmesh.Art
 
 // Access returns who may read an artifact that caller may read.
 func (n *Node) Access(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) (artmesh.Access, error) {
-	if _, err := n.readable(caller, id); err != nil {
+	// The access list is the owner's, as sharing is (rights.go).
+	if _, err := n.authorize(caller, id, artmesh.Share); err != nil {
 		return artmesh.Access{}, err
 	}
 	return n.cat.Access(id)
