@@ -165,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = logger
 	}
 	walDir := filepath.Join(cfg.Dir, "wal")
 	if err := os.MkdirAll(walDir, 0o700); err != nil {

@@ -281,6 +281,8 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return applyDeleteGroup(tx, payload)
 	case noopType:
 		return nil
+	case forwardedType:
+		return applyForwarded(tx, payload)
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res

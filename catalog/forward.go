@@ -3,7 +3,9 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/hashicorp/raft"
@@ -83,30 +85,122 @@ func (s *store) validateEntry(entry []byte) (err error) {
 	return nil
 }
 
+// forwardRetry bounds how long a forwarded write is retried after the
+// leader changed or could not be reached (a pause, an election).
+const forwardRetry = 15 * time.Second
+
 // forward sends a write to the leader and waits until the local state has
-// applied it.
+// applied it. The write travels in an envelope with an id (see
+// requests.go), so that it can be sent again: when the leader changes
+// while it is in flight, the attempt is abandoned at once and the same
+// envelope goes to the new leader, which applies it only if no earlier
+// attempt was.
 func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any, error) {
-	addr, id := c.raft.LeaderWithID()
-	if addr == "" {
-		return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
-	}
-	res, err := c.cfg.Forward(ctx, addr, data)
-	if err != nil {
-		if artmesh.KindOf(err) == artmesh.Other {
-			return nil, artmesh.E(op, artmesh.Unavailable, fmt.Sprintf("forwarding the write to the leader %s", id), err)
+	env := wrapForwarded(data, time.Now())
+	giveUp := time.Now().Add(forwardRetry)
+	var lastErr error
+	for {
+		addr, id := c.raft.LeaderWithID()
+		if addr == "" || string(id) == c.cfg.ServerID && c.raft.State() != raft.Leader {
+			if time.Now().After(giveUp) || ctx.Err() != nil {
+				if lastErr != nil {
+					return nil, artmesh.E(op, artmesh.Unavailable, "the catalog leader did not take the write; it may or may not have been applied", lastErr)
+				}
+				return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
+			}
+			if lastErr == nil && !c.waitLeaderBriefly(ctx) {
+				return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
+			}
+			_ = sleepCtx(ctx, 50*time.Millisecond)
+			continue
 		}
-		return nil, err
+		var res ForwardResult
+		var err error
+		if c.raft.State() == raft.Leader {
+			// This node leads now: it takes the write as any leader does.
+			res, err = c.ApplyForwarded(ctx, env)
+		} else {
+			res, err = c.forwardOnce(ctx, addr, env)
+		}
+		if err == nil {
+			if err := c.waitApplied(ctx, op, res.Index); err != nil {
+				return nil, err
+			}
+			if res.Code != "" {
+				return nil, artmesh.E(op, artmesh.KindFromCode(res.Code), res.Message)
+			}
+			if len(res.Value) == 0 {
+				return nil, nil
+			}
+			return res.Value, nil
+		}
+		if k := artmesh.KindOf(err); k != artmesh.Other && k != artmesh.Unavailable {
+			return nil, err // the leader refused it for what it is
+		}
+		lastErr = err
+		if ctx.Err() != nil || time.Now().After(giveUp) {
+			return nil, artmesh.E(op, artmesh.Unavailable, fmt.Sprintf("forwarding the write to the leader %s; it may or may not have been applied", id), err)
+		}
+		c.cfg.Logger.Info("retrying a forwarded write", "leader", id, "err", err)
+		_ = sleepCtx(ctx, 50*time.Millisecond)
 	}
-	if err := c.waitApplied(ctx, op, res.Index); err != nil {
-		return nil, err
+}
+
+// forwardOnce sends env to the leader at addr, abandoning the attempt as
+// soon as this node sees another leader.
+func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, env []byte) (ForwardResult, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if now, _ := c.raft.LeaderWithID(); now != "" && now != addr {
+					cancel(errLeaderChanged)
+					return
+				}
+			}
+		}
+	}()
+	res, err := c.cfg.Forward(actx, addr, env)
+	close(done)
+	<-watched
+	if err != nil && errors.Is(context.Cause(actx), errLeaderChanged) {
+		err = artmesh.E(artmesh.Unavailable, "the leader changed while the write was in flight", errLeaderChanged)
 	}
-	if res.Code != "" {
-		return nil, artmesh.E(op, artmesh.KindFromCode(res.Code), res.Message)
+	return res, err
+}
+
+// errLeaderChanged ends a forward whose leader is no longer the leader.
+var errLeaderChanged = errors.New("catalog: the leader changed")
+
+// waitLeaderBriefly waits up to two seconds for a leader to be known.
+func (c *Catalog) waitLeaderBriefly(ctx context.Context) bool {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if addr, _ := c.raft.LeaderWithID(); addr != "" {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if len(res.Value) == 0 {
-		return nil, nil
+	return false
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
-	return res.Value, nil
 }
 
 // ReadIndex returns, on the leader, an index that covers every write

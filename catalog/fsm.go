@@ -69,7 +69,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var topics Topic
 	for _, l := range logs {
 		if l.Type == raft.LogCommand && len(l.Data) > 0 {
-			topics |= topicOf(commandType(l.Data[0]))
+			topics |= topicOf(innerType(l.Data))
 		}
 	}
 	last := logs[len(logs)-1].Index
@@ -102,6 +102,9 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	}
 	cids.addChanges(tx.Changes())
 	tx.Commit()
+	for i := range results {
+		results[i] = s.recent.resolve(results[i])
+	}
 	return true
 }
 
@@ -222,6 +225,7 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tablePlacement, recordPlacement},
 		{tablePolicy, recordPolicy},
 		{tablePins, recordPin},
+		{tableRequests, recordRequest},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -326,6 +330,8 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tablePolicy, &policyRow{}
 		case recordPin:
 			table, row = tablePins, &Pin{}
+		case recordRequest:
+			table, row = tableRequests, &requestRow{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

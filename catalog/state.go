@@ -19,7 +19,8 @@ import (
 // Reads may run concurrently with writes and with each other: each sees
 // one consistent, committed state.
 type store struct {
-	db *memdb.MemDB
+	db     *memdb.MemDB
+	recent recentResults // first results of forwarded writes, for their retries
 }
 
 // newStore returns an empty store.

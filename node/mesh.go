@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,12 @@ func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, entry []b
 	}
 	resp, err := mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, entry)
 	if err != nil {
+		var re *mesh.RemoteError
+		if errors.As(err, &re) && re.Kind != artmesh.Other && re.Kind != artmesh.Unavailable {
+			// The leader refused the write for what it is (malformed,
+			// too large): sending it again would not help.
+			return catalog.ForwardResult{}, artmesh.E(re.Kind, re.Message, err)
+		}
 		return catalog.ForwardResult{}, artmesh.E(artmesh.Unavailable, "the catalog leader did not take the write", err)
 	}
 	var res catalog.ForwardResult

@@ -1,0 +1,165 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/artmesh/artmesh"
+)
+
+// applyRaw applies data as a committed log entry.
+func (h *testFSM) applyRaw(data []byte) any {
+	h.t.Helper()
+	h.index++
+	return h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data})
+}
+
+func TestForwardedWriteAppliedOnce(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	id, at := h.nextID()
+	inner, err := encodeCommand(CreateArtifact{ID: id, Name: "once", Owner: "alice", CID: "c1", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := wrapForwarded(inner, at)
+	first := h.applyRaw(env)
+	a, ok := first.(artmesh.Artifact)
+	if !ok {
+		t.Fatalf("first apply: %#v", first)
+	}
+	// The same envelope again (a retry at a new leader): no Conflict, the
+	// first result, and one artifact.
+	again := h.applyRaw(env)
+	if b, ok := again.(artmesh.Artifact); !ok || b.ID != a.ID || b.Version != 1 {
+		t.Fatalf("retry: %#v, want the first result %+v", again, a)
+	}
+	// The raw write without an envelope is a second write: Conflict.
+	if _, err := h.apply(CreateArtifact{ID: id, Name: "once", Owner: "alice", CID: "c1", At: at}); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("an unwrapped second create: %v, want Conflict", err)
+	}
+	// A replica that lost the first result (a restart) still applies
+	// nothing, and says so.
+	h.st().recent = recentResults{}
+	if res := h.applyRaw(env); !errors.Is(res.(error), artmesh.Unavailable) {
+		t.Fatalf("retry after the result was forgotten: %#v, want Unavailable", res)
+	}
+	// Ids are forgotten after the window, by the requests' own times.
+	later, _ := encodeCommand(noopCmd{})
+	h.applyRaw(wrapForwarded(later, at.Add(requestWindow+time.Second)))
+	n := 0
+	it, _ := h.st().db.Txn(false).Get(tableRequests, indexID)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d request ids remembered, want only the latest", n)
+	}
+}
+
+func TestMalformedEnvelopes(t *testing.T) {
+	h := newTestFSM(t)
+	inner, _ := encodeCommand(noopCmd{})
+	nested := wrapForwarded(wrapForwarded(inner, time.Now()), time.Now())
+	for name, entry := range map[string][]byte{
+		"short":   {byte(forwardedType), 1, 2, 3},
+		"empty":   wrapForwarded(nil, time.Now()),
+		"nested":  nested,
+		"unknown": wrapForwarded([]byte{250}, time.Now()),
+	} {
+		if err := h.st().validateEntry(entry); err == nil {
+			t.Errorf("%s envelope passed validation", name)
+		}
+	}
+}
+
+// TestForwardRetriedAtNewLeader: a follower's write whose leader stops
+// answering is sent again to the next leader as soon as there is one, and
+// applied once although the first leader had applied it too.
+func TestForwardRetriedAtNewLeader(t *testing.T) {
+	ctx := testCtx(t)
+	nodes, _, leader := startCluster(t, ctx, 3, false)
+	var follower *Catalog
+	for _, c := range nodes {
+		if c != leader {
+			follower = c
+		}
+	}
+	byAddr := map[raft.ServerAddress]*Catalog{}
+	for _, c := range nodes {
+		byAddr[raft.ServerAddress(c.cfg.Address)] = c
+	}
+	var calls atomic.Int32
+	follower.cfg.Forward = func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
+		if calls.Add(1) == 1 {
+			// The first leader applies the write, then its answer is lost
+			// and it stops leading.
+			if _, err := byAddr[addr].ApplyForwarded(ctx, entry); err != nil {
+				t.Errorf("first leader: %v", err)
+			}
+			go func() { _ = byAddr[addr].Raft().LeadershipTransfer().Error() }()
+			<-ctx.Done()
+			return ForwardResult{}, ctx.Err()
+		}
+		return byAddr[addr].ApplyForwarded(ctx, entry)
+	}
+	if _, err := leader.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.WaitApplied(ctx, leader.AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	start := time.Now()
+	a, err := follower.CreateArtifact(ctx, CreateArtifact{ID: artmesh.NewArtifactID(at), Name: "x", Owner: "alice", CID: "c1", At: at})
+	if err != nil {
+		t.Fatalf("a write whose leader changed in flight: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the retry took %s", took)
+	}
+	// The retry went to the new leader, or, when the leadership came to
+	// the follower itself, was applied there.
+	if (calls.Load() < 2 && !follower.IsLeader()) || a.Version != 1 {
+		t.Fatalf("calls %d, artifact %+v", calls.Load(), a)
+	}
+	page, err := follower.List("alice", artmesh.Filter{Limit: 10})
+	if err != nil || page.Total != 1 {
+		t.Fatalf("artifacts after the retried write: %+v %v, want exactly one", page, err)
+	}
+}
+
+// TestRequestIDsSurviveSnapshots: a replica restored from a snapshot still
+// knows the ids of forwarded writes, so a retry applies nothing.
+func TestRequestIDsSurviveSnapshots(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	id, at := h.nextID()
+	inner, _ := encodeCommand(CreateArtifact{ID: id, Name: "once", Owner: "alice", CID: "c1", At: at})
+	env := wrapForwarded(inner, at)
+	h.applyRaw(env)
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink bufferSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	r := newTestFSM(t)
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	r.index = h.index
+	if res := r.applyRaw(env); !errors.Is(res.(error), artmesh.Unavailable) {
+		t.Fatalf("a retry on a restored replica: %#v, want Unavailable (applied before, result unknown)", res)
+	}
+}
