@@ -89,6 +89,10 @@ func (s *store) validateEntry(entry []byte) (err error) {
 // leader changed or could not be reached (a pause, an election).
 const forwardRetry = 15 * time.Second
 
+// noLeaderFor is how long a forwarded write waits for a leader to be
+// elected before it fails.
+const noLeaderFor = 3 * time.Second
+
 // forward sends a write to the leader and waits until the local state has
 // applied it. The write travels in an envelope with an id (see
 // requests.go), so that it can be sent again: when the leader changes
@@ -99,10 +103,16 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 	env := wrapForwarded(data, time.Now())
 	giveUp := time.Now().Add(forwardRetry)
 	var lastErr error
+	var leaderless time.Time // since when no leader is known
 	for {
 		addr, id := c.raft.LeaderWithID()
 		if addr == "" || string(id) == c.cfg.ServerID && c.raft.State() != raft.Leader {
-			if time.Now().After(giveUp) || ctx.Err() != nil {
+			if leaderless.IsZero() {
+				leaderless = time.Now()
+			}
+			// An election takes about a second; a mesh without a leader
+			// for longer has no quorum, and the write fails now.
+			if time.Now().After(giveUp) || time.Since(leaderless) > noLeaderFor || ctx.Err() != nil {
 				if lastErr != nil {
 					return nil, artmesh.E(op, artmesh.Unavailable, "the catalog leader did not take the write; it may or may not have been applied", lastErr)
 				}
@@ -114,6 +124,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 			_ = sleepCtx(ctx, 50*time.Millisecond)
 			continue
 		}
+		leaderless = time.Time{}
 		var res ForwardResult
 		var err error
 		if c.raft.State() == raft.Leader {
