@@ -110,8 +110,26 @@ func TestUsedTicketCannotJoin(t *testing.T) {
 
 	second := t.TempDir()
 	initJoin(t, second, ticket)
+	if out := refusedJoin(t, second, "used ticket"); !strings.Contains(out, "already used") {
+		t.Fatalf("the refusal does not say why: %s", out)
+	}
+	var ms struct {
+		Items []memberInfo `json:"items"`
+	}
+	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
+	if len(ms.Items) != 2 {
+		t.Fatalf("members after a refused join: %+v", ms.Items)
+	}
+}
+
+// refusedJoin starts the daemon of a repo made with `init --join` and
+// checks that it gives up with an error and no API key, as a node whose
+// join is refused must (what says what is wrong with it); it returns the
+// daemon's output.
+func refusedJoin(t *testing.T, repo, what string) string {
+	t.Helper()
 	d := exec.Command(binary, "daemon", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error")
-	d.Env = append(os.Environ(), "ARTMESH_PATH="+second)
+	d.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	var out bytes.Buffer
 	d.Stdout, d.Stderr = &out, &out
 	if err := d.Start(); err != nil {
@@ -122,25 +140,17 @@ func TestUsedTicketCannotJoin(t *testing.T) {
 	select {
 	case err := <-done:
 		if err == nil {
-			t.Fatalf("a node joined with a used ticket: %s", out.String())
-		}
-		if !strings.Contains(out.String(), "already used") {
-			t.Fatalf("the refusal does not say why: %s", out.String())
+			t.Fatalf("a node with a %s joined: %s", what, out.String())
 		}
 	case <-time.After(90 * time.Second):
 		d.Process.Kill()
-		t.Fatal("a node with a used ticket neither joined nor gave up")
+		<-done
+		t.Fatalf("a node with a %s neither joined nor gave up", what)
 	}
-	if _, err := os.Stat(filepath.Join(second, "api.key")); err == nil {
-		t.Fatal("the node with a used ticket got an API key")
+	if _, err := os.Stat(filepath.Join(repo, "api.key")); err == nil {
+		t.Fatalf("the node with a %s got an API key", what)
 	}
-	var ms struct {
-		Items []memberInfo `json:"items"`
-	}
-	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	if len(ms.Items) != 2 {
-		t.Fatalf("members after a refused join: %+v", ms.Items)
-	}
+	return out.String()
 }
 
 // initJoin runs `artmesh init --join ticket` for repo.

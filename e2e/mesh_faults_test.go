@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // testBinary builds the artmesh binary with the artmeshtest tag, whose
@@ -127,27 +126,7 @@ func TestWrongMeshKey(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("init --join: %v %s", err, out)
 	}
-	d := exec.Command(binary, "daemon", "--api", "127.0.0.1:0", "--log-level", "error")
-	d.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
-	done := make(chan error, 1)
-	var out bytes.Buffer
-	d.Stdout, d.Stderr = &out, &out
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- d.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("a node with the wrong mesh key joined: %s", out.String())
-		}
-	case <-time.After(90 * time.Second):
-		d.Process.Kill()
-		t.Fatal("a node with the wrong mesh key neither joined nor gave up")
-	}
-	if _, err := os.Stat(filepath.Join(repo, "api.key")); err == nil {
-		t.Fatal("the node got an API key")
-	}
+	refusedJoin(t, repo, "wrong mesh key")
 	var ms struct {
 		Items []memberInfo `json:"items"`
 	}
