@@ -69,14 +69,25 @@ func (n *Node) callLeader(ctx context.Context, proto protocol.ID, req []byte) ([
 // acknowledged, waiting at most two seconds, and reports whether it did.
 // Lookups that miss call it before they answer "not found", so that an id,
 // key or token made on another node a moment ago works here at once.
+//
+// A miss costs a round trip to the leader, so misses are rate-limited
+// (missRate a second, missBurst at once): past that, a lookup that
+// misses answers "not found" at once. Someone trying unknown keys in a
+// loop cannot make the leader answer for each.
 func (n *Node) catchUp(ctx context.Context) bool {
-	if n.host == nil {
+	if n.host == nil || !n.missLimit.Allow() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return n.Consistent(ctx) == nil
 }
+
+// missRate and missBurst bound the catch-ups of lookups that miss.
+const (
+	missRate  = 50
+	missBurst = 100
+)
 
 // ReadIndexProtocol asks the leader for an index that covers every
 // acknowledged write, for a consistent read.

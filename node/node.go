@@ -5,6 +5,8 @@
 package node
 
 import (
+	"golang.org/x/time/rate"
+
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -100,11 +102,14 @@ type Node struct {
 	host    host.Host
 	meshKey mesh.Key
 	roster  *membership.Roster // who may use the mesh: the members
-	admit   *mesh.Admission
-	members *membership.Manager // join, members, invites, voters; keeps roster current
-	trans   *raft.NetworkTransport
-	streams *mesh.StreamLayer
-	fetcher *exchange.Exchange
+	// missLimit bounds the leader round trips that lookups which miss
+	// (unknown keys, tokens, ids) may cost.
+	missLimit *rate.Limiter
+	admit     *mesh.Admission
+	members   *membership.Manager // join, members, invites, voters; keeps roster current
+	trans     *raft.NetworkTransport
+	streams   *mesh.StreamLayer
+	fetcher   *exchange.Exchange
 
 	runCtx  context.Context // ends when the node closes
 	started time.Time
@@ -200,17 +205,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:     cfg,
-		rc:      rc,
-		log:     cfg.Logger,
-		peerID:  id,
-		lock:    lock,
-		meshKey: meshKey,
-		started: time.Now(),
-		key:     ed25519.PrivateKey(rawKey),
-		skew:    cfg.TokenSkew,
-		stop:    stop,
-		runCtx:  runCtx,
+		missLimit: rate.NewLimiter(missRate, missBurst),
+		cfg:       cfg,
+		rc:        rc,
+		log:       cfg.Logger,
+		peerID:    id,
+		lock:      lock,
+		meshKey:   meshKey,
+		started:   time.Now(),
+		key:       ed25519.PrivateKey(rawKey),
+		skew:      cfg.TokenSkew,
+		stop:      stop,
+		runCtx:    runCtx,
 
 		caughtUpCh:  make(chan struct{}),
 		collectKick: make(chan struct{}, 1),

@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
-	"github.com/artmesh/artmesh/node/repo"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // testListen makes test nodes listen on a free loopback port.
@@ -30,5 +34,26 @@ func TestInitOpenAuthenticate(t *testing.T) {
 			t.Fatalf("round %d: authenticate: %+v %v; agents %+v", i, a, err, all)
 		}
 		n.Close()
+	}
+}
+
+// TestMissesAreRateLimited: lookups that miss (an unknown API key in a
+// loop) cost a leader round trip each only up to the limit; past it they
+// are answered at once.
+func TestMissesAreRateLimited(t *testing.T) {
+	n, _ := openTestNode(t, Config{GCDelay: -1})
+	ctx := context.Background()
+	caught := 0
+	for range 3 * missBurst {
+		if n.catchUp(ctx) {
+			caught++
+		}
+	}
+	// The loop takes a little time, in which the bucket refills a little.
+	if caught < missBurst || caught > missBurst+missBurst/2 {
+		t.Fatalf("%d of %d misses went to the leader, want about the burst of %d", caught, 3*missBurst, missBurst)
+	}
+	if _, err := n.Authenticate(ctx, acl.NewAPIKey()); !errors.Is(err, artmesh.Unauthenticated) {
+		t.Fatalf("an unknown key past the limit: %v, want Unauthenticated", err)
 	}
 }
