@@ -155,13 +155,30 @@ func (s admittedStream) SetProtocol(proto protocol.ID) error {
 	return s.StreamManagementScope.SetProtocol(proto)
 }
 
-// resourceManager returns libp2p's default resource manager, its limits
-// scaled to the machine as libp2p does by default, wrapped so that it
-// enforces a.
+// peerLimits are the resource manager's limits for any one peer, set on
+// purpose rather than left to libp2p's defaults: a member needs one
+// connection (a few while two dials cross) and at most a few hundred
+// streams at once (every forwarded write, fetch, push and Raft pipeline
+// is one); a peer past them gets its new streams or connections refused,
+// not the node's memory or file descriptors. The same stream limits hold
+// per protocol: libp2p's default of about 64 inbound streams of one
+// protocol from one peer would refuse a follower's 65th concurrent
+// forwarded write.
+func peerLimits() rcmgr.ResourceLimits {
+	return rcmgr.ResourceLimits{
+		Conns: 8, ConnsInbound: 4, ConnsOutbound: 4,
+		Streams: 1024, StreamsInbound: 512, StreamsOutbound: 512,
+	}
+}
+
+// resourceManager returns a resource manager with libp2p's limits scaled
+// to the machine, peerLimits for every peer, wrapped so that it enforces
+// a.
 func resourceManager(a *Admission) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	cfg := rcmgr.PartialLimitConfig{PeerDefault: peerLimits(), ProtocolPeerDefault: peerLimits()}.Build(limits.AutoScale())
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: resource manager: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -123,5 +124,44 @@ func TestHandlerPanicIsAnError(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(err, &re) || !strings.Contains(re.Message, "internal error") {
 		t.Fatalf("a panicking handler answered %v, want an internal error", err)
+	}
+}
+
+// TestPeerStreamLimit: one peer cannot hold more streams open on a host
+// than peerLimits allow.
+func TestPeerStreamLimit(t *testing.T) {
+	a, b := newTestHost(t, Key{}), newTestHost(t, Key{})
+	hold := make(chan struct{})
+	defer close(hold)
+	a.SetStreamHandler("/test/hold/1", func(st network.Stream) { <-hold; st.Reset() })
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	limit := int(peerLimits().StreamsInbound)
+	opened := 0
+	for range limit + 20 {
+		st, err := b.NewStream(ctx, a.ID(), "/test/hold/1")
+		if err != nil {
+			break
+		}
+		// The stream counts on a's side once a has read the protocol.
+		if _, err := st.Write([]byte{1}); err != nil {
+			break
+		}
+		opened++
+	}
+	// Some refusals show only on a's side, after the dialer's write: count
+	// a's open inbound streams from b.
+	time.Sleep(500 * time.Millisecond)
+	inbound := 0
+	for _, c := range a.Network().ConnsToPeer(b.ID()) {
+		for _, st := range c.GetStreams() {
+			if st.Stat().Direction == network.DirInbound {
+				inbound++
+			}
+		}
+	}
+	if inbound > limit || inbound < limit/2 {
+		t.Fatalf("a holds %d inbound streams of one peer (the dialer opened %d), want at most the limit of %d", inbound, opened, limit)
 	}
 }

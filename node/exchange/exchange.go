@@ -92,7 +92,11 @@ func New(cfg Config) *Exchange {
 	ctx, cancel := context.WithCancel(context.Background())
 	x := &Exchange{cfg: cfg, ctx: ctx, cancel: cancel, inflight: make(map[string]*Fetch), changed: make(chan struct{})}
 	x.recent = &recentStore{Store: cfg.Store}
-	x.bswap = bitswap.New(ctx, bsnet.NewFromIpfsHost(cfg.Host), meshProviders{cfg.Host}, x.recent)
+	// A peer's wantlist and its CIDs are capped: a member that asks for
+	// more is asking for nothing real (a file's DAG is fetched a subtree
+	// at a time).
+	x.bswap = bitswap.New(ctx, bsnet.NewFromIpfsHost(cfg.Host), meshProviders{cfg.Host}, x.recent,
+		bitswap.MaxQueuedWantlistEntriesPerPeer(maxWantlist), bitswap.MaxCidSize(maxCIDBytes))
 	return x
 }
 
@@ -256,6 +260,13 @@ func (f *Exchange) fetchFrom(ctx context.Context, p peer.ID, root cid.Cid, sess 
 	}
 	return werr
 }
+
+// maxWantlist and maxCIDBytes cap what one peer's bitswap wantlist may
+// hold.
+const (
+	maxWantlist = 1024
+	maxCIDBytes = 128
+)
 
 // bufPool recycles block buffers of fetches: a block is stored (copied)
 // and its buffer read into again, instead of a fresh 256 KiB per block.
