@@ -461,18 +461,8 @@ func checkTime(op artmesh.Op, t time.Time) (time.Time, error) {
 func (c *Catalog) CreateArtifact(ctx context.Context, cmd CreateArtifact) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.CreateArtifact")
 	var err error
-	switch {
-	case !artmesh.ValidArtifactID(string(cmd.ID)):
-		return artmesh.Artifact{}, invalid(op, "%q is not an artifact id", cmd.ID)
-	case cmd.CID == "":
-		return artmesh.Artifact{}, invalid(op, "the content's CID is required")
-	case cmd.SizeBytes < 0:
-		return artmesh.Artifact{}, invalid(op, "size must not be negative")
-	case cmd.Owner == "":
-		return artmesh.Artifact{}, invalid(op, "the owner is required")
-	}
-	if err := artmesh.ValidateArtifactName(cmd.Name); err != nil {
-		return artmesh.Artifact{}, artmesh.E(op, err)
+	if err := cmd.check(); err != nil {
+		return artmesh.Artifact{}, err
 	}
 	if cmd.At, err = checkTime(op, cmd.At); err != nil {
 		return artmesh.Artifact{}, err
@@ -489,15 +479,8 @@ func (c *Catalog) CreateArtifact(ctx context.Context, cmd CreateArtifact) (artme
 func (c *Catalog) AddVersion(ctx context.Context, cmd AddVersion) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.AddVersion")
 	var err error
-	switch {
-	case !artmesh.ValidArtifactID(string(cmd.ArtifactID)):
-		return artmesh.Artifact{}, errorf(op, artmesh.NotFound, "artifact %s not found", cmd.ArtifactID)
-	case cmd.CID == "":
-		return artmesh.Artifact{}, invalid(op, "the content's CID is required")
-	case cmd.SizeBytes < 0:
-		return artmesh.Artifact{}, invalid(op, "size must not be negative")
-	case cmd.By == "":
-		return artmesh.Artifact{}, invalid(op, "the agent making the version is required")
+	if err := cmd.check(); err != nil {
+		return artmesh.Artifact{}, err
 	}
 	if cmd.At, err = checkTime(op, cmd.At); err != nil {
 		return artmesh.Artifact{}, err
@@ -556,13 +539,8 @@ func (c *Catalog) Unshare(ctx context.Context, id artmesh.ArtifactID, agents []a
 // not exist. Conflict if the id exists or another agent has the hash.
 func (c *Catalog) CreateAgent(ctx context.Context, cmd CreateAgent) (artmesh.Agent, error) {
 	const op = artmesh.Op("catalog.CreateAgent")
-	if err := artmesh.ValidateAgentID(string(cmd.Agent.ID)); err != nil {
-		return artmesh.Agent{}, artmesh.E(op, err)
-	}
-	for _, g := range cmd.Agent.Groups {
-		if err := artmesh.ValidateGroupName(g); err != nil {
-			return artmesh.Agent{}, artmesh.E(op, err)
-		}
+	if err := cmd.check(); err != nil {
+		return artmesh.Agent{}, err
 	}
 	var err error
 	if cmd.Agent.CreatedAt, err = checkTime(op, cmd.Agent.CreatedAt); err != nil {
@@ -592,10 +570,11 @@ func (c *Catalog) SetAgentKey(ctx context.Context, id artmesh.AgentID, keyHash s
 // PutGroup creates a group or replaces its members. Invalid if a member
 // is not an agent.
 func (c *Catalog) PutGroup(ctx context.Context, name string, members []artmesh.AgentID) (artmesh.Group, error) {
-	if err := artmesh.ValidateGroupName(name); err != nil {
-		return artmesh.Group{}, artmesh.E(artmesh.Op("catalog.PutGroup"), err)
+	cmd := putGroupCmd{Name: name, Members: members}
+	if err := cmd.check(); err != nil {
+		return artmesh.Group{}, err
 	}
-	return proposeAs[artmesh.Group](ctx, c, putGroupCmd{Name: name, Members: members})
+	return proposeAs[artmesh.Group](ctx, c, cmd)
 }
 
 // DeleteGroup removes a group and the grants to it. NotFound if absent.

@@ -46,6 +46,9 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, entry []byte) (ForwardResu
 	if err := c.fsm.state().validateEntry(entry); err != nil {
 		return ForwardResult{}, artmesh.E(op, artmesh.Invalid, err)
 	}
+	if err := checkForwarded(entry); err != nil {
+		return ForwardResult{}, err
+	}
 	if len(entry) > raft.SuggestedMaxDataSize {
 		return ForwardResult{}, artmesh.E(op, artmesh.TooLarge, "the forwarded write is too large")
 	}

@@ -163,3 +163,33 @@ func TestRequestIDsSurviveSnapshots(t *testing.T) {
 		t.Fatalf("a retry on a restored replica: %#v, want Unavailable (applied before, result unknown)", res)
 	}
 }
+
+// TestLeaderChecksForwardedInputRules: a member that forwards a write its
+// own checks would refuse (an admin agent with an id that is no id, an
+// artifact without a CID) gets Invalid from the leader, raw or in an
+// envelope, and nothing reaches the log.
+func TestLeaderChecksForwardedInputRules(t *testing.T) {
+	ctx := testCtx(t)
+	_, _, leader := startCluster(t, ctx, 1, false)
+	badAgent, _ := encodeCommand(CreateAgent{Agent: artmesh.Agent{ID: "root agent\n", Admin: true, CreatedAt: time.Now()}, KeyHash: "k"})
+	at := time.Now()
+	noCID, _ := encodeCommand(CreateArtifact{ID: artmesh.NewArtifactID(at), Name: "x", Owner: "alice", At: at})
+	badGroup, _ := encodeCommand(putGroupCmd{Name: "no spaces allowed"})
+	before := leader.AppliedIndex()
+	for name, entry := range map[string][]byte{
+		"agent id":           badAgent,
+		"agent id, wrapped":  wrapForwarded(badAgent, time.Now()),
+		"artifact CID":       noCID,
+		"group name wrapped": wrapForwarded(badGroup, time.Now()),
+	} {
+		if _, err := leader.ApplyForwarded(ctx, entry); !errors.Is(err, artmesh.Invalid) {
+			t.Errorf("%s: %v, want Invalid", name, err)
+		}
+	}
+	if got := leader.AppliedIndex(); got != before {
+		t.Fatalf("refused writes reached the log: applied index %d, was %d", got, before)
+	}
+	if _, err := leader.Agent("root agent\n"); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("the agent with a bad id exists: %v", err)
+	}
+}
