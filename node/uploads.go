@@ -347,6 +347,14 @@ func (n *Node) janitor(ctx context.Context) {
 			n.log.Warn("purging tokens", "err", err)
 		}
 	}
+	// Staging files are swept against committed state only: once caught
+	// up, and after a read-index barrier, as the collector does. A node
+	// behind the leader (an emptied Raft folder being rebuilt) would
+	// otherwise take the open uploads it has not heard of yet for gone
+	// and delete their bytes.
+	if !n.caughtUp.Load() || n.Consistent(ctx) != nil {
+		return
+	}
 	open := func(id string) bool {
 		u, err := n.cat.Upload(id)
 		return err == nil && u.State == catalog.StateOpen
