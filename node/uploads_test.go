@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/ed25519"
 	"errors"
 	"io"
@@ -133,26 +134,55 @@ func TestUploadSurvivesRestart(t *testing.T) {
 	}
 }
 
-// TestStagingSweptOnlyWhenCaughtUp: a node that has not caught up with
-// the leader keeps staging files whose uploads it does not know yet (it
-// may be rebuilding its catalog); once caught up it removes what no open
-// upload owns.
+// TestStagingSweptOnlyWhenCaughtUp: a member whose catalog state is gone
+// (it waits for the leader to send it) keeps the staging files of uploads
+// it does not know yet; a caught-up node removes what no open upload owns.
 func TestStagingSweptOnlyWhenCaughtUp(t *testing.T) {
 	ctx := context.Background()
-	n, _ := openTestNode(t, Config{GCDelay: -1, JanitorInterval: time.Hour})
-	stray := n.staging.Path("up_unknown_to_this_catalog")
-	if err := os.MkdirAll(filepath.Dir(stray), 0o700); err != nil {
+	stage := func(n *Node) string {
+		t.Helper()
+		stray := n.staging.Path("up_unknown_to_this_catalog")
+		if err := os.MkdirAll(filepath.Dir(stray), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(stray, []byte("staged bytes"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return stray
+	}
+
+	// A member whose Raft folder was emptied: it never bootstraps and is
+	// not caught up until a leader sends it the catalog.
+	dir := t.TempDir()
+	if err := repo.Init(ctx, dir, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(stray, []byte("staged bytes"), 0o600); err != nil {
+	rc, err := repo.ReadConfig(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	n.caughtUp.Store(false)
-	n.janitor(ctx)
+	rc.Member = true
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, repo.ConfigFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, repo.RaftDir)); err != nil {
+		t.Fatal(err)
+	}
+	behind, err := Open(ctx, Config{Repo: dir, GCDelay: -1, JanitorInterval: time.Hour, Listen: testListen,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer behind.Close()
+	stray := stage(behind)
+	behind.janitor(ctx)
 	if _, err := os.Stat(stray); err != nil {
 		t.Fatalf("a node behind the leader removed a staging file: %v", err)
 	}
-	n.caughtUp.Store(true)
+
+	n, _ := openTestNode(t, Config{GCDelay: -1, JanitorInterval: time.Hour})
+	stray = stage(n)
 	n.janitor(ctx)
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Fatalf("a caught-up node kept a staging file no upload owns: %v", err)
