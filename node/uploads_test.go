@@ -3,8 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
