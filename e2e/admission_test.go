@@ -62,18 +62,15 @@ func TestRemovedMemberIsCutOff(t *testing.T) {
 	if page.Total != 0 {
 		t.Fatalf("the removed member's write was recorded: %+v", page)
 	}
-	var ms struct {
-		Items []memberInfo `json:"items"`
-	}
-	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	if len(ms.Items) != 2 {
-		t.Fatalf("members after the removal: %+v", ms.Items)
+	ms := a.members(t)
+	if len(ms) != 2 {
+		t.Fatalf("members after the removal: %+v", ms)
 	}
 
 	// The leader leaves by itself: `mesh leave` hands the leadership over
 	// and returns (it used to hang), and the other node goes on alone.
 	leaver, stays := a, b
-	for _, m := range ms.Items {
+	for _, m := range ms {
 		if m.Leader && m.PeerID == b.peerID(t) {
 			leaver, stays = b, a
 		}
@@ -113,12 +110,8 @@ func TestUsedTicketCannotJoin(t *testing.T) {
 	if out := refusedJoin(t, second, "used ticket"); !strings.Contains(out, "already used") {
 		t.Fatalf("the refusal does not say why: %s", out)
 	}
-	var ms struct {
-		Items []memberInfo `json:"items"`
-	}
-	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	if len(ms.Items) != 2 {
-		t.Fatalf("members after a refused join: %+v", ms.Items)
+	if ms := a.members(t); len(ms) != 2 {
+		t.Fatalf("members after a refused join: %+v", ms)
 	}
 }
 

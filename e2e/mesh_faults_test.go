@@ -127,21 +127,16 @@ func TestWrongMeshKey(t *testing.T) {
 		t.Fatalf("init --join: %v %s", err, out)
 	}
 	refusedJoin(t, repo, "wrong mesh key")
-	var ms struct {
-		Items []memberInfo `json:"items"`
-	}
-	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	if len(ms.Items) != 1 {
-		t.Fatalf("members after a failed join: %+v", ms.Items)
+	if ms := a.members(t); len(ms) != 1 {
+		t.Fatalf("members after a failed join: %+v", ms)
 	}
 	// With the true key (from a true ticket) a node joins the private mesh.
 	b := joinDaemon(t, a, t.TempDir())
 	if k, err := os.ReadFile(filepath.Join(b.repo, "mesh.key")); err != nil || len(bytes.TrimSpace(k)) != 64 {
 		t.Fatalf("the joiner of a private mesh has no key: %q, %v", k, err)
 	}
-	a.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	if len(ms.Items) != 2 {
-		t.Fatalf("members after a join with the key: %+v", ms.Items)
+	if ms := a.members(t); len(ms) != 2 {
+		t.Fatalf("members after a join with the key: %+v", ms)
 	}
 }
 

@@ -26,6 +26,16 @@ type memberInfo struct {
 	Leader    bool   `json:"leader"`
 }
 
+// members lists the mesh's members as d sees them.
+func (d *daemon) members(t testing.TB) []memberInfo {
+	t.Helper()
+	var ms struct {
+		Items []memberInfo `json:"items"`
+	}
+	d.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
+	return ms.Items
+}
+
 // TestMeshCatalog joins three nodes with tickets and checks that the
 // catalog is one: a write on any node is read on the others, a follower's
 // write is visible on the leader as soon as it is answered, and agents,
