@@ -121,9 +121,6 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 				}
 				return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
 			}
-			if lastErr == nil && !c.waitLeaderBriefly(ctx) {
-				return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
-			}
 			_ = sleepCtx(ctx, 50*time.Millisecond)
 			continue
 		}
@@ -194,18 +191,6 @@ func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, env 
 
 // errLeaderChanged ends a forward whose leader is no longer the leader.
 var errLeaderChanged = errors.New("catalog: the leader changed")
-
-// waitLeaderBriefly waits up to two seconds for a leader to be known.
-func (c *Catalog) waitLeaderBriefly(ctx context.Context) bool {
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if addr, _ := c.raft.LeaderWithID(); addr != "" {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
 
 // sleepCtx waits d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {
