@@ -150,14 +150,17 @@ func newAsyncWriter(ctx context.Context, sess *blockstore.Session, read ipld.DAG
 			// them, and once the tee (if any) is done with them nothing
 			// else holds the leaf, so the buffer can be used for the next
 			// chunk.
+			pooled := pool != nil && b.Cid().Prefix().Codec == cid.Raw
+			if tee == nil {
+				if pooled {
+					pool.put(b.RawData())
+				}
+				continue
+			}
 			release := noRelease
-			if pool != nil && b.Cid().Prefix().Codec == cid.Raw {
+			if pooled {
 				raw := b.RawData()
 				release = func() { pool.put(raw) }
-			}
-			if tee == nil {
-				release()
-				continue
 			}
 			if err := tee(b, release); err != nil {
 				w.mu.Lock()
