@@ -108,7 +108,16 @@ type Manager struct {
 
 	mu         sync.Mutex // serialises writes of peers.json and config.json
 	savedPeers []byte     // what peers.json holds, to write it only on change
+
+	cutMu sync.Mutex
+	cutAt map[peer.ID]time.Time // peers no longer admitted, and when their connections close
 }
+
+// cutGrace is how long the connections of a peer that is no longer a
+// member stay open after it was dropped: its new streams are refused at
+// once, and answers already on their way (the leader's answer to the
+// removal of a node that leaves) still reach it.
+const cutGrace = time.Second
 
 // New returns a Manager for cfg. It starts nothing: Run is the
 // reconciler.
@@ -216,16 +225,32 @@ func (m *Manager) admitMembers(members []catalog.Member) {
 	m.cutOff(dropped)
 }
 
-// cutOff closes every connection to peers, and those of guests past
-// their grace.
+// cutOff closes the connections of peers cutGrace after they were
+// dropped (the membership loop runs at least every 2 s), and those of
+// guests past their grace.
 func (m *Manager) cutOff(peers []peer.ID) {
 	h := m.cfg.Host
+	now := time.Now()
+	m.cutMu.Lock()
+	defer m.cutMu.Unlock()
+	if m.cutAt == nil {
+		m.cutAt = make(map[peer.ID]time.Time)
+	}
 	for _, p := range peers {
-		if h.Network().Connectedness(p) == network.Connected {
-			m.log.Info("closing the connections of a peer that is not a member", "peer", p)
-		}
 		h.ConnManager().Unprotect(p, "member")
-		_ = h.Network().ClosePeer(p)
+		m.cutAt[p] = now.Add(cutGrace)
+	}
+	for p, at := range m.cutAt {
+		switch {
+		case m.cfg.Roster.Has(p):
+			delete(m.cutAt, p) // admitted again
+		case !now.Before(at):
+			if h.Network().Connectedness(p) == network.Connected {
+				m.log.Info("closing the connections of a peer that is not a member", "peer", p)
+			}
+			_ = h.Network().ClosePeer(p)
+			delete(m.cutAt, p)
+		}
 	}
 	if c := m.cfg.Admission.EvictGuests(h, mesh.GuestGrace); c > 0 {
 		m.log.Info("closed connections of peers that are not members", "peers", c)

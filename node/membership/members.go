@@ -136,12 +136,30 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 		return m.removeHere(ctx, peerID)
 	}
 	// The leader takes it out of Raft and the members. This node does not
-	// wait to apply that itself: a node that leaves never will.
-	if _, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID)); err != nil {
-		return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
+	// wait to apply that itself: a node that leaves never will. A leader
+	// elected a moment ago (after a handover) may refuse a change of Raft's
+	// configuration until its first entry is committed, so the request is
+	// sent again for a few seconds.
+	deadline := time.Now().Add(removeRetry)
+	for {
+		_, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID))
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return artmesh.E(artmesh.Unavailable, "the leader did not remove the member", err)
+		}
+		m.cfg.Log.Info("the leader refused a removal; asking again", "member", peerID, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
 }
+
+// removeRetry is how long a removal is sent again to a leader that
+// refuses it.
+const removeRetry = 10 * time.Second
 
 // removeHere, on the leader, takes a member out of Raft and out of the
 // members.

@@ -462,6 +462,10 @@ func TestRemovedMemberIsCutOff(t *testing.T) {
 	if a.roster.Has(b.id) {
 		t.Fatal("a removed member is still admitted")
 	}
+	// Its connections close at the next pass of the loop after cutGrace
+	// (answers on their way still reach it).
+	time.Sleep(cutGrace)
+	a.m.syncMembers(ctx)
 	if a.host.Network().Connectedness(b.id) == network.Connected {
 		t.Fatal("a removed member's connections were not closed")
 	}
