@@ -1,0 +1,710 @@
+"""The synchronous client: :class:`Client` and its resources.
+
+Every method sends one API call (upload_file and download_file send as
+many as a resumable transfer needs) and returns typed values from
+:mod:`artmesh._models`; error answers raise the :class:`ArtmeshError`
+subclass of their code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import os
+import stat
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+
+from . import _files
+from ._config import find_api_key, find_base_url
+from ._errors import ArtmeshError
+from ._models import (
+    Access,
+    Agent,
+    AgentKey,
+    Artifact,
+    ArtifactList,
+    GCResult,
+    Group,
+    Invite,
+    Member,
+    NodeInfo,
+    Pin,
+    Policy,
+    RepoStat,
+    SignedURL,
+    Upload,
+    Version,
+    VersionPlacement,
+)
+from ._transport import Body, Transport, file_chunks, q, replayable
+
+#: What ``create`` and ``update`` take as content: bytes, text (sent as
+#: UTF-8), a binary file object (streamed from its current position), or an
+#: iterable of bytes chunks (streamed, chunked).
+Data = Union[bytes, bytearray, memoryview, str, io.IOBase, Any, Iterable[bytes]]
+
+#: Default seconds to wait for the node on connect and on each read.
+DEFAULT_TIMEOUT = 60.0
+
+#: Default retries of a 503 answer.
+DEFAULT_RETRIES = 3
+
+
+def _metadata_header(metadata: Mapping[str, Any]) -> bytes:
+    """Metadata for the Artifact-Metadata header: compact JSON, UTF-8 kept as it is."""
+    if not isinstance(metadata, Mapping):
+        raise TypeError("metadata must be a mapping (a JSON object)")
+    return json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _filter_value(v: Any) -> str:
+    """A metadata filter value: a string as it is, anything else as its compact JSON text."""
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+def _list_query(
+    metadata_filter: Optional[Mapping[str, Any]],
+    content_type: Optional[str],
+    name: Optional[str],
+    limit: Optional[int],
+    offset: Optional[int],
+) -> list[tuple[str, str]]:
+    query: list[tuple[str, str]] = []
+    if name is not None:
+        query.append(("name", name))
+    if content_type is not None:
+        query.append(("content_type", content_type))
+    for k, v in (metadata_filter or {}).items():
+        if v is None:
+            continue
+        query.append(("metadata." + str(k), _filter_value(v)))
+    if limit is not None:
+        query.append(("limit", str(int(limit))))
+    if offset is not None:
+        query.append(("offset", str(int(offset))))
+    return query
+
+
+def _names(v: Union[None, str, Iterable[str]]) -> Optional[builtins.list[str]]:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return [v]
+    return [str(x) for x in v]
+
+
+def _body_of(data: Data) -> tuple[Body, Optional[int]]:
+    """A request body for content and its length (None: sent chunked)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data) if isinstance(data, memoryview) else data, len(data)
+    if hasattr(data, "read"):
+        f: Any = data
+        pos: Optional[int] = None
+        length: Optional[int] = None
+        try:
+            if f.seekable():
+                pos = f.tell()
+                try:
+                    st = os.fstat(f.fileno())
+                    if stat.S_ISREG(st.st_mode):
+                        length = st.st_size - pos
+                except (OSError, AttributeError, io.UnsupportedOperation):
+                    pass
+                if length is None:
+                    end = f.seek(0, io.SEEK_END)
+                    f.seek(pos)
+                    length = end - pos
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            pos = None
+        if pos is not None and length is not None and hasattr(f, "readinto"):
+            start = pos
+            n = length
+            return replayable(lambda: file_chunks(f, start, n)), n
+
+        def reads() -> Iterator[bytes]:
+            while True:
+                chunk = f.read(_files.CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+        return (lambda: reads()), None
+    if isinstance(data, Iterable):
+        it = data
+        return (lambda: iter(it)), None
+    raise TypeError(f"cannot send {type(data).__name__} as content: give bytes, str, a binary file or an iterable of bytes")
+
+
+def _write_headers(content_type: Optional[str], metadata: Optional[Mapping[str, Any]], length: Optional[int]) -> dict[str, Union[str, bytes]]:
+    h: dict[str, Union[str, bytes]] = {}
+    if content_type:
+        h["Content-Type"] = content_type
+    if metadata is not None:
+        h["Artifact-Metadata"] = _metadata_header(metadata)
+    if length is not None:
+        h["Content-Length"] = str(length)
+    return h
+
+
+def _replicas_query(replicas: Optional[int]) -> list[tuple[str, str]]:
+    return [("replicas", str(int(replicas)))] if replicas else []
+
+
+class Artifacts:
+    """Artifact calls: ``client.artifact``. Artifacts are named, versioned, content-addressed blobs with metadata."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    # -- writing ------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        data: Data,
+        content_type: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        *,
+        replicas: Optional[int] = None,
+    ) -> Artifact:
+        """Create an artifact from ``data`` (``POST /v1/artifacts``).
+
+        Args:
+            name: the artifact's name (need not be unique).
+            data: bytes, text (UTF-8), a binary file object (streamed from
+                its position), or an iterable of bytes (streamed).
+            content_type: the content's type; default: guessed from the
+                name's extension, else the node's ``application/octet-stream``.
+            metadata: a JSON object stored with the artifact.
+            replicas: answer only once this many members hold the content
+                durably (default: the mesh policy's ``write_replicas``).
+
+        Returns:
+            The new artifact, at version 1.
+        """
+        body, length = _body_of(data)
+        ctype = content_type or _files.guess_type(name)
+        query = [("name", name)] + _replicas_query(replicas)
+        return Artifact.from_json(
+            self._t.json("POST", "/v1/artifacts", query=query, body=body, headers=_write_headers(ctype, metadata, length))
+        )
+
+    def create_snippet(
+        self,
+        name: str,
+        content: Any,
+        metadata: Optional[Mapping[str, Any]] = None,
+        *,
+        replicas: Optional[int] = None,
+    ) -> Artifact:
+        """Store any JSON value as an ``application/json`` artifact (``POST /v1/snippets``).
+
+        ``content`` is sent as compact JSON, which is what a download returns.
+        """
+        doc: dict[str, Any] = {"name": name, "content": content}
+        if metadata is not None:
+            doc["metadata"] = dict(metadata)
+        return Artifact.from_json(self._t.json("POST", "/v1/snippets", query=_replicas_query(replicas), json_body=doc))
+
+    def update(
+        self,
+        artifact_id: str,
+        data: Data,
+        metadata: Optional[Mapping[str, Any]] = None,
+        content_type: Optional[str] = None,
+        *,
+        replicas: Optional[int] = None,
+    ) -> Artifact:
+        """Make ``data`` the artifact's new version (``PUT /v1/artifacts/{id}/content``).
+
+        ``metadata`` is merged into the artifact's metadata (a ``None`` value
+        removes a key) and recorded on the version; ``content_type`` absent
+        keeps the artifact's type.
+
+        Returns:
+            The artifact as of its new version.
+        """
+        body, length = _body_of(data)
+        return Artifact.from_json(
+            self._t.json(
+                "PUT",
+                f"/v1/artifacts/{q(artifact_id)}/content",
+                query=_replicas_query(replicas),
+                body=body,
+                headers=_write_headers(content_type, metadata, length),
+            )
+        )
+
+    def upload_file(
+        self,
+        path: "os.PathLike[str] | str",
+        name: Optional[str] = None,
+        content_type: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        progress: Optional[_files.Progress] = None,
+        *,
+        replicas: Optional[int] = None,
+    ) -> Artifact:
+        """Store a file through an upload URL, resumably, and confirm it with its SHA-256.
+
+        The file is streamed from disk in 1 MiB pieces (never held whole in
+        memory). When the connection breaks or the node fails, the node is
+        asked how many bytes it holds and the upload goes on from there;
+        after an exception (including one raised by ``progress``) a later
+        call with the same file and arguments continues the same upload.
+
+        Args:
+            path: a regular file.
+            name: the artifact's name; default: the file's base name.
+            content_type: default: guessed from the name, else
+                ``application/octet-stream``.
+            metadata: a JSON object stored with the artifact.
+            progress: ``progress(bytes_sent, bytes_total)``, called as bytes go out.
+            replicas: as for :meth:`create`, applied at the confirm.
+
+        Returns:
+            The new artifact.
+        """
+        return _files.upload_file(self, path, name, content_type, metadata, progress, replicas)
+
+    def get_upload_url(
+        self,
+        name: str,
+        content_type: Optional[str] = None,
+        size_bytes: int = 0,
+        metadata: Optional[Mapping[str, Any]] = None,
+        artifact_id: Optional[str] = None,
+        *,
+        expires_in: Optional[int] = None,
+    ) -> Upload:
+        """Open an upload session (``POST /v1/uploads``) and return its upload URL.
+
+        A plain HTTP ``PUT`` of exactly ``size_bytes`` bytes to ``.url``,
+        with no API key, sends the content (``Content-Range`` resumes, and
+        ``HEAD`` on the URL tells the node's ``Upload-Offset``); then
+        :meth:`confirm_upload` creates the artifact, or with ``artifact_id``
+        a new version of it.
+
+        Args:
+            expires_in: seconds until the session expires (default 24 h).
+        """
+        doc: dict[str, Any] = {"size_bytes": int(size_bytes)}
+        if name:
+            doc["name"] = name
+        if content_type:
+            doc["content_type"] = content_type
+        if metadata is not None:
+            doc["metadata"] = dict(metadata)
+        if artifact_id:
+            doc["artifact_id"] = artifact_id
+        if expires_in is not None:
+            doc["expires_in"] = int(expires_in)
+        return Upload.from_json(self._t.json("POST", "/v1/uploads", json_body=doc))
+
+    def get_upload(self, upload_id: str) -> Upload:
+        """The state of an upload session the caller opened (``GET /v1/uploads/{id}``); ``.url`` is None."""
+        return Upload.from_json(self._t.json("GET", f"/v1/uploads/{q(upload_id)}"))
+
+    def abort_upload(self, upload_id: str) -> None:
+        """Abandon an upload session (``DELETE /v1/uploads/{id}``); its bytes are collected."""
+        self._t.request("DELETE", f"/v1/uploads/{q(upload_id)}")
+
+    def confirm_upload(self, upload_id: str, sha256: Optional[str] = None, *, replicas: Optional[int] = None) -> Artifact:
+        """Turn a received upload into its artifact or version (``POST /v1/uploads/{id}/confirm``).
+
+        With ``sha256`` (hex) the node checks the content's hash first; a
+        mismatch is an :class:`InvalidArgumentError`. An upload still missing
+        bytes is a :class:`ConflictError`.
+        """
+        doc: dict[str, Any] = {}
+        if sha256:
+            doc["sha256"] = sha256
+        return Artifact.from_json(
+            self._t.json("POST", f"/v1/uploads/{q(upload_id)}/confirm", query=_replicas_query(replicas), json_body=doc)
+        )
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, artifact_id: str) -> Artifact:
+        """The artifact (``GET /v1/artifacts/{id}``)."""
+        return Artifact.from_json(self._t.json("GET", f"/v1/artifacts/{q(artifact_id)}"))
+
+    def download(self, artifact_id: str, version: Optional[int] = None) -> bytes:
+        """The content of the current version, or of ``version``, as bytes (held in memory: use download_file for large content)."""
+        query = [("version", str(int(version)))] if version else []
+        return self._t.request("GET", f"/v1/artifacts/{q(artifact_id)}/content", query=query).data
+
+    def download_file(
+        self,
+        artifact_id: str,
+        path: "os.PathLike[str] | str",
+        version: Optional[int] = None,
+        progress: Optional[_files.Progress] = None,
+    ) -> str:
+        """Write the content to ``path`` atomically, resuming with Range; returns the path.
+
+        The bytes stream into a hidden temporary file in the same folder
+        (``.<name>.<cid>.artmesh-part``); when the connection breaks the
+        download continues where the file ends (``Range`` with ``If-Range``
+        on the content's CID, so other content is never spliced in), and a
+        later call after an exception continues it too. Once complete the
+        file is fsynced and renamed to ``path``: ``path`` never holds a
+        partial file.
+
+        Args:
+            progress: ``progress(bytes_done, bytes_total)``.
+        """
+        return _files.download_file(self, artifact_id, path, version, progress)
+
+    def list_versions(self, artifact_id: str) -> builtins.list[Version]:
+        """Every version of the artifact, oldest first (``GET /v1/artifacts/{id}/versions``)."""
+        doc = self._t.json("GET", f"/v1/artifacts/{q(artifact_id)}/versions")
+        return [Version.from_json(x) for x in doc.get("items") or []]
+
+    def list(
+        self,
+        metadata_filter: Optional[Mapping[str, Any]] = None,
+        content_type: Optional[str] = None,
+        name: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> ArtifactList:
+        """The caller's own artifacts, newest first (``GET /v1/artifacts``).
+
+        Args:
+            metadata_filter: ``{key: value}``, all of which must match: a
+                string matches a string value; anything else matches a value
+                whose compact JSON is the same (``{"year": 2025}``).
+            content_type: exactly this stored type.
+            name: exactly this name.
+            limit: page size, 1 to 1000 (the node's default: 50).
+            offset: how many matches to skip.
+
+        Returns:
+            A list of artifacts whose ``.total`` counts the matches over all pages.
+        """
+        query = _list_query(metadata_filter, content_type, name, limit, offset)
+        return ArtifactList.from_json(self._t.json("GET", "/v1/artifacts", query=query))
+
+    def list_shared(
+        self,
+        metadata_filter: Optional[Mapping[str, Any]] = None,
+        content_type: Optional[str] = None,
+        name: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> ArtifactList:
+        """Artifacts others shared with the caller, directly or through a group (``GET /v1/shared``); same filters as :meth:`list`."""
+        query = _list_query(metadata_filter, content_type, name, limit, offset)
+        return ArtifactList.from_json(self._t.json("GET", "/v1/shared", query=query))
+
+    def iter_all(
+        self,
+        metadata_filter: Optional[Mapping[str, Any]] = None,
+        content_type: Optional[str] = None,
+        name: Optional[str] = None,
+        *,
+        shared: bool = False,
+        page_size: int = 200,
+    ) -> Iterator[Artifact]:
+        """Every matching artifact, page after page (the caller's own, or with ``shared`` those shared with it).
+
+        Artifacts created while the pages are read may or may not appear;
+        none appears twice.
+        """
+        fetch = self.list_shared if shared else self.list
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            page = fetch(metadata_filter, content_type, name, page_size, offset)
+            for a in page:
+                if a.id not in seen:
+                    seen.add(a.id)
+                    yield a
+            offset += len(page)
+            if len(page) < page_size or offset >= page.total:
+                return
+
+    # -- sharing and signed URLs --------------------------------------------
+
+    def share(
+        self,
+        artifact_id: str,
+        with_agents: Union[None, str, Iterable[str]] = None,
+        with_groups: Union[None, str, Iterable[str]] = None,
+    ) -> Access:
+        """Let agents, and members of groups, read the artifact (owner only); returns who may now."""
+        doc: dict[str, Any] = {}
+        if (a := _names(with_agents)) is not None:
+            doc["agents"] = a
+        if (g := _names(with_groups)) is not None:
+            doc["groups"] = g
+        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/share", json_body=doc))
+
+    def unshare(
+        self,
+        artifact_id: str,
+        agents: Union[None, str, Iterable[str]] = None,
+        groups: Union[None, str, Iterable[str]] = None,
+    ) -> Access:
+        """Take back access; signed URLs granted through it stop working. Returns who may still read it."""
+        doc: dict[str, Any] = {}
+        if (a := _names(agents)) is not None:
+            doc["agents"] = a
+        if (g := _names(groups)) is not None:
+            doc["groups"] = g
+        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/unshare", json_body=doc))
+
+    def get_access(self, artifact_id: str) -> Access:
+        """The artifact's owner and the agents and groups it is shared with (``GET /v1/artifacts/{id}/access``)."""
+        return Access.from_json(self._t.json("GET", f"/v1/artifacts/{q(artifact_id)}/access"))
+
+    def create_signed_url(self, artifact_id: str, expires_in: int = 3600, version: Optional[int] = None) -> SignedURL:
+        """A capability URL for the content, with its token id (for :meth:`revoke_signed_url`) and expiry.
+
+        ``version`` absent: whichever version is current when the URL is used.
+        """
+        doc: dict[str, Any] = {"expires_in": int(expires_in)}
+        if version:
+            doc["version"] = int(version)
+        return SignedURL.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/signed-url", json_body=doc))
+
+    def get_signed_url(self, artifact_id: str, expires_in: int = 3600, version: Optional[int] = None) -> str:
+        """A URL that serves the content with no other authentication, on any node of the mesh, for ``expires_in`` seconds (at most 7 days)."""
+        return self.create_signed_url(artifact_id, expires_in, version).url
+
+    def revoke_signed_url(self, token_id: str) -> None:
+        """Make a signed URL stop working (``DELETE /v1/tokens/{token_id}``)."""
+        self._t.request("DELETE", f"/v1/tokens/{q(token_id)}")
+
+    def download_signed_url(self, url: str) -> bytes:
+        """Fetch a signed URL's content (no API key is sent), as bytes."""
+        return self._t.request("GET", url=url, auth=False).data
+
+    # -- deleting -----------------------------------------------------------
+
+    def delete(self, artifact_id: str) -> None:
+        """Delete the artifact, its versions, grants and outstanding signed URLs."""
+        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}")
+
+    def delete_version(self, artifact_id: str, version: int) -> None:
+        """Delete one version; deleting the only one left is a :class:`ConflictError`."""
+        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}")
+
+    # -- replication and placement -------------------------------------------
+
+    def set_replication(self, artifact_id: str, factor: int) -> int:
+        """How many members keep every version of the artifact (owner only); 0 follows the mesh policy. Returns the factor set."""
+        doc = self._t.json("PUT", f"/v1/artifacts/{q(artifact_id)}/replication", json_body={"factor": int(factor)})
+        return int(doc.get("factor", factor)) if isinstance(doc, dict) else int(factor)
+
+    def get_placement(self, artifact_id: str) -> builtins.list[VersionPlacement]:
+        """Where each version is held and whether it has its copies, oldest version first."""
+        doc = self._t.json("GET", f"/v1/artifacts/{q(artifact_id)}/placement")
+        return [VersionPlacement.from_json(x) for x in doc.get("items") or []]
+
+
+class Agents:
+    """Agent administration (admin agents only): ``client.agents``, like ``artmesh agent``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, agent_id: str, groups: Optional[Iterable[str]] = None, admin: bool = False) -> AgentKey:
+        """Add an agent and return it with its API key, which the node shows only this once.
+
+        Groups that do not exist yet are created.
+        """
+        doc = {"id": agent_id, "groups": _names(groups) or [], "admin": bool(admin)}
+        return AgentKey.from_json(self._t.json("POST", "/v1/agents", json_body=doc))
+
+    def list(self) -> builtins.list[Agent]:
+        """Every agent, by id."""
+        return [Agent.from_json(x) for x in self._t.json("GET", "/v1/agents").get("items") or []]
+
+    def delete(self, agent_id: str) -> None:
+        """Remove an agent; its keys stop working."""
+        self._t.request("DELETE", f"/v1/agents/{q(agent_id)}")
+
+    def rotate(self, agent_id: str) -> AgentKey:
+        """Give an agent a new API key (the old one stops working) and return it, shown only this once."""
+        return AgentKey.from_json(self._t.json("POST", f"/v1/agents/{q(agent_id)}/keys"))
+
+
+class Groups:
+    """Group administration (admin agents only): ``client.groups``, like ``artmesh group``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, name: str, members: Optional[Iterable[str]] = None) -> Group:
+        """Create a group with these members (or set them, when it exists)."""
+        return self.set_members(name, members or [])
+
+    def set_members(self, name: str, members: Iterable[str]) -> Group:
+        """Make ``members`` the group's complete member list (``PUT /v1/groups/{name}``)."""
+        return Group.from_json(self._t.json("PUT", f"/v1/groups/{q(name)}", json_body={"members": _names(members) or []}))
+
+    def list(self) -> builtins.list[Group]:
+        """Every group, by name."""
+        return [Group.from_json(x) for x in self._t.json("GET", "/v1/groups").get("items") or []]
+
+    def delete(self, name: str) -> None:
+        """Remove a group; what was shared with it is no longer shared through it."""
+        self._t.request("DELETE", f"/v1/groups/{q(name)}")
+
+
+class Mesh:
+    """The mesh: ``client.mesh``, like ``artmesh mesh``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def members(self) -> builtins.list[Member]:
+        """The mesh's members as the called node sees them."""
+        return [Member.from_json(x) for x in self._t.json("GET", "/v1/mesh/members").get("items") or []]
+
+    def invite(self, expires_in: int = 3600) -> Invite:
+        """A one-time ticket for ``artmesh init --join TICKET`` on a new node (admin only)."""
+        return Invite.from_json(self._t.json("POST", "/v1/mesh/invites", json_body={"expires_in": int(expires_in)}))
+
+    def remove(self, peer_id: str) -> None:
+        """Take a node out of the mesh (admin only)."""
+        self._t.request("DELETE", f"/v1/mesh/members/{q(peer_id)}")
+
+    def policy(self) -> Policy:
+        """The mesh's replication policy."""
+        return Policy.from_json(self._t.json("GET", "/v1/mesh/policy"))
+
+    def set_policy(self, replication_factor: Optional[int] = None, write_replicas: Optional[int] = None) -> Policy:
+        """Change the replication policy (admin only); a None keeps the current value. Returns the policy as it now is."""
+        doc: dict[str, Any] = {}
+        if replication_factor is not None:
+            doc["replication_factor"] = int(replication_factor)
+        if write_replicas is not None:
+            doc["write_replicas"] = int(write_replicas)
+        return Policy.from_json(self._t.json("PUT", "/v1/mesh/policy", json_body=doc))
+
+
+class Pins:
+    """Which versions the called node keeps a full copy of: ``client.pins``, like ``artmesh pin``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def add(self, artifact_id: str, version: Optional[int] = None) -> Pin:
+        """Make this node fetch and keep the version (default: the current one); the fetch goes on in the background."""
+        query = [("version", str(int(version)))] if version else []
+        return Pin.from_json(self._t.json("PUT", f"/v1/pins/{q(artifact_id)}", query=query))
+
+    def list(self) -> builtins.list[Pin]:
+        """This node's pins, with their states."""
+        return [Pin.from_json(x) for x in self._t.json("GET", "/v1/pins").get("items") or []]
+
+    def remove(self, artifact_id: str, version: Optional[int] = None) -> None:
+        """Stop keeping the version here (default: every pinned version of it)."""
+        query = [("version", str(int(version)))] if version else []
+        self._t.request("DELETE", f"/v1/pins/{q(artifact_id)}", query=query)
+
+
+class Repo:
+    """The called node's block store (admin only): ``client.repo``, like ``artmesh repo``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def stat(self) -> RepoStat:
+        """How large the block store is."""
+        return RepoStat.from_json(self._t.json("GET", "/v1/repo/stat"))
+
+    def gc(self) -> GCResult:
+        """Remove the blocks nothing references any more."""
+        return GCResult.from_json(self._t.json("POST", "/v1/repo/gc"))
+
+
+class Client:
+    """A synchronous client of an artmesh node's HTTP API, as one agent.
+
+    Args:
+        api_key: the agent's API key; default ``$ARTMESH_API_KEY``, else the
+            local node's ``<repo>/api.key`` (repo: ``$ARTMESH_PATH`` or ``~/.artmesh``).
+        base_url: the node's API URL; default ``$ARTMESH_API``, else the
+            address the repo's running daemon wrote (``api.addr``), else its
+            ``config.json``, else ``http://127.0.0.1:7480``.
+        timeout: seconds to wait on connect and on each read (None: forever).
+        max_retries: how many times a 503 answer is retried (after the wait
+            its ``Retry-After`` asks for).
+        consistent_reads: make every read linearizable (``?consistent=true``):
+            a read on any node then sees every write acknowledged anywhere in
+            the mesh, at the cost of a round trip to the catalog's leader.
+
+    Connections are kept and reused; the client is safe to share between
+    threads. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        *,
+        max_retries: int = DEFAULT_RETRIES,
+        consistent_reads: bool = False,
+        user_agent: Optional[str] = None,
+    ) -> None:
+        url = find_base_url(base_url)
+        key, source = find_api_key(api_key)
+        self._t = Transport(url, key, source, timeout, max_retries, consistent_reads, user_agent)
+        #: Artifact calls.
+        self.artifact = Artifacts(self._t)
+        #: Agent administration.
+        self.agents = Agents(self._t)
+        #: Group administration.
+        self.groups = Groups(self._t)
+        #: Mesh members, invites and replication policy.
+        self.mesh = Mesh(self._t)
+        #: This node's pins.
+        self.pins = Pins(self._t)
+        #: This node's block store.
+        self.repo = Repo(self._t)
+
+    @property
+    def base_url(self) -> str:
+        """The node's API URL this client calls."""
+        return self._t.base_url
+
+    def node(self) -> NodeInfo:
+        """The called node: peer id, mesh addresses, version, API URL (``GET /v1/node``)."""
+        return NodeInfo.from_json(self._t.json("GET", "/v1/node"))
+
+    def ready(self) -> bool:
+        """Whether the node is ready to serve (``GET /readyz``); False when it answers 503."""
+        return self._t.request("GET", "/readyz", auth=False, retry_503=False, ok=(503,)).status == 200
+
+    def openapi(self) -> dict[str, Any]:
+        """The node's OpenAPI description (``GET /v1/openapi.json``)."""
+        doc = self._t.json("GET", "/v1/openapi.json", auth=False)
+        if not isinstance(doc, dict):
+            raise ArtmeshError("the OpenAPI document is not a JSON object", 200, "bad_answer")
+        return doc
+
+    def close(self) -> None:
+        """Close the kept connections."""
+        self._t.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"artmesh.Client(base_url={self.base_url!r})"
+
+
+__all__ = ["Client", "Artifacts", "Agents", "Groups", "Mesh", "Pins", "Repo", "Data", "DEFAULT_TIMEOUT", "DEFAULT_RETRIES"]

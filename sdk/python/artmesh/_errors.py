@@ -1,0 +1,194 @@
+"""The SDK's exceptions: one per API error code, all under ArtmeshError.
+
+Every error the node answers is ``{"error": {"code": ..., "message": ...}}``
+with one status per code (API.md, "Errors"); :func:`error_from_response`
+turns it into the matching subclass, so callers can write::
+
+    try:
+        client.artifact.get(artifact_id)
+    except artmesh.NotFoundError:
+        ...
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from typing import Optional
+
+__all__ = [
+    "ArtmeshError",
+    "InvalidArgumentError",
+    "UnauthenticatedError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "ExpiredError",
+    "TooLargeError",
+    "RangeNotSatisfiableError",
+    "InternalError",
+    "UnavailableError",
+    "ArtmeshConnectionError",
+    "ArtmeshTimeoutError",
+]
+
+
+class ArtmeshError(Exception):
+    """An error answered by an artmesh node, or met on the way to one.
+
+    Attributes:
+        status: the HTTP status of the answer (``None`` when no answer came).
+        code: the API's snake_case error code, such as ``"not_found"``.
+        message: the node's message, for a person.
+    """
+
+    #: The code of this class, when it stands for one API error code.
+    CODE: str = ""
+    #: The HTTP status of that code.
+    STATUS: Optional[int] = None
+
+    def __init__(self, message: str, status: Optional[int] = None, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message: str = message
+        self.status: Optional[int] = status if status is not None else self.STATUS
+        self.code: str = code if code is not None else self.CODE
+
+    def __str__(self) -> str:
+        if self.status is None:
+            return self.message
+        return f"{self.message} ({self.status} {self.code})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
+
+
+class InvalidArgumentError(ArtmeshError):
+    """400 ``invalid_argument``: the request is malformed or names something unknown."""
+
+    CODE, STATUS = "invalid_argument", 400
+
+
+class UnauthenticatedError(ArtmeshError):
+    """401 ``unauthenticated``: no API key, or one that belongs to no agent."""
+
+    CODE, STATUS = "unauthenticated", 401
+
+
+class PermissionDeniedError(ArtmeshError):
+    """403 ``permission_denied``: the caller may see this but not do that."""
+
+    CODE, STATUS = "permission_denied", 403
+
+
+class NotFoundError(ArtmeshError):
+    """404 ``not_found``: no such thing, or one the caller may not see."""
+
+    CODE, STATUS = "not_found", 404
+
+
+class ConflictError(ArtmeshError):
+    """409 ``conflict``: the call contradicts the current state (for example the last version)."""
+
+    CODE, STATUS = "conflict", 409
+
+
+class ExpiredError(ArtmeshError):
+    """410 ``expired``: a signed URL, upload or token is past its expiry."""
+
+    CODE, STATUS = "expired", 410
+
+
+class TooLargeError(ArtmeshError):
+    """413 ``too_large``: a body, metadata or artifact over the node's limits."""
+
+    CODE, STATUS = "too_large", 413
+
+
+class RangeNotSatisfiableError(ArtmeshError):
+    """416 ``range_not_satisfiable``: a byte range outside the content."""
+
+    CODE, STATUS = "range_not_satisfiable", 416
+
+
+class InternalError(ArtmeshError):
+    """500 ``internal``: the node failed; its log has the details."""
+
+    CODE, STATUS = "internal", 500
+
+
+class UnavailableError(ArtmeshError):
+    """503 ``unavailable``: no catalog quorum, too few members for the copies, or content out of reach.
+
+    The client has already retried the call (honouring ``Retry-After``) by
+    the time this is raised.
+    """
+
+    CODE, STATUS = "unavailable", 503
+
+
+class ArtmeshConnectionError(ArtmeshError, builtins.ConnectionError):
+    """No artmesh node answered at the API address, or the connection broke.
+
+    It is also a built-in :class:`ConnectionError`. When nothing listens at
+    the address its message says how to start a node (``artmesh daemon`` or
+    ``make run``).
+    """
+
+    CODE = "connection_error"
+
+    def __init__(self, message: str, base_url: str = "") -> None:
+        ArtmeshError.__init__(self, message, None, self.CODE)
+        #: The origin that could not be reached.
+        self.base_url: str = base_url
+
+
+class ArtmeshTimeoutError(ArtmeshConnectionError, builtins.TimeoutError):
+    """The node did not answer within the client's timeout."""
+
+    CODE = "timeout"
+
+
+_BY_CODE: dict[str, type[ArtmeshError]] = {
+    cls.CODE: cls
+    for cls in (
+        InvalidArgumentError,
+        UnauthenticatedError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        ExpiredError,
+        TooLargeError,
+        RangeNotSatisfiableError,
+        InternalError,
+        UnavailableError,
+    )
+}
+_BY_STATUS: dict[int, type[ArtmeshError]] = {cls.STATUS: cls for cls in _BY_CODE.values() if cls.STATUS is not None}
+
+
+def error_from_response(status: int, body: bytes, reason: str = "") -> ArtmeshError:
+    """Return the exception for an error answer with ``status`` and ``body``.
+
+    The class is chosen by the body's code, else by the status; a body that
+    is not the API's error shape (a proxy's page, say) keeps its status and
+    gets the code of that status.
+    """
+    code: Optional[str] = None
+    message = ""
+    try:
+        doc = json.loads(body.decode("utf-8")) if body else None
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict):
+            if isinstance(err.get("code"), str):
+                code = err["code"]
+            if isinstance(err.get("message"), str):
+                message = err["message"]
+    except (UnicodeDecodeError, ValueError):
+        pass
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or ArtmeshError
+    if code is None:
+        code = cls.CODE or f"http_{status}"
+    if not message:
+        text = body[:200].decode("utf-8", "replace").strip() if body else ""
+        message = text or reason or f"HTTP {status}"
+    return cls(message, status, code)

@@ -1,0 +1,423 @@
+"""The API's objects as typed, immutable Python values.
+
+Each has a ``from_json`` that reads the node's JSON (API.md and
+/v1/openapi.json); fields the SDK does not know are ignored, so a newer node
+does not break an older SDK. Times are aware :class:`datetime.datetime`
+values in UTC.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Optional
+
+from ._times import parse_time, require_time
+
+__all__ = [
+    "Artifact",
+    "ArtifactList",
+    "Version",
+    "Access",
+    "Upload",
+    "SignedURL",
+    "Agent",
+    "AgentKey",
+    "Group",
+    "Member",
+    "Invite",
+    "NodeInfo",
+    "Policy",
+    "Pin",
+    "VersionPlacement",
+    "RepoStat",
+    "GCResult",
+]
+
+JSONDict = Mapping[str, Any]
+
+
+def _strs(v: Any) -> builtins.list[str]:
+    return [str(x) for x in v] if isinstance(v, builtins.list) else []
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact as of its current (highest) version.
+
+    ``version``, ``cid``, ``size_bytes`` and ``content_type`` are those of
+    the current version; ``metadata`` is the artifact's merged metadata.
+    """
+
+    id: str
+    name: str
+    owner: str
+    content_type: str
+    size_bytes: int
+    cid: str
+    version: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Artifact":
+        """Read an artifact object."""
+        return cls(
+            id=str(d["id"]),
+            name=str(d.get("name", "")),
+            owner=str(d.get("owner", "")),
+            content_type=str(d.get("content_type", "")),
+            size_bytes=int(d.get("size_bytes", 0)),
+            cid=str(d.get("cid", "")),
+            version=int(d.get("version", 0)),
+            metadata=dict(d.get("metadata") or {}),
+            created_at=require_time(d.get("created_at")),
+            updated_at=require_time(d.get("updated_at")),
+        )
+
+
+class ArtifactList(builtins.list):  # type: ignore[type-arg]
+    """A page of artifacts: a list that also carries the page's ``total``, ``limit`` and ``offset``.
+
+    ``total`` is how many artifacts match the filters over all pages.
+    """
+
+    total: int
+    limit: int
+    offset: int
+
+    def __init__(self, items: Iterable[Artifact] = (), total: int = 0, limit: int = 0, offset: int = 0) -> None:
+        super().__init__(items)
+        self.total = total
+        self.limit = limit
+        self.offset = offset
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "ArtifactList":
+        """Read a page (``{"items", "total", "limit", "offset"}``)."""
+        items = [Artifact.from_json(x) for x in d.get("items") or []]
+        return cls(items, int(d.get("total", len(items))), int(d.get("limit", 0)), int(d.get("offset", 0)))
+
+    def __repr__(self) -> str:
+        return f"ArtifactList({builtins.list.__repr__(self)}, total={self.total}, limit={self.limit}, offset={self.offset})"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of an artifact. ``metadata`` is the artifact's full metadata as of this version."""
+
+    version: int
+    cid: str
+    size_bytes: int
+    content_type: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    parent: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Version":
+        """Read a version object."""
+        parent = d.get("parent")
+        return cls(
+            version=int(d["version"]),
+            cid=str(d.get("cid", "")),
+            size_bytes=int(d.get("size_bytes", 0)),
+            content_type=str(d.get("content_type", "")),
+            metadata=dict(d.get("metadata") or {}),
+            created_at=require_time(d.get("created_at")),
+            created_by=str(d.get("created_by", "")),
+            parent=int(parent) if parent is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may read an artifact besides its owner: agents, and members of groups."""
+
+    owner: str
+    agents: builtins.list[str]
+    groups: builtins.list[str]
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Access":
+        """Read an access object."""
+        return cls(owner=str(d.get("owner", "")), agents=_strs(d.get("agents")), groups=_strs(d.get("groups")))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload session (an upload URL).
+
+    ``url`` (and ``token``) are only known from :meth:`Artifacts.get_upload_url`;
+    a session read back later has them as ``None``. A plain HTTP ``PUT`` of
+    exactly ``size_bytes`` bytes to ``url``, with no API key, sends the
+    content; :meth:`Artifacts.confirm_upload` then turns it into an artifact.
+    """
+
+    id: str
+    url: Optional[str]
+    expires_at: datetime
+    token: Optional[str] = None
+    name: str = ""
+    content_type: str = ""
+    size_bytes: int = 0
+    received_bytes: int = 0
+    state: str = "open"
+    artifact_id: Optional[str] = None
+    cid: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Upload":
+        """Read an upload session."""
+        return cls(
+            id=str(d["id"]),
+            url=d.get("url") or None,
+            expires_at=require_time(d.get("expires_at")),
+            token=d.get("token") or None,
+            name=str(d.get("name", "")),
+            content_type=str(d.get("content_type", "")),
+            size_bytes=int(d.get("size_bytes", 0)),
+            received_bytes=int(d.get("received_bytes", 0)),
+            state=str(d.get("state", "")),
+            artifact_id=d.get("artifact_id") or None,
+            cid=d.get("cid") or None,
+        )
+
+
+@dataclass(frozen=True)
+class SignedURL:
+    """A capability URL: the content with no other authentication, on any node, until ``expires_at``."""
+
+    url: str
+    token: str
+    token_id: str
+    expires_at: datetime
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "SignedURL":
+        """Read a signed URL answer."""
+        return cls(
+            url=str(d["url"]),
+            token=str(d.get("token", "")),
+            token_id=str(d.get("token_id", "")),
+            expires_at=require_time(d.get("expires_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent: an identity with an API key, member of groups, maybe an admin."""
+
+    id: str
+    groups: builtins.list[str]
+    admin: bool
+    created_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Agent":
+        """Read an agent object."""
+        return cls(
+            id=str(d["id"]),
+            groups=_strs(d.get("groups")),
+            admin=bool(d.get("admin", False)),
+            created_at=parse_time(d.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class AgentKey(Agent):
+    """An agent with its API key, which the node shows only this once (at create and rotate)."""
+
+    api_key: str = field(default="", repr=False)
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "AgentKey":
+        """Read an agent-with-key object."""
+        a = Agent.from_json(d)
+        return cls(id=a.id, groups=a.groups, admin=a.admin, created_at=a.created_at, api_key=str(d.get("api_key", "")))
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of agents, by name; members sorted."""
+
+    name: str
+    members: builtins.list[str]
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Group":
+        """Read a group object."""
+        return cls(name=str(d["name"]), members=_strs(d.get("members")))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member node of the mesh, as the called node sees it."""
+
+    peer_id: str
+    addresses: builtins.list[str]
+    api_url: str
+    role: str
+    reachable: bool
+    leader: bool
+    bytes_held: int = 0
+    under_replicated: int = 0
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Member":
+        """Read a member object."""
+        return cls(
+            peer_id=str(d["peer_id"]),
+            addresses=_strs(d.get("addresses")),
+            api_url=str(d.get("api_url", "")),
+            role=str(d.get("role", "")),
+            reachable=bool(d.get("reachable", False)),
+            leader=bool(d.get("leader", False)),
+            bytes_held=int(d.get("bytes_held", 0)),
+            under_replicated=int(d.get("under_replicated", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A one-time ticket for ``artmesh init --join TICKET`` on a new node."""
+
+    ticket: str
+    expires_at: datetime
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Invite":
+        """Read an invite."""
+        return cls(ticket=str(d["ticket"]), expires_at=require_time(d.get("expires_at")))
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """The called node: its peer id, mesh addresses, software version and API URL."""
+
+    peer_id: str
+    addresses: builtins.list[str]
+    version: str
+    api_url: str
+    started_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "NodeInfo":
+        """Read a node object."""
+        return cls(
+            peer_id=str(d["peer_id"]),
+            addresses=_strs(d.get("addresses")),
+            version=str(d.get("version", "")),
+            api_url=str(d.get("api_url", "")),
+            started_at=parse_time(d.get("started_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The mesh's replication policy."""
+
+    replication_factor: int
+    write_replicas: int
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Policy":
+        """Read a policy."""
+        return cls(replication_factor=int(d["replication_factor"]), write_replicas=int(d["write_replicas"]))
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A version this node keeps a full copy of; ``state`` is queued, fetching, pinned or failed."""
+
+    artifact_id: str
+    version: int
+    cid: str
+    state: str
+    bytes_done: int
+    size_bytes: int
+    error: str = ""
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Pin":
+        """Read a pin object."""
+        return cls(
+            artifact_id=str(d["artifact_id"]),
+            version=int(d.get("version", 0)),
+            cid=str(d.get("cid", "")),
+            state=str(d.get("state", "")),
+            bytes_done=int(d.get("bytes_done", 0)),
+            size_bytes=int(d.get("size_bytes", 0)),
+            error=str(d.get("error", "")),
+        )
+
+
+@dataclass(frozen=True)
+class VersionPlacement:
+    """Where one version of an artifact is held; ``state`` is ok, under_replicated or repairing."""
+
+    version: int
+    cid: str
+    factor: int
+    holders: builtins.list[str]
+    allocated: builtins.list[str]
+    state: str
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "VersionPlacement":
+        """Read a version placement."""
+        return cls(
+            version=int(d["version"]),
+            cid=str(d.get("cid", "")),
+            factor=int(d.get("factor", 0)),
+            holders=_strs(d.get("holders")),
+            allocated=_strs(d.get("allocated")),
+            state=str(d.get("state", "")),
+        )
+
+
+@dataclass(frozen=True)
+class RepoStat:
+    """The size of the node's block store."""
+
+    blocks: int
+    bytes: int
+    packs: int
+    pack_bytes: int
+    path: str
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "RepoStat":
+        """Read a repo stat."""
+        return cls(
+            blocks=int(d.get("blocks", 0)),
+            bytes=int(d.get("bytes", 0)),
+            packs=int(d.get("packs", 0)),
+            pack_bytes=int(d.get("pack_bytes", 0)),
+            path=str(d.get("path", "")),
+        )
+
+
+@dataclass(frozen=True)
+class GCResult:
+    """What a garbage collection of the block store removed."""
+
+    blocks_removed: int
+    bytes_removed: int
+    packs_removed: int
+    disk_bytes_freed: int
+    duration_ms: int
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "GCResult":
+        """Read a GC result."""
+        return cls(
+            blocks_removed=int(d.get("blocks_removed", 0)),
+            bytes_removed=int(d.get("bytes_removed", 0)),
+            packs_removed=int(d.get("packs_removed", 0)),
+            disk_bytes_freed=int(d.get("disk_bytes_freed", 0)),
+            duration_ms=int(d.get("duration_ms", 0)),
+        )
