@@ -101,13 +101,17 @@ func (t commandType) String() string {
 		return "PutPin"
 	case deletePinType:
 		return "DeletePin"
+	case putFetchingType:
+		return "PutFetching"
+	case dropFetchingType:
+		return "DropFetching"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
 
 // ignoreUnknownTypeFlag, set on a command type, lets an older replica skip
 // a command it does not know instead of stopping, for commands whose loss
-// cannot make replicas disagree (as in consul). No command uses it yet.
+// cannot make replicas disagree (as in consul): the fetching rows.
 const ignoreUnknownTypeFlag commandType = 128
 
 // command is a typed catalog command: the payload of one log entry.
@@ -294,6 +298,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return res
 	}
 	if res, ok := applyReplicationCommand(tx, t, payload); ok {
+		return res
+	}
+	if res, ok := applyFetchingCommand(tx, t, payload); ok {
 		return res
 	}
 	if t&ignoreUnknownTypeFlag != 0 {

@@ -226,6 +226,7 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tablePolicy, recordPolicy},
 		{tablePins, recordPin},
 		{tableRequests, recordRequest},
+		{tableFetching, recordFetching},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -332,6 +333,8 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tablePins, &Pin{}
 		case recordRequest:
 			table, row = tableRequests, &requestRow{}
+		case recordFetching:
+			table, row = tableFetching, &Fetching{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

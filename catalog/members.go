@@ -144,6 +144,9 @@ func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
 	if err := revokeJoinAgentTxn(tx, op, raw.(*Member).Agent); err != nil {
 		return err
 	}
+	if err := dropMemberFetchingTxn(tx, op, cmd.PeerID); err != nil {
+		return err
+	}
 	return dropMemberPlacementTxn(tx, op, cmd.PeerID)
 }
 

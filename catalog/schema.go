@@ -109,6 +109,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range replicationTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range fetchingTables() {
+		s.Tables[name] = t
+	}
 	for name, t := range requestTables() {
 		s.Tables[name] = t
 	}

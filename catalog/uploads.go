@@ -51,7 +51,7 @@ const (
 
 // known reports whether t is a command type of this version.
 func (t commandType) known() bool {
-	return t >= createArtifactType && t <= lastCommandType
+	return (t >= createArtifactType && t <= lastCommandType) || t == putFetchingType || t == dropFetchingType
 }
 
 // Upload is an upload session, as the catalog keeps it.

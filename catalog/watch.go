@@ -41,6 +41,9 @@ const (
 	// TopicReleases: something may no longer be kept somewhere: a holder
 	// record or allocation given up, a pin removed, a member gone.
 	TopicReleases
+	// TopicFetching: a member started, renewed or ended a fetch that
+	// serves others.
+	TopicFetching
 
 	// TopicAll is every topic: what a snapshot restore changes.
 	TopicAll Topic = 1<<iota - 1
@@ -77,6 +80,8 @@ func topicOf(t commandType) Topic {
 		return TopicPins | TopicReleases
 	case setPolicyType, setReplicationType:
 		return TopicPolicy
+	case putFetchingType, dropFetchingType:
+		return TopicFetching
 	case noopType:
 		return 0
 	}

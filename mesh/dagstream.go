@@ -38,30 +38,64 @@ var ErrCorruptBlock = errors.New("mesh: a peer sent a block that does not match 
 // BlockGetter reads a block from the local store.
 type BlockGetter func(ctx context.Context, c cid.Cid) ([]byte, error)
 
-// ServeDAG answers DAG requests from the local store. tamper, when not
-// nil, may alter each block's bytes before they are sent: it exists for
-// tests that prove receivers reject corrupt data, and is nil otherwise.
+// DAGsProtocol streams several subtrees of a DAG in one request, or only
+// its inner nodes: what a fetch that splits a large DAG across holders
+// asks each of them for. The request is one message: flags (a uvarint,
+// see SkipRaw), the number of roots (a uvarint) and each root CID as a
+// uvarint length and its bytes. The answer is the frames of DAGProtocol,
+// for each root in turn.
+const DAGsProtocol protocol.ID = "/artmesh/dags/1.0.0"
+
+// SkipRaw asks a DAGsProtocol holder for the dag-pb nodes only: the raw
+// leaves under them are left out (each root is sent whatever its codec).
+// That skeleton names every leaf of a UnixFS file, in file order.
+const SkipRaw uint64 = 1
+
+// HaveProtocol asks a member that is fetching a DAG which of its leaves
+// it has verified: the request is the root CID, the answer the node's
+// exchange encodes (see node/exchange).
+const HaveProtocol protocol.ID = "/artmesh/have/1.0.0"
+
+// maxRoots bounds the roots of one DAGsProtocol request.
+const maxRoots = 1024
+
+// ServeDAG answers DAG requests (DAGProtocol and DAGsProtocol) from the
+// local store. tamper, when not nil, may alter each block's bytes before
+// they are sent: it exists for tests that prove receivers reject corrupt
+// data, and is nil otherwise.
 func ServeDAG(h host.Host, get BlockGetter, tamper func([]byte) []byte) {
 	h.SetStreamHandler(DAGProtocol, func(st network.Stream) {
-		defer st.Close()
-		_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
-		req, err := readMessage(bufio.NewReader(st))
-		if err != nil {
-			st.Reset()
-			return
-		}
-		root, err := cid.Cast(req)
-		if err != nil {
-			writeErrorFrame(st, "bad root CID")
-			return
-		}
-		_ = st.SetReadDeadline(time.Time{})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		// A small write buffer: a block's bytes go to the stream without a
-		// copy into it; only frame headers are buffered.
-		w := bufio.NewWriterSize(st, 16<<10)
-		err = walk(ctx, root, get, func(c cid.Cid, data []byte) error {
+		serveDAGs(st, get, tamper, func(req []byte) ([]cid.Cid, uint64, error) {
+			root, err := cid.Cast(req)
+			return []cid.Cid{root}, 0, err
+		})
+	})
+	h.SetStreamHandler(DAGsProtocol, func(st network.Stream) {
+		serveDAGs(st, get, tamper, decodeDAGsRequest)
+	})
+}
+
+func serveDAGs(st network.Stream, get BlockGetter, tamper func([]byte) []byte, parse func([]byte) ([]cid.Cid, uint64, error)) {
+	defer st.Close()
+	_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
+	req, err := readMessage(bufio.NewReader(st))
+	if err != nil {
+		st.Reset()
+		return
+	}
+	roots, flags, err := parse(req)
+	if err != nil {
+		writeErrorFrame(st, "bad DAG request: "+err.Error())
+		return
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A small write buffer: a block's bytes go to the stream without a
+	// copy into it; only frame headers are buffered.
+	w := bufio.NewWriterSize(st, 16<<10)
+	for _, root := range roots {
+		err = walk(ctx, root, flags&SkipRaw != 0, get, func(c cid.Cid, data []byte) error {
 			_ = st.SetWriteDeadline(time.Now().Add(rpcTimeout))
 			if tamper != nil {
 				data = tamper(append([]byte(nil), data...))
@@ -73,18 +107,61 @@ func ServeDAG(h host.Host, get BlockGetter, tamper func([]byte) []byte) {
 			w.Flush()
 			return
 		}
-		if err := writeFrame(w, nil, nil); err != nil {
-			st.Reset()
-			return
-		}
-		if err := w.Flush(); err != nil {
-			st.Reset()
-		}
-	})
+	}
+	if err := writeFrame(w, nil, nil); err != nil {
+		st.Reset()
+		return
+	}
+	if err := w.Flush(); err != nil {
+		st.Reset()
+	}
 }
 
-// walk visits the DAG under c depth first, parents before children.
-func walk(ctx context.Context, c cid.Cid, get BlockGetter, visit func(cid.Cid, []byte) error) error {
+// encodeDAGsRequest is the request message of DAGsProtocol.
+func encodeDAGsRequest(roots []cid.Cid, flags uint64) []byte {
+	b := binary.AppendUvarint(nil, flags)
+	b = binary.AppendUvarint(b, uint64(len(roots)))
+	for _, c := range roots {
+		cb := c.Bytes()
+		b = binary.AppendUvarint(b, uint64(len(cb)))
+		b = append(b, cb...)
+	}
+	return b
+}
+
+func decodeDAGsRequest(req []byte) ([]cid.Cid, uint64, error) {
+	flags, n := binary.Uvarint(req)
+	if n <= 0 {
+		return nil, 0, errors.New("no flags")
+	}
+	req = req[n:]
+	count, n := binary.Uvarint(req)
+	if n <= 0 || count == 0 || count > maxRoots {
+		return nil, 0, fmt.Errorf("from 1 to %d roots are asked for at once", maxRoots)
+	}
+	req = req[n:]
+	roots := make([]cid.Cid, 0, count)
+	for range count {
+		l, n := binary.Uvarint(req)
+		if n <= 0 || l == 0 || l > 256 || uint64(len(req)-n) < l {
+			return nil, 0, errors.New("a root CID is cut off")
+		}
+		c, err := cid.Cast(req[n : n+int(l)])
+		if err != nil {
+			return nil, 0, err
+		}
+		roots = append(roots, c)
+		req = req[n+int(l):]
+	}
+	if len(req) != 0 {
+		return nil, 0, errors.New("bytes after the last root")
+	}
+	return roots, flags, nil
+}
+
+// walk visits the DAG under c depth first, parents before children;
+// with skipRaw, raw children are left out.
+func walk(ctx context.Context, c cid.Cid, skipRaw bool, get BlockGetter, visit func(cid.Cid, []byte) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -100,12 +177,19 @@ func walk(ctx context.Context, c cid.Cid, get BlockGetter, visit func(cid.Cid, [
 		return err
 	}
 	for _, l := range links {
-		if err := walk(ctx, l, get, visit); err != nil {
+		if skipRaw && l.Prefix().Codec == cid.Raw {
+			continue
+		}
+		if err := walk(ctx, l, skipRaw, get, visit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// LinksOf returns the children of a verified block: none for a raw leaf,
+// the links of a dag-pb node.
+func LinksOf(c cid.Cid, data []byte) ([]cid.Cid, error) { return linksOf(c, data) }
 
 // linksOf returns the children of a block: none for raw leaves, the links
 // of a dag-pb node.
@@ -166,13 +250,28 @@ func FetchDAG(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, put fun
 // FetchDAGInto is FetchDAG with each block read into a buffer from alloc,
 // which put then owns (to hand back to a pool once stored).
 func FetchDAGInto(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, alloc func(n int) []byte, put func(cid.Cid, []byte) error) error {
-	st, err := openStream(ctx, h, p, DAGProtocol)
+	return fetchDAGs(ctx, h, p, DAGProtocol, root.Bytes(), []cid.Cid{root}, 0, alloc, put)
+}
+
+// FetchDAGs asks peer p for the DAGs under roots, one after the other,
+// (with SkipRaw in flags: their dag-pb nodes only) and calls put for
+// every block, verified as FetchDAG does; blocks are read into buffers
+// from alloc, which put then owns.
+func FetchDAGs(ctx context.Context, h host.Host, p peer.ID, roots []cid.Cid, flags uint64, alloc func(n int) []byte, put func(cid.Cid, []byte) error) error {
+	if len(roots) == 0 || len(roots) > maxRoots {
+		return fmt.Errorf("mesh: a DAG request asks for 1 to %d roots, not %d", maxRoots, len(roots))
+	}
+	return fetchDAGs(ctx, h, p, DAGsProtocol, encodeDAGsRequest(roots, flags), roots, flags, alloc, put)
+}
+
+func fetchDAGs(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []byte, roots []cid.Cid, flags uint64, alloc func(n int) []byte, put func(cid.Cid, []byte) error) error {
+	st, err := openStream(ctx, h, p, proto)
 	if err != nil {
 		return fmt.Errorf("mesh: open a DAG stream to %s: %w", p, err)
 	}
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	if err := writeMessage(st, root.Bytes()); err != nil {
+	if err := writeMessage(st, req); err != nil {
 		st.Reset()
 		return fmt.Errorf("mesh: DAG request to %s: %w", p, err)
 	}
@@ -183,9 +282,12 @@ func FetchDAGInto(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, all
 	// A small read buffer: a block's bytes are read straight into their
 	// own buffer, not copied through the reader's.
 	r := bufio.NewReaderSize(st, 64<<10)
-	// expected holds the blocks the DAG still owes, in the order a
+	// expected holds the blocks the DAGs still owe, in the order a
 	// depth-first walk sends them: a stack.
-	expected := []cid.Cid{root}
+	expected := make([]cid.Cid, 0, len(roots))
+	for i := len(roots) - 1; i >= 0; i-- {
+		expected = append(expected, roots[i])
+	}
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
 		clen, err := binary.ReadUvarint(r)
@@ -235,6 +337,9 @@ func FetchDAGInto(ctx context.Context, h host.Host, p peer.ID, root cid.Cid, all
 			return ErrCorruptBlock
 		}
 		for i := len(links) - 1; i >= 0; i-- {
+			if flags&SkipRaw != 0 && links[i].Prefix().Codec == cid.Raw {
+				continue
+			}
 			expected = append(expected, links[i])
 		}
 		if err := put(c, data); err != nil {

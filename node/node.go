@@ -123,6 +123,7 @@ type Node struct {
 	caughtUpCh  chan struct{} // closed when caughtUp is set
 	collectKick chan struct{}
 	placeKick   chan struct{}
+	fetchKick   chan struct{}     // the exchange's serving set may have changed
 	gcMu        sync.Mutex        // one collection at a time
 	verified    cidMap[struct{}]  // DAGs checked complete here
 	cache       cidMap[time.Time] // when content kept only as a cache was last read
@@ -221,6 +222,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		caughtUpCh:  make(chan struct{}),
 		collectKick: make(chan struct{}, 1),
 		placeKick:   make(chan struct{}, 1),
+		fetchKick:   make(chan struct{}, 1),
 		placeSem:    make(chan struct{}, maxPlacementFetches),
 	}
 	n.apiURL.Store("http://" + rc.APIAddr)
@@ -230,7 +232,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
-	n.wg.Add(6)
+	n.wg.Add(7)
 	go n.catchUpLoop(runCtx)
 	go n.janitorLoop(runCtx)
 	go func() {
@@ -253,6 +255,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.placeKick, 15*time.Second, time.Second, n.place)
 	go n.reconcileLoop(runCtx, "allocation", catalog.TopicContent|catalog.TopicPlacement|catalog.TopicPolicy|catalog.TopicMembers,
 		nil, 2*time.Second, time.Second, n.allocate)
+	go n.reconcileLoop(runCtx, "fetching rows", catalog.TopicFetching|catalog.TopicMembers,
+		n.fetchKick, 5*time.Second, 0, n.reportFetching)
 	return n, nil
 }
 
@@ -298,7 +302,9 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	n.fetcher = exchange.New(exchange.Config{
 		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,
 		Holders:            n.cat.Holders,
+		Fetchers:           n.cat.Fetchers,
 		OnFetched:          func() { kick(n.collectKick) },
+		OnServing:          func() { kick(n.fetchKick) },
 		BitswapRootTimeout: n.cfg.BitswapRootTimeout,
 	})
 	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +39,16 @@ type Config struct {
 	// Holders returns the members recorded as holding the DAG under a
 	// root CID.
 	Holders func(cid string) ([]string, error)
+	// Fetchers returns the members recorded as fetching the DAG under a
+	// root CID right now, which serve what they have verified of it (nil:
+	// none are known).
+	Fetchers func(cid string) ([]string, error)
 	// OnFetched, when set, is called after each fetch ends (the
 	// collector may have work).
 	OnFetched func()
+	// OnServing, when set, is called when what Serving returns may have
+	// changed.
+	OnServing func()
 	// BitswapRootTimeout is how long the bitswap fallback waits for a
 	// root block.
 	BitswapRootTimeout time.Duration
@@ -60,15 +66,18 @@ type Exchange struct {
 	bufs   bufPool // block buffers of DAG stream fetches
 
 	mu       sync.Mutex
-	inflight map[string]*Fetch // by root CID
-	changed  chan struct{}     // closed and replaced whenever a block lands or a fetch ends
+	inflight map[string]*Fetch    // by root CID
+	finished map[string]time.Time // roots whose fetch succeeded lately, by root CID
+	changed  chan struct{}        // closed and replaced whenever a block lands or a fetch ends
 }
 
 // Fetch is one DAG being fetched.
 type Fetch struct {
+	root  cid.Cid
 	done  chan struct{}
 	err   error        // set before done is closed
 	bytes atomic.Int64 // block bytes received so far
+	plan  *plan        // guarded by the exchange's mu; nil until the skeleton is here
 }
 
 // Done is closed when the fetch has ended.
@@ -90,7 +99,8 @@ func New(cfg Config) *Exchange {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &Exchange{cfg: cfg, ctx: ctx, cancel: cancel, inflight: make(map[string]*Fetch), changed: make(chan struct{})}
+	x := &Exchange{cfg: cfg, ctx: ctx, cancel: cancel, inflight: make(map[string]*Fetch), finished: make(map[string]time.Time), changed: make(chan struct{})}
+	mesh.Serve(cfg.Host, mesh.HaveProtocol, x.serveHave)
 	x.recent = &recentStore{Store: cfg.Store}
 	// A peer's wantlist and its CIDs are capped: a member that asks for
 	// more is asking for nothing real (a file's DAG is fetched a subtree
@@ -116,7 +126,7 @@ func (f *Exchange) Ensure(root cid.Cid) *Fetch {
 	if fe, ok := f.inflight[root.KeyString()]; ok {
 		return fe
 	}
-	fe := &Fetch{done: make(chan struct{})}
+	fe := &Fetch{root: root, done: make(chan struct{})}
 	f.inflight[root.KeyString()] = fe
 	f.wg.Add(1)
 	go f.run(ctx, root, fe)
@@ -133,8 +143,12 @@ func (f *Exchange) run(ctx context.Context, root cid.Cid, fe *Fetch) {
 	fe.err = err
 	close(fe.done)
 	delete(f.inflight, root.KeyString())
+	if err == nil && fe.plan != nil {
+		f.finished[root.KeyString()] = time.Now()
+	}
 	f.broadcastLocked()
 	f.mu.Unlock()
+	f.servingChanged()
 	if err != nil && ctx.Err() == nil {
 		f.cfg.Log.Warn("fetching content failed", "cid", root, "err", err)
 	}
@@ -144,64 +158,22 @@ func (f *Exchange) run(ctx context.Context, root cid.Cid, fe *Fetch) {
 	}
 }
 
-// holderPasses is how many times a fetch goes over the holders before it
-// falls back to bitswap, a second apart: a holder that was restarting a
-// moment ago is back within them.
-const holderPasses = 5
-
+// fetchFromHolders fetches root from the members that hold or fetch it,
+// split across them (see split.go), and falls back to bitswap when none
+// can serve it.
 func (f *Exchange) fetchFromHolders(ctx context.Context, root cid.Cid, fe *Fetch) error {
-	self := f.cfg.Self.String()
-	sess := f.cfg.Store.NewSession()
-	defer sess.Close()
-	var lastErr error
-	corrupt := make(map[peer.ID]bool) // holders that sent a bad block: not asked again
-	for pass := 0; pass < holderPasses; pass++ {
-		if pass > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
-			}
-		}
-		holders, err := f.cfg.Holders(root.String())
-		if err != nil {
-			return err
-		}
-		var peers []peer.ID
-		for _, h := range holders {
-			if id, err := peer.Decode(h); err == nil && h != self && !corrupt[id] {
-				peers = append(peers, id)
-			}
-		}
-		if len(peers) == 0 && pass > 0 {
-			break
-		}
-		if len(peers) == 0 {
-			// No holder is on record (content from before placement, or a
-			// holder that left): ask whoever is connected, with bitswap.
-			return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
-		}
-		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-		for _, p := range peers {
-			err := f.fetchFrom(ctx, p, root, sess, fe)
-			if err == nil {
-				// Durable, but not a holder: only the placement reconciler
-				// records holders, for what is allocated or pinned here;
-				// other fetched content is a cache.
-				return f.cfg.Store.Sync(ctx)
-			}
-			lastErr = err
-			if errors.Is(err, mesh.ErrCorruptBlock) {
-				f.cfg.Log.Warn("a peer sent a corrupt block: disconnecting it", "peer", p, "cid", root)
-				_ = f.cfg.Host.Network().ClosePeer(p)
-				corrupt[p] = true
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
+	err := f.fetchSplit(ctx, root, fe)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return err
+	case errors.Is(err, errNoHolders):
+		// No holder is on record (content from before placement, or a
+		// holder that left): ask whoever is connected, with bitswap.
+		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
+	case artmesh.KindOf(err) == artmesh.Unavailable:
+		return f.bitswapFallback(ctx, root, err)
 	}
-	return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no holder of %s could serve it", root), lastErr))
+	return err
 }
 
 // bitswapFallback fetches root with bitswap after the DAG stream could
@@ -376,9 +348,66 @@ func (f *Exchange) Shutdown() error {
 func (f *Exchange) CopyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
 	sess := f.cfg.Store.NewSession()
 	defer sess.Close()
-	fe := &Fetch{done: make(chan struct{})}
+	fe := &Fetch{root: root, done: make(chan struct{})}
 	if err := f.fetchFrom(ctx, p, root, sess, fe); err != nil {
 		return err
 	}
 	return f.cfg.Store.Sync(ctx)
+}
+
+// servingChanged tells the node that Serving may answer differently.
+func (f *Exchange) servingChanged() {
+	if f.cfg.OnServing != nil {
+		f.cfg.OnServing()
+	}
+}
+
+// Serving returns the roots this node serves to other fetchers while it
+// fetches them: large fetches that have their skeleton, and those that
+// finished within lingerServe. The node records them in the catalog, so
+// that others fetching the same DAG find this one.
+func (f *Exchange) Serving() []cid.Cid {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []cid.Cid
+	for _, fe := range f.inflight {
+		if fe.plan != nil && len(fe.plan.leaves) >= reportLeaves {
+			out = append(out, fe.root)
+		}
+	}
+	for k, at := range f.finished {
+		if time.Since(at) > lingerServe {
+			delete(f.finished, k)
+			continue
+		}
+		if c, err := cid.Cast([]byte(k)); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// serveHave answers HaveProtocol: which leaves of a DAG this node has
+// verified while it fetches it.
+func (f *Exchange) serveHave(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
+	root, err := cid.Cast(req)
+	if err != nil {
+		return nil, artmesh.E(artmesh.Invalid, "a have request carries a root CID")
+	}
+	f.mu.Lock()
+	var pl *plan
+	if fe, ok := f.inflight[root.KeyString()]; ok {
+		pl = fe.plan
+	}
+	at, finished := f.finished[root.KeyString()]
+	f.mu.Unlock()
+	switch {
+	case pl != nil:
+		return pl.have(), nil
+	case finished && time.Since(at) < lingerServe:
+		if ok, err := f.cfg.Store.Has(ctx, root); err == nil && ok {
+			return []byte{haveComplete}, nil
+		}
+	}
+	return []byte{haveNone}, nil
 }

@@ -34,6 +34,7 @@ func main() {
 	size := flag.Int64("size", 1<<30, "bytes of the large file to ingest and download")
 	listN := flag.Int("list-artifacts", 100_000, "artifacts to create for the listing benchmark")
 	flag.BoolVar(&meshBench, "mesh", true, "also measure a mesh of several nodes")
+	flag.BoolVar(&fanoutOnly, "fanout-only", false, "measure only the fan-out under capped links")
 	flag.Parse()
 	if err := run(*size, *listN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -41,8 +42,9 @@ func main() {
 	}
 }
 
-// meshBench says whether to measure the mesh too.
-var meshBench bool
+// meshBench says whether to measure the mesh too; fanoutOnly, whether
+// to measure the fan-out alone.
+var meshBench, fanoutOnly bool
 
 // deadHolderAfter is the bench daemons' --dead-holder-after: short, so
 // that repair starts soon after a holder is killed.
@@ -64,12 +66,19 @@ func run(size int64, listN int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(work)
+	} else {
+		fmt.Println("keeping the bench's folder (BENCH_KEEP):", work)
+	}
 	bin := filepath.Join(work, "artmesh")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/artmesh")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
+	}
+	if fanoutOnly {
+		return benchFanout(bin, work)
 	}
 	fmt.Printf("artmesh bench: %d-byte file, %d artifacts for listing; figures measured now, on this machine\n\n", size, listN)
 
@@ -190,10 +199,20 @@ func run(size int64, listN int) error {
 		if err := benchMesh(bin, work, size, data); err != nil {
 			return err
 		}
+		if err := benchFanout(bin, work); err != nil {
+			return err
+		}
 	}
 
 	fmt.Println("\ncommand: make bench (go run ./e2e/cmd/bench)")
 	return nil
+}
+
+// xorAll changes every byte of b: content that shares no block with b's.
+func xorAll(b []byte, k byte) {
+	for i := range b {
+		b[i] ^= k
+	}
 }
 
 func gbps(bytesPerSec float64) string { return fmt.Sprintf("%.2f GB/s", bytesPerSec/1e9) }
@@ -536,6 +555,33 @@ func benchMesh(bin, work string, size int64, data []byte) error {
 	}
 	report("create on a follower of a 3-voter mesh, one client", fmt.Sprintf("p50 %s, p99 %s", pct(lat, 50), pct(lat, 99)), "")
 
+	// The same download with two holders: new content on A, pinned on C
+	// (which then holds it too), downloaded on B.
+	xorAll(data, 0xa5)
+	var two struct {
+		ID string `json:"id"`
+	}
+	err = a.post("/v1/artifacts?name=two.bin", bytes.NewReader(data), "application/octet-stream", &two)
+	xorAll(data, 0xa5)
+	if err != nil {
+		return err
+	}
+	if _, err := pinAll([]*node{c}, two.ID); err != nil {
+		return err
+	}
+	if err := b.get("/v1/artifacts?limit=1&consistent=true", new(json.RawMessage)); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	if n, err = b.download("/v1/artifacts/" + two.ID + "/content"); err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("the second node downloaded %d of %d bytes", n, size)
+	}
+	fetch2 := float64(size) / time.Since(t0).Seconds()
+	report("the same download on B, two holders (A and C)", fmt.Sprintf("%s = %.2f x one holder", gbps(fetch2), fetch2/fetch), "> 1 x one holder")
+
 	d4, err := join(bin, filepath.Join(work, "repo-d"), a)
 	if err != nil {
 		return err
@@ -672,14 +718,15 @@ func peerOf(n *node) string {
 }
 
 // put sends a JSON body with PUT and expects 200.
-func (n *node) put(path, body string) error {
+// put sends a PUT and expects the status want (default 200).
+func (n *node) put(path, body string, want ...int) error {
 	resp, err := n.req("PUT", path, strings.NewReader(body), "application/json")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
+	if code := append(want, 200)[0]; resp.StatusCode != code {
 		return fmt.Errorf("PUT %s: %d %s", path, resp.StatusCode, data)
 	}
 	return nil
