@@ -450,7 +450,6 @@ def download_file(
         raise ValueError(f"{path!r} names a folder, not a file")
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "download_file writes a file; this is a folder", path)
-    content_path = f"/v1/artifacts/{q(artifact_id)}/content"
 
     found = _find_part(folder, base)
     part: Optional[str] = os.path.join(folder, found[0]) if found else None
@@ -469,10 +468,10 @@ def download_file(
         if part and offset > 0 and cid:
             headers = {"Range": f"bytes={offset}-", "If-Range": f'"{cid}"'}
         try:
-            resp = t.request("GET", content_path, query=query, headers=headers, stream=True)
+            resp = t.request("GET", f"/v1/artifacts/{q(artifact_id)}/content", query=query, headers=headers, stream=True)
         except RangeNotSatisfiableError:
             # The partial file is as long as the content (or longer): finish it, or start again.
-            if part and cid and _complete(arts, content_path, query, cid, offset):
+            if part and cid and _complete(arts, artifact_id, query, cid, offset):
                 return _finish(part, path, folder)
             if part:
                 os.remove(part)
@@ -556,9 +555,9 @@ def _range_total(resp: Response, offset: int) -> int:
     return int(m.group(3))
 
 
-def _complete(arts: "Artifacts", content_path: str, query: list[tuple[str, str]], cid: str, have: int) -> bool:
+def _complete(arts: "Artifacts", artifact_id: str, query: list[tuple[str, str]], cid: str, have: int) -> bool:
     """Whether a partial file of ``have`` bytes of cid is the whole content (HEAD)."""
-    resp = arts._t.request("HEAD", content_path, query=query)
+    resp = arts._t.request("HEAD", f"/v1/artifacts/{q(artifact_id)}/content", query=query)
     return _etag_cid(resp) == cid and int(resp.header("Content-Length") or -1) == have
 
 

@@ -108,6 +108,9 @@ class Origin:
 class Pool:
     """Idle HTTP connections per origin, shared by threads."""
 
+    #: The class of new plain-http connections (tests put one that breaks in its place).
+    connection_class: type[http.client.HTTPConnection] = http.client.HTTPConnection
+
     def __init__(self, timeout: Optional[float]) -> None:
         self._timeout = timeout
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
@@ -123,7 +126,7 @@ class Pool:
                 if _alive(conn):
                     return conn, True
                 conn.close()
-        cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
+        cls = http.client.HTTPSConnection if origin.scheme == "https" else self.connection_class
         return cls(origin.host, origin.port, timeout=self._timeout), False
 
     def put(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
