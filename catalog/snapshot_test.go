@@ -53,6 +53,7 @@ func fill(h *testFSM) []artmesh.ArtifactID {
 	h.must(addHolderCmd{CID: "c-upload", Peer: "peer-a"})
 	h.must(addHolderCmd{CID: "c-upload", Peer: "peer-b"})
 	h.must(removeHolderCmd{CID: "c-upload", Peer: "peer-a"})
+	h.must(putFetchingCmd{Rows: []Fetching{{CID: "c-big", Peer: "peer-a", Seen: testBase}}})
 	return out
 }
 
@@ -95,7 +96,7 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("cids", cids, err)
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement} {
+	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement, tableFetching} {
 		rows, err := collect[any](tx.Get(table, indexID))
 		must(table, rows, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +124,96 @@ func TestFetchDAG(t *testing.T) {
 	var re *RemoteError
 	if err := FetchDAG(ctx, b, a.ID(), missing, func(cid.Cid, []byte) error { return nil }); !errors.As(err, &re) {
 		t.Fatalf("missing root: %v", err)
+	}
+}
+
+// TestFetchDAGs: the skeleton request brings exactly the dag-pb nodes,
+// which name every leaf; a request for several leaves brings exactly
+// those, in order; requests that are malformed get an error, not blocks.
+func TestFetchDAGs(t *testing.T) {
+	key := NewKey()
+	a, b := newTestHost(t, key), newTestHost(t, key)
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	srcBS, srcDAG := memDAG()
+	data := make([]byte, 1<<20+77)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	root := importFile(t, srcDAG, data)
+	ServeDAG(a, func(ctx context.Context, c cid.Cid) ([]byte, error) {
+		blk, err := srcBS.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return blk.RawData(), nil
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alloc := func(n int) []byte { return make([]byte, n) }
+
+	var inner, leaves []cid.Cid
+	err := FetchDAGs(ctx, b, a.ID(), []cid.Cid{root}, SkipRaw, alloc, func(c cid.Cid, d []byte) error {
+		if c.Prefix().Codec != cid.DagProtobuf {
+			t.Fatalf("the skeleton carried a %d block", c.Prefix().Codec)
+		}
+		inner = append(inner, c)
+		links, err := LinksOf(c, d)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			if l.Prefix().Codec == cid.Raw {
+				leaves = append(leaves, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 KiB leaves, 8 links a node: 65 leaves under 9+2+1 inner nodes.
+	if len(leaves) != 65 || len(inner) != 12 {
+		t.Fatalf("skeleton: %d inner nodes naming %d leaves, want 12 and 65", len(inner), len(leaves))
+	}
+
+	want := []cid.Cid{leaves[64], leaves[3], leaves[4]}
+	var got []cid.Cid
+	var joined []byte
+	err = FetchDAGs(ctx, b, a.ID(), want, 0, alloc, func(c cid.Cid, d []byte) error {
+		got = append(got, c)
+		joined = append(joined, d...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBytes := append(append(append([]byte(nil), data[64<<14:]...), data[3<<14:4<<14]...), data[4<<14:5<<14]...)
+	if len(got) != 3 || !got[0].Equals(want[0]) || !got[1].Equals(want[1]) || !got[2].Equals(want[2]) || !bytes.Equal(joined, wantBytes) {
+		t.Fatalf("leaves %v (%d bytes), want %v", got, len(joined), want)
+	}
+
+	for _, tc := range []struct {
+		name string
+		req  []byte
+	}{
+		{"no roots", encodeDAGsRequest(nil, 0)},
+		{"cut-off CID", encodeDAGsRequest([]cid.Cid{root}, 0)[:10]},
+		{"trailing bytes", append(encodeDAGsRequest([]cid.Cid{root}, 0), 1)},
+		{"too many roots", encodeDAGsRequest(make([]cid.Cid, maxRoots+1), 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := fetchDAGs(ctx, b, a.ID(), DAGsProtocol, tc.req, []cid.Cid{root}, 0, alloc, func(cid.Cid, []byte) error {
+				t.Fatal("a malformed request was answered with a block")
+				return nil
+			})
+			var re *RemoteError
+			if !errors.As(err, &re) || !strings.Contains(re.Message, "bad DAG request") {
+				t.Fatalf("malformed request: %v, want a remote bad DAG request error", err)
+			}
+		})
+	}
+	if err := FetchDAGs(ctx, b, a.ID(), nil, 0, alloc, nil); err == nil {
+		t.Fatal("a request for no roots was sent")
 	}
 }

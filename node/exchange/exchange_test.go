@@ -3,6 +3,8 @@ package exchange
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -24,6 +26,12 @@ func newTestExchange(t *testing.T, holders func(string) ([]string, error)) (*Exc
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
+	return newExchangeOver(t, bs, holders, nil), bs
+}
+
+// newExchangeOver starts an exchange over bs on a new host of its own.
+func newExchangeOver(t *testing.T, bs *blockstore.Store, holders, fetchers func(string) ([]string, error)) *Exchange {
+	t.Helper()
 	priv, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +44,9 @@ func newTestExchange(t *testing.T, holders func(string) ([]string, error)) (*Exc
 	}
 	t.Cleanup(func() { h.Close() })
 	self, _ := peer.IDFromPrivateKey(priv)
-	x := New(Config{Self: self, Host: h, Store: bs, Holders: holders, BitswapRootTimeout: time.Second})
+	x := New(Config{Self: self, Host: h, Store: bs, Holders: holders, Fetchers: fetchers, BitswapRootTimeout: time.Second, Log: testLog(t)})
 	t.Cleanup(func() { x.Shutdown() })
-	return x, bs
+	return x
 }
 
 // TestFetchWithoutHolders: a DAG nobody holds ends in Unavailable at once
@@ -103,4 +111,11 @@ func TestBitswapStallEnds(t *testing.T) {
 	if artmesh.KindOf(err) != artmesh.Unavailable {
 		t.Fatalf("stalled fetch: %v, want Unavailable", err)
 	}
+}
+
+func testLog(t *testing.T) *slog.Logger {
+	if os.Getenv("EXCHANGE_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -39,8 +39,10 @@ const (
 	// batchLeaves is how many leaves one request asks a holder for.
 	batchLeaves = 16
 	// endgameLeaves is how many leaves in flight elsewhere an idle worker
-	// asks for at the end.
+	// asks for at the end, once they have been in flight for
+	// endgameAfter.
 	endgameLeaves = 4
+	endgameAfter  = time.Second
 	// workersPerHolder is how many requests run at once against a full
 	// holder: two, so that one's round trip hides behind the other.
 	workersPerHolder = 2
@@ -76,7 +78,8 @@ type plan struct {
 
 	mu           sync.Mutex
 	done         []bool
-	busy         []uint8 // requests in flight per leaf
+	busy         []uint8     // requests in flight per leaf
+	since        []time.Time // when the first request in flight for a leaf was made
 	todo         int     // leaves neither done nor in flight
 	left         int     // leaves not done
 	lastProgress time.Time
@@ -95,6 +98,7 @@ func newPlan(root cid.Cid, leaves []cid.Cid, have func(cid.Cid) bool) *plan {
 	}
 	pl.done = make([]bool, len(pl.leaves))
 	pl.busy = make([]uint8, len(pl.leaves))
+	pl.since = make([]time.Time, len(pl.leaves))
 	for i, l := range pl.leaves {
 		if have(l) {
 			pl.done[i] = true
@@ -215,6 +219,7 @@ type source struct {
 	have      peerHave
 	haveAsked time.Time
 	cursor    int
+	scattered bool // the cursor was moved to a random leaf since others fetch too
 	idleSince time.Time
 	fetching  map[int]bool
 	live      int   // workers running
@@ -272,18 +277,22 @@ func (sf *splitFetch) take(s *source) []int {
 		scan(batchLeaves, todo)
 	case pl.todo > 0:
 		unclaimed := func(i int) bool { return todo(i) && !sf.claimedLocked(i) }
-		if sf.sharedLocked() && !unclaimed(s.cursor) {
+		if sf.sharedLocked() && (!s.scattered || !unclaimed(s.cursor)) {
 			// Other fetchers take leaves from full holders too: start
-			// somewhere else than they are likely to, rather than after
-			// the leaves they just took.
-			s.cursor = rand.IntN(n)
+			// somewhere else than they are likely to, not at the start
+			// of the file or after the leaves they just took.
+			s.cursor, s.scattered = rand.IntN(n), true
 		}
 		scan(batchLeaves, unclaimed)
 		if len(out) == 0 && !s.idleSince.IsZero() && time.Since(s.idleSince) > sourcePatience {
 			scan(batchLeaves, todo)
 		}
 	default:
-		scan(endgameLeaves, func(i int) bool { return !pl.done[i] && pl.busy[i] == 1 && s.has(i) && !s.fetching[i] })
+		// Leaves in flight from another holder for a while: the tail of
+		// a slow holder.
+		scan(endgameLeaves, func(i int) bool {
+			return !pl.done[i] && pl.busy[i] == 1 && s.has(i) && !s.fetching[i] && time.Since(pl.since[i]) > endgameAfter
+		})
 	}
 	if len(out) == 0 {
 		if s.idleSince.IsZero() {
@@ -295,6 +304,7 @@ func (sf *splitFetch) take(s *source) []int {
 	for _, i := range out {
 		if pl.busy[i] == 0 {
 			pl.todo--
+			pl.since[i] = time.Now()
 		}
 		pl.busy[i]++
 		s.fetching[i] = true
@@ -426,7 +436,6 @@ func (sf *splitFetch) startWorkers(ctx context.Context, wg *sync.WaitGroup) erro
 		if old, ok := sf.workers[s.id]; (ok && old.live > 0) || sf.corrupt[s.id] || time.Now().Before(sf.benched[s.id]) {
 			continue
 		}
-		s.cursor = sf.startCursor()
 		sf.workers[s.id] = s
 		n := 1
 		if !s.partial {
@@ -442,19 +451,6 @@ func (sf *splitFetch) startWorkers(ctx context.Context, wg *sync.WaitGroup) erro
 		}
 	}
 	return nil
-}
-
-// startCursor is where a new worker starts taking leaves: at the start of
-// the file while this node is the only one fetching it (readers wait for
-// the file in order), else anywhere, so that fetchers that started
-// together do not all ask for the same leaves first.
-func (sf *splitFetch) startCursor() int {
-	for _, w := range sf.workers {
-		if w.partial {
-			return rand.IntN(len(sf.pl.leaves))
-		}
-	}
-	return 0
 }
 
 // work is one worker's loop: take leaves, fetch them, until the plan is
