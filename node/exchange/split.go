@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -36,8 +37,11 @@ import (
 // once, and from each other for the rest.
 
 const (
-	// batchLeaves is how many leaves one request asks a holder for.
-	batchLeaves = 16
+	// batchLeaves is how many leaves one request asks a holder for;
+	// sharedLeaves, a full holder while other members fetch the DAG too
+	// (small batches, so that the others see sooner what this node took).
+	batchLeaves  = 16
+	sharedLeaves = 4
 	// endgameLeaves is how many leaves in flight elsewhere an idle worker
 	// asks for at the end, once they have been in flight for
 	// endgameAfter.
@@ -48,12 +52,15 @@ const (
 	workersPerHolder = 2
 	// haveEvery is how often a worker asks an idle partial holder what it
 	// has.
-	haveEvery = 200 * time.Millisecond
+	haveEvery = 100 * time.Millisecond
 	// sourcePatience is how long a worker on a full holder leaves alone
 	// leaves that a partial holder has or is fetching, before it takes
 	// them from the full holder after all (a partial holder that stopped
 	// making progress).
 	sourcePatience = 5 * time.Second
+	// ownerPatience is how long a worker on a full holder leaves alone
+	// the leaves that another fetcher owns (see take).
+	ownerPatience = 500 * time.Millisecond
 	// stallAfter ends a fetch that has received nothing for that long.
 	stallAfter = 30 * time.Second
 	// noSourceFor ends a fetch that has had no holder to ask for that
@@ -80,8 +87,8 @@ type plan struct {
 	done         []bool
 	busy         []uint8     // requests in flight per leaf
 	since        []time.Time // when the first request in flight for a leaf was made
-	todo         int     // leaves neither done nor in flight
-	left         int     // leaves not done
+	todo         int         // leaves neither done nor in flight
+	left         int         // leaves not done
 	lastProgress time.Time
 	changed      chan struct{} // closed and replaced on every change
 	complete     chan struct{} // closed when left reaches 0
@@ -199,6 +206,7 @@ func decodeHave(b []byte, n int) (peerHave, error) {
 // splitFetch is one run of a plan against the members that serve it.
 type splitFetch struct {
 	x    *Exchange
+	self peer.ID
 	root cid.Cid
 	sess *blockstore.Session
 	fe   *Fetch
@@ -219,7 +227,6 @@ type source struct {
 	have      peerHave
 	haveAsked time.Time
 	cursor    int
-	scattered bool // the cursor was moved to a random leaf since others fetch too
 	idleSince time.Time
 	fetching  map[int]bool
 	live      int   // workers running
@@ -242,15 +249,38 @@ func (sf *splitFetch) claimedLocked(i int) bool {
 	return false
 }
 
-// sharedLocked says whether other members are fetching the DAG too.
-// Called with the plan's mutex held.
-func (sf *splitFetch) sharedLocked() bool {
+// othersLocked returns the other members fetching the DAG (not those
+// that have it whole already). Called with the plan's mutex held.
+func (sf *splitFetch) othersLocked() []peer.ID {
+	var out []peer.ID
 	for _, w := range sf.workers {
-		if w.partial {
-			return true
+		if w.partial && w.live > 0 && !w.have.complete {
+			out = append(out, w.id)
 		}
 	}
-	return false
+	return out
+}
+
+// ownsLocked says whether leaf i is this node's to take from a full
+// holder: its rendezvous hash is the highest of the fetchers'. Called with
+// the plan's mutex held.
+func (sf *splitFetch) ownsLocked(i int, others []peer.ID) bool {
+	key := sf.pl.leaves[i].KeyString()
+	mine := rendezvous(sf.self, key)
+	for _, o := range others {
+		if rendezvous(o, key) > mine {
+			return false
+		}
+	}
+	return true
+}
+
+// rendezvous is the score of a fetcher for a leaf.
+func rendezvous(p peer.ID, leaf string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(p))
+	h.Write([]byte(leaf))
+	return h.Sum64()
 }
 
 // take picks the next leaves for a worker on s: leaves that nobody has
@@ -276,15 +306,25 @@ func (sf *splitFetch) take(s *source) []int {
 	case pl.todo > 0 && s.partial:
 		scan(batchLeaves, todo)
 	case pl.todo > 0:
-		unclaimed := func(i int) bool { return todo(i) && !sf.claimedLocked(i) }
-		if sf.sharedLocked() && (!s.scattered || !unclaimed(s.cursor)) {
-			// Other fetchers take leaves from full holders too: start
-			// somewhere else than they are likely to, not at the start
-			// of the file or after the leaves they just took.
-			s.cursor, s.scattered = rand.IntN(n), true
+		var idle time.Duration
+		if !s.idleSince.IsZero() {
+			idle = time.Since(s.idleSince)
 		}
-		scan(batchLeaves, unclaimed)
-		if len(out) == 0 && !s.idleSince.IsZero() && time.Since(s.idleSince) > sourcePatience {
+		unclaimed := func(i int) bool { return todo(i) && !sf.claimedLocked(i) }
+		if others := sf.othersLocked(); len(others) == 0 {
+			scan(batchLeaves, unclaimed)
+		} else {
+			// Other members fetch the DAG too: each takes from full
+			// holders the leaves it owns (rendezvous hashing over the
+			// fetchers, so that they agree without a word), and the rest
+			// from the others once they have them; leaves of an owner
+			// that is slow to take them are taken after ownerPatience.
+			scan(sharedLeaves, func(i int) bool { return unclaimed(i) && sf.ownsLocked(i, others) })
+			if len(out) == 0 && idle > ownerPatience {
+				scan(sharedLeaves, unclaimed)
+			}
+		}
+		if len(out) == 0 && idle > sourcePatience {
 			scan(batchLeaves, todo)
 		}
 	default:
@@ -587,7 +627,7 @@ var errNoHolders = errors.New("no member of the mesh is known to hold it")
 func (f *Exchange) fetchSplit(ctx context.Context, root cid.Cid, fe *Fetch) error {
 	sess := f.cfg.Store.NewSession()
 	defer sess.Close()
-	sf := &splitFetch{x: f, root: root, sess: sess, fe: fe,
+	sf := &splitFetch{x: f, self: f.cfg.Self, root: root, sess: sess, fe: fe,
 		workers: make(map[peer.ID]*source), corrupt: make(map[peer.ID]bool), benched: make(map[peer.ID]time.Time)}
 	leaves, err := sf.skeleton(ctx)
 	if err != nil {

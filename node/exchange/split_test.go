@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,13 +71,18 @@ func readBack(t *testing.T, bs *blockstore.Store, root cid.Cid) []byte {
 }
 
 // served is what one test holder sent over DAG streams.
-type served struct{ bytes atomic.Int64 }
+type served struct {
+	bytes atomic.Int64
+	mu    sync.Mutex
+	times map[string][]time.Duration // when each block was served, since start
+	start time.Time
+}
 
 // serve makes x's host answer DAG requests from its store, counting the
 // bytes; limit, when not nil, paces them (a capped uplink); tamper, when
 // set, corrupts every raw block.
 func serve(x *Exchange, bs *blockstore.Store, limit *rate.Limiter, tamper bool) *served {
-	s := &served{}
+	s := &served{times: make(map[string][]time.Duration), start: time.Now()}
 	var bad func([]byte) []byte
 	if tamper {
 		bad = func(b []byte) []byte {
@@ -97,6 +103,9 @@ func serve(x *Exchange, bs *blockstore.Store, limit *rate.Limiter, tamper bool) 
 			}
 		}
 		s.bytes.Add(int64(len(blk.RawData())))
+		s.mu.Lock()
+		s.times[c.KeyString()] = append(s.times[c.KeyString()], time.Since(s.start))
+		s.mu.Unlock()
 		return blk.RawData(), nil
 	}, bad)
 	return s
@@ -239,6 +248,13 @@ func TestFetchersShare(t *testing.T) {
 			t.Fatalf("fetcher %d has different content", i)
 		}
 	}
+	if os.Getenv("EXCHANGE_DEBUG") != "" {
+		for k, ts := range sent.times {
+			if len(ts) > 1 {
+				t.Logf("%x: %v", k[len(k)-3:], ts)
+			}
+		}
+	}
 	if n := sent.bytes.Load(); n > size*3/2 {
 		t.Fatalf("the source sent %.2f x the content to 3 fetchers in %s: they did not share", float64(n)/size, took)
 	}
@@ -258,22 +274,50 @@ func TestTakePolicy(t *testing.T) {
 		}
 		return b
 	}
+	const me, them = peer.ID("me"), peer.ID("them")
+	// firstOwned is the first n leaves from 0 that pass ok and that me
+	// owns against them.
+	firstOwned := func(n int, ok func(int) bool) []int {
+		var out []int
+		for i := 0; i < len(leaves) && len(out) < n; i++ {
+			if ok(i) && rendezvous(me, leaves[i].KeyString()) > rendezvous(them, leaves[i].KeyString()) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
 	fresh := time.Now()
 	for _, tc := range []struct {
 		name    string
 		stored  []int // leaves already here
 		busy    []int // leaves in flight from another worker
 		peer    *peerHave
-		partial bool
+		partial bool          // the worker is on the partial holder
+		idle    time.Duration // how long the worker found nothing
 		want    []int
 	}{
 		{name: "alone, a full holder: in file order", want: seq(0, batchLeaves)},
 		{name: "skips what is here", stored: []int{0, 1, 2}, want: seq(3, 3+batchLeaves)},
 		{name: "a partial holder: only what it has", partial: true, peer: &peerHave{done: bits(5, 7, 30), at: fresh}, want: []int{5, 7, 30}},
-		{name: "a full holder leaves to a partial one what it has or fetches",
-			peer: &peerHave{done: bits(0, 1, 2, 3), busy: bits(4, 5), at: fresh}, want: seq(6, 6+batchLeaves)},
-		{name: "a stale partial answer claims nothing",
-			peer: &peerHave{done: bits(0, 1, 2, 3), at: fresh.Add(-time.Minute)}, want: seq(0, batchLeaves)},
+		{name: "with another fetcher: the leaves this node owns, not what the other has or fetches, a few",
+			peer: &peerHave{done: bits(0, 1, 2, 3), busy: bits(4, 5), at: fresh},
+			want: firstOwned(sharedLeaves, func(i int) bool { return i > 5 })},
+		{name: "a stale answer claims nothing, ownership still holds",
+			peer: &peerHave{done: bits(0, 1, 2, 3), at: fresh.Add(-time.Minute)},
+			want: firstOwned(sharedLeaves, func(int) bool { return true })},
+		{name: "after ownerPatience, the other's leaves too",
+			stored: firstOwned(len(leaves), func(int) bool { return true }),
+			peer:   &peerHave{done: bits(0, 1), at: fresh}, idle: 2 * ownerPatience,
+			want: func() []int {
+				mine := firstOwned(len(leaves), func(int) bool { return true })
+				var out []int
+				for i := 2; len(out) < sharedLeaves; i++ {
+					if !slices.Contains(mine, i) {
+						out = append(out, i)
+					}
+				}
+				return out
+			}()},
 		{name: "endgame: leaves in flight elsewhere, a few", stored: seq(0, 36), busy: []int{36, 37, 38, 39}, want: []int{36, 37, 38, 39}},
 		{name: "nothing left", stored: seq(0, 40), want: nil},
 	} {
@@ -283,8 +327,8 @@ func TestTakePolicy(t *testing.T) {
 				stored[leaves[i].KeyString()] = true
 			}
 			pl := newPlan(leaves[0], leaves, func(c cid.Cid) bool { return stored[c.KeyString()] })
-			sf := &splitFetch{pl: pl, workers: make(map[peer.ID]*source)}
-			other := &source{id: "other", fetching: map[int]bool{}}
+			sf := &splitFetch{self: me, pl: pl, workers: make(map[peer.ID]*source)}
+			other := &source{id: "full", fetching: map[int]bool{}}
 			sf.workers[other.id] = other
 			for _, i := range tc.busy {
 				pl.busy[i]++
@@ -293,29 +337,16 @@ func TestTakePolicy(t *testing.T) {
 				other.fetching[i] = true
 			}
 			if tc.peer != nil {
-				p := &source{id: "partial", partial: true, have: *tc.peer, fetching: map[int]bool{}}
-				sf.workers[p.id] = p
+				sf.workers[them] = &source{id: them, partial: true, have: *tc.peer, live: 1, fetching: map[int]bool{}}
 			}
-			s := &source{id: "me", fetching: map[int]bool{}}
+			s := &source{id: "holder", fetching: map[int]bool{}}
 			if tc.partial {
-				s = sf.workers["partial"]
+				s = sf.workers[them]
+			}
+			if tc.idle > 0 {
+				s.idleSince = time.Now().Add(-tc.idle)
 			}
 			got := sf.take(s)
-			if tc.peer != nil && !tc.partial && len(got) > 0 {
-				// With other fetchers about, a full holder's worker starts
-				// anywhere unclaimed: compare as sets of a batch's size.
-				if len(got) != len(tc.want) {
-					t.Fatalf("took %v, want %d leaves", got, len(tc.want))
-				}
-				for _, i := range got {
-					if bit(tc.peer.done, i) || bit(tc.peer.busy, i) {
-						if time.Since(tc.peer.at) < 2*time.Second {
-							t.Fatalf("took leaf %d, which the partial holder has or fetches", i)
-						}
-					}
-				}
-				return
-			}
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("took %v, want %v", got, tc.want)
 			}
