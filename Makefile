@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit e2e bench lint fuzz clean
+.PHONY: all build run test unit e2e bench bench-sdk lint fuzz clean
 
 all: build
 
@@ -30,6 +30,11 @@ e2e: build
 ## bench: measure the machine's ceilings and the node against them; prints figures and ratios.
 bench: build
 	$(GO) run ./e2e/cmd/bench
+	@$(MAKE) --no-print-directory bench-sdk
+
+## bench-sdk: the Python SDK's 1 GiB upload_file and download_file against curl on one node, with its peak RSS.
+bench-sdk: build
+	python3 sdk/python/bench.py
 
 ## lint: formatting, vet and staticcheck.
 lint:

@@ -18,7 +18,7 @@ import json
 import _sdk  # noqa: F401
 import artmesh
 
-AGENTS = {
+AGENTS: dict[str, list[str]] = {
     "owner": [],
     "data-loader": ["pipeline"],
     "processor": ["pipeline"],

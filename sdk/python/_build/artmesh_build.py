@@ -104,7 +104,9 @@ def _value(v: str) -> Any:
 
 
 def _split(s: str) -> list[str]:
-    items, depth, quote, cur = [], 0, "", []
+    items: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
     for ch in s:
         if quote:
             if ch == quote:

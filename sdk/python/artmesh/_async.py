@@ -17,7 +17,6 @@ import asyncio
 import builtins
 import concurrent.futures
 import contextvars
-import functools
 import inspect
 import os
 import threading
@@ -64,7 +63,7 @@ class _Runner:
         ev = threading.Event()
         ctx = contextvars.copy_context()
         ctx.run(_files.cancel_event.set, ev)
-        fut = loop.run_in_executor(self._pool, functools.partial(ctx.run, fn, *args, **kw))
+        fut: "asyncio.Future[T]" = loop.run_in_executor(self._pool, lambda: ctx.run(fn, *args, **kw))
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import stat
-from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union, cast
 
 from . import _files
 from ._config import find_api_key, find_base_url
@@ -37,7 +37,7 @@ from ._models import (
     Version,
     VersionPlacement,
 )
-from ._transport import Body, Transport, file_chunks, q, replayable
+from ._transport import CHUNK, Body, Transport, file_chunks, q, replayable
 
 #: What ``create`` and ``update`` take as content: bytes, text (sent as
 #: UTF-8), a binary file object (streamed from its current position), or an
@@ -100,44 +100,57 @@ def _body_of(data: Data) -> tuple[Body, Optional[int]]:
     """A request body for content and its length (None: sent chunked)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data) if isinstance(data, memoryview) else data, len(data)
+    if isinstance(data, (bytes, bytearray)):
+        return data, len(data)
+    if isinstance(data, memoryview):
+        return data.tobytes(), data.nbytes
     if hasattr(data, "read"):
         f: Any = data
-        pos: Optional[int] = None
-        length: Optional[int] = None
-        try:
-            if f.seekable():
-                pos = f.tell()
-                try:
-                    st = os.fstat(f.fileno())
-                    if stat.S_ISREG(st.st_mode):
-                        length = st.st_size - pos
-                except (OSError, AttributeError, io.UnsupportedOperation):
-                    pass
-                if length is None:
-                    end = f.seek(0, io.SEEK_END)
-                    f.seek(pos)
-                    length = end - pos
-        except (OSError, AttributeError, io.UnsupportedOperation):
-            pos = None
-        if pos is not None and length is not None and hasattr(f, "readinto"):
-            start = pos
-            n = length
+        sized = _file_size(f)
+        if sized is not None and hasattr(f, "readinto"):
+            start, n = sized
             return replayable(lambda: file_chunks(f, start, n)), n
 
         def reads() -> Iterator[bytes]:
             while True:
-                chunk = f.read(_files.CHUNK)
+                chunk = f.read(CHUNK)
                 if not chunk:
                     return
                 yield chunk
 
-        return (lambda: reads()), None
+        return reads, None
+    if isinstance(data, Mapping):
+        raise TypeError("cannot send a mapping as content: use create_snippet for JSON, or give bytes")
     if isinstance(data, Iterable):
-        it = data
-        return (lambda: iter(it)), None
+        chunks = cast(Iterable[Any], data)
+
+        def each() -> Iterator[bytes]:
+            for chunk in chunks:
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"an iterable of content must yield bytes, not {type(chunk).__name__}")
+                yield bytes(chunk)
+
+        return each, None
     raise TypeError(f"cannot send {type(data).__name__} as content: give bytes, str, a binary file or an iterable of bytes")
+
+
+def _file_size(f: Any) -> Optional[tuple[int, int]]:
+    """(position, bytes left) of a seekable file object, or None."""
+    try:
+        if not f.seekable():
+            return None
+        pos = int(f.tell())
+        try:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                return pos, max(0, st.st_size - pos)
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            pass
+        end = int(f.seek(0, io.SEEK_END))
+        f.seek(pos)
+        return pos, max(0, end - pos)
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 def _write_headers(content_type: Optional[str], metadata: Optional[Mapping[str, Any]], length: Optional[int]) -> dict[str, Union[str, bytes]]:

@@ -126,8 +126,9 @@ class Pool:
                 if _alive(conn):
                     return conn, True
                 conn.close()
-        cls = http.client.HTTPSConnection if origin.scheme == "https" else self.connection_class
-        return cls(origin.host, origin.port, timeout=self._timeout), False
+        if origin.scheme == "https":
+            return http.client.HTTPSConnection(origin.host, origin.port, timeout=self._timeout), False
+        return self.connection_class(origin.host, origin.port, timeout=self._timeout), False
 
     def put(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
         """Give back a connection whose last answer was read to the end."""
@@ -348,7 +349,7 @@ class Transport:
             chunked = False
             names = {k.lower() for k in headers}
             for k, v in headers.items():
-                conn.putheader(k, v)
+                conn.putheader(k, v)  # type: ignore[arg-type]  # bytes values are sent as they are
             if payload is None:
                 if method in ("POST", "PUT", "PATCH"):
                     conn.putheader("Content-Length", "0")
