@@ -129,6 +129,13 @@ func TestBitswapFallback(t *testing.T) {
 	if err := mesh.FetchDAG(ctx, cn.host, a.peerID, im.CID, func(cid.Cid, []byte) error { return nil }); err == nil {
 		t.Fatal("a peer that is not a member fetched a DAG over the DAG stream")
 	}
+	alloc := func(n int) []byte { return make([]byte, n) }
+	if err := mesh.FetchDAGs(ctx, cn.host, a.peerID, []cid.Cid{im.CID}, mesh.SkipRaw, alloc, func(cid.Cid, []byte) error { return nil }); err == nil {
+		t.Fatal("a peer that is not a member fetched a DAG's skeleton")
+	}
+	if _, err := mesh.Call(ctx, cn.host, a.peerID, mesh.HaveProtocol, im.CID.Bytes()); err == nil {
+		t.Fatal("a peer that is not a member asked what a node has")
+	}
 	if has, _ := cn.bs.Has(ctx, im.CID); has {
 		t.Fatal("a peer that is not a member stored the root block")
 	}

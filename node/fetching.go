@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/artmesh/artmesh/catalog"
@@ -19,7 +21,6 @@ import (
 const fetchingRenew = 10 * time.Second
 
 func (n *Node) reportFetching(ctx context.Context) error {
-	self := n.peerID.String()
 	serving := make(map[string]bool)
 	for _, c := range n.fetcher.Serving() {
 		serving[c.String()] = true
@@ -29,7 +30,24 @@ func (n *Node) reportFetching(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	var put, drop, stale []catalog.Fetching
+	put, drop, stale := fetchingPlan(n.peerID.String(), serving, rows, now)
+	if err := n.cat.PutFetching(ctx, put); err != nil {
+		return err
+	}
+	if err := n.cat.DropFetching(ctx, drop, time.Time{}); err != nil {
+		return err
+	}
+	if n.cat.IsLeader() {
+		return n.cat.DropFetching(ctx, stale, now.Add(-catalog.FetchingStale))
+	}
+	return nil
+}
+
+// fetchingPlan compares this node's rows with what it serves: rows to put
+// (new, or due for renewal), its own rows to drop (fetches it no longer
+// serves), and other members' rows that are stale (for the leader to
+// drop).
+func fetchingPlan(self string, serving map[string]bool, rows []catalog.Fetching, now time.Time) (put, drop, stale []catalog.Fetching) {
 	have := make(map[string]bool)
 	for _, r := range rows {
 		switch {
@@ -44,19 +62,10 @@ func (n *Node) reportFetching(ctx context.Context) error {
 			stale = append(stale, r)
 		}
 	}
-	for c := range serving {
+	for _, c := range slices.Sorted(maps.Keys(serving)) {
 		if !have[c] {
 			put = append(put, catalog.Fetching{CID: c, Peer: self, Seen: now})
 		}
 	}
-	if err := n.cat.PutFetching(ctx, put); err != nil {
-		return err
-	}
-	if err := n.cat.DropFetching(ctx, drop, time.Time{}); err != nil {
-		return err
-	}
-	if n.cat.IsLeader() {
-		return n.cat.DropFetching(ctx, stale, now.Add(-catalog.FetchingStale))
-	}
-	return nil
+	return put, drop, stale
 }
