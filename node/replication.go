@@ -28,6 +28,7 @@ type VersionPlacement struct {
 	Factor    int      `json:"factor"`    // effective: at most the number of members
 	Holders   []string `json:"holders"`   // peer ids with a verified, durable copy
 	Allocated []string `json:"allocated"` // peer ids the leader chose to hold it
+	Fetching  []string `json:"fetching"`  // peer ids fetching it now, which serve what they have verified
 	State     string   `json:"state"`
 }
 
@@ -135,9 +136,10 @@ func (n *Node) Placement(_ context.Context, caller artmesh.Agent, id artmesh.Art
 	out := make([]VersionPlacement, 0, len(vps))
 	for _, v := range vps {
 		f := placement.Effective(v.Factor, len(members))
+		fetching, _ := n.cat.Fetchers(v.CID)
 		out = append(out, VersionPlacement{
 			Version: v.Version, CID: v.CID, Factor: f,
-			Holders: nonNil(v.Holders), Allocated: nonNil(v.Allocated),
+			Holders: nonNil(v.Holders), Allocated: nonNil(v.Allocated), Fetching: nonNil(fetching),
 			State: n.placementState(f, v.Holders, v.Allocated),
 		})
 	}

@@ -41,5 +41,6 @@ type VersionPlacement struct {
 	Factor    int      `json:"factor"`    // the effective factor: at most the number of members
 	Holders   []string `json:"holders"`   // peer ids of members with a verified, durable copy
 	Allocated []string `json:"allocated"` // peer ids of the members the leader chose to hold it
+	Fetching  []string `json:"fetching"`  // peer ids of members fetching it now, which serve what they have
 	State     string   `json:"state"`     // PlacementOK, PlacementRepairing or PlacementUnderReplicated
 }

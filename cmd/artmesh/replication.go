@@ -42,8 +42,10 @@ func (c *cli) placementCmd() *cobra.Command {
 		Short: "Show where each version of an artifact is held and whether it has its copies",
 		Long: `Show, for each version of an artifact (oldest first), its replication
 factor, its state (ok, repairing, under_replicated) and the members that
-hold it. The table shortens peer ids to their last characters; --json
-gives them whole, with the members allocated to hold each version.`,
+hold it, and the members fetching it right now (partial holders, which
+serve what they have to other fetchers). The table shortens peer ids to
+their last characters; --json gives them whole, with the members
+allocated to hold each version.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client()
@@ -58,18 +60,21 @@ gives them whole, with the members allocated to hold each version.`,
 				return printJSON(c.stdout, items(ps))
 			}
 			rows := make([][]string, 0, len(ps))
-			for _, p := range ps {
-				short := make([]string, len(p.Holders))
-				for i, h := range p.Holders {
+			shorten := func(ids []string) string {
+				short := make([]string, len(ids))
+				for i, h := range ids {
 					short[i] = shortPeer(h)
 				}
+				return orDash(strings.Join(short, ", "))
+			}
+			for _, p := range ps {
 				state := p.State
 				if p.State != client.PlacementOK {
 					state = fmt.Sprintf("%s (%d of %d)", p.State, len(p.Holders), p.Factor)
 				}
-				rows = append(rows, []string{strconv.Itoa(p.Version), strconv.Itoa(p.Factor), state, orDash(strings.Join(short, ", "))})
+				rows = append(rows, []string{strconv.Itoa(p.Version), strconv.Itoa(p.Factor), state, shorten(p.Holders), shorten(p.Fetching)})
 			}
-			return table(c.stdout, []string{"VERSION", "FACTOR", "STATE", "HOLDERS"}, rows)
+			return table(c.stdout, []string{"VERSION", "FACTOR", "STATE", "HOLDERS", "FETCHING"}, rows)
 		},
 	}
 }
