@@ -68,6 +68,19 @@ func (cmd putGroupCmd) check() error {
 	return nil
 }
 
+func (cmd putFetchingCmd) check() error {
+	const op = artmesh.Op("catalog.PutFetching")
+	if len(cmd.Rows) > maxFetchingRows {
+		return invalid(op, "at most %d fetching rows are put at once", maxFetchingRows)
+	}
+	for _, r := range cmd.Rows {
+		if r.CID == "" || r.Peer == "" || r.Seen.IsZero() {
+			return invalid(op, "a fetching row needs a CID, a peer and a time")
+		}
+	}
+	return nil
+}
+
 // checkForwarded applies checkEntry to an entry that decodes (see
 // validateEntry), turning a panic into an Invalid error.
 func checkForwarded(entry []byte) (err error) {
@@ -97,6 +110,8 @@ func checkEntry(entry []byte) error {
 		c = decode[CreateAgent](t, payload)
 	case putGroupType:
 		c = decode[putGroupCmd](t, payload)
+	case putFetchingType:
+		c = decode[putFetchingCmd](t, payload)
 	default:
 		return nil
 	}

@@ -27,6 +27,10 @@ const (
 	dropFetchingType = ignoreUnknownTypeFlag | 34
 )
 
+// maxFetchingRows bounds the rows of one put: a node reports the fetches
+// it runs, a handful.
+const maxFetchingRows = 1024
+
 // FetchingStale is how old a fetching row may be before readers ignore it
 // and the leader drops it.
 const FetchingStale = 30 * time.Second
@@ -139,7 +143,11 @@ func (c *Catalog) PutFetching(ctx context.Context, rows []Fetching) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err := c.propose(ctx, putFetchingCmd{Rows: rows})
+	cmd := putFetchingCmd{Rows: rows}
+	if err := cmd.check(); err != nil {
+		return err
+	}
+	_, err := c.propose(ctx, cmd)
 	return err
 }
 

@@ -64,6 +64,13 @@ func TestFetchingRows(t *testing.T) {
 	if n := all(); n != 0 {
 		t.Fatalf("%d rows left after p1 was removed", n)
 	}
+	// The input rules, which the leader also applies to a forwarded put.
+	if err := (putFetchingCmd{Rows: []Fetching{{CID: "big", Peer: "p1"}}}).check(); err == nil {
+		t.Fatal("a row without a time passed the input rules")
+	}
+	if err := (putFetchingCmd{Rows: make([]Fetching, maxFetchingRows+1)}).check(); err == nil {
+		t.Fatal("too many rows passed the input rules")
+	}
 	// The commands are known to the envelope check, so a follower's
 	// report reaches the log.
 	if !putFetchingType.known() || !dropFetchingType.known() || topicOf(putFetchingType) != TopicFetching {

@@ -1,11 +1,14 @@
 // Package exchange moves verified blocks between members: it fetches a
-// whole DAG from the members that hold it, one depth-first stream per DAG
-// (mesh.DAGProtocol), every block checked against its CID and its place
-// before it is stored; it falls back to boxo's bitswap, which it also runs
-// to serve this node's blocks in bitswap's terms; and it lets readers wait
-// for blocks as they arrive (it is the content store's boxo exchange).
-// Where content is held comes from the caller (Config.Holders): the
-// exchange knows nothing of the catalog.
+// DAG split across every member that holds it or is fetching it too
+// (split.go: a skeleton request names the leaves, workers take batches of
+// them from each source, every block checked against its CID and its
+// place before it is stored), serves what a fetch has so far to other
+// fetchers (mesh.HaveProtocol), falls back to boxo's bitswap, which it
+// also runs to serve this node's blocks in bitswap's terms, and lets
+// readers wait for blocks as they arrive (it is the content store's boxo
+// exchange). Where content is held and who fetches it come from the
+// caller (Config.Holders, Config.Fetchers): the exchange knows nothing of
+// the catalog.
 package exchange
 
 import (
