@@ -664,6 +664,33 @@ func (sess *Session) PutMany(ctx context.Context, bs []blocks.Block) error {
 	return nil
 }
 
+// Keep reports whether the block is in the store and, if it is, makes it
+// part of the session, as a Put of it would, without its bytes: a fetch
+// that resumes keeps what an earlier one stored. It is atomic with respect
+// to a collection: a block Keep finds stays.
+func (sess *Session) Keep(c cid.Cid) (bool, error) {
+	s := sess.s
+	key := string(c.Hash())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, errClosed
+	}
+	_, ok := s.pending[key]
+	if !ok {
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			ok = tx.Bucket([]byte(bucketIndex)).Get([]byte(key)) != nil
+			return nil
+		}); err != nil {
+			return false, fmt.Errorf("blockstore: index: %w", err)
+		}
+	}
+	if ok {
+		sess.keys[key] = struct{}{}
+	}
+	return ok, nil
+}
+
 // Close ends the session. Safe to call twice.
 func (sess *Session) Close() {
 	s := sess.s

@@ -312,3 +312,37 @@ func TestClosedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSessionKeep: Keep finds a stored block and protects it from a
+// collection as a Put would; a block that is not there is not found and
+// protects nothing.
+func TestSessionKeep(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), Options{})
+	kept, gone := block(t, "stored by an earlier fetch"), block(t, "not kept")
+	for _, b := range []blocks.Block{kept, gone} {
+		if err := s.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sess := s.NewSession()
+	defer sess.Close()
+	if ok, err := sess.Keep(kept.Cid()); err != nil || !ok {
+		t.Fatalf("Keep of a stored block: %v %v", ok, err)
+	}
+	if ok, err := sess.Keep(block(t, "never stored").Cid()); err != nil || ok {
+		t.Fatalf("Keep of a block never stored: %v %v", ok, err)
+	}
+	if _, err := s.Collect(ctx, func(context.Context, func(cid.Cid)) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(ctx, kept.Cid()); !ok {
+		t.Fatal("a block a session keeps was collected")
+	}
+	if ok, _ := s.Has(ctx, gone.Cid()); ok {
+		t.Fatal("a block nothing keeps survived the collection")
+	}
+}

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/artmesh/artmesh"
@@ -633,8 +635,10 @@ func (f *Exchange) fetchSplit(ctx context.Context, root cid.Cid, fe *Fetch) erro
 	if err != nil {
 		return err
 	}
+	// Leaves an earlier fetch stored count as done, and the session keeps
+	// them from the collector until the fetch ends.
 	sf.pl = newPlan(root, leaves, func(c cid.Cid) bool {
-		ok, err := f.cfg.Store.Has(ctx, c)
+		ok, err := sess.Keep(c)
 		return err == nil && ok
 	})
 	f.mu.Lock()
@@ -658,7 +662,7 @@ func (f *Exchange) fetchSplit(ctx context.Context, root cid.Cid, fe *Fetch) erro
 // order.
 func (sf *splitFetch) skeleton(ctx context.Context) ([]cid.Cid, error) {
 	f := sf.x
-	leaves, err := f.localLeaves(ctx, sf.root)
+	leaves, err := f.localLeaves(ctx, sf.root, sf.sess)
 	if err == nil {
 		return leaves, nil
 	}
@@ -700,7 +704,7 @@ func (sf *splitFetch) skeleton(ctx context.Context) ([]cid.Cid, error) {
 				return sf.sess.Put(ctx, blk)
 			})
 			if err == nil {
-				if leaves, err = f.localLeaves(ctx, sf.root); err == nil {
+				if leaves, err = f.localLeaves(ctx, sf.root, sf.sess); err == nil {
 					return leaves, nil
 				}
 			}
@@ -718,15 +722,18 @@ func (sf *splitFetch) skeleton(ctx context.Context) ([]cid.Cid, error) {
 }
 
 // localLeaves walks the dag-pb nodes of the DAG under root in the local
-// store and returns its raw leaves in file order; it fails when a dag-pb
-// node is missing.
-func (f *Exchange) localLeaves(ctx context.Context, root cid.Cid) ([]cid.Cid, error) {
+// store, keeping each in sess, and returns its raw leaves in file order;
+// it fails when a dag-pb node is missing.
+func (f *Exchange) localLeaves(ctx context.Context, root cid.Cid, sess *blockstore.Session) ([]cid.Cid, error) {
 	var leaves []cid.Cid
 	var visit func(c cid.Cid) error
 	visit = func(c cid.Cid) error {
 		if c.Prefix().Codec == cid.Raw {
 			leaves = append(leaves, c)
 			return nil
+		}
+		if ok, err := sess.Keep(c); err != nil || !ok {
+			return cmp.Or(err, error(ipld.ErrNotFound{Cid: c}))
 		}
 		blk, err := f.cfg.Store.Get(ctx, c)
 		if err != nil {
