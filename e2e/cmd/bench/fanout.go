@@ -96,6 +96,16 @@ func benchFanout(bin, work string) error {
 	if err != nil {
 		return err
 	}
+	// The first fetcher holds it now too: a second one fetches it from
+	// two holders.
+	if err := fetchers[1].get("/v1/artifacts?limit=1&consistent=true", new(struct{})); err != nil {
+		return err
+	}
+	two, err := pinAll(fetchers[1:2], ids[0])
+	if err != nil {
+		return err
+	}
+	report("fetch of 256 MiB from two holders, uplinks "+fanoutRate, fmt.Sprintf("%s = %.2f x faster than one holder (%s)", two.Round(10*time.Millisecond), alone.Seconds()/two.Seconds(), alone.Round(10*time.Millisecond)), "> 1 x (two holders faster than one)")
 	together, err := pinAll(fetchers, ids[1])
 	if err != nil {
 		return err
