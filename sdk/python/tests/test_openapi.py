@@ -6,8 +6,11 @@ import ast
 import json
 import os
 import re
+import shutil
+import tempfile
 import unittest
 import urllib.request
+from unittest import mock
 
 import artmesh
 
@@ -102,7 +105,9 @@ class OpenAPIAgreement(unittest.TestCase):
 
     def test_every_path_called_at_run_time_is_in_openapi(self) -> None:
         n = support.node()
-        with artmesh.Client(api_key=n.key, base_url=n.url) as c:
+        cache = tempfile.mkdtemp(prefix="artmesh-sdk-cache-")
+        self.addCleanup(shutil.rmtree, cache, True)
+        with mock.patch.dict(os.environ, {"ARTMESH_CACHE_DIR": cache}), artmesh.Client(api_key=n.key, base_url=n.url) as c:
             c._t.on_request = support._record
             a = c.artifact.create("openapi-check", b"x")
             c.artifact.download_signed_url(c.artifact.get_signed_url(a.id))
