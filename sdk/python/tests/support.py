@@ -37,6 +37,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(SDK_ROOT))
 
 MiB = 1 << 20
 
+# Unfinished-upload records go to a folder of this run, not the user's ~/.cache.
+if not os.environ.get("ARTMESH_CACHE_DIR"):
+    os.environ["ARTMESH_CACHE_DIR"] = tempfile.mkdtemp(prefix="artmesh-sdk-cache-")
+    atexit.register(shutil.rmtree, os.environ["ARTMESH_CACHE_DIR"], True)
+
 
 def binary() -> str:
     """The artmesh binary the tests run."""
