@@ -85,6 +85,11 @@ func benchFanout(bin, work string) error {
 			return err
 		}
 		ids[k] = a.ID
+		// The source pins what it serves: with a factor of 1, the first
+		// fetcher to hold a copy would otherwise let it give its own up.
+		if _, err := pinAll([]*node{src}, a.ID); err != nil {
+			return err
+		}
 	}
 	fetchers := nodes[1:]
 	for _, n := range fetchers {

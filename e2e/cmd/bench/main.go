@@ -569,7 +569,9 @@ func benchMesh(bin, work string, size int64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := pinAll([]*node{c}, two.ID); err != nil {
+	// Both pin it: with a factor of 1, a second holder would otherwise
+	// let the first give its copy up.
+	if _, err := pinAll([]*node{a, c}, two.ID); err != nil {
 		return err
 	}
 	if err := b.get("/v1/artifacts?limit=1&consistent=true", new(json.RawMessage)); err != nil {
