@@ -42,7 +42,7 @@ const (
 	// batchLeaves is how many leaves one request asks a holder for;
 	// sharedLeaves, a full holder while other members fetch the DAG too
 	// (small batches, so that the others see sooner what this node took).
-	batchLeaves  = 16
+	batchLeaves  = 64
 	sharedLeaves = 4
 	// endgameLeaves is how many leaves in flight elsewhere an idle worker
 	// asks for at the end, once they have been in flight for

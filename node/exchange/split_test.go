@@ -162,10 +162,11 @@ func TestSplitAcrossHolders(t *testing.T) {
 	good1, store1 := newTestExchange(t, (&holderList{}).get)
 	good2, store2 := newTestExchange(t, (&holderList{}).get)
 	corrupt, store3 := newTestExchange(t, (&holderList{}).get)
-	root, data := testFile(t, store1, 8<<20, 1)
-	testFile(t, store2, 8<<20, 1)
-	testFile(t, store3, 8<<20, 1)
-	pace := func() *rate.Limiter { return rate.NewLimiter(rate.Limit(16<<20), 1<<20) }
+	// 512 leaves: eight batches, enough for every holder to get some.
+	root, data := testFile(t, store1, 32<<20, 1)
+	testFile(t, store2, 32<<20, 1)
+	testFile(t, store3, 32<<20, 1)
+	pace := func() *rate.Limiter { return rate.NewLimiter(rate.Limit(32<<20), 1<<20) }
 	s1, s2 := serve(good1, store1, pace(), false), serve(good2, store2, pace(), false)
 	serve(corrupt, store3, nil, true)
 	x, bs := newTestExchange(t, holders.get)
@@ -263,12 +264,12 @@ func TestFetchersShare(t *testing.T) {
 
 // TestTakePolicy: which leaves a worker is given.
 func TestTakePolicy(t *testing.T) {
-	leaves := make([]cid.Cid, 40)
+	leaves := make([]cid.Cid, 200)
 	for i := range leaves {
-		leaves[i], _ = cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}.Sum([]byte{byte(i)})
+		leaves[i], _ = cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}.Sum([]byte{byte(i), byte(i >> 8)})
 	}
 	bits := func(idx ...int) []byte {
-		b := make([]byte, 5)
+		b := make([]byte, 25)
 		for _, i := range idx {
 			b[i/8] |= 1 << (i % 8)
 		}
@@ -318,8 +319,8 @@ func TestTakePolicy(t *testing.T) {
 				}
 				return out
 			}()},
-		{name: "endgame: leaves in flight elsewhere, a few", stored: seq(0, 36), busy: []int{36, 37, 38, 39}, want: []int{36, 37, 38, 39}},
-		{name: "nothing left", stored: seq(0, 40), want: nil},
+		{name: "endgame: leaves in flight elsewhere, a few", stored: seq(0, 190), busy: seq(190, 200), want: seq(190, 190+endgameLeaves)},
+		{name: "nothing left", stored: seq(0, 200), want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stored := make(map[string]bool)
