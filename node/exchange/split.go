@@ -92,6 +92,7 @@ type plan struct {
 	todo         int         // leaves neither done nor in flight
 	left         int         // leaves not done
 	lastProgress time.Time
+	dupBytes     int64 // bytes of leaves received again after they were stored
 	changed      chan struct{} // closed and replaced on every change
 	complete     chan struct{} // closed when left reaches 0
 }
@@ -129,11 +130,12 @@ func (pl *plan) changeLocked() {
 }
 
 // stored records that leaf i is stored here.
-func (pl *plan) stored(i int) {
+func (pl *plan) stored(i, size int) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	pl.lastProgress = time.Now()
 	if pl.done[i] {
+		pl.dupBytes += int64(size)
 		return
 	}
 	pl.done[i] = true
@@ -613,7 +615,7 @@ func (sf *splitFetch) fetchBatch(ctx context.Context, s *source, batch []int) er
 		s.got += int64(len(data))
 		sf.pl.mu.Unlock()
 		sf.fe.bytes.Add(int64(len(data)))
-		sf.pl.stored(i)
+		sf.pl.stored(i, len(data))
 		sf.x.mu.Lock()
 		sf.x.broadcastLocked()
 		sf.x.mu.Unlock()
@@ -650,6 +652,7 @@ func (f *Exchange) fetchSplit(ctx context.Context, root cid.Cid, fe *Fetch) erro
 	for _, s := range sf.workers {
 		f.cfg.Log.Debug("fetch split", "cid", root, "peer", s.id, "partial", s.partial, "bytes", s.got)
 	}
+	f.cfg.Log.Debug("fetch ended", "cid", root, "leaves", len(sf.pl.leaves), "duplicate_bytes", sf.pl.dupBytes, "err", err)
 	sf.pl.mu.Unlock()
 	if err != nil {
 		return err

@@ -376,8 +376,8 @@ func TestHaveEncoding(t *testing.T) {
 		leaves[i], _ = cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}.Sum([]byte{byte(i), 1})
 	}
 	pl := newPlan(leaves[0], leaves, func(cid.Cid) bool { return false })
-	pl.stored(3)
-	pl.stored(17)
+	pl.stored(3, 1)
+	pl.stored(17, 1)
 	pl.busy[9]++
 	h, err := decodeHave(pl.have(), len(leaves))
 	if err != nil {
