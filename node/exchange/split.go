@@ -92,7 +92,7 @@ type plan struct {
 	todo         int         // leaves neither done nor in flight
 	left         int         // leaves not done
 	lastProgress time.Time
-	dupBytes     int64 // bytes of leaves received again after they were stored
+	dupBytes     int64         // bytes of leaves received again after they were stored
 	changed      chan struct{} // closed and replaced on every change
 	complete     chan struct{} // closed when left reaches 0
 }
