@@ -528,13 +528,28 @@ func benchMesh(bin, work string, size int64, data []byte) error {
 	var raw struct {
 		BytesPerSecond float64 `json:"bytes_per_second"`
 	}
+	// A node that joined a moment ago may not admit the other yet (it
+	// answers 503 until it has caught up): ask again for a while.
 	body := fmt.Sprintf(`{"peer_id": %q, "bytes": %d}`, info.PeerID, size)
-	resp, err := b.req("POST", "/v1/mesh/stream-bench", strings.NewReader(body), "application/json")
-	if err != nil {
-		return err
+	for attempt := 0; raw.BytesPerSecond == 0; attempt++ {
+		resp, err := b.req("POST", "/v1/mesh/stream-bench", strings.NewReader(body), "application/json")
+		if err != nil {
+			return err
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(data, &raw); err != nil {
+				return fmt.Errorf("stream bench: %w", err)
+			}
+		}
+		if raw.BytesPerSecond == 0 {
+			if attempt == 20 {
+				return fmt.Errorf("stream bench: %d %s", resp.StatusCode, data)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
-	json.NewDecoder(resp.Body).Decode(&raw)
-	resp.Body.Close()
 	report("one raw libp2p stream, A to B (TCP, TLS, yamux, no PSK)", gbps(raw.BytesPerSecond), "")
 	if err := b.get("/v1/artifacts?limit=1&consistent=true", new(json.RawMessage)); err != nil {
 		return err
