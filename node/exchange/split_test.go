@@ -294,11 +294,13 @@ func TestTakePolicy(t *testing.T) {
 		busy    []int // leaves in flight from another worker
 		peer    *peerHave
 		partial bool          // the worker is on the partial holder
+		sole    bool          // the worker's holder is the only source
 		idle    time.Duration // how long the worker found nothing
 		want    []int
 	}{
-		{name: "alone, a full holder: in file order", want: seq(0, batchLeaves)},
+		{name: "alone, a full holder among others: in file order", want: seq(0, batchLeaves)},
 		{name: "skips what is here", stored: []int{0, 1, 2}, want: seq(3, 3+batchLeaves)},
+		{name: "the only holder, after a second: in file order, larger batches", sole: true, want: seq(0, soleLeaves)},
 		{name: "a partial holder: only what it has", partial: true, peer: &peerHave{done: bits(5, 7, 30), at: fresh}, want: []int{5, 7, 30}},
 		{name: "with another fetcher: the leaves this node owns, not what the other has or fetches, a few",
 			peer: &peerHave{done: bits(0, 1, 2, 3), busy: bits(4, 5), at: fresh},
@@ -330,7 +332,9 @@ func TestTakePolicy(t *testing.T) {
 			pl := newPlan(leaves[0], leaves, func(c cid.Cid) bool { return stored[c.KeyString()] })
 			sf := &splitFetch{self: me, pl: pl, workers: make(map[peer.ID]*source)}
 			other := &source{id: "full", fetching: map[int]bool{}}
-			sf.workers[other.id] = other
+			if !tc.sole {
+				sf.workers[other.id] = other
+			}
 			for _, i := range tc.busy {
 				pl.busy[i]++
 				pl.since[i] = time.Now().Add(-2 * endgameAfter)
@@ -341,6 +345,10 @@ func TestTakePolicy(t *testing.T) {
 				sf.workers[them] = &source{id: them, partial: true, have: *tc.peer, live: 1, fetching: map[int]bool{}}
 			}
 			s := &source{id: "holder", fetching: map[int]bool{}}
+			sf.workers[s.id] = s
+			if tc.sole {
+				sf.started = time.Now().Add(-2 * soleAfter)
+			}
 			if tc.partial {
 				s = sf.workers[them]
 			}
