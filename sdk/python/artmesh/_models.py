@@ -365,6 +365,8 @@ class VersionPlacement:
     holders: builtins.list[str]
     allocated: builtins.list[str]
     state: str
+    #: members fetching it now, which serve what they have verified (partial holders)
+    fetching: builtins.list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: JSONDict) -> "VersionPlacement":
@@ -376,6 +378,7 @@ class VersionPlacement:
             holders=_strs(d.get("holders")),
             allocated=_strs(d.get("allocated")),
             state=str(d.get("state", "")),
+            fetching=_strs(d.get("fetching")),
         )
 
 
