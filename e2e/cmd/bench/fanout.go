@@ -180,33 +180,28 @@ func nsAddr(i int) string { return fmt.Sprintf("%s%d", fanoutNet, 10+i) }
 // fanoutSetup makes the bridge, one namespace per node with a veth pair
 // to the bridge, and the uplink cap on each namespace's side.
 func fanoutSetup() error {
-	cmds := [][]string{
+	steps := [][]string{
 		{"link", "add", fanoutBridge, "type", "bridge"},
 		{"addr", "add", fanoutNet + "1/24", "dev", fanoutBridge},
 		{"link", "set", fanoutBridge, "up"},
 	}
-	for _, c := range cmds {
-		if err := ipCmd(c...); err != nil {
-			return err
-		}
-	}
 	for i := range fanoutNodes {
 		ns, host, peer := nsName(i), fmt.Sprintf("amfh%d", i), fmt.Sprintf("amfp%d", i)
-		steps := [][]string{
-			{"ip", "netns", "add", ns},
-			{"ip", "link", "add", host, "type", "veth", "peer", "name", peer},
-			{"ip", "link", "set", peer, "netns", ns},
-			{"ip", "link", "set", host, "master", fanoutBridge},
-			{"ip", "link", "set", host, "up"},
-			{"ip", "netns", "exec", ns, "ip", "addr", "add", nsAddr(i) + "/24", "dev", peer},
-			{"ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"},
-			{"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"},
-			{"ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", peer, "root", "tbf", "rate", fanoutRate, "burst", "256kb", "latency", "50ms"},
-		}
-		for _, s := range steps {
-			if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %v: %s", strings.Join(s, " "), err, bytes.TrimSpace(out))
-			}
+		steps = append(steps,
+			[]string{"netns", "add", ns},
+			[]string{"link", "add", host, "type", "veth", "peer", "name", peer},
+			[]string{"link", "set", peer, "netns", ns},
+			[]string{"link", "set", host, "master", fanoutBridge},
+			[]string{"link", "set", host, "up"},
+			[]string{"netns", "exec", ns, "ip", "addr", "add", nsAddr(i) + "/24", "dev", peer},
+			[]string{"netns", "exec", ns, "ip", "link", "set", peer, "up"},
+			[]string{"netns", "exec", ns, "ip", "link", "set", "lo", "up"},
+			[]string{"netns", "exec", ns, "tc", "qdisc", "add", "dev", peer, "root", "tbf", "rate", fanoutRate, "burst", "256kb", "latency", "50ms"},
+		)
+	}
+	for _, args := range steps {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 		}
 	}
 	return nil
@@ -220,13 +215,6 @@ func fanoutTeardown() {
 		_ = exec.Command("ip", "link", "del", fmt.Sprintf("amfh%d", i)).Run()
 	}
 	_ = exec.Command("ip", "link", "del", fanoutBridge).Run()
-}
-
-func ipCmd(args ...string) error {
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
 }
 
 // startInNS starts node i in its namespace, its API and libp2p on the
