@@ -50,6 +50,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.Error("request failed", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 		msg = "internal error; the node's log has the details"
 	}
+	if status == http.StatusServiceUnavailable {
+		// The answer says what is unavailable; the cause (a dial error, a
+		// refusal from the leader) is for the operator.
+		log.Warn("request unavailable", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
+	}
 	h := w.Header()
 	h.Del("Content-Disposition")
 	h.Del("ETag")

@@ -74,7 +74,12 @@ func startDaemonArgs(t testing.TB, repo, addr string, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.stop() })
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("the log of the daemon on %s (warnings and errors; the last %d bytes):\n%s", repo, logTail, tail(d.logs(), logTail))
+		}
+	})
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -117,6 +122,9 @@ func (d *daemon) restart(t testing.TB) *daemon {
 	d.stop()
 	return startDaemonArgs(t, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...)
 }
+
+// logTail is how much of each daemon's log a failed test prints.
+const logTail = 8 << 10
 
 // logs returns what the daemon logged so far.
 func (d *daemon) logs() string {

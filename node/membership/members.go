@@ -143,7 +143,12 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 	deadline := time.Now().Add(removeRetry)
 	for {
 		_, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID))
-		if err == nil {
+		if err == nil || m.outOfRaft(peerID) {
+			// The leader may have done it and lost the answer: once a
+			// member is out, the leader cuts it off, and a node that
+			// leaves may see its stream reset before the reply. The
+			// leader sends the configuration that leaves it out to the
+			// removed server too, so this node's own view tells.
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -155,6 +160,21 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// outOfRaft reports whether this node's latest Raft configuration no
+// longer lists peerID.
+func (m *Manager) outOfRaft(peerID string) bool {
+	servers, err := m.cfg.Catalog.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID == peerID {
+			return false
+		}
+	}
+	return true
 }
 
 // removeRetry is how long a removal is sent again to a leader that
