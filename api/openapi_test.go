@@ -31,6 +31,7 @@ var documentedRoutes = []struct {
 	{"DELETE", "/v1/artifacts/{id}", true},
 	{"DELETE", "/v1/artifacts/{id}/versions/{n}", true},
 	{"GET", "/v1/shared", true},
+	{"GET", "/v1/events", true},
 	{"POST", "/v1/artifacts/{id}/share", true},
 	{"POST", "/v1/artifacts/{id}/unshare", true},
 	{"GET", "/v1/artifacts/{id}/access", true},

@@ -33,6 +33,10 @@ type Server struct {
 	n   *node.Node
 	log *slog.Logger
 	mux *http.ServeMux
+	// streams ends when the server shuts down: long-lived answers (the
+	// event stream) end with it instead of holding the shutdown up.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New returns the API of n.
@@ -41,6 +45,7 @@ func New(n *node.Node, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	s := &Server{n: n, log: log, mux: http.NewServeMux()}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -65,6 +70,7 @@ func (s *Server) routes() {
 		{"DELETE /v1/artifacts/{id}", s.deleteArtifact},
 		{"DELETE /v1/artifacts/{id}/versions/{n}", s.deleteVersion},
 		{"GET /v1/shared", s.listShared},
+		{"GET /v1/events", s.events},
 		{"POST /v1/artifacts/{id}/share", s.share},
 		{"POST /v1/artifacts/{id}/unshare", s.unshare},
 		{"GET /v1/artifacts/{id}/access", s.access},
@@ -222,7 +228,7 @@ func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 // headers, idle connections and stalled bodies are cut off, while streams
 // that make progress run as long as they need.
 func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -232,6 +238,8 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	srv.RegisterOnShutdown(s.stopStreams)
+	return srv
 }
 
 // Serve serves the API on l until ctx ends, then shuts down gracefully,

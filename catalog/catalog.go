@@ -309,6 +309,10 @@ func (c *Catalog) Raft() *raft.Raft { return c.raft }
 // that has applied index i reflects every write committed up to i.
 func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
 
+// LastIndex returns the index of the last entry in the local Raft log,
+// applied or not.
+func (c *Catalog) LastIndex() uint64 { return c.raft.LastIndex() }
+
 // timeout returns how long Raft may take to accept a proposal: the
 // ApplyTimeout, or less if ctx ends sooner.
 func (c *Catalog) timeout(ctx context.Context) time.Duration {

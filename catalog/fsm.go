@@ -90,6 +90,7 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		if l.Type != raft.LogCommand {
 			continue
 		}
+		before, eventful := beforeEvent(tx, l.Data)
 		res := applyCommand(tx, l.Data)
 		if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
 			if len(logs) > 1 {
@@ -97,6 +98,15 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 			}
 			results[i] = res
 			return true // tx is aborted
+		}
+		if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
+			if err := recordEvent(tx, l, before, res); err != nil {
+				if len(logs) > 1 {
+					return false
+				}
+				results[i] = err
+				return true // tx is aborted
+			}
 		}
 		results[i] = res
 	}
@@ -227,6 +237,8 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tablePins, recordPin},
 		{tableRequests, recordRequest},
 		{tableFetching, recordFetching},
+		{tableEvents, recordEventRow},
+		{tableEventLog, recordEventLog},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, t := range tables {
@@ -335,6 +347,10 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableRequests, &requestRow{}
 		case recordFetching:
 			table, row = tableFetching, &Fetching{}
+		case recordEventRow:
+			table, row = tableEvents, &Event{}
+		case recordEventLog:
+			table, row = tableEventLog, &eventLog{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}

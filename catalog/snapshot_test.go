@@ -96,7 +96,7 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("cids", cids, err)
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement, tableFetching} {
+	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement, tableFetching, tableEvents, tableEventLog} {
 		rows, err := collect[any](tx.Get(table, indexID))
 		must(table, rows, err)
 	}

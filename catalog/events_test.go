@@ -1,0 +1,179 @@
+package catalog
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/raft"
+)
+
+// brief is what the event tests compare of an event.
+type brief struct {
+	Index      uint64
+	Type       string
+	ID         artmesh.ArtifactID
+	Version    int
+	Actor      artmesh.AgentID
+	Agents     []artmesh.AgentID
+	Groups     []string
+	ReadAgents []artmesh.AgentID
+	ReadGroups []string
+}
+
+func briefs(evs []Event) []brief {
+	out := make([]brief, len(evs))
+	for i, e := range evs {
+		out[i] = brief{e.Index, e.Type, e.ArtifactID, e.Version, e.Actor, e.Agents, e.Groups, e.ReadAgents, e.ReadGroups}
+	}
+	return out
+}
+
+// allEvents returns every event the state holds after index after.
+func allEvents(t *testing.T, h *testFSM, after uint64) EventPage {
+	t.Helper()
+	p, err := h.st().events(h.index, after, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEventsOfArtifactCommands(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	h.agent("bob", "team")
+	start := h.index
+	a := h.create("alice", "a.bin", "", nil)
+	created := h.index
+	h.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "v2", At: testBase.Add(time.Second)})
+	updated := h.index
+	h.must(shareCmd{ID: a.ID, Agents: []artmesh.AgentID{"bob"}, Groups: []string{"team"}})
+	shared := h.index
+	// Sharing again what is shared already changes nothing: no event.
+	h.must(shareCmd{ID: a.ID, Agents: []artmesh.AgentID{"bob"}})
+	h.must(unshareCmd{ID: a.ID, Groups: []string{"team"}})
+	unshared := h.index
+	h.must(DeleteVersion{ArtifactID: a.ID, Version: 1, At: testBase.Add(2 * time.Second)})
+	versionDeleted := h.index
+	// A command that breaks a rule makes no event.
+	if _, err := h.apply(DeleteVersion{ArtifactID: a.ID, Version: 2}); err == nil {
+		t.Fatal("deleting the only version succeeded")
+	}
+	h.must(deleteArtifactCmd{ID: a.ID})
+	deleted := h.index
+
+	page := allEvents(t, h, start)
+	want := []brief{
+		{created, EventCreated, a.ID, 1, "alice", nil, nil, nil, nil},
+		{updated, EventUpdated, a.ID, 2, "alice", nil, nil, nil, nil},
+		{shared, EventShared, a.ID, 2, "alice", []artmesh.AgentID{"bob"}, []string{"team"}, []artmesh.AgentID{"bob"}, []string{"team"}},
+		{unshared, EventUnshared, a.ID, 2, "alice", nil, []string{"team"}, []artmesh.AgentID{"bob"}, []string{"team"}},
+		{versionDeleted, EventVersionDeleted, a.ID, 1, "alice", nil, nil, []artmesh.AgentID{"bob"}, nil},
+		{deleted, EventDeleted, a.ID, 2, "alice", nil, nil, []artmesh.AgentID{"bob"}, nil},
+	}
+	if got := briefs(page.Events); !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n got  %+v\n want %+v", got, want)
+	}
+	if page.Through != h.index || page.Floor != 0 {
+		t.Fatalf("through %d floor %d, want %d and 0", page.Through, page.Floor, h.index)
+	}
+	if got := page.Events[0]; got.Name != "a.bin" || got.Owner != "alice" || !got.At.Equal(a.CreatedAt) {
+		t.Fatalf("created event: %+v (artifact %+v)", got, a)
+	}
+	// A page ends at its limit, and Through says where to go on from.
+	p, err := h.st().events(h.index, start, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 2 || p.Through != updated {
+		t.Fatalf("page of 2: %+v", p)
+	}
+	if rest := allEvents(t, h, p.Through); len(rest.Events) != 4 || rest.Events[0].Index != shared {
+		t.Fatalf("the rest after %d: %+v", p.Through, briefs(rest.Events))
+	}
+}
+
+func TestEventsOfUploadsAndForwardedWrites(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	a := h.create("alice", "a.bin", "", nil)
+	start := h.index
+	// A forwarded update, applied twice (a retry): one event.
+	inner, err := encodeCommand(AddVersion{ArtifactID: a.ID, By: "alice", CID: "v2", At: testBase.Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := wrapForwarded(inner, testBase.Add(time.Second))
+	h.index++
+	h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: env})
+	first := h.index
+	h.index++
+	h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: env})
+	// An upload that makes a new artifact, then one that updates it.
+	exp := testBase.Add(time.Hour)
+	newID, at := h.nextID()
+	h.must(CreateUpload{Upload: Upload{ID: "up1", Owner: "alice", Name: "u.bin", SizeBytes: 3, ExpiresAt: exp}, At: at})
+	h.must(UploadReceived{ID: "up1", CID: "cu", SHA256: "s", Size: 3, Holder: "p", At: at})
+	h.must(ConfirmUpload{ID: "up1", NewID: newID, At: at})
+	confirmedNew := h.index
+	h.must(CreateUpload{Upload: Upload{ID: "up2", Owner: "alice", ArtifactID: newID, SizeBytes: 3, ExpiresAt: exp}, At: at})
+	h.must(UploadReceived{ID: "up2", CID: "cu2", SHA256: "s2", Size: 3, Holder: "p", At: at})
+	h.must(ConfirmUpload{ID: "up2", At: at.Add(time.Second)})
+	confirmedUpdate := h.index
+	got := briefs(allEvents(t, h, start).Events)
+	want := []brief{
+		{first, EventUpdated, a.ID, 2, "alice", nil, nil, nil, nil},
+		{confirmedNew, EventCreated, newID, 1, "alice", nil, nil, nil, nil},
+		{confirmedUpdate, EventUpdated, newID, 2, "alice", nil, nil, nil, nil},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func TestEventsKeepTheLastMaxEvents(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	a := h.create("alice", "a.bin", "", nil)
+	firstIndex := h.index
+	for i := range MaxEvents + 5 {
+		h.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Duration(i+1) * time.Millisecond)})
+	}
+	page := allEvents(t, h, 0)
+	if len(page.Events) != MaxEvents {
+		t.Fatalf("%d events held, want %d", len(page.Events), MaxEvents)
+	}
+	// The created event and the first 5 updates were dropped.
+	if page.Floor != firstIndex+5 || page.Events[0].Index != firstIndex+6 {
+		t.Fatalf("floor %d, oldest %d; want %d and %d", page.Floor, page.Events[0].Index, firstIndex+5, firstIndex+6)
+	}
+
+	// A snapshot keeps the events and the floor.
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink bufferSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	r := newTestFSM(t)
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	r.index = h.index
+	restored := allEvents(t, r, 0)
+	if !reflect.DeepEqual(briefs(restored.Events), briefs(page.Events)) || restored.Floor != page.Floor {
+		t.Fatalf("restored events differ: %d events, floor %d", len(restored.Events), restored.Floor)
+	}
+	// And goes on counting: one more event drops one more.
+	r.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Hour)})
+	if p := allEvents(t, r, 0); len(p.Events) != MaxEvents || p.Floor != firstIndex+6 {
+		t.Fatalf("after one more: %d events, floor %d", len(p.Events), p.Floor)
+	}
+}
