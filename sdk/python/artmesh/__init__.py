@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._models import (
     Access,
+    Event,
     Agent,
     AgentKey,
     Artifact,
@@ -56,6 +57,7 @@ from ._models import (
     Version,
     VersionPlacement,
 )
+from ._events import EventStream
 from ._client import Agents, Artifacts, Client, Groups, Mesh, Pins, Repo
 from ._async import AsyncAgents, AsyncArtifacts, AsyncClient, AsyncGroups, AsyncMesh, AsyncPins, AsyncRepo
 
@@ -95,6 +97,8 @@ __all__ = [
     "VersionPlacement",
     "RepoStat",
     "GCResult",
+    "Event",
+    "EventStream",
     "ArtmeshError",
     "InvalidArgumentError",
     "UnauthenticatedError",

@@ -23,12 +23,14 @@ import threading
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import _client, _files
+from ._events import EventStream
 from ._models import (
     Access,
     Agent,
     AgentKey,
     Artifact,
     ArtifactList,
+    Event,
     GCResult,
     Group,
     Invite,
@@ -86,8 +88,18 @@ class _Runner:
 
         return call
 
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The worker threads (a watch holds one while it waits for the next event)."""
+        return self._pool
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _next_event(stream: EventStream) -> Optional[Event]:
+    """The stream's next event, or None at its end."""
+    return next(stream, None)
 
 
 def _consume(fut: "asyncio.Future[Any]") -> None:
@@ -278,6 +290,37 @@ class AsyncArtifacts:
     async def download_signed_url(self, url: str) -> bytes:
         """Fetch a signed URL's content (no API key is sent)."""
         return await self._r.run(self._s.download_signed_url, url)
+
+    async def watch(
+        self,
+        artifact_id: Optional[str] = None,
+        name: Optional[str] = None,
+        shared_with_me: bool = False,
+        last_event_id: Optional[str] = None,
+    ) -> AsyncIterator[Event]:
+        """The changes to artifacts the caller may read: ``async for ev in client.artifact.watch(): ...``.
+
+        Each next event is awaited in one of the client's worker threads;
+        leaving the loop (``break``, an exception, a cancelled task) closes
+        the stream at once. See :meth:`artmesh.Artifacts.watch`.
+        """
+        stream = self._s.watch(artifact_id, name, shared_with_me, last_event_id)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                fut = loop.run_in_executor(self._r.pool, _next_event, stream)
+                try:
+                    ev = await fut
+                except BaseException:
+                    # The worker may be blocked on the socket: close wakes it.
+                    stream.close()
+                    fut.add_done_callback(_consume)
+                    raise
+                if ev is None:
+                    return
+                yield ev
+        finally:
+            stream.close()
 
     async def delete(self, artifact_id: str) -> None:
         """Delete the artifact with everything it has."""

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Union, cast
 from . import _files
 from ._config import find_api_key, find_base_url
 from ._errors import ArtmeshError
+from ._events import EventStream
 from ._models import (
     Access,
     Agent,
@@ -508,6 +509,35 @@ class Artifacts:
     def delete_version(self, artifact_id: str, version: int) -> None:
         """Delete one version; deleting the only one left is a :class:`ConflictError`."""
         self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}")
+
+    # -- the change feed ------------------------------------------------------
+
+    def watch(
+        self,
+        artifact_id: Optional[str] = None,
+        name: Optional[str] = None,
+        shared_with_me: bool = False,
+        last_event_id: Optional[str] = None,
+    ) -> EventStream:
+        """The changes to artifacts the caller may read, as they happen (``GET /v1/events``).
+
+        ``for ev in client.artifact.watch(): ...`` blocks for each next
+        :class:`Event` and runs until ``close()`` (or the end of a ``with``
+        block, or ``break``). Filters: one ``artifact_id``, one exact
+        ``name``, or only artifacts others own (``shared_with_me``). It
+        starts at the present, or after ``last_event_id`` (``"0"``: every
+        event the node still holds); when the connection breaks or the node
+        restarts it goes on after the last event it gave, so no event is
+        lost or repeated. A ``reset`` event says that events were missed.
+        """
+        query: list[tuple[str, str]] = []
+        if artifact_id:
+            query.append(("artifact_id", artifact_id))
+        if name:
+            query.append(("name", name))
+        if shared_with_me:
+            query.append(("shared_with_me", "true"))
+        return EventStream(self._t, query, last_event_id)
 
     # -- replication and placement -------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
+import json
 from typing import Any, Iterable, Mapping, Optional
 
 from ._times import parse_time, require_time
@@ -33,6 +34,7 @@ __all__ = [
     "VersionPlacement",
     "RepoStat",
     "GCResult",
+    "Event",
 ]
 
 JSONDict = Mapping[str, Any]
@@ -423,4 +425,56 @@ class GCResult:
             packs_removed=int(d.get("packs_removed", 0)),
             disk_bytes_freed=int(d.get("disk_bytes_freed", 0)),
             duration_ms=int(d.get("duration_ms", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the change feed (``client.artifact.watch``).
+
+    ``type`` is ``artifact.created``, ``artifact.updated`` (a new version),
+    ``artifact.deleted``, ``version.deleted``, ``artifact.shared``,
+    ``artifact.unshared``, or ``reset``: changes may have been missed (the
+    node no longer holds the events after the id the watch went on from);
+    ``message`` says why, and the reader should list what it cares about
+    again. ``id`` is the catalog index of the change: pass it as
+    ``last_event_id`` to go on after it, on any node. ``agents`` and
+    ``groups`` are what a share added or an unshare took away (shown to the
+    owner only).
+    """
+
+    id: str
+    type: str
+    artifact_id: str = ""
+    name: str = ""
+    owner: str = ""
+    version: int = 0
+    actor: str = ""
+    at: Optional[datetime] = None
+    agents: builtins.list[str] = field(default_factory=list)
+    groups: builtins.list[str] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def is_reset(self) -> bool:
+        """Whether this is a ``reset``: events may have been missed."""
+        return self.type == "reset"
+
+    @classmethod
+    def from_sse(cls, name: str, event_id: str, data: str) -> "Event":
+        """Read one Server-Sent Event of ``GET /v1/events``."""
+        d = json.loads(data) if data else {}
+        if name == "reset":
+            return cls(id=event_id or str(d.get("id", "")), type="reset", message=str(d.get("message", "")))
+        return cls(
+            id=event_id or str(d.get("id", "")),
+            type=str(d.get("type", name)),
+            artifact_id=str(d.get("artifact_id", "")),
+            name=str(d.get("name", "")),
+            owner=str(d.get("owner", "")),
+            version=int(d.get("version") or 0),
+            actor=str(d.get("actor", "")),
+            at=parse_time(d.get("at")),
+            agents=_strs(d.get("agents")),
+            groups=_strs(d.get("groups")),
         )

@@ -199,6 +199,20 @@ class Response:
             self._resp.close()
             conn.close()
 
+    def readline(self, limit: int = -1) -> bytes:
+        """One line of the body, with its end of line; b"" at the end."""
+        return self._resp.readline(limit)
+
+    def interrupt(self) -> None:
+        """Wake a read blocked on this answer in another thread (it then fails or ends); the reader closes it."""
+        conn = self._conn
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def abandon(self) -> None:
         """Close the connection whatever state the body is in."""
         conn, self._conn = self._conn, None

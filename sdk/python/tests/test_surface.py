@@ -78,6 +78,10 @@ class Surface(unittest.TestCase):
                     if name == "iter_all":
                         self.assertTrue(inspect.isasyncgenfunction(afn))
                         self.assertTrue(inspect.isgeneratorfunction(fn))
+                    elif name == "watch":
+                        # An async generator; the sync one returns an EventStream (an iterator).
+                        self.assertTrue(inspect.isasyncgenfunction(afn))
+                        self.assertIs(inspect.signature(fn).return_annotation, "EventStream")
                     else:
                         self.assertTrue(inspect.iscoroutinefunction(afn), f"{asyn.__name__}.{name} is not async")
                         self.assertFalse(inspect.iscoroutinefunction(fn))
