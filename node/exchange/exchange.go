@@ -198,21 +198,22 @@ func (f *Exchange) fetchFromHolders(ctx context.Context, root cid.Cid, fe *Fetch
 	case errors.Is(err, errNoHolders):
 		// No holder is on record (content from before placement, or a
 		// holder that left): ask whoever is connected, with bitswap.
-		source = SourceBitswap
-		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
+		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)), &source)
 	case artmesh.KindOf(err) == artmesh.Unavailable:
-		source = SourceBitswap
-		return f.bitswapFallback(ctx, root, err)
+		return f.bitswapFallback(ctx, root, err, &source)
 	}
 	return err
 }
 
 // bitswapFallback fetches root with bitswap after the DAG stream could
-// not; it returns why the stream failed when bitswap fails too.
-func (f *Exchange) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error) error {
+// not; it returns why the stream failed when bitswap fails too. It sets
+// *source to SourceBitswap when it asks bitswap (with no peer connected,
+// it does not).
+func (f *Exchange) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error, source *string) error {
 	if len(f.cfg.Host.Network().Peers()) == 0 {
 		return streamErr
 	}
+	*source = SourceBitswap
 	if err := f.FetchBitswap(ctx, root); err != nil {
 		f.cfg.Log.Warn("bitswap fallback failed", "cid", root, "err", err)
 		return streamErr
