@@ -68,6 +68,7 @@ var documentedRoutes = []struct {
 	{"GET", "/v1/openapi.json", false},
 	{"GET", "/healthz", false},
 	{"GET", "/readyz", false},
+	{"GET", "/metrics", false},
 }
 
 // openAPIOperation is the part of an operation the tests read.

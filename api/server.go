@@ -7,9 +7,11 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,22 +32,38 @@ const (
 
 // Server is the HTTP API of one node.
 type Server struct {
-	n   *node.Node
-	log *slog.Logger
-	mux *http.ServeMux
+	n         *node.Node
+	log       *slog.Logger
+	mux       *http.ServeMux
+	accessLog slog.Level // the level of the access line of each request
 	// streams ends when the server shuts down: long-lived answers (the
 	// event stream) end with it instead of holding the shutdown up.
 	streams     context.Context
 	stopStreams context.CancelFunc
 }
 
+// Option changes how New builds a Server.
+type Option func(*Server)
+
+// WithAccessLog logs one line per request at Info level (`artmesh daemon
+// --access-log`) instead of Debug. The line has the method, the path and
+// query with capability tokens redacted, the route pattern, the status,
+// the bytes read and written, the calling agent and the duration; never a
+// header, so API keys are never logged.
+func WithAccessLog() Option {
+	return func(s *Server) { s.accessLog = slog.LevelInfo }
+}
+
 // New returns the API of n.
-func New(n *node.Node, log *slog.Logger) *Server {
+func New(n *node.Node, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{n: n, log: log, mux: http.NewServeMux()}
+	s := &Server{n: n, log: log, mux: http.NewServeMux(), accessLog: slog.LevelDebug}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	for _, o := range opts {
+		o(s)
+	}
 	s.routes()
 	return s
 }
@@ -109,6 +127,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PUT /v1/uploads/{id}/content", s.putUpload)
 	s.mux.HandleFunc("HEAD /v1/uploads/{id}/content", s.headUpload)
 	s.mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
+	// Prometheus metrics, with no key, like /healthz: they hold counts and
+	// route patterns, never ids, names or tokens.
+	s.mux.Handle("GET /metrics", s.n.Metrics().Handler())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -167,35 +188,95 @@ func bearer(r *http.Request) (string, bool) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	var body *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
 	if err := s.checkRequest(r); err != nil {
 		writeError(lw, r, s.log, err)
 	} else {
+		// The mux sets r.Pattern to the route it chose.
 		s.mux.ServeHTTP(lw, r)
 	}
-	s.log.Debug("http", "method", r.Method, "path", redactPath(r.URL.Path), "query", redactQuery(r.URL.RawQuery),
-		"status", lw.status, "bytes", lw.bytes.Load(), "agent", lw.agent, "duration", time.Since(start))
-}
-
-// redactPath hides capability tokens carried in paths.
-func redactPath(p string) string {
-	if rest, ok := strings.CutPrefix(p, "/v1/cap/"); ok && rest != "" {
-		return "/v1/cap/REDACTED"
+	d := time.Since(start)
+	var in int64
+	if body != nil {
+		in = body.n.Load()
 	}
-	return p
+	s.n.Metrics().ObserveHTTP(r.Pattern, lw.status, d, in, lw.bytes.Load())
+	s.log.Log(r.Context(), s.accessLog, "http", accessAttrs(r, lw, in, d)...)
 }
 
-// redactQuery hides tokens carried in query strings.
+// accessAttrs are the attributes of a request's access line. Nothing in
+// them comes from a header: API keys travel in Authorization.
+func accessAttrs(r *http.Request, lw *logWriter, in int64, d time.Duration) []any {
+	return []any{"method", r.Method, "path", redactPath(r.URL.Path), "query", redactQuery(r.URL.RawQuery),
+		"route", r.Pattern, "status", lw.status, "bytes_in", in, "bytes", lw.bytes.Load(), "agent", lw.agent, "duration", d}
+}
+
+// redacted replaces a secret in the access log.
+const redacted = "REDACTED"
+
+// redactPath hides capability tokens carried in paths: the segment after
+// any "cap" segment, so that an unclean path the mux redirects
+// (/v1//cap/TOKEN) is hidden too.
+func redactPath(p string) string {
+	if !strings.Contains(p, "cap/") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i := 0; i+1 < len(segs); i++ {
+		if segs[i] == "cap" && segs[i+1] != "" {
+			segs[i+1] = redacted
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// secretParam reports whether the access log hides the value of a query
+// parameter: the upload URL's token, and names a client might put a key
+// under.
+func secretParam(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "token", "access_token", "api_key", "apikey", "key", "signature", "sig", "authorization":
+		return true
+	}
+	return false
+}
+
+// redactQuery hides tokens carried in query strings. Each parameter's
+// name is unescaped as Go's parser would (t%6Fken is token) and compared
+// without case; an unparsable one is hidden whole.
 func redactQuery(q string) string {
-	if !strings.Contains(q, "token=") {
+	if q == "" {
 		return q
 	}
 	parts := strings.Split(q, "&")
 	for i, p := range parts {
-		if strings.HasPrefix(p, "token=") {
-			parts[i] = "token=REDACTED"
+		name, _, _ := strings.Cut(p, "=")
+		un, err := url.QueryUnescape(name)
+		if err != nil {
+			parts[i] = redacted
+			continue
+		}
+		if secretParam(un) {
+			parts[i] = name + "=" + redacted
 		}
 	}
 	return strings.Join(parts, "&")
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // logWriter records what a response was, for the access log.

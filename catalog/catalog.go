@@ -67,6 +67,11 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// ObserveApply, when set, is told of every write proposed here once
+	// it ends: whether it went to the leader over the mesh (forwarded),
+	// how long it took from proposal to result, and its error (a rule it
+	// broke, or Unavailable). It is for metrics and must not block.
+	ObserveApply func(forwarded bool, d time.Duration, err error)
 }
 
 // maxAppendEntries is how many log entries Raft sends or writes at once.
@@ -386,7 +391,8 @@ func (c *Catalog) awaitResponse(ctx context.Context, op artmesh.Op, f raft.Futur
 // broke comes back as the state machine's error. On a follower it fails
 // with Unavailable wrapping raft.ErrNotLeader (forwarding to the leader
 // belongs here).
-func (c *Catalog) propose(ctx context.Context, cmd command) (any, error) {
+func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
+	var forwarded bool
 	op := artmesh.Op("catalog." + cmd.commandType().String())
 	if err := ctx.Err(); err != nil {
 		return nil, unavailable(op, err)
@@ -402,7 +408,12 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (any, error) {
 	if c.isClosed() {
 		return nil, unavailable(op, raft.ErrRaftShutdown)
 	}
+	if obs := c.cfg.ObserveApply; obs != nil {
+		start := time.Now()
+		defer func() { obs(forwarded, time.Since(start), err) }()
+	}
 	if c.raft.State() != raft.Leader && c.cfg.Forward != nil {
+		forwarded = true
 		return c.forward(ctx, op, data)
 	}
 	if c.raft.State() != raft.Leader {

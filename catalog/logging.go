@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +20,11 @@ import (
 //
 // A warning or error about one peer (a dial that fails while a member is
 // down) is logged once, then at most once a minute with the count of
-// repeats, until raft's state changes: raft retries every few
-// milliseconds and would otherwise log it dozens of times a second.
+// repeats: raft retries every few milliseconds and would otherwise log it
+// dozens of times a second. Raft's state changes do not start the count
+// again: a node without a quorum enters the candidate state at every
+// election timeout (about a second), and its failed vote requests to the
+// members that are down would be logged at each.
 type hclogAdapter struct {
 	base    *slog.Logger // the logger given, without name or implied args
 	l       *slog.Logger // base with the name and implied args
@@ -33,6 +35,10 @@ type hclogAdapter struct {
 
 // repeatEvery is how often a repeated warning about a peer is logged.
 const repeatEvery = time.Minute
+
+// maxRepeats is how many warnings about peers are remembered before
+// those last logged more than repeatEvery ago are forgotten.
+const maxRepeats = 1024
 
 // repeats remembers the warnings about peers logged lately.
 type repeats struct {
@@ -46,15 +52,21 @@ type repeat struct {
 }
 
 // admit reports whether a warning about peer should be logged now, and
-// how many repeats it stands for. A raft state change forgets them all.
+// how many repeats it stands for.
 func (r *repeats) admit(msg, peer string, now time.Time) (bool, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if strings.HasPrefix(msg, "entering ") {
-		clear(r.last)
-	}
 	if peer == "" {
 		return true, 0
+	}
+	if len(r.last) >= maxRepeats {
+		// Forget what has not been seen for a while, so that peers long
+		// gone do not keep their entries.
+		for k, v := range r.last {
+			if now.Sub(v.at) >= repeatEvery {
+				delete(r.last, k)
+			}
+		}
 	}
 	key := msg + "\x00" + peer
 	prev, seen := r.last[key]
@@ -71,7 +83,7 @@ func (r *repeats) admit(msg, peer string, now time.Time) (bool, int) {
 func peerOf(args []any) string {
 	for i := 0; i+1 < len(args); i += 2 {
 		switch args[i] {
-		case "peer", "target", "server-id", "id", "address":
+		case "peer", "target", "server-id", "id", "address", "from", "candidate":
 			return fmt.Sprint(args[i+1])
 		}
 	}
@@ -123,12 +135,15 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	lv := slogLevel(level)
+	key := peerOf(args)
 	if lv == slog.LevelWarn && quietWarning(msg) {
-		// Expected at every start and after every leader change.
-		lv = slog.LevelInfo
+		// Expected at every start and after every leader change; without
+		// a quorum, at every election timeout: counted like a warning
+		// about a peer.
+		lv, key = slog.LevelInfo, "election"
 	}
-	if lv >= slog.LevelWarn || strings.HasPrefix(msg, "entering ") {
-		ok, n := a.rep.admit(msg, peerOf(args), time.Now())
+	if lv >= slog.LevelWarn || key == "election" {
+		ok, n := a.rep.admit(msg, key, time.Now())
 		if !ok {
 			return
 		}

@@ -110,6 +110,7 @@ type Node struct {
 	trans     *raft.NetworkTransport
 	streams   *mesh.StreamLayer
 	fetcher   *exchange.Exchange
+	metrics   *Metrics // the node's own Prometheus registry
 
 	runCtx  context.Context // ends when the node closes
 	started time.Time
@@ -225,6 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		fetchKick:   make(chan struct{}, 1),
 		placeSem:    make(chan struct{}, maxPlacementFetches),
 	}
+	n.metrics = newMetrics(n)
 	n.apiURL.Store("http://" + rc.APIAddr)
 	n.staging = n.newStaging()
 	if err := n.open(ctx, priv); err != nil {
@@ -285,6 +287,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Transport = n.trans
 	ccfg.Forward = n.forward
 	ccfg.Logger = n.log.With("component", "catalog")
+	ccfg.ObserveApply = n.metrics.observeApply
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}
@@ -306,6 +309,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		OnFetched:          func() { kick(n.collectKick) },
 		OnServing:          func() { kick(n.fetchKick) },
 		BitswapRootTimeout: n.cfg.BitswapRootTimeout,
+		OnFetchEnd:         n.metrics.observeFetch,
 	})
 	n.content = content.New(n.bs, n.rc.Chunking, n.fetcher)
 	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
@@ -431,6 +435,10 @@ func (n *Node) p2pAddrs() []string {
 	}
 	return out
 }
+
+// Metrics returns the node's metrics: its registry, served at GET
+// /metrics, and the counters the HTTP API moves.
+func (n *Node) Metrics() *Metrics { return n.metrics }
 
 // APIAddr is the address the HTTP API should listen on.
 func (n *Node) APIAddr() string { return n.rc.APIAddr }

@@ -218,6 +218,7 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 			return nil
 		})
 	})
+	n.metrics.observeCollect(st, err)
 	if err != nil {
 		return st, err
 	}
@@ -406,6 +407,7 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 	if err := n.cat.AddHolder(ctx, r.CID, n.peerID.String()); err != nil {
 		return err
 	}
+	n.metrics.repairBytes.Add(float64(fe.Bytes()))
 	d := time.Since(start)
 	n.log.Info("holding an allocated copy", "cid", r.CID, "bytes", r.SizeBytes, "duration", d.Round(time.Millisecond),
 		"mb_per_s", fmt.Sprintf("%.1f", float64(r.SizeBytes)/1e6/max(d.Seconds(), 1e-6)))

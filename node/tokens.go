@@ -118,6 +118,7 @@ func (n *Node) verifyTokenOf(ctx context.Context, token string, action acl.Actio
 	if err != nil && artmesh.KindOf(err) == artmesh.Unauthenticated && n.catchUp(ctx) {
 		c, granter, err = n.verifyTokenOnce(token, action)
 	}
+	n.metrics.observeToken(action.String(), err)
 	return c, granter, err
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,54 @@ func TestDaemonFlags(t *testing.T) {
 	code, _, errOut := runCLI(t, map[string]string{}, "daemon", "--cache-size", "10x")
 	if code != 2 || !strings.Contains(errOut, `"10x" is not a size`) {
 		t.Errorf("daemon --cache-size 10x: exit %d, %s", code, errOut)
+	}
+}
+
+func TestDaemonLogFormat(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // what the line starts with; "" for a usage error
+		err  string
+	}{
+		{nil, "time=", ""},
+		{[]string{"--log-format", "text"}, "time=", ""},
+		{[]string{"--log-format", "json"}, `{"time":`, ""},
+		{[]string{"--log-format", "json", "--log-level", "warn"}, "", ""},
+		{[]string{"--log-format", "xml"}, "", `--log-format "xml": use text or json`},
+		{[]string{"--log-level", "loud"}, "", `--log-level "loud": use debug, info, warn or error`},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := &daemonFlags{}
+			if err := newDaemonCmdFlags(f).ParseFlags(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var buf strings.Builder
+			log, err := f.logger(&buf)
+			if tt.err != "" {
+				var ue usageError
+				if err == nil || err.Error() != tt.err || !errors.As(err, &ue) {
+					t.Fatalf("error %v, want the usage error %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Info("hello", "k", "v")
+			got := buf.String()
+			if tt.want == "" {
+				if got != "" {
+					t.Fatalf("an info line was written at --log-level warn: %q", got)
+				}
+				return
+			}
+			if !strings.HasPrefix(got, tt.want) || !strings.Contains(got, "hello") {
+				t.Fatalf("line %q, want it to start with %q", got, tt.want)
+			}
+		})
+	}
+	code, _, errOut := runCLI(t, map[string]string{}, "daemon", "--log-format", "yaml")
+	if code != 2 || !strings.Contains(errOut, `--log-format "yaml": use text or json`) {
+		t.Errorf("daemon --log-format yaml: exit %d, %s", code, errOut)
 	}
 }

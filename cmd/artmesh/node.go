@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,6 +80,8 @@ const defaultReplicateTimeout = node.DefaultReplicateTimeout
 // daemonFlags are the flags of `artmesh daemon`.
 type daemonFlags struct {
 	apiAddr, logLevel string
+	logFormat         string
+	accessLog         bool
 	pprofAddr         string
 	listen            []string
 	initIfNeeded      bool
@@ -93,6 +96,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
+	fl.BoolVar(&f.accessLog, "access-log", false, "log one line per API request at info level (tokens in paths and queries redacted, headers never logged); without it the lines are at debug level")
 	fl.StringVar(&f.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, such as 127.0.0.1:6060 (off by default; never on a public address)")
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
 	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
@@ -128,6 +133,23 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	}, nil
 }
 
+// logger builds the daemon's logger on w from --log-level and
+// --log-format.
+func (f *daemonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usageErrorf("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: use text or json", f.logFormat)
+}
+
 // newDaemonCmd is `artmesh daemon`: run the node in the foreground.
 func newDaemonCmd() *cobra.Command {
 	return newDaemonCmdFlags(&daemonFlags{})
@@ -139,11 +161,10 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
+			log, err := f.logger(os.Stderr)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			repo := nrepo.DefaultPath()
 			cfg, err := f.nodeConfig(repo, log)
 			if err != nil {
@@ -198,7 +219,11 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 			info := n.Info()
 			log.Info("artmesh node running", "peer_id", info.PeerID, "api", "http://"+l.Addr().String(), "repo", repo)
 			fmt.Fprintf(cmd.OutOrStdout(), "artmesh node %s\nAPI: http://%s\nrepo: %s\n", info.PeerID, l.Addr(), repo)
-			err = api.New(n, log).Serve(ctx, l, 10*time.Second)
+			var apiOpts []api.Option
+			if f.accessLog {
+				apiOpts = append(apiOpts, api.WithAccessLog())
+			}
+			err = api.New(n, log, apiOpts...).Serve(ctx, l, 10*time.Second)
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}

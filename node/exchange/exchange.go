@@ -55,7 +55,20 @@ type Config struct {
 	// BitswapRootTimeout is how long the bitswap fallback waits for a
 	// root block.
 	BitswapRootTimeout time.Duration
+	// OnFetchEnd, when set, is told of every fetch that ends: its source
+	// (SourceStream or SourceBitswap) and result (ResultOK, ResultError,
+	// ResultCanceled). It is for metrics and must not block.
+	OnFetchEnd func(source, result string)
 }
+
+// The sources and results that Config.OnFetchEnd is told of.
+const (
+	SourceStream   = "stream"  // the DAG stream from holders and fetchers
+	SourceBitswap  = "bitswap" // the bitswap fallback
+	ResultOK       = "ok"
+	ResultError    = "error"
+	ResultCanceled = "canceled"
+)
 
 // Exchange fetches DAGs from members and serves waiting readers. Its
 // methods are safe for concurrent use; Close stops its fetches.
@@ -164,27 +177,43 @@ func (f *Exchange) run(ctx context.Context, root cid.Cid, fe *Fetch) {
 // fetchFromHolders fetches root from the members that hold or fetch it,
 // split across them (see split.go), and falls back to bitswap when none
 // can serve it.
-func (f *Exchange) fetchFromHolders(ctx context.Context, root cid.Cid, fe *Fetch) error {
-	err := f.fetchSplit(ctx, root, fe)
+func (f *Exchange) fetchFromHolders(ctx context.Context, root cid.Cid, fe *Fetch) (err error) {
+	source := SourceStream
+	if f.cfg.OnFetchEnd != nil {
+		defer func() {
+			result := ResultOK
+			switch {
+			case err != nil && ctx.Err() != nil:
+				result = ResultCanceled
+			case err != nil:
+				result = ResultError
+			}
+			f.cfg.OnFetchEnd(source, result)
+		}()
+	}
+	err = f.fetchSplit(ctx, root, fe)
 	switch {
 	case err == nil || ctx.Err() != nil:
 		return err
 	case errors.Is(err, errNoHolders):
 		// No holder is on record (content from before placement, or a
 		// holder that left): ask whoever is connected, with bitswap.
-		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)))
+		return f.bitswapFallback(ctx, root, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh is known to hold %s", root)), &source)
 	case artmesh.KindOf(err) == artmesh.Unavailable:
-		return f.bitswapFallback(ctx, root, err)
+		return f.bitswapFallback(ctx, root, err, &source)
 	}
 	return err
 }
 
 // bitswapFallback fetches root with bitswap after the DAG stream could
-// not; it returns why the stream failed when bitswap fails too.
-func (f *Exchange) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error) error {
+// not; it returns why the stream failed when bitswap fails too. It sets
+// *source to SourceBitswap when it asks bitswap (with no peer connected,
+// it does not).
+func (f *Exchange) bitswapFallback(ctx context.Context, root cid.Cid, streamErr error, source *string) error {
 	if len(f.cfg.Host.Network().Peers()) == 0 {
 		return streamErr
 	}
+	*source = SourceBitswap
 	if err := f.FetchBitswap(ctx, root); err != nil {
 		f.cfg.Log.Warn("bitswap fallback failed", "cid", root, "err", err)
 		return streamErr

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,4 +120,45 @@ func testLog(t *testing.T) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestOnFetchEndTellsSourceAndResult: a fetch from a holder ends as
+// stream/ok, and one that nobody can serve (no holder, no peer, so
+// bitswap is not asked) as stream/error.
+func TestOnFetchEndTellsSourceAndResult(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	record := func(source, result string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, source+"/"+result)
+	}
+	lone, _ := newTestExchange(t, func(string) ([]string, error) { return nil, nil })
+	lone.cfg.OnFetchEnd = record // before any fetch starts
+	waitDone(t, lone.Ensure(blocks.NewBlock([]byte("nobody has this")).Cid()))
+
+	var holders holderList
+	holder, store := newTestExchange(t, (&holderList{}).get)
+	root, _ := testFile(t, store, 1<<20, 3)
+	serve(holder, store, nil, false)
+	x, _ := newTestExchange(t, holders.get)
+	x.cfg.OnFetchEnd = record
+	holders.set(holder)
+	connect(t, x, holder)
+	waitFetch(t, x.Ensure(root), 30*time.Second)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"stream/error", "stream/ok"}; !slices.Equal(got, want) {
+		t.Fatalf("OnFetchEnd told %v, want %v", got, want)
+	}
+}
+
+func waitDone(t *testing.T, fe *Fetch) {
+	t.Helper()
+	select {
+	case <-fe.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch did not end")
+	}
 }
