@@ -67,6 +67,8 @@ var documentedRoutes = []struct {
 	{"GET", "/v1/openapi.json", false},
 	{"GET", "/healthz", false},
 	{"GET", "/readyz", false},
+	{"GET", "/ui/", false},
+	{"GET", "/ui", false},
 }
 
 // openAPIOperation is the part of an operation the tests read.
