@@ -25,7 +25,7 @@
       else if (k in e && typeof v !== 'string') e[k] = v;
       else e.setAttribute(k, v === true ? '' : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       e.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -284,7 +284,7 @@
     };
 
     view.append(el('h1', { id: 'artifact-name', text: a.name || '(no name)' }));
-    view.append(el('div', { class: 'card' }, el('dl', { class: 'props', id: 'artifact-props' },
+    view.append(el('div', { class: 'card' }, el('dl', { class: 'props', id: 'artifact-props' }, [
       ['ID', a.id, true], ['Owner', a.owner], ['Content type', a.content_type], ['Size', bytes(a.size_bytes) + ' (' + a.size_bytes + ' bytes)'],
       ['Current version', String(a.version)], ['CID', a.cid, true], ['Created', when(a.created_at)], ['Updated', when(a.updated_at)]]
       .map(([k, v, mono]) => [el('dt', { text: k }), el('dd', { class: mono ? 'mono' : '', text: v })]))));
@@ -405,12 +405,13 @@
           bar.max = total; bar.value = loaded; t.loaded = loaded;
           status.textContent = 'Sent ' + bytes(loaded) + ' of ' + bytes(total);
         });
-        bar.max = 1; bar.value = 1;
+        bar.max = f.size || 1; bar.value = f.size || 1;
         status.textContent = 'Received; confirming…';
         const a = await api('POST', '/v1/uploads/' + encodeURIComponent(up.id) + '/confirm', { json: {} });
         transfers.delete(up.id);
-        showNotice('Stored ' + a.name + ' as version ' + a.version + '.', true);
-        location.hash = '#/artifact/' + encodeURIComponent(a.id);
+        status.replaceChildren('Stored ' + bytes(a.size_bytes) + ' as ', el('a', { id: 'upload-result', href: '#/artifact/' + encodeURIComponent(a.id), text: (a.name || a.id) + ', version ' + a.version }), '.');
+        form.reset();
+        bar.max = f.size || 1; bar.value = f.size || 1;
       } catch (e) {
         for (const [id, x] of transfers) if (x === t) transfers.delete(id);
         status.textContent = 'Failed.';
@@ -467,7 +468,7 @@
     if (!transfers.size) view.append(el('p', { class: 'empty', text: 'None in progress.' }));
     else view.append(el('table', {}, el('tbody', {}, [...transfers.entries()].map(([id, t]) => el('tr', {},
       el('td', { class: 'mono', text: id }), el('td', { text: t.name }),
-      el('td', {}, el('progress', { max: t.total || 1, value: t.loaded }))))));
+      el('td', {}, el('progress', { max: t.total || 1, value: t.loaded })))))));
     const moving = ps.items.some((p) => p.state === 'queued' || p.state === 'fetching') || transfers.size > 0;
     if (moving) {
       pollTimer = setTimeout(() => {
