@@ -39,9 +39,9 @@ func findBrowser(t *testing.T) string {
 // browserLog is what the page did that the test checks afterwards: every
 // console error and exception, and every request the page sent.
 type browserLog struct {
-	mu        sync.Mutex
-	errors    []string
-	requests  []*network.EventRequestWillBeSent
+	mu       sync.Mutex
+	errors   []string
+	requests []*network.EventRequestWillBeSent
 }
 
 func (l *browserLog) snapshot() (errs []string, reqs []*network.EventRequestWillBeSent) {
@@ -193,7 +193,7 @@ func TestWebView(t *testing.T) {
 		if !shots {
 			return
 		}
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -292,6 +292,21 @@ func TestWebView(t *testing.T) {
 		t.Errorf("placement %q, want version 1, factor 1, ok", placement)
 	}
 	screenshot("ui-artifact.png")
+
+	// A signed URL to hand out, then revoked.
+	run("signed URL", chromedp.Click(chromedp.CSS("#make-signed-url")), chromedp.WaitVisible(chromedp.CSS("#signed-url-value")))
+	var handed string
+	eval(`document.querySelector('#signed-url-value').value`, &handed)
+	if !strings.HasPrefix(handed, d.url+"/v1/cap/") {
+		t.Fatalf("the signed URL shown is %q, want a %s/v1/cap/ URL", handed, d.url)
+	}
+	if st, body := d.status(t, "", "GET", strings.TrimPrefix(handed, d.url), nil); st != 200 || !bytes.Equal(body, content) {
+		t.Fatalf("GET of the signed URL shown: %d, %d bytes", st, len(body))
+	}
+	run("revoke", chromedp.Click(chromedp.CSS("#revoke-signed-url")), waitJS(`document.querySelector('#signed-url').textContent.startsWith('Revoked')`))
+	if st, body := d.status(t, "", "GET", strings.TrimPrefix(handed, d.url), nil); st != 403 || errorCode(body) != "permission_denied" {
+		t.Errorf("GET of the revoked signed URL: %d %s, want 403 permission_denied", st, body)
+	}
 
 	// Download by the page's button: a signed URL followed as an
 	// attachment; the file on disk has the uploaded bytes.
