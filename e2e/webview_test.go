@@ -41,6 +41,7 @@ func findBrowser(t *testing.T) string {
 type browserLog struct {
 	mu       sync.Mutex
 	errors   []string
+	refused  int // the browser's log of the 401 that the wrong key got
 	requests []*network.EventRequestWillBeSent
 }
 
@@ -110,7 +111,11 @@ func TestWebView(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
+			if m.Type == chromedp.ConsoleError && m.Source == "network" && strings.HasSuffix(m.URL, "/v1/node") && strings.Contains(m.Text, "401") {
+				lg.mu.Lock()
+				lg.refused++
+				lg.mu.Unlock()
+			} else if m.Type == chromedp.ConsoleError || m.IsException() {
 				lg.mu.Lock()
 				lg.errors = append(lg.errors, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
 				lg.mu.Unlock()
@@ -210,9 +215,21 @@ func TestWebView(t *testing.T) {
 		})
 		return err
 	}))
-	run("sign in",
+	run("sign in with a wrong key",
 		chromedp.Navigate(d.url+"/ui"),
 		chromedp.WaitVisible(chromedp.CSS("#signin-key")),
+		chromedp.SendKeys(chromedp.CSS("#signin-key"), "am_not-a-key"),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := texts("#notice"); len(got) != 1 || !strings.HasPrefix(got[0], "That key was refused: ") {
+		t.Errorf("a wrong key shows %q, want \"That key was refused: ...\"", got)
+	}
+	if stored := texts("#nav[hidden]"); len(stored) != 1 {
+		t.Errorf("the navigation shows after a wrong key")
+	}
+	var cleared string
+	eval(`document.querySelector('#signin-key').value = ''`, &cleared)
+	run("sign in",
 		chromedp.SendKeys(chromedp.CSS("#signin-key"), d.key),
 		chromedp.Click(chromedp.CSS("#signin-submit")),
 		ready("artifacts"))
@@ -415,9 +432,14 @@ func TestWebView(t *testing.T) {
 	for _, e := range errs {
 		t.Errorf("browser console: %s", e)
 	}
+	lg.mu.Lock()
+	if lg.refused != 1 {
+		t.Errorf("the browser logged %d refusals of GET /v1/node, want 1 (the wrong key's)", lg.refused)
+	}
+	lg.mu.Unlock()
 	// The key is only ever in an Authorization header, and every call of
 	// the API but the token routes carries it there.
-	apiCalls := 0
+	apiCalls, wrongKey := 0, 0
 	for _, ev := range requests {
 		r := ev.Request
 		if strings.Contains(r.URL, d.key) || strings.Contains(r.URLFragment, d.key) {
@@ -428,9 +450,14 @@ func TestWebView(t *testing.T) {
 			continue
 		}
 		apiCalls++
-		if auth := header(r.Headers, "Authorization"); auth != "Bearer "+d.key {
+		if auth := header(r.Headers, "Authorization"); auth == "Bearer am_not-a-key" && path == "/v1/node" {
+			wrongKey++
+		} else if auth != "Bearer "+d.key {
 			t.Errorf("%s %s was sent without the key in Authorization (got %q)", r.Method, path, auth)
 		}
+	}
+	if wrongKey != 1 {
+		t.Errorf("the wrong key was sent %d times, want once", wrongKey)
 	}
 	if apiCalls < 10 {
 		t.Errorf("saw %d calls of the API, want at least 10: the request log is incomplete", apiCalls)
