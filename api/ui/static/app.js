@@ -196,8 +196,8 @@
   async function pageList(view, r, current) {
     const shared = r.page === 'shared';
     const p = r.params;
-    const limit = parseInt(p.get('limit') || '50', 10);
-    const offset = parseInt(p.get('offset') || '0', 10);
+    const limit = parseInt(p.get('limit'), 10) || 50;
+    const offset = Math.max(0, parseInt(p.get('offset'), 10) || 0);
     const metaLines = [];
     for (const [k, v] of p) if (k.startsWith('metadata.')) metaLines.push(k.slice(9) + '=' + v);
 
