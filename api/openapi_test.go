@@ -69,6 +69,8 @@ var documentedRoutes = []struct {
 	{"GET", "/healthz", false},
 	{"GET", "/readyz", false},
 	{"GET", "/metrics", false},
+	{"GET", "/ui/", false},
+	{"GET", "/ui", false},
 }
 
 // openAPIOperation is the part of an operation the tests read.

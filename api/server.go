@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/ui"
 	"github.com/artmesh/artmesh/node"
 )
 
@@ -140,9 +141,13 @@ func (s *Server) routes() {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, artmesh.E(artmesh.NotFound, "no such route: see the API reference"))
 	})
+	// The web view: static files, no key; the page sends the key itself.
+	s.mux.Handle("GET /ui/", ui.New(notFound))
+	s.mux.HandleFunc("GET /ui", ui.Redirect)
+	s.mux.Handle("/", notFound)
 }
 
 // authenticated wraps a route with API key authentication.

@@ -1,0 +1,494 @@
+// artmesh web view: one page, a hash router, and calls to the node's /v1
+// API with the signed-in agent's key in an Authorization header. The key
+// lives in this tab's sessionStorage only and never goes into a URL. Every
+// node value is put into the page as text (textContent), never as HTML.
+'use strict';
+
+(function () {
+  const KEY = 'artmesh.api_key';
+  const main = document.getElementById('main');
+  const notice = document.getElementById('notice');
+  let pollTimer = null; // the pins page refreshes itself while it is shown
+  let routeSeq = 0;     // a render that a newer route overtook stops drawing
+
+  // ---------- small helpers ----------
+
+  // el builds an element: attrs are properties or attributes, children are
+  // nodes or strings (always as text).
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else if (k in e && typeof v !== 'string') e[k] = v;
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function bytes(n) {
+    if (n === undefined || n === null) return '';
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0, v = n;
+    while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+    return (i === 0 ? String(v) : v.toFixed(1)) + ' ' + u[i];
+  }
+
+  function when(t) {
+    if (!t) return '';
+    const d = new Date(t);
+    return isNaN(d) ? t : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
+
+  function short(s, n) {
+    n = n || 16;
+    return s && s.length > n ? s.slice(0, n) + '…' : (s || '');
+  }
+
+  function showNotice(msg, info) {
+    notice.textContent = msg;
+    notice.className = info ? 'info' : '';
+    notice.hidden = !msg;
+  }
+
+  // sameOrigin turns a URL the node built from its own address into a path
+  // on the page's origin, so that the page opened as localhost still talks
+  // to the node it came from without crossing origins.
+  function sameOrigin(u) {
+    const x = new URL(u, location.href);
+    return x.pathname + x.search;
+  }
+
+  function key() { return sessionStorage.getItem(KEY) || ''; }
+
+  // APIError is an error answer of the node, in its error shape.
+  class APIError extends Error {
+    constructor(status, code, message) {
+      super(message || ('HTTP ' + status));
+      this.status = status;
+      this.code = code || '';
+    }
+  }
+
+  async function errorOf(status, text) {
+    try {
+      const e = JSON.parse(text).error;
+      return new APIError(status, e.code, e.message);
+    } catch (_) {
+      return new APIError(status, '', 'HTTP ' + status);
+    }
+  }
+
+  // api calls the node. The key goes in the Authorization header only.
+  async function api(method, path, opts) {
+    opts = opts || {};
+    const headers = new Headers(opts.headers || {});
+    headers.set('Authorization', 'Bearer ' + (opts.key || key()));
+    let body = opts.body;
+    if (opts.json !== undefined) {
+      headers.set('Content-Type', 'application/json');
+      body = JSON.stringify(opts.json);
+    }
+    const r = await fetch(path, { method, headers, body, cache: 'no-store', credentials: 'omit', redirect: 'error' });
+    if (r.status === 401 && !opts.key) {
+      signOut('Your key was refused (' + (await errorOf(r.status, await r.text())).message + '). Sign in again.');
+      throw new APIError(401, 'unauthenticated', 'signed out');
+    }
+    if (!r.ok) throw await errorOf(r.status, await r.text());
+    if (r.status === 204) return null;
+    return r.json();
+  }
+
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of params) if (v !== '' && v !== undefined && v !== null) q.append(k, v);
+    const s = q.toString();
+    return s ? '?' + s : '';
+  }
+
+  // ---------- sign in ----------
+
+  function signOut(msg) {
+    sessionStorage.removeItem(KEY);
+    document.getElementById('nav').hidden = true;
+    document.getElementById('signout').hidden = true;
+    document.getElementById('whoami').textContent = '';
+    showNotice(msg || '', !msg);
+    renderSignIn();
+  }
+
+  function renderSignIn() {
+    stopPolling();
+    const input = el('input', { id: 'signin-key', type: 'password', name: 'api_key', autocomplete: 'off', required: true, placeholder: 'API key' });
+    const form = el('form', { id: 'signin-form', class: 'card', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const k = input.value.trim();
+      if (!k) return;
+      try {
+        const info = await api('GET', '/v1/node', { key: k });
+        sessionStorage.setItem(KEY, k);
+        showNotice('');
+        signedIn(info);
+        if (!location.hash || location.hash === '#/' || location.hash === '#/signin') location.hash = '#/artifacts';
+        else route();
+      } catch (e) {
+        showNotice(e.status === 401 ? 'That key was refused: ' + e.message : 'Could not sign in: ' + e.message);
+      }
+    } },
+      el('label', {}, 'API key of an agent', input),
+      el('p', { class: 'muted', text: 'The key stays in this tab (session storage) and goes to the node only in an Authorization header.' }),
+      el('button', { id: 'signin-submit', type: 'submit', text: 'Sign in' }));
+    main.replaceChildren(el('div', { class: 'signin' }, el('h1', { text: 'Sign in to artmesh' }), form));
+    input.focus();
+  }
+
+  function signedIn(info) {
+    document.getElementById('nav').hidden = false;
+    document.getElementById('signout').hidden = false;
+    document.getElementById('whoami').textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+  }
+
+  // ---------- the router ----------
+
+  function parseHash() {
+    const h = location.hash.replace(/^#\/?/, '');
+    const [p, qs] = h.split('?');
+    const parts = p.split('/').filter(Boolean).map(decodeURIComponent);
+    return { page: parts[0] || 'artifacts', arg: parts[1] || '', params: new URLSearchParams(qs || '') };
+  }
+
+  function stopPolling() {
+    if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  }
+
+  async function route() {
+    stopPolling();
+    if (!key()) { renderSignIn(); return; }
+    const r = parseHash();
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.page);
+    const seq = ++routeSeq;
+    const view = el('div', { id: 'view-' + r.page });
+    main.replaceChildren(view);
+    const pages = { artifacts: pageList, shared: pageList, artifact: pageArtifact, upload: pageUpload, mesh: pageMesh, pins: pagePins };
+    const page = pages[r.page];
+    try {
+      if (!page) throw new Error('No page "' + r.page + '" here.');
+      await page(view, r, () => seq === routeSeq);
+      view.dataset.ready = 'true';
+    } catch (e) {
+      if (e.status === 401) return;
+      if (seq !== routeSeq) return;
+      view.append(el('p', { class: 'empty', id: 'page-error', text: 'Could not load this page: ' + e.message }));
+      view.dataset.ready = 'error';
+    }
+  }
+
+  // ---------- artifact lists ----------
+
+  // The filters of GET /v1/artifacts and /v1/shared, kept in the hash so a
+  // filtered list can be bookmarked (no key in it).
+  async function pageList(view, r, current) {
+    const shared = r.page === 'shared';
+    const p = r.params;
+    const limit = parseInt(p.get('limit'), 10) || 50;
+    const offset = Math.max(0, parseInt(p.get('offset'), 10) || 0);
+    const metaLines = [];
+    for (const [k, v] of p) if (k.startsWith('metadata.')) metaLines.push(k.slice(9) + '=' + v);
+
+    const fName = el('input', { id: 'filter-name', name: 'name', value: p.get('name') || '', placeholder: 'exact name' });
+    const fType = el('input', { id: 'filter-type', name: 'content_type', value: p.get('content_type') || '', placeholder: 'e.g. application/json' });
+    const fMeta = el('input', { id: 'filter-meta', name: 'metadata', value: metaLines.join(' '), placeholder: 'key=value key2=value2', size: 28 });
+    const fLimit = el('select', { id: 'filter-limit', name: 'limit' },
+      [10, 50, 100, 500].map((n) => el('option', { value: String(n), selected: n === limit, text: String(n) })));
+    const form = el('form', { class: 'filters', id: 'filters', onsubmit: (ev) => {
+      ev.preventDefault();
+      const ps = [['name', fName.value.trim()], ['content_type', fType.value.trim()]];
+      for (const pair of fMeta.value.trim().split(/\s+/).filter(Boolean)) {
+        const i = pair.indexOf('=');
+        if (i <= 0) { showNotice('A metadata filter is key=value: "' + pair + '" is not.'); return; }
+        ps.push(['metadata.' + pair.slice(0, i), pair.slice(i + 1)]);
+      }
+      ps.push(['limit', fLimit.value]);
+      showNotice('');
+      location.hash = '#/' + r.page + query(ps);
+    } },
+      el('label', {}, 'Name', fName), el('label', {}, 'Content type', fType),
+      el('label', {}, 'Metadata (key=value, all must match)', fMeta), el('label', {}, 'Per page', fLimit),
+      el('button', { type: 'submit', id: 'filter-apply', text: 'Filter' }),
+      el('button', { type: 'button', class: 'secondary', text: 'Clear', onclick: () => { location.hash = '#/' + r.page; } }));
+    view.append(el('h1', { text: shared ? 'Shared with me' : 'My artifacts' }), form);
+
+    const params = [];
+    for (const [k, v] of p) if (k !== 'offset' && k !== 'limit') params.push([k, v]);
+    params.push(['limit', String(limit)], ['offset', String(offset)]);
+    const page = await api('GET', (shared ? '/v1/shared' : '/v1/artifacts') + query(params));
+    if (!current()) return;
+    if (!page.items.length) {
+      view.append(el('p', { class: 'empty', id: 'list-empty', text: offset ? 'No more artifacts.' : (shared ? 'Nothing is shared with you (with these filters).' : 'No artifacts (with these filters). Upload one.') }));
+    } else {
+      view.append(el('table', { id: 'artifact-list' },
+        el('thead', {}, el('tr', {}, el('th', { text: 'Name' }), shared && el('th', { text: 'Owner' }), el('th', { text: 'ID' }),
+          el('th', { class: 'num', text: 'Version' }), el('th', { class: 'num', text: 'Size' }), el('th', { text: 'Type' }),
+          el('th', { text: 'Metadata' }), el('th', { text: 'Updated' }))),
+        el('tbody', {}, page.items.map((a) => el('tr', { 'data-id': a.id },
+          el('td', {}, el('a', { href: '#/artifact/' + encodeURIComponent(a.id), class: 'artifact-link', text: a.name || '(no name)' })),
+          shared && el('td', { text: a.owner }),
+          el('td', { class: 'mono', text: a.id }),
+          el('td', { class: 'num', text: String(a.version) }),
+          el('td', { class: 'num', text: bytes(a.size_bytes) }),
+          el('td', { text: a.content_type }),
+          el('td', { class: 'mono', text: metaSummary(a.metadata) }),
+          el('td', { text: when(a.updated_at) }))))));
+    }
+    const to = (o) => { const q = new URLSearchParams(p); q.set('offset', String(Math.max(0, o))); location.hash = '#/' + r.page + '?' + q; };
+    view.append(el('div', { class: 'pager' },
+      el('button', { type: 'button', class: 'secondary', disabled: offset <= 0, text: '‹ Newer', onclick: () => to(offset - limit) }),
+      el('span', { id: 'list-total', class: 'muted', text: page.total ? (offset + 1) + '–' + (offset + page.items.length) + ' of ' + page.total : '0 of 0' }),
+      el('button', { type: 'button', class: 'secondary', disabled: offset + page.items.length >= page.total, text: 'Older ›', onclick: () => to(offset + limit) })));
+  }
+
+  function metaSummary(m) {
+    if (!m) return '';
+    return Object.entries(m).map(([k, v]) => k + '=' + (typeof v === 'string' ? v : JSON.stringify(v))).join(' ');
+  }
+
+  // ---------- one artifact ----------
+
+  // download asks for a short-lived signed URL (the key never goes in a
+  // URL) and follows it as a download: the node answers with
+  // Content-Disposition: attachment, so nothing is rendered from this origin
+  // and the bytes go straight to disk, never through the page's memory.
+  async function download(a, version) {
+    const su = await api('POST', '/v1/artifacts/' + encodeURIComponent(a.id) + '/signed-url', { json: { expires_in: 60, version: version || 0 } });
+    const link = el('a', { href: sameOrigin(su.url), download: a.name || a.id, rel: 'noopener noreferrer', hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  async function pageArtifact(view, r, current) {
+    const id = r.arg;
+    const base = '/v1/artifacts/' + encodeURIComponent(id);
+    const [a, versions] = await Promise.all([api('GET', base), api('GET', base + '/versions')]);
+    if (!current()) return;
+    const guard = (fn) => async (ev) => {
+      const b = ev && ev.currentTarget;
+      if (b) b.disabled = true;
+      try { showNotice(''); await fn(); } catch (e) { if (e.status !== 401) showNotice(e.message); } finally { if (b) b.disabled = false; }
+    };
+
+    view.append(el('h1', { id: 'artifact-name', text: a.name || '(no name)' }));
+    view.append(el('div', { class: 'card' }, el('dl', { class: 'props', id: 'artifact-props' }, [
+      ['ID', a.id, true], ['Owner', a.owner], ['Content type', a.content_type], ['Size', bytes(a.size_bytes) + ' (' + a.size_bytes + ' bytes)'],
+      ['Current version', String(a.version)], ['CID', a.cid, true], ['Created', when(a.created_at)], ['Updated', when(a.updated_at)]]
+      .map(([k, v, mono]) => [el('dt', { text: k }), el('dd', { class: mono ? 'mono' : '', text: v })]))));
+
+    const suBox = el('div', { class: 'signed-url', id: 'signed-url' });
+    const expiry = el('select', { id: 'signed-url-expiry' },
+      [['900', '15 minutes'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '7 days']].map(([v, t]) => el('option', { value: v, selected: v === '3600', text: t })));
+    view.append(el('div', { class: 'actions' },
+      el('button', { id: 'download', type: 'button', text: 'Download', onclick: guard(() => download(a, 0)) }),
+      el('button', { id: 'make-signed-url', type: 'button', class: 'secondary', text: 'Signed URL', onclick: guard(async () => {
+        const su = await api('POST', base + '/signed-url', { json: { expires_in: parseInt(expiry.value, 10) } });
+        const field = el('input', { id: 'signed-url-value', readOnly: true, value: su.url });
+        suBox.replaceChildren(el('label', {}, 'Anyone with this URL can download the current version until ' + when(su.expires_at) + ':', field),
+          el('div', { class: 'actions' },
+            el('button', { type: 'button', class: 'secondary', text: 'Copy', onclick: guard(async () => { await navigator.clipboard.writeText(su.url); showNotice('Copied.', true); }) }),
+            el('button', { type: 'button', class: 'secondary', id: 'revoke-signed-url', text: 'Revoke', onclick: guard(async () => {
+              await api('DELETE', '/v1/tokens/' + encodeURIComponent(su.token_id));
+              suBox.replaceChildren(el('p', { class: 'muted', text: 'Revoked: that URL no longer works.' }));
+            }) })));
+        field.select();
+      }) }),
+      el('label', {}, 'valid for', expiry),
+      el('a', { href: '#/upload?artifact_id=' + encodeURIComponent(a.id), text: 'Upload a new version' })), suBox);
+
+    view.append(el('h2', { text: 'Metadata' }), el('div', { class: 'card' }, el('pre', { id: 'artifact-metadata', class: 'mono', text: JSON.stringify(a.metadata || {}, null, 2) })));
+
+    view.append(el('h2', { text: 'Versions' }), el('table', { id: 'versions' },
+      el('thead', {}, el('tr', {}, ['Version', 'Size', 'Type', 'CID', 'Created', 'By', 'Metadata', ''].map((t) => el('th', { text: t })))),
+      el('tbody', {}, versions.items.slice().reverse().map((v) => el('tr', { 'data-version': String(v.version) },
+        el('td', { class: 'num', text: String(v.version) }), el('td', { class: 'num', text: bytes(v.size_bytes) }),
+        el('td', { text: v.content_type }), el('td', { class: 'mono', title: v.cid, text: short(v.cid, 20) }),
+        el('td', { text: when(v.created_at) }), el('td', { text: v.created_by }),
+        el('td', { class: 'mono', text: metaSummary(v.metadata) }),
+        el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Download', onclick: guard(() => download(a, v.version)) })))))));
+
+    // Access is the owner's to see: a grantee gets 403, shown as such.
+    const accessBox = el('div', { class: 'card', id: 'access' });
+    const placementBox = el('div', { id: 'placement' });
+    view.append(el('h2', { text: 'Access' }), accessBox, el('h2', { text: 'Placement' }), placementBox);
+    const [acc, pl] = await Promise.allSettled([api('GET', base + '/access'), api('GET', base + '/placement')]);
+    if (!current()) return;
+    if (acc.status === 'fulfilled') {
+      const x = acc.value;
+      accessBox.append(el('dl', { class: 'props' },
+        el('dt', { text: 'Owner' }), el('dd', { id: 'access-owner', text: x.owner }),
+        el('dt', { text: 'Agents' }), el('dd', { id: 'access-agents', text: (x.agents || []).join(', ') || 'none' }),
+        el('dt', { text: 'Groups' }), el('dd', { id: 'access-groups', text: (x.groups || []).join(', ') || 'none' })));
+    } else {
+      accessBox.append(el('p', { class: 'muted', text: acc.reason.status === 403 ? 'Only the owner sees who has access.' : 'Could not load access: ' + acc.reason.message }));
+    }
+    if (pl.status === 'fulfilled') {
+      placementBox.append(el('table', {},
+        el('thead', {}, el('tr', {}, ['Version', 'Factor', 'State', 'Holders', 'Allocated', 'Fetching now'].map((t) => el('th', { text: t })))),
+        el('tbody', {}, pl.value.items.slice().reverse().map((p) => el('tr', {},
+          el('td', { class: 'num', text: String(p.version) }), el('td', { class: 'num', text: String(p.factor) }),
+          el('td', { class: 'state-' + p.state, text: p.state }),
+          el('td', { class: 'mono', text: (p.holders || []).map((h) => short(h, 14)).join(' ') || 'none' }),
+          el('td', { class: 'mono', text: (p.allocated || []).map((h) => short(h, 14)).join(' ') || 'none' }),
+          el('td', { class: 'mono', text: (p.fetching || []).map((h) => short(h, 14)).join(' ') || 'none' }))))));
+    } else {
+      placementBox.append(el('p', { class: 'muted', text: 'Could not load placement: ' + pl.reason.message }));
+    }
+  }
+
+  // ---------- upload ----------
+
+  // uploads in flight in this tab, shown on the pins & transfers page.
+  const transfers = new Map();
+
+  // put sends a file to an upload URL with XMLHttpRequest, whose
+  // upload.onprogress drives the bar; the browser streams the file from
+  // disk.
+  function put(url, f, onProgress) {
+    return new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open('PUT', url);
+      x.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+      x.onload = () => (x.status >= 200 && x.status < 300 ? resolve() : errorOf(x.status, x.responseText).then(reject));
+      x.onerror = () => reject(new Error('the upload broke off'));
+      x.onabort = () => reject(new Error('the upload was cancelled'));
+      x.send(f);
+    });
+  }
+
+  async function pageUpload(view, r) {
+    const target = r.params.get('artifact_id') || '';
+    const file = el('input', { id: 'upload-file', type: 'file', required: true });
+    const name = el('input', { id: 'upload-name', placeholder: 'the file name' });
+    const ctype = el('input', { id: 'upload-type', placeholder: 'from the file' });
+    const meta = el('textarea', { id: 'upload-meta', placeholder: '{"key": "value"}' });
+    const bar = el('progress', { id: 'upload-progress', max: 1, value: 0 });
+    const status = el('p', { id: 'upload-status', class: 'muted', text: 'Choose a file.' });
+    file.addEventListener('change', () => {
+      const f = file.files[0];
+      if (f && !name.value) name.value = f.name;
+      if (f) status.textContent = f.name + ': ' + bytes(f.size);
+    });
+    const submit = el('button', { id: 'upload-submit', type: 'submit', text: target ? 'Upload new version' : 'Upload' });
+    const form = el('form', { class: 'card', id: 'upload-form', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const f = file.files[0];
+      if (!f) { showNotice('Choose a file first.'); return; }
+      let metadata;
+      if (meta.value.trim()) {
+        try { metadata = JSON.parse(meta.value); } catch (e) { showNotice('Metadata is not JSON: ' + e.message); return; }
+        if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) { showNotice('Metadata must be a JSON object.'); return; }
+      }
+      showNotice('');
+      submit.disabled = true;
+      const t = { name: name.value || f.name, loaded: 0, total: f.size };
+      try {
+        const up = await api('POST', '/v1/uploads', { json: {
+          name: name.value.trim() || f.name, content_type: ctype.value.trim() || f.type || 'application/octet-stream',
+          size_bytes: f.size, metadata, artifact_id: target || undefined } });
+        transfers.set(up.id, t);
+        status.textContent = 'Sending ' + bytes(f.size) + '…';
+        await put(sameOrigin(up.url), f, (loaded, total) => {
+          bar.max = total; bar.value = loaded; t.loaded = loaded;
+          status.textContent = 'Sent ' + bytes(loaded) + ' of ' + bytes(total);
+        });
+        bar.max = f.size || 1; bar.value = f.size || 1;
+        status.textContent = 'Received; confirming…';
+        const a = await api('POST', '/v1/uploads/' + encodeURIComponent(up.id) + '/confirm', { json: {} });
+        transfers.delete(up.id);
+        status.replaceChildren('Stored ' + bytes(a.size_bytes) + ' as ', el('a', { id: 'upload-result', href: '#/artifact/' + encodeURIComponent(a.id), text: (a.name || a.id) + ', version ' + a.version }), '.');
+        form.reset();
+        bar.max = f.size || 1; bar.value = f.size || 1;
+      } catch (e) {
+        for (const [id, x] of transfers) if (x === t) transfers.delete(id);
+        status.textContent = 'Failed.';
+        if (e.status !== 401) showNotice('Upload failed: ' + e.message);
+      } finally {
+        submit.disabled = false;
+      }
+    } },
+      el('label', {}, 'File', file), el('label', {}, 'Name', name), el('label', {}, 'Content type', ctype),
+      el('label', {}, 'Metadata (a JSON object)', meta), bar, status, submit);
+    view.append(el('h1', { text: target ? 'Upload a new version of ' + target : 'Upload' }),
+      el('p', { class: 'muted', text: 'The file goes to an upload URL of the node, streamed from disk, then is confirmed into an artifact.' }), form);
+  }
+
+  // ---------- mesh ----------
+
+  async function pageMesh(view, r, current) {
+    const [info, ms] = await Promise.all([api('GET', '/v1/node'), api('GET', '/v1/mesh/members')]);
+    if (!current()) return;
+    view.append(el('h1', { text: 'Mesh members' }),
+      el('p', { class: 'muted' }, 'This node: ', el('span', { class: 'mono', text: info.peer_id }), ' · API ' + info.api_url),
+      el('table', { id: 'members' },
+        el('thead', {}, el('tr', {}, ['Peer', 'Role', 'Leader', 'Reachable', 'Bytes held', 'Under-replicated', 'API'].map((t) => el('th', { text: t })))),
+        el('tbody', {}, ms.items.map((m) => el('tr', { 'data-peer': m.peer_id },
+          el('td', { class: 'mono', text: m.peer_id + (m.peer_id === info.peer_id ? ' (this node)' : '') }),
+          el('td', { text: m.role }), el('td', { text: m.leader ? 'leader' : '' }),
+          el('td', { class: m.reachable ? 'yes' : 'no', text: m.reachable ? 'yes' : 'no' }),
+          el('td', { class: 'num', text: bytes(m.bytes_held || 0) }),
+          el('td', { class: 'num', text: String(m.under_replicated || 0) }),
+          el('td', { class: 'mono', text: m.api_url || '' }))))));
+  }
+
+  // ---------- pins and transfers ----------
+
+  async function pagePins(view, r, current) {
+    const ps = await api('GET', '/v1/pins');
+    if (!current()) return;
+    view.replaceChildren(el('h1', { text: 'Pins and transfers on this node' }));
+    if (!ps.items.length) {
+      view.append(el('p', { class: 'empty', id: 'pins-empty', text: 'No pins on this node. Pin a version with `artmesh pin` or PUT /v1/pins/{id}.' }));
+    } else {
+      view.append(el('table', { id: 'pins' },
+        el('thead', {}, el('tr', {}, ['Artifact', 'Version', 'State', 'Progress', 'CID', 'Error'].map((t) => el('th', { text: t })))),
+        el('tbody', {}, ps.items.map((p) => el('tr', {},
+          el('td', {}, el('a', { href: '#/artifact/' + encodeURIComponent(p.artifact_id), class: 'mono', text: p.artifact_id })),
+          el('td', { class: 'num', text: String(p.version) }),
+          el('td', { class: 'state-' + p.state, text: p.state }),
+          el('td', {}, el('progress', { max: p.size_bytes || 1, value: p.state === 'pinned' ? (p.size_bytes || 1) : (p.bytes_done || 0) }),
+            el('span', { class: 'muted', text: bytes(p.bytes_done || 0) + ' of ' + bytes(p.size_bytes || 0) })),
+          el('td', { class: 'mono', title: p.cid, text: short(p.cid, 20) }),
+          el('td', { class: 'no', text: p.error || '' }))))));
+    }
+    view.append(el('h2', { text: 'Uploads from this tab' }));
+    if (!transfers.size) view.append(el('p', { class: 'empty', text: 'None in progress.' }));
+    else view.append(el('table', {}, el('tbody', {}, [...transfers.entries()].map(([id, t]) => el('tr', {},
+      el('td', { class: 'mono', text: id }), el('td', { text: t.name }),
+      el('td', {}, el('progress', { max: t.total || 1, value: t.loaded })))))));
+    const moving = ps.items.some((p) => p.state === 'queued' || p.state === 'fetching') || transfers.size > 0;
+    if (moving) {
+      pollTimer = setTimeout(() => {
+        if (!current()) return;
+        pagePins(view, r, current).catch((e) => { if (e.status !== 401) showNotice(e.message); });
+      }, 2000);
+    }
+  }
+
+  // ---------- start ----------
+
+  document.getElementById('signout').addEventListener('click', () => signOut(''));
+  window.addEventListener('hashchange', route);
+  window.addEventListener('DOMContentLoaded', async () => {
+    if (!key()) { renderSignIn(); return; }
+    try {
+      signedIn(await api('GET', '/v1/node'));
+      route();
+    } catch (e) {
+      if (e.status !== 401) showNotice('The node did not answer: ' + e.message);
+    }
+  });
+})();

@@ -1,0 +1,482 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// findBrowser returns the path of a Chromium-family browser, or skips the
+// test loudly when there is none (.ci/run installs Debian's chromium).
+func findBrowser(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "NO BROWSER FOUND (chromium, chromium-browser, google-chrome): THE WEB VIEW IS NOT TESTED. " +
+		"Install one: apt-get install -y --no-install-recommends chromium"
+	fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
+	t.Skip(msg)
+	return ""
+}
+
+// browserLog is what the page did that the test checks afterwards: every
+// console error and exception, and every request the page sent.
+type browserLog struct {
+	mu       sync.Mutex
+	errors   []string
+	refused  int // the browser's log of the 401 that the wrong key got
+	requests []*network.EventRequestWillBeSent
+}
+
+func (l *browserLog) snapshot() (errs []string, reqs []*network.EventRequestWillBeSent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.errors...), append([]*network.EventRequestWillBeSent(nil), l.requests...)
+}
+
+// TestWebView drives the web view in headless Chromium against a real
+// daemon, as a person would: sign in with the admin's key, upload a file
+// (the progress bar reaches its end), find it in the list and with a
+// metadata filter, open it (versions, access, placement), download it by
+// the page's button (the bytes on disk are compared, and the response was
+// an attachment with nosniff and a sandbox CSP), see what another agent
+// shared, the mesh, the pins, and sign out. It fails on any console error
+// or exception, and on any request whose URL carries the key or that calls
+// /v1 without it in the Authorization header.
+//
+// UPDATE_SCREENSHOTS=1 writes docs/ui-artifacts.png and docs/ui-artifact.png.
+func TestWebView(t *testing.T) {
+	exe := findBrowser(t)
+	d := startDaemon(t, t.TempDir())
+
+	// Two earlier artifacts, and one that bob shares with the admin.
+	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "train-config.json", "content": map[string]any{"lr": 0.001, "layers": []int{4, 4}}, "metadata": map[string]any{"stage": "train"}}, 201, nil)
+	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "eval-report.json", "content": map[string]any{"accuracy": 0.93}, "metadata": map[string]any{"stage": "eval", "epoch": 2}}, 201, nil)
+	bob := d.addAgent(t, "bob")
+	var fromBob artifact
+	d.callAs(t, bob, "POST", "/v1/snippets", map[string]any{"name": "bobs-notes.json", "content": "hello"}, 201, &fromBob)
+	d.callAs(t, bob, "POST", "/v1/artifacts/"+fromBob.ID+"/share", map[string]any{"agents": []string{"admin"}, "groups": []string{}}, 200, nil)
+
+	content := patternBytes(3<<20+12345, 7) // a few MiB, so the upload reports progress
+	src := filepath.Join(t.TempDir(), "weights.bin")
+	if err := os.WriteFile(src, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	downloads := t.TempDir()
+
+	// Tests run as root here, and Chromium refuses to run as root with its
+	// sandbox on: --no-sandbox is for that reason only.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.WindowSize(1100, 720), chromedp.UserDataDir(t.TempDir()))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx); err != nil { // starts the browser and its tab
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 45*time.Second)
+	defer cancel()
+
+	// The listeners, each a goroutine owned by this test: they end when
+	// their subscription's context does, and the test waits for them.
+	lg := &browserLog{}
+	lctx, stopListening := context.WithCancel(bctx)
+	var wg sync.WaitGroup
+	console := chromedp.Console(lctx)
+	reqs := chromedp.Events(lctx, network.RequestWillBeSent)
+	progress := chromedp.Events(lctx, browser.DownloadProgress)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError && m.Source == "network" && strings.HasSuffix(m.URL, "/v1/node") && strings.Contains(m.Text, "401") {
+				lg.mu.Lock()
+				lg.refused++
+				lg.mu.Unlock()
+			} else if m.Type == chromedp.ConsoleError || m.IsException() {
+				lg.mu.Lock()
+				lg.errors = append(lg.errors, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
+				lg.mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ev, err := range reqs {
+			if err != nil {
+				return
+			}
+			lg.mu.Lock()
+			lg.requests = append(lg.requests, &ev)
+			lg.mu.Unlock()
+		}
+	}()
+	done := make(chan string, 4) // GUIDs of finished downloads
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ev, err := range progress {
+			if err != nil {
+				return
+			}
+			if ev.State == browser.DownloadProgressStateCompleted || ev.State == browser.DownloadProgressStateCanceled {
+				select {
+				case done <- string(ev.State) + " " + ev.GUID:
+				default:
+				}
+			}
+		}
+	}()
+	defer func() { stopListening(); wg.Wait() }()
+
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			errs, _ := lg.snapshot()
+			t.Fatalf("%s: %v\nconsole errors: %q\ndaemon log: %s", what, err, errs, tail(d.logs(), 2000))
+		}
+	}
+	eval := func(expr string, out any) {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		// Evaluate decodes into any; convert through fmt for strings and
+		// lists of strings, the only shapes the test reads.
+		switch o := out.(type) {
+		case *string:
+			*o = fmt.Sprint(v)
+		case *[]string:
+			*o = nil
+			for _, x := range v.([]any) {
+				*o = append(*o, fmt.Sprint(x))
+			}
+		default:
+			t.Fatalf("eval into %T", out)
+		}
+	}
+	// ready waits for a page of the view to have loaded: the hash router
+	// marks its view data-ready once the page's calls have answered.
+	ready := func(page string) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.CSS(`#view-` + page + `[data-ready="true"]`))
+	}
+	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(30*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))
+	}
+	texts := func(sel string) []string {
+		t.Helper()
+		var out []string
+		eval(`[...document.querySelectorAll(`+jsString(sel)+`)].map(e => e.textContent.trim())`, &out)
+		return out
+	}
+	shots := os.Getenv("UPDATE_SCREENSHOTS") == "1"
+	screenshot := func(name string) {
+		t.Helper()
+		if !shots {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote docs/%s (%d bytes)", name, len(png))
+	}
+
+	// Sign in: /ui leads to /ui/, which asks for a key.
+	run("downloads into a temporary folder", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: new(true),
+		})
+		return err
+	}))
+	run("sign in with a wrong key",
+		chromedp.Navigate(d.url+"/ui"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-key")),
+		chromedp.SendKeys(chromedp.CSS("#signin-key"), "am_not-a-key"),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := texts("#notice"); len(got) != 1 || !strings.HasPrefix(got[0], "That key was refused: ") {
+		t.Errorf("a wrong key shows %q, want \"That key was refused: ...\"", got)
+	}
+	if stored := texts("#nav[hidden]"); len(stored) != 1 {
+		t.Errorf("the navigation shows after a wrong key")
+	}
+	var cleared string
+	eval(`document.querySelector('#signin-key').value = ''`, &cleared)
+	run("sign in",
+		chromedp.SendKeys(chromedp.CSS("#signin-key"), d.key),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		ready("artifacts"))
+	var where string
+	eval(`location.pathname + location.hash`, &where)
+	if where != "/ui/#/artifacts" {
+		t.Errorf("after sign-in the page is %q, want /ui/#/artifacts", where)
+	}
+	var stored string
+	eval(`JSON.stringify([sessionStorage.getItem('artmesh.api_key') === `+jsString(d.key)+`, localStorage.length, document.cookie])`, &stored)
+	if stored != `[true,0,""]` {
+		t.Errorf("storage after sign-in (key in sessionStorage, localStorage entries, cookies) = %s, want [true,0,\"\"]", stored)
+	}
+	if got := texts("#artifact-list a.artifact-link"); strings.Join(got, ",") != "eval-report.json,train-config.json" {
+		t.Errorf("the list before the upload shows %q, want eval-report.json then train-config.json", got)
+	}
+
+	// Upload: the progress bar ends at the file's size, and a link leads
+	// to the new artifact.
+	run("upload",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page="upload"]`)),
+		ready("upload"),
+		chromedp.SetUploadFiles(chromedp.CSS("#upload-file"), []string{src}),
+		chromedp.SetValue(chromedp.CSS("#upload-meta"), `{"epoch": 3, "stage": "train"}`),
+		chromedp.Click(chromedp.CSS("#upload-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#upload-result")))
+	var bar string
+	eval(`(() => { const p = document.querySelector('#upload-progress'); return p.value + '/' + p.max; })()`, &bar)
+	if want := fmt.Sprintf("%d/%d", len(content), len(content)); bar != want {
+		t.Errorf("progress bar at %s after the upload, want %s", bar, want)
+	}
+	if got := texts("#upload-result"); len(got) != 1 || got[0] != "weights.bin, version 1" {
+		t.Errorf("upload result %q, want weights.bin, version 1", got)
+	}
+
+	// The list: newest first, then filtered by metadata.
+	run("list", chromedp.Click(chromedp.CSS(`#nav a[data-page="artifacts"]`)), ready("artifacts"))
+	if got := texts("#artifact-list a.artifact-link"); strings.Join(got, ",") != "weights.bin,eval-report.json,train-config.json" {
+		t.Errorf("the list shows %q, want weights.bin, eval-report.json, train-config.json", got)
+	}
+	screenshot("ui-artifacts.png")
+	run("filter",
+		chromedp.SetValue(chromedp.CSS("#filter-meta"), "stage=train epoch=3"),
+		chromedp.Click(chromedp.CSS("#filter-apply")),
+		waitJS(`location.hash === '#/artifacts?metadata.stage=train&metadata.epoch=3&limit=50'`),
+		ready("artifacts"))
+	if got := texts("#artifact-list a.artifact-link"); strings.Join(got, ",") != "weights.bin" {
+		t.Errorf("filtered by stage=train epoch=3 the list shows %q, want weights.bin", got)
+	}
+	if got := texts("#list-total"); strings.Join(got, "") != "1–1 of 1" {
+		t.Errorf("filtered total %q, want 1–1 of 1", got)
+	}
+
+	// One artifact: versions, access, placement.
+	run("open the artifact", chromedp.Click(chromedp.CSS("#artifact-list a.artifact-link")), ready("artifact"))
+	var artID string
+	eval(`document.querySelector('#artifact-props dd').textContent`, &artID)
+	var a artifact
+	d.call(t, "GET", "/v1/artifacts/"+artID, nil, 200, &a)
+	if a.Name != "weights.bin" || a.SizeBytes != int64(len(content)) || a.Metadata["epoch"] != float64(3) {
+		t.Fatalf("the node has %+v for the uploaded artifact, want weights.bin of %d bytes with epoch 3", a, len(content))
+	}
+	if got := texts("#artifact-name"); strings.Join(got, "") != "weights.bin" {
+		t.Errorf("artifact page title %q", got)
+	}
+	var versions []string
+	eval(`[...document.querySelectorAll('#versions tbody tr')].map(r => r.dataset.version + ' ' + r.children[1].textContent + ' ' + r.children[5].textContent)`, &versions)
+	if strings.Join(versions, ";") != "1 3.0 MiB admin" {
+		t.Errorf("versions %q, want one: 1 3.0 MiB admin", versions)
+	}
+	if got := texts("#access-owner, #access-agents, #access-groups"); strings.Join(got, ",") != "admin,none,none" {
+		t.Errorf("access shows %q, want admin, none, none", got)
+	}
+	var placement []string
+	eval(`[...document.querySelectorAll('#placement tbody tr')].map(r => [...r.children].slice(0, 3).map(c => c.textContent).join(' '))`, &placement)
+	if strings.Join(placement, ";") != "1 1 ok" {
+		t.Errorf("placement %q, want version 1, factor 1, ok", placement)
+	}
+	screenshot("ui-artifact.png")
+
+	// A signed URL to hand out, then revoked.
+	run("signed URL", chromedp.Click(chromedp.CSS("#make-signed-url")), chromedp.WaitVisible(chromedp.CSS("#signed-url-value")))
+	var handed string
+	eval(`document.querySelector('#signed-url-value').value`, &handed)
+	if !strings.HasPrefix(handed, d.url+"/v1/cap/") {
+		t.Fatalf("the signed URL shown is %q, want a %s/v1/cap/ URL", handed, d.url)
+	}
+	if st, body := d.status(t, "", "GET", strings.TrimPrefix(handed, d.url), nil); st != 200 || !bytes.Equal(body, content) {
+		t.Fatalf("GET of the signed URL shown: %d, %d bytes", st, len(body))
+	}
+	run("revoke", chromedp.Click(chromedp.CSS("#revoke-signed-url")), waitJS(`document.querySelector('#signed-url').textContent.startsWith('Revoked')`))
+	if st, body := d.status(t, "", "GET", strings.TrimPrefix(handed, d.url), nil); st != 403 || errorCode(body) != "permission_denied" {
+		t.Errorf("GET of the revoked signed URL: %d %s, want 403 permission_denied", st, body)
+	}
+
+	// Download by the page's button: a signed URL followed as an
+	// attachment; the file on disk has the uploaded bytes.
+	run("download", chromedp.Click(chromedp.CSS("#download")))
+	var guid string
+	select {
+	case ev := <-done:
+		state, g, _ := strings.Cut(ev, " ")
+		if state != string(browser.DownloadProgressStateCompleted) {
+			t.Fatalf("the download ended %s", state)
+		}
+		guid = g
+	case <-ctx.Done():
+		t.Fatal("the download did not finish")
+	}
+	got, err := os.ReadFile(filepath.Join(downloads, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content) {
+		t.Fatalf("downloaded %d bytes, not the %d uploaded", len(got), len(content))
+	}
+	// The page asked for a signed URL and followed it as a download (a
+	// download's own request is the browser's, not the page's, so the
+	// page's network log does not show it): that URL serves the same bytes
+	// as an attachment, nosniff, with a sandbox CSP.
+	var signed *network.EventRequestWillBeSent
+	_, requests := lg.snapshot()
+	for _, r := range requests {
+		if r.Request.Method == "POST" && strings.HasSuffix(r.Request.URL, "/v1/artifacts/"+a.ID+"/signed-url") {
+			signed = r
+		}
+	}
+	if signed == nil {
+		t.Fatal("the download did not ask for a signed URL")
+	}
+	body, err := chromedp.Call(ctx, network.GetResponseBody, network.GetResponseBodyParams{RequestID: signed.RequestID})
+	if err != nil {
+		t.Fatalf("reading the signed URL the page got: %v", err)
+	}
+	var su struct {
+		URL       string    `json:"url"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(body.Body), &su); err != nil || !strings.HasPrefix(su.URL, d.url+"/v1/cap/") {
+		t.Fatalf("the page's signed URL answer %q (%v): want a %s/v1/cap/ URL", body.Body, err, d.url)
+	}
+	if left := time.Until(su.ExpiresAt); left <= 0 || left > 61*time.Second {
+		t.Errorf("the download's signed URL lives %v more, want at most 60 s", left)
+	}
+	resp, err := http.Get(su.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capBody, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(capBody, content) {
+		t.Fatalf("GET of the page's signed URL: %d, %d bytes (%v), want 200 and the content", resp.StatusCode, len(capBody), err)
+	}
+	for k, want := range map[string]string{
+		"Content-Disposition":     `attachment; filename=weights.bin`,
+		"X-Content-Type-Options":  "nosniff",
+		"Content-Security-Policy": "sandbox",
+	} {
+		if v := resp.Header.Get(k); v != want {
+			t.Errorf("the download's %s is %q, want %q", k, v, want)
+		}
+	}
+
+	// Shared with me: bob's artifact, with its owner.
+	run("shared", chromedp.Click(chromedp.CSS(`#nav a[data-page="shared"]`)), ready("shared"))
+	var shared []string
+	eval(`[...document.querySelectorAll('#artifact-list tbody tr')].map(r => r.children[0].textContent + ' ' + r.children[1].textContent)`, &shared)
+	if strings.Join(shared, ";") != "bobs-notes.json bob" {
+		t.Errorf("shared with me shows %q, want bobs-notes.json bob", shared)
+	}
+
+	// The mesh: this one node, a reachable voter and the leader, holding
+	// what was stored here.
+	run("mesh", chromedp.Click(chromedp.CSS(`#nav a[data-page="mesh"]`)), ready("mesh"))
+	var members []string
+	eval(`[...document.querySelectorAll('#members tbody tr')].map(r => [...r.children].slice(1, 4).map(c => c.textContent).join(' '))`, &members)
+	if strings.Join(members, ";") != "voter leader yes" {
+		t.Errorf("members %q, want one: voter leader yes", members)
+	}
+
+	// Pins: one pinned here.
+	d.call(t, "PUT", "/v1/pins/"+a.ID, nil, 202, nil)
+	run("pins", chromedp.Click(chromedp.CSS(`#nav a[data-page="pins"]`)), ready("pins"),
+		// The page refreshes itself while a pin is queued or fetching.
+		waitJS(`[...document.querySelectorAll('#pins tbody tr td:nth-child(3)')].map(c => c.textContent).join() === 'pinned'`))
+	if got := texts("#pins tbody tr td:first-child"); strings.Join(got, ",") != a.ID {
+		t.Errorf("pins list %q, want %s", got, a.ID)
+	}
+
+	// Sign out: the key leaves the tab.
+	run("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-key")))
+	eval(`String(sessionStorage.length)`, &stored)
+	if stored != "0" {
+		t.Errorf("sessionStorage holds %s entries after sign-out, want 0", stored)
+	}
+
+	stopListening()
+	wg.Wait()
+	errs, requests := lg.snapshot()
+	for _, e := range errs {
+		t.Errorf("browser console: %s", e)
+	}
+	lg.mu.Lock()
+	if lg.refused != 1 {
+		t.Errorf("the browser logged %d refusals of GET /v1/node, want 1 (the wrong key's)", lg.refused)
+	}
+	lg.mu.Unlock()
+	// The key is only ever in an Authorization header, and every call of
+	// the API but the token routes carries it there.
+	apiCalls, wrongKey := 0, 0
+	for _, ev := range requests {
+		r := ev.Request
+		if strings.Contains(r.URL, d.key) || strings.Contains(r.URLFragment, d.key) {
+			t.Errorf("a request carries the API key in its URL: %s %s", r.Method, r.URL)
+		}
+		path := strings.TrimPrefix(r.URL, d.url)
+		if !strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/v1/cap/") || strings.Contains(path, "/content?token=") {
+			continue
+		}
+		apiCalls++
+		if auth := header(r.Headers, "Authorization"); auth == "Bearer am_not-a-key" && path == "/v1/node" {
+			wrongKey++
+		} else if auth != "Bearer "+d.key {
+			t.Errorf("%s %s was sent without the key in Authorization (got %q)", r.Method, path, auth)
+		}
+	}
+	if wrongKey != 1 {
+		t.Errorf("the wrong key was sent %d times, want once", wrongKey)
+	}
+	if apiCalls < 10 {
+		t.Errorf("saw %d calls of the API, want at least 10: the request log is incomplete", apiCalls)
+	}
+}
+
+// header reads a header from the protocol's header map, whose names keep
+// the case they were sent with.
+func header(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprint(v)
+		}
+	}
+	return ""
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(s) + "'"
+}
