@@ -61,12 +61,12 @@ func readOnly() *mcp.ToolAnnotations {
 // Tool arguments. The names are the Python SDK's parameters.
 
 type createArgs struct {
-	Name        string          `json:"name,omitempty" jsonschema:"the artifact's name (need not be unique); default with path: the file's base name"`
-	Data        *string         `json:"data,omitempty" jsonschema:"the content as text (stored as UTF-8 bytes); give data or path, not both"`
-	Path        string          `json:"path,omitempty" jsonschema:"a local file to store, streamed from disk (relative paths are from the server's working directory); give data or path, not both"`
-	ContentType string          `json:"content_type,omitempty" jsonschema:"the content's type; default: guessed from the name's extension, else text/plain for data and application/octet-stream for a file"`
+	Name        string           `json:"name,omitempty" jsonschema:"the artifact's name (need not be unique); default with path: the file's base name"`
+	Data        *string          `json:"data,omitempty" jsonschema:"the content as text (stored as UTF-8 bytes); give data or path, not both"`
+	Path        string           `json:"path,omitempty" jsonschema:"a local file to store, streamed from disk (relative paths are from the server's working directory); give data or path, not both"`
+	ContentType string           `json:"content_type,omitempty" jsonschema:"the content's type; default: guessed from the name's extension, else text/plain for data and application/octet-stream for a file"`
 	Metadata    artmesh.Metadata `json:"metadata,omitempty" jsonschema:"a JSON object stored with the artifact"`
-	Replicas    int             `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
+	Replicas    int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
 }
 
 type snippetArgs struct {
