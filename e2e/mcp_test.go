@@ -219,8 +219,9 @@ func TestMCPInProcess(t *testing.T) {
 	wantPrefix(t, "download of 3 MiB as text", callToolError(t, cs, "download", map[string]any{"artifact_id": weights.ID}), "too_large: ")
 	wantPrefix(t, "create without content", callToolError(t, cs, "create", map[string]any{"name": "x"}), "invalid_argument: give the content")
 	wantPrefix(t, "create with data and path", callToolError(t, cs, "create", map[string]any{"name": "x", "data": "a", "path": src}), "invalid_argument: give data or path, not both")
+	wantPrefix(t, "list with a limit of the wrong type", callToolError(t, cs, "list", map[string]any{"limit": "ten"}), "invalid_argument: ")
 	wantPrefix(t, "get of a malformed id", callToolError(t, cs, "get", map[string]any{"artifact_id": "nope"}), "invalid_argument: ")
-	wantPrefix(t, "get without artifact_id", callToolError(t, cs, "get", map[string]any{}), "validating \"arguments\"")
+	wantPrefix(t, "get without artifact_id", callToolError(t, cs, "get", map[string]any{}), "invalid_argument: validating \"arguments\"")
 	wantPrefix(t, "download into a missing folder", callToolError(t, cs, "download",
 		map[string]any{"artifact_id": notes.ID, "path": filepath.Join(t.TempDir(), "no", "such", "file")}), "invalid_argument: cannot write")
 

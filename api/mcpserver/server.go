@@ -76,7 +76,31 @@ func New(c *client.Client, opt Options) *mcp.Server {
 	h := &handlers{c: c, log: log}
 	h.addTools(s)
 	h.addResources(s)
+	s.AddReceivingMiddleware(argumentErrors)
 	return s
+}
+
+// argumentErrors gives the tool errors that the SDK makes itself, for
+// arguments that do not match a tool's schema, the invalid_argument code
+// that every other tool error starts with.
+func argumentErrors(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		tr, ok := res.(*mcp.CallToolResult)
+		if method != "tools/call" || err != nil || !ok || !tr.IsError {
+			return res, err
+		}
+		var te *toolError
+		if errors.As(tr.GetError(), &te) {
+			return res, err
+		}
+		for _, c := range tr.Content {
+			if tc, ok := c.(*mcp.TextContent); ok {
+				tc.Text = artmesh.Invalid.String() + ": " + tc.Text
+			}
+		}
+		return res, err
+	}
 }
 
 // instructions tells a connecting model what the server is for.
