@@ -171,6 +171,7 @@ else <repo>/api.key.`,
 	root.AddCommand(c.agentCmd(), c.groupCmd(), c.repoCmd(), c.nodeCmd())
 	root.AddCommand(c.meshCmds()...)
 	root.AddCommand(c.watchCmd())
+	root.AddCommand(c.mcpCmd())
 	markUsageErrors(root)
 	return root
 }

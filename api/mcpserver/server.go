@@ -1,0 +1,184 @@
+// Package mcpserver serves an artmesh node to LLM agents over the Model
+// Context Protocol, with the official Go SDK
+// (github.com/modelcontextprotocol/go-sdk). It is a client of the node's
+// HTTP API: New takes an *client.Client, which carries the node's address
+// and the key of the agent the server acts for, and returns an MCP server
+// that `artmesh mcp` runs over stdio.
+//
+// The tools are named like the Python SDK's client.artifact methods and
+// take the same parameter names: create, create_snippet, get, list,
+// list_shared, download, list_versions, update, share, unshare,
+// get_signed_url, delete and delete_version. Every artifact the agent may
+// read is also a resource, artmesh://<artifact id> (its current version)
+// or artmesh://<artifact id>/versions/<n>; resources/list names the
+// agent's own artifacts, then those shared with it.
+//
+// A failed call (not found, permission denied, invalid input, a node that
+// cannot be reached) comes back as a tool result with IsError set whose
+// text is "<error code>: <message>", the code being the API's
+// (not_found, permission_denied, invalid_argument ...). It is never a
+// protocol error, and a failed call changes nothing.
+//
+// Large content never passes through memory: create and update from a
+// path stream the file to the node, and download to a path streams the
+// content into a temporary file next to it, synced and renamed into place
+// once whole. Only download without a path, and resource reads, hold
+// content in memory, and only up to MaxInlineBytes.
+package mcpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/client"
+)
+
+// MaxInlineBytes is the most content that download returns as text, and
+// that a resource read returns, 1 MiB: enough for documents, configs and
+// JSON a model reads, small against a model's context. Larger content is
+// refused with too_large and a pointer to download's path.
+const MaxInlineBytes = 1 << 20
+
+// URIScheme is the scheme of artifact resources: artmesh://art_....
+const URIScheme = "artmesh"
+
+// Options configures New.
+type Options struct {
+	// Version is the server version reported to clients at initialisation;
+	// "" reports "dev".
+	Version string
+	// Logger receives the SDK's and the server's logs; nil discards them.
+	// Over stdio it must not write to stdout, which carries the protocol.
+	Logger *slog.Logger
+}
+
+// New returns an MCP server whose tools and resources act on the node that
+// c talks to, as the agent whose key c carries. The caller runs it, for
+// example with Run(ctx, &mcp.StdioTransport{}).
+func New(c *client.Client, opt Options) *mcp.Server {
+	if opt.Version == "" {
+		opt.Version = "dev"
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "artmesh", Title: "artmesh artifact mesh", Version: opt.Version}, &mcp.ServerOptions{
+		Instructions: instructions,
+		Logger:       log,
+	})
+	h := &handlers{c: c, log: log}
+	h.addTools(s)
+	h.addResources(s)
+	s.AddReceivingMiddleware(argumentErrors)
+	return s
+}
+
+// argumentErrors gives the tool errors that the SDK makes itself, for
+// arguments that do not match a tool's schema, the invalid_argument code
+// that every other tool error starts with.
+func argumentErrors(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		tr, ok := res.(*mcp.CallToolResult)
+		if method != "tools/call" || err != nil || !ok || !tr.IsError {
+			return res, err
+		}
+		var te *toolError
+		if errors.As(tr.GetError(), &te) {
+			return res, err
+		}
+		for _, c := range tr.Content {
+			if tc, ok := c.(*mcp.TextContent); ok {
+				tc.Text = artmesh.Invalid.String() + ": " + tc.Text
+			}
+		}
+		return res, err
+	}
+}
+
+// instructions tells a connecting model what the server is for.
+const instructions = `artmesh stores artifacts: named, versioned, content-addressed files and JSON with metadata, shared between agents. ` +
+	`Artifact ids look like art_ followed by 26 characters. Use create (text or a local file path) or create_snippet (JSON) to store, ` +
+	`list and get to find, download to read (as text for small text content, or to a local file path), update to add a version, ` +
+	`share/unshare to give other agents read access, get_signed_url for a URL that works without a key. ` +
+	`Artifacts are also resources: artmesh://<artifact id>.`
+
+// handlers holds what every tool and resource handler needs.
+type handlers struct {
+	c   *client.Client
+	log *slog.Logger
+}
+
+// toolError is the error of a failed tool call: the API's error code and
+// a message for the model.
+type toolError struct {
+	code string
+	msg  string
+	err  error
+}
+
+func (e *toolError) Error() string { return e.code + ": " + e.msg }
+func (e *toolError) Unwrap() error { return e.err }
+
+// failure turns the error of a client call into the error a tool returns,
+// which the SDK sends as a result with IsError set.
+func (h *handlers) failure(tool string, err error) error {
+	var te *toolError
+	if errors.As(err, &te) {
+		return err
+	}
+	switch {
+	case errors.Is(err, client.ErrUnreachable):
+		return &toolError{code: artmesh.Unavailable.String(), err: err,
+			msg: fmt.Sprintf("cannot reach the artmesh node at %s: is `artmesh daemon` running?", h.c.BaseURL())}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &toolError{code: "cancelled", msg: "the call was cancelled", err: err}
+	}
+	kind := artmesh.KindOf(err)
+	msg := artmesh.Message(err)
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Message != "" {
+		msg = ce.Message
+	}
+	if kind == artmesh.Other {
+		h.log.Warn("mcp tool failed", "tool", tool, "err", err)
+	}
+	return &toolError{code: kind.String(), msg: msg, err: err}
+}
+
+// invalid returns the error of a tool argument that is wrong.
+func invalid(format string, args ...any) error {
+	return &toolError{code: artmesh.Invalid.String(), msg: fmt.Sprintf(format, args...)}
+}
+
+// tooLarge returns the error of content too large to return inline.
+func tooLarge(size int64) error {
+	what := fmt.Sprintf("%d bytes", size)
+	if size < 0 {
+		what = fmt.Sprintf("more than %d bytes", MaxInlineBytes)
+	}
+	return &toolError{code: artmesh.TooLarge.String(), msg: fmt.Sprintf(
+		"the content is %s; at most %d are returned inline: give download a path to write it to a file", what, MaxInlineBytes)}
+}
+
+// readInline reads at most MaxInlineBytes of body, or fails with too_large.
+func readInline(body io.Reader, size int64) ([]byte, error) {
+	if size > MaxInlineBytes {
+		return nil, tooLarge(size)
+	}
+	data, err := io.ReadAll(io.LimitReader(body, MaxInlineBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the content: %w", err)
+	}
+	if len(data) > MaxInlineBytes {
+		return nil, tooLarge(-1)
+	}
+	return data, nil
+}
