@@ -168,7 +168,8 @@ func TestMeshCatalog(t *testing.T) {
 	a.callAs(t, alice.APIKey, "PUT", "/v1/artifacts/"+v1.ID+"/content", &patterned{n: 2 << 20, seed: 23}, 201, nil)
 	c.callAs(t, alice.APIKey, "GET", "/v1/artifacts?consistent=true", nil, 200, nil)
 	c.cliAs(t, alice.APIKey, "pin", v1.ID, "--version", "2")
-	if out := c.cli(t, "mesh", "members"); strings.Count(out, "voter") != 3 || !strings.Contains(out, "leader") {
+	if out := c.cli(t, "mesh", "members"); strings.Count(out, "voter") != 3 || !strings.HasPrefix(out, "THIS ") ||
+		strings.Count(out, "\n* ") != 1 || !strings.Contains(out, "\n* "+c.peerID(t)+" ") {
 		t.Fatalf("artmesh mesh members: %s", out)
 	}
 	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 204, nil)

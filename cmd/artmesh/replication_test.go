@@ -66,6 +66,8 @@ func startFakeReplication(t *testing.T) (*fakeReplication, map[string]string) {
 		case "GET /v1/artifacts/art_1/placement":
 			io.WriteString(w, `{"items":[{"version":1,"cid":"bafy1","factor":2,"holders":["`+peerA+`","`+peerB+`"],"allocated":["`+peerA+`","`+peerB+`"],"state":"ok"},
 				{"version":2,"cid":"bafy2","factor":2,"holders":["`+peerA+`"],"allocated":["`+peerA+`","`+peerB+`"],"state":"repairing"}]}`)
+		case "GET /v1/node":
+			io.WriteString(w, `{"peer_id":"`+peerA+`","addresses":["/ip4/127.0.0.1/tcp/7481"],"version":"0.1.0"}`)
 		case "GET /v1/mesh/members":
 			io.WriteString(w, `{"items":[{"peer_id":"`+peerA+`","addresses":["/ip4/127.0.0.1/tcp/7481"],"role":"voter","reachable":true,"leader":true,"bytes_held":1572864,"under_replicated":3}]}`)
 		default:
@@ -238,10 +240,11 @@ func TestMeshMembersColumns(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "HELD") || !strings.Contains(lines[0], "UNDER-REPLICATED") {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "THIS PEER ROLE REACHABLE LEADER HELD UNDER-REPLICATED ADDRESSES" {
 		t.Fatalf("table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 8 || f[0] != peerA || f[4] != "1.5" || f[5] != "MiB" || f[6] != "3" {
+	if f := strings.Fields(lines[1]); len(f) != 9 || f[0] != "*" || f[1] != peerA || f[2] != "voter" || f[3] != "yes" || f[4] != "yes" ||
+		f[5] != "1.5" || f[6] != "MiB" || f[7] != "3" || f[8] != "/ip4/127.0.0.1/tcp/7481" {
 		t.Errorf("row %q", lines[1])
 	}
 }
