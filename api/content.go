@@ -84,7 +84,7 @@ func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error
 // artifact called name, in RFC 6266's form for every client: an ASCII
 // filename= (each character outside printable ASCII, and each quote or
 // backslash, becomes "_"), and, when that is not the name itself, the
-// exact name as filename*=UTF-8''<percent-encoded> (RFC 8187), which
+// exact name as filename*=UTF-8”<percent-encoded> (RFC 8187), which
 // clients that know it prefer.
 func contentDisposition(name string) string {
 	var fb strings.Builder

@@ -31,7 +31,7 @@ func (c *cli) getCmd() *cobra.Command {
 		Short: "Download an artifact's content to stdout or a file",
 		Long: `Download an artifact's content to stdout, or with -o to a file.
 
-The artifact is an id, or a name that exactly one of the artifacts you own
+The artifact is an id (art_...), or a name that exactly one of the artifacts you own
 or were given has (a name several have is an error that lists their ids).
 
 To stdout: content that looks binary (a NUL byte or invalid UTF-8 in its
@@ -77,12 +77,13 @@ same FILE resumes it with a Range request. If the artifact changed since
 }
 
 // resolveArtifact turns an id or a name into an artifact id. An argument
-// shaped as an artifact id is an id. Anything else is a name, looked up
+// that starts with "art_" is an id (so a name that starts so can only be
+// reached by its id). Anything else is a name, looked up
 // among the caller's own artifacts and those shared with it: exactly one
 // must have it. The artifact is returned when a lookup found it (its zero
 // value for an id).
 func (c *cli) resolveArtifact(ctx context.Context, api *client.Client, arg string) (artmesh.ArtifactID, artmesh.Artifact, error) {
-	if artmesh.ValidArtifactID(arg) {
+	if strings.HasPrefix(arg, artmesh.ArtifactPrefix) {
 		return artmesh.ArtifactID(arg), artmesh.Artifact{}, nil
 	}
 	var found []artmesh.Artifact
@@ -175,10 +176,14 @@ func (c *cli) getToFile(ctx context.Context, api *client.Client, id artmesh.Arti
 				return err
 			}
 		}
-		target = outputPath(strings.TrimRight(out, `/`+string(filepath.Separator))+string(filepath.Separator), a.Name, string(id))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return fileError{fmt.Errorf("creating the folder for %s: %w", target, err)}
+		dir := strings.TrimRight(out, `/`+string(filepath.Separator))
+		if dir == "" {
+			dir = string(filepath.Separator)
 		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fileError{fmt.Errorf("creating the folder %s: %w", dir, err)}
+		}
+		target = outputPath(dir, a.Name, string(id))
 	}
 	if st, err := os.Stat(target); err == nil {
 		if st.IsDir() {

@@ -95,9 +95,6 @@ func usageErrorf(format string, args ...any) error {
 func (c *cli) run(ctx context.Context, args []string) int {
 	root := c.newRootCmd()
 	root.SetArgs(args)
-	root.SetIn(c.stdin)
-	root.SetOut(c.stdout)
-	root.SetErr(c.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
@@ -232,6 +229,10 @@ else <repo>/api.key.`,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
 	}
+	// Before the completion command is made: it keeps the writer it finds.
+	root.SetIn(c.stdin)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
 	root.Version = buildVersion().String()
 	root.SetVersionTemplate("{{.Version}}")
 	root.Flags().Bool("version", false, "print the version (as `artmesh version` does)")

@@ -55,7 +55,7 @@ func (c *cli) meshCmd() *cobra.Command {
 this CLI talks to; then the peer id, the Raft role (voter or nonvoter),
 whether this node reaches it, whether it is the leader, the bytes it holds,
 the versions it holds that are under-replicated, and its addresses.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := c.client()
 			if err != nil {

@@ -191,7 +191,7 @@ func TestReplicationCmd(t *testing.T) {
 		{[]string{"replication", "art_1", "--", "-1"}, 2, "", "N must be a whole number"},
 		{[]string{"replication", "art_1", "many"}, 2, "", "N must be a whole number"},
 		{[]string{"replication", "art_1"}, 2, "", "accepts 2 arg(s)"},
-		{[]string{"replication", "art_x", "1"}, 1, `PUT /v1/artifacts/art_x/replication {"factor":1}`, "artmesh: no such route"},
+		{[]string{"replication", "art_x", "1"}, 3, `PUT /v1/artifacts/art_x/replication {"factor":1}`, "artmesh: no such route"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			before := f.last()
@@ -216,7 +216,7 @@ func TestMeshPolicyCmd(t *testing.T) {
 		{[]string{"mesh", "policy"}, 0, "GET /v1/mesh/policy", "replication factor: 2"},
 		{[]string{"mesh", "policy", "--write-replicas", "2"}, 0, `PUT /v1/mesh/policy {"write_replicas":2}`, "write replicas:     2"},
 		{[]string{"mesh", "policy", "--replication-factor", "3", "--write-replicas", "2"}, 0, `PUT /v1/mesh/policy {"replication_factor":3,"write_replicas":2}`, "replication factor: 3"},
-		{[]string{"mesh", "policy", "--replication-factor", "9"}, 1, `PUT /v1/mesh/policy {"replication_factor":9}`, "artmesh: replication_factor 9 is more than the 3 members of the mesh\n"},
+		{[]string{"mesh", "policy", "--replication-factor", "9"}, 2, `PUT /v1/mesh/policy {"replication_factor":9}`, "artmesh: replication_factor 9 is more than the 3 members of the mesh\n"},
 		{[]string{"--json", "mesh", "policy"}, 0, "GET /v1/mesh/policy", `"write_replicas": 1`},
 		{[]string{"mesh", "policy", "--write-replicas", "x"}, 2, "", "invalid argument"},
 	} {
