@@ -47,7 +47,7 @@ type operation struct {
 		Required bool                       `json:"required"`
 		Content  map[string]json.RawMessage `json:"content"`
 	} `json:"requestBody"`
-	Responses map[string]response `json:"responses"`
+	Responses map[string]response    `json:"responses"`
 	Security  *[]map[string][]string `json:"security"`
 }
 

@@ -176,7 +176,7 @@ func (c *cli) getToFile(ctx context.Context, api *client.Client, id artmesh.Arti
 				return err
 			}
 		}
-		dir := strings.TrimRight(out, `/`+string(filepath.Separator))
+		dir := strings.TrimRightFunc(out, func(r rune) bool { return r == '/' || r == filepath.Separator })
 		if dir == "" {
 			dir = string(filepath.Separator)
 		}
