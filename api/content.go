@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -50,7 +49,7 @@ func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error
 		ct = node.DefaultContentType
 	}
 	h.Set("Content-Type", ct)
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": c.Artifact.Name}))
+	h.Set("Content-Disposition", contentDisposition(c.Artifact.Name))
 	status := http.StatusOK
 	start, length := int64(0), size
 	if partial {
@@ -79,6 +78,51 @@ func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error
 	}
 	_, _ = io.CopyBuffer(dw, io.LimitReader(c.Reader, length), make([]byte, 1<<20))
 	return nil
+}
+
+// contentDisposition returns the Content-Disposition of a download of an
+// artifact called name, in RFC 6266's form for every client: an ASCII
+// filename= (each character outside printable ASCII, and each quote or
+// backslash, becomes "_"), and, when that is not the name itself, the
+// exact name as filename*=UTF-8”<percent-encoded> (RFC 8187), which
+// clients that know it prefer.
+func contentDisposition(name string) string {
+	var fb strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			fb.WriteByte('_')
+			continue
+		}
+		fb.WriteRune(r)
+	}
+	fallback := fb.String()
+	if fallback == "" {
+		fallback = "download"
+	}
+	v := `attachment; filename="` + fallback + `"`
+	if fallback == name || name == "" {
+		return v
+	}
+	var ext strings.Builder
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if isAttrChar(b) {
+			ext.WriteByte(b)
+			continue
+		}
+		fmt.Fprintf(&ext, "%%%02X", b)
+	}
+	return v + "; filename*=UTF-8''" + ext.String()
+}
+
+// isAttrChar reports whether b may stand unencoded in an RFC 8187
+// ext-value (attr-char).
+func isAttrChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$&+-.^_`|~", b) >= 0
 }
 
 // etagMatches reports whether an If-None-Match list names etag.

@@ -28,7 +28,7 @@ func TestSeedFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a1 artifact
-	mustJSON(t, d.cli(t, "put", report, "--meta", "quarter=Q4", "--meta", "year=2025", "--json"), &a1)
+	mustJSON(t, d.cli(t, "put", report, "--meta", "quarter=Q4", "--meta", "year:=2025", "--json"), &a1)
 	if a1.Name != "report.pdf" || a1.ContentType != "application/pdf" || a1.Version != 1 || a1.Owner != "admin" {
 		t.Fatalf("put made %+v", a1)
 	}

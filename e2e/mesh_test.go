@@ -168,8 +168,29 @@ func TestMeshCatalog(t *testing.T) {
 	a.callAs(t, alice.APIKey, "PUT", "/v1/artifacts/"+v1.ID+"/content", &patterned{n: 2 << 20, seed: 23}, 201, nil)
 	c.callAs(t, alice.APIKey, "GET", "/v1/artifacts?consistent=true", nil, 200, nil)
 	c.cliAs(t, alice.APIKey, "pin", v1.ID, "--version", "2")
-	if out := c.cli(t, "mesh", "members"); strings.Count(out, "voter") != 3 || !strings.Contains(out, "leader") {
+	if out := c.cli(t, "mesh", "members"); !strings.HasPrefix(out, "THIS ") {
 		t.Fatalf("artmesh mesh members: %s", out)
+	} else {
+		// One row a member; this node's is the one marked; one leader.
+		marked, leaders, rows := 0, 0, 0
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 0 && f[0] == "*" {
+				marked++
+				if f = f[1:]; f[0] != c.peerID(t) {
+					t.Fatalf("mesh members on C marks %s, not C:\n%s", f[0], out)
+				}
+			}
+			if rows++; len(f) < 4 || f[1] != "voter" {
+				t.Fatalf("artmesh mesh members row %q:\n%s", line, out)
+			}
+			if f[3] == "yes" {
+				leaders++
+			}
+		}
+		if rows != 3 || marked != 1 || leaders != 1 {
+			t.Fatalf("artmesh mesh members: %d rows, %d marked, %d leaders:\n%s", rows, marked, leaders, out)
+		}
 	}
 	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 204, nil)
 	c.callAs(t, alice.APIKey, "DELETE", "/v1/pins/"+v1.ID, nil, 404, nil)

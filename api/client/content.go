@@ -21,6 +21,12 @@ type DownloadOptions struct {
 	// everything from Offset when Length is 0. With both 0 the whole
 	// content is sent. A range is answered with a partial Content.
 	Offset, Length int64
+	// IfRange is the CID of the version the caller's partial copy came
+	// from, sent as If-Range with a range: when the version asked for has
+	// another CID, the node ignores the range and sends the whole content
+	// (a Content that is not Partial), so a resumed download never mixes
+	// two versions.
+	IfRange string
 	// IfNoneMatch is a CID the caller already holds; when it is the
 	// version's, the answer is a Content with NotModified set and an empty
 	// body.
@@ -77,6 +83,9 @@ func (c *Client) download(ctx context.Context, r request, opt DownloadOptions) (
 			rng += strconv.FormatInt(opt.Offset+opt.Length-1, 10)
 		}
 		r.header.Set("Range", rng)
+		if opt.IfRange != "" {
+			r.header.Set("If-Range", `"`+opt.IfRange+`"`)
+		}
 	}
 	if opt.IfNoneMatch != "" {
 		r.header.Set("If-None-Match", `"`+opt.IfNoneMatch+`"`)

@@ -74,6 +74,12 @@ func (c *cli) agentCmd() *cobra.Command {
 			if c.jsonOut {
 				return printJSON(c.stdout, items(as))
 			}
+			if c.quiet {
+				for _, a := range as {
+					fmt.Fprintln(c.stdout, a.ID)
+				}
+				return nil
+			}
 			rows := make([][]string, 0, len(as))
 			for _, a := range as {
 				rows = append(rows, []string{string(a.ID), yesNo(a.Admin), joinOrDash(a.Groups), shortTime(a.CreatedAt)})

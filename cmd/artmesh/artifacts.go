@@ -25,8 +25,13 @@ func (c *cli) artifactCmds() []*cobra.Command {
 	}
 }
 
-// printArtifactOut prints an artifact as JSON or text.
+// printArtifactOut prints an artifact as JSON, as text, or with -q as its
+// id alone.
 func (c *cli) printArtifactOut(a artmesh.Artifact) error {
+	if c.quiet && !c.jsonOut {
+		_, err := fmt.Fprintln(c.stdout, a.ID)
+		return err
+	}
 	if c.jsonOut {
 		return printJSON(c.stdout, a)
 	}
@@ -44,10 +49,13 @@ func (c *cli) putCmd() *cobra.Command {
 
 The name defaults to the file's base name, the type to the one its
 extension suggests (else application/octet-stream). --meta KEY=VALUE sets
-metadata; a VALUE that is valid JSON is stored as that JSON (year=2025 is a
-number), anything else as a string. --replicas N answers only once N
-members hold the content (the write fails, recording nothing, when they
-cannot).`,
+metadata KEY to the string VALUE (ver=1.0 is "1.0"); --meta KEY:=JSON to a
+JSON value (year:=2025 is a number, tags:='["a","b"]' an array), as httpie
+does. --replicas N answers only once N members hold the content (the write
+fails, recording nothing, when they cannot). -q prints the id alone.`,
+		Example: `  artmesh put report.pdf --meta quarter=Q4 --meta year:=2025
+  ID=$(artmesh put -q weights.bin --replicas 2)
+  tar c data/ | artmesh put - --name data.tar --type application/x-tar`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -87,7 +95,7 @@ cannot).`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
 	cmd.Flags().StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
-	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	replicasFlag(cmd, &replicas)
 	return cmd
 }
@@ -96,12 +104,18 @@ func (c *cli) snippetCmd() *cobra.Command {
 	var meta []string
 	var replicas int
 	cmd := &cobra.Command{
-		Use:   "snippet NAME JSON",
-		Short: "Store a JSON value as a new application/json artifact (JSON - reads stdin)",
-		Args:  cobra.ExactArgs(2),
+		Use:   "snippet NAME [JSON]",
+		Short: "Store a JSON value as a new application/json artifact (without JSON, or with -, reads stdin)",
+		Example: `  artmesh snippet config.json '{"lr": 0.001, "layers": [1, 2, 3]}'
+  jq .params run.json | artmesh snippet params.json
+  artmesh snippet labels.json - --meta split=train < labels.json`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkReplicas(replicas); err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				args = append(args, "-")
 			}
 			data := []byte(args[1])
 			if args[1] == "-" {
@@ -131,62 +145,28 @@ func (c *cli) snippetCmd() *cobra.Command {
 			return c.printArtifactOut(a)
 		},
 	}
-	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	replicasFlag(cmd, &replicas)
-	return cmd
-}
-
-func (c *cli) getCmd() *cobra.Command {
-	var out string
-	var version int
-	cmd := &cobra.Command{
-		Use:   "get ID",
-		Short: "Download an artifact's content to stdout or a file",
-		Long: `Download an artifact's content to stdout, or with -o to a file. The file
-is written under a temporary name and renamed once complete, so a failed
-download leaves nothing behind. -o DIR writes DIR/<artifact name>.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if version < 0 {
-				return usageErrorf("--version must be 1 or more")
-			}
-			api, err := c.client()
-			if err != nil {
-				return err
-			}
-			id := artmesh.ArtifactID(args[0])
-			ct, err := api.Download(cmd.Context(), id, client.DownloadOptions{Version: version})
-			if err != nil {
-				return err
-			}
-			defer ct.Body.Close()
-			p := c.newProgress(ct.Size, "get "+args[0])
-			body := p.reader(ct.Body)
-			if out == "" || out == "-" {
-				err = copyExact(c.stdout, body, ct.Size)
-			} else {
-				err = writeAtomic(outputPath(out, ct.Filename, args[0]), body, ct.Size)
-			}
-			p.done(err)
-			return err
-		},
-	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file (or into this folder) instead of stdout")
-	cmd.Flags().IntVar(&version, "version", 0, "the version to get (default: the current one)")
 	return cmd
 }
 
 func (c *cli) infoCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "info ID",
-		Short: "Show an artifact",
-		Args:  cobra.ExactArgs(1),
+		Use:   "info ID|NAME",
+		Short: "Show an artifact (by id, or by a name only one artifact has)",
+		Example: `  artmesh info art_01JD8X3V6Q4Z2M5N7P9R1S3T5V
+  artmesh info report.pdf --json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client()
 			if err != nil {
 				return err
 			}
-			a, err := api.Artifact(cmd.Context(), artmesh.ArtifactID(args[0]))
+			id, _, err := c.resolveArtifact(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			a, err := api.Artifact(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -231,7 +211,11 @@ func (c *cli) lsCmd(shared bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List your artifacts, newest first",
-		Args:  cobra.NoArgs,
+		Example: `  artmesh ls
+  artmesh ls --meta quarter=Q4 --type application/pdf
+  artmesh ls --limit 10 --offset 10
+  artmesh ls -q --name report.pdf | xargs -n1 artmesh rm`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := ff.filter()
 			if err != nil {
@@ -260,6 +244,8 @@ func (c *cli) lsCmd(shared bool) *cobra.Command {
 	}
 	if shared {
 		cmd.Use, cmd.Short = "shared", "List the artifacts shared with you, directly or through a group"
+		cmd.Example = `  artmesh shared
+  artmesh shared --name results.json --json`
 	}
 	ff.add(cmd)
 	return cmd
@@ -267,6 +253,12 @@ func (c *cli) lsCmd(shared bool) *cobra.Command {
 
 // printPage prints a page of artifacts as a table.
 func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
+	if c.quiet {
+		for _, a := range p.Items {
+			fmt.Fprintln(c.stdout, a.ID)
+		}
+		return nil
+	}
 	if len(p.Items) == 0 {
 		if p.Total > 0 {
 			fmt.Fprintf(c.stderr, "no artifacts at offset %d of %d\n", p.Offset, p.Total)
@@ -298,9 +290,10 @@ func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
 
 func (c *cli) versionsCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "versions ID",
-		Short: "List an artifact's versions, oldest first",
-		Args:  cobra.ExactArgs(1),
+		Use:     "versions ID",
+		Short:   "List an artifact's versions, oldest first",
+		Example: "  artmesh versions $ID\n  artmesh versions $ID --json",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client()
 			if err != nil {
@@ -333,9 +326,12 @@ func (c *cli) updateCmd() *cobra.Command {
 		Long: `Store a file as a new version of an artifact and print the artifact.
 
 --type sets the new version's content type; without it the current type is
-kept. --meta KEY=VALUE is merged into the artifact's metadata (KEY=null
-removes KEY). --replicas N answers only once N members hold the new
-version (the update fails, recording nothing, when they cannot).`,
+kept. --meta KEY=VALUE (a string) or KEY:=JSON (a typed value) is merged
+into the artifact's metadata (KEY:=null removes KEY). --replicas N answers
+only once N members hold the new version (the update fails, recording
+nothing, when they cannot).`,
+		Example: `  artmesh update $ID report.pdf --meta status=final
+  artmesh update $ID - --type text/csv --meta draft:=null < table.csv`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkReplicas(replicas); err != nil {
@@ -364,7 +360,7 @@ version (the update fails, recording nothing, when they cannot).`,
 		},
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "the new version's content type (default: keep the current one)")
-	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE to merge in (repeatable; VALUE is JSON when it parses as JSON)")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON to merge in (KEY:=null removes KEY); repeatable")
 	replicasFlag(cmd, &replicas)
 	return cmd
 }
@@ -372,9 +368,10 @@ version (the update fails, recording nothing, when they cannot).`,
 func (c *cli) rmCmd() *cobra.Command {
 	var version int
 	cmd := &cobra.Command{
-		Use:   "rm ID",
-		Short: "Delete an artifact, or with --version one of its versions",
-		Args:  cobra.ExactArgs(1),
+		Use:     "rm ID",
+		Short:   "Delete an artifact, or with --version one of its versions",
+		Example: "  artmesh rm $ID --version 1\n  artmesh rm $ID",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("version") && version < 1 {
 				return usageErrorf("--version must be 1 or more")
@@ -402,10 +399,10 @@ func (c *cli) rmCmd() *cobra.Command {
 	return cmd
 }
 
-// say prints a confirmation line in text mode; --json prints nothing for
-// calls whose answer has no body.
+// say prints a confirmation line in text mode; --json and -q print
+// nothing for calls whose answer has no body.
 func (c *cli) say(format string, args ...any) {
-	if !c.jsonOut {
+	if !c.jsonOut && !c.quiet {
 		fmt.Fprintf(c.stdout, format+"\n", args...)
 	}
 }

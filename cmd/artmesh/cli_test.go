@@ -87,13 +87,13 @@ func TestPut(t *testing.T) {
 	os.WriteFile(file, []byte(`{"a":[1]}`), 0o600)
 	env := map[string]string{envAPI: url, envAPIKey: "k1"}
 
-	code, out, errOut := runCLI(t, env, "put", file, "--meta", "year=2025", "--meta", "q=Q4")
+	code, out, errOut := runCLI(t, env, "put", file, "--meta", "year:=2025", "--meta", "q=Q4", "--meta", "ver=1.0")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	r, body := f.last()
 	if r.URL.RawQuery != "name=data.json" || r.Header.Get("Content-Type") != "application/json" ||
-		r.Header.Get("Artifact-Metadata") != `{"q":"Q4","year":2025}` || string(body) != `{"a":[1]}` || r.ContentLength != 9 {
+		r.Header.Get("Artifact-Metadata") != `{"q":"Q4","ver":"1.0","year":2025}` || string(body) != `{"a":[1]}` || r.ContentLength != 9 {
 		t.Errorf("sent %s %v %q", r.URL, r.Header, body)
 	}
 	if first, _, _ := strings.Cut(out, "\n"); first != "art_01JD0000000000000000000000" {
@@ -128,11 +128,17 @@ func TestGet(t *testing.T) {
 	}
 	short := filepath.Join(dir, "short")
 	code, _, errOut = runCLI(t, env, "get", "art_short", "-o", short)
-	if code != 1 || !strings.HasPrefix(errOut, "artmesh: ") {
+	if code != 1 || !strings.HasPrefix(errOut, "artmesh: ") || !strings.Contains(errOut, "run the same get again to resume") {
 		t.Errorf("short download: exit %d, %q", code, errOut)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("a failed download left files: %v", entries)
+	// A failed download leaves only what resumes it, never the file.
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "f.json short.part short.part.json" {
+		t.Errorf("a failed download left %v", names)
 	}
 }
 
@@ -166,10 +172,10 @@ func TestFailures(t *testing.T) {
 		code    int
 		message string
 	}{
-		{"api error", map[string]string{envAPI: url, envAPIKey: "k1"}, []string{"info", "art_nope"}, 1, "artmesh: no artifact art_nope\n"},
-		{"bad key", map[string]string{envAPI: url, envAPIKey: "wrong"}, []string{"info", "art_x"}, 1, "artmesh: unknown API key (the API key came from ARTMESH_API_KEY)\n"},
+		{"api error", map[string]string{envAPI: url, envAPIKey: "k1"}, []string{"info", "art_nope"}, 3, "artmesh: no artifact art_nope\n"},
+		{"bad key", map[string]string{envAPI: url, envAPIKey: "wrong"}, []string{"info", "art_x"}, 4, "artmesh: unknown API key (the API key came from ARTMESH_API_KEY)\n"},
 		{"no key", map[string]string{envAPI: url}, []string{"ls"}, 1, "run `artmesh init` or set ARTMESH_API_KEY"},
-		{"unreachable", map[string]string{envAPI: closed.URL, envAPIKey: "k1"}, []string{"node"}, 1,
+		{"unreachable", map[string]string{envAPI: closed.URL, envAPIKey: "k1"}, []string{"node"}, 5,
 			"artmesh: cannot reach the artmesh node at " + closed.URL + ": is `artmesh daemon` (or `make run`) running?\n"},
 		{"missing argument", map[string]string{}, []string{"info"}, 2, "Run 'artmesh info --help' for usage."},
 		{"unknown flag", map[string]string{}, []string{"ls", "--nope"}, 2, "unknown flag: --nope"},

@@ -68,47 +68,6 @@ func outputPath(out, filename, id string) string {
 	return filepath.Join(out, name)
 }
 
-// writeAtomic writes what r yields to path through a temporary file in the
-// same folder, renamed over path only once all of it is written and
-// synced: a failed or interrupted download leaves no partial file. When
-// size is not negative, r must yield exactly size bytes.
-func writeAtomic(path string, r io.Reader, size int64) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".part-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	n, err := io.Copy(tmp, r)
-	if err != nil {
-		return fmt.Errorf("download of %s failed after %d bytes: %w", path, n, err)
-	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("download of %s ended after %d of %d bytes", path, n, size)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	return nil
-}
-
 // errShort reports a stream that ended before its announced size.
 var errShort = errors.New("the download ended early")
 

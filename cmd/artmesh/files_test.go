@@ -1,59 +1,9 @@
 package main
 
 import (
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
-
-// failingReader yields some bytes, then fails.
-type failingReader struct{ sent bool }
-
-func (f *failingReader) Read(p []byte) (int, error) {
-	if !f.sent {
-		f.sent = true
-		return copy(p, "partial"), nil
-	}
-	return 0, errors.New("connection reset")
-}
-
-func TestWriteAtomic(t *testing.T) {
-	tests := []struct {
-		name    string
-		r       io.Reader
-		size    int64
-		wantErr bool
-	}{
-		{"whole", strings.NewReader("hello"), 5, false},
-		{"unknown size", strings.NewReader("hello"), -1, false},
-		{"short", strings.NewReader("hel"), 5, true},
-		{"broken", &failingReader{}, 100, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "out.bin")
-			err := writeAtomic(path, tt.r, tt.size)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err %v, want error %v", err, tt.wantErr)
-			}
-			entries, _ := os.ReadDir(dir)
-			if tt.wantErr {
-				if len(entries) != 0 {
-					t.Errorf("a failed download left %v", entries)
-				}
-				return
-			}
-			data, err := os.ReadFile(path)
-			if err != nil || string(data) != "hello" || len(entries) != 1 {
-				t.Errorf("file %q, %v; folder %v", data, err, entries)
-			}
-		})
-	}
-}
 
 func TestOutputPath(t *testing.T) {
 	dir := t.TempDir()

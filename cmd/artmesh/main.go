@@ -6,8 +6,19 @@
 // The CLI finds its node by itself: the API URL is --api, else
 // $ARTMESH_API, else the address in the repo ($ARTMESH_PATH, default
 // ~/.artmesh), else http://127.0.0.1:7480; the API key is
-// $ARTMESH_API_KEY, else <repo>/api.key. Errors print as "artmesh: ..." on
-// stderr and exit with status 1; usage errors exit with status 2.
+// $ARTMESH_API_KEY, else <repo>/api.key.
+//
+// Errors print as "artmesh: ..." on stderr, or with --json as the API's
+// error shape {"error":{"code":"...","message":"..."}} on stderr (stdout
+// stays for data). The exit status tells scripts what went wrong, after
+// kubectl's and gh's habit of a few stable codes:
+//
+//	0  success
+//	1  any other error (conflict, expired, a failed download, ...)
+//	2  usage or invalid input: a bad flag or argument, or the API's invalid_argument
+//	3  not found (the API's not_found; also a name that matches no artifact)
+//	4  permission denied or unauthenticated (the API's permission_denied, unauthenticated)
+//	5  unavailable: the node cannot be reached, or answers unavailable (no quorum, catching up)
 package main
 
 import (
@@ -25,6 +36,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/api/client"
 )
 
@@ -39,6 +51,7 @@ func main() {
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		getenv:    os.Getenv,
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 	}
 	code := c.run(ctx, os.Args[1:])
 	stop()
@@ -52,12 +65,14 @@ type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stderrTTY      bool // whether progress bars may be drawn on stderr
+	stdoutTTY      bool // whether stdout is a terminal (get refuses to write binary there)
 	// sleep waits between retries; nil means a real timer (tests make it
 	// instant).
 	sleep func(context.Context, time.Duration) error
 
 	apiFlag string // --api
 	jsonOut bool   // --json
+	quiet   bool   // -q: print ids only
 
 	api       *client.Client
 	apiURL    string // the API base URL, once found
@@ -80,12 +95,14 @@ func usageErrorf(format string, args ...any) error {
 func (c *cli) run(ctx context.Context, args []string) int {
 	root := c.newRootCmd()
 	root.SetArgs(args)
-	root.SetIn(c.stdin)
-	root.SetOut(c.stdout)
-	root.SetErr(c.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	code := exitCode(err)
+	if c.jsonOut {
+		_ = printJSON(c.stderr, apitype.ErrorBody{Error: apitype.ErrorDetail{Code: errorCode(err), Message: c.describe(err)}})
+		return code
 	}
 	fmt.Fprintf(c.stderr, "artmesh: %s\n", c.describe(err))
 	var ue usageError
@@ -94,9 +111,62 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			cmd = root
 		}
 		fmt.Fprintf(c.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
-		return 2
 	}
-	return 1
+	return code
+}
+
+// The exit statuses of the command; see the package comment.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitPermission  = 4
+	exitUnavailable = 5
+)
+
+// exitCode returns the exit status for err.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, client.ErrUnreachable):
+		return exitUnavailable
+	case errors.Is(err, context.Canceled):
+		return exitError
+	}
+	switch artmesh.KindOf(err) {
+	case artmesh.Invalid:
+		return exitUsage
+	case artmesh.NotFound:
+		return exitNotFound
+	case artmesh.PermissionDenied, artmesh.Unauthenticated:
+		return exitPermission
+	case artmesh.Unavailable:
+		return exitUnavailable
+	}
+	return exitError
+}
+
+// errorCode returns the API error code that names err's kind under
+// --json: the API's own code for an API error, invalid_argument for a
+// usage error, unavailable for a node that cannot be reached, internal
+// for anything else.
+func errorCode(err error) string {
+	var ue usageError
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ue):
+		return artmesh.Invalid.String()
+	case errors.Is(err, client.ErrUnreachable):
+		return artmesh.Unavailable.String()
+	case errors.As(err, &ce) && ce.Code != "":
+		return ce.Code
+	}
+	return artmesh.KindOf(err).String()
 }
 
 // describe returns the message to show a person for err.
@@ -159,10 +229,17 @@ else <repo>/api.key.`,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	// Before the completion command is made: it keeps the writer it finds.
+	root.SetIn(c.stdin)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.Version = buildVersion().String()
+	root.SetVersionTemplate("{{.Version}}")
+	root.Flags().Bool("version", false, "print the version (as `artmesh version` does)")
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.apiFlag, "api", "", "the node's API URL (default: $ARTMESH_API, else the repo's address, else http://127.0.0.1:7480)")
-	pf.BoolVar(&c.jsonOut, "json", false, "print the API's JSON instead of text")
+	pf.BoolVar(&c.jsonOut, "json", false, "print the API's JSON instead of text (errors too, on stderr)")
+	pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only ids (artifact ids, agent ids, peer ids), one a line")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(newInitCmd(), newDaemonCmd())
@@ -172,6 +249,9 @@ else <repo>/api.key.`,
 	root.AddCommand(c.meshCmds()...)
 	root.AddCommand(c.watchCmd())
 	root.AddCommand(c.mcpCmd())
+	root.AddCommand(c.versionCmd())
+	c.setupCompletion(root)
+	addExamples(root)
 	markUsageErrors(root)
 	return root
 }

@@ -51,7 +51,11 @@ func (c *cli) meshCmd() *cobra.Command {
 	members := &cobra.Command{
 		Use:   "members",
 		Short: "List the mesh's members: role, reachability, the leader, bytes held and under-replicated versions",
-		Args:  cobra.NoArgs,
+		Long: `List the mesh's members, one a row under a header: THIS is * for the node
+this CLI talks to; then the peer id, the Raft role (voter or nonvoter),
+whether this node reaches it, whether it is the leader, the bytes it holds,
+the versions it holds that are under-replicated, and its addresses.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := c.client()
 			if err != nil {
@@ -64,16 +68,28 @@ func (c *cli) meshCmd() *cobra.Command {
 			if c.jsonOut {
 				return printJSON(c.stdout, map[string]any{"items": ms})
 			}
+			if c.quiet {
+				for _, m := range ms {
+					fmt.Fprintln(c.stdout, m.PeerID)
+				}
+				return nil
+			}
+			// The node the CLI talks to is marked, as kubectl marks the
+			// current context.
+			self, err := api.Node(cmd.Context())
+			if err != nil {
+				return err
+			}
 			rows := make([][]string, 0, len(ms))
 			for _, m := range ms {
-				leader := ""
-				if m.Leader {
-					leader = "leader"
+				current := ""
+				if m.PeerID == self.PeerID {
+					current = "*"
 				}
-				rows = append(rows, []string{m.PeerID, m.Role, strconv.FormatBool(m.Reachable), leader,
+				rows = append(rows, []string{current, m.PeerID, m.Role, yesNo(m.Reachable), yesNo(m.Leader),
 					humanBytes(m.BytesHeld), strconv.Itoa(m.UnderReplicated), orDash(strings.Join(m.Addresses, " "))})
 			}
-			return table(c.stdout, []string{"PEER", "ROLE", "REACHABLE", "", "HELD", "UNDER-REPLICATED", "ADDRESSES"}, rows)
+			return table(c.stdout, []string{"THIS", "PEER", "ROLE", "REACHABLE", "LEADER", "HELD", "UNDER-REPLICATED", "ADDRESSES"}, rows)
 		},
 	}
 	remove := &cobra.Command{
@@ -212,6 +228,12 @@ func (c *cli) pinsCmd() *cobra.Command {
 			}
 			if c.jsonOut {
 				return printJSON(c.stdout, map[string]any{"items": ps})
+			}
+			if c.quiet {
+				for _, p := range ps {
+					fmt.Fprintln(c.stdout, p.ArtifactID)
+				}
+				return nil
 			}
 			rows := make([][]string, 0, len(ps))
 			for _, p := range ps {

@@ -13,15 +13,17 @@ import (
 func splitPair(pair string) (key, value string, err error) {
 	key, value, ok := strings.Cut(pair, "=")
 	if !ok || key == "" {
-		return "", "", usageErrorf("--meta %q: give it as KEY=VALUE", pair)
+		return "", "", usageErrorf("--meta %q: give it as KEY=VALUE (or KEY:=JSON)", pair)
 	}
 	return key, value, nil
 }
 
-// parseMeta turns --meta k=v arguments into metadata. A value that is
-// valid JSON is taken as that JSON (year=2025 is the number 2025, ok=true a
-// bool, tags=["a","b"] an array, k=null removes k on update); anything else
-// is a string. A key given twice is an error.
+// parseMeta turns --meta arguments into metadata, in httpie's manner:
+// KEY=VALUE stores VALUE as a string, always (ver=1.0 is the string
+// "1.0"), and KEY:=JSON stores the JSON value (year:=2025 is a number,
+// ok:=true a bool, tags:='["a","b"]' an array, k:=null removes k on
+// update). JSON that does not parse, and a key given twice, are usage
+// errors.
 func parseMeta(pairs []string) (artmesh.Metadata, error) {
 	if len(pairs) == 0 {
 		return nil, nil
@@ -32,11 +34,21 @@ func parseMeta(pairs []string) (artmesh.Metadata, error) {
 		if err != nil {
 			return nil, err
 		}
+		typed := strings.HasSuffix(k, ":")
+		if typed {
+			k = strings.TrimSuffix(k, ":")
+			if k == "" {
+				return nil, usageErrorf("--meta %q: give it as KEY=VALUE or KEY:=JSON", p)
+			}
+		}
 		if _, dup := m[k]; dup {
 			return nil, usageErrorf("--meta %s is given twice", k)
 		}
-		var b bytes.Buffer
-		if json.Valid([]byte(v)) && json.Compact(&b, []byte(v)) == nil {
+		if typed {
+			var b bytes.Buffer
+			if err := json.Compact(&b, []byte(v)); err != nil {
+				return nil, usageErrorf("--meta %s:=%s: the value after := must be JSON (for a string, use %s=...): %v", k, v, k, err)
+			}
 			m[k] = json.RawMessage(b.Bytes())
 			continue
 		}

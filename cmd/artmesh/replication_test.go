@@ -66,6 +66,8 @@ func startFakeReplication(t *testing.T) (*fakeReplication, map[string]string) {
 		case "GET /v1/artifacts/art_1/placement":
 			io.WriteString(w, `{"items":[{"version":1,"cid":"bafy1","factor":2,"holders":["`+peerA+`","`+peerB+`"],"allocated":["`+peerA+`","`+peerB+`"],"state":"ok"},
 				{"version":2,"cid":"bafy2","factor":2,"holders":["`+peerA+`"],"allocated":["`+peerA+`","`+peerB+`"],"state":"repairing"}]}`)
+		case "GET /v1/node":
+			io.WriteString(w, `{"peer_id":"`+peerA+`","addresses":["/ip4/127.0.0.1/tcp/7481"],"version":"0.1.0"}`)
 		case "GET /v1/mesh/members":
 			io.WriteString(w, `{"items":[{"peer_id":"`+peerA+`","addresses":["/ip4/127.0.0.1/tcp/7481"],"role":"voter","reachable":true,"leader":true,"bytes_held":1572864,"under_replicated":3}]}`)
 		default:
@@ -189,7 +191,7 @@ func TestReplicationCmd(t *testing.T) {
 		{[]string{"replication", "art_1", "--", "-1"}, 2, "", "N must be a whole number"},
 		{[]string{"replication", "art_1", "many"}, 2, "", "N must be a whole number"},
 		{[]string{"replication", "art_1"}, 2, "", "accepts 2 arg(s)"},
-		{[]string{"replication", "art_x", "1"}, 1, `PUT /v1/artifacts/art_x/replication {"factor":1}`, "artmesh: no such route"},
+		{[]string{"replication", "art_x", "1"}, 3, `PUT /v1/artifacts/art_x/replication {"factor":1}`, "artmesh: no such route"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			before := f.last()
@@ -214,7 +216,7 @@ func TestMeshPolicyCmd(t *testing.T) {
 		{[]string{"mesh", "policy"}, 0, "GET /v1/mesh/policy", "replication factor: 2"},
 		{[]string{"mesh", "policy", "--write-replicas", "2"}, 0, `PUT /v1/mesh/policy {"write_replicas":2}`, "write replicas:     2"},
 		{[]string{"mesh", "policy", "--replication-factor", "3", "--write-replicas", "2"}, 0, `PUT /v1/mesh/policy {"replication_factor":3,"write_replicas":2}`, "replication factor: 3"},
-		{[]string{"mesh", "policy", "--replication-factor", "9"}, 1, `PUT /v1/mesh/policy {"replication_factor":9}`, "artmesh: replication_factor 9 is more than the 3 members of the mesh\n"},
+		{[]string{"mesh", "policy", "--replication-factor", "9"}, 2, `PUT /v1/mesh/policy {"replication_factor":9}`, "artmesh: replication_factor 9 is more than the 3 members of the mesh\n"},
 		{[]string{"--json", "mesh", "policy"}, 0, "GET /v1/mesh/policy", `"write_replicas": 1`},
 		{[]string{"mesh", "policy", "--write-replicas", "x"}, 2, "", "invalid argument"},
 	} {
@@ -238,10 +240,11 @@ func TestMeshMembersColumns(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "HELD") || !strings.Contains(lines[0], "UNDER-REPLICATED") {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "THIS PEER ROLE REACHABLE LEADER HELD UNDER-REPLICATED ADDRESSES" {
 		t.Fatalf("table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 8 || f[0] != peerA || f[4] != "1.5" || f[5] != "MiB" || f[6] != "3" {
+	if f := strings.Fields(lines[1]); len(f) != 9 || f[0] != "*" || f[1] != peerA || f[2] != "voter" || f[3] != "yes" || f[4] != "yes" ||
+		f[5] != "1.5" || f[6] != "MiB" || f[7] != "3" || f[8] != "/ip4/127.0.0.1/tcp/7481" {
 		t.Errorf("row %q", lines[1])
 	}
 }

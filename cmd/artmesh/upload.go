@@ -109,7 +109,7 @@ are reachable.`,
 	fl := cmd.Flags()
 	fl.StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
 	fl.StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
-	fl.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable; VALUE is JSON when it parses as JSON)")
+	fl.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	fl.StringVar(&artifact, "artifact", "", "make the upload a new version of this artifact")
 	fl.StringVar(&resume, "resume", "", "continue the upload at this upload URL instead of starting one")
 	replicasFlag(cmd, &replicas)
