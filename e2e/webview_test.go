@@ -384,7 +384,7 @@ func TestWebView(t *testing.T) {
 		t.Fatalf("GET of the page's signed URL: %d, %d bytes (%v), want 200 and the content", resp.StatusCode, len(capBody), err)
 	}
 	for k, want := range map[string]string{
-		"Content-Disposition":     `attachment; filename=weights.bin`,
+		"Content-Disposition":     `attachment; filename="weights.bin"`,
 		"X-Content-Type-Options":  "nosniff",
 		"Content-Security-Policy": "sandbox",
 	} {
