@@ -575,3 +575,24 @@ func mustDecode(t *testing.T, s string) peer.ID {
 	}
 	return id
 }
+
+func TestWarnStrandedAtMostEveryInterval(t *testing.T) {
+	var u upkeep
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		id   string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 0, true},
+		{"a", time.Second, false},
+		{"b", time.Second, true},
+		{"a", strandedWarnEvery - time.Second, false},
+		{"a", strandedWarnEvery, true},
+		{"a", strandedWarnEvery + time.Minute, false},
+	} {
+		if got := u.warnStranded(c.id, t0.Add(c.at)); got != c.want {
+			t.Fatalf("warnStranded(%s, +%s) = %v, want %v", c.id, c.at, got, c.want)
+		}
+	}
+}

@@ -25,6 +25,26 @@ const DefaultDeadVoterAfter = 30 * time.Second
 // node while it leads.
 type upkeep struct {
 	lastSeen map[string]time.Time
+	// warned is when a stranded voter was last warned about: the warning
+	// repeats at most every strandedWarnEvery, not at every round.
+	warned map[string]time.Time
+}
+
+// strandedWarnEvery is how often the warning about one stranded voter
+// repeats.
+const strandedWarnEvery = 10 * time.Minute
+
+// warnStranded reports whether to warn, at now, about the stranded voter
+// id, and records that it did.
+func (u *upkeep) warnStranded(id string, now time.Time) bool {
+	if u.warned == nil {
+		u.warned = make(map[string]time.Time)
+	}
+	if last, ok := u.warned[id]; ok && now.Sub(last) < strandedWarnEvery {
+		return false
+	}
+	u.warned[id] = now
+	return true
 }
 
 // swap replaces the voter dead with the nonvoter promote.
@@ -74,7 +94,7 @@ func (u *upkeep) plan(servers []catalog.Server, reachable func(id string) bool, 
 func (m *Manager) tendVoters(ctx context.Context, u *upkeep) {
 	cat := m.cfg.Catalog
 	if !cat.IsLeader() {
-		u.lastSeen = nil
+		u.lastSeen, u.warned = nil, nil
 		return
 	}
 	servers, err := cat.Servers()
@@ -96,8 +116,8 @@ func (m *Manager) tendVoters(ctx context.Context, u *upkeep) {
 		delete(u.lastSeen, s.dead)
 		m.log.Info("replaced an unreachable voter", "dead", s.dead, "promoted", s.promote)
 	}
-	if stranded != "" {
-		m.log.Warn("a voter is unreachable and no nonvoter can take its place", "peer", stranded)
+	if stranded != "" && u.warnStranded(stranded, time.Now()) {
+		m.log.Warn("a voter is unreachable and no nonvoter can take its place (repeated every 10 minutes while it lasts)", "peer", stranded)
 	}
 }
 
