@@ -84,6 +84,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, caller artmesh.A
 	if err := flush(); err != nil {
 		return nil
 	}
+	first := true
 	for {
 		if batch.Reset {
 			writeEvent(bw, "reset", batch.Next, apitype.EventReset{
@@ -97,6 +98,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, caller artmesh.A
 				Version: e.Version, Actor: e.Actor, At: e.At, Agents: e.Agents, Groups: e.Groups,
 			})
 		}
+		if first && len(batch.Events) == 0 && !batch.Reset {
+			// A frame with an id alone moves the reader's position (its
+			// Last-Event-ID) without an event: a reader that started "now"
+			// and reconnects before any event goes on from here.
+			fmt.Fprintf(bw, "id: %d\n\n", batch.Next)
+		}
+		first = false
 		if err := flush(); err != nil {
 			return nil // the client went away
 		}
@@ -105,7 +113,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, caller artmesh.A
 			if ctx.Err() != nil {
 				return nil
 			}
-			fmt.Fprintf(bw, ": keep-alive\n\n")
+			// The keep-alive carries the position too.
+			fmt.Fprintf(bw, ": keep-alive\nid: %d\n\n", after)
 			if err := flush(); err != nil {
 				return nil
 			}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ import (
 // mcpTools is every tool that `artmesh mcp` serves, sorted.
 var mcpTools = []string{
 	"create", "create_snippet", "delete", "delete_version", "download", "get", "get_signed_url",
-	"list", "list_shared", "list_versions", "share", "unshare", "update",
+	"list", "list_shared", "list_versions", "share", "unshare", "update", "watch",
 }
 
 // connectMCP serves the node to an in-process MCP client as the agent
@@ -230,6 +231,31 @@ func TestMCPInProcess(t *testing.T) {
 	bobKey := d.addAgent(t, "bob")
 	bob := connectMCP(t, d, bobKey)
 	wantPrefix(t, "bob's get before the share", callToolError(t, bob, "get", map[string]any{"artifact_id": notes.ID}), "not_found: ")
+	// bob watches: nothing he may see has happened yet, but the answer
+	// says where to go on from.
+	var w struct {
+		Events []struct {
+			Type       string `json:"type"`
+			ArtifactID string `json:"artifact_id"`
+			Version    int    `json:"version"`
+		} `json:"events"`
+		LastEventID string `json:"last_event_id"`
+	}
+	callTool(t, bob, "watch", map[string]any{"wait_seconds": 1}, &w)
+	if len(w.Events) != 0 || w.LastEventID == "" {
+		t.Fatalf("bob's first watch: %+v, want no events and a position", w)
+	}
+	watchFrom := func(want string) {
+		t.Helper()
+		callTool(t, bob, "watch", map[string]any{"last_event_id": w.LastEventID, "wait_seconds": 10}, &w)
+		var got []string
+		for _, e := range w.Events {
+			got = append(got, fmt.Sprintf("%s %s v%d", e.Type, e.ArtifactID, e.Version))
+		}
+		if strings.Join(got, ",") != want {
+			t.Fatalf("bob's watch: %v, want %s", got, want)
+		}
+	}
 	var acc struct {
 		Owner  string   `json:"owner"`
 		Agents []string `json:"agents"`
@@ -253,6 +279,8 @@ func TestMCPInProcess(t *testing.T) {
 	if viaHTTP.Version != 1 || viaHTTP.CID != notes.CID {
 		t.Fatalf("after bob's failed calls the artifact is %+v", viaHTTP)
 	}
+	watchFrom("artifact.shared " + notes.ID + " v1") // bob's failed calls made no events
+	wantPrefix(t, "watch with a bad wait", callToolError(t, bob, "watch", map[string]any{"wait_seconds": 301}), "invalid_argument: wait_seconds")
 
 	// The owner's update, versions, signed URL, unshare and delete.
 	var upd artifact
@@ -266,6 +294,7 @@ func TestMCPInProcess(t *testing.T) {
 			CID     string `json:"cid"`
 		} `json:"items"`
 	}
+	watchFrom("artifact.updated " + notes.ID + " v2")
 	callTool(t, cs, "list_versions", map[string]any{"artifact_id": notes.ID}, &vs)
 	if len(vs.Items) != 2 || vs.Items[0].Version != 1 || vs.Items[0].CID != notes.CID || vs.Items[1].Version != 2 {
 		t.Fatalf("list_versions: %+v", vs)

@@ -22,6 +22,10 @@ type WatchOptions struct {
 	SharedWithMe bool               // only artifacts others own
 	// LastEventID goes on after this event id; empty starts at the present.
 	LastEventID string
+	// Position, when set, is called with the stream's position when it
+	// moves without an event (the stream opened, a keep-alive): the id a
+	// later Watch would go on from. It runs on Watch's goroutine.
+	Position func(id string)
 }
 
 // Event is one event of the change feed. A reset (Type "reset") says
@@ -47,6 +51,12 @@ func (c *Client) Watch(ctx context.Context, o WatchOptions, fn func(Event) error
 	for {
 		opened, err := c.watchOnce(ctx, o, last, func(ev Event) error {
 			last = ev.ID
+			if ev.Type == "" {
+				if o.Position != nil {
+					o.Position(ev.ID)
+				}
+				return nil
+			}
 			return fn(ev)
 		})
 		if ctx.Err() != nil {
@@ -114,7 +124,13 @@ func (c *Client) watchOnce(ctx context.Context, o WatchOptions, last string, fn 
 		switch {
 		case line == "":
 			if name == "" {
-				data = nil
+				if id != "" {
+					// An id alone: the position moved (Type "").
+					if err := fn(Event{Event: apitype.Event{ID: id}}); err != nil {
+						return opened, callbackError{err}
+					}
+				}
+				id, data = "", nil
 				continue
 			}
 			ev := Event{}

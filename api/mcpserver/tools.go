@@ -161,6 +161,7 @@ func (h *handlers) addTools(s *mcp.Server) {
 	addTool(s, h, &mcp.Tool{Name: "unshare", Description: "Take back read access; signed URLs granted through it stop working. Owner only."}, h.unshare)
 	addTool(s, h, &mcp.Tool{Name: "get_signed_url", Description: "A URL that serves the content with no API key, on any node of the mesh, until it expires."}, h.signedURL)
 	addTool(s, h, &mcp.Tool{Name: "delete", Description: "Delete the artifact with all its versions, grants and signed URLs. Owner only."}, h.delete)
+	addTool(s, h, &mcp.Tool{Name: "watch", Description: "Wait up to wait_seconds for changes to artifacts you may read (created, updated, deleted, version deleted, shared, unshared) and return them with the last_event_id to pass to the next watch call, so that a loop of calls misses nothing.", Annotations: readOnly()}, h.watch)
 	addTool(s, h, &mcp.Tool{Name: "delete_version", Description: "Delete one version of the artifact; the only version left cannot be deleted. Owner only."}, h.deleteVersion)
 }
 

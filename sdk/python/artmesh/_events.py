@@ -107,7 +107,8 @@ class EventStream:
             try:
                 for ev in _parse(resp):
                     self.last_event_id = ev.id
-                    yield ev
+                    if ev.type:  # else the position moved without an event
+                        yield ev
             except (OSError, http.client.HTTPException, ValueError):
                 pass  # the stream broke: open it again after the last event
             finally:
@@ -133,6 +134,8 @@ def _parse(resp: Response) -> Iterator[Event]:
         if line == "":
             if name:
                 yield Event.from_sse(name, ev_id, "\n".join(data))
+            elif ev_id:
+                yield Event(id=ev_id, type="")  # an id alone: the stream's position
             name, ev_id, data = "", "", []
             continue
         if line.startswith(":"):

@@ -66,6 +66,10 @@ class SyncWatch(unittest.TestCase):
         t = threading.Thread(target=lambda: out.append(next(stream, "ended")))
         t.start()
         time.sleep(0.5)
+        # The stream's first frame gave its position, with no event: a
+        # reconnect would go on from there.
+        self.assertIsNotNone(stream.last_event_id)
+        self.assertTrue(str(stream.last_event_id).isdigit(), stream.last_event_id)
         stream.close()
         t.join(5)
         self.assertFalse(t.is_alive(), "next() still blocked after close()")
