@@ -8,8 +8,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# The commit goes into `artmesh version` even where Go records no VCS information.
+COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo -dirty)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/artmesh
+	$(GO) build -ldflags "-X main.buildCommit=$(COMMIT)" -o $(BIN) ./cmd/artmesh
 
 ## run: build and start a single node in $$ARTMESH_PATH (default ~/.artmesh), initialising it on first start.
 run: build

@@ -23,9 +23,19 @@ type versionInfo struct {
 	Go       string `json:"go"`                 // the Go toolchain that built it
 }
 
+// buildCommit is the commit the Makefile builds from, set at link time
+// (-ldflags -X main.buildCommit=...) for builds in which Go records no VCS
+// information (-buildvcs=false, a tree copied without .git); it ends in
+// "-dirty" for a tree with uncommitted changes. It is never changed at run
+// time.
+var buildCommit string
+
 // buildVersion reads the version from the binary's build info.
 func buildVersion() versionInfo {
 	v := versionInfo{Version: node.Version, Go: runtime.Version()}
+	if c, dirty := strings.CutSuffix(buildCommit, "-dirty"); c != "" {
+		v.Commit, v.Modified = c, dirty
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
