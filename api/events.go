@@ -70,6 +70,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, caller artmesh.A
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// The stream reads nothing more from the client: no read deadline
+	// applies to it (the server's ReadTimeout is for request bodies), and
+	// a closed connection still ends it.
+	_ = rc.SetReadDeadline(time.Time{})
 	bw := bufio.NewWriter(w)
 	flush := func() error {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamTimeout))
