@@ -401,6 +401,40 @@ func TestWebView(t *testing.T) {
 		t.Errorf("shared with me shows %q, want bobs-notes.json bob", shared)
 	}
 
+	// Live: the pages follow the change feed. A mark on the window is gone
+	// if the page reloads; it must survive both changes.
+	run("list, feed connected", chromedp.Click(chromedp.CSS(`#nav a[data-page="artifacts"]`)), ready("artifacts"),
+		waitJS(`document.querySelector('#feed.on:not([hidden])') !== null`))
+	var mark string
+	eval(`String(window.sameDocument = 'yes')`, &mark)
+	var live artifact
+	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "live.json", "content": map[string]any{"step": 1}}, 201, &live)
+	run("the new row appears without a reload", waitJS(`document.querySelector('#artifact-list tr[data-id="`+live.ID+`"]') !== null`))
+	if got := texts("#artifact-list a.artifact-link"); strings.Join(got, ",") != "live.json,weights.bin,eval-report.json,train-config.json" {
+		t.Errorf("the list after a create through the API shows %q, want live.json first", got)
+	}
+	run("open live.json", chromedp.Click(chromedp.CSS(`#artifact-list tr[data-id="`+live.ID+`"] a.artifact-link`)), ready("artifact"))
+	d.call(t, "PUT", "/v1/artifacts/"+live.ID+"/content", `{"step": 2}`, 201, nil, "Content-Type", "application/json")
+	run("version 2 appears without a reload",
+		waitJS(`[...document.querySelectorAll('#versions tbody tr')].map(r => r.dataset.version).join() === '2,1'`))
+	if got := texts("#artifact-props dd"); len(got) < 5 || got[4] != "2" {
+		t.Errorf("the artifact's properties after the update show %q, want current version 2", got)
+	}
+	eval(`String(window.sameDocument) + ' ' + location.hash`, &mark)
+	if want := "yes #/artifact/" + live.ID; mark != want {
+		t.Errorf("after the live refreshes the page is %q, want %q (no reload)", mark, want)
+	}
+	// Activity: what happened since sign-in, newest first.
+	run("activity", chromedp.Click(chromedp.CSS(`#nav a[data-page="activity"]`)), ready("activity"))
+	var events []string
+	eval(`[...document.querySelectorAll('#activity tbody tr')].map(r => [...r.children].slice(1).map(c => c.textContent).join(' '))`, &events)
+	if want := "artifact.updated live.json 2 admin;artifact.created live.json 1 admin;artifact.created weights.bin 1 admin"; strings.Join(events, ";") != want {
+		t.Errorf("activity shows %q, want %q", strings.Join(events, ";"), want)
+	}
+	if got := texts(`#activity a[href="#/artifact/` + live.ID + `"]`); len(got) != 2 {
+		t.Errorf("activity links to live.json %d times, want 2", len(got))
+	}
+
 	// The mesh: this one node, a reachable voter and the leader, holding
 	// what was stored here.
 	run("mesh", chromedp.Click(chromedp.CSS(`#nav a[data-page="mesh"]`)), ready("mesh"))
@@ -425,6 +459,9 @@ func TestWebView(t *testing.T) {
 	if stored != "0" {
 		t.Errorf("sessionStorage holds %s entries after sign-out, want 0", stored)
 	}
+	if got := texts("#feed[hidden]"); len(got) != 1 {
+		t.Errorf("the feed indicator shows after sign-out")
+	}
 
 	stopListening()
 	wg.Wait()
@@ -439,7 +476,7 @@ func TestWebView(t *testing.T) {
 	lg.mu.Unlock()
 	// The key is only ever in an Authorization header, and every call of
 	// the API but the token routes carries it there.
-	apiCalls, wrongKey := 0, 0
+	apiCalls, wrongKey, feeds := 0, 0, 0
 	for _, ev := range requests {
 		r := ev.Request
 		if strings.Contains(r.URL, d.key) || strings.Contains(r.URLFragment, d.key) {
@@ -450,11 +487,17 @@ func TestWebView(t *testing.T) {
 			continue
 		}
 		apiCalls++
+		if path == "/v1/events" {
+			feeds++ // its Authorization is checked below like every call's
+		}
 		if auth := header(r.Headers, "Authorization"); auth == "Bearer am_not-a-key" && path == "/v1/node" {
 			wrongKey++
 		} else if auth != "Bearer "+d.key {
 			t.Errorf("%s %s was sent without the key in Authorization (got %q)", r.Method, path, auth)
 		}
+	}
+	if feeds != 1 {
+		t.Errorf("the page opened the change feed %d times, want once (one connection per tab, no break)", feeds)
 	}
 	if wrongKey != 1 {
 		t.Errorf("the wrong key was sent %d times, want once", wrongKey)
