@@ -154,7 +154,9 @@
   function signedIn(info) {
     document.getElementById('nav').hidden = false;
     document.getElementById('signout').hidden = false;
-    document.getElementById('whoami').textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    const who = document.getElementById('whoami');
+    who.textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    who.title = 'node ' + info.peer_id + ' · ' + (info.version || '');
     startFeed();
   }
 
