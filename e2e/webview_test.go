@@ -42,6 +42,7 @@ type browserLog struct {
 	mu       sync.Mutex
 	errors   []string
 	refused  int // the browser's log of the 401 that the wrong key got
+	feedDown int // the browser's log of a reconnection of the feed refused while the daemon restarts
 	requests []*network.EventRequestWillBeSent
 }
 
@@ -57,9 +58,13 @@ func (l *browserLog) snapshot() (errs []string, reqs []*network.EventRequestWill
 // metadata filter, open it (versions, access, placement), download it by
 // the page's button (the bytes on disk are compared, and the response was
 // an attachment with nosniff and a sandbox CSP), see what another agent
-// shared, the mesh, the pins, and sign out. It fails on any console error
+// shared, follow the change feed (an artifact created and then updated
+// through the API shows in the list and in the versions table without a
+// reload, the activity page lists the events in order, and after a restart
+// of the daemon the tab reconnects with Last-Event-ID and shows the next
+// event), the mesh, the pins, and sign out. It fails on any console error
 // or exception, and on any request whose URL carries the key or that calls
-// /v1 without it in the Authorization header.
+// /v1 (the feed included) without it in the Authorization header.
 //
 // UPDATE_SCREENSHOTS=1 writes docs/ui-artifacts.png and docs/ui-artifact.png.
 func TestWebView(t *testing.T) {
@@ -114,6 +119,10 @@ func TestWebView(t *testing.T) {
 			if m.Type == chromedp.ConsoleError && m.Source == "network" && strings.HasSuffix(m.URL, "/v1/node") && strings.Contains(m.Text, "401") {
 				lg.mu.Lock()
 				lg.refused++
+				lg.mu.Unlock()
+			} else if m.Type == chromedp.ConsoleError && m.Source == "network" && strings.HasSuffix(m.URL, "/v1/events") {
+				lg.mu.Lock()
+				lg.feedDown++
 				lg.mu.Unlock()
 			} else if m.Type == chromedp.ConsoleError || m.IsException() {
 				lg.mu.Lock()
@@ -401,6 +410,74 @@ func TestWebView(t *testing.T) {
 		t.Errorf("shared with me shows %q, want bobs-notes.json bob", shared)
 	}
 
+	// Live: the pages follow the change feed. A mark on the window is gone
+	// if the page reloads; it must survive both changes.
+	run("list, feed connected", chromedp.Click(chromedp.CSS(`#nav a[data-page="artifacts"]`)), ready("artifacts"),
+		waitJS(`document.querySelector('#feed.on:not([hidden])') !== null`))
+	var mark string
+	eval(`String(window.sameDocument = 'yes')`, &mark)
+	var live artifact
+	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "live.json", "content": map[string]any{"step": 1}}, 201, &live)
+	run("the new row appears without a reload", waitJS(`document.querySelector('#artifact-list tr[data-id="`+live.ID+`"]') !== null`))
+	if got := texts("#artifact-list a.artifact-link"); strings.Join(got, ",") != "live.json,weights.bin,eval-report.json,train-config.json" {
+		t.Errorf("the list after a create through the API shows %q, want live.json first", got)
+	}
+	run("open live.json", chromedp.Click(chromedp.CSS(`#artifact-list tr[data-id="`+live.ID+`"] a.artifact-link`)), ready("artifact"))
+	d.call(t, "PUT", "/v1/artifacts/"+live.ID+"/content", `{"step": 2}`, 201, nil, "Content-Type", "application/json")
+	run("version 2 appears without a reload",
+		waitJS(`[...document.querySelectorAll('#versions tbody tr')].map(r => r.dataset.version).join() === '2,1'`))
+	if got := texts("#artifact-props dd"); len(got) < 5 || got[4] != "2" {
+		t.Errorf("the artifact's properties after the update show %q, want current version 2", got)
+	}
+	eval(`String(window.sameDocument) + ' ' + location.hash`, &mark)
+	if want := "yes #/artifact/" + live.ID; mark != want {
+		t.Errorf("after the live refreshes the page is %q, want %q (no reload)", mark, want)
+	}
+	// Activity: what happened since sign-in, newest first.
+	run("activity", chromedp.Click(chromedp.CSS(`#nav a[data-page="activity"]`)), ready("activity"))
+	var events []string
+	eval(`[...document.querySelectorAll('#activity tbody tr')].map(r => [...r.children].slice(1).map(c => c.textContent).join(' '))`, &events)
+	if want := "artifact.updated live.json 2 admin;artifact.created live.json 1 admin;artifact.created weights.bin 1 admin"; strings.Join(events, ";") != want {
+		t.Errorf("activity shows %q, want %q", strings.Join(events, ";"), want)
+	}
+	if got := texts(`#activity a[href="#/artifact/` + live.ID + `"]`); len(got) != 2 {
+		t.Errorf("activity links to live.json %d times, want 2", len(got))
+	}
+
+	// A break of the feed: the daemon restarts; the tab reconnects by
+	// itself from the last event it saw, and the next event shows.
+	var lastID string
+	eval(`document.querySelector('#activity tbody tr').dataset.id`, &lastID)
+	d = d.restart(t)
+	resumed := func() (n int, from []string) {
+		_, requests := lg.snapshot()
+		for _, r := range requests {
+			if strings.TrimPrefix(r.Request.URL, d.url) == "/v1/events" {
+				n++
+				if n > 1 {
+					from = append(from, header(r.Request.Headers, "Last-Event-ID"))
+				}
+			}
+		}
+		return n, from
+	}
+	run("the feed reconnects", waitJS(`document.querySelector('#feed.on') !== null`), chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		for n, _ := resumed(); n < 2; n, _ = resumed() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the page did not open the feed again: %w", ctx.Err())
+			case <-time.After(30 * time.Millisecond):
+			}
+		}
+		return nil
+	}), waitJS(`document.querySelector('#feed.on') !== null`))
+	if _, from := resumed(); len(from) == 0 || strings.Join(from, ",") != strings.Repeat(lastID+",", len(from)-1)+lastID {
+		t.Errorf("the feed reconnected with Last-Event-ID %q, want %s each time", from, lastID)
+	}
+	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "after-restart.json", "content": 1}, 201, nil)
+	run("the event after the restart shows",
+		waitJS(`[...document.querySelectorAll('#activity tbody tr td:nth-child(3)')].map(c => c.textContent).join() === 'after-restart.json,live.json,live.json,weights.bin'`))
+
 	// The mesh: this one node, a reachable voter and the leader, holding
 	// what was stored here.
 	run("mesh", chromedp.Click(chromedp.CSS(`#nav a[data-page="mesh"]`)), ready("mesh"))
@@ -425,6 +502,9 @@ func TestWebView(t *testing.T) {
 	if stored != "0" {
 		t.Errorf("sessionStorage holds %s entries after sign-out, want 0", stored)
 	}
+	if got := texts("#feed[hidden]"); len(got) != 1 {
+		t.Errorf("the feed indicator shows after sign-out")
+	}
 
 	stopListening()
 	wg.Wait()
@@ -439,7 +519,7 @@ func TestWebView(t *testing.T) {
 	lg.mu.Unlock()
 	// The key is only ever in an Authorization header, and every call of
 	// the API but the token routes carries it there.
-	apiCalls, wrongKey := 0, 0
+	apiCalls, wrongKey, feeds := 0, 0, 0
 	for _, ev := range requests {
 		r := ev.Request
 		if strings.Contains(r.URL, d.key) || strings.Contains(r.URLFragment, d.key) {
@@ -450,12 +530,20 @@ func TestWebView(t *testing.T) {
 			continue
 		}
 		apiCalls++
+		if path == "/v1/events" {
+			feeds++ // its Authorization is checked below like every call's
+		}
 		if auth := header(r.Headers, "Authorization"); auth == "Bearer am_not-a-key" && path == "/v1/node" {
 			wrongKey++
 		} else if auth != "Bearer "+d.key {
 			t.Errorf("%s %s was sent without the key in Authorization (got %q)", r.Method, path, auth)
 		}
 	}
+	lg.mu.Lock()
+	if feeds < 2 || lg.feedDown > feeds-2 {
+		t.Errorf("the page opened the change feed %d times (%d refused while the daemon restarted), want once and again after the restart", feeds, lg.feedDown)
+	}
+	lg.mu.Unlock()
 	if wrongKey != 1 {
 		t.Errorf("the wrong key was sent %d times, want once", wrongKey)
 	}

@@ -10,6 +10,8 @@
   const notice = document.getElementById('notice');
   let pollTimer = null; // the pins page refreshes itself while it is shown
   let routeSeq = 0;     // a render that a newer route overtook stops drawing
+  const ACTIVITY_MAX = 300; // events kept for the activity page, newest first
+  const REFRESH_GAP = 300;  // ms: at most one live refresh of a page this often
 
   // ---------- small helpers ----------
 
@@ -115,6 +117,7 @@
   // ---------- sign in ----------
 
   function signOut(msg) {
+    stopFeed();
     sessionStorage.removeItem(KEY);
     document.getElementById('nav').hidden = true;
     document.getElementById('signout').hidden = true;
@@ -151,7 +154,140 @@
   function signedIn(info) {
     document.getElementById('nav').hidden = false;
     document.getElementById('signout').hidden = false;
-    document.getElementById('whoami').textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    const who = document.getElementById('whoami');
+    who.textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    who.title = 'node ' + info.peer_id + ' · ' + (info.version || '');
+    startFeed();
+  }
+
+  // ---------- the change feed ----------
+
+  // The feed is GET /v1/events read with fetch, not EventSource, because
+  // EventSource cannot send the key in a header (and the key never goes in
+  // a URL). One connection per signed-in tab: it reconnects with backoff
+  // after a break, from the last id it saw (position frames included), and
+  // stops on sign-out. Events are kept for the activity page and refresh
+  // the page in view when they concern it.
+  const feed = { ctrl: null, timer: null, lastId: '', retry: 1000, failures: 0 };
+  const activity = [];         // newest first, at most ACTIVITY_MAX
+  const deleted = new Set();   // artifact ids seen deleted: no links to them
+
+  function feedState(on, text) {
+    const f = document.getElementById('feed');
+    f.hidden = !key();
+    f.className = on ? 'on' : 'off';
+    f.textContent = on ? '● live' : '○ offline';
+    f.title = text;
+  }
+
+  function startFeed() {
+    if (feed.ctrl || feed.timer || !key()) return;
+    const ctrl = new AbortController();
+    feed.ctrl = ctrl;
+    readFeed(ctrl).catch(() => {}).finally(() => {
+      if (feed.ctrl !== ctrl) return; // stopped, or replaced
+      feed.ctrl = null;
+      if (!key()) return;
+      // Exponential backoff from the server's retry hint, at most 30 s,
+      // with jitter so that many tabs do not come back at once.
+      const wait = Math.min(30000, feed.retry * 2 ** Math.min(feed.failures, 5)) * (0.75 + Math.random() / 2);
+      feed.failures++;
+      feedState(false, 'The change feed broke off; reconnecting in ' + Math.round(wait / 1000) + ' s.');
+      feed.timer = setTimeout(() => { feed.timer = null; startFeed(); }, wait);
+    });
+  }
+
+  function stopFeed() {
+    if (feed.timer) { clearTimeout(feed.timer); feed.timer = null; }
+    if (feed.ctrl) { const c = feed.ctrl; feed.ctrl = null; c.abort(); }
+    feed.lastId = '';
+    feed.failures = 0;
+    activity.length = 0;
+    deleted.clear();
+    feedState(false, 'Signed out.');
+    document.getElementById('feed').hidden = true;
+  }
+
+  // readFeed holds one connection until it ends or is aborted.
+  async function readFeed(ctrl) {
+    const headers = new Headers({ Authorization: 'Bearer ' + key(), Accept: 'text/event-stream' });
+    if (feed.lastId) headers.set('Last-Event-ID', feed.lastId);
+    const r = await fetch('/v1/events', { headers, signal: ctrl.signal, cache: 'no-store', credentials: 'omit', redirect: 'error' });
+    if (r.status === 401) {
+      const e = await errorOf(r.status, await r.text());
+      if (feed.ctrl === ctrl) signOut('Your key was refused (' + e.message + '). Sign in again.');
+      return;
+    }
+    if (!r.ok) {
+      const e = await errorOf(r.status, await r.text());
+      if (r.status === 400) feed.lastId = ''; // a position the node does not take: go on from now
+      throw e;
+    }
+    feedState(true, 'Following the change feed of this node.');
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    let ev = { id: null, event: '', data: [] };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      feed.failures = 0;
+      buf += dec.decode(value, { stream: true });
+      const lines = buf.split(/\r\n|\r|\n/);
+      buf = lines.pop(); // an unfinished line waits for the next chunk
+      for (const line of lines) {
+        if (line === '') { dispatch(ev); ev = { id: null, event: '', data: [] }; continue; }
+        if (line.startsWith(':')) continue; // a comment: the keep-alive
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        let v = i < 0 ? '' : line.slice(i + 1);
+        if (v.startsWith(' ')) v = v.slice(1);
+        if (field === 'id' && !v.includes('\0')) ev.id = v;
+        else if (field === 'event') ev.event = v;
+        else if (field === 'data') ev.data.push(v);
+        else if (field === 'retry' && /^\d+$/.test(v)) feed.retry = Math.max(500, parseInt(v, 10));
+      }
+    }
+  }
+
+  // dispatch takes one SSE frame: its id moves the position (a frame with
+  // an id alone does only that); an event with data goes to onEvent.
+  function dispatch(ev) {
+    if (ev.id !== null) feed.lastId = ev.id;
+    if (!ev.data.length) return;
+    let d;
+    try { d = JSON.parse(ev.data.join('\n')); } catch (_) { return; }
+    if (!d || typeof d !== 'object') return;
+    onEvent(ev.event || d.type || 'message', d);
+  }
+
+  function onEvent(type, d) {
+    const e = { id: String(d.id || ''), type, artifact_id: d.artifact_id || '', name: d.name || '', version: d.version || 0,
+      actor: d.actor || '', at: d.at || '', message: d.message || '' };
+    if (type === 'artifact.deleted' && e.artifact_id) deleted.add(e.artifact_id);
+    activity.unshift(e);
+    if (activity.length > ACTIVITY_MAX) activity.length = ACTIVITY_MAX;
+    const r = parseHash();
+    const concerns =
+      r.page === 'activity' ||
+      ((r.page === 'artifacts' || r.page === 'shared') && (type === 'reset' || type.startsWith('artifact.') || type === 'version.deleted')) ||
+      (r.page === 'artifact' && (type === 'reset' || e.artifact_id === r.arg));
+    if (concerns) scheduleRefresh();
+  }
+
+  // scheduleRefresh refreshes the page in view at most once per
+  // REFRESH_GAP, after the events of one burst have all arrived.
+  let refreshTimer = null, lastRefresh = 0;
+  function scheduleRefresh() {
+    if (refreshTimer) return;
+    const view = main.firstElementChild;
+    const wait = Math.max(50, lastRefresh + REFRESH_GAP - Date.now());
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      lastRefresh = Date.now();
+      // A page that the router replaced meanwhile was drawn afresh.
+      if (view && view === main.firstElementChild && view.refresh) view.refresh();
+    }, wait);
   }
 
   // ---------- the router ----------
@@ -175,7 +311,7 @@
     const seq = ++routeSeq;
     const view = el('div', { id: 'view-' + r.page });
     main.replaceChildren(view);
-    const pages = { artifacts: pageList, shared: pageList, artifact: pageArtifact, upload: pageUpload, mesh: pageMesh, pins: pagePins };
+    const pages = { artifacts: pageList, shared: pageList, artifact: pageArtifact, upload: pageUpload, mesh: pageMesh, pins: pagePins, activity: pageActivity };
     const page = pages[r.page];
     try {
       if (!page) throw new Error('No page "' + r.page + '" here.');
@@ -227,12 +363,29 @@
     const params = [];
     for (const [k, v] of p) if (k !== 'offset' && k !== 'limit') params.push([k, v]);
     params.push(['limit', String(limit)], ['offset', String(offset)]);
-    const page = await api('GET', (shared ? '/v1/shared' : '/v1/artifacts') + query(params));
+    const path = (shared ? '/v1/shared' : '/v1/artifacts') + query(params);
+    const results = el('div', { id: 'list-results' });
+    // fill draws the list from the node; the live refresh calls it again,
+    // with the same filters and page, leaving the filter form alone.
+    let fillSeq = 0;
+    const fill = async () => {
+      const mine = ++fillSeq;
+      const page = await api('GET', path);
+      if (!current() || mine !== fillSeq) return;
+      results.replaceChildren(...listResults(r, p, shared, limit, offset, page));
+    };
+    await fill();
     if (!current()) return;
+    view.append(results);
+    view.refresh = () => fill().catch((e) => { if (e.status !== 401 && current()) showNotice('Could not refresh the list: ' + e.message); });
+  }
+
+  function listResults(r, p, shared, limit, offset, page) {
+    const out = [];
     if (!page.items.length) {
-      view.append(el('p', { class: 'empty', id: 'list-empty', text: offset ? 'No more artifacts.' : (shared ? 'Nothing is shared with you (with these filters).' : 'No artifacts (with these filters). Upload one.') }));
+      out.push(el('p', { class: 'empty', id: 'list-empty', text: offset ? 'No more artifacts.' : (shared ? 'Nothing is shared with you (with these filters).' : 'No artifacts (with these filters). Upload one.') }));
     } else {
-      view.append(el('table', { id: 'artifact-list' },
+      out.push(el('table', { id: 'artifact-list' },
         el('thead', {}, el('tr', {}, el('th', { text: 'Name' }), shared && el('th', { text: 'Owner' }), el('th', { text: 'ID' }),
           el('th', { class: 'num', text: 'Version' }), el('th', { class: 'num', text: 'Size' }), el('th', { text: 'Type' }),
           el('th', { text: 'Metadata' }), el('th', { text: 'Updated' }))),
@@ -247,10 +400,11 @@
           el('td', { text: when(a.updated_at) }))))));
     }
     const to = (o) => { const q = new URLSearchParams(p); q.set('offset', String(Math.max(0, o))); location.hash = '#/' + r.page + '?' + q; };
-    view.append(el('div', { class: 'pager' },
+    out.push(el('div', { class: 'pager' },
       el('button', { type: 'button', class: 'secondary', disabled: offset <= 0, text: '‹ Newer', onclick: () => to(offset - limit) }),
       el('span', { id: 'list-total', class: 'muted', text: page.total ? (offset + 1) + '–' + (offset + page.items.length) + ' of ' + page.total : '0 of 0' }),
       el('button', { type: 'button', class: 'secondary', disabled: offset + page.items.length >= page.total, text: 'Older ›', onclick: () => to(offset + limit) })));
+    return out;
   }
 
   function metaSummary(m) {
@@ -275,24 +429,74 @@
   async function pageArtifact(view, r, current) {
     const id = r.arg;
     const base = '/v1/artifacts/' + encodeURIComponent(id);
-    const [a, versions] = await Promise.all([api('GET', base), api('GET', base + '/versions')]);
-    if (!current()) return;
+    let a = null; // the artifact as last loaded; the buttons use it
     const guard = (fn) => async (ev) => {
       const b = ev && ev.currentTarget;
       if (b) b.disabled = true;
       try { showNotice(''); await fn(); } catch (e) { if (e.status !== 401) showNotice(e.message); } finally { if (b) b.disabled = false; }
     };
 
-    view.append(el('h1', { id: 'artifact-name', text: a.name || '(no name)' }));
-    view.append(el('div', { class: 'card' }, el('dl', { class: 'props', id: 'artifact-props' }, [
-      ['ID', a.id, true], ['Owner', a.owner], ['Content type', a.content_type], ['Size', bytes(a.size_bytes) + ' (' + a.size_bytes + ' bytes)'],
-      ['Current version', String(a.version)], ['CID', a.cid, true], ['Created', when(a.created_at)], ['Updated', when(a.updated_at)]]
-      .map(([k, v, mono]) => [el('dt', { text: k }), el('dd', { class: mono ? 'mono' : '', text: v })]))));
+    // The parts that show the node's state, filled by fill (again on a
+    // live refresh); the actions and a signed URL shown stay as they are.
+    const title = el('h1', { id: 'artifact-name' });
+    const propsCard = el('div', { class: 'card' });
+    const metaPre = el('pre', { id: 'artifact-metadata', class: 'mono' });
+    const versionsBox = el('div', { id: 'versions-box' });
+    const accessBox = el('div', { class: 'card', id: 'access' });
+    const placementBox = el('div', { id: 'placement' });
+    let fillSeq = 0;
+    const fillMain = async (mine) => {
+      const [x, versions] = await Promise.all([api('GET', base), api('GET', base + '/versions')]);
+      if (!current() || mine !== fillSeq) return false;
+      a = x;
+      title.textContent = a.name || '(no name)';
+      propsCard.replaceChildren(el('dl', { class: 'props', id: 'artifact-props' }, [
+        ['ID', a.id, true], ['Owner', a.owner], ['Content type', a.content_type], ['Size', bytes(a.size_bytes) + ' (' + a.size_bytes + ' bytes)'],
+        ['Current version', String(a.version)], ['CID', a.cid, true], ['Created', when(a.created_at)], ['Updated', when(a.updated_at)]]
+        .map(([k, v, mono]) => [el('dt', { text: k }), el('dd', { class: mono ? 'mono' : '', text: v })])));
+      metaPre.textContent = JSON.stringify(a.metadata || {}, null, 2);
+      versionsBox.replaceChildren(el('table', { id: 'versions' },
+        el('thead', {}, el('tr', {}, ['Version', 'Size', 'Type', 'CID', 'Created', 'By', 'Metadata', ''].map((t) => el('th', { text: t })))),
+        el('tbody', {}, versions.items.slice().reverse().map((v) => el('tr', { 'data-version': String(v.version) },
+          el('td', { class: 'num', text: String(v.version) }), el('td', { class: 'num', text: bytes(v.size_bytes) }),
+          el('td', { text: v.content_type }), el('td', { class: 'mono', title: v.cid, text: short(v.cid, 20) }),
+          el('td', { text: when(v.created_at) }), el('td', { text: v.created_by }),
+          el('td', { class: 'mono', text: metaSummary(v.metadata) }),
+          el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Download', onclick: guard(() => download(a, v.version)) })))))));
+      return true;
+    };
+    // Access is the owner's to see: a grantee gets 403, shown as such.
+    const fillSide = async (mine) => {
+      const [acc, pl] = await Promise.allSettled([api('GET', base + '/access'), api('GET', base + '/placement')]);
+      if (!current() || mine !== fillSeq) return;
+      if (acc.status === 'fulfilled') {
+        const x = acc.value;
+        accessBox.replaceChildren(el('dl', { class: 'props' },
+          el('dt', { text: 'Owner' }), el('dd', { id: 'access-owner', text: x.owner }),
+          el('dt', { text: 'Agents' }), el('dd', { id: 'access-agents', text: (x.agents || []).join(', ') || 'none' }),
+          el('dt', { text: 'Groups' }), el('dd', { id: 'access-groups', text: (x.groups || []).join(', ') || 'none' })));
+      } else {
+        accessBox.replaceChildren(el('p', { class: 'muted', text: acc.reason.status === 403 ? 'Only the owner sees who has access.' : 'Could not load access: ' + acc.reason.message }));
+      }
+      if (pl.status === 'fulfilled') {
+        placementBox.replaceChildren(el('table', {},
+          el('thead', {}, el('tr', {}, ['Version', 'Factor', 'State', 'Holders', 'Allocated', 'Fetching now'].map((t) => el('th', { text: t })))),
+          el('tbody', {}, pl.value.items.slice().reverse().map((p) => el('tr', {},
+            el('td', { class: 'num', text: String(p.version) }), el('td', { class: 'num', text: String(p.factor) }),
+            el('td', { class: 'state-' + p.state, text: p.state }),
+            el('td', { class: 'mono', text: (p.holders || []).map((h) => short(h, 14)).join(' ') || 'none' }),
+            el('td', { class: 'mono', text: (p.allocated || []).map((h) => short(h, 14)).join(' ') || 'none' }),
+            el('td', { class: 'mono', text: (p.fetching || []).map((h) => short(h, 14)).join(' ') || 'none' }))))));
+      } else {
+        placementBox.replaceChildren(el('p', { class: 'muted', text: 'Could not load placement: ' + pl.reason.message }));
+      }
+    };
 
+    if (!(await fillMain(++fillSeq))) return;
     const suBox = el('div', { class: 'signed-url', id: 'signed-url' });
     const expiry = el('select', { id: 'signed-url-expiry' },
       [['900', '15 minutes'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '7 days']].map(([v, t]) => el('option', { value: v, selected: v === '3600', text: t })));
-    view.append(el('div', { class: 'actions' },
+    view.append(title, propsCard, el('div', { class: 'actions' },
       el('button', { id: 'download', type: 'button', text: 'Download', onclick: guard(() => download(a, 0)) }),
       el('button', { id: 'make-signed-url', type: 'button', class: 'secondary', text: 'Signed URL', onclick: guard(async () => {
         const su = await api('POST', base + '/signed-url', { json: { expires_in: parseInt(expiry.value, 10) } });
@@ -307,46 +511,56 @@
         field.select();
       }) }),
       el('label', {}, 'valid for', expiry),
-      el('a', { href: '#/upload?artifact_id=' + encodeURIComponent(a.id), text: 'Upload a new version' })), suBox);
-
-    view.append(el('h2', { text: 'Metadata' }), el('div', { class: 'card' }, el('pre', { id: 'artifact-metadata', class: 'mono', text: JSON.stringify(a.metadata || {}, null, 2) })));
-
-    view.append(el('h2', { text: 'Versions' }), el('table', { id: 'versions' },
-      el('thead', {}, el('tr', {}, ['Version', 'Size', 'Type', 'CID', 'Created', 'By', 'Metadata', ''].map((t) => el('th', { text: t })))),
-      el('tbody', {}, versions.items.slice().reverse().map((v) => el('tr', { 'data-version': String(v.version) },
-        el('td', { class: 'num', text: String(v.version) }), el('td', { class: 'num', text: bytes(v.size_bytes) }),
-        el('td', { text: v.content_type }), el('td', { class: 'mono', title: v.cid, text: short(v.cid, 20) }),
-        el('td', { text: when(v.created_at) }), el('td', { text: v.created_by }),
-        el('td', { class: 'mono', text: metaSummary(v.metadata) }),
-        el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Download', onclick: guard(() => download(a, v.version)) })))))));
-
-    // Access is the owner's to see: a grantee gets 403, shown as such.
-    const accessBox = el('div', { class: 'card', id: 'access' });
-    const placementBox = el('div', { id: 'placement' });
+      el('a', { href: '#/upload?artifact_id=' + encodeURIComponent(id), text: 'Upload a new version' })), suBox);
+    view.append(el('h2', { text: 'Metadata' }), el('div', { class: 'card' }, metaPre));
+    view.append(el('h2', { text: 'Versions' }), versionsBox);
     view.append(el('h2', { text: 'Access' }), accessBox, el('h2', { text: 'Placement' }), placementBox);
-    const [acc, pl] = await Promise.allSettled([api('GET', base + '/access'), api('GET', base + '/placement')]);
+    await fillSide(fillSeq);
     if (!current()) return;
-    if (acc.status === 'fulfilled') {
-      const x = acc.value;
-      accessBox.append(el('dl', { class: 'props' },
-        el('dt', { text: 'Owner' }), el('dd', { id: 'access-owner', text: x.owner }),
-        el('dt', { text: 'Agents' }), el('dd', { id: 'access-agents', text: (x.agents || []).join(', ') || 'none' }),
-        el('dt', { text: 'Groups' }), el('dd', { id: 'access-groups', text: (x.groups || []).join(', ') || 'none' })));
-    } else {
-      accessBox.append(el('p', { class: 'muted', text: acc.reason.status === 403 ? 'Only the owner sees who has access.' : 'Could not load access: ' + acc.reason.message }));
-    }
-    if (pl.status === 'fulfilled') {
-      placementBox.append(el('table', {},
-        el('thead', {}, el('tr', {}, ['Version', 'Factor', 'State', 'Holders', 'Allocated', 'Fetching now'].map((t) => el('th', { text: t })))),
-        el('tbody', {}, pl.value.items.slice().reverse().map((p) => el('tr', {},
-          el('td', { class: 'num', text: String(p.version) }), el('td', { class: 'num', text: String(p.factor) }),
-          el('td', { class: 'state-' + p.state, text: p.state }),
-          el('td', { class: 'mono', text: (p.holders || []).map((h) => short(h, 14)).join(' ') || 'none' }),
-          el('td', { class: 'mono', text: (p.allocated || []).map((h) => short(h, 14)).join(' ') || 'none' }),
-          el('td', { class: 'mono', text: (p.fetching || []).map((h) => short(h, 14)).join(' ') || 'none' }))))));
-    } else {
-      placementBox.append(el('p', { class: 'muted', text: 'Could not load placement: ' + pl.reason.message }));
-    }
+    // The live refresh: an event about this artifact loads it again; once
+    // it is deleted the page says so.
+    view.refresh = async () => {
+      const mine = ++fillSeq;
+      try {
+        if (await fillMain(mine)) await fillSide(mine);
+      } catch (e) {
+        if (e.status === 401 || !current() || mine !== fillSeq) return;
+        if (e.status === 404) {
+          view.replaceChildren(title, el('p', { class: 'empty', id: 'page-error', text: 'This artifact no longer exists: it was deleted.' }));
+          view.refresh = null;
+        } else {
+          showNotice('Could not refresh this artifact: ' + e.message);
+        }
+      }
+    };
+  }
+
+  // ---------- activity ----------
+
+  // pageActivity lists the feed's events since this tab signed in (the
+  // last ACTIVITY_MAX), newest first; each event redraws it.
+  async function pageActivity(view) {
+    const box = el('div', { id: 'activity-box' });
+    const fill = () => {
+      if (!activity.length) {
+        box.replaceChildren(el('p', { class: 'empty', id: 'activity-empty', text: 'Nothing has changed since this page was opened.' }));
+        return;
+      }
+      box.replaceChildren(el('table', { id: 'activity' },
+        el('thead', {}, el('tr', {}, ['Time', 'Event', 'Artifact', 'Version', 'By'].map((t) => el('th', { text: t })))),
+        el('tbody', {}, activity.map((e) => el('tr', { 'data-type': e.type, 'data-id': e.id },
+          el('td', { text: when(e.at) }),
+          el('td', { class: 'event-type', text: e.type }),
+          el('td', {}, e.type === 'reset' ? el('span', { class: 'muted', text: e.message })
+            : !e.artifact_id || deleted.has(e.artifact_id) ? el('span', { class: 'artifact-name', text: e.name || e.artifact_id })
+              : el('a', { class: 'artifact-name', href: '#/artifact/' + encodeURIComponent(e.artifact_id), text: e.name || e.artifact_id })),
+          el('td', { class: 'num', text: e.version ? String(e.version) : '' }),
+          el('td', { text: e.actor }))))));
+    };
+    view.append(el('h1', { text: 'Activity' }),
+      el('p', { class: 'muted', text: 'Changes to the artifacts you may read since this page was opened, newest first (the last ' + ACTIVITY_MAX + ').' }), box);
+    fill();
+    view.refresh = fill;
   }
 
   // ---------- upload ----------
