@@ -77,7 +77,7 @@ func TestBehindIsUnavailable(t *testing.T) {
 	if err := repo.Init(context.Background(), dir, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Open(context.Background(), Config{Repo: dir, NoSync: true, GCDelay: -1})
+	n, err := Open(context.Background(), Config{Repo: dir, NoSync: true, GCDelay: -1, Listen: testListen})
 	if err != nil {
 		t.Fatal(err)
 	}
