@@ -90,6 +90,9 @@ func eventTables() map[string]*memdb.TableSchema {
 type eventBefore struct {
 	row   *artifactRow
 	actor artmesh.AgentID
+	// version and at are a DeleteVersion's.
+	version int
+	at      time.Time
 }
 
 // beforeEvent reads, for a command that may make an event, the artifact it
@@ -108,12 +111,14 @@ func beforeEvent(tx *memdb.Txn, entry []byte) (b eventBefore, ok bool) {
 	case addVersionType, deleteVersionType:
 		var cmd struct {
 			ArtifactID artmesh.ArtifactID `json:"artifact_id"`
-			By         artmesh.AgentID    `json:"by"`
+			By         artmesh.AgentID    `json:"by"`      // AddVersion
+			Version    int                `json:"version"` // DeleteVersion
+			At         time.Time          `json:"at"`
 		}
 		if json.Unmarshal(payload, &cmd) != nil {
 			return eventBefore{}, false
 		}
-		id, b.actor = cmd.ArtifactID, cmd.By
+		id, b.actor, b.version, b.at = cmd.ArtifactID, cmd.By, cmd.Version, cmd.At
 	case deleteArtifactType, shareType, unshareType:
 		var cmd struct {
 			ID artmesh.ArtifactID `json:"id"`
@@ -183,14 +188,13 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 			at = a.UpdatedAt
 		}
 	case deleteVersionType:
-		var cmd DeleteVersion
-		if b.row == nil || json.Unmarshal(forwardedPayload(l.Data), &cmd) != nil {
+		if b.row == nil {
 			return nil
 		}
-		ev = eventOf(EventVersionDeleted, b.row, cmd.Version, b.row.Owner)
+		ev = eventOf(EventVersionDeleted, b.row, b.version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
-		if !cmd.At.IsZero() {
-			at = cmd.At
+		if !b.at.IsZero() {
+			at = b.at
 		}
 	case deleteArtifactType:
 		if b.row == nil {
@@ -236,16 +240,6 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 func isDuplicate(res any) bool {
 	_, ok := res.(duplicate)
 	return ok
-}
-
-// forwardedPayload is the payload of an entry's command, unwrapped from a
-// forwarded envelope.
-func forwardedPayload(entry []byte) []byte {
-	if commandType(entry[0]) == forwardedType {
-		_, _, inner := unwrapForwarded(entry[1:])
-		return inner[1:]
-	}
-	return entry[1:]
 }
 
 func eventOf(kind string, row *artifactRow, version int, actor artmesh.AgentID) *Event {
