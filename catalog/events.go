@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -14,8 +15,16 @@ import (
 // as it applies each command, under the Raft index of that command. Every
 // replica records the same events under the same indexes, so a consumer
 // resumes from an index on any node and across restarts (the log is part
-// of the state and its snapshots). It keeps the last MaxEvents events;
-// Floor says up to which index events were dropped.
+// of the state and its snapshots). It keeps the last MaxEvents events (up
+// to eventsPerPage more); Floor says up to which index events were dropped.
+//
+// The log is not a memdb table: a row per event cost a radix tree insert
+// and a delete per event, which made applying a create half as slow again.
+// It is an immutable list of pages of eventsPerPage events, built by the
+// state machine's goroutine: a batch's events are kept aside while its
+// transaction runs and published with it once it commits, as a new list
+// (the last page's array is shared: appends write past the end that older
+// lists see). The oldest page goes whole.
 
 // The kinds of events.
 const (
@@ -30,13 +39,11 @@ const (
 // MaxEvents is how many events the catalog keeps.
 const MaxEvents = 10000
 
-const (
-	tableEvents   = "events"
-	tableEventLog = "eventlog"
+// recordEventPage is the snapshot record of one page of events.
+const recordEventPage byte = 14
 
-	recordEventRow byte = 14
-	recordEventLog byte = 15
-)
+// eventsPerPage is how many events one row of the events table holds.
+const eventsPerPage = 64
 
 // Event is one change to an artifact.
 type Event struct {
@@ -61,31 +68,60 @@ type Event struct {
 	ReadGroups []string          `json:"read_groups,omitempty"`
 }
 
-// eventLog is the single row of the eventlog table.
+// eventPage is consecutive events, oldest first.
+type eventPage struct {
+	No       uint64   `json:"no"`        // pages are numbered from 0 in order
+	First    uint64   `json:"first"`     // the index of its first event: the key
+	PrevLast uint64   `json:"prev_last"` // the index of the event before its first (0: none)
+	Events   []*Event `json:"events"`
+}
+
+// eventLog is the event log as of one applied batch. It is never changed
+// once published; its zero value is the empty log.
 type eventLog struct {
-	ID    string `json:"id"`    // always "log"
-	Count int    `json:"count"` // events held
-	Floor uint64 `json:"floor"` // the highest index of a dropped event
+	pages []*eventPage // oldest first; every page but the last is full
 }
 
-func eventTables() map[string]*memdb.TableSchema {
-	return map[string]*memdb.TableSchema{
-		tableEvents: {
-			Name: tableEvents,
-			Indexes: map[string]*memdb.IndexSchema{
-				indexID: {Name: indexID, Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Index"}},
-			},
-		},
-		tableEventLog: {
-			Name: tableEventLog,
-			Indexes: map[string]*memdb.IndexSchema{
-				indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-			},
-		},
+// held is how many events the log holds.
+func (l *eventLog) held() int {
+	if len(l.pages) == 0 {
+		return 0
 	}
+	return (len(l.pages)-1)*eventsPerPage + len(l.pages[len(l.pages)-1].Events)
 }
 
-// eventBefore is what recordEvent needs to know of the state before a
+// with returns the log with evs appended, dropping the oldest pages while
+// the others hold MaxEvents without them: between MaxEvents and
+// MaxEvents+eventsPerPage-1 events are held. It runs on the state
+// machine's goroutine only.
+func (l *eventLog) with(evs []*Event) *eventLog {
+	if len(evs) == 0 {
+		return l
+	}
+	next := &eventLog{pages: append(make([]*eventPage, 0, len(l.pages)+len(evs)/eventsPerPage+1), l.pages...)}
+	for _, ev := range evs {
+		n := len(next.pages)
+		switch {
+		case n == 0:
+			next.pages = append(next.pages, &eventPage{First: ev.Index, Events: append(make([]*Event, 0, eventsPerPage), ev)})
+		case len(next.pages[n-1].Events) < eventsPerPage:
+			// A new page value whose Events extends the shared array.
+			p := *next.pages[n-1]
+			p.Events = append(p.Events, ev)
+			next.pages[n-1] = &p
+		default:
+			last := next.pages[n-1]
+			next.pages = append(next.pages, &eventPage{No: last.No + 1, First: ev.Index,
+				PrevLast: last.Events[len(last.Events)-1].Index, Events: append(make([]*Event, 0, eventsPerPage), ev)})
+		}
+		for next.held()-len(next.pages[0].Events) >= MaxEvents {
+			next.pages = next.pages[1:]
+		}
+	}
+	return next
+}
+
+// eventBefore is what eventFor needs to know of the state before a
 // command: the artifact it names, as it was.
 type eventBefore struct {
 	row   *artifactRow
@@ -154,9 +190,10 @@ func beforeEvent(tx *memdb.Txn, entry []byte) (b eventBefore, ok bool) {
 	return b, true
 }
 
-// recordEvent records the event a command made, now that it applied
-// without breaking a rule: l is its log entry, res its result.
-func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
+// eventFor returns the event a command made, now that it applied without
+// breaking a rule (nil if it made none): l is its log entry, res its
+// result.
+func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error) {
 	if f, ok := res.(forwarded); ok {
 		res = f.res
 	}
@@ -167,11 +204,11 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 	case createArtifactType, addVersionType, confirmUploadType:
 		a, ok := res.(artmesh.Artifact)
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		after, err := tx.First(tableArtifacts, indexID, a.ID)
 		if err != nil || after == nil {
-			return err
+			return nil, err
 		}
 		row := after.(*artifactRow)
 		kind := EventUpdated
@@ -189,7 +226,7 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 		}
 	case deleteVersionType:
 		if b.row == nil {
-			return nil
+			return nil, nil
 		}
 		ev = eventOf(EventVersionDeleted, b.row, b.version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
@@ -198,17 +235,17 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 		}
 	case deleteArtifactType:
 		if b.row == nil {
-			return nil
+			return nil, nil
 		}
 		ev = eventOf(EventDeleted, b.row, b.row.Version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
 	case shareType, unshareType:
 		if b.row == nil {
-			return nil
+			return nil, nil
 		}
 		raw, err := tx.First(tableArtifacts, indexID, b.row.ID)
 		if err != nil || raw == nil {
-			return err
+			return nil, err
 		}
 		after := raw.(*artifactRow)
 		kind, from, to := EventShared, b.row, after
@@ -218,7 +255,7 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 		agents := without(to.GrantAgents, from.GrantAgents...)
 		groups := without(to.GrantGroups, from.GrantGroups...)
 		if len(agents) == 0 && len(groups) == 0 {
-			return nil // nothing changed
+			return nil, nil // nothing changed
 		}
 		ev = eventOf(kind, after, after.Version, after.Owner)
 		ev.Agents, ev.Groups = agents, groups
@@ -226,13 +263,13 @@ func recordEvent(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) error {
 		// could before an unshare: to.
 		ev.ReadAgents, ev.ReadGroups = to.GrantAgents, to.GrantGroups
 	default:
-		return nil
+		return nil, nil
 	}
 	ev.Index, ev.At = l.Index, at
 	// Empty lists are nil, as a snapshot restores them.
 	ev.Agents, ev.Groups = cloneOrNil(ev.Agents), cloneOrNil(ev.Groups)
 	ev.ReadAgents, ev.ReadGroups = cloneOrNil(ev.ReadAgents), cloneOrNil(ev.ReadGroups)
-	return insertEventTxn(tx, ev)
+	return ev, nil
 }
 
 // isDuplicate reports whether res is that of a forwarded write applied
@@ -244,47 +281,6 @@ func isDuplicate(res any) bool {
 
 func eventOf(kind string, row *artifactRow, version int, actor artmesh.AgentID) *Event {
 	return &Event{Type: kind, ArtifactID: row.ID, Name: row.Name, Owner: row.Owner, Version: version, Actor: actor}
-}
-
-// insertEventTxn adds ev and drops the oldest event beyond MaxEvents.
-func insertEventTxn(tx *memdb.Txn, ev *Event) error {
-	const op = artmesh.Op("catalog.recordEvent")
-	log, err := eventLogTxn(tx)
-	if err != nil {
-		return internal(op, err)
-	}
-	if err := tx.Insert(tableEvents, ev); err != nil {
-		return internal(op, err)
-	}
-	next := *log
-	next.Count++
-	for next.Count > MaxEvents {
-		raw, err := tx.First(tableEvents, indexID)
-		if err != nil {
-			return internal(op, err)
-		}
-		oldest := raw.(*Event)
-		if err := tx.Delete(tableEvents, oldest); err != nil {
-			return internal(op, err)
-		}
-		next.Count--
-		next.Floor = oldest.Index
-	}
-	if err := tx.Insert(tableEventLog, &next); err != nil {
-		return internal(op, err)
-	}
-	return nil
-}
-
-func eventLogTxn(tx *memdb.Txn) (*eventLog, error) {
-	raw, err := tx.First(tableEventLog, indexID, "log")
-	if err != nil {
-		return nil, err
-	}
-	if raw == nil {
-		return &eventLog{ID: "log"}, nil
-	}
-	return raw.(*eventLog), nil
 }
 
 // EventPage is a run of events after an index.
@@ -310,28 +306,36 @@ func (c *Catalog) Events(after uint64, limit int) (EventPage, error) {
 
 // events returns up to limit events with an index in (after, applied].
 func (s *store) events(applied, after uint64, limit int) (EventPage, error) {
-	const op = artmesh.Op("catalog.Events")
-	return read(s, func(tx *memdb.Txn) (EventPage, error) {
-		log, err := eventLogTxn(tx)
-		if err != nil {
-			return EventPage{}, internal(op, err)
-		}
-		page := EventPage{Through: max(applied, after), Floor: log.Floor}
-		it, err := tx.LowerBound(tableEvents, indexID, after+1)
-		if err != nil {
-			return EventPage{}, internal(op, err)
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			ev := raw.(*Event)
-			if ev.Index > applied {
-				break
-			}
-			if len(page.Events) == limit {
+	page := EventPage{Through: max(applied, after)}
+	log := s.eventLog()
+	if len(log.pages) == 0 {
+		return page, nil
+	}
+	page.Floor = log.pages[0].PrevLast
+	// The first event after after is in the last page that starts at or
+	// before after+1, or in the first page.
+	start := max(sort.Search(len(log.pages), func(i int) bool { return log.pages[i].First > after+1 })-1, 0)
+	for _, p := range log.pages[start:] {
+		for _, ev := range p.Events {
+			switch {
+			case ev.Index <= after:
+				continue
+			case ev.Index > applied:
+				return page, nil
+			case len(page.Events) == limit:
 				page.Through = page.Events[len(page.Events)-1].Index
-				break
+				return page, nil
 			}
 			page.Events = append(page.Events, *ev)
 		}
-		return page, nil
-	})
+	}
+	return page, nil
+}
+
+// eventLog returns the published event log.
+func (s *store) eventLog() *eventLog {
+	if l := s.evlog.Load(); l != nil {
+		return l
+	}
+	return &eventLog{}
 }

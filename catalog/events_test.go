@@ -140,16 +140,28 @@ func TestEventsKeepTheLastMaxEvents(t *testing.T) {
 	h.agent("alice")
 	a := h.create("alice", "a.bin", "", nil)
 	firstIndex := h.index
-	for i := range MaxEvents + 5 {
+	const made = MaxEvents + 100 // with the create: MaxEvents+101 events, at consecutive indexes
+	for i := range made {
 		h.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Duration(i+1) * time.Millisecond)})
 	}
 	page := allEvents(t, h, 0)
-	if len(page.Events) != MaxEvents {
-		t.Fatalf("%d events held, want %d", len(page.Events), MaxEvents)
+	// Whole pages go, as soon as the others hold MaxEvents: the first
+	// page went, the next would leave fewer than MaxEvents.
+	if n := len(page.Events); n != made+1-eventsPerPage {
+		t.Fatalf("%d events held, want %d", n, made+1-eventsPerPage)
 	}
-	// The created event and the first 5 updates were dropped.
-	if page.Floor != firstIndex+5 || page.Events[0].Index != firstIndex+6 {
-		t.Fatalf("floor %d, oldest %d; want %d and %d", page.Floor, page.Events[0].Index, firstIndex+5, firstIndex+6)
+	if page.Floor != firstIndex+eventsPerPage-1 || page.Events[0].Index != page.Floor+1 {
+		t.Fatalf("floor %d, oldest %d; want %d and the one after", page.Floor, page.Events[0].Index, firstIndex+eventsPerPage-1)
+	}
+	if last := page.Events[len(page.Events)-1]; last.Index != h.index || last.Version != made+1 {
+		t.Fatalf("newest event %+v, want index %d version %d", last, h.index, made+1)
+	}
+	// Reading after any index gives exactly the events after it.
+	for _, after := range []uint64{page.Floor, page.Floor + 1, page.Floor + eventsPerPage, h.index - 1, h.index} {
+		p := allEvents(t, h, after)
+		if want := int(h.index - after); len(p.Events) != want || (want > 0 && p.Events[0].Index != after+1) {
+			t.Fatalf("after %d: %d events from %v, want %d from %d", after, len(p.Events), p.Events[:min(1, len(p.Events))], want, after+1)
+		}
 	}
 
 	// A snapshot keeps the events and the floor.
@@ -171,9 +183,53 @@ func TestEventsKeepTheLastMaxEvents(t *testing.T) {
 	if !reflect.DeepEqual(briefs(restored.Events), briefs(page.Events)) || restored.Floor != page.Floor {
 		t.Fatalf("restored events differ: %d events, floor %d", len(restored.Events), restored.Floor)
 	}
-	// And goes on counting: one more event drops one more.
-	r.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Hour)})
-	if p := allEvents(t, r, 0); len(p.Events) != MaxEvents || p.Floor != firstIndex+6 {
-		t.Fatalf("after one more: %d events, floor %d", len(p.Events), p.Floor)
+	// And goes on: two pages more of events drop two pages.
+	for i := range 2 * eventsPerPage {
+		r.must(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Hour + time.Duration(i)*time.Millisecond)})
+	}
+	p := allEvents(t, r, 0)
+	if p.Floor != page.Floor+2*eventsPerPage || len(p.Events) != len(page.Events) {
+		t.Fatalf("after %d more: %d events, floor %d", 2*eventsPerPage, len(p.Events), p.Floor)
+	}
+}
+
+// TestEventsReadWhileApplied reads the log while the state machine goes
+// on appending to it (run with -race): every read sees a gapless run of
+// the events published so far.
+func TestEventsReadWhileApplied(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	a := h.create("alice", "a.bin", "", nil)
+	first := h.index
+	const n = 3 * eventsPerPage
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if _, err := h.apply(AddVersion{ArtifactID: a.ID, By: "alice", CID: "c", At: testBase.Add(time.Duration(i+1) * time.Millisecond)}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	reads := 0
+	for finished := false; !finished; reads++ {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		p, err := h.st().events(^uint64(0), first, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range p.Events {
+			if e.Index != first+1+uint64(i) || e.Version != i+2 {
+				t.Fatalf("read %d: event %d is %+v", reads, i, e)
+			}
+		}
+	}
+	if p := allEvents(t, h, first); len(p.Events) != n {
+		t.Fatalf("%d events after the writes, want %d", len(p.Events), n)
 	}
 }

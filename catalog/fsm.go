@@ -86,6 +86,7 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
 	tx.TrackChanges()
+	var events []*Event // published with the transaction
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -100,18 +101,25 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 			return true // tx is aborted
 		}
 		if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
-			if err := recordEvent(tx, l, before, res); err != nil {
+			ev, err := eventFor(tx, l, before, res)
+			if err != nil {
 				if len(logs) > 1 {
 					return false
 				}
 				results[i] = err
 				return true // tx is aborted
 			}
+			if ev != nil {
+				events = append(events, ev)
+			}
 		}
 		results[i] = res
 	}
 	cids.addChanges(tx.Changes())
 	tx.Commit()
+	if len(events) > 0 {
+		s.evlog.Store(s.eventLog().with(events))
+	}
 	for i := range results {
 		results[i] = s.recent.resolve(results[i])
 	}
@@ -158,7 +166,8 @@ func (c cidSet) list() []string {
 // Snapshot captures the current state: a memdb read transaction is an
 // immutable view, so writes may go on while Persist writes it out.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{tx: f.state().db.Txn(false), index: f.applied.Load()}, nil
+	st := f.state()
+	return &fsmSnapshot{tx: st.db.Txn(false), events: st.eventLog(), index: f.applied.Load()}, nil
 }
 
 // Restore replaces the state with the one of a snapshot: it builds a new
@@ -198,8 +207,9 @@ const restoreBatch = 8192
 
 // fsmSnapshot is a point-in-time view of the state being written out.
 type fsmSnapshot struct {
-	tx    *memdb.Txn
-	index uint64
+	tx     *memdb.Txn
+	events *eventLog // as of the same batch as tx: both are taken on the state machine's goroutine
+	index  uint64
 }
 
 // Persist writes the snapshot to sink as typed records.
@@ -237,29 +247,36 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 		{tablePins, recordPin},
 		{tableRequests, recordRequest},
 		{tableFetching, recordFetching},
-		{tableEvents, recordEventRow},
-		{tableEventLog, recordEventLog},
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
+	record := func(typ byte, what string, row any) error {
+		data, err := json.Marshal(row)
+		if err != nil {
+			return fmt.Errorf("encode %s row: %w", what, err)
+		}
+		if err := bw.WriteByte(typ); err != nil {
+			return err
+		}
+		if _, err := bw.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(data)))); err != nil {
+			return err
+		}
+		_, err = bw.Write(data)
+		return err
+	}
 	for _, t := range tables {
 		it, err := s.tx.Get(t.name, indexID)
 		if err != nil {
 			return err
 		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			data, err := json.Marshal(raw)
-			if err != nil {
-				return fmt.Errorf("encode %s row: %w", t.name, err)
-			}
-			if err := bw.WriteByte(t.typ); err != nil {
+			if err := record(t.typ, t.name, raw); err != nil {
 				return err
 			}
-			if _, err := bw.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(data)))); err != nil {
-				return err
-			}
-			if _, err := bw.Write(data); err != nil {
-				return err
-			}
+		}
+	}
+	for _, p := range s.events.pages {
+		if err := record(recordEventPage, "event page", p); err != nil {
+			return err
 		}
 	}
 	if err := bw.WriteByte(recordEnd); err != nil {
@@ -294,6 +311,7 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 	tx := s.db.Txn(true)
 	defer func() { tx.Abort() }()
 	owned := make(map[artmesh.AgentID]int) // the derived owned table
+	events := &eventLog{}
 	n := 0
 	var data []byte
 	for {
@@ -317,6 +335,14 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 		data = data[:size]
 		if _, err := io.ReadFull(r, data); err != nil {
 			return nil, 0, fmt.Errorf("read record: %w", noEOF(err))
+		}
+		if typ == recordEventPage {
+			p := &eventPage{}
+			if err := json.Unmarshal(data, p); err != nil {
+				return nil, 0, fmt.Errorf("decode event page record: %w", err)
+			}
+			events.pages = append(events.pages, p)
+			continue
 		}
 		var table string
 		var row any
@@ -347,10 +373,6 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			table, row = tableRequests, &requestRow{}
 		case recordFetching:
 			table, row = tableFetching, &Fetching{}
-		case recordEventRow:
-			table, row = tableEvents, &Event{}
-		case recordEventLog:
-			table, row = tableEventLog, &eventLog{}
 		default:
 			return nil, 0, fmt.Errorf("unknown record type %d", typ)
 		}
@@ -374,6 +396,7 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 		}
 	}
 	tx.Commit()
+	s.evlog.Store(events)
 	return s, index, nil
 }
 

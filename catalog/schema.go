@@ -112,9 +112,6 @@ func schema() *memdb.DBSchema {
 	for name, t := range fetchingTables() {
 		s.Tables[name] = t
 	}
-	for name, t := range eventTables() {
-		s.Tables[name] = t
-	}
 	for name, t := range requestTables() {
 		s.Tables[name] = t
 	}

@@ -94,9 +94,11 @@ func dump(t *testing.T, s *store, arts []artmesh.ArtifactID) map[string]any {
 	must("groups", groups, err)
 	cids, err := s.liveCIDs()
 	must("cids", cids, err)
+	evs, err := s.events(^uint64(0), 0, 1<<30)
+	must("events", evs, err)
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement, tableFetching, tableEvents, tableEventLog} {
+	for _, table := range []string{tableUploads, tableTokens, tableMembers, tableInvites, tablePlacement, tableFetching} {
 		rows, err := collect[any](tx.Get(table, indexID))
 		must(table, rows, err)
 	}

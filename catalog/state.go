@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
 	"github.com/hashicorp/go-memdb"
@@ -21,6 +22,9 @@ import (
 type store struct {
 	db     *memdb.MemDB
 	recent recentResults // first results of forwarded writes, for their retries
+	// evlog is the event log as of the last committed batch (nil: empty),
+	// published by the state machine's goroutine.
+	evlog atomic.Pointer[eventLog]
 }
 
 // newStore returns an empty store.
