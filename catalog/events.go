@@ -42,7 +42,7 @@ const MaxEvents = 10000
 // recordEventPage is the snapshot record of one page of events.
 const recordEventPage byte = 14
 
-// eventsPerPage is how many events one row of the events table holds.
+// eventsPerPage is how many events one page holds.
 const eventsPerPage = 64
 
 // Event is one change to an artifact.
@@ -71,7 +71,7 @@ type Event struct {
 // eventPage is consecutive events, oldest first.
 type eventPage struct {
 	No       uint64   `json:"no"`        // pages are numbered from 0 in order
-	First    uint64   `json:"first"`     // the index of its first event: the key
+	First    uint64   `json:"first"`     // the index of its first event
 	PrevLast uint64   `json:"prev_last"` // the index of the event before its first (0: none)
 	Events   []*Event `json:"events"`
 }
