@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"bytes"
-	"io"
 	"reflect"
 	"testing"
 	"time"
@@ -165,20 +163,7 @@ func TestEventsKeepTheLastMaxEvents(t *testing.T) {
 	}
 
 	// A snapshot keeps the events and the floor.
-	snap, err := h.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink bufferSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	r := newTestFSM(t)
-	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	r.index = h.index
+	r := h.restored()
 	restored := allEvents(t, r, 0)
 	if !reflect.DeepEqual(briefs(restored.Events), briefs(page.Events)) || restored.Floor != page.Floor {
 		t.Fatalf("restored events differ: %d events, floor %d", len(restored.Events), restored.Floor)

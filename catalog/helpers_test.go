@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -124,3 +125,24 @@ type bufferSink struct {
 func (s *bufferSink) ID() string    { return "test" }
 func (s *bufferSink) Close() error  { s.closed = true; return nil }
 func (s *bufferSink) Cancel() error { s.cancelled = true; return nil }
+
+// restored returns a new state machine restored from a snapshot of h,
+// numbering on from h's index.
+func (h *testFSM) restored() *testFSM {
+	h.t.Helper()
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var sink bufferSink
+	if err := snap.Persist(&sink); err != nil {
+		h.t.Fatal(err)
+	}
+	snap.Release()
+	r := newTestFSM(h.t)
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		h.t.Fatal(err)
+	}
+	r.index = h.index
+	return r
+}

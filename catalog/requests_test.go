@@ -1,10 +1,8 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,20 +143,7 @@ func TestRequestIDsSurviveSnapshots(t *testing.T) {
 	inner, _ := encodeCommand(CreateArtifact{ID: id, Name: "once", Owner: "alice", CID: "c1", At: at})
 	env := wrapForwarded(inner, at)
 	h.applyRaw(env)
-	snap, err := h.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink bufferSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	r := newTestFSM(t)
-	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	r.index = h.index
+	r := h.restored()
 	if res := r.applyRaw(env); !errors.Is(res.(error), artmesh.Unavailable) {
 		t.Fatalf("a retry on a restored replica: %#v, want Unavailable (applied before, result unknown)", res)
 	}

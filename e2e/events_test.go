@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,9 +309,9 @@ func TestWatchCLI(t *testing.T) {
 
 	cmd := exec.Command(binary, "watch", "--json", "--since", "0")
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+d.repo, "ARTMESH_API="+d.url, "ARTMESH_API_KEY="+alice)
-	var out lockedBuffer
-	var errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var outBuf, errOut bytes.Buffer
+	out := &lockedWriter{w: &outBuf}
+	cmd.Stdout, cmd.Stderr = out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +323,10 @@ func TestWatchCLI(t *testing.T) {
 	})
 	lines := func() []string {
 		var evs []string
-		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		out.mu.Lock()
+		printed := outBuf.String()
+		out.mu.Unlock()
+		for _, l := range strings.Split(strings.TrimSpace(printed), "\n") {
 			var ev struct {
 				ID, Type   string
 				ArtifactID string `json:"artifact_id"`
@@ -362,24 +364,6 @@ func TestWatchCLI(t *testing.T) {
 	if _, errText, err := d.cliRaw("watch", "not-an-id"); err == nil || !strings.Contains(errText, "not an artifact id") {
 		t.Fatalf("watch not-an-id: %v %s", err, errText)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestWatchFromNowSurvivesARestart follows the feed from the present with
