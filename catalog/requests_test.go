@@ -160,6 +160,16 @@ func TestLeaderChecksForwardedInputRules(t *testing.T) {
 	at := time.Now()
 	noCID, _ := encodeCommand(CreateArtifact{ID: artmesh.NewArtifactID(at), Name: "x", Owner: "alice", At: at})
 	badGroup, _ := encodeCommand(putGroupCmd{Name: "no spaces allowed"})
+	// The new leader's own first entries (the bootstrap configuration, a
+	// no-op of its term) are applied first, so that only the refused
+	// writes could move the index below.
+	idx, err := leader.ReadIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.WaitApplied(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
 	before := leader.AppliedIndex()
 	for name, entry := range map[string][]byte{
 		"agent id":           badAgent,
