@@ -3,6 +3,7 @@ package blockstore
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -208,15 +210,31 @@ func (s *Store) rewrite(ctx context.Context, id uint32, keys []string) error {
 			err = s.readAt(l, data)
 		}
 		s.rmu.RUnlock()
+		if err != nil && unreadable(err) {
+			// A block that cannot be read is not copied: it is
+			// quarantined, and the pack goes with the rest.
+			_ = s.quarantine(mh.Multihash(k), l, fmt.Sprintf("its bytes cannot be read: %v", err))
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		if data == nil {
 			continue
 		}
+		// A copy is checked before it gets a new checksum: compaction
+		// never launders a bad block into a good-looking one.
+		if reason := check(mh.Multihash(k), l, data); reason != "" {
+			_ = s.quarantine(mh.Multihash(k), l, reason)
+			continue
+		}
+		sum := l.crc
+		if !l.hasCRC {
+			sum = crc32.Checksum(data, castagnoli)
+		}
 		s.mu.Lock()
 		if _, moved := s.pending[k]; !moved {
-			err = s.appendLocked(k, data)
+			err = s.appendLocked(k, data, sum)
 		}
 		s.mu.Unlock()
 		if err != nil {

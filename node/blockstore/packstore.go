@@ -37,6 +37,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -45,6 +46,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -54,11 +57,15 @@ import (
 )
 
 const (
-	packSuffix   = ".pack"
-	indexFile    = "index.db"
-	packsDir     = "packs"
-	bucketIndex  = "index"
-	locSize      = 16
+	packSuffix  = ".pack"
+	indexFile   = "index.db"
+	packsDir    = "packs"
+	bucketIndex = "index"
+	// locSize is an index entry with its block's CRC-32C; oldLocSize one
+	// written before the store kept checksums (its block is verified by
+	// its multihash instead).
+	locSize      = 20
+	oldLocSize   = 16
 	recordHeader = 4 + 1 // data length, key length; then key, then data
 	// DefaultMaxPackSize is the size at which the active pack is closed and
 	// a new one started.
@@ -66,11 +73,14 @@ const (
 	writeBufferSize    = 1 << 20
 )
 
-// loc is where a block's bytes are: pack number, offset of the data, length.
+// loc is where a block's bytes are: pack number, offset of the data,
+// length, and the CRC-32C (Castagnoli) of the data when hasCRC is set.
 type loc struct {
 	pack   uint32
 	offset uint64
 	length uint32
+	crc    uint32
+	hasCRC bool
 }
 
 func (l loc) encode() []byte {
@@ -78,18 +88,23 @@ func (l loc) encode() []byte {
 	binary.BigEndian.PutUint32(b[0:4], l.pack)
 	binary.BigEndian.PutUint64(b[4:12], l.offset)
 	binary.BigEndian.PutUint32(b[12:16], l.length)
+	binary.BigEndian.PutUint32(b[16:20], l.crc)
 	return b
 }
 
 func decodeLoc(b []byte) (loc, error) {
-	if len(b) != locSize {
+	if len(b) != locSize && len(b) != oldLocSize {
 		return loc{}, fmt.Errorf("blockstore: index entry of %d bytes, want %d", len(b), locSize)
 	}
-	return loc{
+	l := loc{
 		pack:   binary.BigEndian.Uint32(b[0:4]),
 		offset: binary.BigEndian.Uint64(b[4:12]),
 		length: binary.BigEndian.Uint32(b[12:16]),
-	}, nil
+	}
+	if len(b) == locSize {
+		l.crc, l.hasCRC = binary.BigEndian.Uint32(b[16:20]), true
+	}
+	return l, nil
 }
 
 // Options tune a Store.
@@ -99,6 +114,13 @@ type Options struct {
 	MaxPackSize int64
 	// NoSync skips fsync: for tests and benchmarks of the code path only.
 	NoSync bool
+	// OnCorrupt, when set, is told of every block that a read or a scrub
+	// quarantined, by its raw-codec CID and why. It runs on the reader's
+	// goroutine with no lock held and must not block.
+	OnCorrupt func(c cid.Cid, reason string)
+	// Now is the clock of quarantine records and scrub passes (nil:
+	// time.Now).
+	Now func() time.Time
 }
 
 // Store is a persistent block store of pack files under one folder. It
@@ -135,6 +157,8 @@ type Store struct {
 	files map[uint32]*os.File
 
 	closed bool
+
+	corrupt atomic.Int64 // blocks quarantined since Open
 }
 
 // Open opens or creates the store in dir.
@@ -335,7 +359,13 @@ func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	}
 	data := make([]byte, l.length)
 	if err := s.readAt(l, data); err != nil {
+		if unreadable(err) {
+			return nil, s.quarantine(c.Hash(), l, fmt.Sprintf("its bytes cannot be read: %v", err))
+		}
 		return nil, err
+	}
+	if reason := check(c.Hash(), l, data); reason != "" {
+		return nil, s.quarantine(c.Hash(), l, reason)
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
@@ -385,6 +415,10 @@ func (s *Store) PutMany(ctx context.Context, bs []blocks.Block) error {
 	return nil
 }
 
+// put stores a block. Its caller vouches that data hashes to hash: the
+// import made hash from data, and every block from a peer was verified
+// against its CID on arrival (mesh.verify, bitswap). The CRC-32C computed
+// here is what every later read checks.
 func (s *Store) put(sess *Session, hash mh.Multihash, data []byte) error {
 	key := string(hash)
 	if len(key) > 255 {
@@ -393,6 +427,7 @@ func (s *Store) put(sess *Session, hash mh.Multihash, data []byte) error {
 	if uint64(len(data)) > 1<<31 {
 		return fmt.Errorf("blockstore: block of %d bytes is too large", len(data))
 	}
+	sum := crc32.Checksum(data, castagnoli)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -414,11 +449,12 @@ func (s *Store) put(sess *Session, hash mh.Multihash, data []byte) error {
 	if exists {
 		return nil
 	}
-	return s.appendLocked(key, data)
+	return s.appendLocked(key, data, sum)
 }
 
-// appendLocked writes a record to the active pack. Called with mu held.
-func (s *Store) appendLocked(key string, data []byte) error {
+// appendLocked writes a record to the active pack; sum is the data's
+// CRC-32C. Called with mu held.
+func (s *Store) appendLocked(key string, data []byte, sum uint32) error {
 	rec := int64(recordHeader + len(key) + len(data))
 	if s.size > 0 && s.size+rec > s.opts.MaxPackSize {
 		if err := s.startPack(s.activeID + 1); err != nil {
@@ -439,7 +475,7 @@ func (s *Store) appendLocked(key string, data []byte) error {
 		return s.failWrite(err)
 	}
 	s.size += rec
-	s.pending[key] = loc{pack: s.activeID, offset: uint64(off), length: uint32(len(data))}
+	s.pending[key] = loc{pack: s.activeID, offset: uint64(off), length: uint32(len(data)), crc: sum, hasCRC: true}
 	s.seq++
 	return nil
 }
