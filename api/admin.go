@@ -5,6 +5,7 @@ import (
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/api/apitype"
+	"github.com/artmesh/artmesh/node/blockstore"
 )
 
 func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
@@ -101,6 +102,41 @@ func (s *Server) repoStat(w http.ResponseWriter, r *http.Request, caller artmesh
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	scrub, quarantined, err := s.n.ScrubState()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, apitype.RepoStat{
+		Blocks: st.Blocks, Bytes: st.Bytes, Packs: st.Packs, PackBytes: st.PackBytes, Path: st.Path,
+		QuarantinedBlocks: quarantined,
+		ScrubLast:         scrubPass(scrub.Last),
+		ScrubCurrent:      scrubPass(scrub.Current),
+	})
+	return nil
+}
+
+// scrubPass is the API's form of a scrub pass (nil: none).
+func scrubPass(p *blockstore.ScrubPass) *apitype.ScrubPass {
+	if p == nil {
+		return nil
+	}
+	out := &apitype.ScrubPass{Started: p.Started, Blocks: p.Blocks, Bytes: p.Bytes, Corrupt: p.Corrupt}
+	if !p.Finished.IsZero() {
+		f := p.Finished
+		out.Finished = &f
+	}
+	return out
+}
+
+func (s *Server) repoVerify(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	res, err := s.n.Verify(r.Context(), caller)
+	if err != nil {
+		return err
+	}
+	out := apitype.VerifyResult{Pass: *scrubPass(&res.Pass), QuarantinedTotal: res.Total, Quarantined: []apitype.QuarantinedBlock{}}
+	for _, q := range res.Quarantined {
+		out.Quarantined = append(out.Quarantined, apitype.QuarantinedBlock(q))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

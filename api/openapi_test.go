@@ -62,6 +62,7 @@ var documentedRoutes = []struct {
 	{"DELETE", "/v1/pins/{id}", true},
 	{"POST", "/v1/repo/gc", true},
 	{"GET", "/v1/repo/stat", true},
+	{"POST", "/v1/repo/verify", true},
 	{"GET", "/v1/cap/{token}", false},
 	{"PUT", "/v1/uploads/{id}/content", false},
 	{"HEAD", "/v1/uploads/{id}/content", false},

@@ -120,6 +120,7 @@ func (s *Server) routes() {
 		{"DELETE /v1/pins/{id}", s.deletePin},
 		{"POST /v1/repo/gc", s.repoGC},
 		{"GET /v1/repo/stat", s.repoStat},
+		{"POST /v1/repo/verify", s.repoVerify},
 	} {
 		s.mux.Handle(rt.pattern, s.authenticated(rt.h))
 	}

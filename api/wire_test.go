@@ -52,16 +52,19 @@ func TestWireTypesMatchNode(t *testing.T) {
 	for _, tt := range []struct {
 		server, wire any
 		request      bool // a body the server decodes: omit options do not matter
+		// part: the server's value is a part of the answer, which adds
+		// fields of its own (repo stat adds the scrubber's).
+		part bool
 	}{
-		{node.Info{}, apitype.NodeInfo{}, false},
-		{node.MemberInfo{}, apitype.Member{}, false},
-		{node.Invite{}, apitype.Invite{}, false},
-		{node.Pin{}, apitype.Pin{}, false},
-		{catalog.Policy{}, apitype.Policy{}, false},
-		{node.VersionPlacement{}, apitype.VersionPlacement{}, false},
-		{blockstore.Stat{}, apitype.RepoStat{}, false},
-		{node.UploadStatus{}, apitype.UploadStatus{}, false},
-		{node.UploadInput{}, apitype.UploadRequest{}, true},
+		{node.Info{}, apitype.NodeInfo{}, false, false},
+		{node.MemberInfo{}, apitype.Member{}, false, false},
+		{node.Invite{}, apitype.Invite{}, false, false},
+		{node.Pin{}, apitype.Pin{}, false, false},
+		{catalog.Policy{}, apitype.Policy{}, false, false},
+		{node.VersionPlacement{}, apitype.VersionPlacement{}, false, false},
+		{blockstore.Stat{}, apitype.RepoStat{}, false, true},
+		{node.UploadStatus{}, apitype.UploadStatus{}, false, false},
+		{node.UploadInput{}, apitype.UploadRequest{}, true, false},
 	} {
 		st, wt := reflect.TypeOf(tt.server), reflect.TypeOf(tt.wire)
 		got, want := wireFields(wt, !tt.request), wireFields(st, !tt.request)
@@ -73,7 +76,7 @@ func TestWireTypesMatchNode(t *testing.T) {
 			}
 		}
 		for name, g := range got {
-			if _, ok := want[name]; !ok {
+			if _, ok := want[name]; !ok && !tt.part {
 				t.Errorf("%v has %q (%s); %v does not", wt, name, g, st)
 			}
 		}

@@ -306,7 +306,10 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 		// from a holder, serving it as it arrives.
 		n.fetcher.Ensure(root)
 	}
-	r, err := n.content.Open(ctx, root)
+	// Blocks not here (never fetched, or quarantined by a failed check)
+	// come from the holders; a read that nobody can serve fails within
+	// ReadOpenTimeout, one that stalls within ReadStallTimeout.
+	r, err := n.content.OpenVia(ctx, root, n.fetcher.Reader(root, n.cfg.ReadStallTimeout), n.cfg.ReadOpenTimeout)
 	if err != nil {
 		n.reading.release(v.CID)
 		return nil, err

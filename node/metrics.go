@@ -42,6 +42,12 @@ type Metrics struct {
 	fetches     *prometheus.CounterVec
 	repairBytes prometheus.Counter
 
+	quarantined   prometheus.Counter
+	unheld        prometheus.Counter
+	scrubPasses   prometheus.Counter
+	scrubBytes    prometheus.Counter
+	scrubLastDone prometheus.Gauge
+
 	tokensVerified *prometheus.CounterVec
 	tokensRefused  *prometheus.CounterVec
 }
@@ -98,6 +104,26 @@ func newMetrics(n *Node) *Metrics {
 			Name: "artmesh_replication_repair_bytes_total",
 			Help: "Bytes of block data fetched to take copies allocated to this node (replication and repair).",
 		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "artmesh_blocks_quarantined_total",
+			Help: "Blocks whose bytes failed their check on a read or a scrub and were taken out of service (never served again; repaired from another holder).",
+		}),
+		unheld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "artmesh_holder_records_dropped_incomplete_total",
+			Help: "Holder records of this node given up because the version was no longer complete here (blocks lost or quarantined).",
+		}),
+		scrubPasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "artmesh_scrub_passes_total",
+			Help: "Scrub passes finished: every block re-hashed against its CID.",
+		}),
+		scrubBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "artmesh_scrub_bytes_total",
+			Help: "Bytes of block data read and hashed by finished scrub passes.",
+		}),
+		scrubLastDone: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "artmesh_scrub_last_finished_timestamp_seconds",
+			Help: "When the last scrub pass finished (Unix time; 0: none yet since the node started).",
+		}),
 		tokensVerified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "artmesh_tokens_verified_total",
 			Help: "Capability tokens accepted, by action (read, write).",
@@ -111,6 +137,7 @@ func newMetrics(n *Node) *Metrics {
 		m.httpRequests, m.httpDuration, m.httpIn, m.httpOut, m.applyDuration,
 		m.gcRuns, m.gcRemovedBlocks, m.gcRemovedBytes, m.gcDuration,
 		m.fetches, m.repairBytes, m.tokensVerified, m.tokensRefused,
+		m.quarantined, m.unheld, m.scrubPasses, m.scrubBytes, m.scrubLastDone,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{n: n},

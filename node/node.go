@@ -78,6 +78,21 @@ type Config struct {
 	// the other members to hold its blocks. Zero means
 	// DefaultReplicateTimeout.
 	ReplicateTimeout time.Duration
+	// ScrubRate is how many bytes a second the background scrubber reads
+	// and hashes. Zero means DefaultScrubRate; negative turns the
+	// background scrubber off (repo verify still runs a pass).
+	ScrubRate int64
+	// ScrubEvery is how long after a scrub pass started the next one
+	// starts. Zero means DefaultScrubEvery.
+	ScrubEvery time.Duration
+	// ReadOpenTimeout is how long a read waits for the first block of
+	// content that is not here before it fails with 503. Zero means
+	// DefaultReadOpenTimeout.
+	ReadOpenTimeout time.Duration
+	// ReadStallTimeout is how long a read waits for a block whose fetch
+	// makes no progress before it fails (after the headers: the body is
+	// cut short). Zero means exchange.DefaultStall.
+	ReadStallTimeout time.Duration
 }
 
 // DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
@@ -134,7 +149,9 @@ type Node struct {
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
 	placeView   view          // the placement reconciler's, its loop's only
-	allocView   view          // the allocator's, its loop's only
+	placeAll    atomic.Bool   // the next placement run looks at every version
+	scrub       scrubber
+	allocView   view // the allocator's, its loop's only
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
 
@@ -175,6 +192,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.ReplicateTimeout <= 0 {
 		cfg.ReplicateTimeout = DefaultReplicateTimeout
+	}
+	if cfg.ScrubRate == 0 {
+		cfg.ScrubRate = DefaultScrubRate
+	}
+	if cfg.ScrubEvery <= 0 {
+		cfg.ScrubEvery = DefaultScrubEvery
+	}
+	if cfg.ReadOpenTimeout <= 0 {
+		cfg.ReadOpenTimeout = DefaultReadOpenTimeout
+	}
+	if cfg.ReadStallTimeout <= 0 {
+		cfg.ReadStallTimeout = exchange.DefaultStall
 	}
 	rc, err := repo.ReadConfig(cfg.Repo)
 	if err != nil {
@@ -234,8 +263,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
-	n.wg.Add(7)
+	n.wg.Add(8)
 	go n.catchUpLoop(runCtx)
+	go n.scrubLoop(runCtx)
 	go n.janitorLoop(runCtx)
 	go func() {
 		defer n.wg.Done()
@@ -266,7 +296,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // host, the catalog over it; then joins or waits for the catalog.
 func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	var err error
-	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync, OnCorrupt: n.onCorrupt}); err != nil {
 		return err
 	}
 	mcfg := mesh.DefaultConfig()

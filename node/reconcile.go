@@ -305,6 +305,9 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 // enough allocated copies exist elsewhere.
 func (n *Node) place(ctx context.Context) error {
 	self := n.peerID.String()
+	if n.placeAll.Swap(false) {
+		n.placeView.full = time.Time{} // what this node holds must be checked again
+	}
 	replicas, _, err := n.placeView.replicas(n.cat, placeFullEvery)
 	if err != nil {
 		return err
@@ -321,6 +324,17 @@ func (n *Node) place(ctx context.Context) error {
 	acts := placement.Reconcile(self, replicas, pinned, max(1, len(members)), func(c string) placement.Local {
 		return placement.Local{Verified: n.verifiedHere(ctx, c)}
 	})
+	for _, c := range acts.Unhold {
+		// Recorded as a holder, but blocks are missing (a store lost or
+		// emptied, blocks quarantined after a failed check): the record
+		// goes first, so that nobody counts on this copy; a fetch from
+		// the other holders follows when the version is wanted here.
+		if err := n.cat.RemoveHolder(ctx, c, self); err != nil {
+			return err
+		}
+		n.metrics.unheld.Inc()
+		n.log.Error("this node no longer holds all of a version it was recorded as holding: gave up its holder record", "cid", c)
+	}
 	for _, r := range acts.Fetch {
 		n.startPlacementFetch(ctx, r)
 	}

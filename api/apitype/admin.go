@@ -1,6 +1,10 @@
 package apitype
 
-import "github.com/artmesh/artmesh"
+import (
+	"time"
+
+	"github.com/artmesh/artmesh"
+)
 
 // AgentRequest is the body of POST /v1/agents.
 type AgentRequest struct {
@@ -39,4 +43,41 @@ type RepoStat struct {
 	Packs     int    `json:"packs"`      // pack files on disk
 	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
 	Path      string `json:"path"`       // where the store is
+	// QuarantinedBlocks is how many blocks failed their check and were
+	// taken out of service (see POST /v1/repo/verify).
+	QuarantinedBlocks int `json:"quarantined_blocks"`
+	// ScrubLast is the last scrub pass that finished; ScrubCurrent the
+	// one under way. Either may be absent.
+	ScrubLast    *ScrubPass `json:"scrub_last,omitempty"`
+	ScrubCurrent *ScrubPass `json:"scrub_current,omitempty"`
+}
+
+// ScrubPass is one pass of the scrubber, which reads every block of the
+// store and hashes it against its CID.
+type ScrubPass struct {
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"` // absent while it runs
+	Blocks   int64      `json:"blocks"`             // blocks checked
+	Bytes    int64      `json:"bytes"`              // bytes of block data checked
+	Corrupt  int64      `json:"corrupt"`            // blocks that failed and were quarantined
+}
+
+// QuarantinedBlock is a block that failed its check.
+type QuarantinedBlock struct {
+	CID    string    `json:"cid"` // the raw-codec CIDv1 of its multihash
+	Pack   uint32    `json:"pack"`
+	Offset uint64    `json:"offset"`
+	Length uint32    `json:"length"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// VerifyResult is the answer of POST /v1/repo/verify: a whole scrub pass
+// run now, and the blocks in quarantine.
+type VerifyResult struct {
+	Pass ScrubPass `json:"pass"`
+	// Quarantined lists up to 100 quarantined blocks, of this pass and
+	// earlier ones; QuarantinedTotal counts them all.
+	Quarantined      []QuarantinedBlock `json:"quarantined"`
+	QuarantinedTotal int                `json:"quarantined_total"`
 }

@@ -165,3 +165,18 @@ func (c *Client) RepoStat(ctx context.Context) (RepoStat, error) {
 	err := c.call(ctx, request{op: "client.RepoStat", method: http.MethodGet, path: "/v1/repo/stat"}, nil, &out)
 	return out, err
 }
+
+// VerifyResult is what a verify of the block store found.
+type VerifyResult = apitype.VerifyResult
+
+// RepoVerify reads and hashes every block of the node's store now and
+// reports the pass and the quarantined blocks (POST /v1/repo/verify;
+// admins only). It takes as long as reading the whole store.
+func (c *Client) RepoVerify(ctx context.Context) (VerifyResult, error) {
+	var out VerifyResult
+	err := c.call(ctx, request{op: "client.RepoVerify", method: http.MethodPost, path: "/v1/repo/verify"}, nil, &out)
+	return out, err
+}
+
+// ScrubPass is one pass of the node's scrubber.
+type ScrubPass = apitype.ScrubPass

@@ -282,10 +282,61 @@ func (c *cli) repoCmd() *cobra.Command {
 				"data", fmt.Sprintf("%s (%d bytes)", humanBytes(s.Bytes), s.Bytes),
 				"packs", strconv.Itoa(s.Packs),
 				"on disk", fmt.Sprintf("%s (%d bytes)", humanBytes(s.PackBytes), s.PackBytes),
+				"quarantined", strconv.Itoa(s.QuarantinedBlocks),
+				"last scrub", describeScrub(s.ScrubLast),
+				"scrubbing", describeScrub(s.ScrubCurrent),
 			)
 		},
 	}
-	return parentCmd("repo", "Look after the node's repo: its block store (admins only) and, with the daemon stopped, its catalog", gc, stat, c.recoverCatalogCmd())
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Read every block of the node's store now and check it against its CID",
+		Long: `Read every block of the node's store and hash it against its CID, at full
+speed, in place of the background scrubber's pass. A block that fails is
+quarantined: it is never served again, and each version that needs it is
+fetched again from another holder. Exits 1 when this pass found a bad block.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := api.RepoVerify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				if err := printJSON(c.stdout, r); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(c.stdout, "checked %d blocks (%s): %d bad\n", r.Pass.Blocks, humanBytes(r.Pass.Bytes), r.Pass.Corrupt)
+				for _, q := range r.Quarantined {
+					fmt.Fprintf(c.stdout, "quarantined %s  %s  %s\n", q.CID, q.At.Local().Format(time.DateTime), q.Reason)
+				}
+				if r.QuarantinedTotal > len(r.Quarantined) {
+					fmt.Fprintf(c.stdout, "... %d quarantined in all\n", r.QuarantinedTotal)
+				}
+			}
+			if r.Pass.Corrupt > 0 {
+				return fmt.Errorf("%d blocks failed their check and were quarantined; the versions that need them are fetched again from other holders", r.Pass.Corrupt)
+			}
+			return nil
+		},
+	}
+	return parentCmd("repo", "Look after the node's repo: its block store (admins only) and, with the daemon stopped, its catalog", gc, stat, verify, c.recoverCatalogCmd())
+}
+
+// describeScrub is a line about a scrub pass ("-": none).
+func describeScrub(p *client.ScrubPass) string {
+	if p == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%d blocks (%s), %d bad, started %s", p.Blocks, humanBytes(p.Bytes), p.Corrupt, p.Started.Local().Format(time.DateTime))
+	if p.Finished != nil {
+		s += ", finished " + p.Finished.Local().Format(time.DateTime)
+	}
+	return s
 }
 
 func (c *cli) nodeCmd() *cobra.Command {

@@ -21,6 +21,7 @@ import (
 	"github.com/artmesh/artmesh/api"
 	"github.com/artmesh/artmesh/node"
 	"github.com/artmesh/artmesh/node/content"
+	"github.com/artmesh/artmesh/node/exchange"
 	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
@@ -89,6 +90,10 @@ type daemonFlags struct {
 	deadHolder        time.Duration
 	cacheSize         byteSize
 	replicateTimeout  time.Duration
+	scrubRate         byteSize
+	scrubEvery        time.Duration
+	readOpen          time.Duration
+	readStall         time.Duration
 }
 
 // register defines the flags on cmd.
@@ -107,6 +112,11 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	f.cacheSize = byteSize(node.DefaultCacheSize)
 	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
 	fl.DurationVar(&f.replicateTimeout, "replicate-timeout", defaultReplicateTimeout, "how long a write with replicas=N waits for the other members to take their copies before it fails with 503")
+	f.scrubRate = byteSize(node.DefaultScrubRate)
+	fl.Var(&f.scrubRate, "scrub-rate", "how fast the background scrubber reads and re-hashes every block, per second; bytes, or with a unit: 16MiB (0 turns it off; `artmesh repo verify` still checks everything)")
+	fl.DurationVar(&f.scrubEvery, "scrub-every", node.DefaultScrubEvery, "how long after a scrub pass started the next one starts")
+	fl.DurationVar(&f.readOpen, "read-open-timeout", node.DefaultReadOpenTimeout, "how long a download waits for the first block of content that is not on this node before it answers 503 with Retry-After")
+	fl.DurationVar(&f.readStall, "read-stall-timeout", exchange.DefaultStall, "how long a download waits for a block whose fetch makes no progress before it ends the response (cut short: clients resume with Range)")
 }
 
 // nodeConfig checks the flags and returns the node's configuration.
@@ -114,7 +124,8 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--dead-holder-after", f.deadHolder}, {"--replicate-timeout", f.replicateTimeout}} {
+	}{{"--dead-holder-after", f.deadHolder}, {"--replicate-timeout", f.replicateTimeout}, {"--scrub-every", f.scrubEvery},
+		{"--read-open-timeout", f.readOpen}, {"--read-stall-timeout", f.readStall}} {
 		if d.v <= 0 {
 			return node.Config{}, usageErrorf("%s must be a duration above 0, such as 30s or 5m", d.name)
 		}
@@ -123,6 +134,10 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	if skew == 0 {
 		skew = -1 // node.Config: negative means none
 	}
+	scrub := int64(f.scrubRate)
+	if scrub == 0 {
+		scrub = -1 // node.Config: negative turns the scrubber off, zero is the default
+	}
 	cache := int64(f.cacheSize)
 	if cache == 0 {
 		cache = -1 // node.Config: negative keeps none, zero is the default
@@ -130,6 +145,7 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
 		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
+		ScrubRate: scrub, ScrubEvery: f.scrubEvery, ReadOpenTimeout: f.readOpen, ReadStallTimeout: f.readStall,
 	}, nil
 }
 

@@ -457,3 +457,20 @@ func (s *Store) fixChecksums(fixes []checksumFix) {
 		return nil
 	})
 }
+
+// RestartScrub drops the pass under way, if any, so that the next Scrub
+// starts a whole new one.
+func (s *Store) RestartScrub() error {
+	st, err := s.ScrubStatus()
+	if err != nil {
+		return err
+	}
+	if st.Current == nil {
+		return nil
+	}
+	st.Current, st.NextPack = nil, 0
+	if err := s.saveScrub(st); err != nil {
+		return fmt.Errorf("blockstore: scrub state: %w", err)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/boxo/blockservice"
 	chunker "github.com/ipfs/boxo/chunker"
@@ -183,14 +184,36 @@ func (c *Store) ImportTee(ctx context.Context, r io.Reader, limit int64, chunkin
 
 // Open returns a seekable reader of the file whose root is root.
 func (c *Store) Open(ctx context.Context, root cid.Cid) (uio.DagReader, error) {
-	n, err := c.dag.Get(ctx, root)
+	return c.open(ctx, root, c.dag, 0)
+}
+
+// OpenVia returns a seekable reader of the file whose root is root, whose
+// blocks that are not here come through ex. The root block must arrive
+// within first (0: no limit of its own): a read of content that nobody
+// can serve fails then, with Unavailable, before anything was sent.
+func (c *Store) OpenVia(ctx context.Context, root cid.Cid, ex exchange.Interface, first time.Duration) (uio.DagReader, error) {
+	dag := merkledag.NewDAGService(blockservice.New(c.bs, ex, blockservice.WriteThrough(true)))
+	return c.open(ctx, root, dag, first)
+}
+
+func (c *Store) open(ctx context.Context, root cid.Cid, dag ipld.DAGService, first time.Duration) (uio.DagReader, error) {
+	gctx := ctx
+	if first > 0 {
+		var cancel context.CancelFunc
+		gctx, cancel = context.WithTimeout(ctx, first)
+		defer cancel()
+	}
+	n, err := dag.Get(gctx, root)
 	if err != nil {
-		if ipld.IsNotFound(err) {
+		switch {
+		case ipld.IsNotFound(err):
 			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("content %s is not in this node's store", root), err)
+		case ctx.Err() == nil && gctx.Err() != nil:
+			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("no member of the mesh served content %s within %s", root, first), err)
 		}
 		return nil, artmesh.E(artmesh.Op("node.Open"), err)
 	}
-	return uio.NewDagReader(ctx, n, c.dag)
+	return uio.NewDagReader(ctx, n, dag)
 }
 
 // Walk calls keep for every block of the DAG under root. Raw leaves are

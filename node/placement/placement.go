@@ -165,6 +165,10 @@ type Actions struct {
 	// Drop: recorded as held here but neither allocated nor pinned here,
 	// while enough allocated holders remain: give up the holder record.
 	Drop []string
+	// Unhold: recorded as held here, but not verified here (blocks were
+	// lost or quarantined): the holder record must go at once. A version
+	// that is also wanted here is in Fetch too.
+	Unhold []string
 }
 
 // Reconcile returns what node self must do, given the replicas, the CIDs
@@ -179,12 +183,19 @@ func Reconcile(self string, replicas []catalog.Replica, pinned map[string]bool, 
 		allocated := slices.Contains(alloc, self)
 		holder := slices.Contains(r.Holders, self)
 		wanted := allocated || pinned[r.CID]
+		if !wanted && !holder {
+			continue
+		}
+		verified := local(r.CID).Verified
+		if holder && !verified {
+			a.Unhold = append(a.Unhold, r.CID)
+		}
 		switch {
-		case wanted && !local(r.CID).Verified:
+		case wanted && !verified:
 			a.Fetch = append(a.Fetch, r)
 		case wanted && !holder:
 			a.Record = append(a.Record, r.CID)
-		case !wanted && holder && len(r.Allocated) > 0:
+		case !wanted && holder && verified && len(r.Allocated) > 0:
 			others := 0
 			for _, h := range r.Holders {
 				if h != self && slices.Contains(r.Allocated, h) {

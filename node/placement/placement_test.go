@@ -119,6 +119,9 @@ func TestReconcile(t *testing.T) {
 		{CID: "unrecorded", Factor: 2, Holders: []string{"A"}, Allocated: []string{"A", "S"}},
 		{CID: "lost", Factor: 2, Holders: []string{"A", "S"}, Allocated: []string{"A", "S"}},
 		{CID: "implicit-lost", Factor: 2, Holders: []string{"A", "S"}},
+		// Held here but no longer wanted, and blocks lost: the record
+		// goes, nothing is fetched.
+		{CID: "lost-unwanted", Factor: 1, Holders: []string{"A", "S"}, Allocated: []string{"A"}},
 	}
 	a := Reconcile("S", rs, map[string]bool{"pinned": true}, 3, local)
 	var fetch []string
@@ -133,6 +136,10 @@ func TestReconcile(t *testing.T) {
 	}
 	if want := []string{"extra"}; !reflect.DeepEqual(a.Drop, want) {
 		t.Errorf("drop %v, want %v (never below the factor, never before an allocation)", a.Drop, want)
+	}
+	// Every holder record of what is not complete here goes at once.
+	if want := []string{"lost", "implicit-lost", "lost-unwanted"}; !reflect.DeepEqual(a.Unhold, want) {
+		t.Errorf("unhold %v, want %v", a.Unhold, want)
 	}
 }
 
