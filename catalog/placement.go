@@ -33,6 +33,9 @@ type Placement struct {
 type holderCmd struct {
 	CID  string `json:"cid"`
 	Peer string `json:"peer"`
+	// Lost (removals only): the peer found that it no longer has the
+	// whole DAG, so its record goes even when it is the last one.
+	Lost bool `json:"lost,omitempty"`
 }
 
 type addHolderCmd holderCmd
@@ -62,7 +65,7 @@ func applyPlacementCommand(tx *memdb.Txn, t commandType, payload []byte) (any, b
 		return errResult(addHolderTxn(tx, c.CID, c.Peer)), true
 	case removeHolderType:
 		c := decode[removeHolderCmd](t, payload)
-		return errResult(removeHolderTxn(tx, c.CID, c.Peer)), true
+		return errResult(removeHolderTxn(tx, c.CID, c.Peer, c.Lost)), true
 	}
 	return nil, false
 }
@@ -94,7 +97,7 @@ func addHolderTxn(tx *memdb.Txn, cid, peer string) error {
 	return nil
 }
 
-func removeHolderTxn(tx *memdb.Txn, cid, peer string) error {
+func removeHolderTxn(tx *memdb.Txn, cid, peer string, lost bool) error {
 	const op = artmesh.Op("catalog.RemoveHolder")
 	raw, err := tx.First(tablePlacement, indexID, cid)
 	if err != nil {
@@ -104,9 +107,10 @@ func removeHolderTxn(tx *memdb.Txn, cid, peer string) error {
 		return nil
 	}
 	old := raw.(*Placement)
-	if !slices.Contains(old.Holders, peer) || len(old.Holders) == 1 {
+	if !slices.Contains(old.Holders, peer) || (len(old.Holders) == 1 && !lost) {
 		// Never the last holder record: no copy is given up while it is
-		// the only one known.
+		// the only one known. A copy that is lost is no copy: its record
+		// goes, so that placement says what is really there.
 		return nil
 	}
 	p := &Placement{CID: cid, Holders: without(cloneSlice(old.Holders), peer), Allocated: cloneOrNil(old.Allocated)}
@@ -126,6 +130,14 @@ func (c *Catalog) AddHolder(ctx context.Context, cid, peer string) error {
 // unless it is the last recorded holder.
 func (c *Catalog) RemoveHolder(ctx context.Context, cid, peer string) error {
 	_, err := c.propose(ctx, removeHolderCmd{CID: cid, Peer: peer})
+	return err
+}
+
+// DropLostHolder records that peer found it no longer has the whole DAG
+// under cid (blocks lost or quarantined): its record goes, even when it
+// is the last one.
+func (c *Catalog) DropLostHolder(ctx context.Context, cid, peer string) error {
+	_, err := c.propose(ctx, removeHolderCmd{CID: cid, Peer: peer, Lost: true})
 	return err
 }
 

@@ -324,7 +324,7 @@ func updatePlacementTxn(tx *memdb.Txn, u PlacementUpdate) error {
 		}
 	}
 	for _, h := range u.DropHolders {
-		if err := removeHolderTxn(tx, h.CID, h.Peer); err != nil {
+		if err := removeHolderTxn(tx, h.CID, h.Peer, false); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,10 @@ package catalog
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/hashicorp/go-memdb"
 
 	"github.com/artmesh/artmesh"
 )
@@ -199,5 +202,40 @@ func TestWatch(t *testing.T) {
 	}
 	if _, ok := c.ChangedCIDs(mid); ok {
 		t.Fatal("changed CIDs claimed complete beyond the history")
+	}
+}
+
+func TestLostHolderRecordGoesEvenWhenLast(t *testing.T) {
+	h := newTestFSM(t)
+	holders := func() []string {
+		hs, err := read(h.st(), func(tx *memdb.Txn) ([]string, error) {
+			raw, err := tx.First(tablePlacement, indexID, "c1")
+			if err != nil || raw == nil {
+				return nil, err
+			}
+			return raw.(*Placement).Holders, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hs
+	}
+	h.must(addHolderCmd{CID: "c1", Peer: "A"})
+	h.must(addHolderCmd{CID: "c1", Peer: "B"})
+	for _, tc := range []struct {
+		cmd  command
+		want []string
+	}{
+		{removeHolderCmd{CID: "c1", Peer: "A"}, []string{"B"}},
+		// The last record is not given up by a member that merely no
+		// longer wants the copy...
+		{removeHolderCmd{CID: "c1", Peer: "B"}, []string{"B"}},
+		// ... but it goes when the copy is lost.
+		{removeHolderCmd{CID: "c1", Peer: "B", Lost: true}, []string{}},
+	} {
+		h.must(tc.cmd)
+		if got := holders(); !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Fatalf("after %+v: holders %v, want %v", tc.cmd, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	binenc "encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -240,4 +241,63 @@ func TestHolderLostItsStore(t *testing.T) {
 	if !strings.Contains(b.logs(), "no longer holds all of a version") {
 		t.Fatalf("b did not log that it gave up its holder record")
 	}
+}
+
+// TestReadsNeverHang: content whose only holder stops answering (SIGSTOP:
+// its connections stay open, nothing comes back, as across a partition)
+// is refused with 503 and Retry-After within 10 s; a transfer whose
+// holder stops mid-stream ends, cut short, within 30 s of its last
+// progress. The holder is a test build that holds every block it serves
+// back for a moment, so that a transfer is still under way when it stops.
+func TestReadsNeverHang(t *testing.T) {
+	bin := testBinary(t)
+	saved := binary
+	binary = bin
+	os.Setenv("ARTMESH_TEST_SERVE_DELAY", "150ms")
+	a := startDaemon(t, t.TempDir())
+	os.Unsetenv("ARTMESH_TEST_SERVE_DELAY")
+	binary = saved
+	t.Cleanup(a.resume) // a stopped process is not stopped by SIGTERM
+	b := joinDaemon(t, a, t.TempDir())
+	shareAdmin(t, a, b)
+	setFactor1(t, a)
+	still := createBlob(t, a, a.key, "still", 2_000_000, 75, "a")
+	cut := createBlob(t, a, a.key, "cut", 6_000_000, 76, "a")
+	b.call(t, "GET", "/v1/artifacts/"+cut.art.ID+"?consistent=true", nil, 200, nil)
+
+	a.pause()
+	start := time.Now()
+	st, hdr, body, _ := httpDo(b, b.key, "GET", "/v1/artifacts/"+still.art.ID+"/content", nil, 30*time.Second)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a read of content whose holder is unreachable took %s to answer %d", took, st)
+	}
+	if st != 503 || hdr.Get("Retry-After") == "" || errorCode(body) != "unavailable" {
+		t.Fatalf("a read of content whose holder is unreachable: %d Retry-After %q %s", st, hdr.Get("Retry-After"), short(body))
+	}
+	a.resume()
+
+	resp := b.do(t, b.key, "GET", "/v1/artifacts/"+cut.art.ID+"/content", nil)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET cut: %d", resp.StatusCode)
+	}
+	first := make([]byte, 300_000)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("reading the first bytes: %v", err)
+	}
+	a.pause()
+	start = time.Now()
+	rest, err := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	got := append(first, rest...)
+	if err == nil && len(got) == len(cut.data) {
+		t.Fatalf("the whole content came although its holder stopped (was the transfer over before?)")
+	}
+	if !bytes.Equal(got, cut.data[:len(got)]) {
+		t.Fatal("the bytes served before the cut are wrong")
+	}
+	if took > 30*time.Second {
+		t.Fatalf("the cut transfer ended %s after the holder stopped", took)
+	}
+	t.Logf("cut transfer ended after %s with %d of %d bytes: %v", took.Round(time.Millisecond), len(got), len(cut.data), err)
 }

@@ -329,7 +329,7 @@ func (n *Node) place(ctx context.Context) error {
 		// emptied, blocks quarantined after a failed check): the record
 		// goes first, so that nobody counts on this copy; a fetch from
 		// the other holders follows when the version is wanted here.
-		if err := n.cat.RemoveHolder(ctx, c, self); err != nil {
+		if err := n.cat.DropLostHolder(ctx, c, self); err != nil {
 			return err
 		}
 		n.metrics.unheld.Inc()

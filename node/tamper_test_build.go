@@ -2,16 +2,27 @@
 
 package node
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
-// tamper, in test builds, flips a byte of every block this node serves
-// when ARTMESH_TEST_CORRUPT=1, to prove that receivers reject corrupt data.
+// tamper, in test builds, alters how this node serves blocks to its
+// peers: ARTMESH_TEST_CORRUPT=1 flips a byte of every block, to prove that
+// receivers reject corrupt data; ARTMESH_TEST_SERVE_DELAY (a duration)
+// holds every block back that long, so that a test can cut a transfer
+// mid-stream.
 func tamper() func([]byte) []byte {
-	if os.Getenv("ARTMESH_TEST_CORRUPT") != "1" {
+	corrupt := os.Getenv("ARTMESH_TEST_CORRUPT") == "1"
+	delay, _ := time.ParseDuration(os.Getenv("ARTMESH_TEST_SERVE_DELAY"))
+	if !corrupt && delay <= 0 {
 		return nil
 	}
 	return func(b []byte) []byte {
-		if len(b) > 0 {
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if corrupt && len(b) > 0 {
 			b[len(b)/2] ^= 0x5a
 		}
 		return b

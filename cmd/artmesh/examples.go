@@ -38,6 +38,7 @@ func commandExamples() map[string]string {
 		"artmesh mcp":                  "  ARTMESH_API_KEY=$(cat ${ARTMESH_PATH:-$HOME/.artmesh}/api.key) artmesh mcp   # an MCP client starts this\n  artmesh mcp --log-level debug 2>mcp.log",
 		"artmesh repo gc":              "  artmesh repo gc\n  artmesh repo gc --json",
 		"artmesh repo stat":            "  artmesh repo stat",
+		"artmesh repo verify":          "  artmesh repo verify\n  artmesh repo verify --json   # the pass and up to 100 quarantined blocks",
 		"artmesh repo recover-catalog": "  artmesh repo recover-catalog   # with the daemon stopped",
 		"artmesh node":                 "  artmesh node\n  artmesh node --json",
 		"artmesh mesh":                 "  artmesh mesh members\n  artmesh mesh invite --expires 1h",
