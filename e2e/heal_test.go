@@ -182,7 +182,6 @@ func scrape(t *testing.T, d *daemon) string {
 	return string(body)
 }
 
-
 // TestScrubFindsRot: the background scrubber finds a flipped bit that no
 // read touched, within one pass; the holder record goes and the version
 // is repaired from the other holder.

@@ -296,7 +296,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // host, the catalog over it; then joins or waits for the catalog.
 func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	var err error
-	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync, OnCorrupt: n.onCorrupt}); err != nil {
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync, OnCorrupt: n.onCorrupt, SkipReadChecks: skipReadChecks()}); err != nil {
 		return err
 	}
 	mcfg := mesh.DefaultConfig()

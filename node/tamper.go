@@ -6,3 +6,8 @@ package node
 // (-tags artmeshtest) can make a node corrupt what it serves, to prove
 // that receivers reject it.
 func tamper() func([]byte) []byte { return nil }
+
+// skipReadChecks is false in real builds: every block read is checked.
+// Test builds skip the checks when ARTMESH_TEST_NO_READ_CHECKS=1, for the
+// benchmark that measures what they cost.
+func skipReadChecks() bool { return false }

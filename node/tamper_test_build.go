@@ -28,3 +28,8 @@ func tamper() func([]byte) []byte {
 		return b
 	}
 }
+
+// skipReadChecks, in test builds, is ARTMESH_TEST_NO_READ_CHECKS=1: the
+// block store serves blocks without checking them, for the benchmark that
+// measures what the checks cost.
+func skipReadChecks() bool { return os.Getenv("ARTMESH_TEST_NO_READ_CHECKS") == "1" }

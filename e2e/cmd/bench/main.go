@@ -159,6 +159,9 @@ func run(size int64, listN int) error {
 		}
 	}
 	report("download through the HTTP API (warm cache, best of 4)", gbps(dl), ">= 1.0 GB/s")
+	if err := benchReadChecks(d, work, repo, "/v1/artifacts/"+a.ID+"/content", size, dl); err != nil {
+		return err
+	}
 	report("download through /v1/cap/{token} (best of 4, alternating)", fmt.Sprintf("%s = %.2f x /content", gbps(capRate), capRate/dl), "within 5% of /content")
 	report("token verifications, one core", fmt.Sprintf("%.0f /s", measureVerify()), "")
 
@@ -759,5 +762,49 @@ func (n *node) put(path, body string, want ...int) error {
 	if code := append(want, 200)[0]; resp.StatusCode != code {
 		return fmt.Errorf("PUT %s: %d %s", path, resp.StatusCode, data)
 	}
+	return nil
+}
+
+// benchReadChecks measures the warm download again on the same repo with a
+// test build whose block store skips its read checks (as every read did
+// before blocks were checked), and reports the checked rate next to it:
+// it must stay at least 0.8 x the unchecked one. d is stopped and started
+// again on repo.
+func benchReadChecks(d *node, work, repo, path string, size int64, checked float64) error {
+	bin := filepath.Join(work, "artmesh-nochecks")
+	build := exec.Command("go", "build", "-tags", "artmeshtest", "-o", bin, "./cmd/artmesh")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build the test binary: %w", err)
+	}
+	d.stop()
+	os.Setenv("ARTMESH_TEST_NO_READ_CHECKS", "1")
+	u, err := startWith(bin, repo, "")
+	os.Unsetenv("ARTMESH_TEST_NO_READ_CHECKS")
+	if err != nil {
+		return err
+	}
+	var unchecked float64
+	for range 4 {
+		t0 := time.Now()
+		n, err := u.download(path)
+		if err != nil {
+			u.stop()
+			return err
+		}
+		if n != size {
+			u.stop()
+			return fmt.Errorf("downloaded %d bytes of %d", n, size)
+		}
+		unchecked = max(unchecked, float64(size)/time.Since(t0).Seconds())
+	}
+	u.stop()
+	report("the same download, no read checks (as before them)", gbps(unchecked), "")
+	report("download with every read checked (CRC-32C per block)", fmt.Sprintf("%s = %.2f x unchecked", gbps(checked), checked/unchecked), ">= 0.8 x unchecked")
+	nd, err := start(bin[:len(bin)-len("-nochecks")], repo)
+	if err != nil {
+		return err
+	}
+	*d = *nd
 	return nil
 }
