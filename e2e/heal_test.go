@@ -257,7 +257,9 @@ func TestReadsNeverHang(t *testing.T) {
 	os.Unsetenv("ARTMESH_TEST_SERVE_DELAY")
 	binary = saved
 	t.Cleanup(a.resume) // a stopped process is not stopped by SIGTERM
-	b := joinDaemon(t, a, t.TempDir())
+	// A read gives up 10 s after its fetch's last progress (20 s by
+	// default), to keep the test short.
+	b := joinDaemonArgs(t, a, t.TempDir(), "--read-stall-timeout", "10s")
 	shareAdmin(t, a, b)
 	setFactor1(t, a)
 	still := createBlob(t, a, a.key, "still", 2_000_000, 75, "a")

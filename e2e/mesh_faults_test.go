@@ -5,24 +5,39 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// testBinary builds the artmesh binary with the artmeshtest tag, whose
-// nodes corrupt the blocks they serve when ARTMESH_TEST_CORRUPT=1.
+// testBinary builds, once a run, the artmesh binary with the artmeshtest
+// tag, whose nodes alter what they serve to peers when told to by the
+// environment (ARTMESH_TEST_CORRUPT=1, ARTMESH_TEST_SERVE_DELAY).
 func testBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "artmesh-test")
-	build := exec.Command("go", "build", "-tags", "artmeshtest", "-o", bin, "../cmd/artmesh")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test binary: %v\n%s", err, out)
+	testBin.once.Do(func() {
+		testBin.path = filepath.Join(filepath.Dir(binary), "artmesh-test")
+		build := exec.Command("go", "build", "-tags", "artmeshtest", "-o", testBin.path, "../cmd/artmesh")
+		if out, err := build.CombinedOutput(); err != nil {
+			testBin.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if testBin.err != nil {
+		t.Fatalf("building the test binary: %v", testBin.err)
 	}
-	return bin
+	return testBin.path
+}
+
+// testBin is the test binary, built by the first test that needs it.
+var testBin struct {
+	once sync.Once
+	path string
+	err  error
 }
 
 // TestCorruptingPeer runs a holder that flips bytes in every block it
