@@ -31,6 +31,8 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case artmesh.Unavailable:
 		return http.StatusServiceUnavailable
+	case artmesh.InsufficientStorage:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
