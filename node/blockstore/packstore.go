@@ -247,7 +247,7 @@ func (s *Store) startPack(id uint32) error {
 		s.unsynced = append(s.unsynced, s.active)
 	}
 	s.active, s.activeID, s.size = f, id, 0
-	s.w = newPackWriter(f, s.writeAt)
+	s.w = newPackWriter(f, func(f *os.File, b []byte, off int64) (int, error) { return s.writeAt(f, b, off) })
 	s.fmu.Lock()
 	s.files[id] = f
 	s.fmu.Unlock()
