@@ -91,6 +91,10 @@ func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64, te
 	}
 	if declared >= 0 {
 		limit = declared
+		// Refuse before reading a byte when the content cannot fit.
+		if err := n.bs.CheckSpace(declared); err != nil {
+			return nil, err
+		}
 	}
 	im, err := n.content.ImportTee(ctx, body, limit, "", tee)
 	if err != nil {
@@ -299,9 +303,20 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if err != nil {
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
-	n.cache.set(v.CID, time.Now())
 	n.reading.acquire(v.CID) // the collector keeps what is being read
-	if !n.verifiedHere(ctx, v.CID) {
+	here := n.verifiedHere(ctx, v.CID)
+	if !here && n.bs.CheckSpace(v.SizeBytes) != nil {
+		// No room to keep a copy: stream it from a holder without
+		// storing it.
+		r, err := n.content.OpenThrough(ctx, root, n.fetcher.Through(root))
+		if err != nil {
+			n.reading.release(v.CID)
+			return nil, err
+		}
+		return &Content{Artifact: a, Version: v, Reader: &readingReader{DagReader: r, release: func() { n.reading.release(v.CID) }}}, nil
+	}
+	n.cache.set(v.CID, time.Now())
+	if !here {
 		// Not all here (a root block alone proves nothing): stream it
 		// from a holder, serving it as it arrives.
 		n.fetcher.Ensure(root)

@@ -78,6 +78,12 @@ type Config struct {
 	// the other members to hold its blocks. Zero means
 	// DefaultReplicateTimeout.
 	ReplicateTimeout time.Duration
+	// DiskReserve is how many bytes of the block store's filesystem
+	// writes leave free; a write that would leave less fails with
+	// artmesh.InsufficientStorage (507). Zero means the smaller of 2 % of
+	// the filesystem and 1 GiB (blockstore.DefaultReserve); negative keeps
+	// none.
+	DiskReserve int64
 }
 
 // DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
@@ -266,7 +272,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // host, the catalog over it; then joins or waits for the catalog.
 func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	var err error
-	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync}); err != nil {
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync, Reserve: n.cfg.DiskReserve}); err != nil {
 		return err
 	}
 	mcfg := mesh.DefaultConfig()

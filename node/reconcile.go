@@ -387,6 +387,11 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 	if err != nil {
 		return err
 	}
+	if !n.complete(ctx, root) {
+		if err := n.bs.CheckSpace(r.SizeBytes); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	fe := n.fetcher.Ensure(root)
 	select {

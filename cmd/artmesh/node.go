@@ -89,6 +89,7 @@ type daemonFlags struct {
 	deadHolder        time.Duration
 	cacheSize         byteSize
 	replicateTimeout  time.Duration
+	diskReserve       string
 }
 
 // register defines the flags on cmd.
@@ -107,6 +108,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	f.cacheSize = byteSize(node.DefaultCacheSize)
 	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
 	fl.DurationVar(&f.replicateTimeout, "replicate-timeout", defaultReplicateTimeout, "how long a write with replicas=N waits for the other members to take their copies before it fails with 503")
+	fl.StringVar(&f.diskReserve, "disk-reserve", "", "free space that writes leave on the block store's filesystem; a write that would leave less fails with 507 insufficient_storage before it stores a byte; bytes, or with a unit: 512MiB, 1GiB (default: the smaller of 2% of the filesystem and 1GiB; 0 keeps none)")
 }
 
 // nodeConfig checks the flags and returns the node's configuration.
@@ -127,9 +129,20 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	if cache == 0 {
 		cache = -1 // node.Config: negative keeps none, zero is the default
 	}
+	var reserve int64 // node.Config: zero is the default
+	if f.diskReserve != "" {
+		var b byteSize
+		if err := b.Set(f.diskReserve); err != nil {
+			return node.Config{}, usageErrorf("--disk-reserve: %v", err)
+		}
+		if reserve = int64(b); reserve == 0 {
+			reserve = -1 // node.Config: negative keeps none
+		}
+	}
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
 		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
+		DiskReserve: reserve,
 	}, nil
 }
 

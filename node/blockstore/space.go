@@ -17,10 +17,17 @@ type DiskSpace func(dir string) (free, total int64, err error)
 // filesystem, at most this.
 const MaxDefaultReserve = 1 << 30
 
+// MinReserve is the least default reserve, for filesystems under 200 MiB:
+// the room the rest of the repo needs when content has filled the disk
+// (the catalog's Raft log preallocates segments of 1 MiB, and its index
+// and snapshots grow a little with deletes).
+const MinReserve = 4 << 20
+
 // DefaultReserve returns the reserve kept on a filesystem of total bytes
-// when Options.Reserve is zero: the smaller of 2 % and 1 GiB.
+// when Options.Reserve is zero: the smaller of 2 % and 1 GiB, and at least
+// MinReserve (or a quarter of a filesystem smaller than 16 MiB).
 func DefaultReserve(total int64) int64 {
-	return min(total/50, MaxDefaultReserve)
+	return max(min(total/50, MaxDefaultReserve), min(MinReserve, total/4))
 }
 
 // Space is the room on the store's filesystem.

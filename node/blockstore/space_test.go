@@ -39,8 +39,10 @@ func payload(t testing.TB, seed, n int) blocks.Block {
 
 func TestDefaultReserve(t *testing.T) {
 	for _, tc := range []struct{ total, want int64 }{
-		{48 << 20, (48 << 20) / 50},
+		{1 << 30, (1 << 30) / 50},
 		{100 << 30, 1 << 30},
+		{48 << 20, MinReserve},
+		{8 << 20, 2 << 20},
 		{0, 0},
 	} {
 		if got := DefaultReserve(tc.total); got != tc.want {
@@ -53,7 +55,7 @@ func TestDefaultReserve(t *testing.T) {
 // than the reserve free fails with InsufficientStorage, says how much is
 // free, and stores no byte.
 func TestReserveRefusesBeforeWriting(t *testing.T) {
-	const total = 100 << 20
+	const total = 1000 << 20
 	for _, tc := range []struct {
 		name     string
 		free     int64
@@ -62,9 +64,9 @@ func TestReserveRefusesBeforeWriting(t *testing.T) {
 		wantFail bool
 		full     bool // free is below the reserve
 	}{
-		{"room", 10 << 20, 0, 1000, false, false},
-		{"default reserve reached", 2<<20 + 500, 0, 1000, true, false}, // 2 % of 100 MiB is 2 MiB
-		{"below the default reserve", 1 << 20, 0, 1000, true, true},
+		{"room", 30 << 20, 0, 1000, false, false},
+		{"default reserve reached", 20<<20 + 500, 0, 1000, true, false}, // 2 % of 1000 MiB is 20 MiB
+		{"below the default reserve", 10 << 20, 0, 1000, true, true},
 		{"set reserve reached", 5 << 20, 6 << 20, 1000, true, true},
 		{"no reserve", 2000, -1, 1000, false, false},
 		{"no reserve, no room", 500, -1, 1000, true, false},

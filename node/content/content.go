@@ -193,6 +193,32 @@ func (c *Store) Open(ctx context.Context, root cid.Cid) (uio.DagReader, error) {
 	return uio.NewDagReader(ctx, n, c.dag)
 }
 
+// OpenThrough is Open for content read through ex without being stored:
+// blocks found in the store are read from it; the others come from ex and
+// are handed to the reader only. It is how a node whose disk is full
+// serves content it does not hold.
+func (c *Store) OpenThrough(ctx context.Context, root cid.Cid, ex exchange.Interface) (uio.DagReader, error) {
+	dag := merkledag.NewDAGService(blockservice.New(noCache{c.bs}, ex))
+	n, err := dag.Get(ctx, root)
+	if err != nil {
+		if ipld.IsNotFound(err) {
+			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("content %s is not in this node's store", root), err)
+		}
+		return nil, artmesh.E(artmesh.Op("node.OpenThrough"), err)
+	}
+	return uio.NewDagReader(ctx, n, dag)
+}
+
+// noCache is the block store with writes dropped: the block service
+// stores what it fetches, and a read through must not.
+type noCache struct{ *blockstore.Store }
+
+// Put drops the block.
+func (noCache) Put(context.Context, blocks.Block) error { return nil }
+
+// PutMany drops the blocks.
+func (noCache) PutMany(context.Context, []blocks.Block) error { return nil }
+
 // Walk calls keep for every block of the DAG under root. Raw leaves are
 // not read: their CIDs say they have no links.
 func (c *Store) Walk(ctx context.Context, root cid.Cid, keep func(cid.Cid)) error {
