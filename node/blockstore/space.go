@@ -99,11 +99,11 @@ func (s *Store) roomLocked(n int64, compaction bool) error {
 // noSpace is the error of a write that does not fit.
 func noSpace(sp Space, n int64, cause error) error {
 	free := max(sp.Free-sp.Reserve, 0)
-	msg := fmt.Sprintf("the node's disk is full: %s free for content (%s on the disk, %s of it kept in reserve)",
-		humanBytes(free), humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve))
+	msg := fmt.Sprintf("the node's disk is full: %s is free and %s is kept in reserve (%s free for content)",
+		humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve), humanBytes(free))
 	if n > 0 {
-		msg = fmt.Sprintf("the node's disk has no room for %s: %s free for content (%s on the disk, %s of it kept in reserve)",
-			humanBytes(n), humanBytes(free), humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve))
+		msg = fmt.Sprintf("the node's disk has no room for %s: %s is free and %s is kept in reserve (%s free for content)",
+			humanBytes(n), humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve), humanBytes(free))
 	}
 	msg += "; delete content and collect garbage (artmesh repo gc), or write through another node"
 	return artmesh.E(artmesh.Op("blockstore.write"), artmesh.InsufficientStorage, msg, cause)

@@ -156,12 +156,16 @@ func (c *Store) ImportTee(ctx context.Context, r io.Reader, limit int64, chunkin
 		root, err = balanced.Layout(db)
 	}
 	split.Close(err != nil)
-	if werr := w.Flush(); err == nil && werr != nil {
+	if werr := w.Flush(); werr != nil && (err == nil || errors.Is(werr, artmesh.InsufficientStorage)) {
+		// A full disk is why the import stopped, even when reading the
+		// body (aborted because of it) failed first.
 		err = werr
 	}
 	if err != nil {
 		sess.Close()
 		switch {
+		case errors.Is(err, artmesh.InsufficientStorage):
+			return nil, artmesh.E(op, err)
 		case errors.Is(err, errSizeLimit):
 			return nil, artmesh.E(op, artmesh.TooLarge, fmt.Sprintf("content is larger than the %d bytes allowed", limit))
 		case ctx.Err() != nil:
