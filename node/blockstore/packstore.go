@@ -596,7 +596,7 @@ type Stat struct {
 	Blocks    int64  `json:"blocks"`     // blocks in the store
 	Bytes     int64  `json:"bytes"`      // bytes of block data
 	Packs     int    `json:"packs"`      // pack files on disk
-	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
+	PackBytes int64  `json:"pack_bytes"` // disk space the pack files use, garbage included (holes punched by collections excluded)
 	Path      string `json:"path"`
 }
 
@@ -629,7 +629,7 @@ func (s *Store) Stat() (Stat, error) {
 			}
 			return st, err
 		}
-		st.PackBytes += fi.Size()
+		st.PackBytes += allocated(fi)
 	}
 	return st, nil
 }
