@@ -184,14 +184,12 @@ func (s *Staged) Append(start, total, size int64, body io.Reader) (int64, error)
 			return have, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload was declared as %d bytes; this request sends more", size))
 		}
 	}
-	if err := f.Sync(); err != nil {
-		if isNoSpace(err) {
-			return have + written, noSpace(written, have+written, err)
-		}
-		return have + written, fmt.Errorf("uploads: staging file: %w", err)
+	serr := f.Sync()
+	if isNoSpace(copyErr) || isNoSpace(serr) {
+		return have + written, noSpace(written, have+written, errors.Join(copyErr, serr))
 	}
-	if isNoSpace(copyErr) {
-		return have + written, noSpace(written, have+written, copyErr)
+	if serr != nil {
+		return have + written, fmt.Errorf("uploads: staging file: %w", serr)
 	}
 	if copyErr != nil {
 		return have + written, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload broke off after %d bytes; %d are kept: resume from there", written, have+written), copyErr)
