@@ -126,8 +126,11 @@ type Store struct {
 	unsynced []*os.File // packs with bytes written since the last sync, besides active
 	seq      uint64     // incremented for every write; synced covers a prefix
 	sessions map[*Session]struct{}
-	gcKeep   map[string]struct{} // keys of sessions that ended during a collection
-	gcActive bool
+	// unmeasured is how many bytes may be appended before the free space
+	// is measured again (see roomLocked).
+	unmeasured int64
+	gcKeep     map[string]struct{} // keys of sessions that ended during a collection
+	gcActive   bool
 
 	// syncMu serialises syncs, which makes concurrent Sync calls share one.
 	syncMu sync.Mutex

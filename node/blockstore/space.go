@@ -78,9 +78,20 @@ func (s *Store) Full() bool {
 	return s.CheckSpace(0) != nil
 }
 
+// maxUnmeasured bounds the bytes appended between two measurements of the
+// free space.
+const maxUnmeasured = 1 << 20
+
 // roomLocked checks that n more bytes fit, leaving the reserve free (or,
-// for compaction, half of it). Called with mu held.
+// for compaction, half of it). Called with mu held. The filesystem is
+// measured at most every maxUnmeasured bytes, and at every append once
+// the room left beyond the reserve is under 16 times that: a sixteenth of
+// the room is what may be appended unmeasured.
 func (s *Store) roomLocked(n int64, compaction bool) error {
+	if !compaction && n <= s.unmeasured {
+		s.unmeasured -= n
+		return nil
+	}
 	sp, err := s.Space()
 	if err != nil {
 		return err
@@ -91,8 +102,10 @@ func (s *Store) roomLocked(n int64, compaction bool) error {
 		reserve /= 2
 	}
 	if sp.Free-n < reserve {
+		s.unmeasured = 0
 		return noSpace(sp, n, nil)
 	}
+	s.unmeasured = min((sp.Free-n-reserve)/16, maxUnmeasured)
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 // fakeDisk is a DiskSpace whose free space the test sets.
 type fakeDisk struct {
 	free, total atomic.Int64
+	calls       atomic.Int64 // measurements
 }
 
 func newFakeDisk(free, total int64) *fakeDisk {
@@ -29,7 +30,44 @@ func newFakeDisk(free, total int64) *fakeDisk {
 }
 
 func (d *fakeDisk) space(string) (int64, int64, error) {
+	d.calls.Add(1)
 	return d.free.Load(), d.total.Load(), nil
+}
+
+// TestMeasuredNearTheReserve: far from the reserve the filesystem is
+// measured about once a MiB of appends; near it, at every append, so that
+// a block that would eat into the reserve is refused.
+func TestMeasuredNearTheReserve(t *testing.T) {
+	ctx := context.Background()
+	disk := newFakeDisk(10<<30, 100<<30) // reserve 1 GiB
+	s := open(t, t.TempDir(), Options{NoSync: true, DiskSpace: disk.space})
+	for i := range 1000 {
+		if err := s.Put(ctx, payload(t, i, 4<<10)); err != nil {
+			t.Fatal(err)
+		}
+		disk.free.Add(-(4 << 10))
+	}
+	if c := disk.calls.Load(); c > 10 {
+		t.Errorf("%d measurements for 4 MiB of appends far from the reserve, want about 4", c)
+	}
+	// Now 64 KiB above the reserve: every append measures, and the 17th
+	// block of 4 KiB does not fit.
+	disk.free.Store(1<<30 + 64<<10)
+	var stored int
+	for i := 1000; i < 1100; i++ {
+		err := s.Put(ctx, payload(t, i, 4<<10))
+		if errors.Is(err, artmesh.InsufficientStorage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		disk.free.Add(-(4<<10 + 40))
+		stored++
+	}
+	if stored < 14 || stored > 16 {
+		t.Errorf("%d blocks of 4 KiB stored in the 64 KiB above the reserve, want about 15", stored)
+	}
 }
 
 // payload is a block of n bytes that differs by seed.
