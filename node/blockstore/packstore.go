@@ -26,9 +26,22 @@
 //
 // # Deletion
 //
-// DeleteBlock removes the index entry. Compact rewrites packs whose live bytes
-// fell under a threshold and removes packs with none, so disk space comes
-// back after garbage collection.
+// DeleteBlock removes the index entry. A collection removes packs with no
+// live block, then, for packs whose live bytes fell under half their disk
+// space, moves the live blocks to the active pack when they fit within
+// half the reserve, or else punches the dead ranges out (fallocate
+// PUNCH_HOLE, the active pack included), so disk space comes back even on
+// a full disk.
+//
+// # Full disks
+//
+// Writes keep a reserve of free space (Options.Reserve): a record that
+// would eat into it is refused with artmesh.InsufficientStorage before it
+// is buffered, and CheckSpace lets a caller that knows its size refuse
+// before it starts. A pack write that fails (ENOSPC) keeps the buffer and
+// cuts the pack back to its last whole record, and the next flush retries
+// in the same pack: nothing accepted is lost, no partial record stays, and
+// failures do not start new packs.
 package blockstore
 
 import (
