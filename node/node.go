@@ -139,6 +139,7 @@ type Node struct {
 	placing     fetchStates
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
+	fullLogged  atomic.Int64  // when a fetch refused for lack of disk space was last logged, in Unix ns
 	placeView   view          // the placement reconciler's, its loop's only
 	allocView   view          // the allocator's, its loop's only
 	stop        context.CancelFunc
