@@ -91,10 +91,6 @@ func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64, te
 	}
 	if declared >= 0 {
 		limit = declared
-		// Refuse before reading a byte when the content cannot fit.
-		if err := n.bs.CheckSpace(declared); err != nil {
-			return nil, err
-		}
 	}
 	im, err := n.content.ImportTee(ctx, body, limit, "", tee)
 	if err != nil {
@@ -149,6 +145,14 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // collector. When anything fails, nothing is recorded and the blocks are
 // garbage.
 func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+	// Refuse before reading a byte, or asking others for copies, when
+	// content of a known size cannot fit here (content over the node's
+	// limit is refused as too large by importFor).
+	if size >= 0 && (n.rc.MaxArtifactBytes <= 0 || size <= n.rc.MaxArtifactBytes) {
+		if err := n.bs.CheckSpace(size); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
 	want, err := n.writeReplicas(replicas)
 	if err != nil {
 		return artmesh.Artifact{}, err
