@@ -72,12 +72,6 @@ func (s *Store) CheckSpace(n int64) error {
 	return nil
 }
 
-// Full reports whether the free space is below the reserve, so that content
-// read from other members is streamed through without being kept.
-func (s *Store) Full() bool {
-	return s.CheckSpace(0) != nil
-}
-
 // maxUnmeasured bounds the bytes appended between two measurements of the
 // free space.
 const maxUnmeasured = 1 << 20

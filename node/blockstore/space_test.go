@@ -130,8 +130,8 @@ func TestReserveRefusesBeforeWriting(t *testing.T) {
 			if err := s.CheckSpace(int64(tc.size)); !errors.Is(err, artmesh.InsufficientStorage) {
 				t.Errorf("CheckSpace: %v, want InsufficientStorage", err)
 			}
-			if s.Full() != tc.full {
-				t.Errorf("Full() = %v, want %v", s.Full(), tc.full)
+			if full := s.CheckSpace(0) != nil; full != tc.full {
+				t.Errorf("CheckSpace(0) refuses: %v, want %v (free below the reserve)", full, tc.full)
 			}
 			if err := s.Sync(ctx); err != nil {
 				t.Fatal(err)
