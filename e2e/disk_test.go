@@ -103,6 +103,10 @@ func TestFullDisk(t *testing.T) {
 	if code, data := postUnread(t, b, "/v1/artifacts?name=chunked", &patterned{n: 8 << 20, seed: 99}); code != 507 || errorCode(data) != "insufficient_storage" {
 		t.Fatalf("a chunked write on a full disk: %d %s, want 507", code, data)
 	}
+	// So does a new version of an artifact.
+	if code, data := b.status(t, b.key, "PUT", "/v1/artifacts/"+written[0].id+"/content", patternBytes(size, 98)); code != 507 || errorCode(data) != "insufficient_storage" {
+		t.Fatalf("a new version on a full disk: %d %s, want 507", code, data)
+	}
 	// So does an upload session that declares its size.
 	if code, data := b.status(t, b.key, "POST", "/v1/uploads", map[string]any{"name": "up", "size_bytes": 8 << 20}); code != 507 || errorCode(data) != "insufficient_storage" {
 		t.Fatalf("an upload session on a full disk: %d %s, want 507", code, data)
