@@ -57,6 +57,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// refusal from the leader) is for the operator.
 		log.Warn("request unavailable", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 	}
+	if status == http.StatusInsufficientStorage {
+		// The client is told; the operator has a disk to look after.
+		log.Warn("request refused: the disk is full", "method", r.Method, "path", redactPath(r.URL.Path), "err", msg)
+	}
 	h := w.Header()
 	h.Del("Content-Disposition")
 	h.Del("ETag")
