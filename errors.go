@@ -23,6 +23,7 @@ const (
 	TooLarge                        // the input is larger than allowed
 	RangeNotSatisfiable             // a byte range lies outside the content
 	Unavailable                     // the service cannot answer now; retrying may help
+	InsufficientStorage             // the node's disk has no room for the write; freeing space may help
 )
 
 var kindNames = [...]string{
@@ -36,6 +37,7 @@ var kindNames = [...]string{
 	TooLarge:            "too_large",
 	RangeNotSatisfiable: "range_not_satisfiable",
 	Unavailable:         "unavailable",
+	InsufficientStorage: "insufficient_storage",
 }
 
 // String returns the kind's API error code, such as "not_found".

@@ -31,6 +31,8 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case artmesh.Unavailable:
 		return http.StatusServiceUnavailable
+	case artmesh.InsufficientStorage:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -54,6 +56,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// The answer says what is unavailable; the cause (a dial error, a
 		// refusal from the leader) is for the operator.
 		log.Warn("request unavailable", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
+	}
+	if status == http.StatusInsufficientStorage {
+		// The client is told; the operator has a disk to look after.
+		log.Warn("request refused: the disk is full", "method", r.Method, "path", redactPath(r.URL.Path), "err", msg)
 	}
 	h := w.Header()
 	h.Del("Content-Disposition")

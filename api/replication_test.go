@@ -71,7 +71,7 @@ func wantError(t *testing.T, what string, status int, data []byte, wantStatus in
 
 // codeOfStatus is the error code the API sends with status.
 func codeOfStatus(status int) string {
-	for k := artmesh.Other; k <= artmesh.Unavailable; k++ {
+	for k := artmesh.Other; k <= artmesh.InsufficientStorage; k++ {
 		if statusOf(k) == status {
 			return k.String()
 		}

@@ -31,6 +31,16 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
+// WALSegmentSize is the size of a segment of the catalog's Raft log.
+// raft-wal preallocates each segment whole (64 MiB by default), which a
+// repo on a small filesystem cannot even start with, and which a full disk
+// could not give when the log rotates. Segments of 1 MiB still hold about
+// a thousand batches of commands each, and one fits in the free space the
+// block store leaves (its reserve is at least blockstore.MinReserve), so
+// the catalog keeps working (deletes included) when content filled the
+// disk.
+const WALSegmentSize = 1 << 20
+
 // Config configures a Catalog. Start from DefaultConfig.
 type Config struct {
 	// Dir holds the Raft log ("wal/") and snapshots ("snapshots/").
@@ -184,7 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		}
 	}()
 	var err error
-	c.wal, err = wal.Open(walDir, wal.WithMetaStore(c.meta), wal.WithLogger(newHCLog(logger, "wal")))
+	c.wal, err = wal.Open(walDir, wal.WithMetaStore(c.meta), wal.WithLogger(newHCLog(logger, "wal")), wal.WithSegmentSize(WALSegmentSize))
 	if err != nil {
 		return nil, artmesh.E(op, fmt.Errorf("open raft log %s: %w", walDir, err))
 	}

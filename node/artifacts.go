@@ -145,6 +145,14 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // collector. When anything fails, nothing is recorded and the blocks are
 // garbage.
 func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+	// Refuse before reading a byte, or asking others for copies, when
+	// content of a known size cannot fit here (content over the node's
+	// limit is refused as too large by importFor).
+	if size >= 0 && (n.rc.MaxArtifactBytes <= 0 || size <= n.rc.MaxArtifactBytes) {
+		if err := n.bs.CheckSpace(size); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
 	want, err := n.writeReplicas(replicas)
 	if err != nil {
 		return artmesh.Artifact{}, err
@@ -299,9 +307,20 @@ func (n *Node) OpenContent(ctx context.Context, caller artmesh.Agent, id artmesh
 	if err != nil {
 		return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", v.CID, err)
 	}
-	n.cache.set(v.CID, time.Now())
 	n.reading.acquire(v.CID) // the collector keeps what is being read
-	if !n.verifiedHere(ctx, v.CID) {
+	here := n.verifiedHere(ctx, v.CID)
+	if !here && n.bs.CheckSpace(v.SizeBytes) != nil {
+		// No room to keep a copy: stream it from a holder without
+		// storing it.
+		r, err := n.content.OpenThrough(ctx, root, n.fetcher.Through(root), n.cfg.ReadOpenTimeout)
+		if err != nil {
+			n.reading.release(v.CID)
+			return nil, err
+		}
+		return &Content{Artifact: a, Version: v, Reader: &readingReader{DagReader: r, release: func() { n.reading.release(v.CID) }}}, nil
+	}
+	n.cache.set(v.CID, time.Now())
+	if !here {
 		// Not all here (a root block alone proves nothing): stream it
 		// from a holder, serving it as it arrives.
 		n.fetcher.Ensure(root)

@@ -236,7 +236,7 @@ var (
 	descBSBytes     = prometheus.NewDesc("artmesh_blockstore_bytes", "Bytes of block data in the block store.", nil, nil)
 	descBSBlocks    = prometheus.NewDesc("artmesh_blockstore_blocks", "Blocks in the block store.", nil, nil)
 	descBSPacks     = prometheus.NewDesc("artmesh_blockstore_packs", "Pack files of the block store.", nil, nil)
-	descBSPackBytes = prometheus.NewDesc("artmesh_blockstore_pack_bytes", "Bytes of pack files on disk, garbage not yet compacted included.", nil, nil)
+	descBSPackBytes = prometheus.NewDesc("artmesh_blockstore_pack_bytes", "Disk space the pack files use, garbage not yet compacted included (holes punched by collections excluded).", nil, nil)
 	descAllocated   = prometheus.NewDesc("artmesh_replication_allocated_versions", "Content roots (versions) the catalog allocates to this node.", nil, nil)
 	descHeld        = prometheus.NewDesc("artmesh_replication_held_versions", "Content roots (versions) the catalog records this node as holding.", nil, nil)
 	descHeldBytes   = prometheus.NewDesc("artmesh_replication_held_bytes", "Bytes of the content roots this node is recorded as holding.", nil, nil)

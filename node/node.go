@@ -93,6 +93,12 @@ type Config struct {
 	// makes no progress before it fails (after the headers: the body is
 	// cut short). Zero means exchange.DefaultStall.
 	ReadStallTimeout time.Duration
+	// DiskReserve is how many bytes of the block store's filesystem
+	// writes leave free; a write that would leave less fails with
+	// artmesh.InsufficientStorage (507). Zero means the smaller of 2 % of
+	// the filesystem and 1 GiB (blockstore.DefaultReserve); negative keeps
+	// none.
+	DiskReserve int64
 }
 
 // DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
@@ -148,6 +154,7 @@ type Node struct {
 	placing     fetchStates
 	placeSem    chan struct{} // bounds placement fetches
 	seen        lastSeen      // the allocator's view of reachability
+	fullLogged  atomic.Int64  // when a fetch refused for lack of disk space was last logged, in Unix ns
 	placeView   view          // the placement reconciler's, its loop's only
 	placeAll    atomic.Bool   // the next placement run looks at every version
 	scrub       scrubber
@@ -296,7 +303,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // host, the catalog over it; then joins or waits for the catalog.
 func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	var err error
-	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{NoSync: n.cfg.NoSync, OnCorrupt: n.onCorrupt, SkipReadChecks: skipReadChecks()}); err != nil {
+	if n.bs, err = blockstore.Open(filepath.Join(n.cfg.Repo, repo.BlocksDir), blockstore.Options{
+		NoSync: n.cfg.NoSync, Reserve: n.cfg.DiskReserve, OnCorrupt: n.onCorrupt, SkipReadChecks: skipReadChecks(),
+	}); err != nil {
 		return err
 	}
 	mcfg := mesh.DefaultConfig()

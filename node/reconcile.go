@@ -384,7 +384,16 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 		defer n.wg.Done()
 		err := n.fetchAndHold(ctx, r)
 		n.placing.finish(r.CID, err)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, artmesh.InsufficientStorage):
+			// Every allocated copy fails alike while the disk is full:
+			// one line a minute says so.
+			now := time.Now().UnixNano()
+			if last := n.fullLogged.Load(); now-last >= int64(time.Minute) && n.fullLogged.CompareAndSwap(last, now) {
+				n.log.Warn("allocated copies wait for disk space; retrying later", "cid", r.CID, "err", err)
+			}
+		default:
 			n.log.Warn("fetching an allocated copy failed; retrying later", "cid", r.CID, "err", err)
 		}
 	}()
@@ -400,6 +409,11 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 	root, err := cid.Decode(r.CID)
 	if err != nil {
 		return err
+	}
+	if !n.complete(ctx, root) {
+		if err := n.bs.CheckSpace(r.SizeBytes); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	fe := n.fetcher.Ensure(root)

@@ -109,6 +109,9 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 	if n.rc.MaxArtifactBytes > 0 && in.SizeBytes > n.rc.MaxArtifactBytes {
 		return UploadStatus{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("size_bytes %d is larger than this node's limit of %d", in.SizeBytes, n.rc.MaxArtifactBytes))
 	}
+	if err := n.bs.CheckSpace(in.SizeBytes); err != nil {
+		return UploadStatus{}, err
+	}
 	ct := ""
 	var err error
 	if in.ArtifactID != "" {
@@ -217,6 +220,10 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 	}
 	if u.State != catalog.StateOpen {
 		return UploadStatus{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is %s: it takes no more bytes", id, u.State))
+	}
+	// The content must fit in the block store once it is all here.
+	if err := n.bs.CheckSpace(u.SizeBytes); err != nil {
+		return UploadStatus{}, err
 	}
 	have, err := staged.Append(start, total, u.SizeBytes, body)
 	if err != nil {

@@ -382,6 +382,9 @@ func TestErrors(t *testing.T) {
 		{"not the API shape", 502, nil, `<html>bad gateway</html>`,
 			artmesh.Other, "", "HTTP 502 Bad Gateway: <html>bad gateway</html>", 0},
 		{"no body", 413, nil, ``, artmesh.TooLarge, "", "HTTP 413 Request Entity Too Large", 0},
+		{"full disk", 507, nil, `{"error":{"code":"insufficient_storage","message":"the node's disk is full"}}`,
+			artmesh.InsufficientStorage, "insufficient_storage", "the node's disk is full", 0},
+		{"full disk, no body", 507, nil, ``, artmesh.InsufficientStorage, "", "HTTP 507 Insufficient Storage", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,8 @@ func kindOfStatus(status int) artmesh.Kind {
 		return artmesh.RangeNotSatisfiable
 	case http.StatusServiceUnavailable:
 		return artmesh.Unavailable
+	case http.StatusInsufficientStorage:
+		return artmesh.InsufficientStorage
 	}
 	return artmesh.Other
 }

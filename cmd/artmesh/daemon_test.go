@@ -66,6 +66,10 @@ func TestDaemonFlags(t *testing.T) {
 		{[]string{"--dead-holder-after", "0s"}, nil, "--dead-holder-after must be a duration above 0"},
 		{[]string{"--replicate-timeout", "-1s"}, nil, "--replicate-timeout must be a duration above 0"},
 		{[]string{"--cache-size", "lots"}, nil, `"lots" is not a size`},
+		{nil, func(c node.Config) bool { return c.DiskReserve == 0 }, ""},
+		{[]string{"--disk-reserve", "512MiB"}, func(c node.Config) bool { return c.DiskReserve == 512<<20 }, ""},
+		{[]string{"--disk-reserve", "0"}, func(c node.Config) bool { return c.DiskReserve < 0 }, ""},
+		{[]string{"--disk-reserve", "some"}, nil, `--disk-reserve: "some" is not a size`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			f := &daemonFlags{}

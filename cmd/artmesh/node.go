@@ -94,6 +94,7 @@ type daemonFlags struct {
 	scrubEvery        time.Duration
 	readOpen          time.Duration
 	readStall         time.Duration
+	diskReserve       string
 }
 
 // register defines the flags on cmd.
@@ -117,6 +118,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.scrubEvery, "scrub-every", node.DefaultScrubEvery, "how long after a scrub pass started the next one starts")
 	fl.DurationVar(&f.readOpen, "read-open-timeout", node.DefaultReadOpenTimeout, "how long a download waits for the first block of content that is not on this node before it answers 503 with Retry-After")
 	fl.DurationVar(&f.readStall, "read-stall-timeout", exchange.DefaultStall, "how long a download waits for a block whose fetch makes no progress before it ends the response (cut short: clients resume with Range)")
+	fl.StringVar(&f.diskReserve, "disk-reserve", "", "free space that writes leave on the block store's filesystem; a write that would leave less fails with 507 insufficient_storage before it stores a byte; bytes, or with a unit: 512MiB, 1GiB (default: the smaller of 2% of the filesystem and 1GiB; 0 keeps none)")
 }
 
 // nodeConfig checks the flags and returns the node's configuration.
@@ -142,10 +144,21 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	if cache == 0 {
 		cache = -1 // node.Config: negative keeps none, zero is the default
 	}
+	var reserve int64 // node.Config: zero is the default
+	if f.diskReserve != "" {
+		var b byteSize
+		if err := b.Set(f.diskReserve); err != nil {
+			return node.Config{}, usageErrorf("--disk-reserve: %v", err)
+		}
+		if reserve = int64(b); reserve == 0 {
+			reserve = -1 // node.Config: negative keeps none
+		}
+	}
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
 		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
 		ScrubRate: scrub, ScrubEvery: f.scrubEvery, ReadOpenTimeout: f.readOpen, ReadStallTimeout: f.readStall,
+		DiskReserve: reserve,
 	}, nil
 }
 

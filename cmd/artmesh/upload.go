@@ -305,7 +305,8 @@ func backoff(attempt int) time.Duration {
 }
 
 // retryable reports whether a failed call may work when tried again: the
-// connection broke or could not be made, or the node had a server error.
+// connection broke or could not be made, or the node had a server error
+// other than a full disk (which a retry does not fix).
 func retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -316,7 +317,7 @@ func retryable(err error) bool {
 	}
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		return ce.Status >= 500
+		return ce.Status >= 500 && ce.Kind() != artmesh.InsufficientStorage
 	}
 	var ae *artmesh.Error
 	if errors.As(err, &ae) && ae.Kind != artmesh.Unavailable {

@@ -6,10 +6,12 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/artmesh/artmesh"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
@@ -119,12 +121,24 @@ func (s *Store) Collect(ctx context.Context, mark MarkFunc) (CollectStats, error
 	return st, nil
 }
 
-// compactRatio is the share of a pack's bytes that must be live for the
-// pack to be left as it is.
+// compactRatio is the share of a pack's disk space that must be live for
+// the pack to be left as it is.
 const compactRatio = 0.5
 
-// compact removes packs that hold no live block and rewrites packs that are
-// mostly garbage.
+// punchAlign is the unit holes are punched in: dead ranges are shrunk to
+// whole units so that no live byte shares a punched block.
+const punchAlign = 4096
+
+// span is a record's bytes in its pack: [start, end).
+type span struct{ start, end int64 }
+
+// compact frees the disk space of removed blocks without needing any: it
+// removes packs that hold no live block, then, for each pack that is
+// mostly garbage, moves its live blocks to the active pack when they fit
+// (using at most half the reserve) or else punches holes over its dead
+// ranges. The active pack and packs not yet synced have their dead ranges
+// punched too, so that a store whose whole content is in one pack gets
+// space back.
 func (s *Store) compact(ctx context.Context, st *CollectStats) error {
 	ids, err := s.packIDs()
 	if err != nil {
@@ -138,49 +152,171 @@ func (s *Store) compact(ctx context.Context, st *CollectStats) error {
 	for _, l := range s.pending {
 		busy[l.pack] = true
 	}
+	activeID, activeWritten := s.activeID, s.w.off
 	s.mu.Unlock()
 
-	liveBytes := make(map[uint32]int64)
-	members := make(map[uint32][]string)
-	if err := s.forEach(func(k string, l loc) error {
-		liveBytes[l.pack] += int64(l.length)
-		members[l.pack] = append(members[l.pack], k)
-		return nil
-	}); err != nil {
+	spans, liveBytes, members, err := s.liveSpans()
+	if err != nil {
 		return err
 	}
-	var remove []uint32
+	var remove, rewritten []uint32
 	for _, id := range ids {
-		if busy[id] {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := os.Stat(s.packPath(id))
+		if err != nil {
+			continue
+		}
+		size, used := fi.Size(), allocated(fi)
+		switch {
+		case busy[id]:
+			end := size
+			if id == activeID {
+				end = activeWritten // beyond it, bytes may be being written
+			}
+			freed, err := s.punchDead(id, spans[id], end)
+			if err != nil {
+				return err
+			}
+			st.DiskFreed += freed
+		case liveBytes[id] == 0:
+			remove = append(remove, id)
+			st.DiskFreed += used
+		}
+	}
+	if err := s.removePacks(remove, st); err != nil {
+		return err
+	}
+	// Then mostly-dead packs, with the room the dead ones left.
+	for _, id := range ids {
+		if busy[id] || liveBytes[id] == 0 {
 			continue
 		}
 		fi, err := os.Stat(s.packPath(id))
 		if err != nil {
 			continue
 		}
-		size := fi.Size()
-		switch {
-		case liveBytes[id] == 0:
-			remove = append(remove, id)
-			st.DiskFreed += size
-		case float64(liveBytes[id]) < compactRatio*float64(size):
-			if err := s.rewrite(ctx, id, members[id]); err != nil {
+		used := allocated(fi)
+		if float64(liveBytes[id]) >= compactRatio*float64(used) {
+			continue
+		}
+		s.mu.Lock()
+		room := s.roomLocked(liveBytes[id], true)
+		s.mu.Unlock()
+		if room == nil {
+			if err := s.rewrite(ctx, id, members[id]); err == nil {
+				rewritten = append(rewritten, id)
+				st.PacksRewritten++
+				st.DiskFreed += used - liveBytes[id]
+				continue
+			} else if artmesh.KindOf(err) != artmesh.InsufficientStorage {
 				return err
 			}
-			remove = append(remove, id)
-			st.PacksRewritten++
-			st.DiskFreed += size - liveBytes[id]
+			// The room went meanwhile: punch instead. What was moved
+			// stays pending and is committed with the next sync.
 		}
+		freed, err := s.punchDead(id, spans[id], fi.Size())
+		if err != nil {
+			return err
+		}
+		st.DiskFreed += freed
 	}
-	if len(remove) == 0 {
+	if len(rewritten) == 0 {
 		return nil
 	}
 	if err := s.Sync(ctx); err != nil {
 		return err
 	}
+	return s.removePacks(rewritten, st)
+}
+
+// liveSpans lists, per pack, the records that the index or a pending write
+// points to. A block moved by a compaction whose sync is still to come is
+// live in both packs.
+func (s *Store) liveSpans() (spans map[uint32][]span, liveBytes map[uint32]int64, members map[uint32][]string, err error) {
+	spans = make(map[uint32][]span)
+	liveBytes = make(map[uint32]int64)
+	members = make(map[uint32][]string)
+	add := func(k string, l loc) {
+		start := int64(l.offset) - int64(recordHeader+len(k))
+		spans[l.pack] = append(spans[l.pack], span{start, int64(l.offset) + int64(l.length)})
+		liveBytes[l.pack] += int64(l.length)
+		members[l.pack] = append(members[l.pack], k)
+	}
+	s.mu.Lock()
+	for k, l := range s.pending {
+		add(k, l)
+	}
+	s.mu.Unlock()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketIndex)).ForEach(func(k, v []byte) error {
+			l, err := decodeLoc(v)
+			if err != nil {
+				return err
+			}
+			add(string(k), l)
+			return nil
+		})
+	})
+	return spans, liveBytes, members, err
+}
+
+// punchDead punches holes over the bytes of pack id below end that no live
+// record uses, and returns the disk space that came back.
+func (s *Store) punchDead(id uint32, live []span, end int64) (int64, error) {
+	sort.Slice(live, func(i, j int) bool { return live[i].start < live[j].start })
+	var dead []span
+	at := int64(0)
+	for _, sp := range append(live, span{end, end}) {
+		lo := (at + punchAlign - 1) / punchAlign * punchAlign
+		hi := min(sp.start, end) / punchAlign * punchAlign
+		if hi > lo {
+			dead = append(dead, span{lo, hi})
+		}
+		at = max(at, sp.end)
+	}
+	if len(dead) == 0 {
+		return 0, nil
+	}
+	f, err := os.OpenFile(s.packPath(id), os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("blockstore: open pack: %w", err)
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("blockstore: %w", err)
+	}
+	// A reader holds rmu from its lookup to its pread, so none reads a
+	// range while it is punched.
+	s.rmu.Lock()
+	for _, d := range dead {
+		ok, err := punchHole(f, d.start, d.end-d.start)
+		if err != nil {
+			s.rmu.Unlock()
+			return 0, fmt.Errorf("blockstore: punch pack %d: %w", id, err)
+		}
+		if !ok {
+			break // the filesystem cannot; the pack is rewritten when there is room
+		}
+	}
+	s.rmu.Unlock()
+	after, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("blockstore: %w", err)
+	}
+	return max(allocated(before)-allocated(after), 0), nil
+}
+
+// removePacks deletes the pack files ids.
+func (s *Store) removePacks(ids []uint32, st *CollectStats) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	for _, id := range remove {
+	for _, id := range ids {
 		s.fmu.Lock()
 		if f, ok := s.files[id]; ok {
 			f.Close()
@@ -234,7 +370,7 @@ func (s *Store) rewrite(ctx context.Context, id uint32, keys []string) error {
 		}
 		s.mu.Lock()
 		if _, moved := s.pending[k]; !moved {
-			err = s.appendLocked(k, data, sum)
+			err = s.appendLocked(k, data, sum, true)
 		}
 		s.mu.Unlock()
 		if err != nil {

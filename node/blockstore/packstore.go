@@ -26,13 +26,25 @@
 //
 // # Deletion
 //
-// DeleteBlock removes the index entry. Compact rewrites packs whose live bytes
-// fell under a threshold and removes packs with none, so disk space comes
-// back after garbage collection.
+// DeleteBlock removes the index entry. A collection removes packs with no
+// live block, then, for packs whose live bytes fell under half their disk
+// space, moves the live blocks to the active pack when they fit within
+// half the reserve, or else punches the dead ranges out (fallocate
+// PUNCH_HOLE, the active pack included), so disk space comes back even on
+// a full disk.
+//
+// # Full disks
+//
+// Writes keep a reserve of free space (Options.Reserve): a record that
+// would eat into it is refused with artmesh.InsufficientStorage before it
+// is buffered, and CheckSpace lets a caller that knows its size refuse
+// before it starts. A pack write that fails (ENOSPC) keeps the buffer and
+// cuts the pack back to its last whole record, and the next flush retries
+// in the same pack: nothing accepted is lost, no partial record stays, and
+// failures do not start new packs.
 package blockstore
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -124,6 +136,14 @@ type Options struct {
 	// Now is the clock of quarantine records and scrub passes (nil:
 	// time.Now).
 	Now func() time.Time
+	// Reserve is how many bytes of the filesystem writes leave free: a
+	// write that would leave less fails with artmesh.InsufficientStorage
+	// before it stores a byte. Zero means DefaultReserve of the
+	// filesystem's size; negative keeps none. Compaction may use half of
+	// it to move live blocks out of mostly-dead packs.
+	Reserve int64
+	// DiskSpace measures the filesystem (statfs when nil).
+	DiskSpace DiskSpace
 }
 
 // Store is a persistent block store of pack files under one folder. It
@@ -138,14 +158,17 @@ type Store struct {
 	mu       sync.Mutex
 	active   *os.File
 	activeID uint32
-	w        *bufio.Writer
+	w        *packWriter
 	size     int64 // bytes written to the active pack (including buffered)
 	pending  map[string]loc
 	unsynced []*os.File // packs with bytes written since the last sync, besides active
 	seq      uint64     // incremented for every write; synced covers a prefix
 	sessions map[*Session]struct{}
-	gcKeep   map[string]struct{} // keys of sessions that ended during a collection
-	gcActive bool
+	// unmeasured is how many bytes may be appended before the free space
+	// is measured again (see roomLocked).
+	unmeasured int64
+	gcKeep     map[string]struct{} // keys of sessions that ended during a collection
+	gcActive   bool
 
 	// syncMu serialises syncs, which makes concurrent Sync calls share one.
 	syncMu sync.Mutex
@@ -162,12 +185,18 @@ type Store struct {
 	closed bool
 
 	corrupt atomic.Int64 // blocks quarantined since Open
+	// writeAt writes to packs; tests replace it before the first write to
+	// fail writes as a full disk does.
+	writeAt writeAtFunc
 }
 
 // Open opens or creates the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxPackSize <= 0 {
 		opts.MaxPackSize = DefaultMaxPackSize
+	}
+	if opts.DiskSpace == nil {
+		opts.DiskSpace = statfsSpace
 	}
 	if err := os.MkdirAll(filepath.Join(dir, packsDir), 0o700); err != nil {
 		return nil, fmt.Errorf("blockstore: %w", err)
@@ -190,6 +219,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		pending:  make(map[string]loc),
 		files:    make(map[uint32]*os.File),
 		sessions: make(map[*Session]struct{}),
+		writeAt:  fileWriteAt,
 	}
 	ids, err := s.packIDs()
 	if err != nil {
@@ -236,32 +266,30 @@ func (s *Store) packIDs() ([]uint32, error) {
 }
 
 // startPack closes the active pack for writing and starts pack id. Called
-// with mu held (or before the store is shared).
+// with mu held (or before the store is shared). When the active pack's
+// buffer cannot be written, nothing changes: no new pack is started.
 func (s *Store) startPack(id uint32) error {
-	f, err := os.OpenFile(s.packPath(id), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("blockstore: new pack: %w", err)
-	}
 	if s.active != nil {
 		if err := s.w.Flush(); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return fmt.Errorf("blockstore: flush pack: %w", err)
+			return s.writeErr("flush pack", err)
 		}
-		s.unsynced = append(s.unsynced, s.active)
+	}
+	f, err := os.OpenFile(s.packPath(id), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return s.writeErr("new pack", err)
 	}
 	if !s.opts.NoSync {
 		if err := syncDir(filepath.Join(s.dir, packsDir)); err != nil {
 			f.Close()
+			os.Remove(f.Name())
 			return err
 		}
 	}
-	s.active, s.activeID, s.size = f, id, 0
-	if s.w == nil {
-		s.w = bufio.NewWriterSize(f, writeBufferSize)
-	} else {
-		s.w.Reset(f)
+	if s.active != nil {
+		s.unsynced = append(s.unsynced, s.active)
 	}
+	s.active, s.activeID, s.size = f, id, 0
+	s.w = newPackWriter(f, func(f *os.File, b []byte, off int64) (int, error) { return s.writeAt(f, b, off) })
 	s.fmu.Lock()
 	s.files[id] = f
 	s.fmu.Unlock()
@@ -455,49 +483,39 @@ func (s *Store) put(sess *Session, hash mh.Multihash, data []byte) error {
 	if exists {
 		return nil
 	}
-	return s.appendLocked(key, data, sum)
+	return s.appendLocked(key, data, sum, false)
 }
 
-// appendLocked writes a record to the active pack; sum is the data's
-// CRC-32C. Called with mu held.
-func (s *Store) appendLocked(key string, data []byte, sum uint32) error {
+// appendLocked writes a record to the active pack, if it fits in the free
+// space beyond the reserve (beyond half of it for compaction); sum is the
+// data's CRC-32C. Called with mu held. A record is buffered whole or not
+// at all.
+func (s *Store) appendLocked(key string, data []byte, sum uint32, compaction bool) error {
 	rec := int64(recordHeader + len(key) + len(data))
+	if err := s.roomLocked(rec, compaction); err != nil {
+		return err
+	}
 	if s.size > 0 && s.size+rec > s.opts.MaxPackSize {
 		if err := s.startPack(s.activeID + 1); err != nil {
 			return err
 		}
 	}
+	if b := int64(s.w.Buffered()); b > 0 && b+rec > writeBufferSize {
+		if err := s.w.Flush(); err != nil {
+			return s.writeErr("write pack", err)
+		}
+	}
 	var hdr [recordHeader]byte
 	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(data)))
 	hdr[4] = byte(len(key))
-	if _, err := s.w.Write(hdr[:]); err != nil {
-		return s.failWrite(err)
-	}
-	if _, err := s.w.WriteString(key); err != nil {
-		return s.failWrite(err)
-	}
+	s.w.Write(hdr[:])
+	s.w.WriteString(key)
 	off := s.size + int64(recordHeader+len(key))
-	if _, err := s.w.Write(data); err != nil {
-		return s.failWrite(err)
-	}
+	s.w.Write(data)
 	s.size += rec
 	s.pending[key] = loc{pack: s.activeID, offset: uint64(off), length: uint32(len(data)), crc: sum, hasCRC: true}
 	s.seq++
 	return nil
-}
-
-// failWrite starts a fresh pack after a failed write, so that a partial
-// record is never followed by others; the failed bytes are garbage that
-// Compact reclaims.
-func (s *Store) failWrite(err error) error {
-	werr := fmt.Errorf("blockstore: write pack: %w", err)
-	s.w = nil
-	s.unsynced = append(s.unsynced, s.active)
-	s.active = nil
-	if perr := s.startPack(s.activeID + 1); perr != nil {
-		return errors.Join(werr, perr)
-	}
-	return werr
 }
 
 // Sync makes every block put before the call durable and findable after a
@@ -522,7 +540,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	}
 	if err := s.w.Flush(); err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("blockstore: flush: %w", err)
+		return s.writeErr("flush", err)
 	}
 	files := append(s.unsynced, s.active)
 	s.unsynced = nil
@@ -536,7 +554,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	if !s.opts.NoSync {
 		for _, f := range files {
 			if err := fdatasync(f); err != nil {
-				return fmt.Errorf("blockstore: sync pack: %w", err)
+				return s.writeErr("sync pack", err)
 			}
 		}
 	}
@@ -549,7 +567,7 @@ func (s *Store) Sync(ctx context.Context) error {
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("blockstore: commit index: %w", err)
+		return s.writeErr("commit index", err)
 	}
 	s.mu.Lock()
 	for k, l := range batch {
@@ -635,7 +653,7 @@ type Stat struct {
 	Blocks    int64  `json:"blocks"`     // blocks in the store
 	Bytes     int64  `json:"bytes"`      // bytes of block data
 	Packs     int    `json:"packs"`      // pack files on disk
-	PackBytes int64  `json:"pack_bytes"` // bytes of pack files on disk, garbage included
+	PackBytes int64  `json:"pack_bytes"` // disk space the pack files use, garbage included (holes punched by collections excluded)
 	Path      string `json:"path"`
 }
 
@@ -668,7 +686,7 @@ func (s *Store) Stat() (Stat, error) {
 			}
 			return st, err
 		}
-		st.PackBytes += fi.Size()
+		st.PackBytes += allocated(fi)
 	}
 	return st, nil
 }

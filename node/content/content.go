@@ -157,12 +157,16 @@ func (c *Store) ImportTee(ctx context.Context, r io.Reader, limit int64, chunkin
 		root, err = balanced.Layout(db)
 	}
 	split.Close(err != nil)
-	if werr := w.Flush(); err == nil && werr != nil {
+	if werr := w.Flush(); werr != nil && (err == nil || errors.Is(werr, artmesh.InsufficientStorage)) {
+		// A full disk is why the import stopped, even when reading the
+		// body (aborted because of it) failed first.
 		err = werr
 	}
 	if err != nil {
 		sess.Close()
 		switch {
+		case errors.Is(err, artmesh.InsufficientStorage):
+			return nil, artmesh.E(op, err)
 		case errors.Is(err, errSizeLimit):
 			return nil, artmesh.E(op, artmesh.TooLarge, fmt.Sprintf("content is larger than the %d bytes allowed", limit))
 		case ctx.Err() != nil:
@@ -215,6 +219,26 @@ func (c *Store) open(ctx context.Context, root cid.Cid, dag ipld.DAGService, fir
 	}
 	return uio.NewDagReader(ctx, n, dag)
 }
+
+// OpenThrough is Open for content read through ex without being stored:
+// blocks found in the store are read from it; the others come from ex and
+// are handed to the reader only. It is how a node whose disk is full
+// serves content it does not hold. The root block must arrive within
+// first (0: no limit of its own), as with OpenVia.
+func (c *Store) OpenThrough(ctx context.Context, root cid.Cid, ex exchange.Interface, first time.Duration) (uio.DagReader, error) {
+	dag := merkledag.NewDAGService(blockservice.New(noCache{c.bs}, ex))
+	return c.open(ctx, root, dag, first)
+}
+
+// noCache is the block store with writes dropped: the block service
+// stores what it fetches, and a read through must not.
+type noCache struct{ *blockstore.Store }
+
+// Put drops the block.
+func (noCache) Put(context.Context, blocks.Block) error { return nil }
+
+// PutMany drops the blocks.
+func (noCache) PutMany(context.Context, []blocks.Block) error { return nil }
 
 // Walk calls keep for every block of the DAG under root. Raw leaves are
 // not read: their CIDs say they have no links.

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ipfs/go-cid"
 
@@ -183,8 +184,12 @@ func (s *Staged) Append(start, total, size int64, body io.Reader) (int64, error)
 			return have, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload was declared as %d bytes; this request sends more", size))
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return have + written, fmt.Errorf("uploads: staging file: %w", err)
+	serr := f.Sync()
+	if isNoSpace(copyErr) || isNoSpace(serr) {
+		return have + written, noSpace(written, have+written, errors.Join(copyErr, serr))
+	}
+	if serr != nil {
+		return have + written, fmt.Errorf("uploads: staging file: %w", serr)
 	}
 	if copyErr != nil {
 		return have + written, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload broke off after %d bytes; %d are kept: resume from there", written, have+written), copyErr)
@@ -256,4 +261,15 @@ func (a *Area) Sweep(open func(id string) bool) ([]string, error) {
 		s.Unlock()
 	}
 	return removed, nil
+}
+
+// isNoSpace reports whether err is the filesystem saying it is full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// noSpace is the error of a staging write that ran out of disk: what
+// arrived before is kept, so the upload resumes once space is freed.
+func noSpace(written, kept int64, cause error) error {
+	return artmesh.E(artmesh.InsufficientStorage, fmt.Sprintf("the node's disk is full: the upload stopped after %d bytes of this request; %d are kept: resume from there once space is freed", written, kept), cause)
 }

@@ -391,3 +391,25 @@ func TestSweep(t *testing.T) {
 		t.Fatal("sweep asked about a file that is not a staging file")
 	}
 }
+
+// TestAppendOnFullDisk: bytes that meet a full disk (the staging file is
+// /dev/full, where every write fails with ENOSPC) are an
+// InsufficientStorage error, not a body that broke off.
+func TestAppendOnFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skipf("no /dev/full to fail writes with ENOSPC: %v", err)
+	}
+	a, _ := newTestArea(t)
+	if err := os.MkdirAll(a.cfg.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", a.Path("upl_full")); err != nil {
+		t.Fatal(err)
+	}
+	s := a.Lock("upl_full")
+	defer s.Unlock()
+	_, err := s.Append(0, 100, 100, bytes.NewReader(make([]byte, 100)))
+	if !errors.Is(err, artmesh.InsufficientStorage) {
+		t.Fatalf("Append on a full disk: %v, want InsufficientStorage", err)
+	}
+}

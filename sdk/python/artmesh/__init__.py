@@ -36,6 +36,7 @@ from ._errors import (
     TooLargeError,
     UnauthenticatedError,
     UnavailableError,
+    InsufficientStorageError,
 )
 from ._models import (
     Access,
@@ -110,6 +111,7 @@ __all__ = [
     "RangeNotSatisfiableError",
     "InternalError",
     "UnavailableError",
+    "InsufficientStorageError",
     "ArtmeshConnectionError",
     "ArtmeshTimeoutError",
 ]

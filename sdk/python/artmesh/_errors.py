@@ -126,6 +126,17 @@ class UnavailableError(ArtmeshError):
     CODE, STATUS = "unavailable", 503
 
 
+class InsufficientStorageError(ArtmeshError):
+    """507 ``insufficient_storage``: the node's disk has no room for the write.
+
+    Nothing was stored. The message says how much space is free; deleting
+    content and collecting garbage (``artmesh repo gc``) on that node, or
+    writing through another node, may help.
+    """
+
+    CODE, STATUS = "insufficient_storage", 507
+
+
 class ArtmeshConnectionError(ArtmeshError, builtins.ConnectionError):
     """No artmesh node answered at the API address, or the connection broke.
 
@@ -161,6 +172,7 @@ _BY_CODE: dict[str, type[ArtmeshError]] = {
         RangeNotSatisfiableError,
         InternalError,
         UnavailableError,
+        InsufficientStorageError,
     )
 }
 _BY_STATUS: dict[int, type[ArtmeshError]] = {cls.STATUS: cls for cls in _BY_CODE.values() if cls.STATUS is not None}

@@ -85,13 +85,16 @@ def backoff(failures: int) -> float:
 
 
 def retryable(e: BaseException) -> bool:
-    """Whether a failed transfer step may work when tried again: the connection broke or the node failed."""
+    """Whether a failed transfer step may work when tried again: the connection broke or the node failed.
+
+    A full disk (507) is not retried: trying again does not free space.
+    """
     if isinstance(e, ArtmeshConnectionError):
         return True
     if isinstance(e, (OSError, http.client.HTTPException)):
         return True
     if isinstance(e, ArtmeshError):
-        return e.status is not None and e.status >= 500
+        return e.status is not None and e.status >= 500 and e.status != 507
     return False
 
 

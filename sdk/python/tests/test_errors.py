@@ -14,6 +14,7 @@ from unittest import mock
 
 import artmesh
 from artmesh._errors import error_from_response
+from artmesh._files import retryable
 from artmesh._transport import retry_after
 
 from .support import modes, new_agent, node, unique
@@ -163,6 +164,13 @@ class ErrorShapes(unittest.TestCase):
         self.assertEqual((type(e), e.code), (artmesh.UnavailableError, "unavailable"))
         e = error_from_response(410, b'{"error":{"code":"expired","message":"old"}}')
         self.assertIs(type(e), artmesh.ExpiredError)
+        e = error_from_response(507, b'{"error":{"code":"insufficient_storage","message":"1.0 MiB free"}}')
+        self.assertEqual((type(e), e.status, e.message), (artmesh.InsufficientStorageError, 507, "1.0 MiB free"))
+        e = error_from_response(507, b"")
+        self.assertEqual((type(e), e.code), (artmesh.InsufficientStorageError, "insufficient_storage"))
+        # A full disk is not retried by the transfers: a retry frees nothing.
+        self.assertFalse(retryable(e))
+        self.assertTrue(retryable(error_from_response(500, b"")))
 
     def test_retry_after(self) -> None:
         self.assertEqual(retry_after("1"), 1.0)

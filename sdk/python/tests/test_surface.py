@@ -130,6 +130,7 @@ class Surface(unittest.TestCase):
             artmesh.RangeNotSatisfiableError: (416, "range_not_satisfiable"),
             artmesh.InternalError: (500, "internal"),
             artmesh.UnavailableError: (503, "unavailable"),
+            artmesh.InsufficientStorageError: (507, "insufficient_storage"),
         }
         for cls, (status, code) in codes.items():
             self.assertTrue(issubclass(cls, artmesh.ArtmeshError))
