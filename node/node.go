@@ -78,7 +78,17 @@ type Config struct {
 	// the other members to hold its blocks. Zero means
 	// DefaultReplicateTimeout.
 	ReplicateTimeout time.Duration
+	// EagerCopyMax is the largest write, in bytes, that is also pushed to
+	// the members its factor asks for beyond the write's own replicas, as
+	// extra copies that cost the write little (see pushFan). Zero means
+	// DefaultEagerCopyMax; negative turns extra copies off.
+	EagerCopyMax int64
 }
+
+// DefaultEagerCopyMax is the default of Config.EagerCopyMax: what one
+// member's push queue holds, so that an extra copy never makes a write
+// wait.
+const DefaultEagerCopyMax = pushQueue * 256 << 10
 
 // DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
 const DefaultReplicateTimeout = 5 * time.Minute
@@ -131,7 +141,10 @@ type Node struct {
 	pending     pendingSet        // content pushed here by writes with replicas=N
 	reading     refCounts         // content being read, by root
 	placing     fetchStates
-	placeSem    chan struct{} // bounds placement fetches
+	placeSem    chan struct{} // bounds placement fetches of large content
+	smallSem    chan struct{} // bounds placement fetches of small content
+	held        heldCache     // bytes held by each member, for picking copies
+	connecting  atomic.Bool   // connectSoon is under way
 	seen        lastSeen      // the allocator's view of reachability
 	placeView   view          // the placement reconciler's, its loop's only
 	allocView   view          // the allocator's, its loop's only
@@ -175,6 +188,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.ReplicateTimeout <= 0 {
 		cfg.ReplicateTimeout = DefaultReplicateTimeout
+	}
+	if cfg.EagerCopyMax == 0 {
+		cfg.EagerCopyMax = DefaultEagerCopyMax
 	}
 	rc, err := repo.ReadConfig(cfg.Repo)
 	if err != nil {
@@ -225,6 +241,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		placeKick:   make(chan struct{}, 1),
 		fetchKick:   make(chan struct{}, 1),
 		placeSem:    make(chan struct{}, maxPlacementFetches),
+		smallSem:    make(chan struct{}, maxSmallPlacementFetches),
 	}
 	n.metrics = newMetrics(n)
 	n.apiURL.Store("http://" + rc.APIAddr)

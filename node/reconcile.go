@@ -356,11 +356,24 @@ func (n *Node) verifiedHere(ctx context.Context, c string) bool {
 	return true
 }
 
-// maxPlacementFetches bounds how many placement fetches run at once.
-const maxPlacementFetches = 2
+// maxPlacementFetches bounds how many placement fetches of large content
+// run at once; maxSmallPlacementFetches, of content of up to
+// smallFetchMax bytes, beside them: a small fetch costs round trips and a
+// catalog write more than bandwidth, so more of them run at once, and a
+// backlog of large copies does not hold the small ones up.
+const (
+	maxPlacementFetches      = 2
+	maxSmallPlacementFetches = 8
+	smallFetchMax            = 1 << 20
+)
+
+// errGone is why a placement fetch stopped: the version was deleted
+// meanwhile, so there is nothing to hold.
+var errGone = errors.New("node: the content was deleted meanwhile")
 
 // startPlacementFetch fetches a replica's DAG in the background unless a
-// fetch of it is under way, then records this node as a holder.
+// fetch of it is under way, then records this node as a holder. A fetch
+// of content deleted meanwhile is dropped quietly.
 func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	if !n.placing.start(r.CID) {
 		return
@@ -369,6 +382,10 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	go func() {
 		defer n.wg.Done()
 		err := n.fetchAndHold(ctx, r)
+		if errors.Is(err, errGone) {
+			n.log.Debug("dropped the fetch of an allocated copy: its version was deleted", "cid", r.CID)
+			err = nil
+		}
 		n.placing.finish(r.CID, err)
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("fetching an allocated copy failed; retrying later", "cid", r.CID, "err", err)
@@ -376,13 +393,30 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	}()
 }
 
+// live reports whether a version still references c (true when the
+// catalog cannot say).
+func (n *Node) live(c string) bool {
+	rs, err := n.cat.ReplicasOf([]string{c})
+	return err != nil || len(rs) > 0
+}
+
+// fetchAndHold fetches the DAG of r, makes it durable and records this
+// node as its holder. It answers errGone, at once or when the fetch
+// fails, if the version was deleted meanwhile.
 func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
+	sem := n.placeSem
+	if r.SizeBytes <= smallFetchMax {
+		sem = n.smallSem
+	}
 	select {
-	case n.placeSem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-n.placeSem }()
+	defer func() { <-sem }()
+	if !n.live(r.CID) {
+		return errGone
+	}
 	root, err := cid.Decode(r.CID)
 	if err != nil {
 		return err
@@ -395,15 +429,24 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 		return ctx.Err()
 	}
 	if err := fe.Err(); err != nil {
+		if !n.live(r.CID) {
+			return errGone
+		}
 		return err
 	}
 	if !n.complete(ctx, root) {
+		if !n.live(r.CID) {
+			return errGone
+		}
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the content %s is not complete after its fetch", root))
 	}
 	if err := n.bs.Sync(ctx); err != nil {
 		return err
 	}
 	n.verified.set(r.CID, struct{}{})
+	if !n.live(r.CID) {
+		return errGone // a holder record now would outlive the version
+	}
 	if err := n.cat.AddHolder(ctx, r.CID, n.peerID.String()); err != nil {
 		return err
 	}
