@@ -141,13 +141,14 @@ type Node struct {
 	pending     pendingSet        // content pushed here by writes with replicas=N
 	reading     refCounts         // content being read, by root
 	placing     fetchStates
-	placeSem    chan struct{} // bounds placement fetches of large content
-	smallSem    chan struct{} // bounds placement fetches of small content
-	held        heldCache     // bytes held by each member, for picking copies
-	connecting  atomic.Bool   // connectSoon is under way
-	seen        lastSeen      // the allocator's view of reachability
-	placeView   view          // the placement reconciler's, its loop's only
-	allocView   view          // the allocator's, its loop's only
+	placeSem    chan struct{}     // bounds placement fetches of large content
+	smallSem    chan struct{}     // bounds placement fetches of small content
+	held        heldCache         // bytes held by each member, for picking copies
+	connecting  atomic.Bool       // connectSoon is under way
+	copyFailed  cidMap[time.Time] // members kept out of extra copies, until
+	seen        lastSeen          // the allocator's view of reachability
+	placeView   view              // the placement reconciler's, its loop's only
+	allocView   view              // the allocator's, its loop's only
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
 

@@ -28,10 +28,14 @@ import (
 // 256 KiB chunks, 16 MiB a member.
 const pushQueue = 64
 
-// extraFinishTimeout bounds how long a write waits for an extra copy to
-// be durable once its blocks are sent: a slow member then gets its copy
-// from the placement reconcilers instead.
-const extraFinishTimeout = 10 * time.Second
+// extraCopyTimeout bounds how long a write waits to open an extra copy,
+// and for it to be durable once its blocks are sent: a slow or cut-off
+// member then gets its copy from the placement reconcilers instead, and
+// is given no extra copies for extraCopyBackoff.
+const (
+	extraCopyTimeout = 3 * time.Second
+	extraCopyBackoff = 30 * time.Second
+)
 
 // errPushFailed ends an import whose copy a member could not take.
 var errPushFailed = errors.New("a member could not take its copy")
@@ -53,7 +57,7 @@ func (it pushItem) done() {
 // pushFan feeds one import's blocks to several members. The first
 // required targets must take their copies or the write fails; the others
 // are extra copies, made while they cost the write little (it never waits
-// for their queues, and at most extraFinishTimeout for their sync): an
+// for their queues, and at most extraCopyTimeout for their sync): an
 // extra target is dropped when it fails, when its queue is full, once the
 // import passes optMax bytes, or when its sync takes too long, and the
 // write goes on without it (the placement reconcilers make that copy
@@ -68,6 +72,7 @@ type pushFan struct {
 	errs     []error       // each written by its sender until wg is done
 	dropped  []atomic.Bool // extra targets given up
 	failed   atomic.Bool   // a required target failed
+	onFail   func(peer.ID) // told of each extra target that failed or timed out
 	wg       sync.WaitGroup
 	close    sync.Once
 	done     bool // finish succeeded
@@ -78,11 +83,17 @@ type pushFan struct {
 // of imports of up to optMax bytes. An extra target that cannot be opened
 // is left out.
 func (n *Node) openPushes(ctx context.Context, targets []peer.ID, required int, optMax int64) (*pushFan, error) {
-	f := &pushFan{required: required, optMax: optMax}
+	f := &pushFan{required: required, optMax: optMax, onFail: n.extraCopyFailed}
 	for i, t := range targets {
-		ps, err := mesh.OpenPush(ctx, n.host, t)
+		octx, cancel := ctx, context.CancelFunc(func() {})
+		if i >= required {
+			octx, cancel = context.WithTimeout(ctx, extraCopyTimeout)
+		}
+		ps, err := mesh.OpenPush(octx, n.host, t)
+		cancel()
 		if err != nil && i >= required {
 			n.log.Debug("an extra copy could not start; it is made later", "peer", t, "err", err)
+			f.onFail(t)
 			continue
 		}
 		if err != nil {
@@ -210,7 +221,7 @@ func (f *pushFan) finish(ctx context.Context, root cid.Cid) ([]string, error) {
 			fctx := ctx
 			if f.extra(i) {
 				var cancel context.CancelFunc
-				fctx, cancel = context.WithTimeout(ctx, extraFinishTimeout)
+				fctx, cancel = context.WithTimeout(ctx, extraCopyTimeout)
 				defer cancel()
 			}
 			errs[i] = ps.Finish(fctx, root)
@@ -221,6 +232,9 @@ func (f *pushFan) finish(ctx context.Context, root cid.Cid) ([]string, error) {
 	for i, err := range errs {
 		switch {
 		case f.extra(i) && (err != nil || f.dropped[i].Load()):
+			if err != nil || f.errs[i] != nil {
+				f.onFail(f.targets[i])
+			}
 			if err != nil {
 				f.pushes[i].Abort()
 			}

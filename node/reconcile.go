@@ -593,8 +593,9 @@ func (s *lastSeen) reset() {
 	s.at = nil
 }
 
-// cidMap is a map keyed by CID, safe for concurrent use: the set of DAGs
-// verified here (V struct{}) and the cache's last reads (V time.Time).
+// cidMap is a map keyed by CID (or peer id), safe for concurrent use: the
+// set of DAGs verified here (V struct{}), the cache's last reads (V
+// time.Time), and the members kept out of extra copies until a time.
 type cidMap[V any] struct {
 	mu sync.Mutex
 	m  map[string]V

@@ -128,8 +128,21 @@ func (n *Node) replicaTargets(want, extra int, size int64, have ...string) (requ
 	if len(cands) < need {
 		return nil, nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("replicas=%d needs %d more reachable members to take copies; %d are reachable", want, need, len(cands)))
 	}
-	picked := n.held.pick(cands, min(len(cands), need+max(0, extra)), size, n.cat.Replicas)
-	return picked[:need], picked[need:], nil
+	required = slices.Clone(n.held.pick(cands, need, size, n.cat.Replicas))
+	var rest []peer.ID
+	for _, p := range cands[need:] {
+		if until, ok := n.copyFailed.get(p.String()); !ok || time.Now().After(until) {
+			rest = append(rest, p)
+		}
+	}
+	more = n.held.pick(rest, min(len(rest), max(0, extra)), size, n.cat.Replicas)
+	return required, more, nil
+}
+
+// extraCopyFailed keeps member p out of extra copies for a while: it
+// could not take one in time.
+func (n *Node) extraCopyFailed(p peer.ID) {
+	n.copyFailed.set(p.String(), time.Now().Add(extraCopyBackoff))
 }
 
 // connectSoon connects to members in the background, unless it is under

@@ -137,6 +137,10 @@ func TestExtraCopyFailureDoesNotFailTheWrite(t *testing.T) {
 	if got, _ := a.cat.Holders(art.CID); !slices.Equal(got, []string{a.peerID.String()}) {
 		t.Fatalf("holders %v, want the writer only", got)
 	}
+	// b is given no extra copies for a while.
+	if _, extra, err := a.replicaTargets(1, 1, 4096); err != nil || len(extra) != 0 {
+		t.Fatalf("extra copies after b failed one: %v, %v; want none", extra, err)
+	}
 }
 
 // TestFetchOfDeletedVersionIsDropped: a placement fetch of a version

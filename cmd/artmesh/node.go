@@ -89,6 +89,7 @@ type daemonFlags struct {
 	deadHolder        time.Duration
 	cacheSize         byteSize
 	replicateTimeout  time.Duration
+	eagerCopyMax      byteSize
 }
 
 // register defines the flags on cmd.
@@ -107,6 +108,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	f.cacheSize = byteSize(node.DefaultCacheSize)
 	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
 	fl.DurationVar(&f.replicateTimeout, "replicate-timeout", defaultReplicateTimeout, "how long a write with replicas=N waits for the other members to take their copies before it fails with 503")
+	f.eagerCopyMax = byteSize(node.DefaultEagerCopyMax)
+	fl.Var(&f.eagerCopyMax, "eager-copy-max", "writes up to this size are also pushed, during the write, to the members their replication factor asks for beyond the write's replicas, so that they have their factor when acknowledged (a member that cannot keep up is left to repair); bytes, or with a unit (0: never)")
 }
 
 // nodeConfig checks the flags and returns the node's configuration.
@@ -127,9 +130,14 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	if cache == 0 {
 		cache = -1 // node.Config: negative keeps none, zero is the default
 	}
+	eager := int64(f.eagerCopyMax)
+	if eager == 0 {
+		eager = -1 // node.Config: negative turns extra copies off, zero is the default
+	}
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
 		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
+		EagerCopyMax: eager,
 	}, nil
 }
 
