@@ -308,6 +308,15 @@ func benchKeepup(bin, work string, cfg keepupConfig) error {
 	cancel()
 	<-checkDone
 	cpu := cpuSeconds(nodes) - cpu0
+	var held []string
+	for _, n := range nodes {
+		mb, err := gaugeOf(n, "artmesh_replication_held_bytes")
+		if err != nil {
+			held = append(held, "?")
+			continue
+		}
+		held = append(held, fmt.Sprintf("%.0f", mb/1e6))
+	}
 	elapsed := time.Since(t0)
 
 	mu.Lock()
@@ -338,6 +347,7 @@ func benchKeepup(bin, work string, cfg keepupConfig) error {
 	report("keep-up: age until the factor (from the ack)", fmt.Sprintf("p50 %s, p99 %s, max %s", pct(ages, 50).Round(time.Millisecond), pct(ages, 99).Round(time.Millisecond), maxAge.Round(time.Millisecond)), "p99 < 10 s, max < 30 s")
 	report("keep-up: still below the factor at the end", fmt.Sprintf("%d of %d", len(pending), len(ages)), "0")
 	report("keep-up: daemons' CPU", fmt.Sprintf("%.0f CPU-s in %s = %.2f cores", cpu, elapsed.Round(time.Second), cpu/elapsed.Seconds()), "")
+	report("keep-up: MB each node holds at the end", strings.Join(held, " "), "")
 	report("keep-up: 'fetching an allocated copy failed' log lines", fmt.Sprintf("%v", warns), "")
 	pass := rate >= 50 && maxUnder <= bound && maxPending <= bound && pct(ages, 99) < 10*time.Second && maxAge < 30*time.Second && len(pending) == 0
 	verdict := "PASS"
@@ -351,6 +361,12 @@ func benchKeepup(bin, work string, cfg keepupConfig) error {
 // underReplicated reads artmesh_replication_under_replicated_versions
 // from a node's /metrics.
 func underReplicated(n *node) (int, error) {
+	v, err := gaugeOf(n, "artmesh_replication_under_replicated_versions")
+	return int(v), err
+}
+
+// gaugeOf reads an unlabelled gauge from a node's /metrics.
+func gaugeOf(n *node, name string) (float64, error) {
 	resp, err := n.req("GET", "/metrics", nil, "")
 	if err != nil {
 		return 0, err
@@ -359,12 +375,11 @@ func underReplicated(n *node) (int, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "artmesh_replication_under_replicated_versions "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return int(v), err
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
 	}
-	return 0, fmt.Errorf("no under-replicated gauge in /metrics")
+	return 0, fmt.Errorf("no %s in /metrics", name)
 }
 
 // cpuSeconds sums the user and system CPU time of the daemons.

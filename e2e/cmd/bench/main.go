@@ -345,8 +345,12 @@ func joinLevel(bin, repo string, inviter *node, level string) (*node, error) {
 
 // startLevel starts a daemon on repo that logs at level to repo.log.
 func startLevel(bin, repo, key, level string) (*node, error) {
-	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", level,
-		"--dead-holder-after", deadHolderAfter.String())
+	args := []string{"daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", level,
+		"--dead-holder-after", deadHolderAfter.String()}
+	// More flags for every daemon, such as --eager-copy-max 0 to measure
+	// repair alone.
+	args = append(args, strings.Fields(os.Getenv("BENCH_DAEMON_ARGS"))...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	logf, err := os.Create(repo + ".log")
 	if err != nil {
