@@ -29,7 +29,8 @@ import (
 const pushQueue = 64
 
 // extraCopyTimeout bounds how long a write waits to open an extra copy,
-// and for it to be durable once its blocks are sent: a slow or cut-off
+// for its blocks to be sent once the import is done, and for it to be
+// durable: a slow or cut-off
 // member then gets its copy from the placement reconcilers instead, and
 // is given no extra copies for extraCopyBackoff.
 const (
@@ -180,13 +181,28 @@ func (f *pushFan) tee(ctx context.Context) content.Tee {
 }
 
 // stop ends the senders once their queues are empty. Safe to call twice.
+// An extra copy's sender still busy after extraCopyTimeout (a member that
+// stopped reading) is cut off, so that it holds the write up no longer.
 func (f *pushFan) stop() {
 	f.close.Do(func() {
 		for _, q := range f.queues {
 			close(q)
 		}
+		cut := time.AfterFunc(extraCopyTimeout, f.cutExtras)
 		f.wg.Wait()
+		cut.Stop()
 	})
+}
+
+// cutExtras drops every extra copy and resets its stream, which ends a
+// Send that blocks on it.
+func (f *pushFan) cutExtras() {
+	for i := f.required; i < len(f.pushes); i++ {
+		if !f.dropped[i].Swap(true) {
+			f.onFail(f.targets[i])
+		}
+		f.pushes[i].Abort()
+	}
 }
 
 // err returns the first required sender's error, after stop.

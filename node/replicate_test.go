@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/repo"
 )
 
@@ -171,5 +173,41 @@ func TestFetchOfDeletedVersionIsDropped(t *testing.T) {
 	}
 	if got, _ := a.cat.Holders(art.CID); len(got) != 0 {
 		t.Fatalf("holders of a deleted version: %v", got)
+	}
+}
+
+// stallSink takes the first block of a push and then stops reading, as a
+// member cut off mid-write does, until release is closed.
+type stallSink struct{ release <-chan struct{} }
+
+func (s stallSink) Put(context.Context, cid.Cid, []byte) error {
+	<-s.release
+	return errors.New("released")
+}
+func (s stallSink) Done(context.Context, cid.Cid) error { return errors.New("stalled") }
+func (s stallSink) Abort()                              {}
+
+// TestStalledExtraCopyIsCut: a member that stops reading its extra copy
+// holds the write up for about extraCopyTimeout, not for the push's
+// frame deadline, and the write is recorded without it.
+func TestStalledExtraCopyIsCut(t *testing.T) {
+	ctx := context.Background()
+	a, admin := openTestNode(t, Config{GCDelay: -1})
+	b := joinTestNode(t, a, admin, Config{GCDelay: -1})
+	release := make(chan struct{})
+	defer close(release)
+	mesh.ServePush(b.host, time.Minute, func(peer.ID) (mesh.PushSink, error) { return stallSink{release}, nil })
+	const size = 8 << 20
+	start := time.Now()
+	art, err := a.CreateArtifact(ctx, admin, CreateInput{Name: "x.bin", Size: size}, bytes.NewReader(randomBytes(5, size)))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("the write failed with its extra copy: %v", err)
+	}
+	if took > extraCopyTimeout+5*time.Second {
+		t.Fatalf("the write took %s with a stalled extra copy, want about %s", took, extraCopyTimeout)
+	}
+	if got, _ := a.cat.Holders(art.CID); !slices.Equal(got, []string{a.peerID.String()}) {
+		t.Fatalf("holders %v, want the writer only", got)
 	}
 }
