@@ -308,7 +308,8 @@ func (s *pushSink) Done(ctx context.Context, root cid.Cid) error {
 		return fmt.Errorf("the pushed copy of %s is not complete", root)
 	}
 	// Kept until the write records this node as a holder, or pendingTTL.
-	s.n.pending.add(root.String())
+	idx, _ := s.n.cat.Watch()
+	s.n.pending.add(root.String(), idx, time.Now())
 	s.n.verified.set(root.String(), struct{}{})
 	return nil
 }

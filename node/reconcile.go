@@ -273,6 +273,12 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	for _, u := range n.cat.ReceivedUploadCIDs() {
 		keep[u], live[u] = true, true
 	}
+	// A pushed copy whose write was recorded and deleted before a
+	// collection saw this node as its holder is not kept for pendingTTL.
+	n.pending.releaseDeleted(time.Now(), func(c string) bool { return live[c] }, func(c string, since uint64) (bool, bool) {
+		cids, ok := n.cat.ChangedCIDs(since)
+		return slices.Contains(cids, c), ok
+	})
 	for _, c := range n.pending.roots() {
 		keep[c] = true
 	}
@@ -661,25 +667,38 @@ func (r *refCounts) roots() []string {
 	return out
 }
 
-// pendingSet is content pushed here by a write with replicas=N: kept from
-// the collector until it expires (by then the write is recorded, or it
-// failed).
+// pendingSet is content pushed here by a write with replicas=N or an
+// extra copy: kept from the collector until the write is seen recorded,
+// until it expires (by then the write is recorded, or it failed), or once
+// its write was recorded and deleted meanwhile (see releaseDeleted).
 type pendingSet struct {
 	mu sync.Mutex
-	m  map[string]time.Time // root CID → expiry
+	m  map[string]pendingEntry // by root CID
+}
+
+// pendingEntry is one pushed root: when it came, the catalog index
+// applied here then (its write is recorded after it), and its expiry.
+type pendingEntry struct {
+	added, expires time.Time
+	index          uint64
 }
 
 // pendingTTL is how long pushed content is kept before the write that
 // pushed it must have recorded it.
 const pendingTTL = 10 * time.Minute
 
-func (p *pendingSet) add(c string) {
+// pendingGrace is how long a pushed root stays protected in any case: a
+// write is recorded right after its copies are made.
+const pendingGrace = time.Second
+
+// add protects root c, pushed here when the catalog had applied index.
+func (p *pendingSet) add(c string, index uint64, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = make(map[string]time.Time)
+		p.m = make(map[string]pendingEntry)
 	}
-	p.m[c] = time.Now().Add(pendingTTL)
+	p.m[c] = pendingEntry{added: now, expires: now.Add(pendingTTL), index: index}
 }
 
 func (p *pendingSet) remove(c string) {
@@ -691,8 +710,8 @@ func (p *pendingSet) remove(c string) {
 func (p *pendingSet) has(c string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	exp, ok := p.m[c]
-	return ok && time.Now().Before(exp)
+	e, ok := p.m[c]
+	return ok && time.Now().Before(e.expires)
 }
 
 func (p *pendingSet) roots() []string {
@@ -700,14 +719,32 @@ func (p *pendingSet) roots() []string {
 	defer p.mu.Unlock()
 	now := time.Now()
 	var out []string
-	for c, exp := range p.m {
-		if now.After(exp) {
+	for c, e := range p.m {
+		if now.After(e.expires) {
 			delete(p.m, c)
 			continue
 		}
 		out = append(out, c)
 	}
 	return out
+}
+
+// releaseDeleted ends the protection of the pushed roots that no live
+// version references although a version or placement of theirs changed
+// after the push (changed answers that, ok false when it cannot tell):
+// their write was recorded, and deleted before this node saw itself as a
+// holder. Roots pushed less than pendingGrace ago stay.
+func (p *pendingSet) releaseDeleted(now time.Time, live func(string) bool, changed func(c string, since uint64) (bool, bool)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, e := range p.m {
+		if live(c) || now.Sub(e.added) < pendingGrace {
+			continue
+		}
+		if ch, ok := changed(c, e.index); ok && ch {
+			delete(p.m, c)
+		}
+	}
 }
 
 // fetchStates tracks this node's placement fetches, for pin states.

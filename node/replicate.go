@@ -65,7 +65,8 @@ func (n *Node) serveReplicate(ctx context.Context, from peer.ID, data []byte) ([
 			return nil, fmt.Errorf("the source is not a member")
 		}
 	}
-	n.pending.add(req.CID)
+	idx, _ := n.cat.Watch()
+	n.pending.add(req.CID, idx, time.Now())
 	if err := n.copyFrom(ctx, source, root); err != nil {
 		n.pending.remove(req.CID)
 		return nil, err

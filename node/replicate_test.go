@@ -211,3 +211,70 @@ func TestStalledExtraCopyIsCut(t *testing.T) {
 		t.Fatalf("holders %v, want the writer only", got)
 	}
 }
+
+// TestPendingReleaseDeleted: which pushed roots lose their protection
+// from the collector.
+func TestPendingReleaseDeleted(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name     string
+		age      time.Duration
+		live     bool
+		changed  bool
+		known    bool
+		released bool
+	}{
+		{"recorded and deleted", 2 * time.Second, false, true, true, true},
+		{"its write not recorded yet", 2 * time.Second, false, false, true, false},
+		{"recorded and live", 2 * time.Second, true, true, true, false},
+		{"pushed a moment ago", pendingGrace / 2, false, true, true, false},
+		{"the watch forgot that far back", 2 * time.Second, false, true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pendingSet
+			p.add("c", 7, now.Add(-tc.age))
+			var since uint64
+			p.releaseDeleted(now, func(string) bool { return tc.live }, func(c string, s uint64) (bool, bool) {
+				since = s
+				return tc.changed, tc.known
+			})
+			_, kept := p.m["c"]
+			if kept == tc.released {
+				t.Fatalf("released %v, want %v", !kept, tc.released)
+			}
+			if since != 0 && since != 7 {
+				t.Fatalf("asked for changes since %d, want since the push's index 7", since)
+			}
+		})
+	}
+}
+
+// TestDeletedExtraCopyIsFreed: an extra copy whose version is deleted
+// right after its write, before any collection saw its holder, is freed
+// by the next collection on the member that took it, not kept for
+// pendingTTL.
+func TestDeletedExtraCopyIsFreed(t *testing.T) {
+	ctx := context.Background()
+	a, admin := openTestNode(t, Config{GCDelay: -1})
+	b := joinTestNode(t, a, admin, Config{GCDelay: -1})
+	art, err := a.CreateArtifact(ctx, admin, CreateInput{Name: "x.bin", Size: 4096}, bytes.NewReader(randomBytes(6, 4096)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.cat.Holders(art.CID); !slices.Contains(got, b.peerID.String()) {
+		t.Fatalf("holders %v: b took no extra copy", got)
+	}
+	if err := a.DeleteArtifact(ctx, admin, art.ID); err != nil {
+		t.Fatal(err)
+	}
+	root, err := cid.Decode(art.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a collection on b frees the deleted copy", func() bool {
+		if _, err := b.collect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return !b.complete(ctx, root)
+	})
+}
