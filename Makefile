@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit e2e bench bench-sdk lint fuzz clean
+.PHONY: all build run test unit e2e bench bench-keepup bench-sdk lint fuzz clean
 
 all: build
 
@@ -34,6 +34,10 @@ e2e: build
 bench: build
 	$(GO) run ./e2e/cmd/bench
 	@$(MAKE) --no-print-directory bench-sdk
+
+## bench-keepup: only the keep-up scenario (5 nodes, 50 mixed creates/s); BENCH_KEEPUP=60s shortens it.
+bench-keepup: build
+	$(GO) run ./e2e/cmd/bench -keepup-only
 
 ## bench-sdk: the Python SDK's 1 GiB upload_file and download_file against curl on one node, with its peak RSS.
 bench-sdk: build

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,7 +122,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, "", body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
 			ID:          artmesh.NewArtifactID(now),
@@ -143,8 +144,12 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // write_replicas), then records it with record, passing those members as
 // holders, while the import's blocks are still protected from the
 // collector. When anything fails, nothing is recorded and the blocks are
-// garbage.
-func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+// garbage. Content of up to EagerCopyMax bytes is also pushed, as an
+// extra copy that costs the write little, to as many more members as the
+// factor of artifact id (empty: a new artifact) asks for: those that take
+// it are recorded as holders too, so that the version has its factor from
+// its first write (see pushFan).
+func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
 	// Refuse before reading a byte, or asking others for copies, when
 	// content of a known size cannot fit here (content over the node's
 	// limit is refused as too large by importFor).
@@ -158,14 +163,14 @@ func (n *Node) importThen(ctx context.Context, body io.Reader, size int64, repli
 		return artmesh.Artifact{}, err
 	}
 	// Fail before reading the body when too few members are reachable.
-	targets, err := n.replicaTargets(want)
+	targets, extra, err := n.replicaTargets(want, n.extraCopies(id, want, size), size)
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
 	var fan *pushFan
 	var tee content.Tee
-	if len(targets) > 0 {
-		if fan, err = n.openPushes(ctx, targets); err != nil {
+	if len(targets)+len(extra) > 0 {
+		if fan, err = n.openPushes(ctx, slices.Concat(targets, extra), len(targets), n.cfg.EagerCopyMax); err != nil {
 			return artmesh.Artifact{}, err
 		}
 		defer fan.abort()
@@ -364,7 +369,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, id, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		return n.cat.AddVersion(ctx, catalog.AddVersion{
 			ArtifactID:  id,
 			By:          caller.ID,

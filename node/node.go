@@ -99,7 +99,17 @@ type Config struct {
 	// the filesystem and 1 GiB (blockstore.DefaultReserve); negative keeps
 	// none.
 	DiskReserve int64
+	// EagerCopyMax is the largest write, in bytes, that is also pushed to
+	// the members its factor asks for beyond the write's own replicas, as
+	// extra copies that cost the write little (see pushFan). Zero means
+	// DefaultEagerCopyMax; negative turns extra copies off.
+	EagerCopyMax int64
 }
+
+// DefaultEagerCopyMax is the default of Config.EagerCopyMax: what one
+// member's push queue holds, so that an extra copy never makes a write
+// wait.
+const DefaultEagerCopyMax = pushQueue * 256 << 10
 
 // DefaultReplicateTimeout is the default of Config.ReplicateTimeout.
 const DefaultReplicateTimeout = 5 * time.Minute
@@ -152,11 +162,15 @@ type Node struct {
 	pending     pendingSet        // content pushed here by writes with replicas=N
 	reading     refCounts         // content being read, by root
 	placing     fetchStates
-	placeSem    chan struct{} // bounds placement fetches
-	seen        lastSeen      // the allocator's view of reachability
-	fullLogged  atomic.Int64  // when a fetch refused for lack of disk space was last logged, in Unix ns
-	placeView   view          // the placement reconciler's, its loop's only
-	placeAll    atomic.Bool   // the next placement run looks at every version
+	placeSem    chan struct{}     // bounds placement fetches of large content
+	smallSem    chan struct{}     // bounds placement fetches of small content
+	held        heldCache         // bytes held by each member, for picking copies
+	connecting  atomic.Bool       // connectSoon is under way
+	copyFailed  cidMap[time.Time] // members kept out of extra copies, until
+	seen        lastSeen          // the allocator's view of reachability
+	fullLogged  atomic.Int64      // when a fetch refused for lack of disk space was last logged, in Unix ns
+	placeView   view              // the placement reconciler's, its loop's only
+	placeAll    atomic.Bool       // the next placement run looks at every version
 	scrub       scrubber
 	allocView   view // the allocator's, its loop's only
 	stop        context.CancelFunc
@@ -212,6 +226,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReadStallTimeout <= 0 {
 		cfg.ReadStallTimeout = exchange.DefaultStall
 	}
+	if cfg.EagerCopyMax == 0 {
+		cfg.EagerCopyMax = DefaultEagerCopyMax
+	}
 	rc, err := repo.ReadConfig(cfg.Repo)
 	if err != nil {
 		return nil, err
@@ -261,6 +278,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		placeKick:   make(chan struct{}, 1),
 		fetchKick:   make(chan struct{}, 1),
 		placeSem:    make(chan struct{}, maxPlacementFetches),
+		smallSem:    make(chan struct{}, maxSmallPlacementFetches),
 	}
 	n.metrics = newMetrics(n)
 	n.apiURL.Store("http://" + rc.APIAddr)

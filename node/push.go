@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -27,6 +28,16 @@ import (
 // 256 KiB chunks, 16 MiB a member.
 const pushQueue = 64
 
+// extraCopyTimeout bounds how long a write waits to open an extra copy,
+// for its blocks to be sent once the import is done, and for it to be
+// durable: a slow or cut-off
+// member then gets its copy from the placement reconcilers instead, and
+// is given no extra copies for extraCopyBackoff.
+const (
+	extraCopyTimeout = 3 * time.Second
+	extraCopyBackoff = 30 * time.Second
+)
+
 // errPushFailed ends an import whose copy a member could not take.
 var errPushFailed = errors.New("a member could not take its copy")
 
@@ -44,31 +55,59 @@ func (it pushItem) done() {
 	}
 }
 
-// pushFan feeds one import's blocks to several members.
+// pushFan feeds one import's blocks to several members. The first
+// required targets must take their copies or the write fails; the others
+// are extra copies, made while they cost the write little (it never waits
+// for their queues, and at most extraCopyTimeout for their sync): an
+// extra target is dropped when it fails, when its queue is full, once the
+// import passes optMax bytes, or when its sync takes too long, and the
+// write goes on without it (the placement reconcilers make that copy
+// later).
 type pushFan struct {
-	targets []peer.ID
-	pushes  []*mesh.Push
-	queues  []chan pushItem
-	errs    []error // each written by its sender until wg is done
-	failed  atomic.Bool
-	wg      sync.WaitGroup
-	close   sync.Once
-	done    bool // finish succeeded
+	targets  []peer.ID
+	required int
+	optMax   int64
+	sent     int64 // bytes teed so far; the tee's own
+	pushes   []*mesh.Push
+	queues   []chan pushItem
+	errs     []error       // each written by its sender until wg is done
+	dropped  []atomic.Bool // extra targets given up
+	failed   atomic.Bool   // a required target failed
+	onFail   func(peer.ID) // told of each extra target that failed or timed out
+	wg       sync.WaitGroup
+	close    sync.Once
+	done     bool // finish succeeded
 }
 
-// openPushes opens a push to every target and starts their senders.
-func (n *Node) openPushes(ctx context.Context, targets []peer.ID) (*pushFan, error) {
-	f := &pushFan{targets: targets, errs: make([]error, len(targets))}
-	for _, t := range targets {
-		ps, err := mesh.OpenPush(ctx, n.host, t)
+// openPushes opens a push to every target and starts their senders: the
+// first required ones must take their copies; the rest are extra copies
+// of imports of up to optMax bytes. An extra target that cannot be opened
+// is left out.
+func (n *Node) openPushes(ctx context.Context, targets []peer.ID, required int, optMax int64) (*pushFan, error) {
+	f := &pushFan{required: required, optMax: optMax, onFail: n.extraCopyFailed}
+	for i, t := range targets {
+		octx, cancel := ctx, context.CancelFunc(func() {})
+		if i >= required {
+			octx, cancel = context.WithTimeout(ctx, extraCopyTimeout)
+		}
+		ps, err := mesh.OpenPush(octx, n.host, t)
+		cancel()
+		if err != nil && i >= required {
+			n.log.Debug("an extra copy could not start; it is made later", "peer", t, "err", err)
+			f.onFail(t)
+			continue
+		}
 		if err != nil {
 			for _, p := range f.pushes {
 				p.Abort()
 			}
 			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("member %s could not take a copy; nothing was recorded", t), err)
 		}
+		f.targets = append(f.targets, t)
 		f.pushes = append(f.pushes, ps)
 	}
+	f.errs = make([]error, len(f.targets))
+	f.dropped = make([]atomic.Bool, len(f.targets))
 	for i, ps := range f.pushes {
 		q := make(chan pushItem, pushQueue)
 		f.queues = append(f.queues, q)
@@ -76,10 +115,14 @@ func (n *Node) openPushes(ctx context.Context, targets []peer.ID) (*pushFan, err
 		go func() {
 			defer f.wg.Done()
 			for it := range q {
-				if f.errs[i] == nil {
+				if f.errs[i] == nil && !f.dropped[i].Load() {
 					if err := ps.Send(it.b.Cid(), it.b.RawData()); err != nil {
 						f.errs[i] = err
-						f.failed.Store(true)
+						if i < f.required {
+							f.failed.Store(true)
+						} else {
+							f.dropped[i].Store(true)
+						}
 					}
 				} // else drain, so that the tee never blocks on a dead member
 				it.done()
@@ -89,8 +132,12 @@ func (n *Node) openPushes(ctx context.Context, targets []peer.ID) (*pushFan, err
 	return f, nil
 }
 
-// tee hands each block to every sender, waiting while a member's queue is
-// full: the import runs at the pace of the slowest copy.
+// extra reports whether target i is an extra copy.
+func (f *pushFan) extra(i int) bool { return i >= f.required }
+
+// tee hands each block to every sender, waiting while a required
+// member's queue is full: the import runs at the pace of the slowest
+// required copy. An extra copy never makes it wait.
 func (f *pushFan) tee(ctx context.Context) content.Tee {
 	return func(b blocks.Block, release func()) error {
 		it := pushItem{b: b, release: release, left: new(atomic.Int32)}
@@ -102,7 +149,24 @@ func (f *pushFan) tee(ctx context.Context) content.Tee {
 			}
 			return errPushFailed
 		}
+		f.sent += int64(len(b.RawData()))
 		for i, q := range f.queues {
+			if f.extra(i) {
+				if f.sent > f.optMax {
+					f.dropped[i].Store(true)
+				}
+				if f.dropped[i].Load() {
+					it.done()
+					continue
+				}
+				select {
+				case q <- it:
+				default:
+					f.dropped[i].Store(true) // it would make the write wait
+					it.done()
+				}
+				continue
+			}
 			select {
 			case q <- it:
 			case <-ctx.Done():
@@ -117,18 +181,33 @@ func (f *pushFan) tee(ctx context.Context) content.Tee {
 }
 
 // stop ends the senders once their queues are empty. Safe to call twice.
+// An extra copy's sender still busy after extraCopyTimeout (a member that
+// stopped reading) is cut off, so that it holds the write up no longer.
 func (f *pushFan) stop() {
 	f.close.Do(func() {
 		for _, q := range f.queues {
 			close(q)
 		}
+		cut := time.AfterFunc(extraCopyTimeout, f.cutExtras)
 		f.wg.Wait()
+		cut.Stop()
 	})
 }
 
-// err returns the first sender's error, after stop.
+// cutExtras drops every extra copy and resets its stream, which ends a
+// Send that blocks on it.
+func (f *pushFan) cutExtras() {
+	for i := f.required; i < len(f.pushes); i++ {
+		if !f.dropped[i].Swap(true) {
+			f.onFail(f.targets[i])
+		}
+		f.pushes[i].Abort()
+	}
+}
+
+// err returns the first required sender's error, after stop.
 func (f *pushFan) err() error {
-	for i, err := range f.errs {
+	for i, err := range f.errs[:min(f.required, len(f.errs))] {
 		if err != nil {
 			return artmesh.E(artmesh.Unavailable, fmt.Sprintf("member %s could not take a copy; nothing was recorded", f.targets[i]), err)
 		}
@@ -136,9 +215,10 @@ func (f *pushFan) err() error {
 	return nil
 }
 
-// finish names the root to every member and waits until each holds the
-// whole DAG durably, within the replicate timeout; it returns their peer
-// ids.
+// finish names the root to every member still pushed to and waits until
+// each holds the whole DAG durably, within the replicate timeout; it
+// returns the peer ids of the required members and of the extra ones that
+// took their copies. Extra targets that did not are aborted.
 func (f *pushFan) finish(ctx context.Context, root cid.Cid) ([]string, error) {
 	f.stop()
 	if err := f.err(); err != nil {
@@ -147,19 +227,38 @@ func (f *pushFan) finish(ctx context.Context, root cid.Cid) ([]string, error) {
 	errs := make([]error, len(f.pushes))
 	var wg sync.WaitGroup
 	for i, ps := range f.pushes {
+		if f.extra(i) && f.dropped[i].Load() {
+			ps.Abort()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = ps.Finish(ctx, root)
+			fctx := ctx
+			if f.extra(i) {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithTimeout(ctx, extraCopyTimeout)
+				defer cancel()
+			}
+			errs[i] = ps.Finish(fctx, root)
 		}()
 	}
 	wg.Wait()
-	out := make([]string, len(f.targets))
+	var out []string
 	for i, err := range errs {
-		if err != nil {
+		switch {
+		case f.extra(i) && (err != nil || f.dropped[i].Load()):
+			if err != nil || f.errs[i] != nil {
+				f.onFail(f.targets[i])
+			}
+			if err != nil {
+				f.pushes[i].Abort()
+			}
+		case err != nil:
 			return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("member %s could not take a copy; nothing was recorded", f.targets[i]), err)
+		default:
+			out = append(out, f.targets[i].String())
 		}
-		out[i] = f.targets[i].String()
 	}
 	f.done = true
 	return out, nil
@@ -209,7 +308,8 @@ func (s *pushSink) Done(ctx context.Context, root cid.Cid) error {
 		return fmt.Errorf("the pushed copy of %s is not complete", root)
 	}
 	// Kept until the write records this node as a holder, or pendingTTL.
-	s.n.pending.add(root.String())
+	idx, _ := s.n.cat.Watch()
+	s.n.pending.add(root.String(), idx, time.Now())
 	s.n.verified.set(root.String(), struct{}{})
 	return nil
 }

@@ -273,6 +273,12 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	for _, u := range n.cat.ReceivedUploadCIDs() {
 		keep[u], live[u] = true, true
 	}
+	// A pushed copy whose write was recorded and deleted before a
+	// collection saw this node as its holder is not kept for pendingTTL.
+	n.pending.releaseDeleted(time.Now(), func(c string) bool { return live[c] }, func(c string, since uint64) (bool, bool) {
+		cids, ok := n.cat.ChangedCIDs(since)
+		return slices.Contains(cids, c), ok
+	})
 	for _, c := range n.pending.roots() {
 		keep[c] = true
 	}
@@ -370,11 +376,24 @@ func (n *Node) verifiedHere(ctx context.Context, c string) bool {
 	return true
 }
 
-// maxPlacementFetches bounds how many placement fetches run at once.
-const maxPlacementFetches = 2
+// maxPlacementFetches bounds how many placement fetches of large content
+// run at once; maxSmallPlacementFetches, of content of up to
+// smallFetchMax bytes, beside them: a small fetch costs round trips and a
+// catalog write more than bandwidth, so more of them run at once, and a
+// backlog of large copies does not hold the small ones up.
+const (
+	maxPlacementFetches      = 2
+	maxSmallPlacementFetches = 8
+	smallFetchMax            = 1 << 20
+)
+
+// errGone is why a placement fetch stopped: the version was deleted
+// meanwhile, so there is nothing to hold.
+var errGone = errors.New("node: the content was deleted meanwhile")
 
 // startPlacementFetch fetches a replica's DAG in the background unless a
-// fetch of it is under way, then records this node as a holder.
+// fetch of it is under way, then records this node as a holder. A fetch
+// of content deleted meanwhile is dropped quietly.
 func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	if !n.placing.start(r.CID) {
 		return
@@ -383,6 +402,10 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	go func() {
 		defer n.wg.Done()
 		err := n.fetchAndHold(ctx, r)
+		if errors.Is(err, errGone) {
+			n.log.Debug("dropped the fetch of an allocated copy: its version was deleted", "cid", r.CID)
+			err = nil
+		}
 		n.placing.finish(r.CID, err)
 		switch {
 		case err == nil || ctx.Err() != nil:
@@ -399,13 +422,30 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	}()
 }
 
+// live reports whether a version still references c (true when the
+// catalog cannot say).
+func (n *Node) live(c string) bool {
+	rs, err := n.cat.ReplicasOf([]string{c})
+	return err != nil || len(rs) > 0
+}
+
+// fetchAndHold fetches the DAG of r, makes it durable and records this
+// node as its holder. It answers errGone, at once or when the fetch
+// fails, if the version was deleted meanwhile.
 func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
+	sem := n.placeSem
+	if r.SizeBytes <= smallFetchMax {
+		sem = n.smallSem
+	}
 	select {
-	case n.placeSem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-n.placeSem }()
+	defer func() { <-sem }()
+	if !n.live(r.CID) {
+		return errGone
+	}
 	root, err := cid.Decode(r.CID)
 	if err != nil {
 		return err
@@ -423,15 +463,24 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 		return ctx.Err()
 	}
 	if err := fe.Err(); err != nil {
+		if !n.live(r.CID) {
+			return errGone
+		}
 		return err
 	}
 	if !n.complete(ctx, root) {
+		if !n.live(r.CID) {
+			return errGone
+		}
 		return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the content %s is not complete after its fetch", root))
 	}
 	if err := n.bs.Sync(ctx); err != nil {
 		return err
 	}
 	n.verified.set(r.CID, struct{}{})
+	if !n.live(r.CID) {
+		return errGone // a holder record now would outlive the version
+	}
 	if err := n.cat.AddHolder(ctx, r.CID, n.peerID.String()); err != nil {
 		return err
 	}
@@ -578,8 +627,9 @@ func (s *lastSeen) reset() {
 	s.at = nil
 }
 
-// cidMap is a map keyed by CID, safe for concurrent use: the set of DAGs
-// verified here (V struct{}) and the cache's last reads (V time.Time).
+// cidMap is a map keyed by CID (or peer id), safe for concurrent use: the
+// set of DAGs verified here (V struct{}), the cache's last reads (V
+// time.Time), and the members kept out of extra copies until a time.
 type cidMap[V any] struct {
 	mu sync.Mutex
 	m  map[string]V
@@ -645,25 +695,38 @@ func (r *refCounts) roots() []string {
 	return out
 }
 
-// pendingSet is content pushed here by a write with replicas=N: kept from
-// the collector until it expires (by then the write is recorded, or it
-// failed).
+// pendingSet is content pushed here by a write with replicas=N or an
+// extra copy: kept from the collector until the write is seen recorded,
+// until it expires (by then the write is recorded, or it failed), or once
+// its write was recorded and deleted meanwhile (see releaseDeleted).
 type pendingSet struct {
 	mu sync.Mutex
-	m  map[string]time.Time // root CID → expiry
+	m  map[string]pendingEntry // by root CID
+}
+
+// pendingEntry is one pushed root: when it came, the catalog index
+// applied here then (its write is recorded after it), and its expiry.
+type pendingEntry struct {
+	added, expires time.Time
+	index          uint64
 }
 
 // pendingTTL is how long pushed content is kept before the write that
 // pushed it must have recorded it.
 const pendingTTL = 10 * time.Minute
 
-func (p *pendingSet) add(c string) {
+// pendingGrace is how long a pushed root stays protected in any case: a
+// write is recorded right after its copies are made.
+const pendingGrace = time.Second
+
+// add protects root c, pushed here when the catalog had applied index.
+func (p *pendingSet) add(c string, index uint64, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = make(map[string]time.Time)
+		p.m = make(map[string]pendingEntry)
 	}
-	p.m[c] = time.Now().Add(pendingTTL)
+	p.m[c] = pendingEntry{added: now, expires: now.Add(pendingTTL), index: index}
 }
 
 func (p *pendingSet) remove(c string) {
@@ -675,8 +738,8 @@ func (p *pendingSet) remove(c string) {
 func (p *pendingSet) has(c string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	exp, ok := p.m[c]
-	return ok && time.Now().Before(exp)
+	e, ok := p.m[c]
+	return ok && time.Now().Before(e.expires)
 }
 
 func (p *pendingSet) roots() []string {
@@ -684,14 +747,32 @@ func (p *pendingSet) roots() []string {
 	defer p.mu.Unlock()
 	now := time.Now()
 	var out []string
-	for c, exp := range p.m {
-		if now.After(exp) {
+	for c, e := range p.m {
+		if now.After(e.expires) {
 			delete(p.m, c)
 			continue
 		}
 		out = append(out, c)
 	}
 	return out
+}
+
+// releaseDeleted ends the protection of the pushed roots that no live
+// version references although a version or placement of theirs changed
+// after the push (changed answers that, ok false when it cannot tell):
+// their write was recorded, and deleted before this node saw itself as a
+// holder. Roots pushed less than pendingGrace ago stay.
+func (p *pendingSet) releaseDeleted(now time.Time, live func(string) bool, changed func(c string, since uint64) (bool, bool)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, e := range p.m {
+		if live(c) || now.Sub(e.added) < pendingGrace {
+			continue
+		}
+		if ch, ok := changed(c, e.index); ok && ch {
+			delete(p.m, c)
+		}
+	}
 }
 
 // fetchStates tracks this node's placement fetches, for pin states.

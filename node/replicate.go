@@ -1,11 +1,13 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -63,7 +65,8 @@ func (n *Node) serveReplicate(ctx context.Context, from peer.ID, data []byte) ([
 			return nil, fmt.Errorf("the source is not a member")
 		}
 	}
-	n.pending.add(req.CID)
+	idx, _ := n.cat.Watch()
+	n.pending.add(req.CID, idx, time.Now())
 	if err := n.copyFrom(ctx, source, root); err != nil {
 		n.pending.remove(req.CID)
 		return nil, err
@@ -86,52 +89,153 @@ func (n *Node) copyFrom(ctx context.Context, p peer.ID, root cid.Cid) error {
 
 // replicaTargets picks want-len(have) reachable members, other than this
 // node and those in have (members that hold the content already), to
-// take copies, those holding the fewest bytes first. With have empty this
-// node counts as the first copy.
-func (n *Node) replicaTargets(want int, have ...string) ([]peer.ID, error) {
+// take copies, those holding the fewest bytes first, and up to extra more
+// for extra copies (fewer when too few members are reachable). size is
+// the content's (-1: not known yet). With have empty this node counts as
+// the first copy.
+func (n *Node) replicaTargets(want, extra int, size int64, have ...string) (required, more []peer.ID, err error) {
 	if len(have) == 0 {
 		have = []string{n.peerID.String()}
 	}
 	need := want - len(have)
-	if need <= 0 {
-		return nil, nil
+	if need <= 0 && extra <= 0 {
+		return nil, nil, nil
 	}
 	if want > catalog.MaxReplicationFactor {
-		return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("replicas must be from 1 to %d", catalog.MaxReplicationFactor))
+		return nil, nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("replicas must be from 1 to %d", catalog.MaxReplicationFactor))
 	}
+	need = max(0, need)
 	members, err := n.cat.Members()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	held := make(map[string]int64)
-	if rs, err := n.cat.Replicas(); err == nil {
-		for _, r := range rs {
-			for _, h := range r.Holders {
-				held[h] += r.SizeBytes
-			}
-		}
-	}
-	var cands []peer.ID
+	var cands, away []peer.ID
 	for _, m := range members {
 		id, err := peer.Decode(m.PeerID)
-		if err != nil || id == n.peerID || slices.Contains(have, m.PeerID) || n.host.Network().Connectedness(id) != network.Connected {
+		if err != nil || id == n.peerID || slices.Contains(have, m.PeerID) {
+			continue
+		}
+		if n.host.Network().Connectedness(id) != network.Connected {
+			away = append(away, id)
 			continue
 		}
 		cands = append(cands, id)
 	}
+	if extra > 0 && len(away) > 0 {
+		// A member this node has had no reason to talk to yet is not
+		// connected: connect, so that later writes can pick it.
+		n.connectSoon(away)
+	}
 	if len(cands) < need {
-		return nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("replicas=%d needs %d more reachable members to take copies; %d are reachable", want, need, len(cands)))
+		return nil, nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("replicas=%d needs %d more reachable members to take copies; %d are reachable", want, need, len(cands)))
+	}
+	required = slices.Clone(n.held.pick(cands, need, size, n.cat.Replicas))
+	var rest []peer.ID
+	for _, p := range cands[need:] {
+		if until, ok := n.copyFailed.get(p.String()); !ok || time.Now().After(until) {
+			rest = append(rest, p)
+		}
+	}
+	more = n.held.pick(rest, min(len(rest), max(0, extra)), size, n.cat.Replicas)
+	return required, more, nil
+}
+
+// extraCopyFailed keeps member p out of extra copies for a while: it
+// could not take one in time.
+func (n *Node) extraCopyFailed(p peer.ID) {
+	n.copyFailed.set(p.String(), time.Now().Add(extraCopyBackoff))
+}
+
+// connectSoon connects to members in the background, unless it is under
+// way already, each within a few seconds: members that only replicas=N
+// and extra copies would talk to are not connected otherwise.
+func (n *Node) connectSoon(members []peer.ID) {
+	if !n.connecting.CompareAndSwap(false, true) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.connecting.Store(false)
+		for _, p := range members {
+			ctx, cancel := context.WithTimeout(n.runCtx, 5*time.Second)
+			err := n.host.Connect(ctx, peer.AddrInfo{ID: p})
+			cancel()
+			if err != nil {
+				n.log.Debug("could not connect to a member for copies", "peer", p, "err", err)
+			}
+			if n.runCtx.Err() != nil {
+				return
+			}
+		}
+	}()
+}
+
+// extraCopies returns how many extra copies a write of size bytes (-1:
+// not known yet) to artifact id (empty: a new one) pushes besides the
+// want it must have: as many as its factor asks for beyond want, for
+// content that may be at most EagerCopyMax bytes.
+func (n *Node) extraCopies(id artmesh.ArtifactID, want int, size int64) int {
+	if n.cfg.EagerCopyMax <= 0 || size > n.cfg.EagerCopyMax {
+		return 0
+	}
+	factor := 0
+	if id != "" {
+		factor, _ = n.cat.Replication(id)
+	}
+	if factor == 0 {
+		p, err := n.cat.Policy()
+		if err != nil {
+			return 0
+		}
+		factor = p.ReplicationFactor
+	}
+	return max(0, factor-want)
+}
+
+// heldCacheFor is how long the bytes each member holds are counted from
+// one look at every replica, between writes that pick members for copies.
+const heldCacheFor = 5 * time.Second
+
+// heldCache is the bytes each member holds, as of a look at every replica
+// at most heldCacheFor ago, plus the copies picked since: counting on each
+// write was a scan of the whole catalog per write.
+type heldCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	now func() time.Time // nil: time.Now
+	m   map[string]int64
+}
+
+// pick returns the k of cands that hold the fewest bytes (then by id),
+// counting them again from load when the last count is too old, and
+// counts size bytes more for each one picked, so that writes in a row
+// spread over the members.
+func (h *heldCache) pick(cands []peer.ID, k int, size int64, load func() ([]catalog.Replica, error)) []peer.ID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now
+	if h.now != nil {
+		now = h.now
+	}
+	if t := now(); h.m == nil || t.Sub(h.at) >= heldCacheFor {
+		h.m, h.at = make(map[string]int64), t
+		if rs, err := load(); err == nil {
+			for _, r := range rs {
+				for _, p := range r.Holders {
+					h.m[p] += r.SizeBytes
+				}
+			}
+		}
 	}
 	slices.SortFunc(cands, func(a, b peer.ID) int {
-		if d := held[a.String()] - held[b.String()]; d != 0 {
-			if d < 0 {
-				return -1
-			}
-			return 1
-		}
-		return slices.Compare([]byte(a), []byte(b))
+		return cmp.Or(cmp.Compare(h.m[a.String()], h.m[b.String()]), slices.Compare([]byte(a), []byte(b)))
 	})
-	return cands[:need], nil
+	out := cands[:k]
+	for _, p := range out {
+		h.m[p.String()] += max(1, size)
+	}
+	return out
 }
 
 // writeReplicas returns how many copies a write must have before it is

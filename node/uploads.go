@@ -305,7 +305,7 @@ func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha 
 	}
 	var holders []string
 	if want > len(have) && len(have) > 0 {
-		targets, err := n.replicaTargets(want, have...)
+		targets, _, err := n.replicaTargets(want, 0, u.SizeBytes, have...)
 		if err != nil {
 			return artmesh.Artifact{}, err
 		}

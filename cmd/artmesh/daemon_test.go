@@ -56,8 +56,11 @@ func TestDaemonFlags(t *testing.T) {
 	}{
 		{nil, func(c node.Config) bool {
 			return c.DeadHolderAfter == node.DefaultDeadHolderAfter && c.CacheSize == node.DefaultCacheSize &&
-				c.ReplicateTimeout == 5*time.Minute && c.DeadVoterAfter == node.DefaultDeadVoterAfter && c.TokenSkew == node.DefaultTokenSkew
+				c.ReplicateTimeout == 5*time.Minute && c.DeadVoterAfter == node.DefaultDeadVoterAfter && c.TokenSkew == node.DefaultTokenSkew &&
+				c.EagerCopyMax == node.DefaultEagerCopyMax
 		}, ""},
+		{[]string{"--eager-copy-max", "1MiB"}, func(c node.Config) bool { return c.EagerCopyMax == 1<<20 }, ""},
+		{[]string{"--eager-copy-max", "0"}, func(c node.Config) bool { return c.EagerCopyMax < 0 }, ""},
 		{[]string{"--dead-holder-after", "5s"}, func(c node.Config) bool { return c.DeadHolderAfter == 5*time.Second }, ""},
 		{[]string{"--cache-size", "64MiB"}, func(c node.Config) bool { return c.CacheSize == 64<<20 }, ""},
 		{[]string{"--cache-size", "0"}, func(c node.Config) bool { return c.CacheSize == -1 }, ""},

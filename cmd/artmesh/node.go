@@ -95,6 +95,7 @@ type daemonFlags struct {
 	readOpen          time.Duration
 	readStall         time.Duration
 	diskReserve       string
+	eagerCopyMax      byteSize
 }
 
 // register defines the flags on cmd.
@@ -119,6 +120,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.readOpen, "read-open-timeout", node.DefaultReadOpenTimeout, "how long a download waits for the first block of content that is not on this node before it answers 503 with Retry-After")
 	fl.DurationVar(&f.readStall, "read-stall-timeout", exchange.DefaultStall, "how long a download waits for a block whose fetch makes no progress before it ends the response (cut short: clients resume with Range)")
 	fl.StringVar(&f.diskReserve, "disk-reserve", "", "free space that writes leave on the block store's filesystem; a write that would leave less fails with 507 insufficient_storage before it stores a byte; bytes, or with a unit: 512MiB, 1GiB (default: the smaller of 2% of the filesystem and 1GiB; 0 keeps none)")
+	f.eagerCopyMax = byteSize(node.DefaultEagerCopyMax)
+	fl.Var(&f.eagerCopyMax, "eager-copy-max", "writes up to this size are also pushed, during the write, to the members their replication factor asks for beyond the write's replicas, so that they have their factor when acknowledged (a member that cannot keep up is left to repair); bytes, or with a unit (0: never)")
 }
 
 // nodeConfig checks the flags and returns the node's configuration.
@@ -154,11 +157,16 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 			reserve = -1 // node.Config: negative keeps none
 		}
 	}
+	eager := int64(f.eagerCopyMax)
+	if eager == 0 {
+		eager = -1 // node.Config: negative turns extra copies off, zero is the default
+	}
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
 		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
 		ScrubRate: scrub, ScrubEvery: f.scrubEvery, ReadOpenTimeout: f.readOpen, ReadStallTimeout: f.readStall,
-		DiskReserve: reserve,
+		DiskReserve:  reserve,
+		EagerCopyMax: eager,
 	}, nil
 }
 

@@ -36,7 +36,15 @@ func main() {
 	flag.BoolVar(&meshBench, "mesh", true, "also measure a mesh of several nodes")
 	flag.BoolVar(&fanoutOnly, "fanout-only", false, "measure only the fan-out under capped links")
 	flag.BoolVar(&meshOnly, "mesh-only", false, "measure only the mesh (transfers, replication, fan-out)")
+	keepupDefault := 5 * time.Minute
+	if v, err := time.ParseDuration(os.Getenv("BENCH_KEEPUP")); err == nil {
+		keepupDefault = v
+	}
+	flag.DurationVar(&keepup.duration, "keepup", keepupDefault, "how long the keep-up scenario writes (0: skip it; env BENCH_KEEPUP)")
+	flag.Float64Var(&keepup.rate, "keepup-rate", 50, "creates per second of the keep-up scenario")
+	flag.BoolVar(&keepupOnly, "keepup-only", false, "measure only the keep-up scenario (replication under a mixed write load)")
 	flag.Parse()
+	keepup.nodes, keepup.drain = 5, 60*time.Second
 	if err := run(*size, *listN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -45,7 +53,10 @@ func main() {
 
 // meshBench says whether to measure the mesh too; fanoutOnly, whether
 // to measure the fan-out alone.
-var meshBench, fanoutOnly, meshOnly bool
+var meshBench, fanoutOnly, meshOnly, keepupOnly bool
+
+// keepup is the keep-up scenario's settings.
+var keepup keepupConfig
 
 // deadHolderAfter is the bench daemons' --dead-holder-after: short, so
 // that repair starts soon after a holder is killed.
@@ -72,14 +83,22 @@ func run(size int64, listN int) error {
 	} else {
 		fmt.Println("keeping the bench's folder (BENCH_KEEP):", work)
 	}
-	bin := filepath.Join(work, "artmesh")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/artmesh")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build: %w", err)
+	bin := os.Getenv("BENCH_BIN") // a binary built before, to compare with
+	if bin == "" {
+		bin = filepath.Join(work, "artmesh")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/artmesh")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+	} else {
+		fmt.Println("measuring the binary in BENCH_BIN:", bin)
 	}
 	if fanoutOnly {
 		return benchFanout(bin, work)
+	}
+	if keepupOnly {
+		return benchKeepup(bin, work, keepup)
 	}
 	fmt.Printf("artmesh bench: %d-byte file, %d artifacts for listing; figures measured now, on this machine\n\n", size, listN)
 
@@ -212,6 +231,11 @@ func run(size int64, listN int) error {
 		if err := benchFanout(bin, work); err != nil {
 			return err
 		}
+		if keepup.duration > 0 {
+			if err := benchKeepup(bin, work, keepup); err != nil {
+				return err
+			}
+		}
 	}
 
 	fmt.Println("\ncommand: make bench (go run ./e2e/cmd/bench)")
@@ -228,6 +252,9 @@ func xorAll(b []byte, k byte) {
 func gbps(bytesPerSec float64) string { return fmt.Sprintf("%.2f GB/s", bytesPerSec/1e9) }
 
 func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := len(s) * p / 100
@@ -299,6 +326,15 @@ func start(bin, repo string) (*node, error) {
 
 // join initialises repo with a ticket from inviter and starts the node.
 func join(bin, repo string, inviter *node) (*node, error) {
+	return joinLevel(bin, repo, inviter, "error")
+}
+
+func startWith(bin, repo, key string) (*node, error) {
+	return startLevel(bin, repo, key, "error")
+}
+
+// joinLevel is join with the daemon's log level.
+func joinLevel(bin, repo string, inviter *node, level string) (*node, error) {
 	var inv struct {
 		Ticket string `json:"ticket"`
 	}
@@ -310,12 +346,17 @@ func join(bin, repo string, inviter *node) (*node, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("init --join: %v: %s", err, out)
 	}
-	return startWith(bin, repo, inviter.key)
+	return startLevel(bin, repo, inviter.key, level)
 }
 
-func startWith(bin, repo, key string) (*node, error) {
-	cmd := exec.Command(bin, "daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "error",
-		"--dead-holder-after", deadHolderAfter.String())
+// startLevel starts a daemon on repo that logs at level to repo.log.
+func startLevel(bin, repo, key, level string) (*node, error) {
+	args := []string{"daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", level,
+		"--dead-holder-after", deadHolderAfter.String()}
+	// More flags for every daemon, such as --eager-copy-max 0 to measure
+	// repair alone.
+	args = append(args, strings.Fields(os.Getenv("BENCH_DAEMON_ARGS"))...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	logf, err := os.Create(repo + ".log")
 	if err != nil {
