@@ -387,6 +387,10 @@ const (
 	smallFetchMax            = 1 << 20
 )
 
+// errNoCopy is why a placement fetch did not start: no other member is
+// recorded as holding the version, or as fetching it.
+var errNoCopy = artmesh.E(artmesh.Unavailable, "no member of the mesh holds a copy")
+
 // errGone is why a placement fetch stopped: the version was deleted
 // meanwhile, so there is nothing to hold.
 var errGone = errors.New("node: the content was deleted meanwhile")
@@ -401,6 +405,7 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		_, failedBefore := n.placing.state(r.CID)
 		err := n.fetchAndHold(ctx, r)
 		if errors.Is(err, errGone) {
 			n.log.Debug("dropped the fetch of an allocated copy: its version was deleted", "cid", r.CID)
@@ -409,6 +414,11 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 		n.placing.finish(r.CID, err)
 		switch {
 		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, errNoCopy):
+			// Said once, not at every placement run while it lasts.
+			if failedBefore != artmesh.Message(err) {
+				n.log.Error("an allocated version has no copy on any member: it cannot be fetched until a member that has it comes back", "cid", r.CID)
+			}
 		case errors.Is(err, artmesh.InsufficientStorage):
 			// Every allocated copy fails alike while the disk is full:
 			// one line a minute says so.
@@ -420,6 +430,26 @@ func (n *Node) startPlacementFetch(ctx context.Context, r catalog.Replica) {
 			n.log.Warn("fetching an allocated copy failed; retrying later", "cid", r.CID, "err", err)
 		}
 	}()
+}
+
+// copyElsewhere reports whether another member holds or fetches the DAG
+// under c, as the catalog says now (true when it cannot say).
+func (n *Node) copyElsewhere(c string) bool {
+	self := n.peerID.String()
+	hs, err := n.cat.Holders(c)
+	if err != nil {
+		return true
+	}
+	fs, err := n.cat.Fetchers(c)
+	if err != nil {
+		return true
+	}
+	for _, p := range append(hs, fs...) {
+		if p != self {
+			return true
+		}
+	}
+	return false
 }
 
 // live reports whether a version still references c (true when the
@@ -445,6 +475,11 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 	defer func() { <-sem }()
 	if !n.live(r.CID) {
 		return errGone
+	}
+	if !n.copyElsewhere(r.CID) {
+		// Nobody to fetch from (the only copy was lost or quarantined
+		// here): no fetch ties up a slot waiting for one.
+		return errNoCopy
 	}
 	root, err := cid.Decode(r.CID)
 	if err != nil {
