@@ -1,0 +1,130 @@
+package membership
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/repo"
+)
+
+func TestRemovedBy(t *testing.T) {
+	tests := []struct {
+		name    string
+		a       statusAnswer
+		own     uint64
+		removed string // a part of the reason; "" when not removed
+	}{
+		{"listed by the leader", statusAnswer{Listed: true, Member: true, Leader: true, ConfigIndex: 9}, 5, ""},
+		{"listed by a newer configuration", statusAnswer{Listed: true, ConfigIndex: 9}, 5, ""},
+		{"not listed by the leader", statusAnswer{Leader: true, ConfigIndex: 1}, 5, "leader p no longer lists"},
+		{"not listed by a newer configuration", statusAnswer{ConfigIndex: 9}, 5, "index 9, this node's is 5"},
+		// A peer that is behind (its configuration is older than this
+		// node's own) does not know of this node yet: no proof.
+		{"not listed by an older configuration", statusAnswer{ConfigIndex: 3}, 5, ""},
+		{"not listed by the same configuration", statusAnswer{ConfigIndex: 5}, 5, ""},
+		{"a peer without state", statusAnswer{}, 5, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := removedBy("p", tt.a, tt.own)
+			if tt.removed == "" && got != "" || tt.removed != "" && !strings.Contains(got, tt.removed) {
+				t.Fatalf("removedBy = %q, want %q", got, tt.removed)
+			}
+		})
+	}
+}
+
+// TestCheckRemoved: a member that is behind asks the members it knows
+// about itself over StatusProtocol, a peer that is not a member any more
+// may ask, and a newer configuration without it is proof of its removal;
+// once marked, the removal is in the repo config and Raft is stopped.
+func TestCheckRemoved(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dirA := t.TempDir()
+	writeConfig(t, dirA, repo.Config{Member: true})
+	catA := newFakeCatalog(false)
+	a := newTestNode(t, catA, dirA)
+	a.m.member.Store(true)
+	catB := newFakeCatalog(false)
+	b := newTestNode(t, catB, t.TempDir())
+	catA.servers = []catalog.Server{{ID: a.id.String(), Voter: true}, {ID: b.id.String(), Voter: true}}
+	catA.confIndex = 10
+	catA.setMembers(a.member(), b.member())
+	a.m.addMembers([]catalog.Member{b.member()})
+	a.roster.SetMembers([]string{b.id.String()})
+	// B has since taken A out: A is no longer admitted there.
+	catB.servers = []catalog.Server{{ID: b.id.String(), Voter: true, Leader: true}}
+	catB.confIndex = 20
+	catB.setMembers(b.member())
+	b.roster.SetMembers(nil)
+
+	var lastAsk time.Time
+	if why := a.m.checkRemoved(ctx, &lastAsk); !strings.Contains(why, "index 20, this node's is 10") {
+		t.Fatalf("checkRemoved = %q, want the newer configuration as the reason", why)
+	}
+	if time.Since(lastAsk) > time.Minute {
+		t.Fatal("the time of the questions was not recorded")
+	}
+	// Asked a moment ago: not again before statusEvery.
+	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" {
+		t.Fatalf("asked again at once: %q", why)
+	}
+	// B still lists A (an older view than A's own): no proof.
+	catB.servers = append(catB.servers, catalog.Server{ID: a.id.String(), Voter: true})
+	lastAsk = time.Time{}
+	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" {
+		t.Fatalf("removed while the peer lists it: %q", why)
+	}
+	// A caught up, with a leader: it asks nobody.
+	catB.servers = catB.servers[:1]
+	a.caughtUp = true
+	catA.servers[1].Leader = true
+	lastAsk = time.Time{}
+	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" || !lastAsk.IsZero() {
+		t.Fatalf("a caught-up node with a leader asked (%v): %q", lastAsk, why)
+	}
+	// Its own configuration without it is proof enough.
+	catA.servers = catA.servers[1:]
+	why := a.m.checkRemoved(ctx, &lastAsk)
+	if !strings.Contains(why, "no longer lists it") {
+		t.Fatalf("checkRemoved with an own configuration without it: %q", why)
+	}
+
+	var told repo.Removal
+	a.m.cfg.OnRemoved = func(r repo.Removal) { told = r }
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a.m.markRemoved(why, at)
+	a.m.markRemoved("again", at.Add(time.Hour)) // once only
+	r, gone := a.m.Removed()
+	if !gone || r.Reason != why || !r.At.Equal(at) || told != r {
+		t.Fatalf("Removed = %+v %v, told %+v", r, gone, told)
+	}
+	if !catA.stopped {
+		t.Fatal("a removed node's Raft was not stopped")
+	}
+	rc, err := repo.ReadConfig(dirA)
+	if err != nil || rc.Removed == nil || *rc.Removed != r || !rc.Member {
+		t.Fatalf("the repo config after the removal: %+v %v", rc, err)
+	}
+	// The next start knows at once.
+	m := New(Config{Removed: rc.Removed})
+	if got, gone := m.Removed(); !gone || got != r {
+		t.Fatalf("a Manager started with the record: %+v %v", got, gone)
+	}
+}
+
+// TestSingleNodeNeverRemoved: a node that was never a mesh's member asks
+// nobody and is never removed.
+func TestSingleNodeNeverRemoved(t *testing.T) {
+	cat := newFakeCatalog(false)
+	n := newTestNode(t, cat, t.TempDir())
+	cat.servers = []catalog.Server{{ID: "someone-else", Voter: true}}
+	var lastAsk time.Time
+	if why := n.m.checkRemoved(context.Background(), &lastAsk); why != "" || !lastAsk.IsZero() {
+		t.Fatalf("a single node: %q, asked at %v", why, lastAsk)
+	}
+}
