@@ -175,13 +175,13 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var u upkeep
-	var lastAsk time.Time
+	var rc removalCheck
 	seen, changed := m.cfg.Catalog.Watch()
 	for {
 		if _, gone := m.Removed(); gone {
 			return
 		}
-		if why := m.checkRemoved(ctx, &lastAsk); why != "" {
+		if why := m.checkRemoved(ctx, &rc); why != "" {
 			m.markRemoved(why, time.Now())
 			return
 		}

@@ -22,14 +22,18 @@ import (
 // every other member at once, so it cannot read the catalog's later
 // entries. It learns it two ways:
 //
-//   - Its own Raft configuration, non-empty, no longer lists it: the
-//     leader sends the removal to the server it removes when it can.
+//   - Its own Raft configuration no longer lists it, where an earlier
+//     one (a lower log index) seen in this run did: the leader sends the
+//     removal to the server it removes when it can. (A configuration
+//     without it alone proves nothing: a node that catches up from the
+//     start of the log goes through the configurations from before it
+//     joined.)
 //   - While it has not caught up or has no leader, it asks the members it
 //     knows over StatusProtocol, which a peer that is not a member may
 //     open, whether they list it. An answer counts when it comes from the
 //     leader, or from a peer whose configuration is newer (a higher log
-//     index) than this node's own: configurations of one mesh are
-//     ordered by index, so a newer one without this node means it was
+//     index) than one that listed this node: configurations of one mesh
+//     are ordered by index, so a newer one without this node means it was
 //     taken out since.
 //
 // A removed node records it in its repo config, logs it at error, stops
@@ -80,9 +84,9 @@ const (
 	statusTimeout = 2 * time.Second
 )
 
-// removedBy returns why the answer a of peer p says that this node, whose
-// latest configuration is at index own, was removed, or "" when it does
-// not say so.
+// removedBy returns why the answer a of peer p says that this node, last
+// seen listed in a configuration at index own (0: not seen), was removed,
+// or "" when it does not say so.
 func removedBy(p string, a statusAnswer, own uint64) string {
 	if a.Listed {
 		return ""
@@ -90,17 +94,26 @@ func removedBy(p string, a statusAnswer, own uint64) string {
 	switch {
 	case a.Leader:
 		return fmt.Sprintf("the mesh's leader %s no longer lists this node in the catalog's Raft configuration", p)
-	case a.ConfigIndex > own:
+	case own > 0 && a.ConfigIndex > own:
 		return fmt.Sprintf("member %s has a newer Raft configuration of the catalog (index %d, this node's is %d) that no longer lists this node", p, a.ConfigIndex, own)
 	}
 	return ""
+}
+
+// removalCheck is what checkRemoved remembers between rounds.
+type removalCheck struct {
+	// listedAt is the highest index of a configuration seen in this run
+	// that listed this node (0: none yet).
+	listedAt uint64
+	// lastAsk is when the members were last asked.
+	lastAsk time.Time
 }
 
 // checkRemoved reports whether this node was removed from its mesh, and
 // why. It runs in Run's loop: the local check every time, the questions
 // to members at most every statusEvery, and only while this node is
 // behind or without a leader (a removed node is both, soon).
-func (m *Manager) checkRemoved(ctx context.Context, lastAsk *time.Time) string {
+func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	if !m.member.Load() {
 		return "" // a single node: there is nobody to be removed by
 	}
@@ -109,14 +122,17 @@ func (m *Manager) checkRemoved(ctx context.Context, lastAsk *time.Time) string {
 	if err != nil {
 		return ""
 	}
-	if len(servers) > 0 && !slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }) {
-		return "this node's copy of the catalog's Raft configuration no longer lists it"
+	switch {
+	case slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }):
+		rc.listedAt = max(rc.listedAt, own)
+	case rc.listedAt > 0 && own > rc.listedAt:
+		return fmt.Sprintf("this node's copy of the catalog's Raft configuration (index %d) no longer lists it", own)
 	}
 	hasLeader := slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Leader })
-	if (m.cfg.CaughtUp() && hasLeader) || time.Since(*lastAsk) < statusEvery {
+	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery {
 		return ""
 	}
-	*lastAsk = time.Now()
+	rc.lastAsk = time.Now()
 	var ask []string
 	for _, s := range servers {
 		ask = append(ask, s.ID)
@@ -153,7 +169,7 @@ func (m *Manager) checkRemoved(ctx context.Context, lastAsk *time.Time) string {
 		if json.Unmarshal(resp, &a) != nil {
 			continue
 		}
-		if why := removedBy(id, a, own); why != "" {
+		if why := removedBy(id, a, rc.listedAt); why != "" {
 			return why
 		}
 	}

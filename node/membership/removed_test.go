@@ -26,6 +26,10 @@ func TestRemovedBy(t *testing.T) {
 		{"not listed by an older configuration", statusAnswer{ConfigIndex: 3}, 5, ""},
 		{"not listed by the same configuration", statusAnswer{ConfigIndex: 5}, 5, ""},
 		{"a peer without state", statusAnswer{}, 5, ""},
+		// Never seen listed in this run (its state was moved aside): only
+		// the leader's word counts.
+		{"not seen listed, a newer configuration", statusAnswer{ConfigIndex: 9}, 0, ""},
+		{"not seen listed, the leader", statusAnswer{Leader: true, ConfigIndex: 9}, 0, "leader p"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,36 +66,47 @@ func TestCheckRemoved(t *testing.T) {
 	catB.setMembers(b.member())
 	b.roster.SetMembers(nil)
 
-	var lastAsk time.Time
-	if why := a.m.checkRemoved(ctx, &lastAsk); !strings.Contains(why, "index 20, this node's is 10") {
+	var rc removalCheck
+	if why := a.m.checkRemoved(ctx, &rc); !strings.Contains(why, "index 20, this node's is 10") {
 		t.Fatalf("checkRemoved = %q, want the newer configuration as the reason", why)
 	}
-	if time.Since(lastAsk) > time.Minute {
-		t.Fatal("the time of the questions was not recorded")
+	if time.Since(rc.lastAsk) > time.Minute || rc.listedAt != 10 {
+		t.Fatalf("the check's memory: %+v", rc)
 	}
 	// Asked a moment ago: not again before statusEvery.
-	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" {
+	if why := a.m.checkRemoved(ctx, &rc); why != "" {
 		t.Fatalf("asked again at once: %q", why)
 	}
-	// B still lists A (an older view than A's own): no proof.
+	// B still lists A: no proof.
 	catB.servers = append(catB.servers, catalog.Server{ID: a.id.String(), Voter: true})
-	lastAsk = time.Time{}
-	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" {
+	rc.lastAsk = time.Time{}
+	if why := a.m.checkRemoved(ctx, &rc); why != "" {
 		t.Fatalf("removed while the peer lists it: %q", why)
 	}
 	// A caught up, with a leader: it asks nobody.
 	catB.servers = catB.servers[:1]
 	a.caughtUp = true
 	catA.servers[1].Leader = true
-	lastAsk = time.Time{}
-	if why := a.m.checkRemoved(ctx, &lastAsk); why != "" || !lastAsk.IsZero() {
-		t.Fatalf("a caught-up node with a leader asked (%v): %q", lastAsk, why)
+	rc.lastAsk = time.Time{}
+	if why := a.m.checkRemoved(ctx, &rc); why != "" || !rc.lastAsk.IsZero() {
+		t.Fatalf("a caught-up node with a leader asked (%v): %q", rc.lastAsk, why)
 	}
-	// Its own configuration without it is proof enough.
+	// A configuration without it, older than one that listed it, is what
+	// a node catching up from the start of the log goes through: no
+	// proof, and neither is one without it when it was never seen listed.
 	catA.servers = catA.servers[1:]
-	why := a.m.checkRemoved(ctx, &lastAsk)
-	if !strings.Contains(why, "no longer lists it") {
-		t.Fatalf("checkRemoved with an own configuration without it: %q", why)
+	catA.confIndex = 3
+	if why := a.m.checkRemoved(ctx, &rc); why != "" {
+		t.Fatalf("an older configuration without it: %q", why)
+	}
+	if why := a.m.checkRemoved(ctx, &removalCheck{lastAsk: time.Now()}); why != "" {
+		t.Fatalf("never seen listed: %q", why)
+	}
+	// A newer configuration of its own without it is proof enough.
+	catA.confIndex = 11
+	why := a.m.checkRemoved(ctx, &rc)
+	if !strings.Contains(why, "(index 11) no longer lists it") {
+		t.Fatalf("checkRemoved with a newer own configuration without it: %q", why)
 	}
 
 	var told repo.Removal
@@ -106,12 +121,12 @@ func TestCheckRemoved(t *testing.T) {
 	if !catA.stopped {
 		t.Fatal("a removed node's Raft was not stopped")
 	}
-	rc, err := repo.ReadConfig(dirA)
-	if err != nil || rc.Removed == nil || *rc.Removed != r || !rc.Member {
-		t.Fatalf("the repo config after the removal: %+v %v", rc, err)
+	conf, err := repo.ReadConfig(dirA)
+	if err != nil || conf.Removed == nil || *conf.Removed != r || !conf.Member {
+		t.Fatalf("the repo config after the removal: %+v %v", conf, err)
 	}
 	// The next start knows at once.
-	m := New(Config{Removed: rc.Removed})
+	m := New(Config{Removed: conf.Removed})
 	if got, gone := m.Removed(); !gone || got != r {
 		t.Fatalf("a Manager started with the record: %+v %v", got, gone)
 	}
@@ -123,8 +138,8 @@ func TestSingleNodeNeverRemoved(t *testing.T) {
 	cat := newFakeCatalog(false)
 	n := newTestNode(t, cat, t.TempDir())
 	cat.servers = []catalog.Server{{ID: "someone-else", Voter: true}}
-	var lastAsk time.Time
-	if why := n.m.checkRemoved(context.Background(), &lastAsk); why != "" || !lastAsk.IsZero() {
-		t.Fatalf("a single node: %q, asked at %v", why, lastAsk)
+	var rc removalCheck
+	if why := n.m.checkRemoved(context.Background(), &rc); why != "" || !rc.lastAsk.IsZero() {
+		t.Fatalf("a single node: %q, asked at %v", why, rc.lastAsk)
 	}
 }
