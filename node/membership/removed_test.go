@@ -2,9 +2,12 @@ package membership
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/node/repo"
@@ -141,5 +144,28 @@ func TestSingleNodeNeverRemoved(t *testing.T) {
 	var rc removalCheck
 	if why := n.m.checkRemoved(context.Background(), &rc); why != "" || !rc.lastAsk.IsZero() {
 		t.Fatalf("a single node: %q, asked at %v", why, rc.lastAsk)
+	}
+}
+
+// TestLeaveFoundOutFirst: a node that leaves may find out it was removed
+// (and stop its Raft) before the leader's answer reaches it; the leave
+// then succeeds at once instead of asking a leader it no longer knows.
+func TestLeaveFoundOutFirst(t *testing.T) {
+	self, other := newPeer(t).String(), newPeer(t).String()
+	cat := newFakeCatalog(false, catalog.Server{ID: self, Voter: true}, catalog.Server{ID: other, Voter: true, Leader: true})
+	cat.members[self] = catalog.Member{PeerID: self}
+	var m *Manager
+	calls := 0
+	m = New(Config{Self: mustDecode(t, self), Catalog: cat, Repo: t.TempDir(), CallLeader: func(context.Context, protocol.ID, []byte) ([]byte, error) {
+		calls++
+		m.markRemoved("this node's copy of the catalog's Raft configuration no longer lists it", time.Now())
+		return nil, errors.New("stream reset")
+	}})
+	start := time.Now()
+	if err := m.Remove(context.Background(), self); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if calls != 1 || time.Since(start) > 5*time.Second {
+		t.Fatalf("the leader was asked %d times, for %s", calls, time.Since(start))
 	}
 }
