@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,7 +106,14 @@ func recoverSoleVoter(ctx context.Context, repo string) (node.SoleVoterRecovery,
 		return out, err
 	}
 	defer lock.Close()
-	return node.RecoverSoleVoter(ctx, repo)
+	out, err = node.RecoverSoleVoter(ctx, repo)
+	if errors.Is(err, artmesh.NotFound) {
+		if moved, _ := filepath.Glob(filepath.Join(repo, nrepo.RaftDir) + ".broken-*"); len(moved) > 0 {
+			return out, fmt.Errorf("%w\n(the catalog's state was moved aside by `recover-catalog` without --sole-voter: rename the newest of %s back to %s first)",
+				err, strings.Join(moved, ", "), filepath.Join(repo, nrepo.RaftDir))
+		}
+	}
+	return out, err
 }
 
 // recoverCatalogCmd is `artmesh repo recover-catalog [--sole-voter]`.

@@ -168,3 +168,17 @@ func TestRecoverSoleVoter(t *testing.T) {
 		t.Fatal("the recovered repo is not a member any more")
 	}
 }
+
+// TestRecoverSoleVoterAfterMoveAside: when the Raft state was moved aside
+// by the other recovery, the outage recovery says where it is.
+func TestRecoverSoleVoterAfterMoveAside(t *testing.T) {
+	repo := initMember(t, true)
+	r, err := recoverCatalog(repo, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = recoverSoleVoter(context.Background(), repo)
+	if err == nil || !strings.Contains(err.Error(), "rename the newest of "+r.MovedTo) {
+		t.Fatalf("after a move aside: %v", err)
+	}
+}
