@@ -34,14 +34,29 @@ func TestRecoverSoleVoter(t *testing.T) {
 			survivor = c
 		}
 	}
-	want := leader.AppliedIndex()
-	for survivor.AppliedIndex() < want {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the follower applied %d, want %d", survivor.AppliedIndex(), want)
-		case <-time.After(5 * time.Millisecond):
+	waitApplied := func() uint64 {
+		want := leader.AppliedIndex()
+		for survivor.AppliedIndex() < want {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the follower applied %d, want %d", survivor.AppliedIndex(), want)
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
+		return want
 	}
+	waitApplied()
+	// A snapshot on the survivor, then entries after it: the recovery
+	// starts from the snapshot and applies the rest.
+	if err := survivor.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	at2 := time.Now()
+	b, err := leader.CreateArtifact(ctx, CreateArtifact{ID: artmesh.NewArtifactID(at2), Name: "after the snapshot", Owner: "alice", CID: "c2", At: at2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := waitApplied()
 	for _, c := range nodes {
 		c.Close()
 	}
@@ -73,8 +88,10 @@ func TestRecoverSoleVoter(t *testing.T) {
 	if !c.IsLeader() {
 		t.Fatal("the recovered node does not lead")
 	}
-	if got, err := c.Artifact(a.ID); err != nil || got.Name != "kept" {
-		t.Fatalf("an applied artifact after recovery: %+v %v", got, err)
+	for _, x := range []artmesh.Artifact{a, b} {
+		if got, err := c.Artifact(x.ID); err != nil || got.Name != x.Name {
+			t.Fatalf("an applied artifact after recovery: %+v %v", got, err)
+		}
 	}
 	servers, err := c.Servers()
 	if err != nil || len(servers) != 1 || servers[0].ID != cfg.ServerID || !servers[0].Voter {
