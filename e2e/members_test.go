@@ -200,7 +200,7 @@ func TestRemovedMemberSaysSo(t *testing.T) {
 		t.Fatalf("`mesh members` on a removed node: %v\n%s", err, errOut)
 	}
 	logs := c.logs()
-	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "this node was removed from the mesh") {
+	if !strings.Contains(logs, `level=ERROR msg="this node was removed from its mesh`) {
 		t.Fatalf("the removed node did not log its removal at error:\n%s", tail(logs, logTail))
 	}
 	// It stops its elections: its Raft no longer runs.
@@ -216,6 +216,9 @@ func TestRemovedMemberSaysSo(t *testing.T) {
 		code, body := c.status(t, "", "GET", "/readyz", nil)
 		return code == 409 && bytes.Contains(body, []byte("was removed from its mesh"))
 	})
+	if !strings.Contains(c.logs(), `level=ERROR msg="this node was removed from its mesh`) {
+		t.Fatalf("the removed node did not log its removal at error at its next start:\n%s", tail(c.logs(), logTail))
+	}
 	if got := metric(t, c, "artmesh_catalog_raft_running"); got != "0" {
 		t.Fatalf("artmesh_catalog_raft_running of a node that knew it was removed = %q, want 0", got)
 	}

@@ -342,7 +342,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		if err := n.cat.StopRaft(); err != nil {
 			return err
 		}
-		n.log.Error("this node was removed from its mesh: it serves nothing and takes no part in the catalog",
+		n.log.Error("this node was removed from its mesh: it serves nothing and takes no part in the catalog any more",
 			"peer_id", n.peerID.String(), "found_out_at", r.At, "reason", r.Reason, "rejoin", membership.RejoinHint)
 		return nil
 	}

@@ -109,10 +109,6 @@ type Config struct {
 	// Removed is repo.Config.Removed at start: the node found out earlier
 	// that it was removed from its mesh. The Manager then does nothing.
 	Removed *repo.Removal
-	// OnRemoved, when set, is told once when the Manager finds out that
-	// this node was removed from its mesh (after it recorded it and
-	// stopped Raft).
-	OnRemoved func(repo.Removal)
 	// Log receives the Manager's logs; nil discards them.
 	Log *slog.Logger
 }

@@ -194,7 +194,7 @@ const RejoinHint = "To join the mesh again: stop this daemon, run `artmesh mesh 
 // markRemoved records that this node was removed, for why: in the repo
 // config (so that every later start knows at once), in the log at error,
 // and by stopping the catalog's Raft so that the node no longer
-// campaigns. It then tells Config.OnRemoved.
+// campaigns. Only the first call counts.
 func (m *Manager) markRemoved(why string, at time.Time) {
 	r := repo.Removal{At: at.UTC().Truncate(time.Second), Reason: why}
 	if !m.removed.CompareAndSwap(nil, &r) {
@@ -206,11 +206,8 @@ func (m *Manager) markRemoved(why string, at time.Time) {
 	if err := m.cfg.Catalog.StopRaft(); err != nil {
 		m.log.Warn("stopping the catalog's Raft", "err", err)
 	}
-	m.log.Error("this node was removed from the mesh: it serves nothing and takes no part in the catalog any more",
+	m.log.Error("this node was removed from its mesh: it serves nothing and takes no part in the catalog any more",
 		"peer_id", m.cfg.Self.String(), "reason", why, "rejoin", RejoinHint)
-	if m.cfg.OnRemoved != nil {
-		m.cfg.OnRemoved(r)
-	}
 }
 
 // recordRemoved writes r to the repo config, leaving the rest as it was.
