@@ -276,16 +276,8 @@ type Server struct {
 
 // Servers returns Raft's configuration: who takes part and who votes.
 func (c *Catalog) Servers() ([]Server, error) {
-	f := c.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, unavailable("catalog.Servers", err)
-	}
-	_, leader := c.raft.LeaderWithID()
-	var out []Server
-	for _, s := range f.Configuration().Servers {
-		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
-	}
-	return out, nil
+	servers, _, err := c.Configuration()
+	return servers, err
 }
 
 // AddServer makes a node take part in Raft, as a voter or not. Only the
@@ -332,3 +324,37 @@ func (c *Catalog) TransferLeadership(ctx context.Context) error {
 
 // String describes a member for logs.
 func (m Member) String() string { return fmt.Sprintf("%s %v", m.PeerID, m.Addresses) }
+
+// DemoteServer takes a voter's vote away: it stays in Raft as a nonvoter
+// and keeps receiving the log. Only the leader can.
+func (c *Catalog) DemoteServer(ctx context.Context, id string) error {
+	f := c.raft.DemoteVoter(raft.ServerID(id), 0, c.timeout(ctx))
+	return c.await(ctx, "catalog.DemoteServer", f)
+}
+
+// Configuration returns Raft's latest configuration, as Servers does, and
+// the log index it was written at (0: none yet). Of two configurations of
+// one mesh, the one with the higher index is the newer.
+func (c *Catalog) Configuration() ([]Server, uint64, error) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, 0, unavailable("catalog.Configuration", err)
+	}
+	_, leader := c.raft.LeaderWithID()
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
+	}
+	return out, f.Index(), nil
+}
+
+// StopRaft stops this node's part in Raft for good, for a node that was
+// removed from the mesh: it no longer campaigns or answers Raft's calls,
+// and writes fail, while the local state stays readable. Close still
+// closes the log. It is safe to call more than once.
+func (c *Catalog) StopRaft() error {
+	if err := c.raft.Shutdown().Error(); err != nil {
+		return artmesh.E(artmesh.Op("catalog.StopRaft"), fmt.Errorf("shut raft down: %w", err))
+	}
+	return nil
+}

@@ -82,34 +82,4 @@ func TestFiveVotersLoseTwo(t *testing.T) {
 	rest[0].call(t, "GET", "/v1/artifacts", nil, 200, nil)
 }
 
-// TestDeadVoterReplaced kills a voter of a three-voter mesh with a
-// nonvoter and checks that the leader promotes the nonvoter.
-func TestDeadVoterReplaced(t *testing.T) {
-	a := startDaemonArgs(t, t.TempDir(), "127.0.0.1:0", "--dead-voter-after", "2s")
-	b := joinDaemon(t, a, t.TempDir())
-	c := joinDaemon(t, a, t.TempDir())
-	d := joinDaemon(t, a, t.TempDir())
-	if v, nv := roles(t, a); v != 3 || nv != 1 {
-		t.Fatalf("%d voters and %d nonvoters, want 3 and 1", v, nv)
-	}
-	leader := leaderOf(t, a, b, c)
-	if leader != a {
-		t.Skip("the first node is not the leader; the dead-voter timeout was set on it only")
-	}
-	b.kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, nv := roles(t, a)
-		if v == 3 && nv == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a voter died: %d voters, %d nonvoters", v, nv)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	d.call(t, "POST", "/v1/snippets", map[string]any{"name": "after", "content": 1}, 201, nil)
-	c.call(t, "GET", "/v1/artifacts", nil, 200, nil)
-}
-
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -23,6 +23,9 @@ const DefaultInviteTTL = time.Hour
 // DefaultDeadVoterAfter is the default of Config.DeadVoterAfter.
 const DefaultDeadVoterAfter = membership.DefaultDeadVoterAfter
 
+// DefaultDeadMemberAfter is the default of Config.DeadMemberAfter.
+const DefaultDeadMemberAfter = membership.DefaultDeadMemberAfter
+
 // Members lists the mesh's members with their roles and whether this node
 // reaches them now.
 func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {

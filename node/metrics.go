@@ -230,6 +230,7 @@ var (
 	descLeader      = prometheus.NewDesc("artmesh_catalog_leader", "1 if this node is the catalog's Raft leader, else 0.", nil, nil)
 	descHasLeader   = prometheus.NewDesc("artmesh_catalog_has_leader", "1 if this node knows a catalog leader, else 0.", nil, nil)
 	descTerm        = prometheus.NewDesc("artmesh_catalog_term", "The catalog's current Raft term.", nil, nil)
+	descRaftRunning = prometheus.NewDesc("artmesh_catalog_raft_running", "1 while this node takes part in the catalog's Raft (follows, votes, campaigns); 0 once it stopped it, as a node removed from its mesh does.", nil, nil)
 	descCommit      = prometheus.NewDesc("artmesh_catalog_commit_index", "The highest Raft log index this node knows to be committed.", nil, nil)
 	descApplied     = prometheus.NewDesc("artmesh_catalog_applied_index", "The highest Raft log index this node's catalog state has applied.", nil, nil)
 	descLastContact = prometheus.NewDesc("artmesh_catalog_last_contact_seconds", "Seconds since this follower last heard from the leader (0 on the leader; -1 if never).", nil, nil)
@@ -246,7 +247,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descTerm, descCommit, descApplied, descLastContact,
+	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descTerm, descRaftRunning, descCommit, descApplied, descLastContact,
 		descBSBytes, descBSBlocks, descBSPacks, descBSPackBytes, descAllocated, descHeld, descHeldBytes, descUnder, descUploads} {
 		ch <- d
 	}
@@ -271,6 +272,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		leaderAddr, _ := r.LeaderWithID()
 		gauge(ch, descLeader, b2f(r.State() == raft.Leader))
 		gauge(ch, descHasLeader, b2f(leaderAddr != ""))
+		gauge(ch, descRaftRunning, b2f(r.State() != raft.Shutdown))
 		if t, err := strconv.ParseUint(r.Stats()["term"], 10, 64); err == nil {
 			gauge(ch, descTerm, float64(t))
 		}

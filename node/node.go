@@ -57,8 +57,12 @@ type Config struct {
 	// Listen overrides the repo's mesh listen addresses, when set.
 	Listen []string
 	// DeadVoterAfter is how long a voter may be unreachable before the
-	// leader replaces it with a nonvoter. Zero means DefaultDeadVoterAfter.
+	// leader demotes it to nonvoter and gives its vote to a reachable
+	// nonvoter. Zero means DefaultDeadVoterAfter.
 	DeadVoterAfter time.Duration
+	// DeadMemberAfter is how long a member may be unreachable before the
+	// leader removes it from the mesh. Zero means DefaultDeadMemberAfter.
+	DeadMemberAfter time.Duration
 	// BitswapRootTimeout is how long the bitswap fallback waits for the
 	// root block before it gives up. Zero means 15 s.
 	BitswapRootTimeout time.Duration
@@ -203,6 +207,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.DeadVoterAfter <= 0 {
 		cfg.DeadVoterAfter = DefaultDeadVoterAfter
 	}
+	if cfg.DeadMemberAfter <= 0 {
+		cfg.DeadMemberAfter = DefaultDeadMemberAfter
+	}
 	if cfg.DeadHolderAfter <= 0 {
 		cfg.DeadHolderAfter = DefaultDeadHolderAfter
 	}
@@ -329,7 +336,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mcfg := mesh.DefaultConfig()
 	mcfg.Identity, mcfg.Key, mcfg.Listen = priv, n.meshKey, n.rc.Listen
 	n.roster = membership.NewRoster(n.peerID)
-	n.admit = mesh.NewAdmission(membership.JoinProtocol)
+	n.admit = mesh.NewAdmission(membership.JoinProtocol, membership.StatusProtocol)
 	n.admit.SetMember(n.roster.Has)
 	mcfg.Admission = n.admit
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
@@ -351,12 +358,14 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	n.members = membership.New(membership.Config{
 		Self: n.peerID, Host: n.host, Catalog: n.cat, Roster: n.roster, Admission: n.admit,
 		Repo: n.cfg.Repo, Member: n.rc.Member, Voters: n.rc.Voters, MeshKey: n.meshKey,
-		APIURL:         func() string { return n.apiURL.Load().(string) },
-		CaughtUp:       n.CaughtUp,
-		CallLeader:     n.callLeader,
-		Placement:      n.memberPlacement,
-		DeadVoterAfter: n.cfg.DeadVoterAfter,
-		Log:            n.log,
+		APIURL:          func() string { return n.apiURL.Load().(string) },
+		CaughtUp:        n.CaughtUp,
+		CallLeader:      n.callLeader,
+		Placement:       n.memberPlacement,
+		DeadVoterAfter:  n.cfg.DeadVoterAfter,
+		DeadMemberAfter: n.cfg.DeadMemberAfter,
+		Removed:         n.rc.Removed,
+		Log:             n.log,
 	})
 	n.members.AdmitListed()
 	n.fetcher = exchange.New(exchange.Config{
@@ -372,6 +381,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	mesh.Serve(n.host, mesh.ApplyProtocol, n.serveApply)
 	mesh.Serve(n.host, membership.JoinProtocol, n.members.ServeJoin)
 	mesh.Serve(n.host, membership.RemoveProtocol, n.members.ServeRemove)
+	mesh.Serve(n.host, membership.StatusProtocol, n.members.ServeStatus)
 	mesh.Serve(n.host, ReadIndexProtocol, n.serveReadIndex)
 	mesh.ServeTimeout(n.host, ReplicateProtocol, n.cfg.ReplicateTimeout, n.serveReplicate)
 	mesh.ServePush(n.host, n.cfg.ReplicateTimeout, n.openPushSink)
@@ -384,6 +394,15 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		return blk.RawData(), nil
 	}, tamper())
 	n.members.LoadSaved()
+	if r := n.rc.Removed; r != nil {
+		// Removed from its mesh at an earlier run: never campaign again.
+		if err := n.cat.StopRaft(); err != nil {
+			return err
+		}
+		n.log.Error("this node was removed from its mesh: it serves nothing and takes no part in the catalog any more",
+			"peer_id", n.peerID.String(), "found_out_at", r.At, "reason", r.Reason, "rejoin", membership.RejoinHint)
+		return nil
+	}
 	if n.rc.Join != nil {
 		return n.members.Join(ctx, n.rc.Join)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/node/blockstore"
+	"github.com/artmesh/artmesh/node/membership"
 	"github.com/artmesh/artmesh/node/placement"
 )
 
@@ -52,8 +53,13 @@ const collectInterval = 10 * time.Minute
 // leader had committed when the node started.
 func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
 
-// behind returns an Unavailable error while the node catches up.
+// behind returns an Unavailable error while the node catches up, and a
+// Conflict error, for good, once it knows it was removed from its mesh.
 func (n *Node) behind() error {
+	if r, gone := n.members.Removed(); gone {
+		return artmesh.E(artmesh.Conflict, fmt.Sprintf("this node (%s) was removed from its mesh (found out at %s: %s); it serves nothing and takes no part in the catalog any more. %s",
+			n.peerID, r.At.Format(time.RFC3339), r.Reason, membership.RejoinHint))
+	}
 	if n.caughtUp.Load() {
 		return nil
 	}
@@ -69,6 +75,9 @@ func (n *Node) catchUpLoop(ctx context.Context) {
 		n.migratePins(ctx) // caught up at bootstrap
 	}
 	for attempt := 0; !n.caughtUp.Load(); attempt++ {
+		if _, gone := n.members.Removed(); gone {
+			return // there is nobody to catch up with
+		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.Consistent(cctx)
 		cancel()
@@ -124,6 +133,9 @@ func (n *Node) reconcileLoop(ctx context.Context, name string, topics catalog.To
 	}
 	seen, changed := n.cat.Watch()
 	for {
+		if _, gone := n.members.Removed(); gone {
+			return // removed from the mesh: nothing to reconcile with
+		}
 		if err := fn(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn(name+" failed", "err", err)
 		}

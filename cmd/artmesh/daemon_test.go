@@ -57,10 +57,14 @@ func TestDaemonFlags(t *testing.T) {
 		{nil, func(c node.Config) bool {
 			return c.DeadHolderAfter == node.DefaultDeadHolderAfter && c.CacheSize == node.DefaultCacheSize &&
 				c.ReplicateTimeout == 5*time.Minute && c.DeadVoterAfter == node.DefaultDeadVoterAfter && c.TokenSkew == node.DefaultTokenSkew &&
-				c.EagerCopyMax == node.DefaultEagerCopyMax
+				c.EagerCopyMax == node.DefaultEagerCopyMax && c.DeadMemberAfter == 72*time.Hour
 		}, ""},
 		{[]string{"--eager-copy-max", "1MiB"}, func(c node.Config) bool { return c.EagerCopyMax == 1<<20 }, ""},
 		{[]string{"--eager-copy-max", "0"}, func(c node.Config) bool { return c.EagerCopyMax < 0 }, ""},
+		{[]string{"--dead-member-after", "5s", "--dead-voter-after", "1s"}, func(c node.Config) bool {
+			return c.DeadMemberAfter == 5*time.Second && c.DeadVoterAfter == time.Second
+		}, ""},
+		{[]string{"--dead-member-after", "0s"}, nil, "--dead-member-after must be a duration above 0"},
 		{[]string{"--dead-holder-after", "5s"}, func(c node.Config) bool { return c.DeadHolderAfter == 5*time.Second }, ""},
 		{[]string{"--cache-size", "64MiB"}, func(c node.Config) bool { return c.CacheSize == 64<<20 }, ""},
 		{[]string{"--cache-size", "0"}, func(c node.Config) bool { return c.CacheSize == -1 }, ""},

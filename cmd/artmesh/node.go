@@ -87,6 +87,7 @@ type daemonFlags struct {
 	listen            []string
 	initIfNeeded      bool
 	skew, deadVoter   time.Duration
+	deadMember        time.Duration
 	deadHolder        time.Duration
 	cacheSize         byteSize
 	replicateTimeout  time.Duration
@@ -108,7 +109,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, such as 127.0.0.1:6060 (off by default; never on a public address)")
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
 	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
-	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader promotes a nonvoter in its place")
+	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader demotes it to nonvoter and gives its vote to a reachable nonvoter (it stays a member)")
+	fl.DurationVar(&f.deadMember, "dead-member-after", node.DefaultDeadMemberAfter, "how long a member may be unreachable before the leader removes it from the mesh (it must then join again with a new repo and invite)")
 	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference allowed when verifying capability tokens issued by other nodes (this node holds its own tokens to their expiry exactly)")
 	fl.DurationVar(&f.deadHolder, "dead-holder-after", node.DefaultDeadHolderAfter, "how long a member may be unreachable before the leader allocates the copies it holds to other members")
 	f.cacheSize = byteSize(node.DefaultCacheSize)
@@ -130,7 +132,8 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 		name string
 		v    time.Duration
 	}{{"--dead-holder-after", f.deadHolder}, {"--replicate-timeout", f.replicateTimeout}, {"--scrub-every", f.scrubEvery},
-		{"--read-open-timeout", f.readOpen}, {"--read-stall-timeout", f.readStall}} {
+		{"--read-open-timeout", f.readOpen}, {"--read-stall-timeout", f.readStall},
+		{"--dead-voter-after", f.deadVoter}, {"--dead-member-after", f.deadMember}} {
 		if d.v <= 0 {
 			return node.Config{}, usageErrorf("%s must be a duration above 0, such as 30s or 5m", d.name)
 		}
@@ -163,7 +166,7 @@ func (f *daemonFlags) nodeConfig(repo string, log *slog.Logger) (node.Config, er
 	}
 	return node.Config{
 		Repo: repo, APIAddr: f.apiAddr, Logger: log, TokenSkew: skew, Listen: f.listen,
-		DeadVoterAfter: f.deadVoter, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
+		DeadVoterAfter: f.deadVoter, DeadMemberAfter: f.deadMember, DeadHolderAfter: f.deadHolder, CacheSize: cache, ReplicateTimeout: f.replicateTimeout,
 		ScrubRate: scrub, ScrubEvery: f.scrubEvery, ReadOpenTimeout: f.readOpen, ReadStallTimeout: f.readStall,
 		DiskReserve:  reserve,
 		EagerCopyMax: eager,

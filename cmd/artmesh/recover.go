@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/node"
 	nrepo "github.com/artmesh/artmesh/node/repo"
 )
 
@@ -82,11 +85,43 @@ func recoverCatalog(repo string, now time.Time) (catalogRecovery, error) {
 	return out, nil
 }
 
-// recoverCatalogCmd is `artmesh repo recover-catalog`.
+// recoverSoleVoter is the outage recovery: with the daemon stopped, it
+// makes this member the only voter of its mesh's catalog, keeping what it
+// applied and every block (node.RecoverSoleVoter). It refuses a repo whose
+// daemon runs and a repo that was never a member of a mesh.
+func recoverSoleVoter(ctx context.Context, repo string) (node.SoleVoterRecovery, error) {
+	var out node.SoleVoterRecovery
+	if !nrepo.Exists(repo) {
+		return out, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, nrepo.ConfigFile, envRepo)
+	}
+	rc, err := nrepo.ReadConfig(repo)
+	if err != nil {
+		return out, err
+	}
+	if !rc.Member {
+		return out, fmt.Errorf("repo %s is a single node that was never part of a mesh: it is its catalog's only voter already, and has nothing to recover", repo)
+	}
+	lock, err := lockRepoFile(repo)
+	if err != nil {
+		return out, err
+	}
+	defer lock.Close()
+	out, err = node.RecoverSoleVoter(ctx, repo)
+	if errors.Is(err, artmesh.NotFound) {
+		if moved, _ := filepath.Glob(filepath.Join(repo, nrepo.RaftDir) + ".broken-*"); len(moved) > 0 {
+			return out, fmt.Errorf("%w\n(the catalog's state was moved aside by `recover-catalog` without --sole-voter: rename the newest of %s back to %s first)",
+				err, strings.Join(moved, ", "), filepath.Join(repo, nrepo.RaftDir))
+		}
+	}
+	return out, err
+}
+
+// recoverCatalogCmd is `artmesh repo recover-catalog [--sole-voter]`.
 func (c *cli) recoverCatalogCmd() *cobra.Command {
-	return &cobra.Command{
+	var soleVoter bool
+	cmd := &cobra.Command{
 		Use:   "recover-catalog",
-		Short: "With the daemon stopped, move a member's broken catalog aside so that it is fetched again from the leader",
+		Short: "With the daemon stopped, move a member's broken catalog aside so that it is fetched again from the leader; or, with --sole-voter, recover a mesh that lost most of its voters for good",
 		Long: `Move this member's catalog state (<repo>/raft) aside to
 <repo>/raft.broken-<UTC time>, for a node whose catalog is damaged or lost.
 Every block of the block store is kept. The next ` + "`artmesh daemon`" + ` start
@@ -96,9 +131,26 @@ collects nothing until it has caught up.
 Run it with the daemon stopped. It refuses a repo that was never a member
 of a mesh: a single node has no leader to recover its catalog from. The
 leader must still list this node as a member; a node that was removed from
-the mesh joins again with a new repo and a fresh invite instead.`,
+the mesh joins again with a new repo and a fresh invite instead.
+
+With --sole-voter it is the outage recovery instead, for a mesh whose
+voters that are left can never form a majority again (say 2 of 3 voters
+destroyed for good): on one survivor, with its daemon stopped, it makes
+this node the only voter of the same mesh's catalog, keeping every entry
+it applied (and any it had received but not seen committed) and every
+block, and takes every other member out of the mesh, as hashicorp/raft's
+RecoverCluster and Consul's peers.json do. Start the daemon afterwards: it
+leads alone and takes writes. Other nodes, old members included, join
+again with ` + "`artmesh mesh invite`" + ` and a new, empty repo. Writes that the lost
+voters committed without this node are gone. Run it on one survivor
+only, and only when the others are gone for good: a lost voter that came
+back with its old repo would not be let in, but two survivors recovered
+apart would be two meshes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if soleVoter {
+				return c.recoverSoleVoter(cmd.Context())
+			}
 			r, err := recoverCatalog(repoDir(c.getenv), time.Now())
 			if err != nil {
 				return err
@@ -118,4 +170,28 @@ the mesh joins again with a new repo and a fresh invite instead.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&soleVoter, "sole-voter", false, "outage recovery: make this node the only voter of its mesh, keeping its catalog and blocks, when most voters are gone for good")
+	return cmd
+}
+
+// recoverSoleVoter runs and reports `repo recover-catalog --sole-voter`.
+func (c *cli) recoverSoleVoter(ctx context.Context) error {
+	repo := repoDir(c.getenv)
+	r, err := recoverSoleVoter(ctx, repo)
+	if err != nil {
+		return fmt.Errorf("outage recovery of %s: %w", repo, err)
+	}
+	if c.jsonOut {
+		return printJSON(c.stdout, r)
+	}
+	fmt.Fprintf(c.stdout, "This node (%s) is now the only voter of its mesh's catalog.\n", r.PeerID)
+	fmt.Fprintf(c.stdout, "Kept: every catalog entry up to index %d, and every block in %s.\n", r.LastIndex, filepath.Join(repo, nrepo.BlocksDir))
+	if len(r.Dropped) > 0 {
+		fmt.Fprintf(c.stdout, "Taken out of the mesh (they join again only with a new repo and an invite):\n")
+		for _, p := range r.Dropped {
+			fmt.Fprintf(c.stdout, "  %s\n", p)
+		}
+	}
+	fmt.Fprintf(c.stdout, "Next: start the daemon (`artmesh daemon`): it leads alone and takes writes. Then add nodes with `artmesh mesh invite` here and `artmesh init --join <ticket>` there.\n")
+	return nil
 }

@@ -131,3 +131,54 @@ func TestRecoverCatalogCmd(t *testing.T) {
 		t.Errorf("--json with nothing to move: exit %d, %s", code, out)
 	}
 }
+
+// TestRecoverSoleVoter: the outage recovery refuses a single node and a
+// repo whose daemon runs; on a member it keeps the catalog, forgets the
+// saved addresses, and the repo is a member still.
+func TestRecoverSoleVoter(t *testing.T) {
+	ctx := context.Background()
+	if _, err := recoverSoleVoter(ctx, initMember(t, false)); err == nil || !strings.Contains(err.Error(), "never part of a mesh") {
+		t.Fatalf("a single node: %v", err)
+	}
+	if _, err := recoverSoleVoter(ctx, t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not an artmesh repo") {
+		t.Fatalf("not a repo: %v", err)
+	}
+	repo := initMember(t, true)
+	os.WriteFile(filepath.Join(repo, nrepo.PeersFile), []byte("[]"), 0o600)
+	lock, err := lockRepoFile(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recoverSoleVoter(ctx, repo); !errors.Is(err, errRepoInUse) {
+		t.Fatalf("with the lock held: %v", err)
+	}
+	lock.Close()
+	r, err := recoverSoleVoter(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := nrepo.ReadConfig(repo)
+	if r.PeerID != rc.PeerID || len(r.Servers) != 1 || r.Servers[0] != rc.PeerID || len(r.Dropped) != 0 || r.LastIndex == 0 {
+		t.Fatalf("recovery of a one-voter mesh: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(repo, nrepo.PeersFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("peers.json was kept: %v", err)
+	}
+	if !rc.Member {
+		t.Fatal("the recovered repo is not a member any more")
+	}
+}
+
+// TestRecoverSoleVoterAfterMoveAside: when the Raft state was moved aside
+// by the other recovery, the outage recovery says where it is.
+func TestRecoverSoleVoterAfterMoveAside(t *testing.T) {
+	repo := initMember(t, true)
+	r, err := recoverCatalog(repo, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = recoverSoleVoter(context.Background(), repo)
+	if err == nil || !strings.Contains(err.Error(), "rename the newest of "+r.MovedTo) {
+		t.Fatalf("after a move aside: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ type fakeCatalog struct {
 	agents    map[artmesh.AgentID]string // agent: key hash
 	servers   []catalog.Server
 	removed   []string // RemoveServer's ids, in order
+	demoted   []string // DemoteServer's ids, in order
+	confIndex uint64   // the index Configuration reports
+	stopped   bool     // StopRaft was called
 	transfers int      // TransferLeadership's calls
 	// onAddServer, when set, is called at AddServer, before the change.
 	onAddServer func(id string, voter bool)
@@ -176,6 +179,31 @@ func (f *fakeCatalog) RemoveServer(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeCatalog) Configuration() ([]catalog.Server, uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.servers), f.confIndex, nil
+}
+
+func (f *fakeCatalog) StopRaft() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	return nil
+}
+
+func (f *fakeCatalog) DemoteServer(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.servers {
+		if f.servers[i].ID == id {
+			f.servers[i].Voter = false
+		}
+	}
+	f.demoted = append(f.demoted, id)
+	return nil
+}
+
 func (f *fakeCatalog) WaitApplied(context.Context, uint64) error { return nil }
 
 // TransferLeadership makes another server the leader: this one follows.
@@ -210,7 +238,7 @@ func newTestNode(t *testing.T, cat *fakeCatalog, dir string) *testNode {
 		t.Fatal(err)
 	}
 	tn := &testNode{id: id, roster: NewRoster(id), cat: cat}
-	adm := mesh.NewAdmission(JoinProtocol)
+	adm := mesh.NewAdmission(JoinProtocol, StatusProtocol)
 	adm.SetMember(tn.roster.Has)
 	cfg := mesh.DefaultConfig()
 	cfg.Identity, cfg.Listen, cfg.Admission = priv, []string{"/ip4/127.0.0.1/tcp/0"}, adm
@@ -228,6 +256,7 @@ func newTestNode(t *testing.T, cat *fakeCatalog, dir string) *testNode {
 		},
 	})
 	mesh.Serve(tn.host, JoinProtocol, tn.m.ServeJoin)
+	mesh.Serve(tn.host, StatusProtocol, tn.m.ServeStatus)
 	return tn
 }
 

@@ -2,8 +2,10 @@
 // the join protocol (a new node's side and the members' side), the roster
 // of members that admission to the mesh is checked against, the members'
 // addresses in the peerstore and in the repo's peers.json, the listing of
-// members, invites, removal, and the leader's upkeep of voters (a dead
-// voter is replaced by a reachable nonvoter).
+// members, invites, removal, the leader's upkeep of voters (an
+// unreachable voter is demoted and a reachable nonvoter takes its vote; a
+// member is removed only after DeadMemberAfter), and a removed node's
+// finding out that it was removed.
 //
 // The package decides nothing about rights: package node checks that the
 // caller may invite or remove before it calls a Manager. The catalog is
@@ -30,6 +32,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // Catalog is what a Manager reads from and proposes to the catalog.
@@ -49,9 +52,13 @@ type Catalog interface {
 	// Raft's configuration.
 	IsLeader() bool
 	Servers() ([]catalog.Server, error)
+	Configuration() ([]catalog.Server, uint64, error)
 	AddServer(ctx context.Context, id string, voter bool) (uint64, error)
 	RemoveServer(ctx context.Context, id string) error
+	DemoteServer(ctx context.Context, id string) error
 	TransferLeadership(ctx context.Context) error
+	// StopRaft stops this node's part in Raft, once it was removed.
+	StopRaft() error
 
 	// The local state's progress.
 	WaitApplied(ctx context.Context, index uint64) error
@@ -93,8 +100,15 @@ type Config struct {
 	// many versions allocated to each are under-replicated, for Members.
 	Placement func(members int) (held map[string]int64, under map[string]int)
 	// DeadVoterAfter is how long a voter may be unreachable before the
-	// leader replaces it. Zero means DefaultDeadVoterAfter.
+	// leader demotes it and gives its vote to a nonvoter. Zero means
+	// DefaultDeadVoterAfter.
 	DeadVoterAfter time.Duration
+	// DeadMemberAfter is how long a member may be unreachable before the
+	// leader removes it from the mesh. Zero means DefaultDeadMemberAfter.
+	DeadMemberAfter time.Duration
+	// Removed is repo.Config.Removed at start: the node found out earlier
+	// that it was removed from its mesh. The Manager then does nothing.
+	Removed *repo.Removal
 	// Log receives the Manager's logs; nil discards them.
 	Log *slog.Logger
 }
@@ -105,6 +119,8 @@ type Manager struct {
 	cfg    Config
 	log    *slog.Logger
 	member atomic.Bool // Config.Member, then true once recorded
+	// removed is set once this node knows it was removed from its mesh.
+	removed atomic.Pointer[repo.Removal]
 
 	mu         sync.Mutex // serialises writes of peers.json and config.json
 	savedPeers []byte     // what peers.json holds, to write it only on change
@@ -125,11 +141,15 @@ func New(cfg Config) *Manager {
 	if cfg.DeadVoterAfter <= 0 {
 		cfg.DeadVoterAfter = DefaultDeadVoterAfter
 	}
+	if cfg.DeadMemberAfter <= 0 {
+		cfg.DeadMemberAfter = DefaultDeadMemberAfter
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log}
 	m.member.Store(cfg.Member)
+	m.removed.Store(cfg.Removed)
 	return m
 }
 
@@ -144,14 +164,23 @@ func (m *Manager) AdmitListed() {
 
 // Run is the membership reconciler: it runs syncMembers (and, on the
 // leader, the voters' upkeep) every 2 s and at once whenever the
-// catalog's members change, until ctx ends. It runs from the start,
-// caught up or not: admission follows the local catalog.
+// catalog's members change, until ctx ends or this node finds out that
+// it was removed from its mesh (see checkRemoved). It runs from the
+// start, caught up or not: admission follows the local catalog.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var u upkeep
+	var rc removalCheck
 	seen, changed := m.cfg.Catalog.Watch()
 	for {
+		if _, gone := m.Removed(); gone {
+			return
+		}
+		if why := m.checkRemoved(ctx, &rc); why != "" {
+			m.markRemoved(why, time.Now())
+			return
+		}
 		m.syncMembers(ctx)
 		m.tendVoters(ctx, &u)
 		for wait := true; wait; {

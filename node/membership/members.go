@@ -165,6 +165,9 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 // outOfRaft reports whether this node's latest Raft configuration no
 // longer lists peerID.
 func (m *Manager) outOfRaft(peerID string) bool {
+	if _, gone := m.Removed(); gone && peerID == m.cfg.Self.String() {
+		return true // found out already, and stopped its Raft
+	}
 	servers, err := m.cfg.Catalog.Servers()
 	if err != nil {
 		return false

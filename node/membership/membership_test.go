@@ -86,18 +86,28 @@ func TestJoinAsVoter(t *testing.T) {
 }
 
 func TestPlanVoters(t *testing.T) {
-	const after = 30 * time.Second
+	tm := timing{deadVoter: 30 * time.Second, deadMember: time.Hour, stable: 10 * time.Second, voters: 3}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(time.Minute)
 	v := func(id string) catalog.Server { return catalog.Server{ID: id, Voter: true} }
 	nv := func(id string) catalog.Server { return catalog.Server{ID: id} }
+	// up: every server reachable since t0 (stable at now).
+	up := func(ids string) map[string]time.Time {
+		m := map[string]time.Time{}
+		for _, id := range ids {
+			m[string(id)] = t0
+		}
+		return m
+	}
 	tests := []struct {
-		name      string
-		servers   []catalog.Server
-		up        string               // the reachable servers, one letter each
-		lastSeen  map[string]time.Time // before; nil: this node just became leader
-		now       time.Time
-		swaps     []swap
-		stranded  string
+		name     string
+		servers  []catalog.Server
+		up       string               // the reachable servers, one letter each
+		lastSeen map[string]time.Time // before; nil: this node just became leader
+		upSince  map[string]time.Time // before
+		now      time.Time
+		want     upkeepPlan
+		// seenAfter, when set, is lastSeen after the plan.
 		seenAfter map[string]time.Time
 	}{
 		{
@@ -107,58 +117,93 @@ func TestPlanVoters(t *testing.T) {
 		},
 		{
 			name:    "first look at an unreachable voter starts its clock",
-			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac", now: t0,
-			seenAfter: map[string]time.Time{"a": t0, "b": t0, "c": t0},
+			servers: []catalog.Server{v("a"), v("b"), v("e"), nv("c")}, up: "ace", upSince: up("ace"), now: now,
+			seenAfter: map[string]time.Time{"a": now, "b": now, "c": now, "e": now},
 		},
 		{
 			name:    "gone, but not long enough",
-			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac",
-			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(after),
-			seenAfter: map[string]time.Time{"a": t0.Add(after), "b": t0, "c": t0.Add(after)},
+			servers: []catalog.Server{v("a"), v("b"), v("e"), nv("c")}, up: "ace", upSince: up("ace"),
+			lastSeen: map[string]time.Time{"b": now.Add(-30 * time.Second)}, now: now,
+			seenAfter: map[string]time.Time{"a": now, "b": now.Add(-30 * time.Second), "c": now, "e": now},
 		},
 		{
-			name:    "a dead voter is replaced by a reachable nonvoter",
-			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac",
-			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(after + time.Second),
-			swaps:     []swap{{dead: "b", promote: "c"}},
-			seenAfter: map[string]time.Time{"a": t0.Add(after + time.Second), "b": t0, "c": t0.Add(after + time.Second)},
+			name:    "a dead voter is demoted and a stable nonvoter takes its vote",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac", upSince: up("ac"),
+			lastSeen: map[string]time.Time{"b": now.Add(-31 * time.Second)}, now: now,
+			want:      upkeepPlan{swaps: []swap{{dead: "b", promote: "c"}}},
+			seenAfter: map[string]time.Time{"a": now, "b": now.Add(-31 * time.Second), "c": now},
+		},
+		{
+			name:    "a nonvoter back a moment ago does not take a vote yet",
+			servers: []catalog.Server{v("a"), v("b"), nv("c")}, up: "ac", upSince: map[string]time.Time{"a": t0, "c": now.Add(-9 * time.Second)},
+			lastSeen: map[string]time.Time{"b": t0}, now: now,
+			want: upkeepPlan{stranded: "b"},
 		},
 		{
 			name:    "no nonvoter to promote",
-			servers: []catalog.Server{v("a"), v("b"), v("c")}, up: "ac",
-			lastSeen: map[string]time.Time{"b": t0}, now: t0.Add(time.Minute),
-			stranded:  "b",
-			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0.Add(time.Minute)},
+			servers: []catalog.Server{v("a"), v("b"), v("c")}, up: "ac", upSince: up("ac"),
+			lastSeen: map[string]time.Time{"b": t0}, now: now,
+			want: upkeepPlan{stranded: "b"},
 		},
 		{
-			name:    "an unreachable nonvoter is neither replaced nor promoted",
-			servers: []catalog.Server{v("a"), v("b"), nv("c"), nv("d")}, up: "ad",
-			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
-			swaps:     []swap{{dead: "b", promote: "d"}},
-			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute)},
+			name:    "an unreachable nonvoter is neither demoted nor promoted",
+			servers: []catalog.Server{v("a"), v("b"), nv("c"), nv("d")}, up: "ad", upSince: up("ad"),
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: now,
+			want: upkeepPlan{swaps: []swap{{dead: "b", promote: "d"}}},
 		},
 		{
 			name:    "two dead voters, one nonvoter: the second waits",
-			servers: []catalog.Server{v("a"), v("b"), v("c"), v("d"), v("e"), nv("f")}, up: "adef",
-			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
-			swaps:     []swap{{dead: "b", promote: "f"}},
-			stranded:  "c",
-			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute), "e": t0.Add(time.Minute), "f": t0.Add(time.Minute)},
+			servers: []catalog.Server{v("a"), v("b"), v("c"), v("d"), v("e"), nv("f")}, up: "adef", upSince: up("adef"),
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: now,
+			want: upkeepPlan{swaps: []swap{{dead: "b", promote: "f"}}, stranded: "c"},
 		},
 		{
 			name:    "two dead voters, two nonvoters, in the order of the servers",
-			servers: []catalog.Server{v("a"), v("b"), v("c"), nv("d"), nv("e")}, up: "ade",
-			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: t0.Add(time.Minute),
-			swaps:     []swap{{dead: "b", promote: "d"}, {dead: "c", promote: "e"}},
-			seenAfter: map[string]time.Time{"a": t0.Add(time.Minute), "b": t0, "c": t0, "d": t0.Add(time.Minute), "e": t0.Add(time.Minute)},
+			servers: []catalog.Server{v("a"), v("b"), v("c"), nv("d"), nv("e")}, up: "ade", upSince: up("ade"),
+			lastSeen: map[string]time.Time{"b": t0, "c": t0}, now: now,
+			want: upkeepPlan{swaps: []swap{{dead: "b", promote: "d"}, {dead: "c", promote: "e"}}},
+		},
+		{
+			name:    "too few voters: stable nonvoters are promoted up to the number",
+			servers: []catalog.Server{v("a"), nv("b"), nv("c"), nv("d")}, up: "abcd", upSince: up("abcd"), now: now,
+			want: upkeepPlan{promote: []string{"b", "c"}},
+		},
+		{
+			name:    "a demoted member that is back stays a nonvoter while the voters are complete",
+			servers: []catalog.Server{v("a"), nv("b"), v("c"), v("d")}, up: "abcd", upSince: up("acd"),
+			lastSeen: map[string]time.Time{"b": t0}, now: now,
+		},
+		{
+			name:    "a demoted member that is back takes a missing vote",
+			servers: []catalog.Server{v("a"), nv("b"), v("c")}, up: "abc", upSince: up("abc"), now: now,
+			want: upkeepPlan{promote: []string{"b"}},
+		},
+		{
+			name:    "a swap and a promotion in one round",
+			servers: []catalog.Server{v("a"), v("b"), nv("c"), nv("d")}, up: "acd", upSince: up("acd"),
+			lastSeen: map[string]time.Time{"b": t0}, now: now,
+			want: upkeepPlan{swaps: []swap{{dead: "b", promote: "c"}}, promote: []string{"d"}},
+		},
+		{
+			name:    "members gone for longer than deadMember are removed, voters or not",
+			servers: []catalog.Server{v("a"), v("b"), nv("c"), nv("d")}, up: "a", upSince: up("a"),
+			lastSeen: map[string]time.Time{"b": now.Add(-time.Hour - time.Second), "c": now.Add(-time.Hour - time.Second), "d": now.Add(-time.Hour)}, now: now,
+			want: upkeepPlan{remove: []string{"b", "c"}, stranded: "b"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := upkeep{lastSeen: tt.lastSeen}
-			swaps, stranded := u.plan(tt.servers, func(id string) bool { return strings.Contains(tt.up, id) }, tt.now, after)
-			if !slices.Equal(swaps, tt.swaps) || stranded != tt.stranded {
-				t.Fatalf("plan = %v, %q; want %v, %q", swaps, stranded, tt.swaps, tt.stranded)
+			u := upkeep{lastSeen: tt.lastSeen, upSince: tt.upSince}
+			if u.lastSeen == nil && tt.upSince != nil {
+				u.lastSeen = map[string]time.Time{}
+			}
+			got := u.plan(tt.servers, func(id string) bool { return strings.Contains(tt.up, id) }, tt.now, tm)
+			if !slices.Equal(got.swaps, tt.want.swaps) || !slices.Equal(got.promote, tt.want.promote) ||
+				!slices.Equal(got.remove, tt.want.remove) || got.stranded != tt.want.stranded {
+				t.Fatalf("plan = %+v; want %+v", got, tt.want)
+			}
+			if tt.seenAfter == nil {
+				return
 			}
 			if len(u.lastSeen) != len(tt.seenAfter) {
 				t.Fatalf("last seen %v, want %v", u.lastSeen, tt.seenAfter)
@@ -172,9 +217,57 @@ func TestPlanVoters(t *testing.T) {
 	}
 }
 
+// TestPlanVotersOverTime runs the plan round after round on one clock: a
+// voter that goes away is demoted after deadVoter, keeps its membership,
+// and is removed only after deadMember; one that comes back in between
+// is a nonvoter again, promoted only when a vote is missing.
+func TestPlanVotersOverTime(t *testing.T) {
+	tm := timing{deadVoter: 30 * time.Second, deadMember: time.Hour, stable: 10 * time.Second, voters: 3}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	servers := []catalog.Server{{ID: "a", Voter: true}, {ID: "b", Voter: true}, {ID: "c", Voter: true}, {ID: "d"}}
+	role := func(id string, voter bool) {
+		for i := range servers {
+			if servers[i].ID == id {
+				servers[i].Voter = voter
+			}
+		}
+	}
+	up := "abcd"
+	var u upkeep
+	var demotedAt, removedAt time.Duration
+	for tick := time.Duration(0); tick <= 2*time.Hour; tick += 2 * time.Second {
+		if tick == time.Minute {
+			up = "acd" // b goes away
+		}
+		p := u.plan(servers, func(id string) bool { return strings.Contains(up, id) }, t0.Add(tick), tm)
+		for _, s := range p.swaps {
+			role(s.promote, true)
+			role(s.dead, false)
+			demotedAt = tick
+		}
+		for _, id := range p.promote {
+			role(id, true)
+		}
+		for _, id := range p.remove {
+			servers = slices.DeleteFunc(servers, func(s catalog.Server) bool { return s.ID == id })
+			removedAt = tick
+		}
+	}
+	// b was last seen at 58 s: demoted at the first round more than 30 s
+	// later, removed at the first round more than 1 h later.
+	if demotedAt != 90*time.Second || removedAt != time.Hour+time.Minute {
+		t.Fatalf("demoted at %s, removed at %s", demotedAt, removedAt)
+	}
+	if len(servers) != 3 || !servers[0].Voter || !servers[1].Voter || !servers[2].Voter {
+		t.Fatalf("servers at the end: %+v", servers)
+	}
+}
+
 // TestTendVoters: the leader promotes a connected nonvoter in place of a
-// voter it has not reached for longer than DeadVoterAfter, then removes
-// the dead voter; a node that stops leading forgets what it saw.
+// voter it has not reached for longer than DeadVoterAfter, then demotes
+// the dead voter, which stays in Raft and in the members; only after
+// DeadMemberAfter is it removed. A node that stops leading forgets what
+// it saw.
 func TestTendVoters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -183,7 +276,9 @@ func TestTendVoters(t *testing.T) {
 	spare := newTestNode(t, newFakeCatalog(false), t.TempDir())
 	dead := newPeer(t).String()
 	a.m.cfg.DeadVoterAfter = time.Minute
+	a.m.cfg.DeadMemberAfter = time.Hour
 	cat.servers = []catalog.Server{{ID: a.id.String(), Voter: true, Leader: true}, {ID: dead, Voter: true}, {ID: spare.id.String()}}
+	cat.setMembers(a.member(), spare.member(), catalog.Member{PeerID: dead})
 	a.roster.SetMembers([]string{spare.id.String()})
 	spare.roster.SetMembers([]string{a.id.String()})
 	if err := spare.host.Connect(ctx, peer.AddrInfo{ID: a.id, Addrs: a.host.Addrs()}); err != nil {
@@ -195,18 +290,33 @@ func TestTendVoters(t *testing.T) {
 		t.Fatalf("servers changed at the first look: %+v", got)
 	}
 	u.lastSeen[dead] = time.Now().Add(-2 * time.Minute)
+	u.upSince[spare.id.String()] = time.Now().Add(-time.Minute)
 	a.m.tendVoters(ctx, &u)
 	got := mustServers(t, cat)
-	if len(got) != 2 || got[0].ID != a.id.String() || got[1] != (catalog.Server{ID: spare.id.String(), Voter: true}) || !slices.Equal(cat.removed, []string{dead}) {
-		t.Fatalf("after the upkeep: servers %+v, removed %v", got, cat.removed)
+	want := []catalog.Server{{ID: a.id.String(), Voter: true, Leader: true}, {ID: dead}, {ID: spare.id.String(), Voter: true}}
+	if !slices.Equal(got, want) || len(cat.removed) != 0 {
+		t.Fatalf("after the upkeep: servers %+v (want %+v), removed %v", got, want, cat.removed)
+	}
+	if _, err := cat.Member(dead); err != nil {
+		t.Fatalf("a demoted voter lost its membership: %v", err)
+	}
+	// Gone for longer than DeadMemberAfter: removed from Raft and from
+	// the members.
+	u.lastSeen[dead] = time.Now().Add(-2 * time.Hour)
+	a.m.tendVoters(ctx, &u)
+	if got := mustServers(t, cat); len(got) != 2 || !slices.Equal(cat.removed, []string{dead}) {
+		t.Fatalf("after DeadMemberAfter: servers %+v, removed %v", got, cat.removed)
+	}
+	if _, err := cat.Member(dead); err == nil {
+		t.Fatal("a member gone for longer than DeadMemberAfter is still a member")
 	}
 	if _, ok := u.lastSeen[dead]; ok {
-		t.Fatal("the replaced voter is still tracked")
+		t.Fatal("the removed voter is still tracked")
 	}
 	cat.leader = false
 	a.m.tendVoters(ctx, &u)
-	if u.lastSeen != nil {
-		t.Fatal("a node that does not lead kept its view of the voters")
+	if u.lastSeen != nil || u.upSince != nil {
+		t.Fatal("a node that stopped leading kept its view of the voters")
 	}
 }
 

@@ -82,6 +82,16 @@ type Config struct {
 	// a mesh: it then never bootstraps a catalog of its own, even if its
 	// Raft state is lost (see `artmesh repo recover-catalog`).
 	Member bool `json:"member,omitempty"`
+	// Removed, once set, records that this node found out it was removed
+	// from its mesh: the daemon then serves nothing and never takes part
+	// in the catalog's Raft again. The node joins again with a new repo.
+	Removed *Removal `json:"removed,omitempty"`
+}
+
+// Removal is how and when a node found out it was removed from its mesh.
+type Removal struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // ReadConfig reads <repo>/config.json.

@@ -1,0 +1,190 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/artmesh/artmesh"
+)
+
+// Recovery is what RecoverSoleVoter did.
+type Recovery struct {
+	// Servers is Raft's configuration before: the server ids.
+	Servers []string `json:"servers"`
+	// Dropped are the members taken out of the member table: every
+	// member but this node.
+	Dropped []string `json:"dropped"`
+	// LastIndex is the log index the recovered state ends at: everything
+	// this node had written to its log, applied.
+	LastIndex uint64 `json:"last_index"`
+}
+
+// RecoverSoleVoter is the outage recovery of a mesh whose voters can
+// never form a majority again: with Raft stopped (no Catalog open on
+// cfg.Dir), it makes cfg.ServerID the only server of its catalog, keeping
+// every entry its log holds, as hashicorp/raft's RecoverCluster (and
+// Consul's peers.json) does. The other members are taken out of the
+// member table by entries appended to the log first (so their admission
+// ends and their join agents' keys are revoked, as a removal does), then
+// the log is compacted into a snapshot whose configuration lists this
+// server alone as a voter. The next Open starts from that snapshot and
+// leads on its own.
+//
+// Entries that were written to this node's log but never committed are
+// applied too: there is nobody left to ask. Writes that the lost voters
+// committed without this node are lost.
+func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
+	const op = artmesh.Op("catalog.RecoverSoleVoter")
+	var out Recovery
+	if err := cfg.Validate(); err != nil {
+		return out, err
+	}
+	if err := ctx.Err(); err != nil {
+		return out, artmesh.E(op, artmesh.Unavailable, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if _, err := os.Stat(walDir); err != nil {
+		return out, artmesh.E(op, artmesh.NotFound, fmt.Sprintf("no catalog state in %s to recover", cfg.Dir), err)
+	}
+	meta := &metadb.BoltMetaDB{}
+	defer meta.Close()
+	w, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithLogger(newHCLog(logger, "wal")))
+	if err != nil {
+		return out, artmesh.E(op, fmt.Errorf("open raft log %s: %w", walDir, err))
+	}
+	defer w.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, newHCLog(logger, "snapshot"))
+	if err != nil {
+		return out, artmesh.E(op, fmt.Errorf("open snapshots in %s: %w", cfg.Dir, err))
+	}
+	has, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		return out, artmesh.E(op, fmt.Errorf("read raft state: %w", err))
+	}
+	if !has {
+		return out, artmesh.E(op, artmesh.NotFound, fmt.Sprintf("no catalog state in %s to recover", cfg.Dir))
+	}
+
+	// Replay what this node has, to learn the members and the last
+	// configuration.
+	f, err := newFSM()
+	if err != nil {
+		return out, artmesh.E(op, err)
+	}
+	conf, last, err := replay(f, w, snaps)
+	if err != nil {
+		return out, artmesh.E(op, err)
+	}
+	self := raft.ServerID(cfg.ServerID)
+	for _, s := range conf.Servers {
+		out.Servers = append(out.Servers, string(s.ID))
+	}
+	if !slices.ContainsFunc(conf.Servers, func(s raft.Server) bool { return s.ID == self }) {
+		return out, artmesh.E(op, artmesh.Conflict, fmt.Sprintf("this node (%s) is not in its catalog's Raft configuration: it was removed from the mesh, and cannot recover it", cfg.ServerID))
+	}
+	members, err := (&Catalog{fsm: f}).Members()
+	if err != nil {
+		return out, artmesh.E(op, err)
+	}
+
+	// Take the other members out, as entries of the log.
+	var logs []*raft.Log
+	for _, m := range members {
+		if m.PeerID == cfg.ServerID {
+			continue
+		}
+		data, err := encodeCommand(deleteMemberCmd{PeerID: m.PeerID})
+		if err != nil {
+			return out, artmesh.E(op, err)
+		}
+		logs = append(logs, &raft.Log{Index: last.Index + uint64(len(logs)) + 1, Term: last.Term, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()})
+		out.Dropped = append(out.Dropped, m.PeerID)
+	}
+	if len(logs) > 0 {
+		if err := w.StoreLogs(logs); err != nil {
+			return out, artmesh.E(op, fmt.Errorf("append the removal of the other members: %w", err))
+		}
+	}
+	out.LastIndex = last.Index + uint64(len(logs))
+
+	rc := cfg.raftConfig(logger)
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.ServerID))
+	defer trans.Close()
+	fresh, err := newFSM()
+	if err != nil {
+		return out, artmesh.E(op, err)
+	}
+	alone := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: self, Address: raft.ServerAddress(cfg.ServerID)}}}
+	if err := raft.RecoverCluster(rc, fresh, w, w, snaps, trans, alone); err != nil {
+		return out, artmesh.E(op, fmt.Errorf("recover the catalog's Raft state: %w", err))
+	}
+	return out, nil
+}
+
+// logPos is a log entry's index and term.
+type logPos struct{ Index, Term uint64 }
+
+// replay restores f from the newest snapshot that opens and applies the
+// log after it, as Raft does at start, and returns the last configuration
+// and the last entry seen.
+func replay(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) (raft.Configuration, logPos, error) {
+	var conf raft.Configuration
+	var last logPos
+	list, err := snaps.List()
+	if err != nil {
+		return conf, last, fmt.Errorf("list snapshots: %w", err)
+	}
+	restored := len(list) == 0
+	for _, meta := range list {
+		_, rc, err := snaps.Open(meta.ID)
+		if err != nil {
+			continue
+		}
+		err = f.Restore(rc)
+		rc.Close()
+		if err != nil {
+			continue
+		}
+		conf, last, restored = meta.Configuration, logPos{meta.Index, meta.Term}, true
+		break
+	}
+	if !restored {
+		return conf, last, errors.New("none of the snapshots could be restored")
+	}
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return conf, last, fmt.Errorf("read the log: %w", err)
+	}
+	lastIndex, err := logs.LastIndex()
+	if err != nil {
+		return conf, last, fmt.Errorf("read the log: %w", err)
+	}
+	for i := max(last.Index+1, first); i <= lastIndex && first > 0; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return conf, last, fmt.Errorf("read log entry %d: %w", i, err)
+		}
+		switch l.Type {
+		case raft.LogCommand:
+			f.Apply(&l)
+		case raft.LogConfiguration:
+			conf = raft.DecodeConfiguration(l.Data)
+		}
+		last = logPos{l.Index, l.Term}
+	}
+	return conf, last, nil
+}

@@ -1,0 +1,117 @@
+package catalog
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+)
+
+// TestRecoverSoleVoter: of a three-voter catalog, one follower is left;
+// recovered, it leads alone with every entry it had, the other members
+// are gone from the member table, and it takes writes.
+func TestRecoverSoleVoter(t *testing.T) {
+	ctx := testCtx(t)
+	nodes, _, leader := startCluster(t, ctx, 3, false)
+	for _, c := range nodes {
+		if err := leader.PutMember(ctx, Member{PeerID: c.cfg.ServerID, JoinedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := leader.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	a, err := leader.CreateArtifact(ctx, CreateArtifact{ID: artmesh.NewArtifactID(at), Name: "kept", Owner: "alice", CID: "c1", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var survivor *Catalog
+	for _, c := range nodes {
+		if c != leader {
+			survivor = c
+		}
+	}
+	waitApplied := func() uint64 {
+		want := leader.AppliedIndex()
+		for survivor.AppliedIndex() < want {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the follower applied %d, want %d", survivor.AppliedIndex(), want)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		return want
+	}
+	waitApplied()
+	// A snapshot on the survivor, then entries after it: the recovery
+	// starts from the snapshot and applies the rest.
+	if err := survivor.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	at2 := time.Now()
+	b, err := leader.CreateArtifact(ctx, CreateArtifact{ID: artmesh.NewArtifactID(at2), Name: "after the snapshot", Owner: "alice", CID: "c2", At: at2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := waitApplied()
+	for _, c := range nodes {
+		c.Close()
+	}
+	cfg := testConfig(survivor.cfg.Dir, survivor.cfg.ServerID)
+
+	rec, err := RecoverSoleVoter(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others []string
+	for _, c := range nodes {
+		if c != survivor {
+			others = append(others, c.cfg.ServerID)
+		}
+	}
+	slices.Sort(rec.Dropped)
+	if len(rec.Servers) != 3 || !slices.Equal(rec.Dropped, others) || rec.LastIndex < want+2 {
+		t.Fatalf("recovery %+v; want 3 servers, %v dropped, last index >= %d", rec, others, want+2)
+	}
+
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsLeader() {
+		t.Fatal("the recovered node does not lead")
+	}
+	for _, x := range []artmesh.Artifact{a, b} {
+		if got, err := c.Artifact(x.ID); err != nil || got.Name != x.Name {
+			t.Fatalf("an applied artifact after recovery: %+v %v", got, err)
+		}
+	}
+	servers, err := c.Servers()
+	if err != nil || len(servers) != 1 || servers[0].ID != cfg.ServerID || !servers[0].Voter {
+		t.Fatalf("servers after recovery: %+v %v", servers, err)
+	}
+	members, err := c.Members()
+	if err != nil || len(members) != 1 || members[0].PeerID != cfg.ServerID {
+		t.Fatalf("members after recovery: %+v %v", members, err)
+	}
+	if _, err := c.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "bob", CreatedAt: time.Now()}, KeyHash: "k2"}); err != nil {
+		t.Fatalf("a write after recovery: %v", err)
+	}
+	c.Close()
+
+	// A server that is not in the configuration cannot recover it.
+	if _, err := RecoverSoleVoter(ctx, testConfig(survivor.cfg.Dir, "stranger")); !errors.Is(err, artmesh.Conflict) {
+		t.Fatalf("recovery by a server not in the configuration: %v", err)
+	}
+	// Nor can a folder with no state.
+	if _, err := RecoverSoleVoter(ctx, testConfig(t.TempDir(), "node1")); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("recovery of an empty folder: %v", err)
+	}
+}

@@ -1,0 +1,224 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
+	"github.com/artmesh/artmesh/node/repo"
+)
+
+// How a removed node finds out. A member taken out of the mesh (by
+// `artmesh mesh remove`, `mesh leave`, the leader's reaping after
+// DeadMemberAfter, or an outage recovery on another node) is cut off by
+// every other member at once, so it cannot read the catalog's later
+// entries. It learns it two ways:
+//
+//   - Its own Raft configuration no longer lists it, where an earlier
+//     one (a lower log index) seen in this run did: the leader sends the
+//     removal to the server it removes when it can. (A configuration
+//     without it alone proves nothing: a node that catches up from the
+//     start of the log goes through the configurations from before it
+//     joined.)
+//   - While it has not caught up or has no leader, it asks the members it
+//     knows over StatusProtocol, which a peer that is not a member may
+//     open, whether they list it. An answer counts when it comes from the
+//     leader, or from a peer whose configuration is newer (a higher log
+//     index) than one that listed this node: configurations of one mesh
+//     are ordered by index, so a newer one without this node means it was
+//     taken out since.
+//
+// A removed node records it in its repo config, logs it at error, stops
+// its Raft (it no longer campaigns) and says so on every API call. It
+// joins again only with a new repo and an invite.
+
+// StatusProtocol asks a member whether it lists the asker in its catalog.
+// Peers that are not members may open it: a removed node is one.
+const StatusProtocol protocol.ID = "/artmesh/member-status/1.0.0"
+
+// statusAnswer is a member's view of the peer that asked.
+type statusAnswer struct {
+	// Listed reports whether the asker is in the answerer's latest Raft
+	// configuration.
+	Listed bool `json:"listed"`
+	// Member reports whether the answerer's catalog lists the asker as a
+	// member.
+	Member bool `json:"member"`
+	// ConfigIndex is the log index of the answerer's latest Raft
+	// configuration (0: none).
+	ConfigIndex uint64 `json:"config_index"`
+	// Leader reports whether the answerer leads the catalog.
+	Leader bool `json:"leader"`
+}
+
+// ServeStatus answers StatusProtocol: what this node's catalog says of
+// the peer that asks (never of anyone else).
+func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte, error) {
+	servers, idx, err := m.cfg.Catalog.Configuration()
+	if err != nil {
+		return nil, err
+	}
+	a := statusAnswer{ConfigIndex: idx, Leader: m.cfg.Catalog.IsLeader()}
+	a.Listed = slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == from.String() })
+	_, err = m.cfg.Catalog.Member(from.String())
+	a.Member = err == nil
+	return json.Marshal(a)
+}
+
+// statusEvery is how often a node that is behind or has no leader asks
+// the members about itself.
+const statusEvery = 5 * time.Second
+
+// statusAsk bounds one round of questions: how many peers, and how long
+// for each.
+const (
+	statusPeers   = 8
+	statusTimeout = 2 * time.Second
+)
+
+// removedBy returns why the answer a of peer p says that this node, last
+// seen listed in a configuration at index own (0: not seen), was removed,
+// or "" when it does not say so.
+func removedBy(p string, a statusAnswer, own uint64) string {
+	if a.Listed {
+		return ""
+	}
+	switch {
+	case a.Leader:
+		return fmt.Sprintf("the mesh's leader %s no longer lists this node in the catalog's Raft configuration", p)
+	case own > 0 && a.ConfigIndex > own:
+		return fmt.Sprintf("member %s has a newer Raft configuration of the catalog (index %d, this node's is %d) that no longer lists this node", p, a.ConfigIndex, own)
+	}
+	return ""
+}
+
+// removalCheck is what checkRemoved remembers between rounds.
+type removalCheck struct {
+	// listedAt is the highest index of a configuration seen in this run
+	// that listed this node (0: none yet).
+	listedAt uint64
+	// lastAsk is when the members were last asked.
+	lastAsk time.Time
+}
+
+// checkRemoved reports whether this node was removed from its mesh, and
+// why. It runs in Run's loop: the local check every time, the questions
+// to members at most every statusEvery, and only while this node is
+// behind or without a leader (a removed node is both, soon).
+func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
+	if !m.member.Load() {
+		return "" // a single node: there is nobody to be removed by
+	}
+	self := m.cfg.Self.String()
+	servers, own, err := m.cfg.Catalog.Configuration()
+	if err != nil {
+		return ""
+	}
+	switch {
+	case slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }):
+		rc.listedAt = max(rc.listedAt, own)
+	case rc.listedAt > 0 && own > rc.listedAt:
+		return fmt.Sprintf("this node's copy of the catalog's Raft configuration (index %d) no longer lists it", own)
+	}
+	hasLeader := slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Leader })
+	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery {
+		return ""
+	}
+	rc.lastAsk = time.Now()
+	var ask []string
+	for _, s := range servers {
+		ask = append(ask, s.ID)
+	}
+	if members, err := m.cfg.Catalog.Members(); err == nil {
+		for _, mb := range members {
+			ask = append(ask, mb.PeerID)
+		}
+	}
+	if saved, err := readPeers(m.cfg.Repo); err == nil {
+		for _, mb := range saved {
+			ask = append(ask, mb.PeerID)
+		}
+	}
+	asked := 0
+	seen := map[string]bool{self: true}
+	for _, id := range ask {
+		if seen[id] || asked == statusPeers || ctx.Err() != nil {
+			continue
+		}
+		seen[id] = true
+		p, err := peer.Decode(id)
+		if err != nil {
+			continue
+		}
+		asked++
+		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
+		cancel()
+		if err != nil {
+			continue
+		}
+		var a statusAnswer
+		if json.Unmarshal(resp, &a) != nil {
+			continue
+		}
+		if why := removedBy(id, a, rc.listedAt); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// Removed reports whether this node found out it was removed, and the
+// record of it.
+func (m *Manager) Removed() (repo.Removal, bool) {
+	r := m.removed.Load()
+	if r == nil {
+		return repo.Removal{}, false
+	}
+	return *r, true
+}
+
+// RejoinHint tells an operator how a removed node joins again.
+const RejoinHint = "To join the mesh again: stop this daemon, run `artmesh mesh invite` on a member, " +
+	"then `artmesh init --join <ticket>` with a new, empty ARTMESH_PATH and start `artmesh daemon` there " +
+	"(this repo keeps its blocks; delete it once the new node serves)."
+
+// markRemoved records that this node was removed, for why: in the repo
+// config (so that every later start knows at once), in the log at error,
+// and by stopping the catalog's Raft so that the node no longer
+// campaigns. Only the first call counts.
+func (m *Manager) markRemoved(why string, at time.Time) {
+	r := repo.Removal{At: at.UTC().Truncate(time.Second), Reason: why}
+	if !m.removed.CompareAndSwap(nil, &r) {
+		return
+	}
+	if err := m.recordRemoved(r); err != nil {
+		m.log.Warn("recording the removal in the repo config", "err", err)
+	}
+	if err := m.cfg.Catalog.StopRaft(); err != nil {
+		m.log.Warn("stopping the catalog's Raft", "err", err)
+	}
+	m.log.Error("this node was removed from its mesh: it serves nothing and takes no part in the catalog any more",
+		"peer_id", m.cfg.Self.String(), "reason", why, "rejoin", RejoinHint)
+}
+
+// recordRemoved writes r to the repo config, leaving the rest as it was.
+func (m *Manager) recordRemoved(r repo.Removal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc, err := repo.ReadConfig(m.cfg.Repo)
+	if err != nil {
+		return err
+	}
+	rc.Removed = &r
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	return repo.WriteFileSync(filepath.Join(m.cfg.Repo, repo.ConfigFile), append(data, '\n'), 0o600)
+}
