@@ -332,6 +332,11 @@ func (c *Catalog) DemoteServer(ctx context.Context, id string) error {
 	return c.await(ctx, "catalog.DemoteServer", f)
 }
 
+// CommitIndex is the highest log index this node knows to be committed:
+// a configuration written at or below it is the mesh's, not a proposal
+// that a new leader may still drop.
+func (c *Catalog) CommitIndex() uint64 { return c.raft.CommitIndex() }
+
 // Configuration returns Raft's latest configuration, as Servers does, and
 // the log index it was written at (0: none yet). Of two configurations of
 // one mesh, the one with the higher index is the newer.

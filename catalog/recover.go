@@ -101,8 +101,11 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 		return out, artmesh.E(op, err)
 	}
 
-	// Take the other members out, as entries of the log.
-	var logs []*raft.Log
+	// Take the other members out. The commands are applied to the state
+	// the recovery snapshots, after the log, and never written to the log:
+	// a failed recovery leaves the log as it was, and no entry is made up
+	// at a term that the lost voters may have used for other entries.
+	var drops [][]byte
 	for _, m := range members {
 		if m.PeerID == cfg.ServerID {
 			continue
@@ -111,15 +114,10 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 		if err != nil {
 			return out, artmesh.E(op, err)
 		}
-		logs = append(logs, &raft.Log{Index: last.Index + uint64(len(logs)) + 1, Term: last.Term, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()})
+		drops = append(drops, data)
 		out.Dropped = append(out.Dropped, m.PeerID)
 	}
-	if len(logs) > 0 {
-		if err := w.StoreLogs(logs); err != nil {
-			return out, artmesh.E(op, fmt.Errorf("append the removal of the other members: %w", err))
-		}
-	}
-	out.LastIndex = last.Index + uint64(len(logs))
+	out.LastIndex = last.Index
 
 	rc := cfg.raftConfig(logger)
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.ServerID))
@@ -129,10 +127,29 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 		return out, artmesh.E(op, err)
 	}
 	alone := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: self, Address: raft.ServerAddress(cfg.ServerID)}}}
-	if err := raft.RecoverCluster(rc, fresh, w, w, snaps, trans, alone); err != nil {
+	rf := &recoveringFSM{fsm: fresh, drops: drops, at: last}
+	if err := raft.RecoverCluster(rc, rf, w, w, snaps, trans, alone); err != nil {
 		return out, artmesh.E(op, fmt.Errorf("recover the catalog's Raft state: %w", err))
 	}
 	return out, nil
+}
+
+// recoveringFSM is the state machine RecoverCluster replays the log into:
+// before its snapshot is taken, the removal of the other members is
+// applied to it, at the index of the last entry.
+type recoveringFSM struct {
+	*fsm
+	drops [][]byte
+	at    logPos
+}
+
+// Snapshot applies the removals, then snapshots the state.
+func (r *recoveringFSM) Snapshot() (raft.FSMSnapshot, error) {
+	for _, d := range r.drops {
+		r.fsm.Apply(&raft.Log{Index: r.at.Index, Term: r.at.Term, Type: raft.LogCommand, Data: d, AppendedAt: time.Now()})
+	}
+	r.drops = nil
+	return r.fsm.Snapshot()
 }
 
 // logPos is a log entry's index and term.
@@ -168,6 +185,12 @@ func replay(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) (raft.Configur
 	first, err := logs.FirstIndex()
 	if err != nil {
 		return conf, last, fmt.Errorf("read the log: %w", err)
+	}
+	if first > last.Index+1 {
+		// The log starts after the snapshot that could be opened: the
+		// entries between are gone, and a state without them is no
+		// state of the mesh.
+		return conf, last, fmt.Errorf("the log starts at entry %d, but the newest snapshot that opens ends at %d: the entries between are missing", first, last.Index)
 	}
 	lastIndex, err := logs.LastIndex()
 	if err != nil {

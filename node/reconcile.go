@@ -340,7 +340,11 @@ func (n *Node) place(ctx context.Context) error {
 	}
 	members, _ := n.cat.Members()
 	acts := placement.Reconcile(self, replicas, pinned, max(1, len(members)), func(c string) placement.Local {
-		return placement.Local{Verified: n.verifiedHere(ctx, c)}
+		if n.verifiedHere(ctx, c) {
+			return placement.Local{Verified: true}
+		}
+		root, err := cid.Decode(c)
+		return placement.Local{Lost: err == nil && n.content.Missing(ctx, root)}
 	})
 	for _, c := range acts.Unhold {
 		// Recorded as a holder, but blocks are missing (a store lost or

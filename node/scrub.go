@@ -36,12 +36,17 @@ const DefaultScrubEvery = 24 * time.Hour
 const DefaultReadOpenTimeout = 8 * time.Second
 
 // scrubber runs one scrub pass at a time: the background loop's, or an
-// operator's (repo verify), which stops the background pass first.
+// operator's (repo verify), which stops the background pass first and
+// goes ahead of the next one.
 type scrubber struct {
-	run sync.Mutex // held for a whole pass
+	// gate is held for reading by a background pass and for writing by
+	// an operator's: a waiting operator's pass keeps the background loop
+	// from starting another (a pending Lock blocks new RLocks).
+	gate sync.RWMutex
 
-	mu     sync.Mutex
-	cancel context.CancelFunc // of the background pass under way
+	mu      sync.Mutex
+	cancel  context.CancelFunc // of the background pass under way
+	waiting int                // operators' passes waiting for the gate
 }
 
 // onCorrupt is blockstore.Options.OnCorrupt: a block failed its check and
@@ -87,17 +92,20 @@ func (n *Node) scrubLoop(ctx context.Context) {
 				}
 			}
 		}
-		n.scrub.run.Lock()
+		n.scrub.gate.RLock()
 		pctx, cancel := context.WithCancel(ctx)
 		n.scrub.mu.Lock()
 		n.scrub.cancel = cancel
+		if n.scrub.waiting > 0 {
+			cancel() // an operator's pass asked first
+		}
 		n.scrub.mu.Unlock()
 		pass, err := n.bs.Scrub(pctx, throttle)
 		n.scrub.mu.Lock()
 		n.scrub.cancel = nil
 		n.scrub.mu.Unlock()
 		cancel()
-		n.scrub.run.Unlock()
+		n.scrub.gate.RUnlock()
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -144,12 +152,16 @@ func (n *Node) Verify(ctx context.Context, caller artmesh.Agent) (VerifyResult, 
 		return VerifyResult{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may verify the repo")
 	}
 	n.scrub.mu.Lock()
+	n.scrub.waiting++
 	if n.scrub.cancel != nil {
 		n.scrub.cancel()
 	}
 	n.scrub.mu.Unlock()
-	n.scrub.run.Lock()
-	defer n.scrub.run.Unlock()
+	n.scrub.gate.Lock()
+	defer n.scrub.gate.Unlock()
+	n.scrub.mu.Lock()
+	n.scrub.waiting--
+	n.scrub.mu.Unlock()
 	if err := n.bs.RestartScrub(); err != nil {
 		return VerifyResult{}, err
 	}

@@ -339,7 +339,7 @@ func (s *Store) rewrite(ctx context.Context, id uint32, keys []string) error {
 			return err
 		}
 		s.rmu.RLock()
-		l, ok, err := s.lookup(k)
+		l, ok, err := s.lookup(k, true)
 		var data []byte
 		if err == nil && ok && l.pack == id {
 			data = make([]byte, l.length)

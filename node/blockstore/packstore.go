@@ -54,6 +54,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -185,6 +186,10 @@ type Store struct {
 	closed bool
 
 	corrupt atomic.Int64 // blocks quarantined since Open
+	// dropped holds the pending entries quarantined since the last Sync
+	// (guarded by mu): a Sync that took them into its batch before takes
+	// them out of the index again after its commit.
+	dropped map[string]loc
 	// writeAt writes to packs; tests replace it before the first write to
 	// fail writes as a full disk does.
 	writeAt writeAtFunc
@@ -217,6 +222,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts:     opts,
 		db:       db,
 		pending:  make(map[string]loc),
+		dropped:  make(map[string]loc),
 		files:    make(map[uint32]*os.File),
 		sessions: make(map[*Session]struct{}),
 		writeAt:  fileWriteAt,
@@ -333,14 +339,18 @@ func (s *Store) Close() error {
 var errClosed = errors.New("blockstore: closed")
 
 // lookup returns where key's bytes are. ok is false when the block is not
-// in the store.
-func (s *Store) lookup(key string) (l loc, ok bool, err error) {
+// in the store. With flush, the bytes of a block still in the write buffer
+// are written out, so that they can be read (on a full disk that fails);
+// a lookup only of whether or where a block is, does not.
+func (s *Store) lookup(key string, flush bool) (l loc, ok bool, err error) {
 	s.mu.Lock()
 	l, ok = s.pending[key]
 	if ok {
 		// The bytes may still be in the write buffer.
-		if l.pack == s.activeID && s.w.Buffered() > 0 {
-			err = s.w.Flush()
+		if flush && l.pack == s.activeID && s.w.Buffered() > 0 {
+			if ferr := s.w.Flush(); ferr != nil {
+				err = s.writeErr("flush pack", ferr)
+			}
 		}
 		s.mu.Unlock()
 		return l, true, err
@@ -361,13 +371,13 @@ func (s *Store) lookup(key string) (l loc, ok bool, err error) {
 
 // Has reports whether the block is in the store.
 func (s *Store) Has(_ context.Context, c cid.Cid) (bool, error) {
-	_, ok, err := s.lookup(string(c.Hash()))
+	_, ok, err := s.lookup(string(c.Hash()), false)
 	return ok, err
 }
 
 // GetSize returns the size of the block's data.
 func (s *Store) GetSize(_ context.Context, c cid.Cid) (int, error) {
-	l, ok, err := s.lookup(string(c.Hash()))
+	l, ok, err := s.lookup(string(c.Hash()), false)
 	if err != nil {
 		return -1, err
 	}
@@ -381,7 +391,7 @@ func (s *Store) GetSize(_ context.Context, c cid.Cid) (int, error) {
 func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	s.rmu.RLock()
 	defer s.rmu.RUnlock()
-	l, ok, err := s.lookup(string(c.Hash()))
+	l, ok, err := s.lookup(string(c.Hash()), true)
 	if err != nil {
 		return nil, err
 	}
@@ -552,8 +562,18 @@ func (s *Store) Sync(ctx context.Context) error {
 	s.mu.Unlock()
 
 	if !s.opts.NoSync {
-		for _, f := range files {
+		for i, f := range files {
 			if err := fdatasync(f); err != nil {
+				// The packs not known to be durable stay on the list, so
+				// that no index entry is committed before a later sync of
+				// them succeeds.
+				s.mu.Lock()
+				for _, g := range files[i:] {
+					if g != s.active && !slices.Contains(s.unsynced, g) {
+						s.unsynced = append(s.unsynced, g)
+					}
+				}
+				s.mu.Unlock()
 				return s.writeErr("sync pack", err)
 			}
 		}
@@ -570,12 +590,34 @@ func (s *Store) Sync(ctx context.Context) error {
 		return s.writeErr("commit index", err)
 	}
 	s.mu.Lock()
+	var back []string // quarantined after the batch was taken: committed again above
 	for k, l := range batch {
 		if cur, ok := s.pending[k]; ok && cur == l {
 			delete(s.pending, k)
 		}
+		if d, ok := s.dropped[k]; ok && d == l {
+			back = append(back, k)
+		}
 	}
+	clear(s.dropped)
 	s.mu.Unlock()
+	if len(back) > 0 {
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketIndex))
+			for _, k := range back {
+				if v := b.Get([]byte(k)); v != nil {
+					if cur, err := decodeLoc(v); err == nil && cur == batch[k] {
+						if err := b.Delete([]byte(k)); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("blockstore: quarantine: %w", err)
+		}
+	}
 	s.synced = seq
 	return nil
 }

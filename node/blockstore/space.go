@@ -99,6 +99,12 @@ func (s *Store) roomLocked(n int64, compaction bool) error {
 		s.unmeasured = 0
 		return noSpace(sp, n, nil)
 	}
+	if compaction {
+		// Room measured against half the reserve is no credit for
+		// ordinary writes, which keep all of it.
+		s.unmeasured = 0
+		return nil
+	}
 	s.unmeasured = min((sp.Free-n-reserve)/16, maxUnmeasured)
 	return nil
 }

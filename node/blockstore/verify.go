@@ -140,6 +140,7 @@ func (s *Store) quarantine(hash mh.Multihash, l loc, reason string) error {
 	s.mu.Lock()
 	if cur, ok := s.pending[key]; ok && cur == l {
 		delete(s.pending, key)
+		s.dropped[key] = l
 		removed = true
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -402,7 +403,7 @@ type checksumFix struct {
 func (s *Store) scrubOne(key string, l loc) (bad bool, fix *checksumFix, err error) {
 	s.rmu.RLock()
 	defer s.rmu.RUnlock()
-	cur, ok, err := s.lookup(key)
+	cur, ok, err := s.lookup(key, true)
 	if err != nil || !ok || cur != l {
 		return false, nil, err // moved or gone meanwhile
 	}

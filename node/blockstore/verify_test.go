@@ -19,7 +19,7 @@ import (
 // flipBit flips one bit of the stored bytes of b, in its pack file.
 func flipBit(t *testing.T, s *Store, b blocks.Block, at int) {
 	t.Helper()
-	l, ok, err := s.lookup(string(b.Cid().Hash()))
+	l, ok, err := s.lookup(string(b.Cid().Hash()), true)
 	if err != nil || !ok {
 		t.Fatalf("lookup %s: %v %v", b.Cid(), ok, err)
 	}
@@ -154,7 +154,7 @@ func TestMissingPackIsQuarantined(t *testing.T) {
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, _, _ := s.lookup(string(b.Cid().Hash()))
+	l, _, _ := s.lookup(string(b.Cid().Hash()), true)
 	// Cut the pack short, as a lost tail of a file would.
 	if err := os.Truncate(s.packPath(l.pack), int64(l.offset)+10); err != nil {
 		t.Fatal(err)
@@ -303,5 +303,32 @@ func TestCompactionDoesNotLaunder(t *testing.T) {
 	}
 	if got, err := s.Get(ctx, bs[2].Cid()); err != nil || !bytes.Equal(got.RawData(), bs[2].RawData()) {
 		t.Fatalf("the good block after compaction: %v", err)
+	}
+}
+
+// TestQuarantinedPendingBlockStaysOut: a block that fails its check before
+// its first sync is not committed by that sync, nor found after a reopen.
+func TestQuarantinedPendingBlockStaysOut(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	b := block(t, string(bytes.Repeat([]byte("p"), 400)))
+	if err := s.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	flipBit(t, s, b, 100) // the lookup writes the buffered bytes out first
+	if _, err := s.Get(ctx, b.Cid()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("get: %v", err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := s.Has(ctx, b.Cid()); has {
+		t.Fatal("the sync committed a quarantined block")
+	}
+	s.Close()
+	s = open(t, dir, Options{})
+	if has, _ := s.Has(ctx, b.Cid()); has {
+		t.Fatal("a quarantined block is back after a reopen")
 	}
 }

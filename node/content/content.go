@@ -324,3 +324,37 @@ func (c *Store) Complete(ctx context.Context, root cid.Cid) bool {
 	_ = visit(root)
 	return ok
 }
+
+// Missing reports whether a block of the DAG under root is certainly not
+// in the local store: false when every block is here, and also when the
+// store could not say (an I/O error is no proof that a copy is lost).
+func (c *Store) Missing(ctx context.Context, root cid.Cid) bool {
+	errUnknown := errors.New("unknown")
+	errMissing := errors.New("missing")
+	var visit func(c cid.Cid) error
+	visit = func(cc cid.Cid) error {
+		has, err := c.bs.Has(ctx, cc)
+		switch {
+		case err != nil:
+			return errUnknown
+		case !has:
+			return errMissing
+		case cc.Prefix().Codec == cid.Raw:
+			return nil
+		}
+		nd, err := c.local.Get(ctx, cc)
+		switch {
+		case ipld.IsNotFound(err):
+			return errMissing // quarantined as it was read
+		case err != nil:
+			return errUnknown
+		}
+		for _, l := range nd.Links() {
+			if err := visit(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return errors.Is(visit(root), errMissing)
+}

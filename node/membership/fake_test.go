@@ -35,8 +35,11 @@ type fakeCatalog struct {
 	removed   []string // RemoveServer's ids, in order
 	demoted   []string // DemoteServer's ids, in order
 	confIndex uint64   // the index Configuration reports
-	stopped   bool     // StopRaft was called
-	transfers int      // TransferLeadership's calls
+	// uncommitted: the latest configuration is not committed yet
+	// (CommitIndex is below confIndex).
+	uncommitted bool
+	stopped     bool // StopRaft was called
+	transfers   int  // TransferLeadership's calls
 	// onAddServer, when set, is called at AddServer, before the change.
 	onAddServer func(id string, voter bool)
 }
@@ -183,6 +186,17 @@ func (f *fakeCatalog) Configuration() ([]catalog.Server, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.servers), f.confIndex, nil
+}
+
+// CommitIndex: the fake's configurations are committed as soon as they
+// are made, unless uncommitted says otherwise.
+func (f *fakeCatalog) CommitIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.uncommitted {
+		return f.confIndex - 1
+	}
+	return f.confIndex
 }
 
 func (f *fakeCatalog) StopRaft() error {

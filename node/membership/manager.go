@@ -53,6 +53,7 @@ type Catalog interface {
 	IsLeader() bool
 	Servers() ([]catalog.Server, error)
 	Configuration() ([]catalog.Server, uint64, error)
+	CommitIndex() uint64
 	AddServer(ctx context.Context, id string, voter bool) (uint64, error)
 	RemoveServer(ctx context.Context, id string) error
 	DemoteServer(ctx context.Context, id string) error

@@ -55,6 +55,10 @@ type statusAnswer struct {
 	// ConfigIndex is the log index of the answerer's latest Raft
 	// configuration (0: none).
 	ConfigIndex uint64 `json:"config_index"`
+	// CommitIndex is the highest index the answerer knows committed: a
+	// configuration above it may still be dropped by a new leader, and
+	// says nothing yet.
+	CommitIndex uint64 `json:"commit_index"`
 	// Leader reports whether the answerer leads the catalog.
 	Leader bool `json:"leader"`
 }
@@ -66,7 +70,7 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	a := statusAnswer{ConfigIndex: idx, Leader: m.cfg.Catalog.IsLeader()}
+	a := statusAnswer{ConfigIndex: idx, CommitIndex: m.cfg.Catalog.CommitIndex(), Leader: m.cfg.Catalog.IsLeader()}
 	a.Listed = slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == from.String() })
 	_, err = m.cfg.Catalog.Member(from.String())
 	a.Member = err == nil
@@ -88,8 +92,8 @@ const (
 // seen listed in a configuration at index own (0: not seen), was removed,
 // or "" when it does not say so.
 func removedBy(p string, a statusAnswer, own uint64) string {
-	if a.Listed {
-		return ""
+	if a.Listed || a.ConfigIndex > a.CommitIndex {
+		return "" // listed, or a configuration that is not committed yet
 	}
 	switch {
 	case a.Leader:
@@ -125,7 +129,9 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	switch {
 	case slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }):
 		rc.listedAt = max(rc.listedAt, own)
-	case rc.listedAt > 0 && own > rc.listedAt:
+	case rc.listedAt > 0 && own > rc.listedAt && own <= m.cfg.Catalog.CommitIndex():
+		// Only a committed configuration: one that is merely appended
+		// here may be dropped by a new leader that never had it.
 		return fmt.Sprintf("this node's copy of the catalog's Raft configuration (index %d) no longer lists it", own)
 	}
 	hasLeader := slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Leader })

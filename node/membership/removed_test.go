@@ -22,8 +22,12 @@ func TestRemovedBy(t *testing.T) {
 	}{
 		{"listed by the leader", statusAnswer{Listed: true, Member: true, Leader: true, ConfigIndex: 9}, 5, ""},
 		{"listed by a newer configuration", statusAnswer{Listed: true, ConfigIndex: 9}, 5, ""},
-		{"not listed by the leader", statusAnswer{Leader: true, ConfigIndex: 1}, 5, "leader p no longer lists"},
-		{"not listed by a newer configuration", statusAnswer{ConfigIndex: 9}, 5, "index 9, this node's is 5"},
+		{"not listed by the leader", statusAnswer{Leader: true, ConfigIndex: 1, CommitIndex: 30}, 5, "leader p no longer lists"},
+		{"not listed by a newer configuration", statusAnswer{ConfigIndex: 9, CommitIndex: 9}, 5, "index 9, this node's is 5"},
+		// A configuration above the answerer's commit index may be
+		// dropped by the next leader: no proof, from the leader either.
+		{"not listed by a newer configuration not committed", statusAnswer{ConfigIndex: 9, CommitIndex: 8}, 5, ""},
+		{"not listed by the leader, not committed", statusAnswer{Leader: true, ConfigIndex: 9, CommitIndex: 8}, 5, ""},
 		// A peer that is behind (its configuration is older than this
 		// node's own) does not know of this node yet: no proof.
 		{"not listed by an older configuration", statusAnswer{ConfigIndex: 3}, 5, ""},
@@ -32,7 +36,7 @@ func TestRemovedBy(t *testing.T) {
 		// Never seen listed in this run (its state was moved aside): only
 		// the leader's word counts.
 		{"not seen listed, a newer configuration", statusAnswer{ConfigIndex: 9}, 0, ""},
-		{"not seen listed, the leader", statusAnswer{Leader: true, ConfigIndex: 9}, 0, "leader p"},
+		{"not seen listed, the leader", statusAnswer{Leader: true, ConfigIndex: 9, CommitIndex: 12}, 0, "leader p"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,8 +109,14 @@ func TestCheckRemoved(t *testing.T) {
 	if why := a.m.checkRemoved(ctx, &removalCheck{lastAsk: time.Now()}); why != "" {
 		t.Fatalf("never seen listed: %q", why)
 	}
-	// A newer configuration of its own without it is proof enough.
+	// A newer configuration of its own without it is proof enough, once
+	// it is committed: appended only, a new leader may drop it.
 	catA.confIndex = 11
+	catA.uncommitted = true
+	if why := a.m.checkRemoved(ctx, &removalCheck{listedAt: rc.listedAt, lastAsk: time.Now()}); why != "" {
+		t.Fatalf("a newer own configuration without it, not committed: %q", why)
+	}
+	catA.uncommitted = false
 	why := a.m.checkRemoved(ctx, &rc)
 	if !strings.Contains(why, "(index 11) no longer lists it") {
 		t.Fatalf("checkRemoved with a newer own configuration without it: %q", why)

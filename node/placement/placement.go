@@ -153,6 +153,10 @@ type Local struct {
 	// Verified: every block of the DAG is in this node's store, checked
 	// since it started.
 	Verified bool
+	// Lost: a block of the DAG is certainly not in this node's store
+	// (lost, or quarantined after a failed check). A DAG neither verified
+	// nor lost could not be checked (an I/O error).
+	Lost bool
 }
 
 // Actions is what a node must do to match committed placement.
@@ -165,9 +169,9 @@ type Actions struct {
 	// Drop: recorded as held here but neither allocated nor pinned here,
 	// while enough allocated holders remain: give up the holder record.
 	Drop []string
-	// Unhold: recorded as held here, but not verified here (blocks were
-	// lost or quarantined): the holder record must go at once. A version
-	// that is also wanted here is in Fetch too.
+	// Unhold: recorded as held here, but blocks are lost here (or were
+	// quarantined): the holder record must go at once. A version that is
+	// also wanted here is in Fetch too.
 	Unhold []string
 }
 
@@ -186,8 +190,9 @@ func Reconcile(self string, replicas []catalog.Replica, pinned map[string]bool, 
 		if !wanted && !holder {
 			continue
 		}
-		verified := local(r.CID).Verified
-		if holder && !verified {
+		lc := local(r.CID)
+		verified := lc.Verified
+		if holder && !verified && lc.Lost {
 			a.Unhold = append(a.Unhold, r.CID)
 		}
 		switch {

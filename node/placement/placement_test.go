@@ -108,7 +108,11 @@ func TestAllocateSpreads(t *testing.T) {
 
 func TestReconcile(t *testing.T) {
 	verified := map[string]bool{"held": true, "extra": true, "lastcopy": true, "pinned": true, "unrecorded": true, "unallocated": true}
-	local := func(c string) Local { return Local{Verified: verified[c]} }
+	// lost-unwanted and lost are certainly incomplete here; implicit-lost
+	// too; unknown could not be checked: its record stays.
+	local := func(c string) Local {
+		return Local{Verified: verified[c], Lost: c == "lost" || c == "implicit-lost" || c == "lost-unwanted"}
+	}
 	rs := []catalog.Replica{
 		{CID: "new", Factor: 2, Holders: []string{"A"}, Allocated: []string{"A", "S"}},
 		{CID: "held", Factor: 2, Holders: []string{"A", "S"}, Allocated: []string{"A", "S"}},
@@ -122,13 +126,16 @@ func TestReconcile(t *testing.T) {
 		// Held here but no longer wanted, and blocks lost: the record
 		// goes, nothing is fetched.
 		{CID: "lost-unwanted", Factor: 1, Holders: []string{"A", "S"}, Allocated: []string{"A"}},
+		// Not verified, but not known to be lost (an I/O error): the
+		// record stays, and a fetch fills in what is missing.
+		{CID: "unknown", Factor: 2, Holders: []string{"A", "S"}, Allocated: []string{"A", "S"}},
 	}
 	a := Reconcile("S", rs, map[string]bool{"pinned": true}, 3, local)
 	var fetch []string
 	for _, r := range a.Fetch {
 		fetch = append(fetch, r.CID)
 	}
-	if want := []string{"new", "lost", "implicit-lost"}; !reflect.DeepEqual(fetch, want) {
+	if want := []string{"new", "lost", "implicit-lost", "unknown"}; !reflect.DeepEqual(fetch, want) {
 		t.Errorf("fetch %v, want %v", fetch, want)
 	}
 	if want := []string{"unrecorded"}; !reflect.DeepEqual(a.Record, want) {
