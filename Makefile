@@ -24,6 +24,12 @@ test: build
 	$(GO) test -race -count=1 -timeout 8m $(PKGS_UNIT)
 	$(GO) test -count=1 -timeout 10m ./e2e/...
 
+## test-slow: the e2e tests that take minutes by design (build tag slow); .ci/run runs them after `make test`.
+SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy
+test-slow: build
+	$(GO) vet -tags slow ./e2e/
+	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 10m ./e2e/
+
 unit:
 	$(GO) test -race -count=1 $(PKGS_UNIT)
 
