@@ -337,13 +337,20 @@ func (f *Exchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error
 
 // GetBlocks fetches blocks one after the other.
 func (f *Exchange) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
+	return f.inTurn(ctx, cs, f.GetBlock), nil
+}
+
+// inTurn sends the blocks cs, got one after the other with get, on the
+// channel it returns, which closes after the last one or early when one
+// cannot be had.
+func (f *Exchange) inTurn(ctx context.Context, cs []cid.Cid, get func(context.Context, cid.Cid) (blocks.Block, error)) <-chan blocks.Block {
 	out := make(chan blocks.Block)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		defer close(out)
 		for _, c := range cs {
-			blk, err := f.GetBlock(ctx, c)
+			blk, err := get(ctx, c)
 			if err != nil {
 				return
 			}
@@ -354,7 +361,7 @@ func (f *Exchange) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.B
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
 
 // NotifyNewBlocks is part of boxo's exchange interface; blocks stored

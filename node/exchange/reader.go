@@ -114,24 +114,7 @@ func (r *RootReader) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, err
 // GetBlocks returns the blocks one after the other; the channel closes
 // early when one cannot be had.
 func (r *RootReader) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
-	out := make(chan blocks.Block)
-	r.f.wg.Add(1)
-	go func() {
-		defer r.f.wg.Done()
-		defer close(out)
-		for _, c := range cs {
-			blk, err := r.GetBlock(ctx, c)
-			if err != nil {
-				return
-			}
-			select {
-			case out <- blk:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return r.f.inTurn(ctx, cs, r.GetBlock), nil
 }
 
 // NotifyNewBlocks is part of boxo's exchange interface; nothing to do.
