@@ -400,15 +400,6 @@ func listPage(t testing.TB, d *daemon, key, path string, consistent bool) artifa
 	return p
 }
 
-// idSet is the ids of a page's items.
-func idSet(p artifactPage) map[string]bool {
-	out := map[string]bool{}
-	for _, a := range p.Items {
-		out[a.ID] = true
-	}
-	return out
-}
-
 // killAll sends SIGKILL to every daemon at once, then waits for them.
 func killAll(ds ...*daemon) {
 	for _, d := range ds {

@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"sort"
 	"testing"
 	"time"
 )
@@ -173,4 +176,177 @@ func TestFollowerRestartKeepsItsOnlyCopy(t *testing.T) {
 			}
 		}
 	}
+}
+
+// probeLog tallies the answers a catching-up node gave: each must be the
+// correct answer or 503 with Retry-After.
+type probeLog struct {
+	bad     map[string]int
+	first   map[string]string
+	unavail int
+	ok      int
+}
+
+func newProbeLog() *probeLog {
+	return &probeLog{bad: map[string]int{}, first: map[string]string{}}
+}
+
+func (p *probeLog) fail(kind, msg string) {
+	p.bad[kind]++
+	if _, ok := p.first[kind]; !ok {
+		p.first[kind] = msg
+	}
+}
+
+// check classifies one answer; correct says what is wrong with a 200 body
+// ("" when it is right).
+func (p *probeLog) check(kind string, st int, h http.Header, body []byte, err error, correct func([]byte) string) {
+	switch {
+	case err != nil:
+		p.fail(kind, "no answer: "+err.Error())
+	case st == 503:
+		if h.Get("Retry-After") == "" || errorCode(body) != "unavailable" {
+			p.fail(kind, fmt.Sprintf("503 without Retry-After or code unavailable: Retry-After %q, %s", h.Get("Retry-After"), short(body)))
+			return
+		}
+		p.unavail++
+	case st == 200:
+		if msg := correct(body); msg != "" {
+			p.fail(kind, "200 with a wrong answer: "+msg)
+			return
+		}
+		p.ok++
+	default:
+		p.fail(kind, fmt.Sprintf("%d %s", st, short(body)))
+	}
+}
+
+func (p *probeLog) report(t *testing.T) {
+	t.Helper()
+	kinds := keysOf(p.bad)
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Errorf("while catching up, %s: %d bad answers (want the correct answer or 503 with Retry-After); first: %s", k, p.bad[k], p.first[k])
+	}
+}
+
+// probeCatchUp hammers a node that was just started, until its /readyz
+// answers 200, with requests whose correct answers are known: every one
+// must be correct or a 503 with Retry-After. /readyz itself must answer
+// 503 until then. It returns how long the node took to be ready.
+func probeCatchUp(t *testing.T, d *daemon, key, lateKey string, all map[string]blob) (time.Duration, *probeLog) {
+	t.Helper()
+	start := time.Now()
+	p := newProbeLog()
+	ids := keysOf(all)
+	sort.Strings(ids)
+	var withData []blob
+	for _, id := range ids {
+		if all[id].data != nil {
+			withData = append(withData, all[id])
+		}
+	}
+	const timeout = 20 * time.Second
+	for round := 0; ; round++ {
+		st, _, body, err := httpDo(d, "", "GET", "/readyz", nil, timeout)
+		if err == nil && st == 200 {
+			return time.Since(start), p
+		}
+		if err != nil || st != 503 {
+			p.fail("GET /readyz", fmt.Sprintf("%d %s %v, want 503 until caught up", st, short(body), err))
+		}
+		if time.Since(start) > 90*time.Second {
+			p.report(t)
+			t.Fatalf("not ready 90s after its restart (last /readyz %d %s)\nlog:\n%s", st, body, tail(d.logs(), 4000))
+		}
+		// One artifact's object.
+		want := all[ids[round%len(ids)]].art
+		st, h, body, err := httpDo(d, key, "GET", "/v1/artifacts/"+want.ID, nil, timeout)
+		p.check("GET /v1/artifacts/{id}", st, h, body, err, func(b []byte) string {
+			var got artifact
+			if json.Unmarshal(b, &got) != nil || got.ID != want.ID || got.CID != want.CID || got.Version != want.Version {
+				return fmt.Sprintf("%s, want id %s cid %s version %d", b, want.ID, want.CID, want.Version)
+			}
+			return ""
+		})
+		// One artifact's bytes.
+		bl := withData[round%len(withData)]
+		st, h, body, err = httpDo(d, key, "GET", "/v1/artifacts/"+bl.art.ID+"/content", nil, timeout)
+		p.check("GET /v1/artifacts/{id}/content", st, h, body, err, func(b []byte) string {
+			if string(b) != string(bl.data) {
+				return fmt.Sprintf("%d bytes that differ from the %d created", len(b), len(bl.data))
+			}
+			return ""
+		})
+		// The whole list.
+		st, h, body, err = httpDo(d, key, "GET", "/v1/artifacts?limit=1000", nil, timeout)
+		p.check("GET /v1/artifacts", st, h, body, err, func(b []byte) string {
+			var pg artifactPage
+			if json.Unmarshal(b, &pg) != nil || pg.Total != len(all) || len(idSet(pg)) != len(all) {
+				return fmt.Sprintf("total %d, %d items; want %d", pg.Total, len(pg.Items), len(all))
+			}
+			for id := range all {
+				if !idSet(pg)[id] {
+					return "missing " + id
+				}
+			}
+			return ""
+		})
+		// The node's own admin key.
+		st, h, body, err = httpDo(d, d.key, "GET", "/v1/repo/stat", nil, timeout)
+		p.check("GET /v1/repo/stat (the node's admin key)", st, h, body, err, func(b []byte) string {
+			var rs repoStat
+			if json.Unmarshal(b, &rs) != nil {
+				return string(b)
+			}
+			return ""
+		})
+		// A key made while the node was down.
+		st, h, body, err = httpDo(d, lateKey, "GET", "/v1/artifacts", nil, timeout)
+		p.check("GET /v1/artifacts (a key made while the node was down)", st, h, body, err, func(b []byte) string {
+			var pg artifactPage
+			if json.Unmarshal(b, &pg) != nil || pg.Total != 0 {
+				return fmt.Sprintf("%s, want an empty list", b)
+			}
+			return ""
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkCaughtUp checks, right after /readyz said 200, that d's local
+// (non-consistent) reads show every acknowledged artifact.
+func checkCaughtUp(t *testing.T, d *daemon, key string, all map[string]blob) {
+	t.Helper()
+	var pg artifactPage
+	st, _, body, err := httpDo(d, key, "GET", "/v1/artifacts?limit=1000", nil, 20*time.Second)
+	if err != nil || st != 200 || json.Unmarshal(body, &pg) != nil {
+		t.Fatalf("right after /readyz answered 200: GET /v1/artifacts: %d %s %v, want 200 listing the %d acknowledged artifacts", st, short(body), err, len(all))
+	}
+	got := idSet(pg)
+	var missing []string
+	for id, b := range all {
+		if !got[id] {
+			missing = append(missing, id+" ("+b.art.Name+")")
+		}
+	}
+	if pg.Total != len(all) || len(missing) > 0 {
+		t.Errorf("right after /readyz answered 200, the node lists %d artifacts, want %d; missing %v", pg.Total, len(all), missing)
+	}
+	for _, b := range all {
+		var got artifact
+		st, _, body, err := httpDo(d, key, "GET", "/v1/artifacts/"+b.art.ID, nil, 20*time.Second)
+		if err != nil || st != 200 || json.Unmarshal(body, &got) != nil || got.CID != b.art.CID {
+			t.Errorf("after ready, GET /v1/artifacts/%s (%s): %d %s %v, want 200 with cid %s", b.art.ID, b.art.Name, st, short(body), err, b.art.CID)
+		}
+	}
+}
+
+// idSet is the ids of a page's items.
+func idSet(p artifactPage) map[string]bool {
+	out := map[string]bool{}
+	for _, a := range p.Items {
+		out[a.ID] = true
+	}
+	return out
 }
