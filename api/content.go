@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,25 +61,59 @@ func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	if start > 0 {
 		if _, err := c.Reader.Seek(start, io.SeekStart); err != nil {
-			return artmesh.E(artmesh.Op("api.serveContent"), "seeking in content", err)
+			h.Del("Content-Length")
+			h.Del("Content-Range")
+			return readError("seeking in content", err)
 		}
 	}
-	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
 		return nil
 	}
+	// The first bytes are read before the header goes out: content that
+	// cannot be read (a block that failed its check with no other copy,
+	// a holder that does not answer) is refused with its error, 503 for
+	// content nobody can serve now, instead of a 200 cut short at once.
+	first := make([]byte, min(length, firstChunk))
+	if _, err := io.ReadFull(c.Reader, first); err != nil {
+		h.Del("Content-Length")
+		h.Del("Content-Range")
+		return readError("reading content", err)
+	}
+	w.WriteHeader(status)
 	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
+	if _, err := dw.Write(first); err != nil {
+		return nil
+	}
+	rest := length - int64(len(first))
 	// Errors after the header are the connection's: the client sees a short
-	// body, which Content-Length tells it about. A whole file goes out
-	// block by block (the DAG reader's WriteTo); a range through a large
-	// buffer, not io.Copy's 32 KiB.
-	if start == 0 && length == size {
+	// body, which Content-Length tells it about. The rest of a whole file
+	// goes out block by block (the DAG reader's WriteTo); of a range,
+	// through a large buffer, not io.Copy's 32 KiB.
+	if start+length == size {
 		_, _ = c.Reader.WriteTo(dw)
 		return nil
 	}
-	_, _ = io.CopyBuffer(dw, io.LimitReader(c.Reader, length), make([]byte, 1<<20))
+	_, _ = io.CopyBuffer(dw, io.LimitReader(c.Reader, rest), make([]byte, 1<<20))
 	return nil
 }
+
+// readError is the error of content that could not be read before the
+// header went out.
+func readError(what string, err error) error {
+	if artmesh.KindOf(err) == artmesh.Other && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// boxo's DAG reader does not keep the kind of its block source's
+		// error: a block that is not here and could not be fetched (the
+		// reason a stored version does not read).
+		return artmesh.E(artmesh.Op("api.serveContent"), artmesh.Unavailable,
+			"this node cannot read the content now: no member serves the blocks it lacks; try again later", err)
+	}
+	return artmesh.E(artmesh.Op("api.serveContent"), what, err)
+}
+
+// firstChunk is how much of a download is read before its header is
+// sent: about one block of the default chunking.
+const firstChunk = 256 << 10
 
 // contentDisposition returns the Content-Disposition of a download of an
 // artifact called name, in RFC 6266's form for every client: an ASCII

@@ -114,6 +114,11 @@ func (n *Node) placementState(factor int, holders, allocated []string) string {
 	if live >= factor {
 		return PlacementOK
 	}
+	if live == 0 {
+		// Nobody reachable has a copy to fetch from: no repair is on
+		// its way, whatever is allocated.
+		return PlacementUnderReplicated
+	}
 	for _, a := range allocated {
 		if !slices.Contains(holders, a) && n.reachable(a) {
 			return PlacementRepairing
