@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit e2e bench bench-keepup bench-sdk lint fuzz clean
+.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-sdk lint fuzz clean
 
 all: build
 
