@@ -132,7 +132,8 @@ type Options struct {
 	SkipReadChecks bool
 	// OnCorrupt, when set, is told of every block that a read or a scrub
 	// quarantined, by its raw-codec CID and why. It runs on the reader's
-	// goroutine with no lock held and must not block.
+	// goroutine, with the store read-locked against pack removal: it must
+	// not block, nor call back into the store.
 	OnCorrupt func(c cid.Cid, reason string)
 	// Now is the clock of quarantine records and scrub passes (nil:
 	// time.Now).
