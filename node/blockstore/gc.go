@@ -2,6 +2,7 @@ package blockstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -338,30 +339,24 @@ func (s *Store) rewrite(ctx context.Context, id uint32, keys []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// A copy is checked before it gets a new checksum: compaction
+		// never launders a bad block into a good-looking one. A block
+		// that fails is quarantined, not copied, and the pack goes with
+		// the rest.
 		s.rmu.RLock()
 		l, ok, err := s.lookup(k, true)
 		var data []byte
 		if err == nil && ok && l.pack == id {
-			data = make([]byte, l.length)
-			err = s.readAt(l, data)
+			data, err = s.readChecked(mh.Multihash(k), l, check)
 		}
 		s.rmu.RUnlock()
-		if err != nil && unreadable(err) {
-			// A block that cannot be read is not copied: it is
-			// quarantined, and the pack goes with the rest.
-			_ = s.quarantine(mh.Multihash(k), l, fmt.Sprintf("its bytes cannot be read: %v", err))
+		if errors.Is(err, ErrCorrupt) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		if data == nil {
-			continue
-		}
-		// A copy is checked before it gets a new checksum: compaction
-		// never launders a bad block into a good-looking one.
-		if reason := check(mh.Multihash(k), l, data); reason != "" {
-			_ = s.quarantine(mh.Multihash(k), l, reason)
 			continue
 		}
 		sum := l.crc

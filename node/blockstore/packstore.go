@@ -399,18 +399,13 @@ func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	if !ok {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
-	data := make([]byte, l.length)
-	if err := s.readAt(l, data); err != nil {
-		if unreadable(err) {
-			return nil, s.quarantine(c.Hash(), l, fmt.Sprintf("its bytes cannot be read: %v", err))
-		}
-		return nil, err
-	}
+	verify := check
 	if s.opts.SkipReadChecks {
-		return blocks.NewBlockWithCid(data, c)
+		verify = nil
 	}
-	if reason := check(c.Hash(), l, data); reason != "" {
-		return nil, s.quarantine(c.Hash(), l, reason)
+	data, err := s.readChecked(c.Hash(), l, verify)
+	if err != nil {
+		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
 }

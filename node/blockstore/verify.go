@@ -101,6 +101,26 @@ func check(hash mh.Multihash, l loc, data []byte) string {
 	return deepCheck(hash, data)
 }
 
+// readChecked reads the bytes of the block stored under hash at l and
+// checks them with verify (nil: no check). Bytes that cannot be read, or
+// fail the check, are quarantined, and the error is the quarantine's.
+// Called with rmu read-locked.
+func (s *Store) readChecked(hash mh.Multihash, l loc, verify func(mh.Multihash, loc, []byte) string) ([]byte, error) {
+	data := make([]byte, l.length)
+	if err := s.readAt(l, data); err != nil {
+		if unreadable(err) {
+			return nil, s.quarantine(hash, l, fmt.Sprintf("its bytes cannot be read: %v", err))
+		}
+		return nil, err
+	}
+	if verify != nil {
+		if reason := verify(hash, l, data); reason != "" {
+			return nil, s.quarantine(hash, l, reason)
+		}
+	}
+	return data, nil
+}
+
 // deepCheck returns why data does not hash to hash, or "".
 func deepCheck(hash mh.Multihash, data []byte) string {
 	dec, err := mh.Decode(hash)
@@ -407,17 +427,12 @@ func (s *Store) scrubOne(key string, l loc) (bad bool, fix *checksumFix, err err
 	if err != nil || !ok || cur != l {
 		return false, nil, err // moved or gone meanwhile
 	}
-	data := make([]byte, l.length)
-	if err := s.readAt(l, data); err != nil {
-		if !unreadable(err) {
-			return false, nil, err
-		}
-		_ = s.quarantine(mh.Multihash(key), l, fmt.Sprintf("its bytes cannot be read: %v", err))
+	data, err := s.readChecked(mh.Multihash(key), l, func(h mh.Multihash, _ loc, d []byte) string { return deepCheck(h, d) })
+	if errors.Is(err, ErrCorrupt) {
 		return true, nil, nil
 	}
-	if reason := deepCheck(mh.Multihash(key), data); reason != "" {
-		_ = s.quarantine(mh.Multihash(key), l, reason)
-		return true, nil, nil
+	if err != nil {
+		return false, nil, err
 	}
 	if sum := crc32.Checksum(data, castagnoli); !l.hasCRC || sum != l.crc {
 		// The bytes are good but their checksum is not (or there is none

@@ -296,65 +296,43 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Complete reports whether every block of the DAG under root is in the
 // local store (a root block alone proves nothing).
 func (c *Store) Complete(ctx context.Context, root cid.Cid) bool {
-	ok := true
-	var visit func(c cid.Cid) error
-	visit = func(cc cid.Cid) error {
-		has, err := c.bs.Has(ctx, cc)
-		if err != nil || !has {
-			ok = false
-			return errors.New("missing")
-		}
-		if cc.Prefix().Codec == cid.Raw {
-			return nil
-		}
-		nd, err := c.local.Get(ctx, cc)
-		if err != nil {
-			if ipld.IsNotFound(err) {
-				ok = false
-			}
-			return err
-		}
-		for _, l := range nd.Links() {
-			if err := visit(l.Cid); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	_ = visit(root)
-	return ok
+	return c.haveAll(ctx, root) == nil
 }
 
 // Missing reports whether a block of the DAG under root is certainly not
 // in the local store: false when every block is here, and also when the
 // store could not say (an I/O error is no proof that a copy is lost).
 func (c *Store) Missing(ctx context.Context, root cid.Cid) bool {
-	errUnknown := errors.New("unknown")
-	errMissing := errors.New("missing")
-	var visit func(c cid.Cid) error
-	visit = func(cc cid.Cid) error {
-		has, err := c.bs.Has(ctx, cc)
-		switch {
-		case err != nil:
-			return errUnknown
-		case !has:
-			return errMissing
-		case cc.Prefix().Codec == cid.Raw:
-			return nil
-		}
-		nd, err := c.local.Get(ctx, cc)
-		switch {
-		case ipld.IsNotFound(err):
-			return errMissing // quarantined as it was read
-		case err != nil:
-			return errUnknown
-		}
-		for _, l := range nd.Links() {
-			if err := visit(l.Cid); err != nil {
-				return err
-			}
-		}
+	return errors.Is(c.haveAll(ctx, root), errMissing)
+}
+
+// errMissing is haveAll's error when a block is not in the local store.
+var errMissing = errors.New("content: a block is not in the local store")
+
+// haveAll walks the DAG under root in the local store: nil when every
+// block is there, errMissing when one is not (or was quarantined as it
+// was read), another error when the store could not say.
+func (c *Store) haveAll(ctx context.Context, root cid.Cid) error {
+	has, err := c.bs.Has(ctx, root)
+	switch {
+	case err != nil:
+		return err
+	case !has:
+		return errMissing
+	case root.Prefix().Codec == cid.Raw:
 		return nil
 	}
-	return errors.Is(visit(root), errMissing)
+	nd, err := c.local.Get(ctx, root)
+	switch {
+	case ipld.IsNotFound(err):
+		return errMissing
+	case err != nil:
+		return err
+	}
+	for _, l := range nd.Links() {
+		if err := c.haveAll(ctx, l.Cid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
