@@ -252,10 +252,10 @@ func (c *cli) repoCmd() *cobra.Command {
 			if c.jsonOut {
 				return printJSON(c.stdout, r)
 			}
-			fmt.Fprintf(c.stdout, "removed %d blocks (%s) in %s\n", r.BlocksRemoved, humanBytes(r.BytesRemoved),
+			fmt.Fprintf(c.stdout, "removed %d blocks (%s) in %s\n", r.BlocksRemoved, artmesh.FormatBytes(r.BytesRemoved),
 				(time.Duration(r.DurationMS) * time.Millisecond).String())
 			if r.PacksRemoved > 0 || r.DiskBytesFreed > 0 {
-				fmt.Fprintf(c.stdout, "freed %s of disk, %d pack files\n", humanBytes(r.DiskBytesFreed), r.PacksRemoved)
+				fmt.Fprintf(c.stdout, "freed %s of disk, %d pack files\n", artmesh.FormatBytes(r.DiskBytesFreed), r.PacksRemoved)
 			}
 			return nil
 		},
@@ -279,9 +279,9 @@ func (c *cli) repoCmd() *cobra.Command {
 			return fields(c.stdout,
 				"path", orDash(s.Path),
 				"blocks", strconv.FormatInt(s.Blocks, 10),
-				"data", fmt.Sprintf("%s (%d bytes)", humanBytes(s.Bytes), s.Bytes),
+				"data", fmt.Sprintf("%s (%d bytes)", artmesh.FormatBytes(s.Bytes), s.Bytes),
 				"packs", strconv.Itoa(s.Packs),
-				"on disk", fmt.Sprintf("%s (%d bytes)", humanBytes(s.PackBytes), s.PackBytes),
+				"on disk", fmt.Sprintf("%s (%d bytes)", artmesh.FormatBytes(s.PackBytes), s.PackBytes),
 				"quarantined", strconv.Itoa(s.QuarantinedBlocks),
 				"last scrub", describeScrub(s.ScrubLast),
 				"scrubbing", describeScrub(s.ScrubCurrent),
@@ -310,7 +310,7 @@ fetched again from another holder. Exits 1 when this pass found a bad block.`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(c.stdout, "checked %d blocks (%s): %d bad\n", r.Pass.Blocks, humanBytes(r.Pass.Bytes), r.Pass.Corrupt)
+				fmt.Fprintf(c.stdout, "checked %d blocks (%s): %d bad\n", r.Pass.Blocks, artmesh.FormatBytes(r.Pass.Bytes), r.Pass.Corrupt)
 				for _, q := range r.Quarantined {
 					fmt.Fprintf(c.stdout, "quarantined %s  %s  %s\n", q.CID, q.At.Local().Format(time.DateTime), q.Reason)
 				}
@@ -332,7 +332,7 @@ func describeScrub(p *client.ScrubPass) string {
 	if p == nil {
 		return "-"
 	}
-	s := fmt.Sprintf("%d blocks (%s), %d bad, started %s", p.Blocks, humanBytes(p.Bytes), p.Corrupt, p.Started.Local().Format(time.DateTime))
+	s := fmt.Sprintf("%d blocks (%s), %d bad, started %s", p.Blocks, artmesh.FormatBytes(p.Bytes), p.Corrupt, p.Started.Local().Format(time.DateTime))
 	if p.Finished != nil {
 		s += ", finished " + p.Finished.Local().Format(time.DateTime)
 	}

@@ -124,7 +124,7 @@ func (c *cli) snippetCmd() *cobra.Command {
 					return fmt.Errorf("reading stdin: %w", err)
 				}
 				if len(data) > maxSnippetArg {
-					return fmt.Errorf("the snippet on stdin is over %s: store it with put", humanBytes(maxSnippetArg))
+					return fmt.Errorf("the snippet on stdin is over %s: store it with put", artmesh.FormatBytes(maxSnippetArg))
 				}
 			}
 			if !json.Valid(data) {
@@ -273,7 +273,7 @@ func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
 	}
 	rows := make([][]string, 0, len(p.Items))
 	for _, a := range p.Items {
-		row := []string{string(a.ID), a.Name, orDash(a.ContentType), humanBytes(a.SizeBytes), strconv.Itoa(a.Version), shortTime(a.UpdatedAt)}
+		row := []string{string(a.ID), a.Name, orDash(a.ContentType), artmesh.FormatBytes(a.SizeBytes), strconv.Itoa(a.Version), shortTime(a.UpdatedAt)}
 		if owner {
 			row = append(row[:2], append([]string{string(a.Owner)}, row[2:]...)...)
 		}
@@ -308,7 +308,7 @@ func (c *cli) versionsCmd() *cobra.Command {
 			}
 			rows := make([][]string, 0, len(vs))
 			for _, v := range vs {
-				rows = append(rows, []string{strconv.Itoa(v.Version), humanBytes(v.SizeBytes), orDash(v.ContentType),
+				rows = append(rows, []string{strconv.Itoa(v.Version), artmesh.FormatBytes(v.SizeBytes), orDash(v.ContentType),
 					shortTime(v.CreatedAt), orDash(string(v.CreatedBy)), v.CID})
 			}
 			return table(c.stdout, []string{"VERSION", "SIZE", "TYPE", "CREATED", "BY", "CID"}, rows)

@@ -129,7 +129,7 @@ func (c *cli) getToStdout(ctx context.Context, api *client.Client, id artmesh.Ar
 		if looksBinary(head, len(head) < sniffLen) {
 			return artmesh.E(artmesh.Invalid, fmt.Sprintf(
 				"%s is binary (%s, %s): not writing it to a terminal; give -o FILE, or -o - to write it anyway",
-				id, orDash(ct.ContentType), humanBytes(ct.Size)))
+				id, orDash(ct.ContentType), artmesh.FormatBytes(ct.Size)))
 		}
 		body = br
 	}

@@ -87,7 +87,7 @@ the versions it holds that are under-replicated, and its addresses.`,
 					current = "*"
 				}
 				rows = append(rows, []string{current, m.PeerID, m.Role, yesNo(m.Reachable), yesNo(m.Leader),
-					humanBytes(m.BytesHeld), strconv.Itoa(m.UnderReplicated), orDash(strings.Join(m.Addresses, " "))})
+					artmesh.FormatBytes(m.BytesHeld), strconv.Itoa(m.UnderReplicated), orDash(strings.Join(m.Addresses, " "))})
 			}
 			return table(c.stdout, []string{"THIS", "PEER", "ROLE", "REACHABLE", "LEADER", "HELD", "UNDER-REPLICATED", "ADDRESSES"}, rows)
 		},
@@ -179,7 +179,7 @@ func (c *cli) pinCmd() *cobra.Command {
 			if c.jsonOut {
 				return printJSON(c.stdout, p)
 			}
-			c.say("%s version %d: %s (%s)", p.ArtifactID, p.Version, p.State, humanBytes(p.SizeBytes))
+			c.say("%s version %d: %s (%s)", p.ArtifactID, p.Version, p.State, artmesh.FormatBytes(p.SizeBytes))
 			return nil
 		},
 	}
@@ -239,12 +239,12 @@ func (c *cli) pinsCmd() *cobra.Command {
 			for _, p := range ps {
 				state := p.State
 				if p.State == client.PinFetching {
-					state = fmt.Sprintf("fetching %s of %s", humanBytes(p.BytesDone), humanBytes(p.SizeBytes))
+					state = fmt.Sprintf("fetching %s of %s", artmesh.FormatBytes(p.BytesDone), artmesh.FormatBytes(p.SizeBytes))
 				}
 				if p.Error != "" {
 					state += ": " + p.Error
 				}
-				rows = append(rows, []string{string(p.ArtifactID), strconv.Itoa(p.Version), humanBytes(p.SizeBytes), state})
+				rows = append(rows, []string{string(p.ArtifactID), strconv.Itoa(p.Version), artmesh.FormatBytes(p.SizeBytes), state})
 			}
 			return table(c.stdout, []string{"ID", "VERSION", "SIZE", "STATE"}, rows)
 		},

@@ -33,20 +33,6 @@ func items[T any](list []T) itemsJSON[T] {
 	return itemsJSON[T]{Items: list}
 }
 
-// humanBytes formats n bytes with binary units: "512 B", "1.5 MiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // shortTime formats t for a table, in local time.
 func shortTime(t time.Time) string {
 	if t.IsZero() {
@@ -132,7 +118,7 @@ func printArtifact(w io.Writer, a artmesh.Artifact) error {
 		"  name", a.Name,
 		"  owner", string(a.Owner),
 		"  type", orDash(a.ContentType),
-		"  size", fmt.Sprintf("%s (%d bytes)", humanBytes(a.SizeBytes), a.SizeBytes),
+		"  size", fmt.Sprintf("%s (%d bytes)", artmesh.FormatBytes(a.SizeBytes), a.SizeBytes),
 		"  version", fmt.Sprint(a.Version),
 		"  cid", orDash(a.CID),
 		"  metadata", metaText(a.Metadata),

@@ -32,6 +32,23 @@ func lockRepoFile(repo string) (*os.File, error) {
 	return f, err
 }
 
+// lockMemberRepo takes the lock of repo, a repo of a stopped member of a
+// mesh, for a recovery. It refuses a folder that is no repo, a repo whose
+// daemon runs, and the repo of a single node, saying why with single.
+func lockMemberRepo(repo, single string) (*os.File, error) {
+	if !nrepo.Exists(repo) {
+		return nil, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, nrepo.ConfigFile, envRepo)
+	}
+	rc, err := nrepo.ReadConfig(repo)
+	if err != nil {
+		return nil, err
+	}
+	if !rc.Member {
+		return nil, fmt.Errorf("repo %s is a single node that was never part of a mesh: %s", repo, single)
+	}
+	return lockRepoFile(repo)
+}
+
 // catalogRecovery is what recoverCatalog did.
 type catalogRecovery struct {
 	Repo      string `json:"repo"`
@@ -47,17 +64,7 @@ type catalogRecovery struct {
 // member of a mesh, which has no leader to recover from.
 func recoverCatalog(repo string, now time.Time) (catalogRecovery, error) {
 	out := catalogRecovery{Repo: repo, BlocksDir: filepath.Join(repo, nrepo.BlocksDir)}
-	if !nrepo.Exists(repo) {
-		return out, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, nrepo.ConfigFile, envRepo)
-	}
-	rc, err := nrepo.ReadConfig(repo)
-	if err != nil {
-		return out, err
-	}
-	if !rc.Member {
-		return out, fmt.Errorf("repo %s is a single node that was never part of a mesh: there is no leader to recover its catalog from, so its Raft state is left as it is (moving it aside would lose the catalog)", repo)
-	}
-	lock, err := lockRepoFile(repo)
+	lock, err := lockMemberRepo(repo, "there is no leader to recover its catalog from, so its Raft state is left as it is (moving it aside would lose the catalog)")
 	if err != nil {
 		return out, err
 	}
@@ -91,17 +98,7 @@ func recoverCatalog(repo string, now time.Time) (catalogRecovery, error) {
 // daemon runs and a repo that was never a member of a mesh.
 func recoverSoleVoter(ctx context.Context, repo string) (node.SoleVoterRecovery, error) {
 	var out node.SoleVoterRecovery
-	if !nrepo.Exists(repo) {
-		return out, fmt.Errorf("%s is not an artmesh repo (no %s): set %s to the node's repo", repo, nrepo.ConfigFile, envRepo)
-	}
-	rc, err := nrepo.ReadConfig(repo)
-	if err != nil {
-		return out, err
-	}
-	if !rc.Member {
-		return out, fmt.Errorf("repo %s is a single node that was never part of a mesh: it is its catalog's only voter already, and has nothing to recover", repo)
-	}
-	lock, err := lockRepoFile(repo)
+	lock, err := lockMemberRepo(repo, "it is its catalog's only voter already, and has nothing to recover")
 	if err != nil {
 		return out, err
 	}

@@ -113,10 +113,10 @@ func (s *Store) roomLocked(n int64, compaction bool) error {
 func noSpace(sp Space, n int64, cause error) error {
 	free := max(sp.Free-sp.Reserve, 0)
 	msg := fmt.Sprintf("the node's disk is full: %s is free and %s is kept in reserve (%s free for content)",
-		humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve), humanBytes(free))
+		artmesh.FormatBytes(max(sp.Free, 0)), artmesh.FormatBytes(sp.Reserve), artmesh.FormatBytes(free))
 	if n > 0 {
 		msg = fmt.Sprintf("the node's disk has no room for %s: %s is free and %s is kept in reserve (%s free for content)",
-			humanBytes(n), humanBytes(max(sp.Free, 0)), humanBytes(sp.Reserve), humanBytes(free))
+			artmesh.FormatBytes(n), artmesh.FormatBytes(max(sp.Free, 0)), artmesh.FormatBytes(sp.Reserve), artmesh.FormatBytes(free))
 	}
 	msg += "; delete content and collect garbage (artmesh repo gc), or write through another node"
 	return artmesh.E(artmesh.Op("blockstore.write"), artmesh.InsufficientStorage, msg, cause)
@@ -138,19 +138,6 @@ func (s *Store) writeErr(what string, err error) error {
 		sp = Space{}
 	}
 	return noSpace(sp, 0, fmt.Errorf("blockstore: %s: %w", what, err))
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // writeAtFunc writes b to f at off; a test replaces it to fail writes.
