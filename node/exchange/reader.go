@@ -30,7 +30,6 @@ type RootReader struct {
 	f     *Exchange
 	root  cid.Cid
 	stall time.Duration
-	now   func() time.Time
 }
 
 // Reader returns the exchange of a read of the DAG under root (stall <= 0:
@@ -39,7 +38,7 @@ func (f *Exchange) Reader(root cid.Cid, stall time.Duration) *RootReader {
 	if stall <= 0 {
 		stall = DefaultStall
 	}
-	return &RootReader{f: f, root: root, stall: stall, now: time.Now}
+	return &RootReader{f: f, root: root, stall: stall}
 }
 
 // GetBlock returns block c of the reader's DAG, from the store or from a
@@ -51,7 +50,7 @@ func (r *RootReader) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, err
 	var lastErr error
 	var fe *Fetch
 	lastBytes := int64(-1)
-	progress := r.now()
+	progress := time.Now()
 	timer := time.NewTimer(r.stall)
 	defer timer.Stop()
 	for {
@@ -84,23 +83,17 @@ func (r *RootReader) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, err
 			started++
 		}
 		if cur != fe {
-			fe, lastBytes, progress = cur, -1, r.now()
+			fe, lastBytes, progress = cur, -1, time.Now()
 		}
 		if b := fe.Bytes(); b != lastBytes {
-			lastBytes, progress = b, r.now()
+			lastBytes, progress = b, time.Now()
 		}
-		wait := r.stall - r.now().Sub(progress)
+		wait := r.stall - time.Since(progress)
 		if wait <= 0 {
 			return nil, artmesh.E(artmesh.Op("exchange.GetBlock"), artmesh.Unavailable,
 				fmt.Sprintf("the fetch of %s made no progress for %s: giving up on block %s", r.root, r.stall, c))
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(wait) // since Go 1.23 a reset timer never delivers a stale tick
 		select {
 		case <-changed:
 		case <-fe.Done():
