@@ -74,6 +74,7 @@ type versionRow struct {
 type agentRow struct {
 	ID        artmesh.AgentID `json:"id"`
 	Admin     bool            `json:"admin,omitempty"`
+	Node      string          `json:"node,omitempty"` // see artmesh.Agent.Node
 	CreatedAt time.Time       `json:"created_at"`
 	// KeyHashes are the hashes of the agent's API keys, as given to the
 	// catalog (never the keys).
