@@ -337,12 +337,12 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		if cmd.Member.PeerID != from {
 			return refused(t, "member %s may only record its own row, not %s", from, cmd.Member.PeerID)
 		}
-		raw, err := tx.First(tableMembers, indexID, from)
+		raw, err := tx.First(tableMembers, indexID, cmd.Member.PeerID)
 		if err != nil {
 			return internal("catalog.ApplyForwarded", err)
 		}
 		if raw == nil {
-			return refused(t, "%s is not a member; nodes join through an invite", from)
+			return refused(t, "%s is not a member; nodes join through an invite", cmd.Member.PeerID)
 		}
 		if old := raw.(*Member); old.Agent != cmd.Member.Agent {
 			return refused(t, "a member may not change the agent recorded for it")
