@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -66,6 +68,62 @@ type Event struct {
 	// those before an unshare or a deletion, the current ones otherwise.
 	ReadAgents []artmesh.AgentID `json:"read_agents,omitempty"`
 	ReadGroups []string          `json:"read_groups,omitempty"`
+	// Readers are the agents that could read the artifact when the event
+	// happened, each as the incarnation it was then: the owner, the
+	// agents of ReadAgents and the members of the groups of ReadGroups,
+	// as the grants and memberships stood then. Sorted by id. Nil in an
+	// event recorded before it existed.
+	Readers []Reader `json:"readers,omitempty"`
+}
+
+// Reader is one incarnation of an agent that could read an artifact.
+type Reader struct {
+	ID artmesh.AgentID `json:"id"`
+	// Incarnation is the agent's CreatedAt as Unix nanoseconds: an agent
+	// deleted and created again under the same id has another.
+	Incarnation int64 `json:"inc"`
+}
+
+// Incarnation returns what names the incarnation of an agent created at
+// createdAt in Reader.Incarnation.
+func Incarnation(createdAt time.Time) int64 { return createdAt.UnixNano() }
+
+// ReadBy reports whether the agent id, in the incarnation created at
+// createdAt, could read the artifact when e happened. It is false for
+// every agent when e records no readers (see Readers).
+func (e *Event) ReadBy(id artmesh.AgentID, createdAt time.Time) bool {
+	i, ok := slices.BinarySearchFunc(e.Readers, id, func(r Reader, id artmesh.AgentID) int { return cmp.Compare(r.ID, id) })
+	return ok && e.Readers[i].Incarnation == Incarnation(createdAt)
+}
+
+// readersTxn returns who can read the artifact of row by its grants and
+// the group memberships as they stand in tx, each in its incarnation.
+// Its cost is an agent lookup per reader, and about 40 bytes of memory
+// per reader (plus the id) for as long as the event is kept.
+func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
+	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
+	for _, name := range row.GrantGroups {
+		raw, err := tx.First(tableGroups, indexID, name)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			ids = append(ids, raw.(*groupRow).Members...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make([]Reader, 0, len(ids))
+	for _, id := range ids {
+		raw, err := tx.First(tableAgents, indexID, id)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			out = append(out, Reader{ID: id, Incarnation: Incarnation(raw.(*agentRow).CreatedAt)})
+		}
+	}
+	return out, nil
 }
 
 // eventPage is consecutive events, oldest first.
@@ -200,6 +258,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 	t := innerType(l.Data)
 	at := l.AppendedAt.UTC()
 	var ev *Event
+	var grants *artifactRow // whose grants say who could read
 	switch t {
 	case createArtifactType, addVersionType, confirmUploadType:
 		a, ok := res.(artmesh.Artifact)
@@ -221,6 +280,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(kind, row, row.Version, actor)
 		ev.ReadAgents, ev.ReadGroups = row.GrantAgents, row.GrantGroups
+		grants = row
 		if !a.UpdatedAt.IsZero() {
 			at = a.UpdatedAt
 		}
@@ -230,6 +290,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(EventVersionDeleted, b.row, b.version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
+		grants = b.row
 		if !b.at.IsZero() {
 			at = b.at
 		}
@@ -239,6 +300,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(EventDeleted, b.row, b.row.Version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
+		grants = b.row
 	case shareType, unshareType:
 		if b.row == nil {
 			return nil, nil
@@ -262,9 +324,18 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		// Visible to those who can read after a share, and to those who
 		// could before an unshare: to.
 		ev.ReadAgents, ev.ReadGroups = to.GrantAgents, to.GrantGroups
+		grants = to
 	default:
 		return nil, nil
 	}
+	// Who could read it then: the grants above, with the group
+	// memberships as they stand now (no command that makes an event
+	// changes one).
+	readers, err := readersTxn(tx, grants)
+	if err != nil {
+		return nil, err
+	}
+	ev.Readers = readers
 	ev.Index, ev.At = l.Index, at
 	// Empty lists are nil, as a snapshot restores them.
 	ev.Agents, ev.Groups = cloneOrNil(ev.Agents), cloneOrNil(ev.Groups)
