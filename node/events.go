@@ -93,11 +93,21 @@ func (n *Node) Events(_ context.Context, caller artmesh.Agent, f EventFilter, af
 	return b, nil
 }
 
-// eventPasses reports whether caller may see e (it could read the artifact
-// then, through the grants the event carries, and is in those groups now)
-// and e passes f.
+// eventPasses reports whether caller may see e and e passes f. Caller
+// may see e if it, this incarnation of its id, could read the artifact
+// when e happened, by the grants and group memberships in force then (the
+// readers the catalog recorded with e); admins are no exception. An event
+// recorded before readers were (restored from an older snapshot) is
+// shown as it was before: to an agent that can read through the grants
+// it carries with its groups of now, and, to keep a later agent of the
+// same id out, only if the agent was created no later than the event.
 func eventPasses(caller artmesh.Agent, f EventFilter, e catalog.Event) bool {
-	if !acl.Can(caller.ID, caller.Groups, artmesh.Read, acl.Subject{Owner: e.Owner, Agents: e.ReadAgents, Groups: e.ReadGroups}) {
+	if e.Readers != nil {
+		if !e.ReadBy(caller.ID, caller.CreatedAt) {
+			return false
+		}
+	} else if caller.CreatedAt.After(e.At) ||
+		!acl.Can(caller.ID, caller.Groups, artmesh.Read, acl.Subject{Owner: e.Owner, Agents: e.ReadAgents, Groups: e.ReadGroups}) {
 		return false
 	}
 	switch {
