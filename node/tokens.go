@@ -70,7 +70,8 @@ func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
 
 // CreateSignedURL issues a read token for an artifact (a version of it, or
 // the current one when version is 0) that caller may read. The token
-// carries caller's right: it stops working when caller loses it.
+// carries caller's right: it stops working when caller loses it, and a
+// right granted again later does not bring it back (see grantStands).
 func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, expiresIn int64, version int) (SignedURL, error) {
 	if _, err := n.readable(caller, id); err != nil {
 		return SignedURL{}, err
