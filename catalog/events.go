@@ -68,11 +68,12 @@ type Event struct {
 	// those before an unshare or a deletion, the current ones otherwise.
 	ReadAgents []artmesh.AgentID `json:"read_agents,omitempty"`
 	ReadGroups []string          `json:"read_groups,omitempty"`
-	// Readers are the agents that could read the artifact when the event
-	// happened, each as the incarnation it was then: the owner, the
-	// agents of ReadAgents and the members of the groups of ReadGroups,
-	// as the grants and memberships stood then. Sorted by id. Nil in an
-	// event recorded before it existed.
+	// Readers are the owner and the agents of ReadAgents, each as the
+	// incarnation it was when the event happened; sorted by id. The
+	// members of ReadGroups are not listed: a group may be large, and a
+	// membership carries the index at which it began (groupRow's
+	// MemberIndex), which says whether a member now was one then. Nil in
+	// an event recorded before it existed.
 	Readers []Reader `json:"readers,omitempty"`
 }
 
@@ -88,29 +89,42 @@ type Reader struct {
 // createdAt in Reader.Incarnation.
 func Incarnation(createdAt time.Time) int64 { return createdAt.UnixNano() }
 
-// ReadBy reports whether the agent id, in the incarnation created at
-// createdAt, could read the artifact when e happened. It is false for
-// every agent when e records no readers (see Readers).
-func (e *Event) ReadBy(id artmesh.AgentID, createdAt time.Time) bool {
-	i, ok := slices.BinarySearchFunc(e.Readers, id, func(r Reader, id artmesh.AgentID) int { return cmp.Compare(r.ID, id) })
-	return ok && e.Readers[i].Incarnation == Incarnation(createdAt)
-}
+// RecordsReaders reports whether e records who could read its artifact
+// (events recorded before that do not; see Readers).
+func (e *Event) RecordsReaders() bool { return e.Readers != nil }
 
-// readersTxn returns who can read the artifact of row by its grants and
-// the group memberships as they stand in tx, each in its incarnation.
-// Its cost is an agent lookup per reader, and about 40 bytes of memory
-// per reader (plus the id) for as long as the event is kept.
-func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
-	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
-	for _, name := range row.GrantGroups {
-		raw, err := tx.First(tableGroups, indexID, name)
-		if err != nil {
-			return nil, err
-		}
-		if raw != nil {
-			ids = append(ids, raw.(*groupRow).Members...)
+// VisibleTo reports whether the agent id, in the incarnation created at
+// createdAt and with the group memberships joined (each group it is a
+// member of now, with the index at which it joined, as Catalog.Memberships
+// returns them), could read the artifact when e happened: it is one of
+// e's Readers, or a member, since e or before, of a group e's artifact was
+// shared with then. (A member that has left such a group since, or left
+// and joined again, is not shown the group's earlier events: it cannot be
+// told from one that joined later.) It is false for every agent when e
+// records no readers.
+func (e *Event) VisibleTo(id artmesh.AgentID, createdAt time.Time, joined map[string]uint64) bool {
+	if !e.RecordsReaders() {
+		return false
+	}
+	i, ok := slices.BinarySearchFunc(e.Readers, id, func(r Reader, id artmesh.AgentID) int { return cmp.Compare(r.ID, id) })
+	if ok && e.Readers[i].Incarnation == Incarnation(createdAt) {
+		return true
+	}
+	for _, g := range e.ReadGroups {
+		if at, ok := joined[g]; ok && at <= e.Index {
+			return true
 		}
 	}
+	return false
+}
+
+// readersTxn returns the owner and the agents the artifact of row is
+// shared with directly, each in its incarnation as it stands in tx. Its
+// cost is an agent lookup per reader, and 24 bytes of memory per reader
+// (the id's text is shared with the rows) for as long as the event is
+// kept; in a snapshot, about 30 bytes plus the id.
+func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
+	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	out := make([]Reader, 0, len(ids))
@@ -328,9 +342,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 	default:
 		return nil, nil
 	}
-	// Who could read it then: the grants above, with the group
-	// memberships as they stand now (no command that makes an event
-	// changes one).
+	// Who could read it then, by the grants above.
 	readers, err := readersTxn(tx, grants)
 	if err != nil {
 		return nil, err

@@ -221,3 +221,19 @@ func (s *store) readGrantSince(agent artmesh.AgentID, id artmesh.ArtifactID, iss
 func (c *Catalog) ReadGrantSince(agent artmesh.AgentID, id artmesh.ArtifactID, issued uint64) (bool, error) {
 	return c.fsm.state().readGrantSince(agent, id, issued)
 }
+
+// Memberships returns the groups agent is a member of, each with the
+// Raft index at which it joined (0: before joins were stamped).
+func (c *Catalog) Memberships(agent artmesh.AgentID) (map[string]uint64, error) {
+	return read(c.fsm.state(), func(tx *memdb.Txn) (map[string]uint64, error) {
+		groups, err := collect[*groupRow](tx.Get(tableGroups, indexMembers, agent))
+		if err != nil {
+			return nil, internal("catalog.Memberships", err)
+		}
+		out := make(map[string]uint64, len(groups))
+		for _, g := range groups {
+			out[g.Name] = g.MemberIndex[agent]
+		}
+		return out, nil
+	})
+}

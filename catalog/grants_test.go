@@ -28,9 +28,9 @@ func eventAt(t *testing.T, h *testFSM, i uint64) Event {
 }
 
 // TestEventReaders checks that each event records who could read its
-// artifact when it happened, in its incarnation: an agent deleted and
-// created again under its id is another reader, and a member that joined
-// a group after an unshare is none.
+// artifact when it happened, in its incarnation, and whom it is visible
+// to: an agent deleted and created again under its id is another reader,
+// and a member that joined a group after an unshare is none.
 func TestEventReaders(t *testing.T) {
 	h := newTestFSM(t)
 	first, second := testBase, testBase.Add(time.Hour)
@@ -38,6 +38,7 @@ func TestEventReaders(t *testing.T) {
 	h.agentAt("bob", first)
 	h.agentAt("carol", first)
 	h.agentAt("dave", first, "g")
+	h.agentAt("erin", first, "g")
 	x := h.create("alice", "x", "", nil)
 	xCreated := h.index
 	h.must(shareCmd{ID: x.ID, Agents: []artmesh.AgentID{"bob"}})
@@ -56,59 +57,64 @@ func TestEventReaders(t *testing.T) {
 	yShared := h.index
 	h.must(unshareCmd{ID: y.ID, Groups: []string{"g"}})
 	yUnshared := h.index
+	// carol joins g, erin leaves it; dave stays.
 	h.must(putGroupCmd{Name: "g", Members: []artmesh.AgentID{"carol", "dave"}})
-	h.must(AddVersion{ArtifactID: y.ID, By: "alice", CID: "y2", At: testBase.Add(3 * time.Second)})
-	yAfter := h.index
+	h.must(shareCmd{ID: y.ID, Groups: []string{"g"}})
+	yReshared := h.index
 	h.must(deleteArtifactCmd{ID: y.ID})
 	yDeleted := h.index
 
 	alice, oldBob, newBob := Reader{"alice", Incarnation(first)}, Reader{"bob", Incarnation(first)}, Reader{"bob", Incarnation(second)}
-	dave := Reader{"dave", Incarnation(first)}
-	tests := []struct {
+	r := h.restored()
+	for _, tt := range []struct {
 		name  string
 		index uint64
 		want  []Reader
+		// who sees it, of alice, bob (the second), carol, dave, erin
+		visible []artmesh.AgentID
 	}{
-		{"x created: its owner", xCreated, []Reader{alice}},
-		{"x shared with the first bob", xShared, []Reader{alice, oldBob}},
-		{"x updated while shared", xUpdated, []Reader{alice, oldBob}},
-		{"x updated after bob was deleted and made again", xAfter, []Reader{alice}},
-		{"x shared with the second bob", xReshared, []Reader{alice, newBob}},
-		{"y shared with g: its members then", yShared, []Reader{alice, dave}},
-		{"y unshared: who could read it before", yUnshared, []Reader{alice, dave}},
-		{"y updated after carol joined g", yAfter, []Reader{alice}},
-		{"y deleted", yDeleted, []Reader{alice}},
-	}
-	r := h.restored()
-	for _, tt := range tests {
+		{"x created: its owner", xCreated, []Reader{alice}, []artmesh.AgentID{"alice"}},
+		{"x shared with the first bob", xShared, []Reader{alice, oldBob}, []artmesh.AgentID{"alice"}},
+		{"x updated while shared", xUpdated, []Reader{alice, oldBob}, []artmesh.AgentID{"alice"}},
+		{"x updated after bob was deleted and made again", xAfter, []Reader{alice}, []artmesh.AgentID{"alice"}},
+		{"x shared with the second bob", xReshared, []Reader{alice, newBob}, []artmesh.AgentID{"alice", "bob"}},
+		{"y shared with g", yShared, []Reader{alice}, []artmesh.AgentID{"alice", "dave"}},
+		{"y unshared: who could read it before", yUnshared, []Reader{alice}, []artmesh.AgentID{"alice", "dave"}},
+		{"y shared with g again, carol in it", yReshared, []Reader{alice}, []artmesh.AgentID{"alice", "carol", "dave"}},
+		{"y deleted", yDeleted, []Reader{alice}, []artmesh.AgentID{"alice", "carol", "dave"}},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := eventAt(t, h, tt.index).Readers; !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("readers %+v, want %+v", got, tt.want)
-			}
-			if got := eventAt(t, r, tt.index).Readers; !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("restored from a snapshot: readers %+v, want %+v", got, tt.want)
+			for _, fsm := range []*testFSM{h, r} {
+				e := eventAt(t, fsm, tt.index)
+				if !reflect.DeepEqual(e.Readers, tt.want) {
+					t.Fatalf("readers %+v, want %+v", e.Readers, tt.want)
+				}
+				var visible []artmesh.AgentID
+				for _, id := range []artmesh.AgentID{"alice", "bob", "carol", "dave", "erin"} {
+					a, err := fsm.st().agent(id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					joined, err := (&Catalog{fsm: fsm.f}).Memberships(id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e.VisibleTo(id, a.CreatedAt, joined) {
+						visible = append(visible, id)
+					}
+				}
+				if !reflect.DeepEqual(visible, tt.visible) {
+					t.Fatalf("visible to %v, want %v", visible, tt.visible)
+				}
 			}
 		})
 	}
-
-	// ReadBy: by id and incarnation.
-	shared := eventAt(t, h, xShared)
-	for _, tt := range []struct {
-		id      artmesh.AgentID
-		created time.Time
-		want    bool
-	}{
-		{"alice", first, true},
-		{"bob", first, true},
-		{"bob", second, false},
-		{"carol", first, false},
-	} {
-		if got := shared.ReadBy(tt.id, tt.created); got != tt.want {
-			t.Errorf("ReadBy(%s, %v) = %v, want %v", tt.id, tt.created, got, tt.want)
-		}
+	// The first bob, were he asked, could see what was shared with him.
+	if e := eventAt(t, h, xShared); !e.VisibleTo("bob", first, nil) || e.VisibleTo("bob", second, nil) {
+		t.Fatal("x's share: by bob's incarnation, visible to the first and not the second")
 	}
-	if (&Event{}).ReadBy("alice", first) {
-		t.Error("an event without readers is read by alice")
+	if (&Event{Owner: "alice"}).VisibleTo("alice", first, nil) {
+		t.Fatal("an event without readers is visible to alice")
 	}
 }
 
