@@ -121,8 +121,9 @@ func (e *Event) VisibleTo(id artmesh.AgentID, createdAt time.Time, joined map[st
 // readersTxn returns the owner and the agents the artifact of row is
 // shared with directly, each in its incarnation as it stands in tx. Its
 // cost is an agent lookup per reader, and 24 bytes of memory per reader
-// (the id's text is shared with the rows) for as long as the event is
-// kept; in a snapshot, about 30 bytes plus the id.
+// plus the slice's 24 (the id's text is shared with the rows; once
+// restored from a snapshot, it is its own) for as long as the event is
+// kept; in a snapshot, 36 bytes plus the id's length per reader.
 func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
 	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
 	slices.Sort(ids)
