@@ -209,6 +209,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if c.fsm, err = newFSM(); err != nil {
 		return nil, artmesh.E(op, err)
 	}
+	c.fsm.log = logger
 	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, c.wal, c.wal, c.snaps, c.trans)
 	if err != nil {
 		if cfg.Transport == nil {
@@ -323,6 +324,12 @@ func (c *Catalog) Raft() *raft.Raft { return c.raft }
 // machine has applied (or of the snapshot it was restored from). A node
 // that has applied index i reflects every write committed up to i.
 func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
+
+// RejectedEntries returns how many malformed log entries this node's state
+// machine has applied as no-ops (and logged) since the process started:
+// entries that do not decode, of an unknown type, or envelopes wrapping
+// such. Every replica rejects the same entries; it is for metrics.
+func (c *Catalog) RejectedEntries() uint64 { return c.fsm.rejected.Load() }
 
 // LastIndex returns the index of the last entry in the local Raft log,
 // applied or not.

@@ -79,12 +79,14 @@ func (s *store) validateEntry(entry []byte) (err error) {
 			err = fmt.Errorf("malformed catalog entry: %v", r)
 		}
 	}()
-	if len(entry) == 0 || !commandType(entry[0]).known() {
+	if len(entry) == 0 || !commandType(entry[0]).known() || !innerType(entry).known() {
 		return fmt.Errorf("unknown catalog entry type")
 	}
 	tx := s.db.Txn(true)
 	defer tx.Abort()
-	applyCommand(tx, entry)
+	if res := applyCommand(tx, entry); isMalformed(res) {
+		return res.(error)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
@@ -21,6 +22,11 @@ type fsm struct {
 	st      atomic.Pointer[store]
 	applied atomic.Uint64 // index of the last log entry applied (or restored)
 	watch   *watch        // publishes each applied index
+	// log receives the rejected entries; nil discards them.
+	log *slog.Logger
+	// rejected counts the malformed entries applied as no-ops since the
+	// process started (not state: a restart or restore keeps it).
+	rejected atomic.Uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -51,8 +57,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 // share the copied radix tree nodes). Each command checks its rules before
 // writing, so a command that breaks one changes nothing while the others
 // of the batch take effect. Should the database itself fail within a
-// batch, the batch starts over with one transaction per command, so that
-// only the failing command is lost (on every replica alike).
+// batch, or an entry be malformed, the batch starts over with one
+// transaction per command, so that only the failing command is lost (on
+// every replica alike) and the others apply as they would alone.
+//
+// A malformed entry (see errMalformedEntry) never stops the state
+// machine: it changes nothing, its result is an Invalid error, and it is
+// logged and counted (Catalog.RejectedEntries).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	if len(logs) == 0 {
@@ -67,8 +78,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	var topics Topic
-	for _, l := range logs {
-		if l.Type == raft.LogCommand && len(l.Data) > 0 {
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if isMalformed(results[i]) {
+			f.reject(l, results[i].(error))
+			continue
+		}
+		if len(l.Data) > 0 {
 			topics |= topicOf(innerType(l.Data))
 		}
 	}
@@ -78,10 +96,20 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return results
 }
 
+// reject logs and counts a malformed entry that was applied as a no-op.
+func (f *fsm) reject(l *raft.Log, err error) {
+	f.rejected.Add(1)
+	if f.log != nil {
+		f.log.Error("catalog: a malformed log entry was applied as a no-op",
+			"index", l.Index, "type", firstByte(l.Data), "bytes", len(l.Data), "err", err)
+	}
+}
+
 // applyLogs applies the commands of logs to s in one transaction and puts
 // their results in results. It returns false, having changed nothing, if
-// the database failed within a batch of more than one entry; a single
-// entry whose database write failed has that error as its result.
+// the database failed, or an entry was malformed, within a batch of more
+// than one entry; a single entry whose database write failed, or that is
+// malformed, has that error as its result and changes nothing.
 func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
@@ -91,27 +119,16 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		before, eventful := beforeEvent(tx, l.Data)
-		res := applyCommand(tx, l.Data)
-		if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
+		res, ev := applyEntry(tx, l)
+		if err, ok := res.(error); ok && (artmesh.KindOf(err) == artmesh.Other || isMalformed(err)) {
 			if len(logs) > 1 {
 				return false
 			}
 			results[i] = res
 			return true // tx is aborted
 		}
-		if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
-			ev, err := eventFor(tx, l, before, res)
-			if err != nil {
-				if len(logs) > 1 {
-					return false
-				}
-				results[i] = err
-				return true // tx is aborted
-			}
-			if ev != nil {
-				events = append(events, ev)
-			}
+		if ev != nil {
+			events = append(events, ev)
 		}
 		results[i] = res
 	}
@@ -124,6 +141,27 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		results[i] = s.recent.resolve(results[i])
 	}
 	return true
+}
+
+// applyEntry applies one log entry within tx and returns its result and
+// the event it made, if any. A failure to record the event is the result.
+// A panic while applying it, which no entry should cause, is the last line
+// of defence: the entry is malformed, and applyLogs discards tx.
+func applyEntry(tx *memdb.Txn, l *raft.Log) (res any, ev *Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, ev = malformed(commandType(max(firstByte(l.Data), 0)), "applying it failed: %v", r), nil
+		}
+	}()
+	before, eventful := beforeEvent(tx, l.Data)
+	res = applyCommand(tx, l.Data)
+	if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
+		var err error
+		if ev, err = eventFor(tx, l, before, res); err != nil {
+			return err, nil
+		}
+	}
+	return res, ev
 }
 
 // cidSet collects the root CIDs whose versions, placement or pins a batch

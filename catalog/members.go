@@ -101,13 +101,13 @@ func memberTables() map[string]*memdb.TableSchema {
 func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case putMemberType:
-		return errResult(putMemberTxn(tx, decode[PutMember](t, payload))), true
+		return applyDecodedErr(tx, t, payload, putMemberTxn), true
 	case deleteMemberType:
-		return errResult(deleteMemberTxn(tx, decode[deleteMemberCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, deleteMemberTxn), true
 	case createInviteType:
-		return errResult(createInviteTxn(tx, decode[CreateInvite](t, payload))), true
+		return applyDecodedErr(tx, t, payload, createInviteTxn), true
 	case consumeInviteType:
-		return errResult(consumeInviteTxn(tx, decode[ConsumeInvite](t, payload))), true
+		return applyDecodedErr(tx, t, payload, consumeInviteTxn), true
 	}
 	return nil, false
 }

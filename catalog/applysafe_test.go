@@ -1,0 +1,272 @@
+package catalog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/raft"
+)
+
+// digest returns a hash of the whole state of a store: every row of every
+// table, in the order of its id index, as JSON, and the event log.
+func digest(t testing.TB, s *store) string {
+	t.Helper()
+	h := sha256.New()
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	var names []string
+	for name := range schema().Tables {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		it, err := tx.Get(name, indexID)
+		if err != nil {
+			t.Fatalf("read table %s: %v", name, err)
+		}
+		h.Write([]byte("table " + name + "\n"))
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			data, err := json.Marshal(raw)
+			if err != nil {
+				t.Fatalf("encode a row of %s: %v", name, err)
+			}
+			h.Write(append(data, '\n'))
+		}
+	}
+	for _, p := range s.eventLog().pages {
+		data, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("encode an event page: %v", err)
+		}
+		h.Write(append([]byte("events "), data...))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// testEnvelope is wrapForwarded with the id drawn from rng, so that a test
+// makes the same entries each run.
+func testEnvelope(rng *rand.Rand, entry []byte, at time.Time) []byte {
+	env := make([]byte, envelopeHead, envelopeHead+len(entry))
+	env[0] = byte(forwardedType)
+	for i := 1; i < 1+requestIDSize; i++ {
+		env[i] = byte(rng.IntN(4)) // few ids: duplicates happen
+	}
+	binary.BigEndian.PutUint64(env[1+requestIDSize:], uint64(at.UnixNano()))
+	return append(env, entry...)
+}
+
+// validEntry returns the entry of a command drawn from a small world of
+// agents, artifacts, groups and members, so that commands meet each other.
+func validEntry(t testing.TB, rng *rand.Rand, at time.Time) []byte {
+	t.Helper()
+	agents := []artmesh.AgentID{"alice", "bob", "carol"}
+	agent := agents[rng.IntN(len(agents))]
+	art := artmesh.NewArtifactID(testBase.Add(time.Duration(rng.IntN(6)) * time.Millisecond))
+	group := []string{"team", "ops"}[rng.IntN(2)]
+	peer := []string{"peer-a", "peer-b"}[rng.IntN(2)]
+	cid := []string{"c1", "c2", "c3", "c4"}[rng.IntN(4)]
+	var cmd command
+	switch rng.IntN(18) {
+	case 0, 1:
+		cmd = CreateAgent{Agent: artmesh.Agent{ID: agent, Groups: []string{group}, CreatedAt: at}, KeyHash: "k-" + string(agent)}
+	case 2, 3:
+		cmd = CreateArtifact{ID: art, Name: "n", ContentType: "text/plain", Owner: agent, Metadata: md("k", `"v"`),
+			CID: cid, SizeBytes: 5, At: at, Holder: peer}
+	case 4, 5:
+		cmd = AddVersion{ArtifactID: art, By: agent, Metadata: md("k", `1`), CID: cid, SizeBytes: 7, At: at, Holder: peer}
+	case 6:
+		cmd = DeleteVersion{ArtifactID: art, Version: 1 + rng.IntN(3), At: at}
+	case 7:
+		cmd = deleteArtifactCmd{ID: art}
+	case 8:
+		cmd = shareCmd{ID: art, Agents: []artmesh.AgentID{agent}, Groups: []string{group}}
+	case 9:
+		cmd = unshareCmd{ID: art, Agents: []artmesh.AgentID{agent}}
+	case 10:
+		cmd = putGroupCmd{Name: group, Members: []artmesh.AgentID{agent}}
+	case 11:
+		cmd = deleteGroupCmd{Name: group}
+	case 12:
+		cmd = PutMember{Member: Member{PeerID: peer, Addresses: []string{"/ip4/1.2.3.4/tcp/1"}, JoinedAt: at}}
+	case 13:
+		cmd = deleteMemberCmd{PeerID: peer}
+	case 14:
+		cmd = addHolderCmd{CID: cid, Peer: peer}
+	case 15:
+		cmd = putFetchingCmd{Rows: []Fetching{{CID: cid, Peer: peer, Seen: at}}}
+	case 16:
+		cmd = setReplicationCmd{ID: art, Factor: rng.IntN(3)}
+	default:
+		cmd = deleteAgentCmd{ID: agent}
+	}
+	data, err := encodeCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// fuzzEntry returns a log entry: valid, mutated, cut short, of an unknown
+// type, garbage, or an envelope around any of these.
+func fuzzEntry(t testing.TB, rng *rand.Rand, at time.Time) []byte {
+	t.Helper()
+	switch rng.IntN(10) {
+	case 0, 1, 2, 3: // valid: the state changes
+		return validEntry(t, rng, at)
+	case 4: // random bytes
+		b := make([]byte, rng.IntN(64))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	case 5: // a valid command with some bytes changed
+		b := validEntry(t, rng, at)
+		for range 1 + rng.IntN(3) {
+			b[rng.IntN(len(b))] = byte(rng.Uint32())
+		}
+		return b
+	case 6: // cut short
+		b := validEntry(t, rng, at)
+		return b[:rng.IntN(len(b))]
+	case 7: // an unknown type, flagged or not, or a known type with a wrong payload
+		payloads := []string{`{}`, `{"id":12}`, `[1,2]`, `{"agent":{"id":"x","created_at":"nope"}}`,
+			`{"version":1e400}`, `{"factor":99999999999999999999}`, `null`, ``, `"`}
+		p := payloads[rng.IntN(len(payloads))]
+		typ := byte(rng.IntN(256))
+		return append([]byte{typ}, p...)
+	case 8: // an envelope around anything, even an envelope
+		inner := fuzzEntry(t, rng, at)
+		if rng.IntN(4) == 0 {
+			inner = validEntry(t, rng, at)
+		}
+		return testEnvelope(rng, inner, at)
+	default: // a valid entry in a short or empty envelope
+		env := testEnvelope(rng, validEntry(t, rng, at), at)
+		return env[:rng.IntN(envelopeHead+1)]
+	}
+}
+
+// applyInBatches applies logs to f in batches of random sizes, some one
+// entry at a time through Apply.
+func applyInBatches(t *testing.T, f *fsm, logs []*raft.Log, rng *rand.Rand) []any {
+	t.Helper()
+	var results []any
+	for len(logs) > 0 {
+		n := min(1+rng.IntN(40), len(logs))
+		if rng.IntN(5) == 0 {
+			n = 1
+			results = append(results, f.Apply(logs[0]))
+		} else {
+			results = append(results, f.ApplyBatch(logs[:n])...)
+		}
+		logs = logs[n:]
+	}
+	return results
+}
+
+// TestFuzzedEntriesConverge feeds 10,000 fuzzed entries to three replicas,
+// each in batches of its own sizes: none may panic, their states must end
+// alike, and a replica restored from a snapshot must be alike too.
+func TestFuzzedEntriesConverge(t *testing.T) {
+	const entries = 10000
+	rng := rand.New(rand.NewPCG(1, 2))
+	logs := make([]*raft.Log, entries)
+	for i := range logs {
+		at := testBase.Add(time.Duration(i) * time.Second)
+		logs[i] = &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: fuzzEntry(t, rng, at), AppendedAt: at}
+	}
+	var replicas []*fsm
+	var results [][]any
+	for r := range 3 {
+		f, err := newFSM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, f)
+		results = append(results, applyInBatches(t, f, logs, rand.New(rand.NewPCG(uint64(r+10), 7))))
+	}
+	want := digest(t, replicas[0].state())
+	var rejected, errs, ok int
+	for i := range logs {
+		// The results are alike too: a bad entry makes no other entry of
+		// its batch apply differently.
+		a, _ := json.Marshal(results[0][i])
+		for r := 1; r < 3; r++ {
+			if b, _ := json.Marshal(results[r][i]); !bytes.Equal(a, b) || errString(results[0][i]) != errString(results[r][i]) {
+				t.Fatalf("entry %d: replica 0 answered %v, replica %d %v", i+1, results[0][i], r, results[r][i])
+			}
+		}
+		switch res := results[0][i]; {
+		case isMalformed(res):
+			rejected++
+			if !errors.Is(res.(error), artmesh.Invalid) {
+				t.Fatalf("entry %d: a malformed entry answered %v, want kind Invalid", i+1, res)
+			}
+		case res != nil && errString(res) != "":
+			errs++
+		default:
+			ok++
+		}
+	}
+	t.Logf("%d entries: %d applied, %d broke a rule, %d rejected", entries, ok, errs, rejected)
+	if rejected < entries/10 || ok < entries/10 {
+		t.Fatalf("the mix is off: %d applied, %d rejected", ok, rejected)
+	}
+	for r, f := range replicas {
+		if got := digest(t, f.state()); got != want {
+			t.Fatalf("replica %d digest %s, replica 0 %s", r, got, want)
+		}
+		if got := f.rejected.Load(); got != uint64(rejected) {
+			t.Fatalf("replica %d counted %d rejected entries, want %d", r, got, rejected)
+		}
+		if f.applied.Load() != entries {
+			t.Fatalf("replica %d applied up to %d", r, f.applied.Load())
+		}
+	}
+	if n := len(replicas[0].state().eventLog().pages); n == 0 {
+		t.Fatal("no events: the valid entries changed too little")
+	}
+	restored := snapshotRestore(t, replicas[1])
+	if got := digest(t, restored.state()); got != want {
+		t.Fatalf("restored replica digest %s, want %s", got, want)
+	}
+}
+
+func errString(res any) string {
+	if err, ok := res.(error); ok {
+		return err.Error()
+	}
+	return ""
+}
+
+// snapshotRestore returns a new state machine restored from a snapshot of f.
+func snapshotRestore(t testing.TB, f *fsm) *fsm {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	var sink bufferSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newFSM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
