@@ -71,7 +71,9 @@ func validEntry(t testing.TB, rng *rand.Rand, at time.Time) []byte {
 	t.Helper()
 	agents := []artmesh.AgentID{"alice", "bob", "carol"}
 	agent := agents[rng.IntN(len(agents))]
-	art := artmesh.NewArtifactID(testBase.Add(time.Duration(rng.IntN(6)) * time.Millisecond))
+	// Fixed ids (NewArtifactID is random): the state machine does not check
+	// their form.
+	art := artmesh.ArtifactID("art_" + string(rune('0'+rng.IntN(6))))
 	group := []string{"team", "ops"}[rng.IntN(2)]
 	peer := []string{"peer-a", "peer-b"}[rng.IntN(2)]
 	cid := []string{"c1", "c2", "c3", "c4"}[rng.IntN(4)]
@@ -269,4 +271,129 @@ func snapshotRestore(t testing.TB, f *fsm) *fsm {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestMalformedEntriesChangeNothing: a malformed entry is a no-op whose
+// result is an Invalid error, on its own or within a batch, where the
+// other entries apply as they would without it; it is counted. An unknown
+// type with the ignore flag is skipped silently, as before.
+func TestMalformedEntriesChangeNothing(t *testing.T) {
+	at := testBase.Add(time.Hour)
+	rng := rand.New(rand.NewPCG(3, 4))
+	enc := func(cmd command) []byte {
+		data, err := encodeCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	const art = artmesh.ArtifactID("art_x") // the state machine does not check its form
+	create := enc(CreateArtifact{ID: "art_y", Name: "n", Owner: "alice", CID: "c9", At: at})
+	typed := func(typ commandType, payload string) []byte { return append([]byte{byte(typ)}, payload...) }
+	// Later than the request remembered below by more than the window:
+	// applying the envelope would forget that request first.
+	late := at.Add(2 * requestWindow)
+	tests := []struct {
+		name      string
+		entry     []byte
+		malformed bool // else skipped: nil result, not counted
+	}{
+		{"empty", nil, true},
+		{"unknown type", typed(99, `{}`), true},
+		{"bad JSON", typed(createArtifactType, `{not json`), true},
+		{"cut short", create[:len(create)/2], true},
+		{"wrong field type", typed(deleteArtifactType, `{"id":12}`), true},
+		{"huge number", typed(deleteVersionType, `{"artifact_id":"x","version":1e400}`), true},
+		{"number too large for its field", typed(setReplicationType, `{"id":"x","factor":99999999999999999999}`), true},
+		{"time that is not one", typed(createAgentType, `{"agent":{"id":"x","created_at":"yesterday"}}`), true},
+		{"type byte alone", typed(putMemberType, ``), true},
+		{"short envelope", testEnvelope(rng, create, late)[:envelopeHead-1], true},
+		{"empty envelope", testEnvelope(rng, nil, late), true},
+		{"nested envelope", testEnvelope(rng, testEnvelope(rng, create, late), late), true},
+		{"envelope of an unknown type", testEnvelope(rng, typed(99, `{}`), late), true},
+		{"envelope of garbage", testEnvelope(rng, typed(createArtifactType, `{"id":`), late), true},
+		{"envelope of a wrong field type", testEnvelope(rng, typed(putGroupType, `{"name":["a"]}`), late), true},
+		{"flagged unknown type", typed(ignoreUnknownTypeFlag|99, `{}`), false},
+		{"flagged unknown type with garbage", typed(ignoreUnknownTypeFlag|99, `{{{`), false},
+	}
+	remembered := testEnvelope(rng, enc(putGroupCmd{Name: "ops", Members: []artmesh.AgentID{"alice"}}), at)
+	// prepare makes a state with rows in most tables and a remembered
+	// forwarded request.
+	prepare := func(t *testing.T) *testFSM {
+		h := newTestFSM(t)
+		h.agent("alice", "team")
+		h.must(CreateArtifact{ID: art, Name: "a", Owner: "alice", CID: "c1", At: testBase, Metadata: md("k", `"v"`)})
+		h.must(PutMember{Member: Member{PeerID: "peer-a", JoinedAt: testBase}})
+		h.index++
+		if res := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: remembered}); errString(res) != "" {
+			t.Fatal(res)
+		}
+		return h
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := prepare(t)
+			before := digest(t, h.st())
+			res := h.f.Apply(&raft.Log{Index: h.index + 1, Type: raft.LogCommand, Data: tt.entry, AppendedAt: at})
+			if got := digest(t, h.st()); got != before && tt.malformed {
+				t.Fatal("the malformed entry changed the state")
+			}
+			wantRejected := uint64(0)
+			if tt.malformed {
+				wantRejected = 1
+				err, _ := res.(error)
+				if !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) {
+					t.Fatalf("result %v, want an Invalid error for a malformed entry", res)
+				}
+			} else if res != nil {
+				t.Fatalf("result %v, want nil", res)
+			}
+			if got := h.f.rejected.Load(); got != wantRejected {
+				t.Fatalf("%d entries counted as rejected, want %d", got, wantRejected)
+			}
+
+			// Within a batch, between valid entries, as when applied alone.
+			batch, alone := prepare(t), prepare(t)
+			i := batch.index
+			logs := []*raft.Log{
+				{Index: i + 1, Type: raft.LogCommand, Data: enc(AddVersion{ArtifactID: art, By: "alice", CID: "c2", At: at}), AppendedAt: at},
+				{Index: i + 2, Type: raft.LogCommand, Data: tt.entry, AppendedAt: at},
+				{Index: i + 3, Type: raft.LogCommand, Data: enc(shareCmd{ID: art, Groups: []string{"ops"}}), AppendedAt: at},
+				{Index: i + 4, Type: raft.LogCommand, Data: enc(putGroupCmd{Name: "later"}), AppendedAt: at},
+			}
+			got := batch.f.ApplyBatch(logs)
+			for j, l := range logs {
+				want := alone.f.Apply(l)
+				a, _ := json.Marshal(got[j])
+				b, _ := json.Marshal(want)
+				if !bytes.Equal(a, b) || errString(got[j]) != errString(want) {
+					t.Fatalf("entry %d answered %v in the batch, %v alone", j, got[j], want)
+				}
+				if j != 1 && errString(want) != "" {
+					t.Fatalf("valid entry %d answered %v", j, want)
+				}
+			}
+			if digest(t, batch.st()) != digest(t, alone.st()) {
+				t.Fatal("the batch and the entries applied alone left different states")
+			}
+			if batch.f.rejected.Load() != wantRejected {
+				t.Fatalf("the batch counted %d rejected entries, want %d", batch.f.rejected.Load(), wantRejected)
+			}
+		})
+	}
+}
+
+// TestApplyEntryRecoversAPanic: should applying an entry panic all the
+// same, the entry is malformed; the transaction is then discarded (see
+// applyLogs).
+func TestApplyEntryRecoversAPanic(t *testing.T) {
+	data, err := encodeCommand(deleteArtifactCmd{ID: artmesh.NewArtifactID(testBase)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No transaction at all: reading it panics.
+	res, ev := applyEntry(nil, &raft.Log{Index: 1, Type: raft.LogCommand, Data: data})
+	if err, _ := res.(error); !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) || ev != nil {
+		t.Fatalf("applyEntry answered %v, %v; want a malformed entry's error", res, ev)
+	}
 }
