@@ -211,8 +211,8 @@ func TestFuzzedEntriesConverge(t *testing.T) {
 		switch res := results[0][i]; {
 		case isMalformed(res):
 			rejected++
-			if !errors.Is(res.(error), artmesh.Invalid) {
-				t.Fatalf("entry %d: a malformed entry answered %v, want kind Invalid", i+1, res)
+			if !errors.Is(res.(error), artmesh.Invalid) || errors.Is(res.(error), errApplyPanicked) {
+				t.Fatalf("entry %d: a malformed entry answered %v, want kind Invalid, without a panic", i+1, res)
 			}
 		case res != nil && errString(res) != "":
 			errs++
@@ -342,8 +342,8 @@ func TestMalformedEntriesChangeNothing(t *testing.T) {
 			if tt.malformed {
 				wantRejected = 1
 				err, _ := res.(error)
-				if !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) {
-					t.Fatalf("result %v, want an Invalid error for a malformed entry", res)
+				if !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) || errors.Is(err, errApplyPanicked) {
+					t.Fatalf("result %v, want an Invalid error for a malformed entry, without a panic", res)
 				}
 			} else if res != nil {
 				t.Fatalf("result %v, want nil", res)
@@ -393,7 +393,7 @@ func TestApplyEntryRecoversAPanic(t *testing.T) {
 	}
 	// No transaction at all: reading it panics.
 	res, ev := applyEntry(nil, &raft.Log{Index: 1, Type: raft.LogCommand, Data: data})
-	if err, _ := res.(error); !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) || ev != nil {
+	if err, _ := res.(error); !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) || !errors.Is(err, errApplyPanicked) || ev != nil {
 		t.Fatalf("applyEntry answered %v, %v; want a malformed entry's error", res, ev)
 	}
 }

@@ -143,6 +143,10 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	return true
 }
 
+// errApplyPanicked marks the result of an entry whose apply panicked (a
+// bug: entries that do not decode are errors, not panics).
+var errApplyPanicked = errors.New("applying it panicked")
+
 // applyEntry applies one log entry within tx and returns its result and
 // the event it made, if any. A failure to record the event is the result.
 // A panic while applying it, which no entry should cause, is the last line
@@ -150,7 +154,9 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 func applyEntry(tx *memdb.Txn, l *raft.Log) (res any, ev *Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			res, ev = malformed(commandType(max(firstByte(l.Data), 0)), "applying it failed: %v", r), nil
+			t := commandType(max(firstByte(l.Data), 0))
+			res, ev = artmesh.E(artmesh.Op("catalog."+t.String()), artmesh.Invalid,
+				fmt.Errorf("%w: %w: %v", errMalformedEntry, errApplyPanicked, r)), nil
 		}
 	}()
 	before, eventful := beforeEvent(tx, l.Data)
