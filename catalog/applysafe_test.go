@@ -7,9 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -455,4 +459,80 @@ func FuzzApplyEntry(f *testing.F) {
 			t.Fatal("a batch and the entries one by one left different states")
 		}
 	})
+}
+
+// lockedBuffer is a log destination that raft's goroutines write to while
+// a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestBadEntryDoesNotStopTheCatalog is the trial's attack: entries that
+// no leader would propose reach the log. The node answers them with
+// Invalid, logs and counts them, goes on taking writes, and opens again
+// after a restart that applies them anew.
+func TestBadEntryDoesNotStopTheCatalog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	var logs lockedBuffer
+	open := func() *Catalog {
+		cfg := testConfig(dir, "node1")
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))
+		c, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	bad := [][]byte{{99, '{', '}'}, append([]byte{byte(createAgentType)}, "{garbage"...), testEnvelope(rand.New(rand.NewPCG(1, 1)), []byte{byte(forwardedType)}, time.Now())}
+	for i, entry := range bad {
+		f := c.Raft().Apply(entry, time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		err, _ := f.Response().(error)
+		if !errors.Is(err, artmesh.Invalid) || !errors.Is(err, errMalformedEntry) {
+			t.Fatalf("bad entry %d answered %v", i, f.Response())
+		}
+		if !strings.Contains(logs.String(), fmt.Sprintf("index=%d type=%d", f.Index(), bad[i][0])) {
+			t.Fatalf("bad entry %d (index %d) not logged with its index and type:\n%s", i, f.Index(), logs.String())
+		}
+	}
+	if got := c.RejectedEntries(); got != uint64(len(bad)) {
+		t.Fatalf("RejectedEntries = %d, want %d", got, len(bad))
+	}
+	if _, err := c.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}}); err != nil {
+		t.Fatalf("a write after the bad entries: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	if err := c.WaitApplied(ctx, c.LastIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Agent("alice"); err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if got := c.RejectedEntries(); got != uint64(len(bad)) {
+		t.Fatalf("after a restart RejectedEntries = %d, want %d (the log applied anew)", got, len(bad))
+	}
 }
