@@ -440,6 +440,9 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 		}
 		return nil, artmesh.E(op, artmesh.Unavailable, msg, raft.ErrNotLeader)
 	}
+	if err := c.fsm.state().checkKnown(op, cmd.commandType()); err != nil {
+		return nil, err
+	}
 	resp, err := c.awaitResponse(ctx, op, c.raft.Apply(data, c.timeout(ctx)), true)
 	if err != nil {
 		return nil, err

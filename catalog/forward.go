@@ -52,6 +52,11 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, entry []byte) (ForwardResu
 	if len(entry) > raft.SuggestedMaxDataSize {
 		return ForwardResult{}, artmesh.E(op, artmesh.TooLarge, "the forwarded write is too large")
 	}
+	if err := c.fsm.state().checkKnown(op, innerType(entry)); err != nil {
+		// The write's answer, not a failure to reach the leader: the
+		// follower does not send it again.
+		return ForwardResult{Code: artmesh.KindOf(err).String(), Message: artmesh.Message(err)}, nil
+	}
 	f := c.raft.Apply(entry, c.timeout(ctx))
 	resp, err := c.awaitResponse(ctx, op, f, true)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
@@ -132,10 +133,14 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		}
 		results[i] = res
 	}
-	cids.addChanges(tx.Changes())
+	changes := tx.Changes()
+	cids.addChanges(changes)
 	tx.Commit()
 	if len(events) > 0 {
 		s.evlog.Store(s.eventLog().with(events))
+	}
+	if slices.ContainsFunc(changes, func(ch memdb.Change) bool { return ch.Table == tableMembers }) {
+		s.refreshMemberLevel()
 	}
 	for i := range results {
 		results[i] = s.recent.resolve(results[i])
@@ -441,6 +446,7 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 	}
 	tx.Commit()
 	s.evlog.Store(events)
+	s.refreshMemberLevel()
 	return s, index, nil
 }
 

@@ -38,6 +38,11 @@ type Member struct {
 	// Agent is the admin agent created for the node when it joined. Its
 	// keys are revoked when the member is removed.
 	Agent artmesh.AgentID `json:"agent,omitempty"`
+	// Commands is the highest catalog command type the member's binary
+	// knows (KnownCommands of its version); 0, for a member that did not
+	// record it, means the types that existed before members recorded
+	// theirs. The leader proposes no command that a member does not know.
+	Commands int `json:"commands,omitempty"`
 }
 
 // Invite is a one-time secret that lets a node join, kept as its hash.
