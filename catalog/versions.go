@@ -64,8 +64,11 @@ func (s *store) refreshMemberLevel() {
 
 // checkKnown refuses, with Unavailable, a command of type t (the write
 // an envelope carries, for a forwarded one) that a member does not know.
+// The commands by which a member records its version or is removed, the
+// two ways to lift the gate, are never refused (every binary knows them:
+// they are older than the gate).
 func (s *store) checkKnown(op artmesh.Op, t commandType) error {
-	if t&ignoreUnknownTypeFlag != 0 {
+	if t&ignoreUnknownTypeFlag != 0 || t == putMemberType || t == deleteMemberType {
 		return nil
 	}
 	lowest := s.level.Load()
