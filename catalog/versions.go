@@ -63,7 +63,8 @@ func (s *store) refreshMemberLevel() {
 }
 
 // checkKnown refuses, with Unavailable, a command of type t (the write
-// an envelope carries, for a forwarded one) that a member does not know.
+// an envelope carries, for a forwarded one: the envelope's own type is in
+// the baseline, which every member knows) that a member does not know.
 // The commands by which a member records its version or is removed, the
 // two ways to lift the gate, are never refused (every binary knows them:
 // they are older than the gate).
