@@ -248,6 +248,7 @@ func TestMetricsLabelRoutesNotPaths(t *testing.T) {
 		{"artmesh_catalog_leader", nil, 1},
 		{"artmesh_catalog_has_leader", nil, 1},
 		{"artmesh_catalog_last_contact_seconds", nil, 0},
+		{"artmesh_catalog_entries_rejected_total", nil, 0},
 		{"artmesh_uploads_in_progress", []string{"state", "open"}, 0},
 		{"artmesh_replication_under_replicated_versions", nil, 0},
 	} {

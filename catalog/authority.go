@@ -110,7 +110,9 @@ func (s *store) authorizeForwarded(entry []byte, from string, p *Principal, now 
 	}()
 	inner := entry
 	if len(inner) > 0 && commandType(inner[0]) == forwardedType {
-		_, _, inner = unwrapForwarded(inner[1:])
+		if _, _, inner, err = unwrapForwarded(inner[1:]); err != nil {
+			return invalid("catalog.ApplyForwarded", "malformed forwarded entry: %v", err)
+		}
 	}
 	if len(inner) == 0 {
 		return invalid("catalog.ApplyForwarded", "empty catalog entry")
@@ -344,7 +346,7 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		if raw == nil {
 			return refused(t, "%s is not a member; nodes join through an invite", cmd.Member.PeerID)
 		}
-		if old := raw.(*Member); old.Agent != cmd.Member.Agent {
+		if old := raw.(*Member); cmd.Member.Agent != "" && old.Agent != cmd.Member.Agent {
 			return refused(t, "a member may not change the agent recorded for it")
 		}
 		return nil

@@ -217,6 +217,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if c.fsm, err = newFSM(); err != nil {
 		return nil, artmesh.E(op, err)
 	}
+	c.fsm.log = logger
 	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, c.wal, c.wal, c.snaps, c.trans)
 	if err != nil {
 		if cfg.Transport == nil {
@@ -332,6 +333,12 @@ func (c *Catalog) Raft() *raft.Raft { return c.raft }
 // that has applied index i reflects every write committed up to i.
 func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
 
+// RejectedEntries returns how many malformed log entries this node's state
+// machine has applied as no-ops (and logged) since the process started:
+// entries that do not decode, of an unknown type, or envelopes wrapping
+// such. Every replica rejects the same entries; it is for metrics.
+func (c *Catalog) RejectedEntries() uint64 { return c.fsm.rejected.Load() }
+
 // LastIndex returns the index of the last entry in the local Raft log,
 // applied or not.
 func (c *Catalog) LastIndex() uint64 { return c.raft.LastIndex() }
@@ -440,6 +447,9 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 			msg += fmt.Sprintf(" (the leader is %s at %s)", id, addr)
 		}
 		return nil, artmesh.E(op, artmesh.Unavailable, msg, raft.ErrNotLeader)
+	}
+	if err := c.fsm.state().checkKnown(op, cmd.commandType()); err != nil {
+		return nil, err
 	}
 	resp, err := c.awaitResponse(ctx, op, c.raft.Apply(data, c.timeout(ctx)), true)
 	if err != nil {

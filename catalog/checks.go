@@ -93,27 +93,44 @@ func checkForwarded(entry []byte) (err error) {
 }
 
 // checkEntry applies the input rules of the command in a log entry (the
-// write an envelope carries, for a forwarded one).
+// write an envelope carries, for a forwarded one). An entry that does not
+// decode is an error wrapping errMalformedEntry.
 func checkEntry(entry []byte) error {
+	if len(entry) == 0 {
+		return malformed(0, "empty log entry")
+	}
 	t, payload := commandType(entry[0]), entry[1:]
 	if t == forwardedType {
-		_, _, inner := unwrapForwarded(payload)
+		_, _, inner, err := unwrapForwarded(payload)
+		if err != nil {
+			return err
+		}
 		return checkEntry(inner)
 	}
 	var c checker
+	var err error
 	switch t {
 	case createArtifactType:
-		c = decode[CreateArtifact](t, payload)
+		c, err = decodeChecker[CreateArtifact](t, payload)
 	case addVersionType:
-		c = decode[AddVersion](t, payload)
+		c, err = decodeChecker[AddVersion](t, payload)
 	case createAgentType:
-		c = decode[CreateAgent](t, payload)
+		c, err = decodeChecker[CreateAgent](t, payload)
 	case putGroupType:
-		c = decode[putGroupCmd](t, payload)
+		c, err = decodeChecker[putGroupCmd](t, payload)
 	case putFetchingType:
-		c = decode[putFetchingCmd](t, payload)
+		c, err = decodeChecker[putFetchingCmd](t, payload)
 	default:
 		return nil
 	}
+	if err != nil {
+		return err
+	}
 	return c.check()
+}
+
+// decodeChecker decodes a command with input rules.
+func decodeChecker[T checker](t commandType, payload []byte) (checker, error) {
+	cmd, err := decode[T](t, payload)
+	return cmd, err
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -241,48 +242,90 @@ func encodeCommand(cmd command) ([]byte, error) {
 	return append(buf, payload...), nil
 }
 
-// decode decodes a command's payload. A replica that cannot decode an
-// entry must not go on (it would drift from the others), so a failure
-// panics.
-func decode[T any](t commandType, payload []byte) T {
+// errMalformedEntry marks the result of a log entry that does not decode
+// (empty, of an unknown type, with a payload that is not its command's
+// JSON, or an envelope that wraps no write). Such an entry changes
+// nothing: every replica applies it as a no-op whose result is an Invalid
+// error wrapping errMalformedEntry, and counts it (Catalog.RejectedEntries).
+var errMalformedEntry = errors.New("catalog: malformed log entry")
+
+// malformed returns the result of a log entry of type t that does not
+// decode.
+func malformed(t commandType, format string, args ...any) error {
+	return artmesh.E(artmesh.Op("catalog."+t.String()), artmesh.Invalid,
+		fmt.Errorf("%w: %s", errMalformedEntry, fmt.Sprintf(format, args...)))
+}
+
+// isMalformed reports whether res is the result of a malformed entry.
+func isMalformed(res any) bool {
+	err, ok := res.(error)
+	return ok && errors.Is(err, errMalformedEntry)
+}
+
+// decode decodes a command's payload. A payload that is not the command's
+// JSON is an error wrapping errMalformedEntry: the entry becomes a no-op.
+func decode[T any](t commandType, payload []byte) (T, error) {
 	var cmd T
 	if err := json.Unmarshal(payload, &cmd); err != nil {
-		panic(fmt.Sprintf("catalog: cannot decode command type %d: %v", t, err))
+		return cmd, malformed(t, "cannot decode command type %d: %v", uint8(t), err)
 	}
-	return cmd
+	return cmd, nil
+}
+
+// applyDecoded decodes a command's payload and applies it with apply,
+// whose value and error become the result; a payload that does not decode
+// is applied as a no-op whose result is the decoding error.
+func applyDecoded[T, V any](tx *memdb.Txn, t commandType, payload []byte, apply func(*memdb.Txn, T) (V, error)) any {
+	cmd, err := decode[T](t, payload)
+	if err != nil {
+		return err
+	}
+	return result(apply(tx, cmd))
+}
+
+// applyDecodedErr is applyDecoded for a write that has no value.
+func applyDecodedErr[T any](tx *memdb.Txn, t commandType, payload []byte, apply func(*memdb.Txn, T) error) any {
+	cmd, err := decode[T](t, payload)
+	if err != nil {
+		return err
+	}
+	return errResult(apply(tx, cmd))
 }
 
 // applyCommand applies one log entry within tx and returns its result: the
 // write's value, or an error (an *artmesh.Error) when it broke a rule, in
-// which case tx is unchanged. It panics on an entry it cannot decode.
+// which case tx is unchanged. An entry that does not decode changes
+// nothing; its result is an Invalid error wrapping errMalformedEntry. An
+// entry of an unknown type with ignoreUnknownTypeFlag set is skipped: its
+// result is nil.
 func applyCommand(tx *memdb.Txn, data []byte) any {
 	if len(data) == 0 {
-		panic("catalog: empty log entry")
+		return malformed(0, "empty log entry")
 	}
 	t, payload := commandType(data[0]), data[1:]
 	switch t {
 	case createArtifactType:
-		return applyCreateArtifact(tx, payload)
+		return applyDecoded(tx, t, payload, createArtifactTxn)
 	case addVersionType:
-		return applyAddVersion(tx, payload)
+		return applyDecoded(tx, t, payload, addVersionTxn)
 	case deleteVersionType:
-		return applyDeleteVersion(tx, payload)
+		return applyDecoded(tx, t, payload, deleteVersionTxn)
 	case deleteArtifactType:
-		return applyDeleteArtifact(tx, payload)
+		return applyDecodedErr(tx, t, payload, deleteArtifactTxn)
 	case shareType:
-		return applyShare(tx, payload)
+		return applyDecoded(tx, t, payload, shareTxn)
 	case unshareType:
-		return applyUnshare(tx, payload)
+		return applyDecoded(tx, t, payload, unshareTxn)
 	case createAgentType:
-		return applyCreateAgent(tx, payload)
+		return applyDecoded(tx, t, payload, createAgentTxn)
 	case deleteAgentType:
-		return applyDeleteAgent(tx, payload)
+		return applyDecodedErr(tx, t, payload, deleteAgentTxn)
 	case setAgentKeyType:
-		return applySetAgentKey(tx, payload)
+		return applyDecodedErr(tx, t, payload, setAgentKeyTxn)
 	case putGroupType:
-		return applyPutGroup(tx, payload)
+		return applyDecoded(tx, t, payload, putGroupTxn)
 	case deleteGroupType:
-		return applyDeleteGroup(tx, payload)
+		return applyDecodedErr(tx, t, payload, deleteGroupTxn)
 	case noopType:
 		return nil
 	case forwardedType:
@@ -306,51 +349,7 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 	if t&ignoreUnknownTypeFlag != 0 {
 		return nil
 	}
-	panic(fmt.Sprintf("catalog: unknown command type %d", t))
-}
-
-func applyCreateArtifact(tx *memdb.Txn, payload []byte) any {
-	return result(createArtifactTxn(tx, decode[CreateArtifact](createArtifactType, payload)))
-}
-
-func applyAddVersion(tx *memdb.Txn, payload []byte) any {
-	return result(addVersionTxn(tx, decode[AddVersion](addVersionType, payload)))
-}
-
-func applyDeleteVersion(tx *memdb.Txn, payload []byte) any {
-	return result(deleteVersionTxn(tx, decode[DeleteVersion](deleteVersionType, payload)))
-}
-
-func applyDeleteArtifact(tx *memdb.Txn, payload []byte) any {
-	return errResult(deleteArtifactTxn(tx, decode[deleteArtifactCmd](deleteArtifactType, payload)))
-}
-
-func applyShare(tx *memdb.Txn, payload []byte) any {
-	return result(shareTxn(tx, decode[shareCmd](shareType, payload)))
-}
-
-func applyUnshare(tx *memdb.Txn, payload []byte) any {
-	return result(unshareTxn(tx, decode[unshareCmd](unshareType, payload)))
-}
-
-func applyCreateAgent(tx *memdb.Txn, payload []byte) any {
-	return result(createAgentTxn(tx, decode[CreateAgent](createAgentType, payload)))
-}
-
-func applyDeleteAgent(tx *memdb.Txn, payload []byte) any {
-	return errResult(deleteAgentTxn(tx, decode[deleteAgentCmd](deleteAgentType, payload)))
-}
-
-func applySetAgentKey(tx *memdb.Txn, payload []byte) any {
-	return errResult(setAgentKeyTxn(tx, decode[setAgentKeyCmd](setAgentKeyType, payload)))
-}
-
-func applyPutGroup(tx *memdb.Txn, payload []byte) any {
-	return result(putGroupTxn(tx, decode[putGroupCmd](putGroupType, payload)))
-}
-
-func applyDeleteGroup(tx *memdb.Txn, payload []byte) any {
-	return errResult(deleteGroupTxn(tx, decode[deleteGroupCmd](deleteGroupType, payload)))
+	return malformed(t, "unknown command type %d", uint8(t))
 }
 
 // result turns a write's value and error into an Apply result.

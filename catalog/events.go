@@ -208,9 +208,15 @@ type eventBefore struct {
 // names as it is before the command; entry is the log entry (a forwarded
 // one is unwrapped). ok is false for commands that make no events.
 func beforeEvent(tx *memdb.Txn, entry []byte) (b eventBefore, ok bool) {
+	if len(entry) == 0 {
+		return eventBefore{}, false
+	}
 	t, payload := commandType(entry[0]), entry[1:]
 	if t == forwardedType {
-		_, _, inner := unwrapForwarded(payload)
+		_, _, inner, err := unwrapForwarded(payload)
+		if err != nil {
+			return eventBefore{}, false
+		}
 		t, payload = commandType(inner[0]), inner[1:]
 	}
 	var id artmesh.ArtifactID

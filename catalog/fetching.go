@@ -73,9 +73,9 @@ func fetchingTables() map[string]*memdb.TableSchema {
 func applyFetchingCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case putFetchingType:
-		return errResult(putFetchingTxn(tx, decode[putFetchingCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, putFetchingTxn), true
 	case dropFetchingType:
-		return errResult(dropFetchingTxn(tx, decode[dropFetchingCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, dropFetchingTxn), true
 	}
 	return nil, false
 }

@@ -108,9 +108,9 @@ func (c *Catalog) awaitRaftApplied(ctx context.Context, op artmesh.Op, index uin
 	return nil
 }
 
-// applyEntry proposes a write that this leader took itself and waits for
+// applyOwn proposes a write that this leader took itself and waits for
 // its result.
-func (c *Catalog) applyEntry(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
+func (c *Catalog) applyOwn(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
 	if err := c.checkShape(op, entry); err != nil {
 		return ForwardResult{}, err
 	}
@@ -119,6 +119,11 @@ func (c *Catalog) applyEntry(ctx context.Context, op artmesh.Op, entry []byte) (
 
 // propose1 proposes a checked entry and waits for its result.
 func (c *Catalog) propose1(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
+	if err := c.fsm.state().checkKnown(op, innerType(entry)); err != nil {
+		// The write's answer, not a failure to reach the leader: the
+		// follower does not send it again.
+		return ForwardResult{Code: artmesh.KindOf(err).String(), Message: artmesh.Message(err)}, nil
+	}
 	f := c.raft.Apply(entry, c.timeout(ctx))
 	resp, err := c.awaitResponse(ctx, op, f, true)
 	if err != nil {
@@ -146,12 +151,14 @@ func (s *store) validateEntry(entry []byte) (err error) {
 			err = fmt.Errorf("malformed catalog entry: %v", r)
 		}
 	}()
-	if len(entry) == 0 || !commandType(entry[0]).known() {
+	if len(entry) == 0 || !commandType(entry[0]).known() || !innerType(entry).known() {
 		return fmt.Errorf("unknown catalog entry type")
 	}
 	tx := s.db.Txn(true)
 	defer tx.Abort()
-	applyCommand(tx, entry)
+	if res := applyCommand(tx, entry); isMalformed(res) {
+		return res.(error)
+	}
 	return nil
 }
 
@@ -200,7 +207,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 			if c.raft.State() != raft.Leader {
 				err = artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
 			} else {
-				res, err = c.applyEntry(ctx, op, env)
+				res, err = c.applyOwn(ctx, op, env)
 			}
 		} else {
 			res, err = c.forwardOnce(ctx, addr, ForwardRequest{Entry: env, Credential: cred})

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
@@ -21,6 +23,11 @@ type fsm struct {
 	st      atomic.Pointer[store]
 	applied atomic.Uint64 // index of the last log entry applied (or restored)
 	watch   *watch        // publishes each applied index
+	// log receives the rejected entries; nil discards them.
+	log *slog.Logger
+	// rejected counts the malformed entries applied as no-ops since the
+	// process started (not state: a restart or restore keeps it).
+	rejected atomic.Uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -51,8 +58,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 // share the copied radix tree nodes). Each command checks its rules before
 // writing, so a command that breaks one changes nothing while the others
 // of the batch take effect. Should the database itself fail within a
-// batch, the batch starts over with one transaction per command, so that
-// only the failing command is lost (on every replica alike).
+// batch, or an entry be malformed, the batch starts over with one
+// transaction per command, so that only the failing command is lost (on
+// every replica alike) and the others apply as they would alone.
+//
+// A malformed entry (see errMalformedEntry) never stops the state
+// machine: it changes nothing, its result is an Invalid error, and it is
+// logged and counted (Catalog.RejectedEntries).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	if len(logs) == 0 {
@@ -67,8 +79,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	var topics Topic
-	for _, l := range logs {
-		if l.Type == raft.LogCommand && len(l.Data) > 0 {
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if isMalformed(results[i]) {
+			f.reject(l, results[i].(error))
+			continue
+		}
+		if len(l.Data) > 0 {
 			topics |= topicOf(innerType(l.Data))
 		}
 	}
@@ -78,10 +97,20 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return results
 }
 
+// reject logs and counts a malformed entry that was applied as a no-op.
+func (f *fsm) reject(l *raft.Log, err error) {
+	f.rejected.Add(1)
+	if f.log != nil {
+		f.log.Error("catalog: a malformed log entry was applied as a no-op",
+			"index", l.Index, "type", firstByte(l.Data), "bytes", len(l.Data), "err", err)
+	}
+}
+
 // applyLogs applies the commands of logs to s in one transaction and puts
 // their results in results. It returns false, having changed nothing, if
-// the database failed within a batch of more than one entry; a single
-// entry whose database write failed has that error as its result.
+// the database failed, or an entry was malformed, within a batch of more
+// than one entry; a single entry whose database write failed, or that is
+// malformed, has that error as its result and changes nothing.
 func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
@@ -91,49 +120,65 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		before, eventful := beforeEvent(tx, l.Data)
-		grants, granting := beforeGrants(tx, l.Data)
-		res := applyCommand(tx, l.Data)
-		if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
+		res, ev := applyEntry(tx, l)
+		if err, ok := res.(error); ok && (artmesh.KindOf(err) == artmesh.Other || isMalformed(err)) {
 			if len(logs) > 1 {
 				return false
 			}
 			results[i] = res
 			return true // tx is aborted
 		}
-		if _, broke := res.(error); granting && !broke && !isDuplicate(res) {
-			if err := stampGrants(tx, l.Index, grants); err != nil {
-				if len(logs) > 1 {
-					return false
-				}
-				results[i] = internal(artmesh.Op("catalog."+innerType(l.Data).String()), err)
-				return true // tx is aborted
-			}
-		}
-		if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
-			ev, err := eventFor(tx, l, before, res)
-			if err != nil {
-				if len(logs) > 1 {
-					return false
-				}
-				results[i] = err
-				return true // tx is aborted
-			}
-			if ev != nil {
-				events = append(events, ev)
-			}
+		if ev != nil {
+			events = append(events, ev)
 		}
 		results[i] = res
 	}
-	cids.addChanges(tx.Changes())
+	changes := tx.Changes()
+	cids.addChanges(changes)
 	tx.Commit()
 	if len(events) > 0 {
 		s.evlog.Store(s.eventLog().with(events))
+	}
+	if slices.ContainsFunc(changes, func(ch memdb.Change) bool { return ch.Table == tableMembers }) {
+		s.refreshMemberLevel()
 	}
 	for i := range results {
 		results[i] = s.recent.resolve(results[i])
 	}
 	return true
+}
+
+// errApplyPanicked marks the result of an entry whose apply panicked (a
+// bug: entries that do not decode are errors, not panics).
+var errApplyPanicked = errors.New("applying it panicked")
+
+// applyEntry applies one log entry within tx and returns its result and
+// the event it made, if any. A failure to record the event is the result.
+// A panic while applying it, which no entry should cause, is the last line
+// of defence: the entry is malformed, and applyLogs discards tx.
+func applyEntry(tx *memdb.Txn, l *raft.Log) (res any, ev *Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			t := commandType(max(firstByte(l.Data), 0))
+			res, ev = artmesh.E(artmesh.Op("catalog."+t.String()), artmesh.Invalid,
+				fmt.Errorf("%w: %w: %v", errMalformedEntry, errApplyPanicked, r)), nil
+		}
+	}()
+	before, eventful := beforeEvent(tx, l.Data)
+	grants, granting := beforeGrants(tx, l.Data)
+	res = applyCommand(tx, l.Data)
+	if _, broke := res.(error); granting && !broke && !isDuplicate(res) {
+		if err := stampGrants(tx, l.Index, grants); err != nil {
+			return internal(artmesh.Op("catalog."+innerType(l.Data).String()), err), nil
+		}
+	}
+	if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
+		var err error
+		if ev, err = eventFor(tx, l, before, res); err != nil {
+			return err, nil
+		}
+	}
+	return res, ev
 }
 
 // cidSet collects the root CIDs whose versions, placement or pins a batch
@@ -407,6 +452,7 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 	}
 	tx.Commit()
 	s.evlog.Store(events)
+	s.refreshMemberLevel()
 	return s, index, nil
 }
 

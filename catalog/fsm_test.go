@@ -539,33 +539,6 @@ func TestAgentsAndGroups(t *testing.T) {
 	}
 }
 
-func TestApplyPanicsOnUndecodableEntries(t *testing.T) {
-	tests := []struct {
-		name string
-		data []byte
-	}{
-		{"empty", nil},
-		{"unknown type", []byte{99, '{', '}'}},
-		{"bad JSON", append([]byte{byte(createArtifactType)}, "{not json"...)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Fatal("Apply did not panic")
-				}
-			}()
-			h := newTestFSM(t)
-			h.f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: tt.data})
-		})
-	}
-	// An unknown type with the ignore flag is skipped.
-	h := newTestFSM(t)
-	if res := h.f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(ignoreUnknownTypeFlag | 99), '{', '}'}}); res != nil {
-		t.Fatalf("ignored command answered %v", res)
-	}
-}
-
 func TestApplyBatch(t *testing.T) {
 	h := newTestFSM(t)
 	id1, at1 := h.nextID()

@@ -43,9 +43,15 @@ type grantsBefore struct {
 // stampGrants needs; entry is the log entry (a forwarded one is
 // unwrapped). ok is false for the other commands.
 func beforeGrants(tx *memdb.Txn, entry []byte) (b grantsBefore, ok bool) {
+	if len(entry) == 0 {
+		return b, false
+	}
 	t, payload := commandType(entry[0]), entry[1:]
 	if t == forwardedType {
-		_, _, inner := unwrapForwarded(payload)
+		_, _, inner, err := unwrapForwarded(payload)
+		if err != nil || len(inner) == 0 {
+			return b, false
+		}
 		t, payload = commandType(inner[0]), inner[1:]
 	}
 	b.t = t

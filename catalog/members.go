@@ -38,6 +38,11 @@ type Member struct {
 	// Agent is the admin agent created for the node when it joined. Its
 	// keys are revoked when the member is removed.
 	Agent artmesh.AgentID `json:"agent,omitempty"`
+	// Commands is the highest catalog command type the member's binary
+	// knows (KnownCommands of its version); 0, for a member that did not
+	// record it, means the types that existed before members recorded
+	// theirs. The leader proposes no command that a member does not know.
+	Commands int `json:"commands,omitempty"`
 }
 
 // Invite is a one-time secret that lets a node join, kept as its hash.
@@ -105,13 +110,13 @@ func memberTables() map[string]*memdb.TableSchema {
 func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case putMemberType:
-		return errResult(putMemberTxn(tx, decode[PutMember](t, payload))), true
+		return applyDecodedErr(tx, t, payload, putMemberTxn), true
 	case deleteMemberType:
-		return errResult(deleteMemberTxn(tx, decode[deleteMemberCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, deleteMemberTxn), true
 	case createInviteType:
-		return errResult(createInviteTxn(tx, decode[CreateInvite](t, payload))), true
+		return applyDecodedErr(tx, t, payload, createInviteTxn), true
 	case consumeInviteType:
-		return errResult(consumeInviteTxn(tx, decode[ConsumeInvite](t, payload))), true
+		return applyDecodedErr(tx, t, payload, consumeInviteTxn), true
 	}
 	return nil, false
 }

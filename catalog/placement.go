@@ -61,10 +61,16 @@ func placementTables() map[string]*memdb.TableSchema {
 func applyPlacementCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case addHolderType:
-		c := decode[addHolderCmd](t, payload)
+		c, err := decode[addHolderCmd](t, payload)
+		if err != nil {
+			return err, true
+		}
 		return errResult(addHolderTxn(tx, c.CID, c.Peer)), true
 	case removeHolderType:
-		c := decode[removeHolderCmd](t, payload)
+		c, err := decode[removeHolderCmd](t, payload)
+		if err != nil {
+			return err, true
+		}
 		return errResult(removeHolderTxn(tx, c.CID, c.Peer, c.Lost)), true
 	}
 	return nil, false

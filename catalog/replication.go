@@ -177,17 +177,23 @@ func versionCIDIndex() *memdb.IndexSchema {
 func applyReplicationCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case setPolicyType:
-		c := decode[setPolicyCmd](t, payload)
+		c, err := decode[setPolicyCmd](t, payload)
+		if err != nil {
+			return err, true
+		}
 		return result(setPolicyTxn(tx, c.Policy)), true
 	case setReplicationType:
-		return errResult(setReplicationTxn(tx, decode[setReplicationCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, setReplicationTxn), true
 	case updatePlacementType:
-		return errResult(updatePlacementTxn(tx, decode[PlacementUpdate](t, payload))), true
+		return applyDecodedErr(tx, t, payload, updatePlacementTxn), true
 	case putPinType:
-		c := decode[putPinCmd](t, payload)
+		c, err := decode[putPinCmd](t, payload)
+		if err != nil {
+			return err, true
+		}
 		return result(putPinTxn(tx, c.Pin)), true
 	case deletePinType:
-		return errResult(deletePinTxn(tx, decode[deletePinCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, deletePinTxn), true
 	}
 	return nil, false
 }

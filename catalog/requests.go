@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"sync"
 	"time"
 
@@ -78,18 +77,21 @@ func wrapForwarded(entry []byte, at time.Time) []byte {
 	return append(env, entry...)
 }
 
-// unwrapForwarded splits an envelope's payload (after its type byte).
-func unwrapForwarded(payload []byte) (id string, at time.Time, entry []byte) {
+// unwrapForwarded splits an envelope's payload (after its type byte). An
+// envelope that is cut short, or that wraps nothing, another envelope or
+// an entry of an unknown type (unless the type may be skipped, see
+// ignoreUnknownTypeFlag), is an error wrapping errMalformedEntry.
+func unwrapForwarded(payload []byte) (id string, at time.Time, entry []byte, err error) {
 	if len(payload) < envelopeHead {
-		panic("catalog: short forwarded entry")
+		return "", time.Time{}, nil, malformed(forwardedType, "short forwarded entry (%d bytes)", len(payload))
 	}
 	id = hex.EncodeToString(payload[:requestIDSize])
 	at = time.Unix(0, int64(binary.BigEndian.Uint64(payload[requestIDSize:envelopeHead-1]))).UTC()
 	entry = payload[envelopeHead-1:]
-	if len(entry) == 0 || commandType(entry[0]) == forwardedType || !commandType(entry[0]).known() {
-		panic(fmt.Sprintf("catalog: a forwarded entry wraps an entry of type %d", firstByte(entry)))
+	if t := commandType(entry[0]); t == forwardedType || !t.known() && t&ignoreUnknownTypeFlag == 0 {
+		return "", time.Time{}, nil, malformed(forwardedType, "a forwarded entry wraps an entry of type %d", firstByte(entry))
 	}
-	return id, at, entry
+	return id, at, entry, nil
 }
 
 func firstByte(b []byte) int {
@@ -100,8 +102,11 @@ func firstByte(b []byte) int {
 }
 
 // innerType returns the type of the write an entry carries: its own, or
-// for an envelope the wrapped one's.
+// for an envelope the wrapped one's (0 for an empty entry).
 func innerType(data []byte) commandType {
+	if len(data) == 0 {
+		return 0
+	}
 	t := commandType(data[0])
 	if t == forwardedType && len(data) > envelopeHead {
 		return commandType(data[envelopeHead])
@@ -115,7 +120,10 @@ type duplicate struct{ id string }
 
 func applyForwarded(tx *memdb.Txn, payload []byte) any {
 	const op = artmesh.Op("catalog.Forwarded")
-	id, at, entry := unwrapForwarded(payload)
+	id, at, entry, err := unwrapForwarded(payload)
+	if err != nil {
+		return err
+	}
 	if err := forgetRequestsTxn(tx, at.Add(-requestWindow)); err != nil {
 		return internal(op, err)
 	}
@@ -127,6 +135,9 @@ func applyForwarded(tx *memdb.Txn, payload []byte) any {
 	res := applyCommand(tx, entry)
 	if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
 		return res // the database failed: the batch is applied again
+	}
+	if isMalformed(res) {
+		return res // a no-op: the id is not recorded
 	}
 	if err := tx.Insert(tableRequests, &requestRow{ID: id, At: at}); err != nil {
 		return internal(op, err)

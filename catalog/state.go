@@ -25,6 +25,9 @@ type store struct {
 	// evlog is the event log as of the last committed batch (nil: empty),
 	// published by the state machine's goroutine.
 	evlog atomic.Pointer[eventLog]
+	// level is the lowest Commands of the members (nil: no members),
+	// recomputed by the state machine's goroutine when member rows change.
+	level atomic.Pointer[memberLevel]
 }
 
 // newStore returns an empty store.

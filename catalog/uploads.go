@@ -178,21 +178,21 @@ func uploadTables() map[string]*memdb.TableSchema {
 func applyUploadCommand(tx *memdb.Txn, t commandType, payload []byte) (res any, ok bool) {
 	switch t {
 	case createUploadType:
-		return result(createUploadTxn(tx, decode[CreateUpload](t, payload))), true
+		return applyDecoded(tx, t, payload, createUploadTxn), true
 	case uploadReceivedType:
-		return result(uploadReceivedTxn(tx, decode[UploadReceived](t, payload))), true
+		return applyDecoded(tx, t, payload, uploadReceivedTxn), true
 	case confirmUploadType:
-		return result(confirmUploadTxn(tx, decode[ConfirmUpload](t, payload))), true
+		return applyDecoded(tx, t, payload, confirmUploadTxn), true
 	case deleteUploadType:
-		return errResult(deleteUploadTxn(tx, decode[deleteUploadCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, deleteUploadTxn), true
 	case expireUploadsType:
-		return result(expireUploadsTxn(tx, decode[expireUploadsCmd](t, payload))), true
+		return applyDecoded(tx, t, payload, expireUploadsTxn), true
 	case issueTokenType:
-		return errResult(issueTokenTxn(tx, decode[issueTokenCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, issueTokenTxn), true
 	case revokeTokenType:
-		return errResult(revokeTokenTxn(tx, decode[revokeTokenCmd](t, payload))), true
+		return applyDecodedErr(tx, t, payload, revokeTokenTxn), true
 	case purgeTokensType:
-		return result(purgeTokensTxn(tx, decode[purgeTokensCmd](t, payload))), true
+		return applyDecoded(tx, t, payload, purgeTokensTxn), true
 	}
 	return nil, false
 }

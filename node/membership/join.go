@@ -30,6 +30,9 @@ type joinRequest struct {
 	Secret string   `json:"secret"`
 	Addrs  []string `json:"addrs"`
 	APIURL string   `json:"api_url"`
+	// Commands is the joiner's catalog.KnownCommands (absent from an
+	// older joiner: the baseline).
+	Commands int `json:"commands,omitempty"`
 }
 
 // joinResponse is the mesh's answer: the new node's admin agent and key,
@@ -103,7 +106,7 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 		return nil, fmt.Errorf("join refused: %s", artmesh.Message(err))
 	}
 	agent := joinAgent(req.PeerID)
-	mb := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent}
+	mb := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent, Commands: req.Commands}
 	m.addMembers([]catalog.Member{mb})
 	if err := cat.PutMember(ctx, mb); err != nil {
 		return nil, err
@@ -139,7 +142,7 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 // applied the index of its admission, and records its admin key and its
 // membership in the repo.
 func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
-	req, _ := json.Marshal(joinRequest{PeerID: m.cfg.Self.String(), Secret: t.Secret, Addrs: m.ownAddrs(), APIURL: m.cfg.APIURL()})
+	req, _ := json.Marshal(joinRequest{PeerID: m.cfg.Self.String(), Secret: t.Secret, Addrs: m.ownAddrs(), APIURL: m.cfg.APIURL(), Commands: catalog.KnownCommands})
 	var seeds []string
 	for _, a := range t.Addrs {
 		if info, err := peer.AddrInfoFromString(a); err == nil {

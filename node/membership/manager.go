@@ -227,10 +227,13 @@ func (m *Manager) syncMembers(ctx context.Context) {
 	apiURL := m.cfg.APIURL()
 	for _, mb := range members {
 		if mb.PeerID == self {
-			if strings.Join(mb.Addresses, " ") == strings.Join(want, " ") && mb.APIURL == apiURL {
+			if strings.Join(mb.Addresses, " ") == strings.Join(want, " ") && mb.APIURL == apiURL && mb.Commands == catalog.KnownCommands {
 				return
 			}
-			mb.Addresses, mb.APIURL = want, apiURL
+			// The row also says which catalog commands this binary knows
+			// (the leader gates new ones on it): rewritten after an
+			// upgrade or a downgrade.
+			mb.Addresses, mb.APIURL, mb.Commands = want, apiURL, catalog.KnownCommands
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			_ = m.cfg.Catalog.PutMember(cctx, mb)
@@ -241,7 +244,7 @@ func (m *Manager) syncMembers(ctx context.Context) {
 	if servers, err := m.cfg.Catalog.Servers(); err == nil && len(servers) == 1 && servers[0].ID == self && m.cfg.Catalog.IsLeader() {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_ = m.cfg.Catalog.PutMember(cctx, catalog.Member{PeerID: self, Addresses: want, APIURL: apiURL, JoinedAt: time.Now().UTC()})
+		_ = m.cfg.Catalog.PutMember(cctx, catalog.Member{PeerID: self, Addresses: want, APIURL: apiURL, JoinedAt: time.Now().UTC(), Commands: catalog.KnownCommands})
 	}
 }
 

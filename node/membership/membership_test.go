@@ -438,8 +438,19 @@ func TestFirstNodeRecordsItself(t *testing.T) {
 	}
 	cat.leader = true
 	n.m.syncMembers(context.Background())
-	if self, err := cat.Member(n.id.String()); err != nil || !slices.Equal(self.Addresses, n.addrs()) || self.JoinedAt.IsZero() {
+	if self, err := cat.Member(n.id.String()); err != nil || !slices.Equal(self.Addresses, n.addrs()) || self.JoinedAt.IsZero() || self.Commands != catalog.KnownCommands {
 		t.Fatalf("the first node's entry: %+v %v", self, err)
+	}
+	// A row written by an older (or newer) binary, with the addresses
+	// unchanged, records this binary's commands once it starts.
+	stale, _ := cat.Member(n.id.String())
+	for _, commands := range []int{0, 10, catalog.KnownCommands + 1} {
+		stale.Commands = commands
+		cat.setMembers(stale)
+		n.m.syncMembers(context.Background())
+		if self, err := cat.Member(n.id.String()); err != nil || self.Commands != catalog.KnownCommands || !slices.Equal(self.Addresses, n.addrs()) {
+			t.Fatalf("the entry recorded with commands %d, after a start: %+v %v", commands, self, err)
+		}
 	}
 }
 
@@ -499,7 +510,7 @@ func TestJoin(t *testing.T) {
 		t.Fatal("the second node of a mesh of 3 voters joined as a nonvoter")
 	}
 	mb, err := leaderCat.Member(b.id.String())
-	if err != nil || mb.Agent != joinAgent(b.id.String()) || mb.APIURL != b.m.cfg.APIURL() || !slices.Equal(mb.Addresses, b.addrs()) {
+	if err != nil || mb.Agent != joinAgent(b.id.String()) || mb.APIURL != b.m.cfg.APIURL() || !slices.Equal(mb.Addresses, b.addrs()) || mb.Commands != catalog.KnownCommands {
 		t.Fatalf("the joiner's member entry: %+v %v", mb, err)
 	}
 	if got, _ := readPeers(a.m.cfg.Repo); len(got) != 2 {
