@@ -43,7 +43,12 @@ func (d *daemon) members(t testing.TB) []memberInfo {
 func TestMeshCatalog(t *testing.T) {
 	a := startDaemon(t, t.TempDir())
 	b := joinDaemon(t, a, t.TempDir())
+	// b's own key is its node agent's, which may not invite: the mesh
+	// admin's key on b may.
+	bOwn := b.key
+	b.key = a.key
 	c := joinDaemon(t, b, t.TempDir()) // invited by a follower
+	b.key = bOwn
 
 	var members struct {
 		Items []memberInfo `json:"items"`

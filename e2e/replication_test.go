@@ -19,7 +19,9 @@ import (
 // joinDaemonArgs is joinDaemon with extra daemon flags.
 func joinDaemonArgs(t *testing.T, inviter *daemon, repo string, args ...string) *daemon {
 	t.Helper()
-	ticket := strings.TrimSpace(inviter.cli(t, "mesh", "invite", "--expires", "10m"))
+	// Only a mesh admin invites: the inviter's key, which is its repo's
+	// own for the first node and a mesh admin's once a test set one.
+	ticket := strings.TrimSpace(inviter.cliAs(t, inviter.key, "mesh", "invite", "--expires", "10m"))
 	cmd := exec.Command(binary, "init", "--join", ticket, "--listen", "/ip4/127.0.0.1/tcp/0")
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	if out, err := cmd.CombinedOutput(); err != nil {
