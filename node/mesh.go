@@ -53,7 +53,13 @@ func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, req catal
 // acts for.
 func (n *Node) serveApply(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
 	var req catalog.ForwardRequest
-	if err := json.Unmarshal(data, &req); err != nil || len(req.Entry) == 0 {
+	switch {
+	case len(data) > 0 && data[0] != '{':
+		// A node of the previous version sends the bare entry, with no
+		// credential: its own rows still pass, its agents' writes are
+		// refused until it is upgraded.
+		req.Entry = data
+	case json.Unmarshal(data, &req) != nil || len(req.Entry) == 0:
 		return nil, artmesh.E(artmesh.Invalid, "malformed forwarded write")
 	}
 	res, err := n.cat.ApplyForwarded(ctx, from.String(), req)
