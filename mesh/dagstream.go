@@ -78,7 +78,7 @@ func ServeDAG(h host.Host, get BlockGetter, tamper func([]byte) []byte) {
 func serveDAGs(st network.Stream, get BlockGetter, tamper func([]byte) []byte, parse func([]byte) ([]cid.Cid, uint64, error)) {
 	defer st.Close()
 	_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
-	req, err := readMessage(bufio.NewReader(st))
+	req, err := readMessage(bufio.NewReader(st), maxMessage)
 	if err != nil {
 		st.Reset()
 		return

@@ -269,7 +269,7 @@ func newTestNode(t *testing.T, cat *fakeCatalog, dir string) *testNode {
 			return nil, artmesh.E(artmesh.Unavailable, "no leader in this test")
 		},
 	})
-	mesh.Serve(tn.host, JoinProtocol, tn.m.ServeJoin)
+	mesh.ServeGuest(tn.host, JoinProtocol, tn.m.ServeJoin)
 	mesh.Serve(tn.host, StatusProtocol, tn.m.ServeStatus)
 	return tn
 }
