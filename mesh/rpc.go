@@ -82,11 +82,13 @@ func serve(h host.Host, p protocol.ID, timeout time.Duration, limit uint64, hand
 			status = 1
 			resp, _ = json.Marshal(remoteError{Kind: artmesh.KindOf(herr).String(), Message: artmesh.Message(herr)})
 		}
-		if _, err := st.Write([]byte{status}); err != nil {
-			st.Reset()
-			return
+		// The status and the message in one write: one frame on the wire
+		// (one TLS record, one syscall) instead of two.
+		if len(resp) > maxMessage {
+			status, resp = 1, []byte(`{"kind":"internal","message":"the answer is over the message limit"}`)
 		}
-		if err := writeMessage(st, resp); err != nil {
+		answer := binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64+len(resp)), status), uint64(len(resp)))
+		if _, err := st.Write(append(answer, resp...)); err != nil {
 			st.Reset()
 		}
 	})
