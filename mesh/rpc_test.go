@@ -136,3 +136,27 @@ func TestReadFrameAnnouncedBlockAllocatesLittle(t *testing.T) {
 		t.Fatalf("reading 100 bytes of an announced %d-byte block allocated %d bytes, want at most %d", maxBlock, got, 2*readChunk)
 	}
 }
+
+// TestReadBlockTakesABufferOnlyOnceBytesArrive: a DAG stream's block is
+// read into a buffer from alloc only once its first readChunk bytes
+// arrived; a whole block reads back exactly.
+func TestReadBlockTakesABufferOnlyOnceBytesArrive(t *testing.T) {
+	var asked []int
+	alloc := func(n int) []byte { asked = append(asked, n); return make([]byte, n) }
+	scratch := make([]byte, readChunk)
+	few := bytes.NewReader(bytes.Repeat([]byte{1}, 100))
+	if _, err := readBlock(few, maxBlock, scratch, alloc); !errors.Is(err, io.ErrUnexpectedEOF) || len(asked) != 0 {
+		t.Fatalf("100 bytes of an announced %d-byte block: %v, buffers asked for %v; want io.ErrUnexpectedEOF and none", maxBlock, err, asked)
+	}
+	for _, n := range []int{0, 7, readChunk, readChunk + 1, maxBlock} {
+		asked = nil
+		block := make([]byte, n)
+		for i := range block {
+			block[i] = byte(i * 13)
+		}
+		got, err := readBlock(bytes.NewReader(block), n, scratch, alloc)
+		if err != nil || !bytes.Equal(got, block) || len(asked) != 1 || asked[0] != n {
+			t.Fatalf("a block of %d bytes: %d bytes read, %v, buffers asked for %v", n, len(got), err, asked)
+		}
+	}
+}
