@@ -281,7 +281,7 @@ func fetchDAGs(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, r
 	}
 	// A small read buffer: a block's bytes are read straight into their
 	// own buffer, not copied through the reader's.
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := bufio.NewReaderSize(st, readChunk)
 	scratch := make([]byte, readChunk)
 	// expected holds the blocks the DAGs still owe, in the order a
 	// depth-first walk sends them: a stack.

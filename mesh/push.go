@@ -83,7 +83,7 @@ func ServePush(h host.Host, timeout time.Duration, open func(from peer.ID) (Push
 func receivePush(ctx context.Context, st network.Stream, sink PushSink) (cid.Cid, error) {
 	// A small read buffer: a block's bytes are read straight into buf,
 	// not copied through the reader's.
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := bufio.NewReaderSize(st, readChunk)
 	var buf []byte
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))

@@ -31,8 +31,10 @@ const MaxGuestMessage = 8 << 10
 
 // readChunk is how much of a message is read into memory at a time: a
 // message's buffer grows as its bytes arrive, never to a length a peer
-// only announced.
-const readChunk = 32 << 10
+// only announced. It is the size of the push and DAG streams' read
+// buffers, so that a chunk is read past that buffer straight into the
+// message's (bufio reads a request at least its size directly).
+const readChunk = 64 << 10
 
 // rpcTimeout bounds a whole exchange on the handler's side.
 const rpcTimeout = 30 * time.Second
