@@ -227,15 +227,30 @@ func consumeInviteTxn(tx *memdb.Txn, cmd ConsumeInvite) error {
 		return errorf(op, artmesh.PermissionDenied, "the invite is not known to this mesh")
 	}
 	inv := *raw.(*Invite)
-	if inv.UsedBy != "" && inv.UsedBy != cmd.PeerID {
-		return errorf(op, artmesh.Conflict, "the invite was already used")
-	}
-	if !cmd.At.Before(inv.ExpiresAt) {
-		return errorf(op, artmesh.Expired, "the invite expired at %s", inv.ExpiresAt.Format(time.RFC3339))
+	if err := inv.usable(op, cmd.PeerID, cmd.At); err != nil {
+		return err
 	}
 	inv.UsedBy = cmd.PeerID
 	if err := tx.Insert(tableInvites, &inv); err != nil {
 		return internal(op, err)
+	}
+	return nil
+}
+
+// Usable reports whether peerID may join with the invite at at: nil if
+// the invite is unused (or used by peerID, a join retried) and not
+// expired, the error that ConsumeInvite would give otherwise. A join is
+// checked with it before anything is proposed.
+func (inv Invite) Usable(peerID string, at time.Time) error {
+	return inv.usable("catalog.Invite", peerID, at)
+}
+
+func (inv Invite) usable(op artmesh.Op, peerID string, at time.Time) error {
+	if inv.UsedBy != "" && inv.UsedBy != peerID {
+		return errorf(op, artmesh.Conflict, "the invite was already used")
+	}
+	if !at.Before(inv.ExpiresAt) {
+		return errorf(op, artmesh.Expired, "the invite expired at %s", inv.ExpiresAt.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -266,6 +281,21 @@ func (c *Catalog) CreateInvite(ctx context.Context, inv Invite) error {
 func (c *Catalog) ConsumeInvite(ctx context.Context, secretHash, peerID string, at time.Time) error {
 	_, err := c.propose(ctx, ConsumeInvite{SecretHash: secretHash, PeerID: peerID, At: at.UTC()})
 	return err
+}
+
+// Invite returns the invite whose secret hashes to secretHash, as this
+// node's catalog has applied it: NotFound if there is none.
+func (c *Catalog) Invite(secretHash string) (Invite, error) {
+	return read(c.fsm.state(), func(tx *memdb.Txn) (Invite, error) {
+		raw, err := tx.First(tableInvites, indexID, secretHash)
+		if err != nil {
+			return Invite{}, internal("catalog.Invite", err)
+		}
+		if raw == nil {
+			return Invite{}, errorf("catalog.Invite", artmesh.NotFound, "the invite is not known to this mesh")
+		}
+		return *raw.(*Invite), nil
+	})
 }
 
 // Members returns the members of the mesh.

@@ -78,7 +78,7 @@ func ServeDAG(h host.Host, get BlockGetter, tamper func([]byte) []byte) {
 func serveDAGs(st network.Stream, get BlockGetter, tamper func([]byte) []byte, parse func([]byte) ([]cid.Cid, uint64, error)) {
 	defer st.Close()
 	_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
-	req, err := readMessage(bufio.NewReader(st))
+	req, err := readMessage(bufio.NewReader(st), maxMessage)
 	if err != nil {
 		st.Reset()
 		return
@@ -281,7 +281,8 @@ func fetchDAGs(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, r
 	}
 	// A small read buffer: a block's bytes are read straight into their
 	// own buffer, not copied through the reader's.
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := bufio.NewReaderSize(st, readChunk)
+	scratch := make([]byte, readChunk)
 	// expected holds the blocks the DAGs still owe, in the order a
 	// depth-first walk sends them: a stack.
 	expected := make([]cid.Cid, 0, len(roots))
@@ -312,10 +313,10 @@ func fetchDAGs(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, r
 			st.Reset()
 			return fmt.Errorf("mesh: DAG stream from %s: bad block length", p)
 		}
-		data := alloc(int(dlen))
-		if _, err := io.ReadFull(r, data); err != nil {
+		data, err := readBlock(r, int(dlen), scratch, alloc)
+		if err != nil {
 			st.Reset()
-			return fmt.Errorf("mesh: DAG stream from %s: %w", p, noEOFErr(err))
+			return fmt.Errorf("mesh: DAG stream from %s: %w", p, err)
 		}
 		if clen == 1 && cb[0] == 0 {
 			st.Reset()
@@ -352,6 +353,32 @@ func fetchDAGs(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, r
 		return fmt.Errorf("mesh: %s ended the DAG stream with %d blocks missing", p, len(expected))
 	}
 	return nil
+}
+
+// readBlock reads a block of n bytes into a buffer from alloc, which it
+// takes only once the block's first len(scratch) bytes have arrived (all
+// of it, for a smaller block): a holder that announces a large block and
+// sends little makes the fetcher take no block buffer, and at worst one
+// of n bytes for every len(scratch) it sent. The first bytes are read
+// into scratch and copied; the rest go straight into the buffer.
+func readBlock(r io.Reader, n int, scratch []byte, alloc func(n int) []byte) ([]byte, error) {
+	if n <= len(scratch) {
+		if _, err := io.ReadFull(r, scratch[:n]); err != nil {
+			return nil, noEOFErr(err)
+		}
+		data := alloc(n)
+		copy(data, scratch[:n])
+		return data, nil
+	}
+	if _, err := io.ReadFull(r, scratch); err != nil {
+		return nil, noEOFErr(err)
+	}
+	data := alloc(n)
+	copy(data, scratch)
+	if _, err := io.ReadFull(r, data[len(scratch):]); err != nil {
+		return nil, noEOFErr(err)
+	}
+	return data, nil
 }
 
 // verify checks that data hashes to c. It is the one gate through which

@@ -83,7 +83,7 @@ func ServePush(h host.Host, timeout time.Duration, open func(from peer.ID) (Push
 func receivePush(ctx context.Context, st network.Stream, sink PushSink) (cid.Cid, error) {
 	// A small read buffer: a block's bytes are read straight into buf,
 	// not copied through the reader's.
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := bufio.NewReaderSize(st, readChunk)
 	var buf []byte
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(rpcTimeout))
@@ -135,12 +135,11 @@ func readFrame(r *bufio.Reader, buf []byte) (cid.Cid, []byte, error) {
 	if err != nil || dlen > maxBlock {
 		return cid.Undef, nil, errors.New("mesh: bad block length")
 	}
-	if uint64(cap(buf)) < dlen {
-		buf = make([]byte, max(dlen, 256<<10))
-	}
-	data := buf[:dlen]
-	if _, err := io.ReadFull(r, data); err != nil {
-		return cid.Undef, nil, noEOFErr(err)
+	// The buffer grows as the block's bytes arrive (and is reused by the
+	// next frame): a length only announced costs nothing.
+	data, err := readGrowing(r, buf, dlen)
+	if err != nil {
+		return cid.Undef, nil, err
 	}
 	return c, data, nil
 }
@@ -207,7 +206,7 @@ func (ps *Push) Finish(ctx context.Context, root cid.Cid) error {
 		ps.st.Reset()
 		return fmt.Errorf("mesh: answer to a push from %s: %w", ps.p, noEOFErr(err))
 	}
-	msg, err := readMessage(br)
+	msg, err := readMessage(br, maxMessage)
 	if err != nil {
 		ps.st.Reset()
 		return fmt.Errorf("mesh: answer to a push from %s: %w", ps.p, noEOFErr(err))

@@ -24,6 +24,18 @@ const ApplyProtocol protocol.ID = "/artmesh/catalog-apply/1.0.0"
 // maxMessage bounds one request or answer of the small RPCs.
 const maxMessage = 4 << 20
 
+// MaxGuestMessage bounds a request on a guest protocol (ServeGuest), one
+// that a peer which is not a member may open: a join request is a peer
+// id, a secret and a few addresses, well under 1 KiB.
+const MaxGuestMessage = 8 << 10
+
+// readChunk is how much of a message is read into memory at a time: a
+// message's buffer grows as its bytes arrive, never to a length a peer
+// only announced. It is the size of the push and DAG streams' read
+// buffers, so that a chunk is read past that buffer straight into the
+// message's (bufio reads a request at least its size directly).
+const readChunk = 64 << 10
+
 // rpcTimeout bounds a whole exchange on the handler's side.
 const rpcTimeout = 30 * time.Second
 
@@ -42,10 +54,24 @@ func Serve(h host.Host, p protocol.ID, handle Handler) {
 // default 30 s, for requests whose work takes long (a handler that moves
 // content).
 func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Handler) {
+	serve(h, p, timeout, maxMessage, handle)
+}
+
+// ServeGuest is Serve for a guest protocol (see NewAdmission), one that
+// peers which are not members may open: a request longer than
+// MaxGuestMessage is refused (the stream is reset) before it reaches
+// handle. Answers are not capped: the caller asked for them.
+func ServeGuest(h host.Host, p protocol.ID, handle Handler) {
+	serve(h, p, rpcTimeout, MaxGuestMessage, handle)
+}
+
+// serve answers requests of protocol p on h with handle, each request at
+// most limit bytes long.
+func serve(h host.Host, p protocol.ID, timeout time.Duration, limit uint64, handle Handler) {
 	h.SetStreamHandler(p, func(st network.Stream) {
 		defer st.Close()
 		_ = st.SetDeadline(time.Now().Add(timeout))
-		req, err := readMessage(bufio.NewReader(st))
+		req, err := readMessage(bufio.NewReader(st), limit)
 		if err != nil {
 			st.Reset()
 			return
@@ -58,11 +84,13 @@ func ServeTimeout(h host.Host, p protocol.ID, timeout time.Duration, handle Hand
 			status = 1
 			resp, _ = json.Marshal(remoteError{Kind: artmesh.KindOf(herr).String(), Message: artmesh.Message(herr)})
 		}
-		if _, err := st.Write([]byte{status}); err != nil {
-			st.Reset()
-			return
+		// The status and the message in one write: one frame on the wire
+		// (one TLS record, one syscall) instead of two.
+		if len(resp) > maxMessage {
+			status, resp = 1, []byte(`{"kind":"internal","message":"the answer is over the message limit"}`)
 		}
-		if err := writeMessage(st, resp); err != nil {
+		answer := binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64+len(resp)), status), uint64(len(resp)))
+		if _, err := st.Write(append(answer, resp...)); err != nil {
 			st.Reset()
 		}
 	})
@@ -126,7 +154,7 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []
 		st.Reset()
 		return nil, fmt.Errorf("mesh: answer from %s: %w", p, err)
 	}
-	resp, err := readMessage(br)
+	resp, err := readMessage(br, maxMessage)
 	if err != nil {
 		st.Reset()
 		return nil, fmt.Errorf("mesh: answer from %s: %w", p, err)
@@ -151,17 +179,46 @@ func writeMessage(w io.Writer, msg []byte) error {
 	return err
 }
 
-func readMessage(r *bufio.Reader) ([]byte, error) {
+// errMessageTooLarge is why a message whose announced length is over
+// its limit was refused.
+var errMessageTooLarge = errors.New("mesh: message over the limit")
+
+// readMessage reads one length-prefixed message of at most limit bytes.
+// Its buffer grows as the bytes arrive (readChunk at a time): a peer that
+// announces a large message and sends little makes the node hold little.
+func readMessage(r *bufio.Reader, limit uint64) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
-	if n > maxMessage {
-		return nil, errors.New("message over the limit")
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes announced, %d allowed", errMessageTooLarge, n, limit)
 	}
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return nil, err
+	return readGrowing(r, nil, n)
+}
+
+// readGrowing reads exactly n bytes from r into buf[:0], growing buf as
+// the bytes arrive rather than to n at once. A short read gives
+// io.ErrUnexpectedEOF.
+func readGrowing(r io.Reader, buf []byte, n uint64) ([]byte, error) {
+	if buf == nil {
+		buf = []byte{}
 	}
-	return msg, nil
+	buf = buf[:0]
+	for uint64(len(buf)) < n {
+		k := int(min(n-uint64(len(buf)), readChunk))
+		if cap(buf)-len(buf) < k {
+			// Double, but never past n: append's growth alone could
+			// overshoot the message.
+			grown := make([]byte, len(buf), min(max(2*cap(buf), len(buf)+k), int(n)))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, noEOFErr(err)
+		}
+	}
+	return buf, nil
 }

@@ -42,6 +42,10 @@ type fakeCatalog struct {
 	transfers   int  // TransferLeadership's calls
 	// onAddServer, when set, is called at AddServer, before the change.
 	onAddServer func(id string, voter bool)
+	// proposals counts the calls that would be Raft entries in the real
+	// catalog, refused or not (a refused ConsumeInvite is still an
+	// entry: the FSM refuses it once it is committed).
+	proposals int
 }
 
 func newFakeCatalog(leader bool, servers ...catalog.Server) *fakeCatalog {
@@ -87,6 +91,7 @@ func (f *fakeCatalog) Member(id string) (catalog.Member, error) {
 func (f *fakeCatalog) PutMember(_ context.Context, m catalog.Member) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposals++
 	if m.Agent == "" {
 		m.Agent = f.members[m.PeerID].Agent
 	}
@@ -107,6 +112,7 @@ func (f *fakeCatalog) DeleteMember(_ context.Context, id string) error {
 func (f *fakeCatalog) CreateInvite(_ context.Context, inv catalog.Invite) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposals++
 	f.invites[inv.SecretHash] = inv
 	return nil
 }
@@ -114,6 +120,7 @@ func (f *fakeCatalog) CreateInvite(_ context.Context, inv catalog.Invite) error 
 func (f *fakeCatalog) ConsumeInvite(_ context.Context, hash, id string, at time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposals++
 	inv, ok := f.invites[hash]
 	switch {
 	case !ok:
@@ -128,6 +135,23 @@ func (f *fakeCatalog) ConsumeInvite(_ context.Context, hash, id string, at time.
 	return nil
 }
 
+func (f *fakeCatalog) Invite(hash string) (catalog.Invite, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inv, ok := f.invites[hash]
+	if !ok {
+		return catalog.Invite{}, artmesh.E(artmesh.NotFound, "no such invite")
+	}
+	return inv, nil
+}
+
+// proposed returns how many proposals the catalog has taken.
+func (f *fakeCatalog) proposed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.proposals
+}
+
 func (f *fakeCatalog) Agent(id artmesh.AgentID) (artmesh.Agent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -140,6 +164,7 @@ func (f *fakeCatalog) Agent(id artmesh.AgentID) (artmesh.Agent, error) {
 func (f *fakeCatalog) CreateAgent(_ context.Context, cmd catalog.CreateAgent) (artmesh.Agent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposals++
 	f.agents[cmd.Agent.ID] = cmd.KeyHash
 	return cmd.Agent, nil
 }
@@ -147,6 +172,7 @@ func (f *fakeCatalog) CreateAgent(_ context.Context, cmd catalog.CreateAgent) (a
 func (f *fakeCatalog) SetAgentKey(_ context.Context, id artmesh.AgentID, hash string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposals++
 	f.agents[id] = hash
 	return nil
 }
@@ -269,7 +295,7 @@ func newTestNode(t *testing.T, cat *fakeCatalog, dir string) *testNode {
 			return nil, artmesh.E(artmesh.Unavailable, "no leader in this test")
 		},
 	})
-	mesh.Serve(tn.host, JoinProtocol, tn.m.ServeJoin)
+	mesh.ServeGuest(tn.host, JoinProtocol, tn.m.ServeJoin)
 	mesh.Serve(tn.host, StatusProtocol, tn.m.ServeStatus)
 	return tn
 }

@@ -85,25 +85,40 @@ func joinAsVoter(servers []catalog.Server, joiner string, want int) bool {
 // leader, by using up its invite, recording it as a member, admitting it,
 // giving it an admin agent and adding it to Raft; on another member, by
 // passing the request to the leader.
+//
+// A join costs the mesh nothing until it is known to succeed: attempts of
+// a peer that is not a member are limited (joinLimiter), and the invite
+// is checked against this node's catalog (checkJoin) before the request
+// is passed on or anything is proposed, on the member that receives it
+// and again on the leader.
 func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	cat := m.cfg.Catalog
+	now := m.now().UTC()
+	_, merr := cat.Member(from.String())
+	fromMember := merr == nil
+	if !fromMember {
+		// A member passing a request on was limited where it came in.
+		if err := m.joins.allow(from, now); err != nil {
+			return nil, err
+		}
+	}
 	req, joiner, err := parseJoinRequest(data)
 	if err != nil {
 		return nil, err
 	}
-	cat := m.cfg.Catalog
-	if joiner != from {
+	if joiner != from && !fromMember {
 		// Only members pass on other nodes' requests.
-		if _, err := cat.Member(from.String()); err != nil {
-			return nil, fmt.Errorf("only a member may pass on a join request")
-		}
+		return nil, fmt.Errorf("only a member may pass on a join request")
+	}
+	sum := acl.HashKey(req.Secret)
+	if err := m.checkJoin(sum, req.PeerID, now); err != nil {
+		return nil, err
 	}
 	if !cat.IsLeader() {
 		return m.cfg.CallLeader(ctx, JoinProtocol, data)
 	}
-	sum := acl.HashKey(req.Secret)
-	now := time.Now().UTC()
 	if err := cat.ConsumeInvite(ctx, sum, req.PeerID, now); err != nil {
-		return nil, fmt.Errorf("join refused: %s", artmesh.Message(err))
+		return nil, artmesh.E("join refused: "+artmesh.Message(err), err)
 	}
 	agent := joinAgent(req.PeerID)
 	mb := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent, Commands: req.Commands}
@@ -134,6 +149,28 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 	members, _ := cat.Members()
 	m.savePeers(members)
 	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members})
+}
+
+// checkJoin refuses a join that ConsumeInvite would refuse, from this
+// node's catalog and without proposing anything: the invite whose secret
+// hashes to sum must exist, be unused (or used by peerID: a retry) and
+// not have expired at now. A member that lags may not know an invite
+// created a moment ago; the joiner then asks the next member of its
+// ticket.
+func (m *Manager) checkJoin(sum, peerID string, now time.Time) error {
+	inv, err := m.cfg.Catalog.Invite(sum)
+	if errors.Is(err, artmesh.NotFound) {
+		// As ConsumeInvite says it: a secret that is not known is no
+		// right to join.
+		return artmesh.E(artmesh.PermissionDenied, "join refused: the invite is not known to this mesh", err)
+	}
+	if err == nil {
+		err = inv.Usable(peerID, now)
+	}
+	if err != nil {
+		return artmesh.E("join refused: "+artmesh.Message(err), err)
+	}
+	return nil
 }
 
 // Join makes this node a member with the ticket it was initialised with:

@@ -42,6 +42,8 @@ type Catalog interface {
 	PutMember(ctx context.Context, m catalog.Member) error
 	DeleteMember(ctx context.Context, peerID string) error
 	CreateInvite(ctx context.Context, inv catalog.Invite) error
+	// Invite reads an invite by its secret's hash, without a proposal.
+	Invite(secretHash string) (catalog.Invite, error)
 	ConsumeInvite(ctx context.Context, secretHash, peerID string, at time.Time) error
 
 	// The admin agent a joining node is given.
@@ -117,6 +119,9 @@ type Config struct {
 	Removed *repo.Removal
 	// Log receives the Manager's logs; nil discards them.
 	Log *slog.Logger
+	// Now is the clock that joins are checked and limited by; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Manager keeps this node's view of the mesh's members in step with the
@@ -133,6 +138,8 @@ type Manager struct {
 
 	cutMu sync.Mutex
 	cutAt map[peer.ID]time.Time // peers no longer admitted, and when their connections close
+
+	joins *joinLimiter // join attempts of peers that are not members
 }
 
 // cutGrace is how long the connections of a peer that is no longer a
@@ -153,11 +160,17 @@ func New(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &Manager{cfg: cfg, log: cfg.Log, joins: newJoinLimiter()}
 	m.member.Store(cfg.Member)
 	m.removed.Store(cfg.Removed)
 	return m
 }
+
+// now is the Manager's clock.
+func (m *Manager) now() time.Time { return m.cfg.Now() }
 
 // AdmitListed admits the members that the local catalog lists now. It is
 // called once at start, before the node serves or dials anyone, so

@@ -1,0 +1,218 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
+	"github.com/artmesh/artmesh/catalog"
+)
+
+// testClock is a clock that moves only when told.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// joinServer is a Manager that only answers joins, over a fake catalog,
+// counting the requests it passes on to the leader.
+type joinServer struct {
+	m      *Manager
+	cat    *fakeCatalog
+	clock  *testClock
+	passed int
+}
+
+func newJoinServer(leader bool) *joinServer {
+	js := &joinServer{cat: newFakeCatalog(leader), clock: &testClock{now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}}
+	js.m = New(Config{
+		Catalog: js.cat,
+		Now:     js.clock.Now,
+		CallLeader: func(context.Context, protocol.ID, []byte) ([]byte, error) {
+			js.passed++
+			return []byte("the leader's answer"), nil
+		},
+	})
+	return js
+}
+
+func joinRequestOf(t *testing.T, p peer.ID, secret string) []byte {
+	t.Helper()
+	data, err := json.Marshal(joinRequest{PeerID: p.String(), Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestServeJoinChecksBeforeProposing: a join that ConsumeInvite would
+// refuse is refused from the catalog's state, on the leader and on a
+// member that would pass it on, with no proposal and nothing passed on.
+func TestServeJoinChecksBeforeProposing(t *testing.T) {
+	for _, leader := range []bool{true, false} {
+		js := newJoinServer(leader)
+		now := js.clock.Now()
+		other := newPeer(t)
+		js.cat.invites[acl.HashKey("used")] = catalog.Invite{SecretHash: acl.HashKey("used"), ExpiresAt: now.Add(time.Hour), UsedBy: other.String()}
+		js.cat.invites[acl.HashKey("old")] = catalog.Invite{SecretHash: acl.HashKey("old"), ExpiresAt: now}
+		js.cat.invites[acl.HashKey("good")] = catalog.Invite{SecretHash: acl.HashKey("good"), ExpiresAt: now.Add(time.Hour)}
+		for _, tt := range []struct {
+			secret string
+			kind   artmesh.Kind
+			msg    string
+		}{
+			{"bogus", artmesh.PermissionDenied, "join refused: the invite is not known to this mesh"},
+			{"used", artmesh.Conflict, "join refused: the invite was already used"},
+			{"old", artmesh.Expired, "join refused: the invite expired at 2026-05-01T12:00:00Z"},
+		} {
+			stranger := newPeer(t)
+			resp, err := js.m.ServeJoin(context.Background(), stranger, joinRequestOf(t, stranger, tt.secret))
+			if resp != nil || !errors.Is(err, tt.kind) || artmesh.Message(err) != tt.msg {
+				t.Fatalf("leader %v, secret %q: %q, %v (kind %v); want %v %q", leader, tt.secret, resp, err, artmesh.KindOf(err), tt.kind, tt.msg)
+			}
+		}
+		if n := js.cat.proposed(); n != 0 || js.passed != 0 {
+			t.Fatalf("leader %v: refused joins made %d proposals and %d were passed on, want none", leader, n, js.passed)
+		}
+		if leader {
+			continue
+		}
+		// A join that will succeed is passed on, still with no proposal
+		// here.
+		joiner := newPeer(t)
+		resp, err := js.m.ServeJoin(context.Background(), joiner, joinRequestOf(t, joiner, "good"))
+		if string(resp) != "the leader's answer" || err != nil || js.passed != 1 || js.cat.proposed() != 0 {
+			t.Fatalf("a good join on a follower: %q %v, passed on %d times, %d proposals", resp, err, js.passed, js.cat.proposed())
+		}
+	}
+}
+
+// TestServeJoinRateLimited: a stranger's attempts past its burst are
+// refused as too many, until its limiter refills; a member passing on
+// requests is not limited.
+func TestServeJoinRateLimited(t *testing.T) {
+	js := newJoinServer(true)
+	ctx := context.Background()
+	stranger := newPeer(t)
+	req := joinRequestOf(t, stranger, "bogus")
+	for i := range joinPeerBurst + 2 {
+		_, err := js.m.ServeJoin(ctx, stranger, req)
+		want := artmesh.PermissionDenied
+		if i >= joinPeerBurst {
+			want = artmesh.Unavailable
+		}
+		if !errors.Is(err, want) {
+			t.Fatalf("attempt %d: %v (kind %v), want %v", i+1, err, artmesh.KindOf(err), want)
+		}
+		if i >= joinPeerBurst && !strings.Contains(err.Error(), "too many join attempts") {
+			t.Fatalf("attempt %d refused as %v", i+1, err)
+		}
+	}
+	js.clock.Add(time.Second)
+	if _, err := js.m.ServeJoin(ctx, stranger, req); !errors.Is(err, artmesh.PermissionDenied) {
+		t.Fatalf("a second later: %v, want the invite's refusal", err)
+	}
+	if _, err := js.m.ServeJoin(ctx, stranger, req); !errors.Is(err, artmesh.Unavailable) {
+		t.Fatalf("a second attempt in that second: %v, want too many", err)
+	}
+
+	member := newPeer(t)
+	js.cat.setMembers(catalog.Member{PeerID: member.String()})
+	for i := range joinTotalBurst + 5 {
+		if _, err := js.m.ServeJoin(ctx, member, req); !errors.Is(err, artmesh.PermissionDenied) {
+			t.Fatalf("a member's pass-on %d: %v, want the invite's refusal", i+1, err)
+		}
+	}
+	if n := js.cat.proposed(); n != 0 {
+		t.Fatalf("%d proposals", n)
+	}
+}
+
+// TestJoinLimiter: the per-peer and total limits, in exact counts.
+func TestJoinLimiter(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	peers := make([]peer.ID, joinTotalBurst+1)
+	for i := range peers {
+		peers[i] = newPeer(t)
+	}
+	allowed := func(l *joinLimiter, p peer.ID, at time.Time, n int) int {
+		ok := 0
+		for range n {
+			if err := l.allow(p, at); err == nil {
+				ok++
+			} else if !errors.Is(err, artmesh.Unavailable) {
+				t.Fatalf("refused as %v", err)
+			}
+		}
+		return ok
+	}
+
+	t.Run("per peer", func(t *testing.T) {
+		l := newJoinLimiter()
+		if got := allowed(l, peers[0], t0, 10); got != joinPeerBurst {
+			t.Fatalf("%d of 10 at once allowed, want the burst of %d", got, joinPeerBurst)
+		}
+		if got := allowed(l, peers[0], t0.Add(999*time.Millisecond), 1); got != 0 {
+			t.Fatal("allowed again before a second passed")
+		}
+		if got := allowed(l, peers[0], t0.Add(time.Second), 5); got != 1 {
+			t.Fatalf("%d allowed a second later, want 1", got)
+		}
+	})
+
+	t.Run("total", func(t *testing.T) {
+		l := newJoinLimiter()
+		// A peer over its own limit uses up none of the total.
+		got := allowed(l, peers[0], t0, 10)
+		for _, p := range peers[1:] {
+			got += allowed(l, p, t0, 1)
+		}
+		if got != joinTotalBurst {
+			t.Fatalf("%d attempts of %d peers allowed at once, want the total burst of %d", got, len(peers), joinTotalBurst)
+		}
+		// 20 a second: one more every 50 ms.
+		if got := allowed(l, peers[len(peers)-1], t0.Add(49*time.Millisecond), 1); got != 0 {
+			t.Fatal("the total allowed one more within 49 ms")
+		}
+		if got := allowed(l, peers[len(peers)-1], t0.Add(50*time.Millisecond), 1); got != 1 {
+			t.Fatal("the total did not allow one more after 50 ms")
+		}
+	})
+
+	t.Run("bounded", func(t *testing.T) {
+		l := newJoinLimiter()
+		// The limiter only keys on peer ids: any distinct strings do.
+		for i := range joinMaxPeers {
+			_ = l.allow(peer.ID("p"+strconv.Itoa(i)), t0)
+		}
+		p := peer.ID("new")
+		if err := l.allow(p, t0.Add(joinPeerIdle-time.Millisecond)); err == nil || len(l.peers) != joinMaxPeers {
+			t.Fatalf("a new peer while %d busy ones are kept: %v, %d kept", joinMaxPeers, err, len(l.peers))
+		}
+		if err := l.allow(p, t0.Add(joinPeerIdle)); err != nil || len(l.peers) != 1 {
+			t.Fatalf("a new peer once the others idled: %v, %d kept; want allowed and 1 kept", err, len(l.peers))
+		}
+	})
+}
