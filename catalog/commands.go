@@ -105,6 +105,8 @@ func (t commandType) String() string {
 		return "PutFetching"
 	case dropFetchingType:
 		return "DropFetching"
+	case setQuotaType:
+		return "SetQuota"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -287,6 +289,8 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return nil
 	case forwardedType:
 		return applyForwarded(tx, payload)
+	case setQuotaType:
+		return result(setQuotaTxn(tx, decode[setQuotaCmd](setQuotaType, payload)))
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res
@@ -310,11 +314,24 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 }
 
 func applyCreateArtifact(tx *memdb.Txn, payload []byte) any {
-	return result(createArtifactTxn(tx, decode[CreateArtifact](createArtifactType, payload)))
+	cmd := decode[CreateArtifact](createArtifactType, payload)
+	if err := checkBytesTxn(tx, "catalog.CreateArtifact", cmd.Owner, cmd.SizeBytes); err != nil {
+		return err
+	}
+	return result(createArtifactTxn(tx, cmd))
 }
 
 func applyAddVersion(tx *memdb.Txn, payload []byte) any {
-	return result(addVersionTxn(tx, decode[AddVersion](addVersionType, payload)))
+	cmd := decode[AddVersion](addVersionType, payload)
+	const op = artmesh.Op("catalog.AddVersion")
+	if raw, err := tx.First(tableArtifacts, indexID, cmd.ArtifactID); err != nil {
+		return internal(op, err)
+	} else if raw != nil {
+		if err := checkBytesTxn(tx, op, raw.(*artifactRow).Owner, cmd.SizeBytes); err != nil {
+			return err
+		}
+	}
+	return result(addVersionTxn(tx, cmd))
 }
 
 func applyDeleteVersion(tx *memdb.Txn, payload []byte) any {
