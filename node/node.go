@@ -165,6 +165,7 @@ type Node struct {
 	cache       cidMap[time.Time] // when content kept only as a cache was last read
 	pending     pendingSet        // content pushed here by writes with replicas=N
 	reading     refCounts         // content being read, by root
+	feeds       streamCounts      // open event streams, by agent
 	placing     fetchStates
 	placeSem    chan struct{}     // bounds placement fetches of large content
 	smallSem    chan struct{}     // bounds placement fetches of small content

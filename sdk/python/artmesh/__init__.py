@@ -37,6 +37,8 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
     InsufficientStorageError,
+    QuotaExceededError,
+    TooManyError,
 )
 from ._models import (
     Access,
@@ -112,6 +114,8 @@ __all__ = [
     "InternalError",
     "UnavailableError",
     "InsufficientStorageError",
+    "QuotaExceededError",
+    "TooManyError",
     "ArtmeshConnectionError",
     "ArtmeshTimeoutError",
 ]
