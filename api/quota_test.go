@@ -55,9 +55,19 @@ type unsized struct{ io.Reader }
 func TestQuotaRefusals(t *testing.T) {
 	srv, admin := newTestServer(t)
 	bob := createAgentKey(t, srv, admin, "bob")
-	resp, data := send(t, srv, admin, "PUT", "/v1/mesh/quota", strings.NewReader(`{"bytes":100,"staged":30,"uploads":1,"streams":2}`))
+	// The web view learns whose usage to show from GET /v1/node.
+	resp, data := send(t, srv, bob, "GET", "/v1/node", nil)
+	var info apitype.NodeInfo
+	if json.Unmarshal(data, &info); resp.StatusCode != 200 || info.Agent != "bob" {
+		t.Fatalf("GET /v1/node as bob: %d %s", resp.StatusCode, data)
+	}
+	resp, data = send(t, srv, admin, "PUT", "/v1/mesh/quota", strings.NewReader(`{"bytes":100,"staged":30,"uploads":1,"streams":2}`))
 	if resp.StatusCode != 200 {
 		t.Fatalf("set defaults: %d %s", resp.StatusCode, data)
+	}
+	resp, data = send(t, srv, bob, "GET", "/v1/mesh/quota", nil)
+	if resp.StatusCode != 200 || strings.TrimSpace(string(data)) != `{"bytes":100,"staged":30,"uploads":1,"streams":2}` {
+		t.Fatalf("defaults as bob sees them: %d %s", resp.StatusCode, data)
 	}
 	resp, data = send(t, srv, bob, "POST", "/v1/artifacts?name=a", bytes.NewReader(make([]byte, 60)))
 	if resp.StatusCode != 201 {

@@ -485,6 +485,9 @@ type Info struct {
 	Version   string    `json:"version"`
 	APIURL    string    `json:"api_url"`
 	StartedAt time.Time `json:"started_at"`
+	// Agent is the agent that asked, filled in by the API (GET /v1/node),
+	// so that a client learns whom its key signs in as.
+	Agent artmesh.AgentID `json:"agent,omitempty"`
 }
 
 // Version is the software version a node reports.
