@@ -143,4 +143,13 @@ func TestQuotaLimits(t *testing.T) {
 	if p, _ := read(h.st(), policyTxn); p.ReplicationFactor != 3 {
 		t.Fatalf("policy %+v", p)
 	}
+	// A snapshot carries the defaults and the agents' own limits.
+	r := h.restored()
+	for _, agent := range []artmesh.AgentID{"alice", "bob", "carol"} {
+		want, _ := read(h.st(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
+		got, err := read(r.st(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
+		if err != nil || got != want {
+			t.Fatalf("%s after restore: %+v (%v), want %+v", agent, got, err, want)
+		}
+	}
 }
