@@ -50,11 +50,28 @@ type Version struct {
 // Agent is an identity that calls the API. Only hashes of its API keys are
 // ever stored.
 type Agent struct {
-	ID        AgentID   `json:"id"`
-	Groups    []string  `json:"groups"`
-	Admin     bool      `json:"admin"`
+	ID     AgentID  `json:"id"`
+	Groups []string `json:"groups"`
+	Admin  bool     `json:"admin"`
+	// Node is the peer id of the node this agent manages, for the agent a
+	// node gets when it joins a mesh: it may manage that node (pins,
+	// collection, verify, statistics) and create ordinary agents and
+	// groups, but holds no mesh-wide admin power (invites, members, the
+	// mesh policy, admin agents, other agents' keys). Empty for every
+	// other agent.
+	Node      string    `json:"node,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// ManagesNode reports whether a may manage the node whose peer id is
+// peer: a mesh admin manages every node, a node's own agent only its node.
+func (a Agent) ManagesNode(peer string) bool {
+	return a.Admin || (a.Node != "" && a.Node == peer)
+}
+
+// ManagesAgents reports whether a may create ordinary (non-admin) agents
+// and groups: mesh admins and node agents may.
+func (a Agent) ManagesAgents() bool { return a.Admin || a.Node != "" }
 
 // Group is a named set of agents that artifacts can be shared with.
 type Group struct {

@@ -35,6 +35,9 @@ func (s *Server) putMeshPolicy(w http.ResponseWriter, r *http.Request, caller ar
 	if req.WriteReplicas != nil {
 		p.WriteReplicas = *req.WriteReplicas
 	}
+	if req.NodeAgentsInvite != nil {
+		p.NodeAgentsInvite = *req.NodeAgentsInvite
+	}
 	if p, err = s.n.SetMeshPolicy(r.Context(), caller, p); err != nil {
 		return err
 	}

@@ -171,6 +171,9 @@ func (s *Server) authenticated(h handlerFunc) http.Handler {
 		if lw, ok := w.(*logWriter); ok {
 			lw.agent = caller.ID
 		}
+		// The writes made for the caller carry its key to the catalog's
+		// leader, which checks the caller's rights again.
+		r = r.WithContext(node.WithCredential(r.Context(), key))
 		if r.Method == http.MethodGet && r.URL.Query().Get("consistent") == "true" {
 			if err := s.n.Consistent(r.Context()); err != nil {
 				writeError(w, r, s.log, err)

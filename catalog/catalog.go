@@ -82,6 +82,14 @@ type Config struct {
 	// how long it took from proposal to result, and its error (a rule it
 	// broke, or Unavailable). It is for metrics and must not block.
 	ObserveApply func(forwarded bool, d time.Duration, err error)
+	// Authenticate finds the agent a credential that came with a
+	// forwarded write belongs to, by this node's committed state (the
+	// node knows API keys and capability tokens). Nil refuses every
+	// forwarded write that carries a credential.
+	Authenticate func(ctx context.Context, c Credential) (Principal, error)
+	// ObserveRefused, when set, is told of every forwarded write the
+	// leader refused for want of authority. It must not block.
+	ObserveRefused func()
 }
 
 // maxAppendEntries is how many log entries Raft sends or writes at once.

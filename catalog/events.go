@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -66,6 +68,77 @@ type Event struct {
 	// those before an unshare or a deletion, the current ones otherwise.
 	ReadAgents []artmesh.AgentID `json:"read_agents,omitempty"`
 	ReadGroups []string          `json:"read_groups,omitempty"`
+	// Readers are the owner and the agents of ReadAgents, each as the
+	// incarnation it was when the event happened; sorted by id. The
+	// members of ReadGroups are not listed: a group may be large, and a
+	// membership carries the index at which it began (groupRow's
+	// MemberIndex), which says whether a member now was one then. Nil in
+	// an event recorded before it existed.
+	Readers []Reader `json:"readers,omitempty"`
+}
+
+// Reader is one incarnation of an agent that could read an artifact.
+type Reader struct {
+	ID artmesh.AgentID `json:"id"`
+	// Incarnation is the agent's CreatedAt as Unix nanoseconds: an agent
+	// deleted and created again under the same id has another.
+	Incarnation int64 `json:"inc"`
+}
+
+// Incarnation returns what names the incarnation of an agent created at
+// createdAt in Reader.Incarnation.
+func Incarnation(createdAt time.Time) int64 { return createdAt.UnixNano() }
+
+// RecordsReaders reports whether e records who could read its artifact
+// (events recorded before that do not; see Readers).
+func (e *Event) RecordsReaders() bool { return e.Readers != nil }
+
+// VisibleTo reports whether the agent id, in the incarnation created at
+// createdAt and with the group memberships joined (each group it is a
+// member of now, with the index at which it joined, as Catalog.Memberships
+// returns them), could read the artifact when e happened: it is one of
+// e's Readers, or a member, since e or before, of a group e's artifact was
+// shared with then. (A member that has left such a group since, or left
+// and joined again, is not shown the group's earlier events: it cannot be
+// told from one that joined later.) It is false for every agent when e
+// records no readers.
+func (e *Event) VisibleTo(id artmesh.AgentID, createdAt time.Time, joined map[string]uint64) bool {
+	if !e.RecordsReaders() {
+		return false
+	}
+	i, ok := slices.BinarySearchFunc(e.Readers, id, func(r Reader, id artmesh.AgentID) int { return cmp.Compare(r.ID, id) })
+	if ok && e.Readers[i].Incarnation == Incarnation(createdAt) {
+		return true
+	}
+	for _, g := range e.ReadGroups {
+		if at, ok := joined[g]; ok && at <= e.Index {
+			return true
+		}
+	}
+	return false
+}
+
+// readersTxn returns the owner and the agents the artifact of row is
+// shared with directly, each in its incarnation as it stands in tx. Its
+// cost is an agent lookup per reader, and 24 bytes of memory per reader
+// plus the slice's 24 (the id's text is shared with the rows; once
+// restored from a snapshot, it is its own) for as long as the event is
+// kept; in a snapshot, 36 bytes plus the id's length per reader.
+func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
+	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make([]Reader, 0, len(ids))
+	for _, id := range ids {
+		raw, err := tx.First(tableAgents, indexID, id)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			out = append(out, Reader{ID: id, Incarnation: Incarnation(raw.(*agentRow).CreatedAt)})
+		}
+	}
+	return out, nil
 }
 
 // eventPage is consecutive events, oldest first.
@@ -200,6 +273,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 	t := innerType(l.Data)
 	at := l.AppendedAt.UTC()
 	var ev *Event
+	var grants *artifactRow // whose grants say who could read
 	switch t {
 	case createArtifactType, addVersionType, confirmUploadType:
 		a, ok := res.(artmesh.Artifact)
@@ -221,6 +295,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(kind, row, row.Version, actor)
 		ev.ReadAgents, ev.ReadGroups = row.GrantAgents, row.GrantGroups
+		grants = row
 		if !a.UpdatedAt.IsZero() {
 			at = a.UpdatedAt
 		}
@@ -230,6 +305,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(EventVersionDeleted, b.row, b.version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
+		grants = b.row
 		if !b.at.IsZero() {
 			at = b.at
 		}
@@ -239,6 +315,7 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		}
 		ev = eventOf(EventDeleted, b.row, b.row.Version, b.row.Owner)
 		ev.ReadAgents, ev.ReadGroups = b.row.GrantAgents, b.row.GrantGroups
+		grants = b.row
 	case shareType, unshareType:
 		if b.row == nil {
 			return nil, nil
@@ -262,9 +339,16 @@ func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error
 		// Visible to those who can read after a share, and to those who
 		// could before an unshare: to.
 		ev.ReadAgents, ev.ReadGroups = to.GrantAgents, to.GrantGroups
+		grants = to
 	default:
 		return nil, nil
 	}
+	// Who could read it then, by the grants above.
+	readers, err := readersTxn(tx, grants)
+	if err != nil {
+		return nil, err
+	}
+	ev.Readers = readers
 	ev.Index, ev.At = l.Index, at
 	// Empty lists are nil, as a snapshot restores them.
 	ev.Agents, ev.Groups = cloneOrNil(ev.Agents), cloneOrNil(ev.Groups)

@@ -16,9 +16,9 @@ import (
 // waits until its own state machine has applied that index, so that the
 // writer reads its own write on the node it wrote to.
 
-// ForwardFunc sends an encoded write to the leader at addr and returns the
-// leader's answer. The mesh provides it; Config.Forward holds it.
-type ForwardFunc func(ctx context.Context, leader raft.ServerAddress, entry []byte) (ForwardResult, error)
+// ForwardFunc sends an encoded write, with the credential of the agent it
+// acts for, to the leader at addr and returns the leader's answer. The mesh provides it; Config.Forward holds it.
+type ForwardFunc func(ctx context.Context, leader raft.ServerAddress, req ForwardRequest) (ForwardResult, error)
 
 // ForwardResult is the leader's answer to a forwarded write.
 type ForwardResult struct {
@@ -32,10 +32,12 @@ type ForwardResult struct {
 	Message string `json:"message,omitempty"`
 }
 
-// ApplyForwarded applies a write forwarded by a follower. Only the leader
-// takes them; the entry is checked to decode before it reaches the log, so
-// that no peer can make the replicas stop.
-func (c *Catalog) ApplyForwarded(ctx context.Context, entry []byte) (ForwardResult, error) {
+// ApplyForwarded applies a write that the member from forwarded. Only the
+// leader takes them. The entry is checked to decode before it reaches the
+// log, so that no peer can make the replicas stop, and against the
+// authority of the agent whose credential came with it (see
+// authority.go): a write beyond it is refused with nothing proposed.
+func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRequest) (ForwardResult, error) {
 	const op = artmesh.Op("catalog.ApplyForwarded")
 	if c.isClosed() {
 		return ForwardResult{}, unavailable(op, raft.ErrRaftShutdown)
@@ -43,15 +45,80 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, entry []byte) (ForwardResu
 	if c.raft.State() != raft.Leader {
 		return ForwardResult{}, artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
 	}
-	if err := c.fsm.state().validateEntry(entry); err != nil {
-		return ForwardResult{}, artmesh.E(op, artmesh.Invalid, err)
-	}
-	if err := checkForwarded(entry); err != nil {
+	// Rights are checked against every write committed so far: the
+	// follower may have applied one (a key, a share) that this leader's
+	// state machine has not reached yet.
+	if err := c.awaitRaftApplied(ctx, op, c.raft.CommitIndex()); err != nil {
 		return ForwardResult{}, err
 	}
-	if len(entry) > raft.SuggestedMaxDataSize {
-		return ForwardResult{}, artmesh.E(op, artmesh.TooLarge, "the forwarded write is too large")
+	if err := c.checkShape(op, req.Entry); err != nil {
+		return ForwardResult{}, err
 	}
+	var p *Principal
+	if !req.Credential.empty() {
+		if c.cfg.Authenticate == nil {
+			return ForwardResult{}, artmesh.E(op, artmesh.Unauthenticated, "this leader cannot check credentials")
+		}
+		pr, err := c.cfg.Authenticate(ctx, req.Credential)
+		if err != nil {
+			if k := artmesh.KindOf(err); k == artmesh.Unavailable || k == artmesh.Other {
+				return ForwardResult{}, err
+			}
+			return ForwardResult{}, artmesh.E(op, artmesh.Unauthenticated, "the credential that came with the forwarded write is not valid", err)
+		}
+		p = &pr
+	}
+	if err := c.fsm.state().authorizeForwarded(req.Entry, from, p, time.Now()); err != nil {
+		c.cfg.Logger.Warn("refused a forwarded catalog write", "member", from, "err", err)
+		if c.cfg.ObserveRefused != nil {
+			c.cfg.ObserveRefused()
+		}
+		return ForwardResult{}, err
+	}
+	return c.propose1(ctx, op, req.Entry)
+}
+
+// checkShape checks that an entry decodes and applies (in a transaction
+// thrown away), keeps its command's input rules and fits in the log.
+func (c *Catalog) checkShape(op artmesh.Op, entry []byte) error {
+	if err := c.fsm.state().validateEntry(entry); err != nil {
+		return artmesh.E(op, artmesh.Invalid, err)
+	}
+	if err := checkForwarded(entry); err != nil {
+		return err
+	}
+	if len(entry) > raft.SuggestedMaxDataSize {
+		return artmesh.E(op, artmesh.TooLarge, "the forwarded write is too large")
+	}
+	return nil
+}
+
+// awaitRaftApplied waits until raft has applied the log up to index
+// (raft's own entries included, which the state machine never sees).
+// That is at once but for the moment between a commit and its apply.
+func (c *Catalog) awaitRaftApplied(ctx context.Context, op artmesh.Op, index uint64) error {
+	for wait := 100 * time.Microsecond; c.raft.AppliedIndex() < index; wait = min(2*wait, 10*time.Millisecond) {
+		if err := sleepCtx(ctx, wait); err != nil {
+			return unavailable(op, err)
+		}
+		if c.isClosed() {
+			return unavailable(op, raft.ErrRaftShutdown)
+		}
+	}
+	return nil
+}
+
+// applyEntry proposes a write that this leader took itself and waits for
+// its result.
+func (c *Catalog) applyEntry(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
+	if err := c.checkShape(op, entry); err != nil {
+		return ForwardResult{}, err
+	}
+	return c.propose1(ctx, op, entry)
+}
+
+// propose1 proposes a checked entry and waits for its result.
+func (c *Catalog) propose1(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
 	f := c.raft.Apply(entry, c.timeout(ctx))
 	resp, err := c.awaitResponse(ctx, op, f, true)
 	if err != nil {
@@ -104,6 +171,7 @@ const noLeaderFor = 3 * time.Second
 // attempt was.
 func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any, error) {
 	env := wrapForwarded(data, time.Now())
+	cred := credentialFrom(ctx)
 	giveUp := time.Now().Add(forwardRetry)
 	var lastErr error
 	var leaderless time.Time // since when no leader is known
@@ -128,10 +196,14 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 		var res ForwardResult
 		var err error
 		if c.raft.State() == raft.Leader {
-			// This node leads now: it takes the write as any leader does.
-			res, err = c.ApplyForwarded(ctx, env)
+			// This node leads now: it takes the write it checked itself.
+			if c.raft.State() != raft.Leader {
+				err = artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", raft.ErrNotLeader)
+			} else {
+				res, err = c.applyEntry(ctx, op, env)
+			}
 		} else {
-			res, err = c.forwardOnce(ctx, addr, env)
+			res, err = c.forwardOnce(ctx, addr, ForwardRequest{Entry: env, Credential: cred})
 		}
 		if err == nil {
 			if err := c.waitApplied(ctx, op, res.Index); err != nil {
@@ -159,7 +231,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 
 // forwardOnce sends env to the leader at addr, abandoning the attempt as
 // soon as this node sees another leader.
-func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, env []byte) (ForwardResult, error) {
+func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, req ForwardRequest) (ForwardResult, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
@@ -180,7 +252,7 @@ func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, env 
 			}
 		}
 	}()
-	res, err := c.cfg.Forward(actx, addr, env)
+	res, err := c.cfg.Forward(actx, addr, req)
 	close(done)
 	<-watched
 	if err != nil && errors.Is(context.Cause(actx), errLeaderChanged) {

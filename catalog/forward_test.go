@@ -31,12 +31,12 @@ func startCluster(t *testing.T, ctx context.Context, n int, forward bool) (nodes
 			}
 		}
 	}
-	forwardTo := func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
+	forwardTo := func(ctx context.Context, addr raft.ServerAddress, req ForwardRequest) (ForwardResult, error) {
 		c, ok := byAddr[addr]
 		if !ok {
 			return ForwardResult{}, errors.New("no such leader")
 		}
-		return c.ApplyForwarded(ctx, entry)
+		return c.ApplyForwarded(ctx, "follower", req)
 	}
 	for i := range n {
 		cfg := testConfig(t.TempDir(), string(addrs[i]))
@@ -112,14 +112,14 @@ func TestForwardedWrites(t *testing.T) {
 	err = follower.DeleteArtifact(ctx, "art_01JD0000000000000000000000")
 	wantKind(t, err, artmesh.NotFound)
 	// A malformed entry never reaches the log.
-	if _, err := leader.ApplyForwarded(ctx, []byte{byte(createArtifactType), '{', 'x'}); !errors.Is(err, artmesh.Invalid) {
+	if _, err := leader.ApplyForwarded(ctx, "f", ForwardRequest{Entry: []byte{byte(createArtifactType), '{', 'x'}, Credential: Credential{APIKey: "as:alice"}}); !errors.Is(err, artmesh.Invalid) {
 		t.Fatalf("malformed forwarded entry: %v", err)
 	}
-	if _, err := leader.ApplyForwarded(ctx, []byte{250}); !errors.Is(err, artmesh.Invalid) {
+	if _, err := leader.ApplyForwarded(ctx, "f", ForwardRequest{Entry: []byte{250}}); !errors.Is(err, artmesh.Invalid) {
 		t.Fatalf("unknown forwarded entry type: %v", err)
 	}
 	// Followers do not take forwarded writes.
-	if _, err := follower.ApplyForwarded(ctx, []byte{byte(deleteGroupType), '{', '}'}); !errors.Is(err, artmesh.Unavailable) {
+	if _, err := follower.ApplyForwarded(ctx, "f", ForwardRequest{Entry: []byte{byte(deleteGroupType), '{', '}'}}); !errors.Is(err, artmesh.Unavailable) {
 		t.Fatalf("forwarded write to a follower: %v", err)
 	}
 }

@@ -92,6 +92,7 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 			continue
 		}
 		before, eventful := beforeEvent(tx, l.Data)
+		grants, granting := beforeGrants(tx, l.Data)
 		res := applyCommand(tx, l.Data)
 		if err, ok := res.(error); ok && artmesh.KindOf(err) == artmesh.Other {
 			if len(logs) > 1 {
@@ -99,6 +100,15 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 			}
 			results[i] = res
 			return true // tx is aborted
+		}
+		if _, broke := res.(error); granting && !broke && !isDuplicate(res) {
+			if err := stampGrants(tx, l.Index, grants); err != nil {
+				if len(logs) > 1 {
+					return false
+				}
+				results[i] = internal(artmesh.Op("catalog."+innerType(l.Data).String()), err)
+				return true // tx is aborted
+			}
 		}
 		if _, broke := res.(error); eventful && !broke && !isDuplicate(res) {
 			ev, err := eventFor(tx, l, before, res)

@@ -55,6 +55,10 @@ type PutMember struct {
 
 type deleteMemberCmd struct {
 	PeerID string `json:"peer_id"`
+	// Purge also deletes the unused invites that the member's agent
+	// made, so that nothing it created outlives it. Entries from before
+	// it was added leave them, as they did.
+	Purge bool `json:"purge,omitempty"`
 }
 
 // CreateInvite records an invite.
@@ -147,7 +151,28 @@ func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
 	if err := dropMemberFetchingTxn(tx, op, cmd.PeerID); err != nil {
 		return err
 	}
+	if agent := raw.(*Member).Agent; cmd.Purge && agent != "" {
+		if err := dropInvitesOfTxn(tx, op, agent); err != nil {
+			return err
+		}
+	}
 	return dropMemberPlacementTxn(tx, op, cmd.PeerID)
+}
+
+// dropInvitesOfTxn deletes the unused invites that agent made.
+func dropInvitesOfTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID) error {
+	invites, err := collect[*Invite](tx.Get(tableInvites, indexID))
+	if err != nil {
+		return internal(op, err)
+	}
+	for _, inv := range invites {
+		if inv.CreatedBy == agent && inv.UsedBy == "" {
+			if err := tx.Delete(tableInvites, inv); err != nil {
+				return internal(op, err)
+			}
+		}
+	}
+	return nil
 }
 
 // revokeJoinAgentTxn takes every key of a removed member's join agent
@@ -221,7 +246,7 @@ func (c *Catalog) PutMember(ctx context.Context, m Member) error {
 
 // DeleteMember forgets a member.
 func (c *Catalog) DeleteMember(ctx context.Context, peerID string) error {
-	_, err := c.propose(ctx, deleteMemberCmd{PeerID: peerID})
+	_, err := c.propose(ctx, deleteMemberCmd{PeerID: peerID, Purge: true})
 	return err
 }
 

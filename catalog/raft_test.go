@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,13 +21,28 @@ func testConfig(dir, id string) Config {
 	cfg.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.ElectionTimeout = 100 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.Authenticate = testAuthenticate
 	return cfg
+}
+
+// testAuthenticate is the unit tests' stand-in for the node's check of a
+// credential: the API key "as:ID" is agent ID, a mesh admin, and
+// "user:ID" an ordinary agent ID; anything else is refused.
+func testAuthenticate(_ context.Context, c Credential) (Principal, error) {
+	if id, ok := strings.CutPrefix(c.APIKey, "as:"); ok {
+		return Principal{Agent: artmesh.Agent{ID: artmesh.AgentID(id), Admin: true}}, nil
+	}
+	if id, ok := strings.CutPrefix(c.APIKey, "user:"); ok {
+		return Principal{Agent: artmesh.Agent{ID: artmesh.AgentID(id)}}, nil
+	}
+	return Principal{}, artmesh.E(artmesh.Unauthenticated, "not a test key")
 }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	return ctx
+	// Forwarded writes act for alice, a mesh admin (testAuthenticate).
+	return WithCredential(ctx, Credential{APIKey: "as:alice"})
 }
 
 // openSingle opens and bootstraps a single node in dir.

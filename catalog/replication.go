@@ -47,6 +47,9 @@ type Policy struct {
 	// WriteReplicas is how many members must hold a write's blocks
 	// durably before it is acknowledged, unless the write says otherwise.
 	WriteReplicas int `json:"write_replicas"`
+	// NodeAgentsInvite lets the agent a node got when it joined create
+	// invites; off by default, when only mesh admins may.
+	NodeAgentsInvite bool `json:"node_agents_invite"`
 }
 
 // DefaultPolicy is the policy of a mesh that never set one.

@@ -33,13 +33,13 @@ func TestPolicyAndFactor(t *testing.T) {
 	if p, _ := c.Policy(); p != DefaultPolicy {
 		t.Fatalf("policy of a new mesh %+v, want %+v", p, DefaultPolicy)
 	}
-	for _, bad := range []Policy{{0, 1}, {MaxReplicationFactor + 1, 1}, {2, 0}} {
+	for _, bad := range []Policy{{ReplicationFactor: 0, WriteReplicas: 1}, {ReplicationFactor: MaxReplicationFactor + 1, WriteReplicas: 1}, {ReplicationFactor: 2, WriteReplicas: 0}} {
 		if _, err := h.apply(setPolicyCmd{Policy: bad}); !errors.Is(err, artmesh.Invalid) {
 			t.Fatalf("policy %+v: %v, want Invalid", bad, err)
 		}
 	}
 	h.must(setPolicyCmd{Policy: Policy{ReplicationFactor: 3, WriteReplicas: 2}})
-	if p, _ := c.Policy(); p != (Policy{3, 2}) {
+	if p, _ := c.Policy(); p != (Policy{ReplicationFactor: 3, WriteReplicas: 2}) {
 		t.Fatalf("policy %+v", p)
 	}
 	h.agent("alice")

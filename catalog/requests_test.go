@@ -95,18 +95,18 @@ func TestForwardRetriedAtNewLeader(t *testing.T) {
 		byAddr[raft.ServerAddress(c.cfg.Address)] = c
 	}
 	var calls atomic.Int32
-	follower.cfg.Forward = func(ctx context.Context, addr raft.ServerAddress, entry []byte) (ForwardResult, error) {
+	follower.cfg.Forward = func(ctx context.Context, addr raft.ServerAddress, req ForwardRequest) (ForwardResult, error) {
 		if calls.Add(1) == 1 {
 			// The first leader applies the write, then its answer is lost
 			// and it stops leading.
-			if _, err := byAddr[addr].ApplyForwarded(ctx, entry); err != nil {
+			if _, err := byAddr[addr].ApplyForwarded(ctx, "follower", req); err != nil {
 				t.Errorf("first leader: %v", err)
 			}
 			go func() { _ = byAddr[addr].Raft().LeadershipTransfer().Error() }()
 			<-ctx.Done()
 			return ForwardResult{}, ctx.Err()
 		}
-		return byAddr[addr].ApplyForwarded(ctx, entry)
+		return byAddr[addr].ApplyForwarded(ctx, "follower", req)
 	}
 	if _, err := leader.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestLeaderChecksForwardedInputRules(t *testing.T) {
 		"artifact CID":       noCID,
 		"group name wrapped": wrapForwarded(badGroup, time.Now()),
 	} {
-		if _, err := leader.ApplyForwarded(ctx, entry); !errors.Is(err, artmesh.Invalid) {
+		if _, err := leader.ApplyForwarded(ctx, "f", ForwardRequest{Entry: entry, Credential: Credential{APIKey: "as:alice"}}); !errors.Is(err, artmesh.Invalid) {
 			t.Errorf("%s: %v, want Invalid", name, err)
 		}
 	}

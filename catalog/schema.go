@@ -58,6 +58,12 @@ type artifactRow struct {
 	// GrantAgents and GrantGroups are sorted and free of duplicates.
 	GrantAgents []artmesh.AgentID `json:"grant_agents,omitempty"`
 	GrantGroups []string          `json:"grant_groups,omitempty"`
+	// AgentGrantIndex and GroupGrantIndex are the Raft indexes at which
+	// the grants were made (see stampGrants); a grant made before they
+	// existed has none. They may keep the stamp of a grant that a deletion
+	// of its agent or group removed: only the grants listed count.
+	AgentGrantIndex map[artmesh.AgentID]uint64 `json:"agent_grant_index,omitempty"`
+	GroupGrantIndex map[string]uint64          `json:"group_grant_index,omitempty"`
 	// Replication is the artifact's own replication factor; 0 follows
 	// the mesh policy.
 	Replication int `json:"replication,omitempty"`
@@ -74,6 +80,7 @@ type versionRow struct {
 type agentRow struct {
 	ID        artmesh.AgentID `json:"id"`
 	Admin     bool            `json:"admin,omitempty"`
+	Node      string          `json:"node,omitempty"` // see artmesh.Agent.Node
 	CreatedAt time.Time       `json:"created_at"`
 	// KeyHashes are the hashes of the agent's API keys, as given to the
 	// catalog (never the keys).
@@ -93,6 +100,10 @@ type ownedRow struct {
 type groupRow struct {
 	Name    string            `json:"name"`
 	Members []artmesh.AgentID `json:"members"`
+	// MemberIndex is the Raft index at which each member joined (see
+	// stampGrants); a member that joined before it existed has none. It
+	// may keep the stamp of a deleted agent: only Members count.
+	MemberIndex map[artmesh.AgentID]uint64 `json:"member_index,omitempty"`
 }
 
 // schema returns the go-memdb schema of the catalog's state. The indexes

@@ -312,7 +312,7 @@ func createAgentTxn(tx *memdb.Txn, cmd CreateAgent) (artmesh.Agent, error) {
 	if existing != nil {
 		return artmesh.Agent{}, errorf(op, artmesh.Conflict, "agent %s already exists", id)
 	}
-	row := &agentRow{ID: id, Admin: cmd.Agent.Admin, CreatedAt: cmd.Agent.CreatedAt}
+	row := &agentRow{ID: id, Admin: cmd.Agent.Admin, Node: cmd.Agent.Node, CreatedAt: cmd.Agent.CreatedAt}
 	if cmd.KeyHash != "" {
 		if err := keyHashFreeTxn(tx, op, id, cmd.KeyHash); err != nil {
 			return artmesh.Agent{}, err
@@ -1041,7 +1041,7 @@ func (r *versionRow) version() artmesh.Version {
 
 // agent returns the agent of r with the given groups.
 func (r *agentRow) agent(groups []string) artmesh.Agent {
-	return artmesh.Agent{ID: r.ID, Groups: cloneSlice(groups), Admin: r.Admin, CreatedAt: r.CreatedAt}
+	return artmesh.Agent{ID: r.ID, Groups: cloneSlice(groups), Admin: r.Admin, Node: r.Node, CreatedAt: r.CreatedAt}
 }
 
 // group returns the group of r.

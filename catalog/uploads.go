@@ -84,6 +84,12 @@ type Token struct {
 	Target         string    `json:"target"` // the artifact or upload id it is for
 	ExpiresAt      time.Time `json:"expires_at"`
 	Revoked        bool      `json:"revoked,omitempty"`
+	// IssuedIndex is the Raft index of the command that recorded the
+	// token, set by the catalog as it applies it (what the issuer gives
+	// is ignored). A read token works only through a grant that has stood
+	// since then (Catalog.ReadGrantSince). Zero in records written before
+	// it existed.
+	IssuedIndex uint64 `json:"issued_index,omitempty"`
 }
 
 // CreateUpload declares an upload session.

@@ -10,19 +10,34 @@ import (
 	"github.com/artmesh/artmesh/catalog"
 )
 
-func requireAdmin(caller artmesh.Agent) error {
+// requireAdmin refuses a caller that is not a mesh admin.
+func requireAdmin(caller artmesh.Agent, what string) error {
 	if !caller.Admin {
-		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may manage agents and groups")
+		return artmesh.E(artmesh.PermissionDenied, "only a mesh admin may "+what)
+	}
+	return nil
+}
+
+// requireAgentManager refuses a caller that may not manage ordinary
+// agents and groups: mesh admins and node agents may.
+func requireAgentManager(caller artmesh.Agent) error {
+	if !caller.ManagesAgents() {
+		return artmesh.E(artmesh.PermissionDenied, "only a mesh admin or a node's agent may manage agents and groups")
 	}
 	return nil
 }
 
 // CreateAgent creates an agent, puts it in groups (creating those that do
 // not exist) and returns it with its API key, which is never shown again.
-// Only admins may.
+// Mesh admins and node agents may; only mesh admins may create admins.
 func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID, groups []string, admin bool) (artmesh.Agent, string, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAgentManager(caller); err != nil {
 		return artmesh.Agent{}, "", err
+	}
+	if admin {
+		if err := requireAdmin(caller, "create admin agents"); err != nil {
+			return artmesh.Agent{}, "", err
+		}
 	}
 	if err := artmesh.ValidateAgentID(string(id)); err != nil {
 		return artmesh.Agent{}, "", err
@@ -43,18 +58,18 @@ func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh
 	return a, key, nil
 }
 
-// Agents lists every agent. Only admins may.
+// Agents lists every agent. Mesh admins and node agents may.
 func (n *Node) Agents(_ context.Context, caller artmesh.Agent) ([]artmesh.Agent, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAgentManager(caller); err != nil {
 		return nil, err
 	}
 	return n.cat.Agents()
 }
 
-// DeleteAgent deletes an agent and its keys. Only admins may, and an
+// DeleteAgent deletes an agent and its keys. Only mesh admins may, and an
 // agent that still owns artifacts cannot be deleted (Conflict).
 func (n *Node) DeleteAgent(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID) error {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAdmin(caller, "delete agents"); err != nil {
 		return err
 	}
 	if id == caller.ID {
@@ -64,9 +79,9 @@ func (n *Node) DeleteAgent(ctx context.Context, caller artmesh.Agent, id artmesh
 }
 
 // RotateKey gives an agent a new API key and revokes its old ones. Only
-// admins may.
+// mesh admins may.
 func (n *Node) RotateKey(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID) (artmesh.Agent, string, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAdmin(caller, "set agents' keys"); err != nil {
 		return artmesh.Agent{}, "", err
 	}
 	key := acl.NewAPIKey()
@@ -80,17 +95,18 @@ func (n *Node) RotateKey(ctx context.Context, caller artmesh.Agent, id artmesh.A
 	return a, key, nil
 }
 
-// Groups lists every group. Only admins may.
+// Groups lists every group. Mesh admins and node agents may.
 func (n *Node) Groups(_ context.Context, caller artmesh.Agent) ([]artmesh.Group, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAgentManager(caller); err != nil {
 		return nil, err
 	}
 	return n.cat.Groups()
 }
 
-// PutGroup creates a group or replaces its members. Only admins may.
+// PutGroup creates a group or replaces its members. Mesh admins and node
+// agents may.
 func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, members []artmesh.AgentID) (artmesh.Group, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAgentManager(caller); err != nil {
 		return artmesh.Group{}, err
 	}
 	if err := artmesh.ValidateGroupName(name); err != nil {
@@ -105,9 +121,9 @@ func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, 
 }
 
 // DeleteGroup deletes a group; artifacts shared with it are no longer
-// readable through it. Only admins may.
+// readable through it. Mesh admins and node agents may.
 func (n *Node) DeleteGroup(ctx context.Context, caller artmesh.Agent, name string) error {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAgentManager(caller); err != nil {
 		return err
 	}
 	return n.cat.DeleteGroup(ctx, name)

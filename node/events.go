@@ -79,8 +79,12 @@ func (n *Node) Events(_ context.Context, caller artmesh.Agent, f EventFilter, af
 		b.Reset = true
 	}
 	b.Next = page.Through
+	joined, err := n.cat.Memberships(caller.ID)
+	if err != nil {
+		return EventBatch{}, err
+	}
 	for _, e := range page.Events {
-		if !eventPasses(caller, f, e) {
+		if !eventPasses(caller, joined, f, e) {
 			continue
 		}
 		ev := Event{Index: e.Index, Type: e.Type, ArtifactID: e.ArtifactID, Name: e.Name, Owner: e.Owner,
@@ -93,11 +97,22 @@ func (n *Node) Events(_ context.Context, caller artmesh.Agent, f EventFilter, af
 	return b, nil
 }
 
-// eventPasses reports whether caller may see e (it could read the artifact
-// then, through the grants the event carries, and is in those groups now)
-// and e passes f.
-func eventPasses(caller artmesh.Agent, f EventFilter, e catalog.Event) bool {
-	if !acl.Can(caller.ID, caller.Groups, artmesh.Read, acl.Subject{Owner: e.Owner, Agents: e.ReadAgents, Groups: e.ReadGroups}) {
+// eventPasses reports whether caller may see e and e passes f. Caller
+// may see e if it, this incarnation of its id, could read the artifact
+// when e happened, by the grants and group memberships in force then
+// (catalog.Event.VisibleTo; joined are caller's memberships now, with the
+// index each began at); admins are no exception. An event recorded
+// before events recorded their readers (restored from an older snapshot)
+// is shown as it was before: to an agent that can read through the
+// grants it carries with its groups of now; and, to keep a later agent of
+// the same id out, only if the agent was created no later than the event.
+func eventPasses(caller artmesh.Agent, joined map[string]uint64, f EventFilter, e catalog.Event) bool {
+	if e.RecordsReaders() {
+		if !e.VisibleTo(caller.ID, caller.CreatedAt, joined) {
+			return false
+		}
+	} else if caller.CreatedAt.After(e.At) ||
+		!acl.Can(caller.ID, caller.Groups, artmesh.Read, acl.Subject{Owner: e.Owner, Agents: e.ReadAgents, Groups: e.ReadGroups}) {
 		return false
 	}
 	switch {

@@ -35,7 +35,9 @@ func (n *Node) Members(_ context.Context) ([]MemberInfo, error) {
 // CreateInvite makes a one-time ticket for a new node. Only admins may.
 func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn int64) (Invite, error) {
 	if !caller.Admin {
-		return Invite{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may invite nodes")
+		if p, err := n.cat.Policy(); err != nil || !p.NodeAgentsInvite || caller.Node == "" {
+			return Invite{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin may invite nodes (the mesh policy can let node agents invite)")
+		}
 	}
 	life, err := ttl(expiresIn, DefaultInviteTTL)
 	if err != nil {
@@ -47,8 +49,9 @@ func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn
 // RemoveMember takes a node out of the mesh: out of Raft and the members.
 // Only admins may. A node removing itself leaves.
 func (n *Node) RemoveMember(ctx context.Context, caller artmesh.Agent, peerID string) error {
-	if !caller.Admin {
-		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may remove nodes")
+	self := peerID == n.peerID.String() && caller.ManagesNode(peerID)
+	if !caller.Admin && !self {
+		return artmesh.E(artmesh.PermissionDenied, "only a mesh admin may remove nodes (a node's agent may make its own node leave)")
 	}
 	return n.members.Remove(ctx, peerID)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
 )
@@ -21,12 +22,16 @@ import (
 // Membership (join, members, invites, voters) is node/membership's.
 
 // forward is the catalog's way to the leader.
-func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, entry []byte) (catalog.ForwardResult, error) {
+func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, req catalog.ForwardRequest) (catalog.ForwardResult, error) {
 	id, err := peer.Decode(string(leader))
 	if err != nil {
 		return catalog.ForwardResult{}, fmt.Errorf("node: leader address %q: %w", leader, err)
 	}
-	resp, err := mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, entry)
+	body, err := json.Marshal(req)
+	if err != nil {
+		return catalog.ForwardResult{}, fmt.Errorf("node: encode a forwarded write: %w", err)
+	}
+	resp, err := mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, body)
 	if err != nil {
 		var re *mesh.RemoteError
 		if errors.As(err, &re) && re.Kind != artmesh.Other && re.Kind != artmesh.Unavailable {
@@ -43,13 +48,51 @@ func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, entry []b
 	return res, nil
 }
 
-// serveApply takes writes forwarded by followers.
-func (n *Node) serveApply(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
-	res, err := n.cat.ApplyForwarded(ctx, req)
+// serveApply takes writes forwarded by followers: a JSON
+// catalog.ForwardRequest, the write and the credential of the agent it
+// acts for.
+func (n *Node) serveApply(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
+	var req catalog.ForwardRequest
+	if err := json.Unmarshal(data, &req); err != nil || len(req.Entry) == 0 {
+		return nil, artmesh.E(artmesh.Invalid, "malformed forwarded write")
+	}
+	res, err := n.cat.ApplyForwarded(ctx, from.String(), req)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(res)
+}
+
+// WithCredential returns ctx carrying the API key an agent presented, so
+// that the catalog writes made for it under ctx carry it to the leader,
+// which checks it again (see catalog.Credential).
+func WithCredential(ctx context.Context, apiKey string) context.Context {
+	return catalog.WithCredential(ctx, catalog.Credential{APIKey: apiKey})
+}
+
+// authenticateForwarded is the leader's check of the credential that came
+// with a forwarded write (catalog.Config.Authenticate), by its own
+// committed state: an API key, or an upload URL's write token, which may
+// write to its upload only.
+func (n *Node) authenticateForwarded(_ context.Context, c catalog.Credential) (catalog.Principal, error) {
+	if c.APIKey != "" {
+		if !acl.WellFormedKey(c.APIKey) {
+			return catalog.Principal{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
+		}
+		a, err := n.cat.AgentByKeyHash(acl.HashKey(c.APIKey))
+		if err != nil {
+			if errors.Is(err, artmesh.NotFound) {
+				return catalog.Principal{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
+			}
+			return catalog.Principal{}, err
+		}
+		return catalog.Principal{Agent: a}, nil
+	}
+	claims, granter, err := n.verifyTokenOnce(c.Token, acl.ActionWrite)
+	if err != nil {
+		return catalog.Principal{}, err
+	}
+	return catalog.Principal{Agent: granter, Upload: claims.Target}, nil
 }
 
 // callLeader sends a request to the catalog's leader over protocol proto.
@@ -134,8 +177,8 @@ type StreamBench struct {
 // MeasureStream receives bytes from a member over one raw libp2p stream,
 // the yardstick for content transfer. Only admins may.
 func (n *Node) MeasureStream(ctx context.Context, caller artmesh.Agent, peerID string, bytes uint64) (StreamBench, error) {
-	if !caller.Admin {
-		return StreamBench{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may measure the mesh")
+	if !caller.ManagesNode(n.peerID.String()) {
+		return StreamBench{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin or this node's agent may measure the mesh")
 	}
 	id, err := peer.Decode(peerID)
 	if err != nil {

@@ -353,11 +353,13 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Forward = n.forward
 	ccfg.Logger = n.log.With("component", "catalog")
 	ccfg.ObserveApply = n.metrics.observeApply
+	ccfg.Authenticate = n.authenticateForwarded
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}
 	n.members = membership.New(membership.Config{
-		Self: n.peerID, Host: n.host, Catalog: n.cat, Roster: n.roster, Admission: n.admit,
+		Authenticate: n.authenticateForwarded,
+		Self:         n.peerID, Host: n.host, Catalog: n.cat, Roster: n.roster, Admission: n.admit,
 		Repo: n.cfg.Repo, Member: n.rc.Member, Voters: n.rc.Voters, MeshKey: n.meshKey,
 		APIURL:          func() string { return n.apiURL.Load().(string) },
 		CaughtUp:        n.CaughtUp,
@@ -584,16 +586,16 @@ func (n *Node) janitorLoop(ctx context.Context) {
 // GC runs a collection now (see collect) and reports what it removed.
 // Only admins may run it.
 func (n *Node) GC(ctx context.Context, caller artmesh.Agent) (blockstore.CollectStats, error) {
-	if !caller.Admin {
-		return blockstore.CollectStats{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may run garbage collection")
+	if !caller.ManagesNode(n.peerID.String()) {
+		return blockstore.CollectStats{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin or this node's agent may run garbage collection")
 	}
 	return n.collect(ctx)
 }
 
 // RepoStat describes the node's block store.
 func (n *Node) RepoStat(_ context.Context, caller artmesh.Agent) (blockstore.Stat, error) {
-	if !caller.Admin {
-		return blockstore.Stat{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may see the repo's statistics")
+	if !caller.ManagesNode(n.peerID.String()) {
+		return blockstore.Stat{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin or this node's agent may see the repo's statistics")
 	}
 	return n.bs.Stat()
 }

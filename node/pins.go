@@ -87,8 +87,8 @@ func (n *Node) complete(ctx context.Context, root cid.Cid) bool {
 	return n.content.Complete(ctx, root)
 }
 
-// Pins lists this node's pins of artifacts caller may read (an admin
-// sees all), with their states and progress.
+// Pins lists this node's pins of artifacts caller may read (a mesh admin
+// or the node's agent sees all), with their states and progress.
 func (n *Node) Pins(ctx context.Context, caller artmesh.Agent) ([]Pin, error) {
 	pins, err := n.cat.Pins(n.peerID.String())
 	if err != nil {
@@ -96,7 +96,7 @@ func (n *Node) Pins(ctx context.Context, caller artmesh.Agent) ([]Pin, error) {
 	}
 	out := []Pin{}
 	for _, p := range pins {
-		if _, err := n.readable(caller, p.ArtifactID); err == nil || caller.Admin {
+		if _, err := n.readable(caller, p.ArtifactID); err == nil || caller.ManagesNode(n.peerID.String()) {
 			out = append(out, n.pinState(ctx, p))
 		}
 	}
@@ -108,7 +108,7 @@ func (n *Node) Pins(ctx context.Context, caller artmesh.Agent) ([]Pin, error) {
 // placement reconciler then gives up this node's copy unless it is
 // allocated here or one of too few copies, and the collector frees it.
 func (n *Node) Unpin(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, version int) error {
-	if _, err := n.readable(caller, id); err != nil && !caller.Admin {
+	if _, err := n.readable(caller, id); err != nil && !caller.ManagesNode(n.peerID.String()) {
 		return err
 	}
 	pins, err := n.cat.Pins(n.peerID.String())
@@ -121,7 +121,7 @@ func (n *Node) Unpin(ctx context.Context, caller artmesh.Agent, id artmesh.Artif
 			continue
 		}
 		found = true
-		if p.By != caller.ID && !caller.Admin {
+		if p.By != caller.ID && !caller.ManagesNode(n.peerID.String()) {
 			return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only %s, who pinned it, or an admin may unpin version %d of %s here", p.By, p.Version, id))
 		}
 	}

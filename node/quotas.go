@@ -45,10 +45,11 @@ func (n *Node) checkUploadQuota(owner artmesh.AgentID, size int64) error {
 }
 
 // Quota returns an agent's usage and limits; its Streams usage is that of
-// this node. An agent may see its own; admins may see anyone's.
+// this node. An agent may see its own; mesh admins and node agents (who
+// list the agents) anyone's.
 func (n *Node) Quota(_ context.Context, caller artmesh.Agent, id artmesh.AgentID) (artmesh.QuotaStatus, error) {
-	if id != caller.ID && !caller.Admin {
-		return artmesh.QuotaStatus{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may see another agent's quota")
+	if id != caller.ID && !caller.ManagesAgents() {
+		return artmesh.QuotaStatus{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin or a node's agent may see another agent's quota")
 	}
 	st, err := n.cat.QuotaStatus(id)
 	if err != nil {
@@ -61,7 +62,7 @@ func (n *Node) Quota(_ context.Context, caller artmesh.Agent, id artmesh.AgentID
 // SetQuota sets an agent's own quota: a zero field follows the mesh
 // default, artmesh.Unlimited lifts the limit. Only admins may.
 func (n *Node) SetQuota(ctx context.Context, caller artmesh.Agent, id artmesh.AgentID, q artmesh.Quota) (artmesh.QuotaStatus, error) {
-	if err := requireAdmin(caller); err != nil {
+	if err := requireAdmin(caller, "set quotas"); err != nil {
 		return artmesh.QuotaStatus{}, err
 	}
 	if err := q.Validate(); err != nil {
@@ -82,8 +83,8 @@ func (n *Node) QuotaDefaults(_ context.Context, _ artmesh.Agent) (artmesh.Quota,
 // SetQuotaDefaults sets the mesh defaults of the quotas of agents that
 // are not admins (0: no limit). Only admins may.
 func (n *Node) SetQuotaDefaults(ctx context.Context, caller artmesh.Agent, q artmesh.Quota) (artmesh.Quota, error) {
-	if !caller.Admin {
-		return artmesh.Quota{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may change the mesh quota defaults")
+	if err := requireAdmin(caller, "change the mesh quota defaults"); err != nil {
+		return artmesh.Quota{}, err
 	}
 	if err := q.Validate(); err != nil {
 		return artmesh.Quota{}, err

@@ -43,7 +43,7 @@ func (n *Node) MeshPolicy(_ context.Context, _ artmesh.Agent) (catalog.Policy, e
 // factor of 2 on a single node does not block changing the other).
 func (n *Node) SetMeshPolicy(ctx context.Context, caller artmesh.Agent, p catalog.Policy) (catalog.Policy, error) {
 	if !caller.Admin {
-		return catalog.Policy{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may change the mesh policy")
+		return catalog.Policy{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin may change the mesh policy")
 	}
 	if err := p.Validate(); err != nil {
 		return catalog.Policy{}, err

@@ -148,8 +148,8 @@ type VerifyResult struct {
 // Versions that lost blocks are given up and fetched again, as after any
 // pass. Admins only.
 func (n *Node) Verify(ctx context.Context, caller artmesh.Agent) (VerifyResult, error) {
-	if !caller.Admin {
-		return VerifyResult{}, artmesh.E(artmesh.PermissionDenied, "only an admin agent may verify the repo")
+	if !caller.ManagesNode(n.peerID.String()) {
+		return VerifyResult{}, artmesh.E(artmesh.PermissionDenied, "only a mesh admin or this node's agent may verify the repo")
 	}
 	n.scrub.mu.Lock()
 	n.scrub.waiting++

@@ -70,7 +70,8 @@ func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
 
 // CreateSignedURL issues a read token for an artifact (a version of it, or
 // the current one when version is 0) that caller may read. The token
-// carries caller's right: it stops working when caller loses it.
+// carries caller's right: it stops working when caller loses it, and a
+// right granted again later does not bring it back (see grantStands).
 func (n *Node) CreateSignedURL(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, expiresIn int64, version int) (SignedURL, error) {
 	if _, err := n.readable(caller, id); err != nil {
 		return SignedURL{}, err
@@ -159,7 +160,35 @@ func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, art
 	if err := sameIncarnation(rec, granter); err != nil {
 		return acl.Claims{}, artmesh.Agent{}, err
 	}
+	if err := grantStands(n.cat, rec, c); err != nil {
+		return acl.Claims{}, artmesh.Agent{}, err
+	}
 	return c, granter, nil
+}
+
+// grantStands checks that the granting agent of a read token may still
+// read its artifact through a grant that has stood since the token was
+// issued: ownership, a share with it, or a share with a group together
+// with its membership of that group. An unshare (or leaving the group)
+// ends the token, and sharing again does not bring it back. A record
+// issued before grants were checked (no IssuedIndex) passes here: such a
+// token works while its agent may read the artifact now (OpenCapContent
+// checks that for every token), as it did when it was issued. An
+// artifact that does not exist passes too, for OpenCapContent to report.
+func grantStands(cat *catalog.Catalog, rec catalog.Token, c acl.Claims) error {
+	if c.Action != acl.ActionRead || rec.IssuedIndex == 0 {
+		return nil
+	}
+	ok, err := cat.ReadGrantSince(c.Agent, artmesh.ArtifactID(c.Target), rec.IssuedIndex)
+	switch {
+	case errors.Is(err, artmesh.NotFound):
+		return nil
+	case err != nil:
+		return err
+	case !ok:
+		return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("the grant under which agent %s issued this token to artifact %s was removed since; a new grant needs a new token", c.Agent, c.Target))
+	}
+	return nil
 }
 
 // sameIncarnation checks that a token was issued by agent as it is now,

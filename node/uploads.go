@@ -216,6 +216,8 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 	if err != nil {
 		return UploadStatus{}, err
 	}
+	// The write it makes acts for the upload's token (see catalog.Credential).
+	ctx = catalog.WithCredential(ctx, catalog.Credential{Token: token})
 	staged := n.staging.Lock(id)
 	defer staged.Unlock()
 	if u, err = n.cat.Upload(id); err != nil {

@@ -9,13 +9,17 @@ type Policy struct {
 	// WriteReplicas is how many members must hold a write durably before
 	// it is acknowledged, unless the write asks for a number itself.
 	WriteReplicas int `json:"write_replicas"`
+	// NodeAgentsInvite lets the agent each node got at join create
+	// invites; off by default, when only mesh admins may.
+	NodeAgentsInvite bool `json:"node_agents_invite"`
 }
 
 // PolicyRequest is the body of PUT /v1/mesh/policy: a number left out (or
 // null) keeps its current value.
 type PolicyRequest struct {
-	ReplicationFactor *int `json:"replication_factor,omitempty"`
-	WriteReplicas     *int `json:"write_replicas,omitempty"`
+	ReplicationFactor *int  `json:"replication_factor,omitempty"`
+	WriteReplicas     *int  `json:"write_replicas,omitempty"`
+	NodeAgentsInvite  *bool `json:"node_agents_invite,omitempty"`
 }
 
 // Replication is the body and the answer of

@@ -31,6 +31,14 @@ func (c *Client) RemoveMember(ctx context.Context, peerID string) error {
 // Policy is the mesh's replication policy.
 type Policy = apitype.Policy
 
+// SetMeshPolicyRequest changes the mesh policy (PUT /v1/mesh/policy); a
+// field left nil is kept. Mesh admins only.
+func (c *Client) SetMeshPolicyRequest(ctx context.Context, req apitype.PolicyRequest) (Policy, error) {
+	var p Policy
+	err := c.call(ctx, request{op: "client.SetMeshPolicy", method: http.MethodPut, path: "/v1/mesh/policy"}, req, &p)
+	return p, err
+}
+
 // MeshPolicy returns the mesh's replication policy (GET /v1/mesh/policy).
 func (c *Client) MeshPolicy(ctx context.Context) (Policy, error) {
 	var p Policy

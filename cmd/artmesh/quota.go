@@ -104,7 +104,7 @@ func (c *cli) agentQuotaCmd() *cobra.Command {
 		Short: "Show an agent's usage and limits, or set its own limits (admin)",
 		Long: `Show what an agent holds (stored bytes, staged bytes of open uploads,
 open uploads, event streams on this node) against its limits, and where
-each limit comes from. An agent may see its own; admins anyone's.
+each limit comes from. An agent may see its own; mesh admins and node agents anyone's.
 
 With --bytes, --staged, --uploads or --streams, set the agent's own limits
 (admin only); a limit not given is kept, "default" returns it to the mesh

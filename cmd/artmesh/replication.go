@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/api/client"
 )
 
@@ -121,13 +122,16 @@ the copies in the background: see artmesh placement ID.`,
 // [--write-replicas M]`.
 func (c *cli) meshPolicyCmd() *cobra.Command {
 	var factor, writes int
+	var nodeInvite bool
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Show the mesh's replication policy, or change it (admin)",
 		Long: `Show the mesh's replication policy: how many members keep every version
 (replication factor) and how many must hold a write before it is
 acknowledged (write replicas). With --replication-factor or
---write-replicas, change it (admin only); a value not given is kept.`,
+--write-replicas, change it (admin only); a value not given is kept.
+--node-agents-invite=true lets the agent each node got when it joined
+create invites (off by default: only mesh admins may).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rf, wr *int
@@ -137,15 +141,19 @@ acknowledged (write replicas). With --replication-factor or
 			if cmd.Flags().Changed("write-replicas") {
 				wr = &writes
 			}
+			var ni *bool
+			if cmd.Flags().Changed("node-agents-invite") {
+				ni = &nodeInvite
+			}
 			api, err := c.client()
 			if err != nil {
 				return err
 			}
 			var p client.Policy
-			if rf == nil && wr == nil {
+			if rf == nil && wr == nil && ni == nil {
 				p, err = api.MeshPolicy(cmd.Context())
 			} else {
-				p, err = api.SetMeshPolicy(cmd.Context(), rf, wr)
+				p, err = api.SetMeshPolicyRequest(cmd.Context(), apitype.PolicyRequest{ReplicationFactor: rf, WriteReplicas: wr, NodeAgentsInvite: ni})
 			}
 			if err != nil {
 				return err
@@ -156,10 +164,12 @@ acknowledged (write replicas). With --replication-factor or
 			return fields(c.stdout,
 				"replication factor", strconv.Itoa(p.ReplicationFactor),
 				"write replicas", strconv.Itoa(p.WriteReplicas),
+				"node agents invite", yesNo(p.NodeAgentsInvite),
 			)
 		},
 	}
 	cmd.Flags().IntVar(&factor, "replication-factor", 0, "how many members keep every version (admin)")
 	cmd.Flags().IntVar(&writes, "write-replicas", 0, "how many members must hold a write before it is acknowledged (admin)")
+	cmd.Flags().BoolVar(&nodeInvite, "node-agents-invite", false, "let node agents create invites (admin)")
 	return cmd
 }

@@ -117,7 +117,7 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 		if err := cat.SetAgentKey(ctx, agent, acl.HashKey(key)); err != nil {
 			return nil, err
 		}
-	} else if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{Agent: artmesh.Agent{ID: agent, Admin: true, CreatedAt: now}, KeyHash: acl.HashKey(key)}); err != nil {
+	} else if _, err := cat.CreateAgent(ctx, catalog.CreateAgent{Agent: artmesh.Agent{ID: agent, Node: req.PeerID, CreatedAt: now}, KeyHash: acl.HashKey(key)}); err != nil {
 		return nil, err
 	}
 	servers, err := cat.Servers()

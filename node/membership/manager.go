@@ -72,9 +72,14 @@ var _ Catalog = (*catalog.Catalog)(nil)
 // Config is what a Manager needs. Every field is required unless it says
 // otherwise.
 type Config struct {
-	Self    peer.ID
-	Host    host.Host
-	Catalog Catalog
+	// Authenticate finds the agent a credential belongs to, by this
+	// node's committed state (catalog.Config.Authenticate): the leader
+	// checks with it that a removal asked by another member is asked by
+	// a mesh admin, or by the leaving node's own agent.
+	Authenticate func(ctx context.Context, c catalog.Credential) (catalog.Principal, error)
+	Self         peer.ID
+	Host         host.Host
+	Catalog      Catalog
 	// Roster is the set of admitted peers that Admission checks; the
 	// Manager keeps it in step with the catalog.
 	Roster    *Roster

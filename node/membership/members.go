@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -68,6 +70,27 @@ func (m *Manager) Members() ([]MemberInfo, error) {
 			mi.Reachable = true
 		} else if id, err := peer.Decode(s.ID); err == nil {
 			mi.Reachable = m.cfg.Host.Network().Connectedness(id) == network.Connected
+		}
+		if mi.Addresses == nil {
+			mi.Addresses = []string{}
+		}
+		out = append(out, mi)
+		delete(byID, s.ID)
+	}
+	// Every catalog member is listed, Raft server or not: a row that
+	// Raft does not know (a member that left half-way, or one written
+	// behind the operator's back) admits its peer to the mesh, so the
+	// operator must see it, and can remove it.
+	rest := make([]string, 0, len(byID))
+	for id := range byID {
+		rest = append(rest, id)
+	}
+	slices.Sort(rest)
+	for _, id := range rest {
+		mb := byID[id]
+		mi := MemberInfo{PeerID: id, Addresses: mb.Addresses, APIURL: mb.APIURL, Role: "left", BytesHeld: held[id], UnderReplicated: under[id]}
+		if pid, err := peer.Decode(id); err == nil {
+			mi.Reachable = m.cfg.Host != nil && m.cfg.Host.Network().Connectedness(pid) == network.Connected
 		}
 		if mi.Addresses == nil {
 			mi.Addresses = []string{}
@@ -140,9 +163,13 @@ func (m *Manager) Remove(ctx context.Context, peerID string) error {
 	// elected a moment ago (after a handover) may refuse a change of Raft's
 	// configuration until its first entry is committed, so the request is
 	// sent again for a few seconds.
+	req, err := json.Marshal(removeRequest{PeerID: peerID, Credential: catalog.CredentialOf(ctx)})
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(removeRetry)
 	for {
-		_, err := m.cfg.CallLeader(ctx, RemoveProtocol, []byte(peerID))
+		_, err := m.cfg.CallLeader(ctx, RemoveProtocol, req)
 		if err == nil || m.outOfRaft(peerID) {
 			// The leader may have done it and lost the answer: once a
 			// member is out, the leader cuts it off, and a node that
@@ -208,14 +235,50 @@ func (m *Manager) removeHere(ctx context.Context, peerID string) error {
 // the members.
 const RemoveProtocol protocol.ID = "/artmesh/remove/1.0.0"
 
+// removeRequest asks the leader to remove a member, with the credential
+// of the agent that asks.
+type removeRequest struct {
+	PeerID     string             `json:"peer_id"`
+	Credential catalog.Credential `json:"credential,omitzero"`
+}
+
 // ServeRemove takes a member out of Raft and the members for another
-// member, as the handler of RemoveProtocol on the leader.
+// member, as the handler of RemoveProtocol on the leader. Being a member
+// is not enough: the request carries the credential of the agent that
+// asked, which must be a mesh admin's, or the leaving node's own agent's
+// when a node leaves.
 func (m *Manager) ServeRemove(ctx context.Context, from peer.ID, data []byte) ([]byte, error) {
 	if _, err := m.cfg.Catalog.Member(from.String()); err != nil {
-		return nil, fmt.Errorf("only members may remove members")
+		return nil, artmesh.E(artmesh.PermissionDenied, "only members may remove members")
 	}
 	if !m.cfg.Catalog.IsLeader() {
 		return nil, artmesh.E(artmesh.Unavailable, "not the leader")
 	}
-	return nil, m.removeHere(ctx, string(data))
+	var req removeRequest
+	if err := json.Unmarshal(data, &req); err != nil || req.PeerID == "" {
+		return nil, artmesh.E(artmesh.Invalid, "malformed removal request")
+	}
+	if err := m.mayRemove(ctx, from, req); err != nil {
+		m.log.Warn("refused a removal", "member", from, "removing", req.PeerID, "err", err)
+		return nil, err
+	}
+	return nil, m.removeHere(ctx, req.PeerID)
+}
+
+// mayRemove checks the authority of a removal that member from asked for.
+func (m *Manager) mayRemove(ctx context.Context, from peer.ID, req removeRequest) error {
+	if m.cfg.Authenticate == nil || (req.Credential == catalog.Credential{}) {
+		return artmesh.E(artmesh.PermissionDenied, "a removal must carry the credential of a mesh admin")
+	}
+	p, err := m.cfg.Authenticate(ctx, req.Credential)
+	if err != nil {
+		return artmesh.E(artmesh.Unauthenticated, "the credential that came with the removal is not valid", err)
+	}
+	if p.Upload != "" {
+		return artmesh.E(artmesh.PermissionDenied, "an upload URL's token may not remove members")
+	}
+	if p.Agent.Admin || (req.PeerID == from.String() && p.Agent.ManagesNode(req.PeerID)) {
+		return nil
+	}
+	return artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("only a mesh admin may remove members, and %s is not one", p.Agent.ID))
 }

@@ -616,14 +616,15 @@ func TestRemove(t *testing.T) {
 				cat.members[id] = catalog.Member{PeerID: id}
 			}
 			var called protocol.ID
-			m := New(Config{Self: mustDecode(t, self), Catalog: cat, CallLeader: func(_ context.Context, p protocol.ID, req []byte) ([]byte, error) {
-				if string(req) != tt.remove {
-					t.Errorf("asked the leader to remove %q", req)
+			m := New(Config{Self: mustDecode(t, self), Catalog: cat, CallLeader: func(_ context.Context, p protocol.ID, data []byte) ([]byte, error) {
+				var req removeRequest
+				if err := json.Unmarshal(data, &req); err != nil || req.PeerID != tt.remove || req.Credential.APIKey != "the caller's key" {
+					t.Errorf("asked the leader to remove %q", data)
 				}
 				called = p
 				return nil, nil
 			}})
-			err := m.Remove(context.Background(), tt.remove)
+			err := m.Remove(catalog.WithCredential(context.Background(), catalog.Credential{APIKey: "the caller's key"}), tt.remove)
 			if tt.kind == 0 && err != nil || tt.kind != 0 && !errors.Is(err, tt.kind) {
 				t.Fatalf("Remove: %v, want kind %v", err, tt.kind)
 			}
@@ -647,23 +648,60 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+// TestServeRemove: the leader removes a member for another member only
+// with the credential of a mesh admin, or of the leaving node's own agent
+// when a node leaves; a member's identity alone is not enough.
 func TestServeRemove(t *testing.T) {
 	member, stranger, target := newPeer(t), newPeer(t), newPeer(t).String()
+	auth := func(_ context.Context, c catalog.Credential) (catalog.Principal, error) {
+		switch c.APIKey {
+		case "admin":
+			return catalog.Principal{Agent: artmesh.Agent{ID: "root", Admin: true}}, nil
+		case "user":
+			return catalog.Principal{Agent: artmesh.Agent{ID: "bob"}}, nil
+		case "member-node":
+			return catalog.Principal{Agent: artmesh.Agent{ID: "node-m", Node: member.String()}}, nil
+		}
+		return catalog.Principal{}, artmesh.E(artmesh.Unauthenticated, "no such key")
+	}
+	req := func(peerID, key string) []byte {
+		data, _ := json.Marshal(removeRequest{PeerID: peerID, Credential: catalog.Credential{APIKey: key}})
+		return data
+	}
 	cat := newFakeCatalog(true, catalog.Server{ID: member.String(), Voter: true}, catalog.Server{ID: target, Voter: true})
 	cat.members[member.String()] = catalog.Member{PeerID: member.String()}
 	cat.members[target] = catalog.Member{PeerID: target}
-	m := New(Config{Catalog: cat})
-	if _, err := m.ServeRemove(context.Background(), stranger, []byte(target)); err == nil {
+	m := New(Config{Catalog: cat, Authenticate: auth})
+	if _, err := m.ServeRemove(context.Background(), stranger, req(target, "admin")); err == nil {
 		t.Fatal("a stranger removed a server")
 	}
-	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); err != nil || !slices.Equal(cat.removed, []string{target}) {
-		t.Fatalf("a member's request: %v, removed %v", err, cat.removed)
+	for _, bad := range []struct {
+		name string
+		data []byte
+		kind artmesh.Kind
+	}{
+		{"the bare peer id of old", []byte(target), artmesh.Invalid},
+		{"no credential", req(target, ""), artmesh.PermissionDenied},
+		{"a wrong credential", req(target, "forged"), artmesh.Unauthenticated},
+		{"an ordinary agent", req(target, "user"), artmesh.PermissionDenied},
+		{"the member's node agent, for another node", req(target, "member-node"), artmesh.PermissionDenied},
+	} {
+		if _, err := m.ServeRemove(context.Background(), member, bad.data); !errors.Is(err, bad.kind) || len(cat.removed) != 0 {
+			t.Fatalf("%s: %v (want %v), removed %v", bad.name, err, bad.kind, cat.removed)
+		}
+	}
+	if _, err := m.ServeRemove(context.Background(), member, req(target, "admin")); err != nil || !slices.Equal(cat.removed, []string{target}) {
+		t.Fatalf("a mesh admin's request: %v, removed %v", err, cat.removed)
 	}
 	if _, ok := cat.members[target]; ok {
 		t.Fatal("the leader took the member out of Raft but left its member entry")
 	}
+	// A node's own agent makes its node leave.
+	if _, err := m.ServeRemove(context.Background(), member, req(member.String(), "member-node")); err != nil || !slices.Equal(cat.removed, []string{target, member.String()}) {
+		t.Fatalf("a node leaving: %v, removed %v", err, cat.removed)
+	}
 	cat.leader = false
-	if _, err := m.ServeRemove(context.Background(), member, []byte(target)); !errors.Is(err, artmesh.Unavailable) {
+	if _, err := m.ServeRemove(context.Background(), member, req(target, "admin")); !errors.Is(err, artmesh.Unavailable) && !errors.Is(err, artmesh.PermissionDenied) {
 		t.Fatalf("a follower took a removal: %v", err)
 	}
 }
