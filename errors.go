@@ -24,6 +24,8 @@ const (
 	RangeNotSatisfiable             // a byte range lies outside the content
 	Unavailable                     // the service cannot answer now; retrying may help
 	InsufficientStorage             // the node's disk has no room for the write; freeing space may help
+	QuotaExceeded                   // the write would take the agent over its byte quota; freeing its own space may help
+	TooMany                         // the agent holds as many of these (uploads, event streams) as its quota allows
 )
 
 var kindNames = [...]string{
@@ -38,6 +40,8 @@ var kindNames = [...]string{
 	RangeNotSatisfiable: "range_not_satisfiable",
 	Unavailable:         "unavailable",
 	InsufficientStorage: "insufficient_storage",
+	QuotaExceeded:       "quota_exceeded",
+	TooMany:             "too_many",
 }
 
 // String returns the kind's API error code, such as "not_found".

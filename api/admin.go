@@ -77,8 +77,10 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, caller artm
 	return nil
 }
 
-func (s *Server) nodeInfo(w http.ResponseWriter, r *http.Request, _ artmesh.Agent) error {
-	writeJSON(w, http.StatusOK, s.n.Info())
+func (s *Server) nodeInfo(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	info := s.n.Info()
+	info.Agent = caller.ID
+	writeJSON(w, http.StatusOK, info)
 	return nil
 }
 

@@ -31,8 +31,10 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case artmesh.Unavailable:
 		return http.StatusServiceUnavailable
-	case artmesh.InsufficientStorage:
+	case artmesh.InsufficientStorage, artmesh.QuotaExceeded:
 		return http.StatusInsufficientStorage
+	case artmesh.TooMany:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -57,7 +59,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// refusal from the leader) is for the operator.
 		log.Warn("request unavailable", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 	}
-	if status == http.StatusInsufficientStorage {
+	if kind == artmesh.InsufficientStorage {
 		// The client is told; the operator has a disk to look after.
 		log.Warn("request refused: the disk is full", "method", r.Method, "path", redactPath(r.URL.Path), "err", msg)
 	}

@@ -53,6 +53,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, caller artmesh.A
 		}
 		after = n
 	}
+	// An agent holds at most its Streams limit of streams on this node.
+	release, err := s.n.OpenStream(caller)
+	if err != nil {
+		return err
+	}
+	defer release()
 	key, _ := bearer(r)
 	// The stream ends with the request or with the server.
 	ctx, cancel := context.WithCancel(r.Context())

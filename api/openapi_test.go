@@ -41,6 +41,8 @@ var documentedRoutes = []struct {
 	{"GET", "/v1/agents", true},
 	{"DELETE", "/v1/agents/{id}", true},
 	{"POST", "/v1/agents/{id}/keys", true},
+	{"GET", "/v1/agents/{id}/quota", true},
+	{"PUT", "/v1/agents/{id}/quota", true},
 	{"GET", "/v1/groups", true},
 	{"PUT", "/v1/groups/{name}", true},
 	{"DELETE", "/v1/groups/{name}", true},
@@ -57,6 +59,8 @@ var documentedRoutes = []struct {
 	{"POST", "/v1/mesh/stream-bench", true},
 	{"GET", "/v1/mesh/policy", true},
 	{"PUT", "/v1/mesh/policy", true},
+	{"GET", "/v1/mesh/quota", true},
+	{"PUT", "/v1/mesh/quota", true},
 	{"PUT", "/v1/pins/{id}", true},
 	{"GET", "/v1/pins", true},
 	{"DELETE", "/v1/pins/{id}", true},
@@ -180,7 +184,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for k := artmesh.Other; k <= artmesh.Unavailable; k++ {
+	for k := artmesh.Other; k <= artmesh.TooMany; k++ {
 		want = append(want, k.String())
 	}
 	got := doc.Components.Schemas.ErrorCode.Enum

@@ -89,7 +89,7 @@ func needsAgent(t commandType) bool {
 		shareType, unshareType, createAgentType, deleteAgentType, setAgentKeyType,
 		putGroupType, deleteGroupType, createUploadType, uploadReceivedType,
 		confirmUploadType, deleteUploadType, issueTokenType, revokeTokenType,
-		createInviteType, deleteMemberType, setPolicyType, setReplicationType:
+		createInviteType, deleteMemberType, setPolicyType, setReplicationType, setQuotaType:
 		return true
 	}
 	return false
@@ -331,6 +331,8 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		return mustAdmin("remove members")
 	case setPolicyType:
 		return mustAdmin("change the mesh policy")
+	case setQuotaType:
+		return mustAdmin("set quotas")
 	case putMemberType:
 		cmd, err := decodeAs[PutMember](t, payload)
 		if err != nil {

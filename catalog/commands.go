@@ -106,6 +106,8 @@ func (t commandType) String() string {
 		return "PutFetching"
 	case dropFetchingType:
 		return "DropFetching"
+	case setQuotaType:
+		return "SetQuota"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -292,6 +294,29 @@ func applyDecodedErr[T any](tx *memdb.Txn, t commandType, payload []byte, apply 
 	return errResult(apply(tx, cmd))
 }
 
+// createArtifactQuotaTxn is createArtifactTxn within the owner's byte
+// quota.
+func createArtifactQuotaTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
+	if err := checkBytesTxn(tx, "catalog.CreateArtifact", cmd.Owner, cmd.SizeBytes); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	return createArtifactTxn(tx, cmd)
+}
+
+// addVersionQuotaTxn is addVersionTxn within the artifact owner's byte
+// quota.
+func addVersionQuotaTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
+	const op = artmesh.Op("catalog.AddVersion")
+	if raw, err := tx.First(tableArtifacts, indexID, cmd.ArtifactID); err != nil {
+		return artmesh.Artifact{}, internal(op, err)
+	} else if raw != nil {
+		if err := checkBytesTxn(tx, op, raw.(*artifactRow).Owner, cmd.SizeBytes); err != nil {
+			return artmesh.Artifact{}, err
+		}
+	}
+	return addVersionTxn(tx, cmd)
+}
+
 // applyCommand applies one log entry within tx and returns its result: the
 // write's value, or an error (an *artmesh.Error) when it broke a rule, in
 // which case tx is unchanged. An entry that does not decode changes
@@ -305,9 +330,9 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 	t, payload := commandType(data[0]), data[1:]
 	switch t {
 	case createArtifactType:
-		return applyDecoded(tx, t, payload, createArtifactTxn)
+		return applyDecoded(tx, t, payload, createArtifactQuotaTxn)
 	case addVersionType:
-		return applyDecoded(tx, t, payload, addVersionTxn)
+		return applyDecoded(tx, t, payload, addVersionQuotaTxn)
 	case deleteVersionType:
 		return applyDecoded(tx, t, payload, deleteVersionTxn)
 	case deleteArtifactType:
@@ -330,6 +355,8 @@ func applyCommand(tx *memdb.Txn, data []byte) any {
 		return nil
 	case forwardedType:
 		return applyForwarded(tx, payload)
+	case setQuotaType:
+		return applyDecoded(tx, t, payload, setQuotaTxn)
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res

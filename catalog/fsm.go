@@ -450,6 +450,9 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 			return nil, 0, fmt.Errorf("count artifacts: %w", err)
 		}
 	}
+	if err := deriveUsageTxn(tx); err != nil {
+		return nil, 0, fmt.Errorf("count usage: %w", err)
+	}
 	tx.Commit()
 	s.evlog.Store(events)
 	s.refreshMemberLevel()

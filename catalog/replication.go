@@ -70,6 +70,9 @@ func (p Policy) Validate() error {
 type policyRow struct {
 	ID string `json:"id"`
 	Policy
+	// Quota is the mesh defaults of the quotas of agents that are not
+	// admins (zero fields: no limit); SetPolicy keeps it.
+	Quota artmesh.Quota `json:"quota,omitzero"`
 }
 
 // Pin is an operator's allocation of one version to one node: that node
@@ -203,7 +206,11 @@ func setPolicyTxn(tx *memdb.Txn, p Policy) (Policy, error) {
 	if err := p.Validate(); err != nil {
 		return Policy{}, artmesh.E(op, err)
 	}
-	if err := tx.Insert(tablePolicy, &policyRow{ID: policyRowID, Policy: p}); err != nil {
+	defaults, err := quotaDefaultsTxn(tx)
+	if err != nil {
+		return Policy{}, internal(op, err)
+	}
+	if err := tx.Insert(tablePolicy, &policyRow{ID: policyRowID, Policy: p, Quota: defaults}); err != nil {
 		return Policy{}, internal(op, err)
 	}
 	return p, nil

@@ -85,6 +85,8 @@ type agentRow struct {
 	// KeyHashes are the hashes of the agent's API keys, as given to the
 	// catalog (never the keys).
 	KeyHashes []string `json:"key_hashes,omitempty"`
+	// Quota is the agent's own quota (zero: the mesh defaults).
+	Quota artmesh.Quota `json:"quota,omitzero"`
 }
 
 // ownedRow is a row of the owned table: how many artifacts an agent owns.
@@ -121,6 +123,9 @@ func schema() *memdb.DBSchema {
 		s.Tables[name] = t
 	}
 	for name, t := range fetchingTables() {
+		s.Tables[name] = t
+	}
+	for name, t := range usageTables() {
 		s.Tables[name] = t
 	}
 	for name, t := range requestTables() {

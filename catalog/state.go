@@ -116,6 +116,9 @@ func createArtifactTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, err
 	if err := addOwnedTxn(tx, row.Owner, 1); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
+	if err := addUsageTxn(tx, row.Owner, usageRow{Bytes: cmd.SizeBytes}); err != nil {
+		return artmesh.Artifact{}, internal(op, err)
+	}
 	for _, h := range append([]string{cmd.Holder}, cmd.Holders...) {
 		if err := addHolderTxn(tx, cmd.CID, h); err != nil {
 			return artmesh.Artifact{}, err
@@ -155,6 +158,9 @@ func addVersionTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	if err := tx.Insert(tableArtifacts, &next); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
+	if err := addUsageTxn(tx, row.Owner, usageRow{Bytes: cmd.SizeBytes}); err != nil {
+		return artmesh.Artifact{}, internal(op, err)
+	}
 	for _, h := range append([]string{cmd.Holder}, cmd.Holders...) {
 		if err := addHolderTxn(tx, cmd.CID, h); err != nil {
 			return artmesh.Artifact{}, err
@@ -185,6 +191,9 @@ func deleteVersionTxn(tx *memdb.Txn, cmd DeleteVersion) (artmesh.Artifact, error
 			"version %d is the only version of artifact %s; delete the artifact instead", cmd.Version, row.ID)
 	}
 	if err := tx.Delete(tableVersions, v); err != nil {
+		return artmesh.Artifact{}, internal(op, err)
+	}
+	if err := addUsageTxn(tx, row.Owner, usageRow{Bytes: -v.SizeBytes}); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
 	if err := dropPinsTxn(tx, op, row.ID, v.Version.Version); err != nil {
@@ -225,8 +234,13 @@ func deleteArtifactTxn(tx *memdb.Txn, cmd deleteArtifactCmd) error {
 		return internal(op, err)
 	}
 	var cids []string
+	var size int64
 	for _, v := range vs {
 		cids = append(cids, v.CID)
+		size += v.SizeBytes
+	}
+	if err := addUsageTxn(tx, row.Owner, usageRow{Bytes: -size}); err != nil {
+		return internal(op, err)
 	}
 	if err := forgetContentTxn(tx, op, cids...); err != nil {
 		return err

@@ -46,7 +46,7 @@ const (
 	purgeTokensType    commandType = 19
 	// lastCommandType is the highest type in use: raise it with each new
 	// command.
-	lastCommandType = forwardedType
+	lastCommandType = setQuotaType
 )
 
 // known reports whether t is a command type of this version.
@@ -224,9 +224,19 @@ func createUploadTxn(tx *memdb.Txn, cmd CreateUpload) (Upload, error) {
 	if _, err := agentTxn(tx, op, u.Owner); err != nil {
 		return Upload{}, errorf(op, artmesh.Invalid, "owner %q is not an agent", u.Owner)
 	}
+	st, err := quotaStatusTxn(tx, op, u.Owner)
+	if err != nil {
+		return Upload{}, err
+	}
+	if err := CheckUpload(st, u.SizeBytes); err != nil {
+		return Upload{}, artmesh.E(op, err)
+	}
 	u.State, u.CID, u.SHA256, u.Result = StateOpen, "", "", ""
 	u.CreatedAt = cmd.At
 	if err := tx.Insert(tableUploads, &u); err != nil {
+		return Upload{}, internal(op, err)
+	}
+	if err := addUploadUsageTxn(tx, &u, 1); err != nil {
 		return Upload{}, internal(op, err)
 	}
 	return u, nil
@@ -290,6 +300,9 @@ func confirmUploadTxn(tx *memdb.Txn, cmd ConfirmUpload) (artmesh.Artifact, error
 	if err := tx.Insert(tableUploads, &next); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
 	}
+	if err := addUploadUsageTxn(tx, u, -1); err != nil {
+		return artmesh.Artifact{}, internal(op, err)
+	}
 	return a, nil
 }
 
@@ -300,6 +313,9 @@ func deleteUploadTxn(tx *memdb.Txn, cmd deleteUploadCmd) error {
 		return err
 	}
 	if err := tx.Delete(tableUploads, u); err != nil {
+		return internal(op, err)
+	}
+	if err := addUploadUsageTxn(tx, u, -1); err != nil {
 		return internal(op, err)
 	}
 	return nil
@@ -322,6 +338,9 @@ func expireUploadsTxn(tx *memdb.Txn, cmd expireUploadsCmd) ([]string, error) {
 	ids := make([]string, 0, len(gone))
 	for _, u := range gone {
 		if err := tx.Delete(tableUploads, u); err != nil {
+			return nil, internal(op, err)
+		}
+		if err := addUploadUsageTxn(tx, u, -1); err != nil {
 			return nil, internal(op, err)
 		}
 		ids = append(ids, u.ID)

@@ -56,7 +56,7 @@ func topicOf(t commandType) Topic {
 		return TopicContent | TopicPlacement
 	case deleteVersionType, deleteArtifactType:
 		return TopicDeletes | TopicPlacement | TopicPins
-	case shareType, unshareType, createAgentType, deleteAgentType, setAgentKeyType, putGroupType, deleteGroupType:
+	case shareType, unshareType, createAgentType, deleteAgentType, setAgentKeyType, putGroupType, deleteGroupType, setQuotaType:
 		return TopicGrants
 	case createUploadType, issueTokenType, revokeTokenType, purgeTokensType:
 		return TopicUploads

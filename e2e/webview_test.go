@@ -486,6 +486,15 @@ func TestWebView(t *testing.T) {
 	if strings.Join(members, ";") != "voter leader yes" {
 		t.Errorf("members %q, want one: voter leader yes", members)
 	}
+	// The signed-in agent's usage and limits: an admin, unlimited.
+	var quota []string
+	eval(`[...document.querySelectorAll('#quota tbody tr')].map(r => [...r.children].map(c => c.textContent).join('|'))`, &quota)
+	if len(quota) != 4 || quota[2] != "Open uploads|0|unlimited" || quota[3] != "Event streams on this node|1|unlimited" {
+		t.Errorf("quota rows %q, want four, with 0 open uploads and this tab's 1 stream, unlimited", quota)
+	}
+	if got := texts("#whoami"); len(got) != 1 || !strings.HasPrefix(got[0], "agent admin · node ") {
+		t.Errorf("header %q, want it to name the agent", got)
+	}
 
 	// Pins: one pinned here.
 	d.call(t, "PUT", "/v1/pins/"+a.ID, nil, 202, nil)

@@ -80,9 +80,10 @@ func validateMetadata(m artmesh.Metadata) (artmesh.Metadata, error) {
 	return artmesh.ParseMetadata(data)
 }
 
-// importFor streams body into the store, enforcing the declared size and
-// the node's cap.
-func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64, tee content.Tee) (*content.Imported, error) {
+// importFor streams body into the store, enforcing the declared size, the
+// node's cap and, for content of unknown size, room: the bytes left in the
+// owner's byte quota (negative: no quota).
+func (n *Node) importFor(ctx context.Context, body io.Reader, declared, room int64, tee content.Tee) (*content.Imported, error) {
 	limit := int64(-1)
 	if n.rc.MaxArtifactBytes > 0 {
 		if declared > n.rc.MaxArtifactBytes {
@@ -93,8 +94,15 @@ func (n *Node) importFor(ctx context.Context, body io.Reader, declared int64, te
 	if declared >= 0 {
 		limit = declared
 	}
+	quotaBound := declared < 0 && room >= 0 && (limit < 0 || room < limit)
+	if quotaBound {
+		limit = room
+	}
 	im, err := n.content.ImportTee(ctx, body, limit, "", tee)
 	if err != nil {
+		if quotaBound && errors.Is(err, artmesh.TooLarge) {
+			return nil, artmesh.E(artmesh.QuotaExceeded, fmt.Sprintf("the content is larger than the %s left in the owner's byte quota", artmesh.FormatBytes(room)))
+		}
 		if declared >= 0 && errors.Is(err, artmesh.TooLarge) && (n.rc.MaxArtifactBytes <= 0 || declared <= n.rc.MaxArtifactBytes) {
 			return nil, artmesh.E(artmesh.Invalid, fmt.Sprintf("the content is longer than the declared %d bytes", declared))
 		}
@@ -122,7 +130,11 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, "", body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	room, err := n.byteRoom(caller.ID, in.Size)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	return n.importThen(ctx, "", body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
 			ID:          artmesh.NewArtifactID(now),
@@ -148,8 +160,9 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // extra copy that costs the write little, to as many more members as the
 // factor of artifact id (empty: a new artifact) asks for: those that take
 // it are recorded as holders too, so that the version has its factor from
-// its first write (see pushFan).
-func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Reader, size int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+// its first write (see pushFan). room is what the owner's byte quota
+// leaves for content of unknown size (negative: no quota; see byteRoom).
+func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Reader, size, room int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
 	// Refuse before reading a byte, or asking others for copies, when
 	// content of a known size cannot fit here (content over the node's
 	// limit is refused as too large by importFor).
@@ -176,7 +189,7 @@ func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Re
 		defer fan.abort()
 		tee = fan.tee(ctx)
 	}
-	im, err := n.importFor(ctx, body, size, tee)
+	im, err := n.importFor(ctx, body, size, room, tee)
 	if err != nil {
 		if fan != nil {
 			fan.stop()
@@ -358,7 +371,8 @@ func (r *readingReader) Close() error {
 // UpdateArtifact stores body as a new version of an artifact that caller
 // owns.
 func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, in UpdateInput, body io.Reader) (artmesh.Artifact, error) {
-	if _, err := n.authorize(caller, id, artmesh.Write); err != nil {
+	a, err := n.authorize(caller, id, artmesh.Write)
+	if err != nil {
 		return artmesh.Artifact{}, err
 	}
 	ct, err := optionalContentType(in.ContentType)
@@ -369,7 +383,11 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, id, body, in.Size, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	room, err := n.byteRoom(a.Owner, in.Size)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	return n.importThen(ctx, id, body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		return n.cat.AddVersion(ctx, catalog.AddVersion{
 			ArtifactID:  id,
 			By:          caller.ID,

@@ -165,6 +165,7 @@ type Node struct {
 	cache       cidMap[time.Time] // when content kept only as a cache was last read
 	pending     pendingSet        // content pushed here by writes with replicas=N
 	reading     refCounts         // content being read, by root
+	feeds       streamCounts      // open event streams, by agent
 	placing     fetchStates
 	placeSem    chan struct{}     // bounds placement fetches of large content
 	smallSem    chan struct{}     // bounds placement fetches of small content
@@ -486,6 +487,9 @@ type Info struct {
 	Version   string    `json:"version"`
 	APIURL    string    `json:"api_url"`
 	StartedAt time.Time `json:"started_at"`
+	// Agent is the agent that asked, filled in by the API (GET /v1/node),
+	// so that a client learns whom its key signs in as.
+	Agent artmesh.AgentID `json:"agent,omitempty"`
 }
 
 // Version is the software version a node reports.

@@ -109,6 +109,9 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 	if n.rc.MaxArtifactBytes > 0 && in.SizeBytes > n.rc.MaxArtifactBytes {
 		return UploadStatus{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("size_bytes %d is larger than this node's limit of %d", in.SizeBytes, n.rc.MaxArtifactBytes))
 	}
+	if err := n.checkUploadQuota(caller.ID, in.SizeBytes); err != nil {
+		return UploadStatus{}, err
+	}
 	if err := n.bs.CheckSpace(in.SizeBytes); err != nil {
 		return UploadStatus{}, err
 	}

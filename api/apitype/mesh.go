@@ -13,6 +13,8 @@ type NodeInfo struct {
 	Version   string    `json:"version"`   // the node's software version
 	APIURL    string    `json:"api_url"`
 	StartedAt time.Time `json:"started_at"`
+	// Agent is the agent whose key asked.
+	Agent artmesh.AgentID `json:"agent,omitempty"`
 }
 
 // Member is one node of the mesh, as GET /v1/mesh/members lists it.

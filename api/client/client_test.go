@@ -147,6 +147,14 @@ func TestRoutes(t *testing.T) {
 			"PUT", "/v1/artifacts/" + string(id) + "/replication", "", `{"factor":0}`},
 		{"Placement", 200, func(c *Client) error { _, err := c.Placement(ctx, id); return err },
 			"GET", "/v1/artifacts/" + string(id) + "/placement", "", ""},
+		{"Quota", 200, func(c *Client) error { _, err := c.Quota(ctx, "bob"); return err }, "GET", "/v1/agents/bob/quota", "", ""},
+		{"SetQuota", 200, func(c *Client) error {
+			_, err := c.SetQuota(ctx, "bob", QuotaRequest{Bytes: ptr64(10 << 30), Streams: ptr64(-1)})
+			return err
+		}, "PUT", "/v1/agents/bob/quota", "", `{"bytes":10737418240,"streams":-1}`},
+		{"MeshQuota", 200, func(c *Client) error { _, err := c.MeshQuota(ctx); return err }, "GET", "/v1/mesh/quota", "", ""},
+		{"SetMeshQuota", 200, func(c *Client) error { _, err := c.SetMeshQuota(ctx, QuotaRequest{Uploads: ptr64(0)}); return err },
+			"PUT", "/v1/mesh/quota", "", `{"uploads":0}`},
 		{"RepoGC", 200, func(c *Client) error { _, err := c.RepoGC(ctx); return err }, "POST", "/v1/repo/gc", "", ""},
 		{"RepoStat", 200, func(c *Client) error { _, err := c.RepoStat(ctx); return err }, "GET", "/v1/repo/stat", "", ""},
 		{"escaped id", 200, func(c *Client) error { _, err := c.Artifact(ctx, "a/b c"); return err },
@@ -238,6 +246,8 @@ func TestCreateArtifact(t *testing.T) {
 }
 
 func ptr(n int) *int { return &n }
+
+func ptr64(n int64) *int64 { return &n }
 
 func TestWriteReplicasQuery(t *testing.T) {
 	ctx := context.Background()
@@ -385,6 +395,10 @@ func TestErrors(t *testing.T) {
 		{"full disk", 507, nil, `{"error":{"code":"insufficient_storage","message":"the node's disk is full"}}`,
 			artmesh.InsufficientStorage, "insufficient_storage", "the node's disk is full", 0},
 		{"full disk, no body", 507, nil, ``, artmesh.InsufficientStorage, "", "HTTP 507 Insufficient Storage", 0},
+		{"over quota", 507, nil, `{"error":{"code":"quota_exceeded","message":"over its byte quota"}}`,
+			artmesh.QuotaExceeded, "quota_exceeded", "over its byte quota", 0},
+		{"too many", 429, nil, `{"error":{"code":"too_many","message":"3 streams"}}`, artmesh.TooMany, "too_many", "3 streams", 0},
+		{"too many, no body", 429, nil, ``, artmesh.TooMany, "", "HTTP 429 Too Many Requests", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,8 @@ func kindOfStatus(status int) artmesh.Kind {
 		return artmesh.Unavailable
 	case http.StatusInsufficientStorage:
 		return artmesh.InsufficientStorage
+	case http.StatusTooManyRequests:
+		return artmesh.TooMany
 	}
 	return artmesh.Other
 }

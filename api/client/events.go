@@ -43,7 +43,8 @@ const EventReset = "reset"
 // returns), or the stream fails in a way that reconnecting cannot mend.
 // A stream that breaks (the node restarts, the connection drops) is
 // opened again after the last event seen, so fn sees every event once; a
-// node that cannot be reached at the first attempt is an error at once.
+// node that cannot be reached at the first attempt, or that refuses it for
+// the caller's stream quota (artmesh.TooMany), is an error at once.
 func (c *Client) Watch(ctx context.Context, o WatchOptions, fn func(Event) error) error {
 	last := o.LastEventID
 	backoff := 250 * time.Millisecond
@@ -66,7 +67,11 @@ func (c *Client) Watch(ctx context.Context, o WatchOptions, fn func(Event) error
 		if errors.As(err, &fnErr) {
 			return fnErr.err
 		}
-		if err != nil && !errors.Is(err, artmesh.Unavailable) && !errors.Is(err, errStreamBroke) {
+		// A reconnect may find the broken stream still counted against the
+		// agent's stream quota (TooMany) until the node notices it is
+		// gone: it is waited out like a restart; a first open that meets
+		// it fails below.
+		if err != nil && !errors.Is(err, artmesh.Unavailable) && !errors.Is(err, errStreamBroke) && !errors.Is(err, artmesh.TooMany) {
 			return err
 		}
 		if !opened && !everOpened {

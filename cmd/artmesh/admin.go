@@ -121,7 +121,7 @@ func (c *cli) agentCmd() *cobra.Command {
 			return c.printAgentKey(ak)
 		},
 	}
-	return parentCmd("agent", "Manage agents (mesh admins; node agents may add and list ordinary agents)", add, ls, rm, rotate)
+	return parentCmd("agent", "Manage agents and their quotas (mesh admins; node agents may add and list ordinary agents)", add, ls, rm, rotate, c.agentQuotaCmd())
 }
 
 // printAgentKey prints an agent with its new key, and on stderr that the

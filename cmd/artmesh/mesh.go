@@ -17,7 +17,7 @@ func (c *cli) meshCmds() []*cobra.Command {
 	return []*cobra.Command{c.meshCmd(), c.pinCmd(), c.unpinCmd(), c.pinsCmd(), c.placementCmd(), c.replicationCmd()}
 }
 
-// meshCmd is `artmesh mesh invite|members|remove|leave|policy`.
+// meshCmd is `artmesh mesh invite|members|remove|leave|policy|quota`.
 func (c *cli) meshCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mesh",
@@ -128,7 +128,7 @@ the versions it holds that are under-replicated, and its addresses.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(invite, members, remove, leave, c.meshPolicyCmd())
+	cmd.AddCommand(invite, members, remove, leave, c.meshPolicyCmd(), c.meshQuotaCmd())
 	return cmd
 }
 

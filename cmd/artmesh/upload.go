@@ -317,7 +317,7 @@ func retryable(err error) bool {
 	}
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		return ce.Status >= 500 && ce.Kind() != artmesh.InsufficientStorage
+		return ce.Status >= 500 && ce.Kind() != artmesh.InsufficientStorage && ce.Kind() != artmesh.QuotaExceeded
 	}
 	var ae *artmesh.Error
 	if errors.As(err, &ae) && ae.Kind != artmesh.Unavailable {

@@ -67,6 +67,8 @@ func TestRetryable(t *testing.T) {
 		{"unreachable", fmt.Errorf("client.PutUpload: %w at x: %w", client.ErrUnreachable, errors.New("refused")), true},
 		{"server error", &client.Error{Status: 500, Code: "internal"}, true},
 		{"unavailable", &client.Error{Status: 503, Code: "unavailable"}, true},
+		{"disk full", &client.Error{Status: 507, Code: "insufficient_storage"}, false},
+		{"over quota", &client.Error{Status: 507, Code: "quota_exceeded"}, false},
 		{"conflict", &client.Error{Status: 409, Code: "conflict"}, false},
 		{"bad token", &client.Error{Status: 401, Code: "unauthenticated"}, false},
 		{"expired", &client.Error{Status: 410, Code: "expired"}, false},

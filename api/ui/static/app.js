@@ -155,8 +155,9 @@
     document.getElementById('nav').hidden = false;
     document.getElementById('signout').hidden = false;
     const who = document.getElementById('whoami');
-    who.textContent = 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
-    who.title = 'node ' + info.peer_id + ' · ' + (info.version || '');
+    const me = info.agent || '';
+    who.textContent = (me ? 'agent ' + me + ' · ' : '') + 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    who.title = (me ? 'agent ' + me + ' · ' : '') + 'node ' + info.peer_id + ' · ' + (info.version || '');
     startFeed();
   }
 
@@ -642,8 +643,33 @@
 
   // ---------- mesh ----------
 
+  // limitText formats a quota limit: -1 is unlimited.
+  function limitText(n, size) {
+    if (n === undefined || n === null || n < 0) return 'unlimited';
+    return size ? bytes(n) : String(n);
+  }
+
+  // quotaCard shows the signed-in agent's usage against its limits
+  // (GET /v1/agents/{id}/quota).
+  function quotaCard(q) {
+    const u = q.usage || {}, l = q.limits || {};
+    const row = (what, used, limit, size) => el('tr', {},
+      el('td', { text: what }), el('td', { class: 'num', text: size ? bytes(used || 0) : String(used || 0) }),
+      el('td', { class: 'num', text: limitText(limit, size) }));
+    return el('div', { id: 'quota' },
+      el('h2', { text: 'Your usage' + (q.admin ? ' (admin)' : '') }),
+      el('table', {},
+        el('thead', {}, el('tr', {}, ['', 'Used', 'Limit'].map((t) => el('th', { text: t })))),
+        el('tbody', {},
+          row('Bytes (stored and staged)', (u.bytes || 0) + (u.staged || 0), l.bytes, true),
+          row('Staged in open uploads', u.staged, l.staged, true),
+          row('Open uploads', u.uploads, l.uploads, false),
+          row('Event streams on this node', u.streams, l.streams, false))));
+  }
+
   async function pageMesh(view, r, current) {
     const [info, ms] = await Promise.all([api('GET', '/v1/node'), api('GET', '/v1/mesh/members')]);
+    const q = info.agent ? await api('GET', '/v1/agents/' + encodeURIComponent(info.agent) + '/quota') : null;
     if (!current()) return;
     view.append(el('h1', { text: 'Mesh members' }),
       el('p', { class: 'muted' }, 'This node: ', el('span', { class: 'mono', text: info.peer_id }), ' · API ' + info.api_url),
@@ -656,6 +682,7 @@
           el('td', { class: 'num', text: bytes(m.bytes_held || 0) }),
           el('td', { class: 'num', text: String(m.under_replicated || 0) }),
           el('td', { class: 'mono', text: m.api_url || '' }))))));
+    if (q) view.append(quotaCard(q));
   }
 
   // ---------- pins and transfers ----------

@@ -37,6 +37,8 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
     InsufficientStorageError,
+    QuotaExceededError,
+    TooManyError,
 )
 from ._models import (
     Access,
@@ -52,9 +54,12 @@ from ._models import (
     NodeInfo,
     Pin,
     Policy,
+    Quota,
+    QuotaStatus,
     RepoStat,
     SignedURL,
     Upload,
+    Usage,
     Version,
     VersionPlacement,
 )
@@ -94,6 +99,9 @@ __all__ = [
     "Invite",
     "NodeInfo",
     "Policy",
+    "Quota",
+    "Usage",
+    "QuotaStatus",
     "Pin",
     "VersionPlacement",
     "RepoStat",
@@ -112,6 +120,8 @@ __all__ = [
     "InternalError",
     "UnavailableError",
     "InsufficientStorageError",
+    "QuotaExceededError",
+    "TooManyError",
     "ArtmeshConnectionError",
     "ArtmeshTimeoutError",
 ]

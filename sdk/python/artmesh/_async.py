@@ -38,6 +38,8 @@ from ._models import (
     NodeInfo,
     Pin,
     Policy,
+    Quota,
+    QuotaStatus,
     RepoStat,
     SignedURL,
     Upload,
@@ -361,6 +363,24 @@ class AsyncAgents:
         """Give an agent a new API key."""
         return await self._r.run(self._s.rotate, agent_id)
 
+    async def quota(self, agent_id: str) -> QuotaStatus:
+        """An agent's usage and limits."""
+        return await self._r.run(self._s.quota, agent_id)
+
+    async def set_quota(
+        self,
+        agent_id: str,
+        *,
+        max_bytes: Optional[int] = None,
+        max_staged: Optional[int] = None,
+        max_uploads: Optional[int] = None,
+        max_streams: Optional[int] = None,
+    ) -> QuotaStatus:
+        """Set an agent's own limits."""
+        return await self._r.run(
+            self._s.set_quota, agent_id, max_bytes=max_bytes, max_staged=max_staged, max_uploads=max_uploads, max_streams=max_streams
+        )
+
 
 class AsyncGroups:
     """Group administration (admin agents only)."""
@@ -410,6 +430,23 @@ class AsyncMesh:
     async def set_policy(self, replication_factor: Optional[int] = None, write_replicas: Optional[int] = None) -> Policy:
         """Change the replication policy."""
         return await self._r.run(self._s.set_policy, replication_factor, write_replicas)
+
+    async def quota(self) -> Quota:
+        """The default limits of agents that are not admins."""
+        return await self._r.run(self._s.quota)
+
+    async def set_quota(
+        self,
+        *,
+        max_bytes: Optional[int] = None,
+        max_staged: Optional[int] = None,
+        max_uploads: Optional[int] = None,
+        max_streams: Optional[int] = None,
+    ) -> Quota:
+        """Change the default limits."""
+        return await self._r.run(
+            self._s.set_quota, max_bytes=max_bytes, max_staged=max_staged, max_uploads=max_uploads, max_streams=max_streams
+        )
 
 
 class AsyncPins:

@@ -32,6 +32,8 @@ from ._models import (
     NodeInfo,
     Pin,
     Policy,
+    Quota,
+    QuotaStatus,
     RepoStat,
     SignedURL,
     Upload,
@@ -578,6 +580,32 @@ class Agents:
         """Give an agent a new API key (the old one stops working) and return it, shown only this once."""
         return AgentKey.from_json(self._t.json("POST", f"/v1/agents/{q(agent_id)}/keys"))
 
+    def quota(self, agent_id: str) -> QuotaStatus:
+        """An agent's usage and limits; any agent may read its own."""
+        return QuotaStatus.from_json(self._t.json("GET", f"/v1/agents/{q(agent_id)}/quota"))
+
+    def set_quota(
+        self,
+        agent_id: str,
+        *,
+        max_bytes: Optional[int] = None,
+        max_staged: Optional[int] = None,
+        max_uploads: Optional[int] = None,
+        max_streams: Optional[int] = None,
+    ) -> QuotaStatus:
+        """Set an agent's own limits; None keeps one, 0 follows the mesh default, -1 is unlimited."""
+        doc = _quota_doc(max_bytes, max_staged, max_uploads, max_streams)
+        return QuotaStatus.from_json(self._t.json("PUT", f"/v1/agents/{q(agent_id)}/quota", json_body=doc))
+
+
+def _quota_doc(max_bytes: Optional[int], max_staged: Optional[int], max_uploads: Optional[int], max_streams: Optional[int]) -> dict[str, int]:
+    """The body of a quota change: the limits given."""
+    doc: dict[str, int] = {}
+    for k, v in (("bytes", max_bytes), ("staged", max_staged), ("uploads", max_uploads), ("streams", max_streams)):
+        if v is not None:
+            doc[k] = int(v)
+    return doc
+
 
 class Groups:
     """Group administration (admin agents only): ``client.groups``, like ``artmesh group``."""
@@ -632,6 +660,22 @@ class Mesh:
         if write_replicas is not None:
             doc["write_replicas"] = int(write_replicas)
         return Policy.from_json(self._t.json("PUT", "/v1/mesh/policy", json_body=doc))
+
+    def quota(self) -> Quota:
+        """The default limits of agents that are not admins (0: no limit)."""
+        return Quota.from_json(self._t.json("GET", "/v1/mesh/quota"))
+
+    def set_quota(
+        self,
+        *,
+        max_bytes: Optional[int] = None,
+        max_staged: Optional[int] = None,
+        max_uploads: Optional[int] = None,
+        max_streams: Optional[int] = None,
+    ) -> Quota:
+        """Change the default limits (admin only); None keeps one, 0 removes it. Returns them as they now are."""
+        doc = _quota_doc(max_bytes, max_staged, max_uploads, max_streams)
+        return Quota.from_json(self._t.json("PUT", "/v1/mesh/quota", json_body=doc))
 
 
 class Pins:

@@ -28,6 +28,9 @@ __all__ = [
     "RangeNotSatisfiableError",
     "InternalError",
     "UnavailableError",
+    "InsufficientStorageError",
+    "QuotaExceededError",
+    "TooManyError",
     "ArtmeshConnectionError",
     "ArtmeshTimeoutError",
 ]
@@ -137,6 +140,28 @@ class InsufficientStorageError(ArtmeshError):
     CODE, STATUS = "insufficient_storage", 507
 
 
+class QuotaExceededError(ArtmeshError):
+    """507 ``quota_exceeded``: the write would take the agent over its byte quota.
+
+    Nothing was stored. Its stored bytes (live versions of its artifacts)
+    plus its staged bytes (declared sizes of its open uploads) may not pass
+    its ``bytes`` limit, nor its staged bytes its ``staged`` limit; deleting
+    versions or uploads, or an admin raising the quota
+    (``artmesh agent quota``), helps.
+    """
+
+    CODE, STATUS = "quota_exceeded", 507
+
+
+class TooManyError(ArtmeshError):
+    """429 ``too_many``: the agent holds as many open uploads or event streams as its quota allows.
+
+    Closing an event stream, or confirming or deleting an upload, helps.
+    """
+
+    CODE, STATUS = "too_many", 429
+
+
 class ArtmeshConnectionError(ArtmeshError, builtins.ConnectionError):
     """No artmesh node answered at the API address, or the connection broke.
 
@@ -173,9 +198,15 @@ _BY_CODE: dict[str, type[ArtmeshError]] = {
         InternalError,
         UnavailableError,
         InsufficientStorageError,
+        QuotaExceededError,
+        TooManyError,
     )
 }
-_BY_STATUS: dict[int, type[ArtmeshError]] = {cls.STATUS: cls for cls in _BY_CODE.values() if cls.STATUS is not None}
+# A status shared by two codes (507) maps to the first of them.
+_BY_STATUS: dict[int, type[ArtmeshError]] = {}
+for _cls in _BY_CODE.values():
+    if _cls.STATUS is not None:
+        _BY_STATUS.setdefault(_cls.STATUS, _cls)
 
 
 def error_from_response(status: int, body: bytes, reason: str = "") -> ArtmeshError:

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Iterator, Optional
 
-from ._errors import ArtmeshConnectionError, UnavailableError
+from ._errors import ArtmeshConnectionError, TooManyError, UnavailableError
 from ._models import Event
 from ._transport import Query, Response, Transport
 
@@ -34,7 +34,10 @@ class EventStream:
     raises there, and "from now" means from then. Iterating blocks until the
     next event. Errors other than a broken connection (a key that no longer
     works) are raised; a node that cannot be reached at first raises
-    :class:`artmesh.ConnectionError`, and later (a restart) is waited for.
+    :class:`artmesh.ConnectionError`, and later (a restart) is waited for,
+    as is a reconnect refused for the agent's stream quota
+    (:class:`artmesh.TooManyError`) while the node still counts the broken
+    stream; the first open raises it.
     """
 
     def __init__(self, transport: Transport, query: Query, last_event_id: Optional[str]) -> None:
@@ -92,7 +95,10 @@ class EventStream:
             try:
                 if resp is None:
                     resp = self._open()
-            except (ArtmeshConnectionError, UnavailableError):
+            except (ArtmeshConnectionError, UnavailableError, TooManyError):
+                # A reconnect may find the broken stream still counted
+                # against the agent's stream quota (429) until the node
+                # notices it is gone: waited for, like a restart.
                 if not opened_once or self._closed:
                     raise
                 time.sleep(wait * (1 + random.random() / 4))

@@ -30,6 +30,9 @@ __all__ = [
     "Invite",
     "NodeInfo",
     "Policy",
+    "Quota",
+    "Usage",
+    "QuotaStatus",
     "Pin",
     "VersionPlacement",
     "RepoStat",
@@ -305,6 +308,8 @@ class NodeInfo:
     version: str
     api_url: str
     started_at: Optional[datetime]
+    #: The agent whose key asked ("" from a node that does not say).
+    agent: str = ""
 
     @classmethod
     def from_json(cls, d: JSONDict) -> "NodeInfo":
@@ -315,6 +320,7 @@ class NodeInfo:
             version=str(d.get("version", "")),
             api_url=str(d.get("api_url", "")),
             started_at=parse_time(d.get("started_at")),
+            agent=str(d.get("agent", "")),
         )
 
 
@@ -329,6 +335,67 @@ class Policy:
     def from_json(cls, d: JSONDict) -> "Policy":
         """Read a policy."""
         return cls(replication_factor=int(d["replication_factor"]), write_replicas=int(d["write_replicas"]))
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Limits on what one agent holds.
+
+    In an agent's own quota 0 follows the mesh default and -1 is unlimited;
+    in the mesh defaults 0 is no limit; in ``QuotaStatus.limits`` every
+    value is -1 (unlimited) or positive. ``bytes`` bounds stored plus staged
+    bytes, ``staged`` the declared sizes of open uploads, ``uploads`` their
+    number, ``streams`` the event streams held open on one node.
+    """
+
+    bytes: int = 0
+    staged: int = 0
+    uploads: int = 0
+    streams: int = 0
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Quota":
+        """Read a quota (absent limits are 0)."""
+        return cls(**{k: int(d.get(k) or 0) for k in ("bytes", "staged", "uploads", "streams")})
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one agent holds, as quotas count it (``streams``: on the node that answered)."""
+
+    bytes: int = 0
+    staged: int = 0
+    uploads: int = 0
+    streams: int = 0
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "Usage":
+        """Read a usage object."""
+        return cls(**{k: int(d.get(k) or 0) for k in ("bytes", "staged", "uploads", "streams")})
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """An agent's usage, the limits that apply to it, its own quota and the mesh defaults."""
+
+    agent: str
+    admin: bool
+    usage: Usage
+    limits: Quota
+    override: Quota
+    defaults: Quota
+
+    @classmethod
+    def from_json(cls, d: JSONDict) -> "QuotaStatus":
+        """Read a quota status."""
+        return cls(
+            agent=str(d["agent"]),
+            admin=bool(d.get("admin")),
+            usage=Usage.from_json(d.get("usage") or {}),
+            limits=Quota.from_json(d.get("limits") or {}),
+            override=Quota.from_json(d.get("override") or {}),
+            defaults=Quota.from_json(d.get("defaults") or {}),
+        )
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,40 @@ class AdminCalls:
 
         self.run_scenario(scenario)
 
+    def test_quotas(self) -> None:
+        async def scenario() -> None:
+            admin = self.client()
+            aid, key = new_agent("quota")
+            user = self.client(key)
+            self.assertEqual((await self.aw(admin.node())).agent, "admin")
+            self.assertEqual((await self.aw(user.node())).agent, aid)
+            st = await self.aw(user.agents.quota(aid))
+            self.assertIsInstance(st, artmesh.QuotaStatus)
+            self.assertEqual((st.agent, st.admin, st.usage), (aid, False, artmesh.Usage()))
+            st = await self.aw(admin.agents.set_quota(aid, max_bytes=10, max_uploads=1))
+            self.assertEqual(st.override, artmesh.Quota(bytes=10, uploads=1))
+            self.assertEqual((st.limits.bytes, st.limits.uploads), (10, 1))
+            e = await self.raises(artmesh.QuotaExceededError, lambda: user.artifact.create_snippet(unique("s"), "x" * 20))
+            self.assertEqual((e.status, e.code), (507, "quota_exceeded"))
+            e = await self.raises(artmesh.PermissionDeniedError, lambda: user.agents.set_quota(aid, max_bytes=-1))
+            self.assertEqual((e.status, e.code), (403, "permission_denied"))
+            st = await self.aw(admin.agents.set_quota(aid, max_bytes=0, max_uploads=-1))
+            self.assertEqual((st.override, st.limits.bytes, st.limits.uploads), (artmesh.Quota(uploads=-1), -1, -1))
+
+            before = await self.aw(admin.mesh.quota())
+            self.assertIsInstance(before, artmesh.Quota)
+            try:
+                q = await self.aw(admin.mesh.set_quota(max_streams=50))
+                self.assertEqual(q.streams, 50)
+                self.assertEqual(await self.aw(user.mesh.quota()), q)
+                self.assertEqual((await self.aw(user.agents.quota(aid))).limits.streams, 50)
+                e = await self.raises(artmesh.PermissionDeniedError, lambda: user.mesh.set_quota(max_streams=1))
+                self.assertEqual((e.status, e.code), (403, "permission_denied"))
+            finally:
+                await self.aw(admin.mesh.set_quota(max_streams=before.streams))
+
+        self.run_scenario(scenario)
+
     def test_pins_and_repo(self) -> None:
         async def scenario() -> None:
             admin = self.client()

@@ -171,6 +171,13 @@ class ErrorShapes(unittest.TestCase):
         # A full disk is not retried by the transfers: a retry frees nothing.
         self.assertFalse(retryable(e))
         self.assertTrue(retryable(error_from_response(500, b"")))
+        # A quota is its own code on the same status, and not retried either.
+        e = error_from_response(507, b'{"error":{"code":"quota_exceeded","message":"over"}}')
+        self.assertEqual((type(e), e.status, e.code), (artmesh.QuotaExceededError, 507, "quota_exceeded"))
+        self.assertFalse(retryable(e))
+        e = error_from_response(429, b"")
+        self.assertEqual((type(e), e.code), (artmesh.TooManyError, "too_many"))
+        self.assertFalse(retryable(e))
 
     def test_retry_after(self) -> None:
         self.assertEqual(retry_after("1"), 1.0)

@@ -131,6 +131,8 @@ class Surface(unittest.TestCase):
             artmesh.InternalError: (500, "internal"),
             artmesh.UnavailableError: (503, "unavailable"),
             artmesh.InsufficientStorageError: (507, "insufficient_storage"),
+            artmesh.QuotaExceededError: (507, "quota_exceeded"),
+            artmesh.TooManyError: (429, "too_many"),
         }
         for cls, (status, code) in codes.items():
             self.assertTrue(issubclass(cls, artmesh.ArtmeshError))
