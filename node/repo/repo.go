@@ -253,6 +253,11 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	}); err != nil {
 		return fmt.Errorf("repo: init admin agent: %w", err)
 	}
+	// A new mesh limits what one ordinary agent can reserve and hold open
+	// (DefaultQuota); bytes stored are left to the disk and to the admin.
+	if _, err := cat.SetQuotaDefaults(ctx, DefaultQuota()); err != nil {
+		return fmt.Errorf("repo: init quota defaults: %w", err)
+	}
 	created = append(created, filepath.Join(dir, APIKeyFile))
 	if err := WriteFileSync(filepath.Join(dir, APIKeyFile), []byte(apiKey+"\n"), 0o600); err != nil {
 		return err
@@ -261,6 +266,14 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	created = append(created, filepath.Join(dir, ConfigFile))
 	// The config is written last: its presence marks a complete repo.
 	return WriteFileSync(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o600)
+}
+
+// DefaultQuota returns the quota a new mesh gives agents that are not mesh
+// admins: 64 GiB staged in at most 32 open uploads, and 16 event streams
+// per node. Stored bytes are not limited by default: that depends on the
+// disks, which the admin knows (artmesh mesh quota --bytes).
+func DefaultQuota() artmesh.Quota {
+	return artmesh.Quota{Staged: 64 << 30, Uploads: 32, Streams: 16}
 }
 
 // WriteFileSync writes a file atomically and durably: a temporary file,
