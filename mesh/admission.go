@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,52 @@ type Admission struct {
 	member atomic.Pointer[func(peer.ID) bool]
 	guests map[protocol.ID]bool
 	net    atomic.Pointer[network.Network]
+
+	banMu  sync.Mutex
+	banned map[peer.ID]time.Time // peers that are not members, refused until then
+}
+
+// maxBanned bounds the peers kept banned at once; past it, a new ban
+// takes the place of expired ones or is not kept.
+const maxBanned = 4096
+
+// Ban refuses p, while it is not a member, every connection and stream
+// until until: a stranger that floods the join protocol past its limits
+// is cut off, and its next dials fail at the handshake (and then in its
+// own dial backoff) instead of costing the node a stream each.
+func (a *Admission) Ban(p peer.ID, until time.Time) {
+	a.banMu.Lock()
+	defer a.banMu.Unlock()
+	if a.banned == nil {
+		a.banned = make(map[peer.ID]time.Time)
+	}
+	if len(a.banned) >= maxBanned {
+		now := time.Now()
+		for id, t := range a.banned {
+			if !now.Before(t) {
+				delete(a.banned, id)
+			}
+		}
+		if len(a.banned) >= maxBanned {
+			return
+		}
+	}
+	a.banned[p] = until
+}
+
+// isBanned reports whether p is banned now.
+func (a *Admission) isBanned(p peer.ID) bool {
+	if a == nil {
+		return false
+	}
+	a.banMu.Lock()
+	defer a.banMu.Unlock()
+	until, ok := a.banned[p]
+	if ok && !time.Now().Before(until) {
+		delete(a.banned, p)
+		return false
+	}
+	return ok
 }
 
 // NewAdmission returns an admission that lets peers that are not members
@@ -71,7 +118,7 @@ func (a *Admission) Admitted(p peer.ID) bool {
 
 // allowStream reports whether p may use protocol proto.
 func (a *Admission) allowStream(p peer.ID, proto protocol.ID) bool {
-	return a.Admitted(p) || a.guests[proto]
+	return a.Admitted(p) || a.guests[proto] && !a.isBanned(p)
 }
 
 // guestCount counts connected peers that are not members.
@@ -124,7 +171,7 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.Conn
 	if dir == network.DirOutbound || g.a.Admitted(p) {
 		return true
 	}
-	return g.a.guestCount() < MaxGuests
+	return !g.a.isBanned(p) && g.a.guestCount() < MaxGuests
 }
 
 // admissionRM is a resource manager that refuses, at protocol

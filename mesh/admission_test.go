@@ -165,3 +165,39 @@ func TestPeerStreamLimit(t *testing.T) {
 		t.Fatalf("a holds %d inbound streams of one peer (the dialer opened %d), want at most the limit of %d", inbound, opened, limit)
 	}
 }
+
+// TestBannedGuest: a banned peer that is not a member may not open even
+// the guest protocols, and a new connection of it is refused at the
+// handshake; a member is never refused for a ban, and a ban ends.
+func TestBannedGuest(t *testing.T) {
+	const joinProto protocol.ID = "/test/join/1"
+	adm := NewAdmission(joinProto)
+	m := &members{set: map[peer.ID]bool{}}
+	adm.SetMember(m.has)
+	a := newAdmittingHost(t, Key{}, adm)
+	b := newTestHost(t, Key{})
+	Serve(a, joinProto, func(_ context.Context, _ peer.ID, req []byte) ([]byte, error) { return req, nil })
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := Call(ctx, b, a.ID(), joinProto, []byte("hi")); err != nil {
+		t.Fatalf("a guest before its ban: %v", err)
+	}
+	adm.Ban(b.ID(), time.Now().Add(time.Hour))
+	if _, err := Call(ctx, b, a.ID(), joinProto, []byte("hi")); err == nil {
+		t.Fatal("a banned guest opened the join protocol")
+	}
+	_ = a.Network().ClosePeer(b.ID())
+	if err := b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err == nil && a.Network().Connectedness(b.ID()) == network.Connected {
+		t.Fatal("a banned guest connected again")
+	}
+	m.put(b.ID(), true)
+	if adm.allowStream(b.ID(), joinProto) != true || adm.allowStream(b.ID(), "/other") != true {
+		t.Fatal("a member was refused for a ban")
+	}
+	m.put(b.ID(), false)
+	adm.Ban(b.ID(), time.Now().Add(-time.Second))
+	if !adm.allowStream(b.ID(), joinProto) {
+		t.Fatal("a ban that ended still refuses")
+	}
+}

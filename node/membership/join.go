@@ -98,7 +98,15 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 	fromMember := merr == nil
 	if !fromMember {
 		// A member passing a request on was limited where it came in.
-		if err := m.joins.allow(from, now); err != nil {
+		if ban, err := m.joins.allow(from, now); err != nil {
+			if ban && m.cfg.Admission != nil {
+				// A flood: its next streams are refused at negotiation,
+				// its connection goes with the other guests' (EvictGuests),
+				// and its handshakes are refused for a while, which its
+				// own dial backoff then stretches.
+				m.cfg.Admission.Ban(from, now.Add(joinBan))
+				m.log.Warn("banned a peer that floods the join protocol", "peer", from, "for", joinBan)
+			}
 			return nil, err
 		}
 	}

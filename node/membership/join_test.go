@@ -160,7 +160,7 @@ func TestJoinLimiter(t *testing.T) {
 	allowed := func(l *joinLimiter, p peer.ID, at time.Time, n int) int {
 		ok := 0
 		for range n {
-			if err := l.allow(p, at); err == nil {
+			if _, err := l.allow(p, at); err == nil {
 				ok++
 			} else if !errors.Is(err, artmesh.Unavailable) {
 				t.Fatalf("refused as %v", err)
@@ -205,14 +205,42 @@ func TestJoinLimiter(t *testing.T) {
 		l := newJoinLimiter()
 		// The limiter only keys on peer ids: any distinct strings do.
 		for i := range joinMaxPeers {
-			_ = l.allow(peer.ID("p"+strconv.Itoa(i)), t0)
+			_, _ = l.allow(peer.ID("p"+strconv.Itoa(i)), t0)
 		}
 		p := peer.ID("new")
-		if err := l.allow(p, t0.Add(joinPeerIdle-time.Millisecond)); err == nil || len(l.peers) != joinMaxPeers {
+		if _, err := l.allow(p, t0.Add(joinPeerIdle-time.Millisecond)); err == nil || len(l.peers) != joinMaxPeers {
 			t.Fatalf("a new peer while %d busy ones are kept: %v, %d kept", joinMaxPeers, err, len(l.peers))
 		}
-		if err := l.allow(p, t0.Add(joinPeerIdle)); err != nil || len(l.peers) != 1 {
+		if _, err := l.allow(p, t0.Add(joinPeerIdle)); err != nil || len(l.peers) != 1 {
 			t.Fatalf("a new peer once the others idled: %v, %d kept; want allowed and 1 kept", err, len(l.peers))
 		}
 	})
+}
+
+// TestJoinLimiterBans: a peer that goes on past its own limit is marked
+// for a ban after joinBanAfter refusals in a row, and one allowed attempt
+// in between starts the count again.
+func TestJoinLimiterBans(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	p := newPeer(t)
+	l := newJoinLimiter()
+	for i := range joinPeerBurst {
+		if ban, err := l.allow(p, t0); err != nil || ban {
+			t.Fatalf("attempt %d of the burst: %v, ban %v", i, err, ban)
+		}
+	}
+	for i := 1; i <= joinBanAfter; i++ {
+		ban, err := l.allow(p, t0)
+		if err == nil || ban != (i == joinBanAfter) {
+			t.Fatalf("refusal %d: %v, ban %v; want a ban at %d", i, err, ban, joinBanAfter)
+		}
+	}
+	// A second later one attempt is allowed again, and the count starts over.
+	t1 := t0.Add(time.Second)
+	if ban, err := l.allow(p, t1); err != nil || ban {
+		t.Fatalf("an attempt a second later: %v, ban %v", err, ban)
+	}
+	if ban, err := l.allow(p, t1); err == nil || ban {
+		t.Fatalf("the next at once: %v, ban %v; want a refusal and no ban", err, ban)
+	}
 }

@@ -27,6 +27,11 @@ const (
 	// left alone for joinPeerIdle is full again, the same as a new one,
 	// and is dropped first when room is needed.
 	joinMaxPeers = 1024
+	// joinBanAfter is how many attempts in a row over its own limit a
+	// peer makes before it is cut off and banned for joinBan: an honest
+	// joiner retries a few times, a flood does not stop.
+	joinBanAfter = 10
+	joinBan      = time.Minute
 	joinPeerIdle = time.Duration(joinPeerBurst) * time.Second / time.Duration(joinPeerRate)
 )
 
@@ -40,8 +45,9 @@ type joinLimiter struct {
 
 // peerLimit is one peer's limiter and when it last tried.
 type peerLimit struct {
-	lim  *rate.Limiter
-	last time.Time
+	lim     *rate.Limiter
+	last    time.Time
+	strikes int // attempts in a row refused by its own limit
 }
 
 func newJoinLimiter() *joinLimiter {
@@ -55,8 +61,10 @@ func newJoinLimiter() *joinLimiter {
 var errTooManyJoins = artmesh.E(artmesh.Unavailable, "join refused: too many join attempts; retry in a few seconds")
 
 // allow takes one attempt of p at now, or returns why it is refused: p's
-// own limit first, so that a peer over it uses up none of the total.
-func (l *joinLimiter) allow(p peer.ID, now time.Time) error {
+// own limit first, so that a peer over it uses up none of the total. ban
+// is true when p has now gone over its own limit joinBanAfter times in a
+// row.
+func (l *joinLimiter) allow(p peer.ID, now time.Time) (ban bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pl, ok := l.peers[p]
@@ -71,14 +79,19 @@ func (l *joinLimiter) allow(p peer.ID, now time.Time) error {
 		if len(l.peers) >= joinMaxPeers {
 			// Every kept peer tried within joinPeerIdle: dropping one
 			// would reset its limit.
-			return errTooManyJoins
+			return false, errTooManyJoins
 		}
 		pl = &peerLimit{lim: rate.NewLimiter(joinPeerRate, joinPeerBurst)}
 		l.peers[p] = pl
 	}
 	pl.last = now
-	if !pl.lim.AllowN(now, 1) || !l.total.AllowN(now, 1) {
-		return errTooManyJoins
+	if !pl.lim.AllowN(now, 1) {
+		pl.strikes++
+		return pl.strikes >= joinBanAfter, errTooManyJoins
 	}
-	return nil
+	pl.strikes = 0
+	if !l.total.AllowN(now, 1) {
+		return false, errTooManyJoins
+	}
+	return false, nil
 }
