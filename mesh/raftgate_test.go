@@ -203,6 +203,9 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 		{"vote over 1 MiB", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, Candidate: bytes.Repeat([]byte{1}, maxOtherRPC)}}, RefusedMalformed, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			for len(a.got) > 0 {
+				<-a.got // left by an earlier case that failed
+			}
 			a.setRole(b.ID(), tc.role)
 			before := a.sl.Refused(tc.reason)
 			n, err := exchange(t, b, a.h.ID(), tc.msg)

@@ -43,12 +43,21 @@ import (
 // let any nonvoter's key rewrite a follower's log.
 func (n *Node) raftRole(p peer.ID) mesh.RaftRole {
 	r := n.raftRef.Load()
-	if r == nil || p == n.peerID {
-		return mesh.RaftNone // Raft has not started, or a stream from itself
+	if r == nil {
+		return mesh.RaftNone // Raft has not started
 	}
-	servers := r.GetConfiguration().Configuration().Servers
+	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.roster.Has, n.caughtUp.Load())
+}
+
+// raftRoleOf is raftRole's rule: what p is to node self, whose latest
+// configuration lists servers, that admits the peers admitted says, and
+// has (or has not yet) caught up with the leader since it started.
+func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool) mesh.RaftRole {
+	if p == self {
+		return mesh.RaftNone
+	}
 	if len(servers) == 0 {
-		if n.roster.Has(p) {
+		if admitted(p) {
 			return mesh.RaftVoter
 		}
 		return mesh.RaftNone
@@ -58,7 +67,7 @@ func (n *Node) raftRole(p peer.ID) mesh.RaftRole {
 		if s.ID != id {
 			continue
 		}
-		if s.Suffrage == raft.Voter || !n.caughtUp.Load() {
+		if s.Suffrage == raft.Voter || !caughtUp {
 			return mesh.RaftVoter
 		}
 		return mesh.RaftServer
