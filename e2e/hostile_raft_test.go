@@ -280,6 +280,7 @@ func TestHostileRaftPeer(t *testing.T) {
 	for _, d := range nodes {
 		p, _ := peer.Decode(peerIDOf(t, d))
 		before := refused(t, d, "not_voter")
+		//lint:ignore SA1019 raft still reads the deprecated Leader field, so a forger sets it too
 		forged := &raft.AppendEntriesRequest{RPCHeader: rpcHeader(evilID), Term: uint64(term) + 1000, Leader: []byte(evilID)}
 		if err := sendRaft(t, evil, p, rpcAppendEntries, forged, nil); err == nil {
 			t.Fatalf("%s answered a forged AppendEntries from a nonvoter", d.url)
@@ -307,6 +308,7 @@ func TestHostileRaftPeer(t *testing.T) {
 	// own term.
 	f0, _ := peer.Decode(peerIDOf(t, followers[0]))
 	before := refused(t, followers[0], "impersonation")
+	//lint:ignore SA1019 raft still reads the deprecated Leader field, so a forger sets it too
 	spoof := &raft.AppendEntriesRequest{RPCHeader: rpcHeader(leaderID), Term: uint64(term), Leader: []byte(leaderID), LeaderCommitIndex: 1 << 40}
 	if err := sendRaft(t, evil, f0, rpcAppendEntries, spoof, nil); err == nil {
 		t.Fatal("a follower answered an AppendEntries that a nonvoter sent in the leader's name")

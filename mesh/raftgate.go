@@ -315,12 +315,16 @@ func (c *gateConn) next() error {
 	case rpcAppendEntries:
 		var req raft.AppendEntriesRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader) //nolint:staticcheck // the deprecated Leader field is checked on purpose: raft still reads it
+			// raft still reads the deprecated Leader field when Addr is
+			// empty, so it is checked too.
+			//lint:ignore SA1019 checked on purpose, see above
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader)
 		}
 	case rpcRequestVote:
 		var req raft.RequestVoteRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Candidate) //nolint:staticcheck // as above, for the deprecated Candidate field
+			//lint:ignore SA1019 raft still reads the deprecated Candidate field when Addr is empty
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Candidate)
 		}
 	case rpcRequestPreVote:
 		var req raft.RequestPreVoteRequest
@@ -330,7 +334,7 @@ func (c *gateConn) next() error {
 	case rpcInstallSnapshot:
 		var req raft.InstallSnapshotRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader) //nolint:staticcheck // as above
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader)
 		}
 		if r == nil && req.Size < 0 {
 			r = &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot of %d bytes", req.Size)}

@@ -188,7 +188,9 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 		{"voter appends as itself", RaftVoter, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: hdr(b.ID()), Term: 3}}, 0, true},
 		{"voter appends as another", RaftVoter, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: spoofed, Term: 3}}, RefusedImpersonation, false},
 		{"voter appends with another's address", RaftVoter, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: mixed, Term: 3}}, RefusedImpersonation, false},
+		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"voter appends naming another leader", RaftVoter, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: hdr(b.ID()), Term: 3, Leader: []byte(other.String())}}, RefusedImpersonation, false},
+		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"voter appends with no header", RaftVoter, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{Term: 3, Leader: []byte(b.ID().String())}}, RefusedImpersonation, false},
 		{"nonvoter appends", RaftServer, rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: hdr(b.ID()), Term: 3}}, RefusedNotVoter, false},
 		{"nonvoter sends a snapshot", RaftServer, rpcMsg{typ: rpcInstallSnapshot, req: &raft.InstallSnapshotRequest{RPCHeader: hdr(b.ID()), Term: 3, Size: 4}, tail: []byte("snap")}, RefusedNotVoter, false},
@@ -196,10 +198,12 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 		{"voter sends TimeoutNow", RaftVoter, rpcMsg{typ: rpcTimeoutNow, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, 0, true},
 		{"nonvoter asks for a vote", RaftServer, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3}}, 0, true},
 		{"nonvoter asks for a pre-vote", RaftServer, rpcMsg{typ: rpcRequestPreVote, req: &raft.RequestPreVoteRequest{RPCHeader: hdr(b.ID()), Term: 3}}, 0, true},
+		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"vote for another candidate", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, Candidate: []byte(other.String())}}, RefusedImpersonation, false},
 		{"pre-vote as another", RaftVoter, rpcMsg{typ: rpcRequestPreVote, req: &raft.RequestPreVoteRequest{RPCHeader: spoofed, Term: 3}}, RefusedImpersonation, false},
 		{"unknown type", RaftVoter, rpcMsg{typ: 9, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, RefusedUnknownType, false},
 		{"not msgpack", RaftVoter, rpcMsg{typ: rpcRequestVote, tail: []byte{0xc1, 0, 0, 0}}, RefusedMalformed, false},
+		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"vote over 1 MiB", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, Candidate: bytes.Repeat([]byte{1}, maxOtherRPC)}}, RefusedMalformed, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
