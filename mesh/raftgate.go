@@ -24,8 +24,10 @@ import (
 // What it does not stop: Raft is not Byzantine-tolerant, and the gate
 // trusts the servers' keys. A voter's key can still vote and claim to
 // lead, a leader can append anything to the log, and any server can make
-// a leader step down by answering with a higher term (raft does so on
-// purpose, hashicorp/raft#526). The gate stops peers that are not servers
+// a leader step down by asking for a vote, or answering, with a higher
+// term (raft does so on purpose, for a voter that missed its own
+// demotion, hashicorp/raft#526; so RequestVote and RequestPreVote are
+// let through from nonvoters). The gate stops peers that are not servers
 // and servers that speak for others or claim to lead without a vote.
 
 // RaftRole is what a peer may do in this node's Raft.
