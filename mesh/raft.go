@@ -42,7 +42,7 @@ func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StreamLayer{h: h, gate: &gate{roles: roles, log: log}, conns: make(chan net.Conn), done: make(chan struct{})}
+	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{})}
 	h.SetStreamHandler(RaftProtocol, func(st network.Stream) {
 		if r := s.gate.admitStream(st.Conn().RemotePeer()); r != nil {
 			s.gate.refuse(st, r)

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // The Raft gate: Admission lets every member open RaftProtocol, but only
@@ -149,14 +150,26 @@ func (r *refusal) Error() string { return r.reason.String() + ": " + r.detail }
 type gate struct {
 	roles   RaftRoles
 	log     *slog.Logger
+	logs    *rate.Limiter // bounds the warnings, not the counting
 	refused [numRefusalReasons]atomic.Uint64
+}
+
+// newGate returns a gate that asks roles and warns on log.
+func newGate(roles RaftRoles, log *slog.Logger) *gate {
+	// A peer that keeps retrying (a leader this node refuses sends a
+	// heartbeat every few dozen milliseconds) would otherwise fill the
+	// log: a few warnings a second tell as much, and the counter counts
+	// every refusal.
+	return &gate{roles: roles, log: log, logs: rate.NewLimiter(2, 10)}
 }
 
 // refuse resets st, logs why and counts it.
 func (g *gate) refuse(st network.Stream, r *refusal) {
 	_ = st.Reset()
-	g.refused[r.reason].Add(1)
-	g.log.Warn("refused a Raft stream", "peer", st.Conn().RemotePeer().String(), "reason", r.reason.String(), "detail", r.detail)
+	total := g.refused[r.reason].Add(1)
+	if g.logs.Allow() {
+		g.log.Warn("refused a Raft stream", "peer", st.Conn().RemotePeer().String(), "reason", r.reason.String(), "detail", r.detail, "refused_so_far", total)
+	}
 }
 
 // admitStream checks that p may open a Raft stream at all.

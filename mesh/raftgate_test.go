@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,12 +27,31 @@ type gated struct {
 	roles map[peer.ID]RaftRole
 	got   chan raft.RPC // every RPC raft's transport delivered
 	snaps chan []byte   // the snapshot bytes of delivered InstallSnapshots
+	log   syncBuffer    // the gate's log, as text
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newGated(t *testing.T, key Key) *gated {
 	t.Helper()
 	g := &gated{h: newTestHost(t, key), roles: map[peer.ID]RaftRole{}, got: make(chan raft.RPC, 16), snaps: make(chan []byte, 16)}
-	g.sl = NewStreamLayer(g.h, g.role, nil)
+	g.sl = NewStreamLayer(g.h, g.role, slog.New(slog.NewTextHandler(&g.log, nil)))
 	trans := raft.NewNetworkTransport(g.sl, 1, 5*time.Second, io.Discard)
 	t.Cleanup(func() { trans.Close() })
 	go func() {
@@ -155,6 +176,10 @@ func TestRaftGateRefusesNonServer(t *testing.T) {
 	a.noRPC(t)
 	if got := a.sl.Refused(RefusedNotServer); got != 1 {
 		t.Fatalf("refusals counted as not_server: %d, want 1", got)
+	}
+	want := "level=WARN msg=\"refused a Raft stream\" peer=" + b.ID().String() + " reason=not_server "
+	if logged := a.log.String(); strings.Count(logged, want) != 1 {
+		t.Fatalf("the gate logged %q, want one line with %q", logged, want)
 	}
 	// Once it is a server, the same peer is heard.
 	a.setRole(b.ID(), RaftVoter)
