@@ -44,7 +44,7 @@ func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer
 	}
 	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{})}
 	h.SetStreamHandler(RaftProtocol, func(st network.Stream) {
-		if r := s.gate.admitStream(st.Conn().RemotePeer()); r != nil {
+		if ok, r := s.gate.admitStream(st.Conn().RemotePeer()); !ok {
 			s.gate.refuse(st, r)
 			return
 		}

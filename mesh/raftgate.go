@@ -45,6 +45,10 @@ const (
 	// RaftVoter is a server whose RPCs may claim to lead
 	// (AppendEntries, InstallSnapshot, TimeoutNow).
 	RaftVoter
+	// RaftNotReady means this node's Raft is not running yet, so nobody
+	// is heard: the stream is reset quietly (neither logged as a warning
+	// nor counted), and the peer, which retries, is heard once it runs.
+	RaftNotReady
 )
 
 // RaftRoles returns what p is in this node's latest Raft configuration
@@ -163,21 +167,29 @@ func newGate(roles RaftRoles, log *slog.Logger) *gate {
 	return &gate{roles: roles, log: log, logs: rate.NewLimiter(2, 10)}
 }
 
-// refuse resets st, logs why and counts it.
+// refuse resets st, logs why and counts it; a refusal while this node's
+// Raft is not running (r is nil) is only reset.
 func (g *gate) refuse(st network.Stream, r *refusal) {
 	_ = st.Reset()
+	if r == nil {
+		return
+	}
 	total := g.refused[r.reason].Add(1)
 	if g.logs.Allow() {
 		g.log.Warn("refused a Raft stream", "peer", st.Conn().RemotePeer().String(), "reason", r.reason.String(), "detail", r.detail, "refused_so_far", total)
 	}
 }
 
-// admitStream checks that p may open a Raft stream at all.
-func (g *gate) admitStream(p peer.ID) *refusal {
-	if g.roles(p) == RaftNone {
-		return &refusal{RefusedNotServer, "the peer is not a server of this node's Raft configuration"}
+// admitStream checks that p may open a Raft stream at all: ok, or the
+// refusal (nil while this node's Raft is not running).
+func (g *gate) admitStream(p peer.ID) (ok bool, r *refusal) {
+	switch g.roles(p) {
+	case RaftNone:
+		return false, &refusal{RefusedNotServer, "the peer is not a server of this node's Raft configuration"}
+	case RaftNotReady:
+		return false, nil
 	}
-	return nil
+	return true, nil
 }
 
 // checkRPC checks one decoded RPC of type t from the authenticated peer
@@ -195,7 +207,7 @@ func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte) *re
 	}
 	role := g.roles(p)
 	switch {
-	case role == RaftNone:
+	case role == RaftNone || role == RaftNotReady:
 		return &refusal{RefusedNotServer, "the peer is no longer a server of this node's Raft configuration"}
 	case role != RaftVoter && claimsToLead(t):
 		return &refusal{RefusedNotVoter, fmt.Sprintf("RPC type %d claims to lead, from a server without a vote in this node's configuration", t)}

@@ -169,6 +169,22 @@ func TestRaftGateRefusesNonServer(t *testing.T) {
 	a, b := newGated(t, key), newTestHost(t, key)
 	b.Peerstore().AddAddrs(a.h.ID(), a.h.Addrs(), time.Hour)
 	forged := &raft.AppendEntriesRequest{RPCHeader: hdr(b.ID()), Term: 1000, LeaderCommitIndex: 5}
+	// While this node's Raft is not running, every stream is reset,
+	// quietly: that is no peer's fault.
+	a.setRole(b.ID(), RaftNotReady)
+	if n, err := exchange(t, b, a.h.ID(), rpcMsg{typ: rpcAppendEntries, req: forged}); n != 0 || err == nil {
+		t.Fatalf("an AppendEntries before Raft runs: %d answered, err %v; want the stream reset", n, err)
+	}
+	a.noRPC(t)
+	for _, r := range RefusalReasons() {
+		if got := a.sl.Refused(r); got != 0 {
+			t.Fatalf("a stream reset before Raft runs was counted as %s", r)
+		}
+	}
+	if logged := a.log.String(); logged != "" {
+		t.Fatalf("a stream reset before Raft runs was logged: %q", logged)
+	}
+	a.setRole(b.ID(), RaftNone)
 	n, err := exchange(t, b, a.h.ID(), rpcMsg{typ: rpcAppendEntries, req: forged})
 	if n != 0 || err == nil {
 		t.Fatalf("a non-server's AppendEntries: %d answered, err %v; want it refused", n, err)

@@ -356,7 +356,6 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}
-	n.raftRef.Store(n.cat.Raft())
 	n.members = membership.New(membership.Config{
 		Self: n.peerID, Host: n.host, Catalog: n.cat, Roster: n.roster, Admission: n.admit,
 		Repo: n.cfg.Repo, Member: n.rc.Member, Voters: n.rc.Voters, MeshKey: n.meshKey,
@@ -370,6 +369,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		Log:             n.log,
 	})
 	n.members.AdmitListed()
+	// The Raft gate hears no one before this (raftRole): raft retries.
+	n.raftRef.Store(n.cat.Raft())
 	n.fetcher = exchange.New(exchange.Config{
 		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,
 		Holders:            n.cat.Holders,

@@ -20,12 +20,15 @@ import (
 //     send the RPCs that claim to lead; a nonvoter may not (a nonvoter's
 //     key is one of the many a large mesh has, while only its few voters'
 //     keys can lead it).
-//   - A node whose configuration is empty (a fresh joiner, or a member
-//     whose catalog state is gone) takes Raft, leader's RPCs included,
-//     from the peers it admits: the members it was told of at join or
-//     saved in peers.json (the roster's seeds), as admission already does
-//     until the node has caught up. It cannot tell a leader from anyone
-//     else before it has a configuration.
+//   - A node whose configuration is empty takes Raft, leader's RPCs
+//     included, from the peers membership.Manager.MayLeadUnconfigured
+//     names: a fresh joiner, once the join answer came, from the voters
+//     it named; before that, or a member whose catalog state is gone,
+//     from the peers it admits (the members it was told of at join or
+//     saved in peers.json), as admission already does until the node has
+//     caught up. It cannot tell a leader from anyone else before it has a
+//     configuration, and a member that is no voter could feed it a forged
+//     log in that window if it came before the join answer's voters.
 //   - Until it has caught up with the leader since it started, a node
 //     lets a nonvoter of its configuration lead it too. Its configuration
 //     may lag: the leader may have promoted that nonvoter while this node
@@ -44,14 +47,15 @@ import (
 func (n *Node) raftRole(p peer.ID) mesh.RaftRole {
 	r := n.raftRef.Load()
 	if r == nil {
-		return mesh.RaftNone // Raft has not started
+		return mesh.RaftNotReady
 	}
-	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.roster.Has, n.caughtUp.Load())
+	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.members.MayLeadUnconfigured, n.caughtUp.Load())
 }
 
 // raftRoleOf is raftRole's rule: what p is to node self, whose latest
-// configuration lists servers, that admits the peers admitted says, and
-// has (or has not yet) caught up with the leader since it started.
+// configuration lists servers, that takes Raft from the peers admitted
+// says while that configuration is empty, and has (or has not yet)
+// caught up with the leader since it started.
 func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool) mesh.RaftRole {
 	if p == self {
 		return mesh.RaftNone
