@@ -350,3 +350,74 @@ func TestHostileRaftPeer(t *testing.T) {
 		t.Fatalf("the leader changed from %s to %s", leader.url, now.url)
 	}
 }
+
+// TestRestartedVoterFollowsPromotedLeader: the Raft gate lets only voters
+// lead, but a node's configuration can lag. A voter killed while the
+// leader demoted it and promoted the nonvoter, restarted while that
+// promoted node leads, knows it only as a nonvoter: it must still follow
+// it and catch up (the gate lets a nonvoter of its configuration lead it
+// until it has caught up since its start).
+func TestRestartedVoterFollowsPromotedLeader(t *testing.T) {
+	ds := meshOf(t, 4, "--dead-voter-after", "2s")
+	ids := map[*daemon]string{}
+	for _, d := range ds {
+		ids[d] = d.peerID(t)
+	}
+	leader := leaderOf(t, ds...)
+	var spare, victim *daemon
+	for _, d := range ds {
+		role, _ := listed(t, leader, ids[d])
+		switch {
+		case role == "nonvoter":
+			spare = d
+		case d != leader && victim == nil:
+			victim = d
+		}
+	}
+	if spare == nil || victim == nil {
+		t.Fatalf("no nonvoter or no follower voter among %d members", len(ds))
+	}
+	var others []*daemon
+	for _, d := range ds {
+		if d != victim {
+			others = append(others, d)
+		}
+	}
+	victim.kill()
+	waitFor(t, 60*time.Second, "the killed voter is demoted and the nonvoter promoted, on every survivor", func() bool {
+		for _, o := range others {
+			v, _ := listed(t, o, ids[victim])
+			s, _ := listed(t, o, ids[spare])
+			if v != "nonvoter" || s != "voter" {
+				return false
+			}
+		}
+		return true
+	})
+	// Restart whoever leads until the promoted node does.
+	for round := 0; ; round++ {
+		now := leaderOf(t, others...)
+		if now == spare {
+			break
+		}
+		if round == 12 {
+			t.Fatal("the promoted node never led in 12 elections")
+		}
+		back := now.restart(t)
+		for i, o := range others {
+			if o == now {
+				others[i] = back
+				ids[back] = ids[now]
+			}
+		}
+	}
+	// The killed voter comes back knowing the leader only as a nonvoter.
+	back := victim.restart(t) // fails the test unless ready within 30 s
+	if role, _ := listed(t, back, ids[spare]); role != "voter" {
+		t.Fatalf("the restarted node lists the leader as %q, want voter once caught up", role)
+	}
+	back.call(t, "POST", "/v1/snippets", map[string]any{"name": "after-promotion", "content": 1}, 201, nil)
+	if got := metricValue(t, back, `artmesh_raft_rpcs_refused_total{reason="not_voter"}`); got != 0 {
+		t.Fatalf("the restarted node refused %v leader's RPCs as not_voter", got)
+	}
+}
