@@ -28,7 +28,8 @@ import (
 // a leader step down by asking for a vote, or answering, with a higher
 // term (raft does so on purpose, for a voter that missed its own
 // demotion, hashicorp/raft#526; so RequestVote and RequestPreVote are
-// let through from nonvoters). The gate stops peers that are not servers
+// let through from nonvoters, unless they claim a leadership transfer,
+// which makes a leader step down at once). The gate stops peers that are not servers
 // and servers that speak for others or claim to lead without a vote.
 
 // RaftRole is what a peer may do in this node's Raft.
@@ -40,7 +41,7 @@ const (
 	RaftNone RaftRole = iota
 	// RaftServer is a server without a vote: it may ask for votes and
 	// pre-votes (raft itself refuses to grant them to a nonvoter), but
-	// not claim to lead.
+	// not claim to lead, nor to be the target of a leadership transfer.
 	RaftServer
 	// RaftVoter is a server whose RPCs may claim to lead
 	// (AppendEntries, InstallSnapshot, TimeoutNow).
@@ -66,7 +67,8 @@ const (
 	// configuration.
 	RefusedNotServer RefusalReason = iota
 	// RefusedNotVoter: an RPC that claims to lead (AppendEntries,
-	// InstallSnapshot, TimeoutNow) from a server without a vote.
+	// InstallSnapshot, TimeoutNow), or a RequestVote for a leadership
+	// transfer, from a server without a vote.
 	RefusedNotVoter
 	// RefusedImpersonation: the RPC names a sender (its header's ID or
 	// Addr, or the deprecated Leader or Candidate field) other than the
@@ -193,11 +195,11 @@ func (g *gate) admitStream(p peer.ID) (ok bool, r *refusal) {
 }
 
 // checkRPC checks one decoded RPC of type t from the authenticated peer
-// p: every sender it names must be p, and an RPC that claims to lead must
-// come from a voter. The role is looked up again for every RPC: a server
-// removed (or demoted) since its stream opened is refused from its next
-// RPC on.
-func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte) *refusal {
+// p: every sender it names must be p, and an RPC that claims to lead
+// (voterOnly) must come from a voter. The role is looked up again for
+// every RPC: a server removed (or demoted) since its stream opened is
+// refused from its next RPC on.
+func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte, voterOnly bool) *refusal {
 	self := p.String()
 	if string(hdr.ID) != self || string(hdr.Addr) != self {
 		return &refusal{RefusedImpersonation, fmt.Sprintf("RPC type %d names sender id %q, address %q", t, hdr.ID, hdr.Addr)}
@@ -209,15 +211,10 @@ func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte) *re
 	switch {
 	case role == RaftNone || role == RaftNotReady:
 		return &refusal{RefusedNotServer, "the peer is no longer a server of this node's Raft configuration"}
-	case role != RaftVoter && claimsToLead(t):
-		return &refusal{RefusedNotVoter, fmt.Sprintf("RPC type %d claims to lead, from a server without a vote in this node's configuration", t)}
+	case role != RaftVoter && voterOnly:
+		return &refusal{RefusedNotVoter, fmt.Sprintf("RPC type %d, which only a leader or the target of its leadership transfer sends, from a server without a vote in this node's configuration", t)}
 	}
 	return nil
-}
-
-// claimsToLead reports whether an RPC of type t is sent only by a leader.
-func claimsToLead(t uint8) bool {
-	return t == rpcAppendEntries || t == rpcInstallSnapshot || t == rpcTimeoutNow
 }
 
 // recorder is the io.ByteScanner the gate decodes an RPC through: it
@@ -345,23 +342,25 @@ func (c *gateConn) next() error {
 			// raft still reads the deprecated Leader field when Addr is
 			// empty, so it is checked too.
 			//lint:ignore SA1019 checked on purpose, see above
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader)
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader, true)
 		}
 	case rpcRequestVote:
 		var req raft.RequestVoteRequest
 		if r = c.decode(t, &req); r == nil {
+			// A vote asked for a leadership transfer makes a leader step
+			// down at once, and raft transfers leadership only to voters.
 			//lint:ignore SA1019 raft still reads the deprecated Candidate field when Addr is empty
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Candidate)
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Candidate, req.LeadershipTransfer)
 		}
 	case rpcRequestPreVote:
 		var req raft.RequestPreVoteRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil)
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil, false)
 		}
 	case rpcInstallSnapshot:
 		var req raft.InstallSnapshotRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader)
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader, true)
 		}
 		if r == nil && req.Size < 0 {
 			r = &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot of %d bytes", req.Size)}
@@ -372,7 +371,7 @@ func (c *gateConn) next() error {
 	case rpcTimeoutNow:
 		var req raft.TimeoutNowRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil)
+			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil, true)
 		}
 	default:
 		r = &refusal{RefusedUnknownType, fmt.Sprintf("RPC type byte %d", t)}

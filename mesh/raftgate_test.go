@@ -238,6 +238,8 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 		{"nonvoter sends TimeoutNow", RaftServer, rpcMsg{typ: rpcTimeoutNow, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, RefusedNotVoter, false},
 		{"voter sends TimeoutNow", RaftVoter, rpcMsg{typ: rpcTimeoutNow, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, 0, true},
 		{"nonvoter asks for a vote", RaftServer, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3}}, 0, true},
+		{"nonvoter asks for a vote for a leadership transfer", RaftServer, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, LeadershipTransfer: true}}, RefusedNotVoter, false},
+		{"voter asks for a vote for a leadership transfer", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, LeadershipTransfer: true}}, 0, true},
 		{"nonvoter asks for a pre-vote", RaftServer, rpcMsg{typ: rpcRequestPreVote, req: &raft.RequestPreVoteRequest{RPCHeader: hdr(b.ID()), Term: 3}}, 0, true},
 		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"vote for another candidate", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, Candidate: []byte(other.String())}}, RefusedImpersonation, false},
