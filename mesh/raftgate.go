@@ -25,11 +25,13 @@ import (
 // What it does not stop: Raft is not Byzantine-tolerant, and the gate
 // trusts the servers' keys. A voter's key can still vote and claim to
 // lead, a leader can append anything to the log, and any server can make
-// a leader step down by asking for a vote, or answering, with a higher
-// term (raft does so on purpose, for a voter that missed its own
-// demotion, hashicorp/raft#526; so RequestVote and RequestPreVote are
-// let through from nonvoters, unless they claim a leadership transfer,
-// which makes a leader step down at once). The gate stops peers that are not servers
+// a leader step down by answering its calls with a higher term (answers
+// are not checked: raft steps down on purpose when a follower has a newer
+// term). RequestVote and RequestPreVote are let through from nonvoters
+// (raft grants no vote to one, and bumps its term for one only when it
+// knows no leader, so that a voter that missed its own demotion does not
+// stall the mesh, hashicorp/raft#526), unless they claim a leadership
+// transfer, which would make a leader step down at once. The gate stops peers that are not servers
 // and servers that speak for others or claim to lead without a vote.
 
 // RaftRole is what a peer may do in this node's Raft.
