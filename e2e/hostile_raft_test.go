@@ -252,7 +252,9 @@ func healthy(t *testing.T, name string, ds ...*daemon) {
 //	(b) the same member, and then a peer holding a real voter's identity
 //	    key (taken from a stopped follower's repo), send a follower an
 //	    AppendEntries whose header names the leader: reset, counted as
-//	    impersonation;
+//	    impersonation; and that voter's key, as itself, sends an
+//	    InstallSnapshot whose configuration does not decode (raft
+//	    panics on one): reset, counted as malformed;
 //
 // and after each the mesh has its leader, every node is up, and a write
 // reads back everywhere.
@@ -339,6 +341,17 @@ func TestHostileRaftPeer(t *testing.T) {
 	}
 	if got := refused(t, followers[0], "impersonation") - before; got != 1 {
 		t.Fatalf("the follower counted %v refusals as impersonation from the voter's key, want 1", got)
+	}
+	// Even as itself, a voter's key cannot send a snapshot request that
+	// raft would panic on (its configuration does not decode).
+	before = refused(t, followers[0], "malformed")
+	crash := &raft.InstallSnapshotRequest{RPCHeader: rpcHeader(otherID.String()), SnapshotVersion: raft.SnapshotVersionMax, Term: uint64(term),
+		LastLogIndex: 1 << 40, LastLogTerm: uint64(term), Size: 4}
+	if err := sendRaft(t, voter, f0, rpcInstallSnapshot, crash, []byte("snap")); err == nil {
+		t.Fatal("a follower answered an InstallSnapshot without a configuration")
+	}
+	if got := refused(t, followers[0], "malformed") - before; got != 1 {
+		t.Fatalf("the follower counted %v refusals as malformed, want 1", got)
 	}
 	voter.Close()
 	if got := metricValue(t, leader, "artmesh_catalog_term"); got != term {

@@ -78,8 +78,9 @@ const (
 	RefusedImpersonation
 	// RefusedUnknownType: an RPC type byte that raft does not know.
 	RefusedUnknownType
-	// RefusedMalformed: the RPC does not decode, or is larger than any
-	// this catalog's leader sends.
+	// RefusedMalformed: the RPC does not decode, is larger than any this
+	// catalog's leader sends, or is an InstallSnapshot whose
+	// configuration does not decode (raft would panic on it).
 	RefusedMalformed
 	numRefusalReasons
 )
@@ -368,6 +369,9 @@ func (c *gateConn) next() error {
 			r = &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot of %d bytes", req.Size)}
 		}
 		if r == nil {
+			r = checkSnapshotConfiguration(&req)
+		}
+		if r == nil {
 			c.raw = req.Size
 		}
 	case rpcTimeoutNow:
@@ -393,6 +397,21 @@ func (c *gateConn) next() error {
 		return fmt.Errorf("%w: %w", ErrRaftRefused, r)
 	}
 	c.out, c.rec.buf = c.rec.buf, nil
+	return nil
+}
+
+// checkSnapshotConfiguration refuses an InstallSnapshot whose
+// configuration does not decode: raft (v1.8.0, installSnapshot) decodes
+// it with DecodeConfiguration, which panics, and the panic ends the
+// whole node. Even a voter may not do that.
+func checkSnapshotConfiguration(req *raft.InstallSnapshotRequest) *refusal {
+	if req.SnapshotVersion <= 0 || req.SnapshotVersion > raft.SnapshotVersionMax {
+		return nil // raft refuses the version, or reads the old Peers field, without panicking
+	}
+	var conf raft.Configuration
+	if err := codec.NewDecoderBytes(req.Configuration, &codec.MsgpackHandle{}).Decode(&conf); err != nil {
+		return &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot whose configuration does not decode: %v", err)}
+	}
 	return nil
 }
 

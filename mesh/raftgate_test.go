@@ -244,6 +244,8 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
 		{"vote for another candidate", RaftVoter, rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 3, Candidate: []byte(other.String())}}, RefusedImpersonation, false},
 		{"pre-vote as another", RaftVoter, rpcMsg{typ: rpcRequestPreVote, req: &raft.RequestPreVoteRequest{RPCHeader: spoofed, Term: 3}}, RefusedImpersonation, false},
+		{"voter sends a snapshot without a configuration", RaftVoter, rpcMsg{typ: rpcInstallSnapshot, req: &raft.InstallSnapshotRequest{RPCHeader: hdr(b.ID()), SnapshotVersion: raft.SnapshotVersionMax, Term: 3, Size: 4}, tail: []byte("snap")}, RefusedMalformed, false},
+		{"voter sends a snapshot", RaftVoter, rpcMsg{typ: rpcInstallSnapshot, req: &raft.InstallSnapshotRequest{RPCHeader: hdr(b.ID()), SnapshotVersion: raft.SnapshotVersionMax, Term: 3, Size: 4, Configuration: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "x", Address: "x"}}})}, tail: []byte("snap")}, 0, true},
 		{"unknown type", RaftVoter, rpcMsg{typ: 9, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, RefusedUnknownType, false},
 		{"not msgpack", RaftVoter, rpcMsg{typ: rpcRequestVote, tail: []byte{0xc1, 0, 0, 0}}, RefusedMalformed, false},
 		//lint:ignore SA1019 the gate checks the deprecated sender fields that raft still reads
