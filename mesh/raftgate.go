@@ -347,6 +347,9 @@ func (c *gateConn) next() error {
 			//lint:ignore SA1019 checked on purpose, see above
 			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader, true)
 		}
+		if r == nil {
+			r = checkEntryConfigurations(req.Entries)
+		}
 	case rpcRequestVote:
 		var req raft.RequestVoteRequest
 		if r = c.decode(t, &req); r == nil {
@@ -408,11 +411,35 @@ func checkSnapshotConfiguration(req *raft.InstallSnapshotRequest) *refusal {
 	if req.SnapshotVersion <= 0 || req.SnapshotVersion > raft.SnapshotVersionMax {
 		return nil // raft refuses the version, or reads the old Peers field, without panicking
 	}
-	var conf raft.Configuration
-	if err := codec.NewDecoderBytes(req.Configuration, &codec.MsgpackHandle{}).Decode(&conf); err != nil {
+	if err := decodeConfiguration(req.Configuration); err != nil {
 		return &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot whose configuration does not decode: %v", err)}
 	}
 	return nil
+}
+
+// checkEntryConfigurations refuses AppendEntries with a configuration
+// entry that does not decode: raft (processConfigurationLogEntry, and the
+// FSM's configuration store) panics on one, as above.
+func checkEntryConfigurations(entries []*raft.Log) *refusal {
+	for _, e := range entries {
+		if e == nil {
+			return &refusal{RefusedMalformed, "AppendEntries with a nil entry"}
+		}
+		if e.Type != raft.LogConfiguration {
+			continue
+		}
+		if err := decodeConfiguration(e.Data); err != nil {
+			return &refusal{RefusedMalformed, fmt.Sprintf("configuration entry %d does not decode: %v", e.Index, err)}
+		}
+	}
+	return nil
+}
+
+// decodeConfiguration decodes a configuration as raft.DecodeConfiguration
+// does, returning the error it would panic with.
+func decodeConfiguration(b []byte) error {
+	var conf raft.Configuration
+	return codec.NewDecoderBytes(b, &codec.MsgpackHandle{}).Decode(&conf)
 }
 
 // decode decodes the RPC that follows the type byte t into v.
