@@ -274,8 +274,8 @@ func (x *recorder) UnreadByte() error {
 // gateConn is an accepted Raft stream as raft's transport reads it: each
 // Read serves bytes of RPCs that were read whole from the stream and
 // checked, then the raw snapshot bytes that follow an InstallSnapshot
-// (req.Size of them, passed through unchecked: raft checks the snapshot
-// against the request), then the next checked RPC. Writes (raft's
+// (req.Size of them, passed through unchecked: raft counts them and the
+// catalog's restore reads and checks them), then the next checked RPC. Writes (raft's
 // answers) go through unchanged. A refused RPC resets the stream, and
 // raft reads ErrRaftRefused.
 type gateConn struct {
