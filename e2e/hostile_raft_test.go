@@ -203,6 +203,9 @@ func waitRole(t *testing.T, id, role string, ds ...*daemon) {
 // member.)
 func healthy(t *testing.T, name string, ds ...*daemon) {
 	t.Helper()
+	for _, d := range ds {
+		waitReady(t, d, 30*time.Second) // a node still catching up lists no members
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		leaders, good, last := map[string]bool{}, true, ""
@@ -228,9 +231,6 @@ func healthy(t *testing.T, name string, ds ...*daemon) {
 			t.Fatalf("the mesh did not settle within 30s: %d leaders seen; last: %s", len(leaders), last)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	for _, d := range ds {
-		waitReady(t, d, 30*time.Second)
 	}
 	var sn artifact
 	ds[0].call(t, "POST", "/v1/snippets", map[string]any{"name": name, "content": map[string]any{"after": name}}, 201, &sn)
