@@ -407,22 +407,30 @@ func TestRestartedVoterFollowsPromotedLeader(t *testing.T) {
 		}
 		return true
 	})
-	// Restart whoever leads until the promoted node does.
+	// Pause whoever leads (SIGSTOP) until the other two voters elect the
+	// promoted node; each election is between two nodes, the paused one
+	// sitting it out.
+	var paused *daemon
 	for round := 0; ; round++ {
-		now := leaderOf(t, others...)
+		var awake []*daemon
+		for _, o := range others {
+			if o != paused {
+				awake = append(awake, o)
+			}
+		}
+		now := leaderOf(t, awake...) // a paused node would not answer
+		if paused != nil {
+			paused.resume()
+		}
 		if now == spare {
 			break
 		}
-		if round == 12 {
-			t.Fatal("the promoted node never led in 12 elections")
+		if round == 16 {
+			t.Fatal("the promoted node never led in 16 elections")
 		}
-		back := now.restart(t)
-		for i, o := range others {
-			if o == now {
-				others[i] = back
-				ids[back] = ids[now]
-			}
-		}
+		t.Logf("round %d: %s leads; pausing it", round, ids[now])
+		now.pause()
+		paused = now
 	}
 	// The killed voter comes back knowing the leader only as a nonvoter.
 	back := victim.restart(t) // fails the test unless ready within 30 s
