@@ -24,10 +24,10 @@ import (
 	"github.com/artmesh/artmesh/node/repo"
 )
 
-// hostileHost is a libp2p host with a member's identity and the mesh's
+// memberHost is a libp2p host with a member's identity and the mesh's
 // key, built from the project's own mesh package: what anyone who holds a
 // member's identity key can run.
-func hostileHost(t *testing.T, memberRepo string) host.Host {
+func memberHost(t *testing.T, memberRepo string) host.Host {
 	t.Helper()
 	priv, _, err := repo.ReadIdentity(memberRepo)
 	if err != nil {
@@ -44,14 +44,7 @@ func hostWith(t *testing.T, priv crypto.PrivKey, repoDir string) host.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mesh.DefaultConfig()
-	cfg.Identity, cfg.Key, cfg.Listen = priv, key, []string{"/ip4/127.0.0.1/tcp/0"}
-	h, err := mesh.NewHost(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return hostileHost(t, priv, key)
 }
 
 // memberAddrs returns the peer id and libp2p addresses of the member that
@@ -151,7 +144,7 @@ func TestForgedForwardedWrites(t *testing.T) {
 
 	// c's identity, in a hostile process: c itself is stopped.
 	c.stop()
-	evil := hostileHost(t, c.repo)
+	evil := memberHost(t, c.repo)
 	leader, addrs := leaderAddrs(t, a)
 	evil.Peerstore().AddAddrs(leader, addrs, time.Hour)
 
@@ -238,7 +231,7 @@ func TestForgedForwardedWrites(t *testing.T) {
 	cID := c.peerID(t)
 	a.call(t, "DELETE", "/v1/mesh/members/"+cID, nil, 204, nil)
 	c.stop()
-	evil2 := hostileHost(t, c.repo)
+	evil2 := memberHost(t, c.repo)
 	evil2.Peerstore().AddAddrs(leader, addrs, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

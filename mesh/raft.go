@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -20,8 +21,13 @@ const RaftProtocol protocol.ID = "/artmesh/raft/1.0.0"
 // StreamLayer is a raft.StreamLayer over libp2p streams: a Raft server
 // address is a peer id, and a Raft connection is one stream. Give it to
 // raft.NewNetworkTransport.
+//
+// Incoming streams pass the Raft gate (raftgate.go): only servers of this
+// node's Raft configuration, as roles tells, may open one, and every RPC
+// on it is checked before raft reads it.
 type StreamLayer struct {
 	h      host.Host
+	gate   *gate
 	conns  chan net.Conn
 	done   chan struct{}
 	closed sync.Once
@@ -29,17 +35,34 @@ type StreamLayer struct {
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
 
-// NewStreamLayer starts accepting Raft streams on h.
-func NewStreamLayer(h host.Host) *StreamLayer {
-	s := &StreamLayer{h: h, conns: make(chan net.Conn), done: make(chan struct{})}
+// NewStreamLayer starts accepting Raft streams on h from the peers that
+// roles says are servers. Refusals are logged to log (nil: discarded) as
+// warnings and counted (Refused).
+func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{})}
 	h.SetStreamHandler(RaftProtocol, func(st network.Stream) {
+		if ok, r := s.gate.admitStream(st.Conn().RemotePeer()); !ok {
+			s.gate.refuse(st, r)
+			return
+		}
 		select {
-		case s.conns <- newStreamConn(st):
+		case s.conns <- newGateConn(st, s.gate):
 		case <-s.done:
 			st.Reset()
 		}
 	})
 	return s
+}
+
+// Refused returns how many Raft streams the gate refused for reason.
+func (s *StreamLayer) Refused(reason RefusalReason) uint64 {
+	if reason >= numRefusalReasons {
+		return 0
+	}
+	return s.gate.refused[reason].Load()
 }
 
 // Accept waits for the next incoming Raft connection.

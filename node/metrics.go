@@ -14,6 +14,7 @@ import (
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
 	"github.com/artmesh/artmesh/node/placement"
 )
@@ -243,13 +244,14 @@ var (
 	descHeld        = prometheus.NewDesc("artmesh_replication_held_versions", "Content roots (versions) the catalog records this node as holding.", nil, nil)
 	descHeldBytes   = prometheus.NewDesc("artmesh_replication_held_bytes", "Bytes of the content roots this node is recorded as holding.", nil, nil)
 	descUnder       = prometheus.NewDesc("artmesh_replication_under_replicated_versions", "Content roots of the mesh with fewer reachable holders than their factor, as this node sees the members (repairing or under_replicated).", nil, nil)
+	descRaftRefused = prometheus.NewDesc("artmesh_raft_rpcs_refused_total", "Raft streams this node reset, by reason: not_server (the peer is not a server of this node's Raft configuration), not_voter (an RPC that claims to lead from a server without a vote), impersonation (an RPC naming a sender other than the authenticated peer), unknown_type, malformed (undecodable or oversized).", []string{"reason"}, nil)
 	descUploads     = prometheus.NewDesc("artmesh_uploads_in_progress", "Upload sessions not yet confirmed, by state (open: taking bytes; received: waiting for confirm).", []string{"state"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descTerm, descRaftRunning, descCommit, descApplied, descRejected, descLastContact,
-		descBSBytes, descBSBlocks, descBSPacks, descBSPackBytes, descAllocated, descHeld, descHeldBytes, descUnder, descUploads} {
+		descBSBytes, descBSBlocks, descBSPacks, descBSPackBytes, descAllocated, descHeld, descHeldBytes, descUnder, descUploads, descRaftRefused} {
 		ch <- d
 	}
 }
@@ -290,6 +292,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c.collectReplication(ch)
 		c.collectUploads(ch)
+	}
+	if n.streams != nil {
+		for _, r := range mesh.RefusalReasons() {
+			ch <- prometheus.MustNewConstMetric(descRaftRefused, prometheus.CounterValue, float64(n.streams.Refused(r)), r.String())
+		}
 	}
 	if n.bs != nil {
 		if st, ok := c.blockStat(); ok {

@@ -144,6 +144,7 @@ type Node struct {
 	members   *membership.Manager // join, members, invites, voters; keeps roster current
 	trans     *raft.NetworkTransport
 	streams   *mesh.StreamLayer
+	raftRef   atomic.Pointer[raft.Raft] // the catalog's Raft, once it runs, for raftRole
 	fetcher   *exchange.Exchange
 	metrics   *Metrics // the node's own Prometheus registry
 
@@ -343,7 +344,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	if n.host, err = mesh.NewHost(mcfg); err != nil {
 		return err
 	}
-	n.streams = mesh.NewStreamLayer(n.host)
+	n.streams = mesh.NewStreamLayer(n.host, n.raftRole, n.log.With("component", "raft-gate"))
 	n.trans = raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard)
 	ccfg := catalog.DefaultConfig()
 	ccfg.Dir = filepath.Join(n.cfg.Repo, repo.RaftDir)
@@ -371,6 +372,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		Log:             n.log,
 	})
 	n.members.AdmitListed()
+	// The Raft gate hears no one before this (raftRole): raft retries.
+	n.raftRef.Store(n.cat.Raft())
 	n.fetcher = exchange.New(exchange.Config{
 		Self: n.peerID, Host: n.host, Store: n.bs, Log: n.log,
 		Holders:            n.cat.Holders,

@@ -42,6 +42,10 @@ type joinResponse struct {
 	APIKey  string           `json:"api_key"`
 	Index   uint64           `json:"index"`
 	Members []catalog.Member `json:"members"`
+	// Voters are the voters of the leader's Raft configuration once the
+	// new node is in it: until the new node has a configuration of its
+	// own, only they may lead it (MayLeadUnconfigured).
+	Voters []string `json:"voters,omitempty"`
 }
 
 // parseJoinRequest reads a join request and the peer id of the node that
@@ -156,7 +160,15 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 	}
 	members, _ := cat.Members()
 	m.savePeers(members)
-	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members})
+	var voters []string
+	if servers, err := cat.Servers(); err == nil {
+		for _, s := range servers {
+			if s.Voter {
+				voters = append(voters, s.ID)
+			}
+		}
+	}
+	return json.Marshal(joinResponse{Agent: agent, APIKey: key, Index: index, Members: members, Voters: voters})
 }
 
 // checkJoin refuses a join that ConsumeInvite would refuse, from this
@@ -216,6 +228,10 @@ func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 		m.addMembers(jr.Members)
 		m.cfg.Roster.Seed(memberIDs(jr.Members))
 		m.savePeers(jr.Members)
+		if len(jr.Voters) > 0 {
+			voters := decodeSet(jr.Voters)
+			m.joinVoters.Store(&voters)
+		}
 		if err := m.cfg.Catalog.WaitApplied(ctx, jr.Index); err != nil {
 			return fmt.Errorf("membership: catching up with the mesh: %w", err)
 		}
@@ -234,4 +250,18 @@ func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 		msg += ": " + re.Message
 	}
 	return artmesh.E(artmesh.Unavailable, msg, lastErr)
+}
+
+// MayLeadUnconfigured reports whether p may lead this node while its
+// Raft configuration is empty (a node that is joining, or a member whose
+// catalog state is gone): once the join answer named the mesh's voters,
+// only they; before it, or at a start without a join, the peers this
+// node admits (the members it was told of or saved in peers.json), since
+// it knows no better yet.
+func (m *Manager) MayLeadUnconfigured(p peer.ID) bool {
+	if v := m.joinVoters.Load(); v != nil {
+		_, ok := (*v)[p]
+		return ok
+	}
+	return m.cfg.Roster.Has(p)
 }

@@ -133,6 +133,10 @@ type Manager struct {
 	// removed is set once this node knows it was removed from its mesh.
 	removed atomic.Pointer[repo.Removal]
 
+	// joinVoters are the voters the join answer named, once this node
+	// joined at this run (MayLeadUnconfigured).
+	joinVoters atomic.Pointer[map[peer.ID]struct{}]
+
 	mu         sync.Mutex // serialises writes of peers.json and config.json
 	savedPeers []byte     // what peers.json holds, to write it only on change
 

@@ -755,3 +755,44 @@ func TestWarnStrandedAtMostEveryInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinNamesVoters: the join answer names the leader's voters, and
+// until the joiner has a Raft configuration only they may lead it (not
+// a member without a vote, which it admits all the same).
+func TestJoinNamesVoters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spare := newPeer(t) // a member and nonvoter of the mesh
+	leaderCat := newFakeCatalog(true)
+	a := newTestNode(t, leaderCat, t.TempDir())
+	leaderCat.servers = []catalog.Server{{ID: a.id.String(), Voter: true, Leader: true}, {ID: spare.String()}}
+	leaderCat.setMembers(a.member(), catalog.Member{PeerID: spare.String(), Addresses: []string{"/ip4/127.0.0.1/tcp/4001"}})
+	a.caughtUp = true
+	a.m.AdmitListed()
+	inv, err := a.m.CreateInvite(ctx, "admin", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := repo.ParseTicket(inv.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirB := t.TempDir()
+	writeConfig(t, dirB, repo.Config{Join: ticket})
+	b := newTestNode(t, newFakeCatalog(false), dirB)
+	if err := b.m.Join(ctx, ticket); err != nil {
+		t.Fatal(err)
+	}
+	if !b.roster.Has(spare) {
+		t.Fatal("the joiner does not admit a member the join answer listed")
+	}
+	for _, tc := range []struct {
+		who  string
+		p    peer.ID
+		want bool
+	}{{"the leader", a.id, true}, {"a member without a vote", spare, false}, {"itself", b.id, true}, {"a stranger", newPeer(t), false}} {
+		if got := b.m.MayLeadUnconfigured(tc.p); got != tc.want {
+			t.Errorf("%s may lead the joiner: %v, want %v", tc.who, got, tc.want)
+		}
+	}
+}

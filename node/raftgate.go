@@ -1,0 +1,80 @@
+package node
+
+import (
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// raftRole is what p may do in this node's Raft, for the gate on Raft
+// streams (mesh.StreamLayer): it reads the latest Raft configuration,
+// uncommitted entries included. raft.GetConfiguration in hashicorp/raft
+// v1.8.0 is not a round trip through raft's main loop: it loads the
+// latest configuration from an atomic.Value and copies its server list,
+// so it is called for every stream and every RPC rather than cached
+// (a cache would only add a window in which a removed server is still
+// heard).
+//
+//   - A server of the configuration may open Raft streams. A voter may
+//     send the RPCs that claim to lead; a nonvoter may not (a nonvoter's
+//     key is one of the many a large mesh has, while only its few voters'
+//     keys can lead it).
+//   - A node whose configuration is empty takes Raft, leader's RPCs
+//     included, from the peers membership.Manager.MayLeadUnconfigured
+//     names: a fresh joiner, once the join answer came, from the voters
+//     it named; before that, or a member whose catalog state is gone,
+//     from the peers it admits (the members it was told of at join or
+//     saved in peers.json), as admission already does until the node has
+//     caught up. It cannot tell a leader from anyone else before it has a
+//     configuration, and a member that is no voter could feed it a forged
+//     log in that window if it came before the join answer's voters.
+//   - Until it has caught up with the leader since it started, a node
+//     lets a nonvoter of its configuration lead it too. Its configuration
+//     may lag: the leader may have promoted that nonvoter while this node
+//     was down (the voters' upkeep does so to any voter gone for 30 s),
+//     and the promoted node may lead now; the entry that says so is
+//     exactly what this node cannot get from anyone else. The window is
+//     the one admission already trusts remembered peers in, and it closes
+//     once the node has caught up.
+//
+// What stays weak: a node that is running and caught up, then falls
+// behind a promotion while cut off (without restarting), refuses the
+// promoted leader until leadership moves to a voter it knows or it
+// restarts; the refusals show in artmesh_raft_rpcs_refused_total
+// (reason not_voter). Letting nonvoters lead lagging nodes instead would
+// let any nonvoter's key rewrite a follower's log.
+func (n *Node) raftRole(p peer.ID) mesh.RaftRole {
+	r := n.raftRef.Load()
+	if r == nil {
+		return mesh.RaftNotReady
+	}
+	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.members.MayLeadUnconfigured, n.caughtUp.Load())
+}
+
+// raftRoleOf is raftRole's rule: what p is to node self, whose latest
+// configuration lists servers, that takes Raft from the peers admitted
+// says while that configuration is empty, and has (or has not yet)
+// caught up with the leader since it started.
+func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool) mesh.RaftRole {
+	if p == self {
+		return mesh.RaftNone
+	}
+	if len(servers) == 0 {
+		if admitted(p) {
+			return mesh.RaftVoter
+		}
+		return mesh.RaftNone
+	}
+	id := raft.ServerID(p.String())
+	for _, s := range servers {
+		if s.ID != id {
+			continue
+		}
+		if s.Suffrage == raft.Voter || !caughtUp {
+			return mesh.RaftVoter
+		}
+		return mesh.RaftServer
+	}
+	return mesh.RaftNone
+}
