@@ -214,6 +214,7 @@ func TestForgedForwardedWrites(t *testing.T) {
 	// It may create an ordinary agent; the mesh admin may do all of it.
 	b.callAs(t, bKey, "POST", "/v1/agents", map[string]any{"id": "worker"}, 201, nil)
 	a.call(t, "POST", "/v1/agents", map[string]any{"id": "second-admin", "admin": true}, 201, nil)
+	a.call(t, "POST", "/v1/agents/worker/keys", nil, 201, nil)
 	a.call(t, "PUT", "/v1/mesh/policy", map[string]any{"node_agents_invite": true}, 200, nil)
 
 	// c comes back, makes an invite (node agents may now), and is
