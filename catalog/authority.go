@@ -268,6 +268,9 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		if cmd.Token.Agent != agent.ID {
 			return refused(t, "%s may not issue a token in the name of %s", agent.ID, cmd.Token.Agent)
 		}
+		if cmd.Token.Issuer != from {
+			return refused(t, "member %s may not record a token that %q signs", from, cmd.Token.Issuer)
+		}
 		if artmesh.ValidArtifactID(cmd.Token.Target) {
 			return right(artmesh.ArtifactID(cmd.Token.Target), artmesh.Read)
 		}

@@ -73,7 +73,8 @@ func TestAuthorizeForwarded(t *testing.T) {
 		{"delete, mesh admin not owner", deleteArtifactCmd{ID: a.ID}, "peerA", admin, false},
 		{"share, reader", shareCmd{ID: a.ID, Agents: []artmesh.AgentID{"bob"}}, "peerA", bob, false},
 		{"share, owner", shareCmd{ID: a.ID, Agents: []artmesh.AgentID{"bob"}}, "peerA", alice, true},
-		{"signed URL, reader", issueTokenCmd{Token: Token{ID: "t1", Agent: "bob", Target: string(a.ID)}}, "peerA", bob, true},
+		{"signed URL, reader", issueTokenCmd{Token: Token{ID: "t1", Agent: "bob", Target: string(a.ID), Issuer: "peerA"}}, "peerA", bob, true},
+		{"signed URL another member signs", issueTokenCmd{Token: Token{ID: "t1", Agent: "bob", Target: string(a.ID), Issuer: "peerB"}}, "peerA", bob, false},
 		{"signed URL in another's name", issueTokenCmd{Token: Token{ID: "t1", Agent: "alice", Target: string(a.ID)}}, "peerA", bob, false},
 		{"an upload token may only upload", CreateArtifact{ID: "art_01JD0000000000000000000001", Owner: "alice", CID: "c"}, "peerA", upload, false},
 		// A node's own rows, only from that node.

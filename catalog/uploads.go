@@ -83,6 +83,12 @@ type Token struct {
 	AgentCreatedAt time.Time `json:"agent_created_at,omitzero"`
 	Target         string    `json:"target"` // the artifact or upload id it is for
 	ExpiresAt      time.Time `json:"expires_at"`
+	// Issuer is the peer id of the node that signed the token and Action
+	// its action ("read", "write"): a token is honoured only with the
+	// claims of its record, so that a member cannot sign other claims
+	// under a recorded id. Empty in records written before they existed.
+	Issuer string `json:"issuer,omitempty"`
+	Action string `json:"action,omitempty"`
 	Revoked        bool      `json:"revoked,omitempty"`
 	// IssuedIndex is the Raft index of the command that recorded the
 	// token, set by the catalog as it applies it (what the issuer gives

@@ -61,7 +61,8 @@ func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
 	if err != nil {
 		return "", artmesh.E(op, err)
 	}
-	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, ExpiresAt: c.Expires}
+	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, ExpiresAt: c.Expires,
+		Issuer: n.peerID.String(), Action: c.Action.String()}
 	if err := n.cat.IssueToken(ctx, rec); err != nil {
 		return "", err
 	}
@@ -147,6 +148,9 @@ func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, art
 		// after it expired).
 		return acl.Claims{}, artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the capability token is not known to this mesh")
 	}
+	if err := claimsOfRecord(c, rec); err != nil {
+		return acl.Claims{}, artmesh.Agent{}, err
+	}
 	if c.Action != action {
 		return acl.Claims{}, artmesh.Agent{}, artmesh.E(artmesh.PermissionDenied, fmt.Sprintf("this is a %s token; this route needs a %s token", c.Action, action))
 	}
@@ -164,6 +168,21 @@ func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, art
 		return acl.Claims{}, artmesh.Agent{}, err
 	}
 	return c, granter, nil
+}
+
+// claimsOfRecord checks that a token's signed claims are those its
+// catalog record was issued with: any member can sign a token, so one
+// that signs other claims (another agent, target or action, a later
+// expiry) under a recorded id is refused. Records from before the issuer
+// and action were kept are checked for the rest.
+func claimsOfRecord(c acl.Claims, rec catalog.Token) error {
+	forged := c.Agent != rec.Agent || c.Target != rec.Target || c.Expires.After(rec.ExpiresAt) ||
+		rec.Issuer != "" && peer.ID(c.Issuer).String() != rec.Issuer ||
+		rec.Action != "" && c.Action.String() != rec.Action
+	if forged {
+		return artmesh.E(artmesh.Unauthenticated, "the capability token's claims are not those it was issued with")
+	}
+	return nil
 }
 
 // grantStands checks that the granting agent of a read token may still

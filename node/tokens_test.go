@@ -251,3 +251,46 @@ func TestGrantStandsLegacy(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenClaimsMustMatchRecord: any member can sign a token, so one
+// signed with other claims under a recorded id (another artifact, another
+// agent, a later expiry) is refused; the token as issued
+// works.
+func TestTokenClaimsMustMatchRecord(t *testing.T) {
+	ctx := context.Background()
+	n, admin := openTestNode(t, Config{GCDelay: -1, TokenSkew: -1})
+	mine, err := n.CreateArtifact(ctx, admin, CreateInput{Name: "mine.txt", Size: -1}, strings.NewReader("mine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := n.CreateArtifact(ctx, admin, CreateInput{Name: "secret.txt", Size: -1}, strings.NewReader("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, err := n.CreateSignedURL(ctx, admin, mine.ID, 600, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readCap(ctx, n, su.Token); err != nil || got != "mine" {
+		t.Fatalf("the token as issued: %q, %v", got, err)
+	}
+	issued, err := acl.Parse(su.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(c *acl.Claims){
+		"another artifact": func(c *acl.Claims) { c.Target = string(secret.ID) },
+		"another agent":    func(c *acl.Claims) { c.Agent = "someone" },
+		"a later expiry":   func(c *acl.Claims) { c.Expires = c.Expires.Add(24 * time.Hour) },
+	} {
+		c := issued
+		change(&c)
+		forged, err := acl.Mint(c, n.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readCap(ctx, n, forged); !errors.Is(err, artmesh.Unauthenticated) {
+			t.Errorf("%s under the recorded id: %q, %v; want unauthenticated", name, got, err)
+		}
+	}
+}
