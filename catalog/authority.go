@@ -214,16 +214,39 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		if !agent.ManagesAgents() {
 			return refused(t, "only a mesh admin or a node's agent may create agents, and %s is neither", agent.ID)
 		}
+		if d := cmd.Agent.CreatedAt.Sub(now); d > clockSlack || d < -clockSlack {
+			// The creation time names the agent's incarnation: one set
+			// in the past could pose as a deleted agent of the same id.
+			return refused(t, "the agent's creation time %s is not the leader's time", cmd.Agent.CreatedAt.Format(time.RFC3339))
+		}
+		for _, g := range cmd.Agent.Groups {
+			if raw, err := tx.First(tableGroups, indexID, g); err != nil {
+				return internal("catalog.ApplyForwarded", err)
+			} else if raw != nil {
+				return mustAdmin("put an agent in an existing group")
+			}
+		}
 		return nil
 	case deleteAgentType:
 		return mustAdmin("delete agents")
 	case setAgentKeyType:
 		return mustAdmin("set another agent's key")
-	case putGroupType, deleteGroupType:
+	case putGroupType:
+		cmd, err := decodeAs[putGroupCmd](t, payload)
+		if err != nil {
+			return err
+		}
 		if !agent.ManagesAgents() {
-			return refused(t, "only a mesh admin or a node's agent may manage groups, and %s is neither", agent.ID)
+			return refused(t, "only a mesh admin or a node's agent may create groups, and %s is neither", agent.ID)
+		}
+		if raw, err := tx.First(tableGroups, indexID, cmd.Name); err != nil {
+			return internal("catalog.ApplyForwarded", err)
+		} else if raw != nil {
+			return mustAdmin("change an existing group")
 		}
 		return nil
+	case deleteGroupType:
+		return mustAdmin("delete groups")
 	case createUploadType:
 		cmd, err := decodeAs[CreateUpload](t, payload)
 		if err != nil {
@@ -380,8 +403,9 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		if err != nil {
 			return err
 		}
-		if !cmd.Before.IsZero() && cmd.Before.After(now.Add(clockSlack)) {
-			return refused(t, "the time is ahead of the leader's clock")
+		if !cmd.Before.IsZero() && cmd.Before.After(now.Add(clockSlack-FetchingStale)) {
+			// Only stale rows (FetchingStale old) of other peers go.
+			return refused(t, "rows newer than %s may not be dropped as stale", FetchingStale)
 		}
 		for _, r := range cmd.Rows {
 			if r.Peer != from && cmd.Before.IsZero() {
@@ -389,25 +413,7 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 			}
 		}
 		return nil
-	case expireUploadsType:
-		cmd, err := decodeAs[expireUploadsCmd](t, payload)
-		if err != nil {
-			return err
-		}
-		if cmd.At.After(now.Add(clockSlack)) {
-			return refused(t, "the time is ahead of the leader's clock")
-		}
-		return nil
-	case purgeTokensType:
-		cmd, err := decodeAs[purgeTokensCmd](t, payload)
-		if err != nil {
-			return err
-		}
-		if cmd.Before.After(now.Add(clockSlack)) {
-			return refused(t, "the time is ahead of the leader's clock")
-		}
-		return nil
-	case consumeInviteType, updatePlacementType:
+	case consumeInviteType, updatePlacementType, expireUploadsType, purgeTokensType:
 		// Made by the leader itself (joins, the allocator), never
 		// forwarded.
 		return refused(t, "only the leader makes it")

@@ -211,7 +211,24 @@ func TestForgedForwardedWrites(t *testing.T) {
 			t.Fatalf("node b's agent may %s: %d %s", w.what, code, body)
 		}
 	}
-	// It may create an ordinary agent; the mesh admin may do all of it.
+	// It may create an ordinary agent and a new group, but not change an
+	// existing group (its members read what is shared with it) or
+	// delete one.
+	a.call(t, "PUT", "/v1/groups/team", map[string]any{"members": []string{"alice"}}, 200, nil)
+	for _, w := range []struct {
+		what, method, path string
+		body               any
+	}{
+		{"join an existing group", "PUT", "/v1/groups/team", map[string]any{"members": []string{"alice", cAgent.ID}}},
+		{"delete a group", "DELETE", "/v1/groups/team", nil},
+		{"create an agent in an existing group", "POST", "/v1/agents", map[string]any{"id": "spy", "groups": []string{"team"}}},
+	} {
+		if code, body := b.status(t, bKey, w.method, w.path, w.body); code != 403 {
+			t.Fatalf("node b's agent may %s: %d %s", w.what, code, body)
+		}
+	}
+	b.callAs(t, bKey, "PUT", "/v1/groups/crew", map[string]any{"members": []string{}}, 200, nil)
+	// The mesh admin may do all of it.
 	b.callAs(t, bKey, "POST", "/v1/agents", map[string]any{"id": "worker"}, 201, nil)
 	a.call(t, "POST", "/v1/agents", map[string]any{"id": "second-admin", "admin": true}, 201, nil)
 	a.call(t, "POST", "/v1/agents/worker/keys", nil, 201, nil)

@@ -39,6 +39,13 @@ func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh
 			return artmesh.Agent{}, "", err
 		}
 	}
+	for _, g := range groups {
+		if _, err := n.cat.Group(g); err == nil {
+			if err := requireAdmin(caller, "put an agent in an existing group"); err != nil {
+				return artmesh.Agent{}, "", err
+			}
+		}
+	}
 	if err := artmesh.ValidateAgentID(string(id)); err != nil {
 		return artmesh.Agent{}, "", err
 	}
@@ -104,10 +111,16 @@ func (n *Node) Groups(_ context.Context, caller artmesh.Agent) ([]artmesh.Group,
 }
 
 // PutGroup creates a group or replaces its members. Mesh admins and node
-// agents may.
+// agents may create one; only mesh admins may change an existing group,
+// since its members read what is shared with it.
 func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, members []artmesh.AgentID) (artmesh.Group, error) {
 	if err := requireAgentManager(caller); err != nil {
 		return artmesh.Group{}, err
+	}
+	if _, err := n.cat.Group(name); err == nil {
+		if err := requireAdmin(caller, "change an existing group"); err != nil {
+			return artmesh.Group{}, err
+		}
 	}
 	if err := artmesh.ValidateGroupName(name); err != nil {
 		return artmesh.Group{}, err
@@ -121,9 +134,9 @@ func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, 
 }
 
 // DeleteGroup deletes a group; artifacts shared with it are no longer
-// readable through it. Mesh admins and node agents may.
+// readable through it. Only mesh admins may.
 func (n *Node) DeleteGroup(ctx context.Context, caller artmesh.Agent, name string) error {
-	if err := requireAgentManager(caller); err != nil {
+	if err := requireAdmin(caller, "delete groups"); err != nil {
 		return err
 	}
 	return n.cat.DeleteGroup(ctx, name)

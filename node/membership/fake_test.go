@@ -31,6 +31,7 @@ type fakeCatalog struct {
 	members   map[string]catalog.Member
 	invites   map[string]catalog.Invite
 	agents    map[artmesh.AgentID]string // agent: key hash
+	agentNode map[artmesh.AgentID]string // agent: the node it manages
 	servers   []catalog.Server
 	removed   []string // RemoveServer's ids, in order
 	demoted   []string // DemoteServer's ids, in order
@@ -50,11 +51,12 @@ type fakeCatalog struct {
 
 func newFakeCatalog(leader bool, servers ...catalog.Server) *fakeCatalog {
 	return &fakeCatalog{
-		leader:  leader,
-		members: make(map[string]catalog.Member),
-		invites: make(map[string]catalog.Invite),
-		agents:  make(map[artmesh.AgentID]string),
-		servers: servers,
+		leader:    leader,
+		members:   make(map[string]catalog.Member),
+		invites:   make(map[string]catalog.Invite),
+		agents:    make(map[artmesh.AgentID]string),
+		agentNode: make(map[artmesh.AgentID]string),
+		servers:   servers,
 	}
 }
 
@@ -158,7 +160,8 @@ func (f *fakeCatalog) Agent(id artmesh.AgentID) (artmesh.Agent, error) {
 	if _, ok := f.agents[id]; !ok {
 		return artmesh.Agent{}, artmesh.E(artmesh.NotFound, "no such agent")
 	}
-	return artmesh.Agent{ID: id, Admin: true}, nil
+	node := f.agentNode[id]
+	return artmesh.Agent{ID: id, Admin: node == "", Node: node}, nil
 }
 
 func (f *fakeCatalog) CreateAgent(_ context.Context, cmd catalog.CreateAgent) (artmesh.Agent, error) {
@@ -166,6 +169,7 @@ func (f *fakeCatalog) CreateAgent(_ context.Context, cmd catalog.CreateAgent) (a
 	defer f.mu.Unlock()
 	f.proposals++
 	f.agents[cmd.Agent.ID] = cmd.KeyHash
+	f.agentNode[cmd.Agent.ID] = cmd.Agent.Node
 	return cmd.Agent, nil
 }
 

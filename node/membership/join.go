@@ -129,10 +129,16 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 	if !cat.IsLeader() {
 		return m.cfg.CallLeader(ctx, JoinProtocol, data)
 	}
+	agent := joinAgent(req.PeerID)
+	if a, err := cat.Agent(agent); err == nil && a.Node != req.PeerID {
+		// The name is taken by an agent that is not this node's (a peer
+		// id ground to collide, or an admin agent from before node
+		// agents): its key is not handed out.
+		return nil, artmesh.E(artmesh.Conflict, fmt.Sprintf("join refused: the agent %s exists and is not this node's; a mesh admin may delete it, or the node may join with a new identity", agent))
+	}
 	if err := cat.ConsumeInvite(ctx, sum, req.PeerID, now); err != nil {
 		return nil, artmesh.E("join refused: "+artmesh.Message(err), err)
 	}
-	agent := joinAgent(req.PeerID)
 	mb := catalog.Member{PeerID: req.PeerID, Addresses: req.Addrs, APIURL: req.APIURL, JoinedAt: now, Agent: agent, Commands: req.Commands}
 	m.addMembers([]catalog.Member{mb})
 	if err := cat.PutMember(ctx, mb); err != nil {

@@ -244,3 +244,22 @@ func TestJoinLimiterBans(t *testing.T) {
 		t.Fatalf("the next at once: %v, ban %v; want a refusal and no ban", err, ban)
 	}
 }
+
+// TestServeJoinKeepsOthersAgents: a joiner whose agent name is taken by an
+// agent that is not its node's (an admin from before node agents, or a
+// peer id ground to collide) is refused before anything is proposed, and
+// gets no key.
+func TestServeJoinKeepsOthersAgents(t *testing.T) {
+	js := newJoinServer(true)
+	now := js.clock.Now()
+	js.cat.invites[acl.HashKey("one")] = catalog.Invite{SecretHash: acl.HashKey("one"), ExpiresAt: now.Add(time.Hour)}
+	squatted := newPeer(t)
+	js.cat.agents[joinAgent(squatted.String())] = "old key"
+	resp, err := js.m.ServeJoin(context.Background(), squatted, joinRequestOf(t, squatted, "one"))
+	if resp != nil || !errors.Is(err, artmesh.Conflict) || js.cat.proposed() != 0 {
+		t.Fatalf("a join whose agent name is another's: %q, %v, %d proposals", resp, err, js.cat.proposed())
+	}
+	if js.cat.agents[joinAgent(squatted.String())] != "old key" {
+		t.Fatal("the other agent was given a new key")
+	}
+}
