@@ -87,9 +87,9 @@ type Token struct {
 	// its action ("read", "write"): a token is honoured only with the
 	// claims of its record, so that a member cannot sign other claims
 	// under a recorded id. Empty in records written before they existed.
-	Issuer string `json:"issuer,omitempty"`
-	Action string `json:"action,omitempty"`
-	Revoked        bool      `json:"revoked,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	Action  string `json:"action,omitempty"`
+	Revoked bool   `json:"revoked,omitempty"`
 	// IssuedIndex is the Raft index of the command that recorded the
 	// token, set by the catalog as it applies it (what the issuer gives
 	// is ignored). A read token works only through a grant that has stood
