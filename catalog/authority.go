@@ -73,6 +73,10 @@ type Principal struct {
 type ForwardRequest struct {
 	Entry      []byte     `json:"entry"`
 	Credential Credential `json:"credential,omitzero"`
+	// Applied is the follower's applied index: the leader checks the
+	// write against a state at least as new, since the follower checked
+	// it against that one (a key or a share made a moment ago).
+	Applied uint64 `json:"applied,omitempty"`
 }
 
 // errNoAuthority is the message of a refused forwarded write.

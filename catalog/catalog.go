@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,6 +171,10 @@ type Catalog struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// refusedLog limits the warnings about refused forwarded writes: a
+	// member may send them in a loop (ObserveRefused counts every one).
+	refusedLog *rate.Limiter
 }
 
 // Open opens the catalog's log and snapshots in cfg.Dir and starts Raft
@@ -194,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, artmesh.E(op, fmt.Errorf("create raft log folder: %w", err))
 	}
-	c := &Catalog{cfg: cfg, meta: &metadb.BoltMetaDB{}, shutdownCh: make(chan struct{})}
+	c := &Catalog{cfg: cfg, meta: &metadb.BoltMetaDB{}, shutdownCh: make(chan struct{}), refusedLog: rate.NewLimiter(2, 10)}
 	ok := false
 	defer func() {
 		if !ok {

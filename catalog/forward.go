@@ -51,6 +51,18 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 	if err := c.awaitRaftApplied(ctx, op, c.raft.CommitIndex()); err != nil {
 		return ForwardResult{}, err
 	}
+	if req.Applied > c.fsm.applied.Load() {
+		// A leader elected a moment ago may not have applied what the
+		// follower has (until an entry of its own term commits): wait a
+		// little, then let the follower try again rather than refuse a
+		// key or a right that the follower already knows.
+		wctx, cancel := context.WithTimeout(ctx, leaderCatchUp)
+		err := c.waitApplied(wctx, op, req.Applied)
+		cancel()
+		if err != nil {
+			return ForwardResult{}, artmesh.E(op, artmesh.Unavailable, "the new leader has not yet applied what this member has", err)
+		}
+	}
 	if err := c.checkShape(op, req.Entry); err != nil {
 		return ForwardResult{}, err
 	}
@@ -69,7 +81,9 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 		p = &pr
 	}
 	if err := c.fsm.state().authorizeForwarded(req.Entry, from, p, time.Now()); err != nil {
-		c.cfg.Logger.Warn("refused a forwarded catalog write", "member", from, "err", err)
+		if c.refusedLog.Allow() {
+			c.cfg.Logger.Warn("refused a forwarded catalog write", "member", from, "err", err)
+		}
 		if c.cfg.ObserveRefused != nil {
 			c.cfg.ObserveRefused()
 		}
@@ -162,6 +176,10 @@ func (s *store) validateEntry(entry []byte) (err error) {
 	return nil
 }
 
+// leaderCatchUp bounds how long a leader waits to apply what a follower
+// that forwards a write has applied.
+const leaderCatchUp = 2 * time.Second
+
 // forwardRetry bounds how long a forwarded write is retried after the
 // leader changed or could not be reached (a pause, an election).
 const forwardRetry = 15 * time.Second
@@ -210,7 +228,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 				res, err = c.applyOwn(ctx, op, env)
 			}
 		} else {
-			res, err = c.forwardOnce(ctx, addr, ForwardRequest{Entry: env, Credential: cred})
+			res, err = c.forwardOnce(ctx, addr, ForwardRequest{Entry: env, Credential: cred, Applied: c.fsm.applied.Load()})
 		}
 		if err == nil {
 			if err := c.waitApplied(ctx, op, res.Index); err != nil {
