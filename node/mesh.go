@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,8 +33,14 @@ func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, req catal
 		return catalog.ForwardResult{}, fmt.Errorf("node: encode a forwarded write: %w", err)
 	}
 	resp, err := mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, body)
+	var re *mesh.RemoteError
+	if errors.As(err, &re) && re.Kind == artmesh.Invalid && strings.Contains(re.Message, "unknown catalog entry type") {
+		// A leader of the previous version (a rolling upgrade) reads
+		// the request's first byte as an entry type: it takes the bare
+		// entry, and checks no credential.
+		resp, err = mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, req.Entry)
+	}
 	if err != nil {
-		var re *mesh.RemoteError
 		if errors.As(err, &re) && re.Kind != artmesh.Other && re.Kind != artmesh.Unavailable {
 			// The leader refused the write for what it is (malformed,
 			// too large): sending it again would not help.
