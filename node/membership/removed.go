@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,13 +29,20 @@ import (
 //     without it alone proves nothing: a node that catches up from the
 //     start of the log goes through the configurations from before it
 //     joined.)
-//   - While it has not caught up or has no leader, it asks the members it
-//     knows over StatusProtocol, which a peer that is not a member may
-//     open, whether they list it. An answer counts when it comes from the
-//     leader, or from a peer whose configuration is newer (a higher log
-//     index) than one that listed this node: configurations of one mesh
-//     are ordered by index, so a newer one without this node means it was
-//     taken out since.
+//   - While it has not caught up or has no leader, it asks the voters of
+//     the latest configuration that listed it (seen in this run) over
+//     StatusProtocol, which a peer that is not a member may open, whether
+//     they list it. It believes it was removed only when a majority of
+//     those voters each answer that a committed configuration newer than
+//     that one (a higher log index, at most their commit index) no
+//     longer lists it: configurations of one mesh are ordered by index,
+//     so a newer one without this node means it was taken out since.
+//     One answer is never enough, the leader's included: any member's
+//     key can claim to lead or to know a newer configuration, and a
+//     removal is for good. A majority of those voters is what Raft needs
+//     to commit anything after that configuration, so whoever can fake
+//     it owns the mesh's log anyway. Peers that were not voters there
+//     are not asked and would not count.
 //
 // A removed node records it in its repo config, logs it at error, stops
 // its Raft (it no longer campaigns) and says so on every API call. It
@@ -81,27 +89,33 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 // the members about itself.
 const statusEvery = 5 * time.Second
 
-// statusAsk bounds one round of questions: how many peers, and how long
-// for each.
-const (
-	statusPeers   = 8
-	statusTimeout = 2 * time.Second
-)
+// statusTimeout bounds the question to one voter.
+const statusTimeout = 2 * time.Second
 
-// removedBy returns why the answer a of peer p says that this node, last
-// seen listed in a configuration at index own (0: not seen), was removed,
-// or "" when it does not say so.
-func removedBy(p string, a statusAnswer, own uint64) string {
-	if a.Listed || a.ConfigIndex > a.CommitIndex {
-		return "" // listed, or a configuration that is not committed yet
+// removedBy reports whether the answer a says that this node, last seen
+// listed in a configuration at index listedAt, was removed since: it is
+// not listed in a committed configuration newer than that one. Without a
+// configuration that listed it (listedAt 0) nothing says so.
+func removedBy(a statusAnswer, listedAt uint64) bool {
+	return listedAt > 0 && !a.Listed && a.ConfigIndex > listedAt && a.ConfigIndex <= a.CommitIndex
+}
+
+// removedByMajority returns why the answers (by peer ID) say that this
+// node was removed, or "" when they do not: a majority of the voters of
+// the configuration that last listed it must each say so (removedBy).
+// Answers from peers that were not voters there do not count.
+func removedByMajority(answers map[string]statusAnswer, rc *removalCheck) string {
+	var says []string
+	for _, v := range rc.voters {
+		if a, ok := answers[v]; ok && removedBy(a, rc.listedAt) {
+			says = append(says, v)
+		}
 	}
-	switch {
-	case a.Leader:
-		return fmt.Sprintf("the mesh's leader %s no longer lists this node in the catalog's Raft configuration", p)
-	case own > 0 && a.ConfigIndex > own:
-		return fmt.Sprintf("member %s has a newer Raft configuration of the catalog (index %d, this node's is %d) that no longer lists this node", p, a.ConfigIndex, own)
+	if len(says) <= len(rc.voters)/2 {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("%d of the %d voters of the catalog's Raft configuration that last listed this node (index %d) have a newer committed configuration without it (%s)",
+		len(says), len(rc.voters), rc.listedAt, strings.Join(says, ", "))
 }
 
 // removalCheck is what checkRemoved remembers between rounds.
@@ -109,13 +123,16 @@ type removalCheck struct {
 	// listedAt is the highest index of a configuration seen in this run
 	// that listed this node (0: none yet).
 	listedAt uint64
-	// lastAsk is when the members were last asked.
+	// voters are the voters of that configuration: only a majority of
+	// them may tell this node that it was removed.
+	voters []string
+	// lastAsk is when the voters were last asked.
 	lastAsk time.Time
 }
 
 // checkRemoved reports whether this node was removed from its mesh, and
 // why. It runs in Run's loop: the local check every time, the questions
-// to members at most every statusEvery, and only while this node is
+// to the voters at most every statusEvery, and only while this node is
 // behind or without a leader (a removed node is both, soon).
 func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	if !m.member.Load() {
@@ -128,58 +145,48 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	}
 	switch {
 	case slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }):
-		rc.listedAt = max(rc.listedAt, own)
+		if own >= rc.listedAt {
+			rc.listedAt = own
+			rc.voters = rc.voters[:0]
+			for _, s := range servers {
+				if s.Voter {
+					rc.voters = append(rc.voters, s.ID)
+				}
+			}
+		}
 	case rc.listedAt > 0 && own > rc.listedAt && own <= m.cfg.Catalog.CommitIndex():
 		// Only a committed configuration: one that is merely appended
 		// here may be dropped by a new leader that never had it.
 		return fmt.Sprintf("this node's copy of the catalog's Raft configuration (index %d) no longer lists it", own)
 	}
 	hasLeader := slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Leader })
-	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery {
+	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery || rc.listedAt == 0 {
 		return ""
 	}
 	rc.lastAsk = time.Now()
-	var ask []string
-	for _, s := range servers {
-		ask = append(ask, s.ID)
-	}
-	if members, err := m.cfg.Catalog.Members(); err == nil {
-		for _, mb := range members {
-			ask = append(ask, mb.PeerID)
-		}
-	}
-	if saved, err := readPeers(m.cfg.Repo); err == nil {
-		for _, mb := range saved {
-			ask = append(ask, mb.PeerID)
-		}
-	}
-	asked := 0
-	seen := map[string]bool{self: true}
-	for _, id := range ask {
-		if seen[id] || asked == statusPeers || ctx.Err() != nil {
+	answers := map[string]statusAnswer{}
+	for _, id := range rc.voters {
+		if id == self || ctx.Err() != nil {
 			continue
 		}
-		seen[id] = true
 		p, err := peer.Decode(id)
 		if err != nil {
 			continue
 		}
-		asked++
 		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
 		cancel()
 		if err != nil {
+			m.log.Debug("asking a voter whether it lists this node", "peer_id", id, "err", err)
 			continue
 		}
 		var a statusAnswer
 		if json.Unmarshal(resp, &a) != nil {
 			continue
 		}
-		if why := removedBy(id, a, rc.listedAt); why != "" {
-			return why
-		}
+		answers[id] = a
 	}
-	return ""
+	return removedByMajority(answers, rc)
 }
 
 // Removed reports whether this node found out it was removed, and the
