@@ -29,20 +29,20 @@ import (
 //     without it alone proves nothing: a node that catches up from the
 //     start of the log goes through the configurations from before it
 //     joined.)
-//   - While it has not caught up or has no leader, it asks the voters of
-//     the latest configuration that listed it (seen in this run) over
-//     StatusProtocol, which a peer that is not a member may open, whether
-//     they list it. It believes it was removed only when a majority of
-//     those voters each answer that a committed configuration newer than
-//     that one (a higher log index, at most their commit index) no
-//     longer lists it: configurations of one mesh are ordered by index,
-//     so a newer one without this node means it was taken out since.
-//     One answer is never enough, the leader's included: any member's
-//     key can claim to lead or to know a newer configuration, and a
-//     removal is for good. A majority of those voters is what Raft needs
-//     to commit anything after that configuration, so whoever can fake
-//     it owns the mesh's log anyway. Peers that were not voters there
-//     are not asked and would not count.
+//   - While it has not caught up or has no leader, it asks the members it
+//     knows over StatusProtocol, which a peer that is not a member may
+//     open, whether they list it: every voter of the latest configuration
+//     that listed it (seen in this run), and a few others. It believes it
+//     was removed only when a majority of those voters each answer that a
+//     committed configuration newer than that one (a higher log index, at
+//     most their commit index) no longer lists it: configurations of one
+//     mesh are ordered by index, so a newer one without this node means
+//     it was taken out since. One answer is never enough, the leader's
+//     included: any member's key can claim to lead or to know a newer
+//     configuration, and a removal is for good. Faking the majority takes
+//     the keys of a majority of those voters, which own the mesh's log
+//     anyway. The answers of peers that were not voters there do not
+//     count.
 //
 // A removed node records it in its repo config, logs it at error, stops
 // its Raft (it no longer campaigns) and says so on every API call. It
@@ -69,16 +69,26 @@ type statusAnswer struct {
 	CommitIndex uint64 `json:"commit_index"`
 	// Leader reports whether the answerer leads the catalog.
 	Leader bool `json:"leader"`
+	// LeaderID is the leader the answerer follows or is ("" when it
+	// knows none), and Term its current Raft term: what a node catching
+	// up asks a majority of its voters before it follows a leader that
+	// it knows only as a nonvoter (VouchedLeader).
+	LeaderID string `json:"leader_id,omitempty"`
+	Term     uint64 `json:"term,omitempty"`
 }
 
 // ServeStatus answers StatusProtocol: what this node's catalog says of
-// the peer that asks (never of anyone else).
+// the peer that asks (never of anyone else), and whom it follows. Neither
+// the leader's ID nor the term is a secret from a peer that is not a
+// member: every joiner is told all the members' IDs, and the term only
+// counts elections.
 func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte, error) {
 	servers, idx, err := m.cfg.Catalog.Configuration()
 	if err != nil {
 		return nil, err
 	}
 	a := statusAnswer{ConfigIndex: idx, CommitIndex: m.cfg.Catalog.CommitIndex(), Leader: m.cfg.Catalog.IsLeader()}
+	a.LeaderID, a.Term = m.cfg.Catalog.LeaderTerm()
 	a.Listed = slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == from.String() })
 	_, err = m.cfg.Catalog.Member(from.String())
 	a.Member = err == nil
@@ -89,8 +99,12 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 // the members about itself.
 const statusEvery = 5 * time.Second
 
-// statusTimeout bounds the question to one voter.
-const statusTimeout = 2 * time.Second
+// statusAsk bounds one round of questions: how many peers besides the
+// voters that count, and how long for each.
+const (
+	statusPeers   = 8
+	statusTimeout = 2 * time.Second
+)
 
 // removedBy reports whether the answer a says that this node, last seen
 // listed in a configuration at index listedAt, was removed since: it is
@@ -160,14 +174,42 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 		return fmt.Sprintf("this node's copy of the catalog's Raft configuration (index %d) no longer lists it", own)
 	}
 	hasLeader := slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Leader })
-	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery || rc.listedAt == 0 {
+	if (m.cfg.CaughtUp() && hasLeader) || time.Since(rc.lastAsk) < statusEvery {
 		return ""
 	}
 	rc.lastAsk = time.Now()
+	// Every voter that counts is asked, and up to statusPeers others:
+	// their answers do not count, but the question connects this node to
+	// them, and a leader this node does not know as a voter (a nonvoter
+	// promoted while this node was down, which may not know this node's
+	// new addresses) reaches it over that connection.
+	ask := slices.Clone(rc.voters)
+	for _, s := range servers {
+		ask = append(ask, s.ID)
+	}
+	if members, err := m.cfg.Catalog.Members(); err == nil {
+		for _, mb := range members {
+			ask = append(ask, mb.PeerID)
+		}
+	}
+	if saved, err := readPeers(m.cfg.Repo); err == nil {
+		for _, mb := range saved {
+			ask = append(ask, mb.PeerID)
+		}
+	}
 	answers := map[string]statusAnswer{}
-	for _, id := range rc.voters {
-		if id == self || ctx.Err() != nil {
+	others := 0
+	seen := map[string]bool{self: true}
+	for _, id := range ask {
+		if seen[id] || ctx.Err() != nil {
 			continue
+		}
+		seen[id] = true
+		if !slices.Contains(rc.voters, id) {
+			if others == statusPeers {
+				continue
+			}
+			others++
 		}
 		p, err := peer.Decode(id)
 		if err != nil {
@@ -177,7 +219,7 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 		resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
 		cancel()
 		if err != nil {
-			m.log.Debug("asking a voter whether it lists this node", "peer_id", id, "err", err)
+			m.log.Debug("asking a member whether it lists this node", "peer_id", id, "err", err)
 			continue
 		}
 		var a statusAnswer
