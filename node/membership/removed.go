@@ -42,7 +42,9 @@ import (
 //     configuration, and a removal is for good. Faking the majority takes
 //     the keys of a majority of those voters, which own the mesh's log
 //     anyway. The answers of peers that were not voters there do not
-//     count.
+//     count. (In a mesh of two voters, the one left is not a majority of
+//     the two: the other learns of its removal from its own
+//     configuration, which the leader sends it when it can.)
 //
 // A removed node records it in its repo config, logs it at error, stops
 // its Raft (it no longer campaigns) and says so on every API call. It
