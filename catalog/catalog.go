@@ -157,6 +157,7 @@ type Catalog struct {
 	raft  *raft.Raft
 	trans raft.Transport
 	wal   *wal.WAL
+	logs  *confLog // the WAL as raft's log store, with the latest configuration's index
 	meta  *metadb.BoltMetaDB
 	snaps *raft.FileSnapshotStore
 
@@ -223,7 +224,10 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		return nil, artmesh.E(op, err)
 	}
 	c.fsm.log = logger
-	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, c.wal, c.wal, c.snaps, c.trans)
+	if c.logs, err = newConfLog(c.wal, c.snaps); err != nil {
+		return nil, artmesh.E(op, err)
+	}
+	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, c.logs, c.wal, c.snaps, c.trans)
 	if err != nil {
 		if cfg.Transport == nil {
 			_ = c.trans.(raft.WithClose).Close()

@@ -410,7 +410,10 @@ func (c *Catalog) Configuration() ([]Server, uint64, error) {
 	for _, s := range f.Configuration().Servers {
 		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
 	}
-	return out, f.Index(), nil
+	// f.Index() is always 0 in raft v1.8.0 (see confLog). The entry may
+	// be stored a moment before or after raft makes it the latest
+	// configuration: the two agree again at once.
+	return out, c.logs.latest(), nil
 }
 
 // StopRaft stops this node's part in Raft for good, for a node that was
@@ -422,4 +425,14 @@ func (c *Catalog) StopRaft() error {
 		return artmesh.E(artmesh.Op("catalog.StopRaft"), fmt.Errorf("shut raft down: %w", err))
 	}
 	return nil
+}
+
+// LeaderTerm returns the leader this node follows (or is), by server ID
+// ("" when it knows none), and its current Raft term. The two are read
+// one after the other, not at once: around an election they may disagree
+// for a moment, which a caller that compares the answers of several nodes
+// (membership's vouch for a leader) sees as no agreement.
+func (c *Catalog) LeaderTerm() (leader string, term uint64) {
+	_, id := c.raft.LeaderWithID()
+	return string(id), c.raft.CurrentTerm()
 }

@@ -368,8 +368,9 @@ func TestHostileRaftPeer(t *testing.T) {
 // lead, but a node's configuration can lag. A voter killed while the
 // leader demoted it and promoted the nonvoter, restarted while that
 // promoted node leads, knows it only as a nonvoter: it must still follow
-// it and catch up (the gate lets a nonvoter of its configuration lead it
-// until it has caught up since its start).
+// it and catch up (until it has caught up since its start, the gate lets
+// a nonvoter of its configuration lead it once a majority of the voters of
+// that configuration name it as their leader, up to their term).
 func TestRestartedVoterFollowsPromotedLeader(t *testing.T) {
 	ds := meshOf(t, 4, "--dead-voter-after", "2s")
 	ids := map[*daemon]string{}
@@ -438,7 +439,22 @@ func TestRestartedVoterFollowsPromotedLeader(t *testing.T) {
 		t.Fatalf("the restarted node lists the leader as %q, want voter once caught up", role)
 	}
 	back.call(t, "POST", "/v1/snippets", map[string]any{"name": "after-promotion", "content": 1}, 201, nil)
-	if got := metricValue(t, back, `artmesh_raft_rpcs_refused_total{reason="not_voter"}`); got != 0 {
-		t.Fatalf("the restarted node refused %v leader's RPCs as not_voter", got)
+	// It followed the promoted node only once a majority of the voters
+	// it knew named it: the first leader's RPCs were refused meanwhile.
+	var raftLines []string
+	vouched := false
+	for line := range strings.Lines(back.logs()) {
+		if strings.Contains(line, "a majority of its voters name it") && strings.Contains(line, "leader="+ids[spare]) {
+			vouched = true
+		}
+		if strings.Contains(line, "raft") || strings.Contains(line, "voters") {
+			raftLines = append(raftLines, line)
+		}
+	}
+	if !vouched {
+		t.Fatalf("the restarted node did not log following the promoted leader on its voters' word; its Raft lines:\n%s", strings.Join(raftLines, ""))
+	}
+	if got := metricValue(t, back, `artmesh_raft_rpcs_refused_total{reason="not_voter"}`); got < 1 {
+		t.Fatalf("the restarted node refused %v of the promoted leader's RPCs before the vouch, want at least 1", got)
 	}
 }

@@ -115,7 +115,7 @@ func TestRaftOverLibp2p(t *testing.T) {
 	var rafts []*raft.Raft
 	var fsms []*counterFSM
 	for _, h := range hosts {
-		sl := NewStreamLayer(h, func(peer.ID) RaftRole { return RaftVoter }, nil)
+		sl := NewStreamLayer(h, func(peer.ID, uint64) RaftRole { return RaftVoter }, nil)
 		trans := raft.NewNetworkTransport(sl, 3, 5*time.Second, io.Discard)
 		conf := raft.DefaultConfig()
 		conf.LocalID = raft.ServerID(h.ID().String())

@@ -55,10 +55,15 @@ const (
 )
 
 // RaftRoles returns what p is in this node's latest Raft configuration
-// (uncommitted entries included). The gate calls it for every stream and
-// every RPC, so it must be fast and safe for concurrent use. Package node
-// implements it over the catalog's Raft.
-type RaftRoles func(p peer.ID) RaftRole
+// (uncommitted entries included). term is the term of the RPC being
+// checked when it claims to lead (AppendEntries, InstallSnapshot,
+// TimeoutNow, a RequestVote for a leadership transfer), and 0 for a
+// stream being opened or any other RPC: a node may let a peer lead only
+// up to a term it knows of (package node, during catch-up). The gate
+// calls it for every stream and every RPC, so it must be fast, must not
+// block, and must be safe for concurrent use. Package node implements it
+// over the catalog's Raft.
+type RaftRoles func(p peer.ID, term uint64) RaftRole
 
 // RefusalReason is why the gate refused a Raft stream.
 type RefusalReason uint8
@@ -188,7 +193,7 @@ func (g *gate) refuse(st network.Stream, r *refusal) {
 // admitStream checks that p may open a Raft stream at all: ok, or the
 // refusal (nil while this node's Raft is not running).
 func (g *gate) admitStream(p peer.ID) (ok bool, r *refusal) {
-	switch g.roles(p) {
+	switch g.roles(p, 0) {
 	case RaftNone:
 		return false, &refusal{RefusedNotServer, "the peer is not a server of this node's Raft configuration"}
 	case RaftNotReady:
@@ -197,12 +202,12 @@ func (g *gate) admitStream(p peer.ID) (ok bool, r *refusal) {
 	return true, nil
 }
 
-// checkRPC checks one decoded RPC of type t from the authenticated peer
-// p: every sender it names must be p, and an RPC that claims to lead
-// (voterOnly) must come from a voter. The role is looked up again for
+// checkRPC checks one decoded RPC of type t and term from the
+// authenticated peer p: every sender it names must be p, and an RPC that
+// claims to lead (voterOnly) must come from a voter (for its term). The role is looked up again for
 // every RPC: a server removed (or demoted) since its stream opened is
 // refused from its next RPC on.
-func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte, voterOnly bool) *refusal {
+func (g *gate) checkRPC(p peer.ID, t uint8, term uint64, hdr raft.RPCHeader, also []byte, voterOnly bool) *refusal {
 	self := p.String()
 	if string(hdr.ID) != self || string(hdr.Addr) != self {
 		return &refusal{RefusedImpersonation, fmt.Sprintf("RPC type %d names sender id %q, address %q", t, hdr.ID, hdr.Addr)}
@@ -210,7 +215,10 @@ func (g *gate) checkRPC(p peer.ID, t uint8, hdr raft.RPCHeader, also []byte, vot
 	if len(also) > 0 && string(also) != self {
 		return &refusal{RefusedImpersonation, fmt.Sprintf("RPC type %d names leader or candidate %q", t, also)}
 	}
-	role := g.roles(p)
+	if !voterOnly {
+		term = 0
+	}
+	role := g.roles(p, term)
 	switch {
 	case role == RaftNone || role == RaftNotReady:
 		return &refusal{RefusedNotServer, "the peer is no longer a server of this node's Raft configuration"}
@@ -345,7 +353,7 @@ func (c *gateConn) next() error {
 			// raft still reads the deprecated Leader field when Addr is
 			// empty, so it is checked too.
 			//lint:ignore SA1019 checked on purpose, see above
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader, true)
+			r = c.g.checkRPC(c.remote, t, req.Term, req.RPCHeader, req.Leader, true)
 		}
 		if r == nil {
 			r = checkEntryConfigurations(req.Entries)
@@ -356,17 +364,17 @@ func (c *gateConn) next() error {
 			// A vote asked for a leadership transfer makes a leader step
 			// down at once, and raft transfers leadership only to voters.
 			//lint:ignore SA1019 raft still reads the deprecated Candidate field when Addr is empty
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Candidate, req.LeadershipTransfer)
+			r = c.g.checkRPC(c.remote, t, req.Term, req.RPCHeader, req.Candidate, req.LeadershipTransfer)
 		}
 	case rpcRequestPreVote:
 		var req raft.RequestPreVoteRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil, false)
+			r = c.g.checkRPC(c.remote, t, req.Term, req.RPCHeader, nil, false)
 		}
 	case rpcInstallSnapshot:
 		var req raft.InstallSnapshotRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, req.Leader, true)
+			r = c.g.checkRPC(c.remote, t, req.Term, req.RPCHeader, req.Leader, true)
 		}
 		if r == nil && req.Size < 0 {
 			r = &refusal{RefusedMalformed, fmt.Sprintf("InstallSnapshot of %d bytes", req.Size)}
@@ -380,7 +388,9 @@ func (c *gateConn) next() error {
 	case rpcTimeoutNow:
 		var req raft.TimeoutNowRequest
 		if r = c.decode(t, &req); r == nil {
-			r = c.g.checkRPC(c.remote, t, req.RPCHeader, nil, true)
+			// It carries no term: a peer let lead only up to a term
+			// (RaftRoles) is refused it.
+			r = c.g.checkRPC(c.remote, t, 0, req.RPCHeader, nil, true)
 		}
 	default:
 		r = &refusal{RefusedUnknownType, fmt.Sprintf("RPC type byte %d", t)}

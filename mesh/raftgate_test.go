@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type gated struct {
 	sl    *StreamLayer
 	mu    sync.Mutex
 	roles map[peer.ID]RaftRole
+	terms []uint64      // the terms roles was asked with, in order
 	got   chan raft.RPC // every RPC raft's transport delivered
 	snaps chan []byte   // the snapshot bytes of delivered InstallSnapshots
 	log   syncBuffer    // the gate's log, as text
@@ -78,10 +80,20 @@ func newGated(t *testing.T, key Key) *gated {
 	return g
 }
 
-func (g *gated) role(p peer.ID) RaftRole {
+func (g *gated) role(p peer.ID, term uint64) RaftRole {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.terms = append(g.terms, term)
 	return g.roles[p]
+}
+
+// askedTerms returns the terms roles was asked with since the last call.
+func (g *gated) askedTerms() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := g.terms
+	g.terms = nil
+	return out
 }
 
 func (g *gated) setRole(p peer.ID, r RaftRole) {
@@ -278,6 +290,41 @@ func TestRaftGateChecksEveryRPC(t *testing.T) {
 	}
 }
 
+// TestRaftGateAsksWithTerm: the gate asks a peer's role with the term of
+// an RPC that claims to lead (a node may let a peer lead only up to a
+// term), and with 0 at the stream's opening and for any other RPC.
+func TestRaftGateAsksWithTerm(t *testing.T) {
+	key := NewKey()
+	a, b := newGated(t, key), newTestHost(t, key)
+	b.Peerstore().AddAddrs(a.h.ID(), a.h.Addrs(), time.Hour)
+	a.setRole(b.ID(), RaftVoter)
+	for _, tc := range []struct {
+		name string
+		msg  rpcMsg
+		want []uint64
+	}{
+		{"append", rpcMsg{typ: rpcAppendEntries, req: &raft.AppendEntriesRequest{RPCHeader: hdr(b.ID()), Term: 9}}, []uint64{0, 9}},
+		{"snapshot", rpcMsg{typ: rpcInstallSnapshot, req: &raft.InstallSnapshotRequest{RPCHeader: hdr(b.ID()), Term: 8, Size: 1, Configuration: raft.EncodeConfiguration(raft.Configuration{})}, tail: []byte{1}}, []uint64{0, 8}},
+		{"transfer vote", rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 7, LeadershipTransfer: true}}, []uint64{0, 7}},
+		{"vote", rpcMsg{typ: rpcRequestVote, req: &raft.RequestVoteRequest{RPCHeader: hdr(b.ID()), Term: 6}}, []uint64{0, 0}},
+		{"pre-vote", rpcMsg{typ: rpcRequestPreVote, req: &raft.RequestPreVoteRequest{RPCHeader: hdr(b.ID()), Term: 5}}, []uint64{0, 0}},
+		// TimeoutNow carries no term: a peer let lead only up to a
+		// term is refused it.
+		{"timeout now", rpcMsg{typ: rpcTimeoutNow, req: &raft.TimeoutNowRequest{RPCHeader: hdr(b.ID())}}, []uint64{0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.askedTerms()
+			if n, err := exchange(t, b, a.h.ID(), tc.msg); n != 1 || err != nil {
+				t.Fatalf("%d answered, err %v", n, err)
+			}
+			<-a.got
+			if got := a.askedTerms(); !slices.Equal(got, tc.want) {
+				t.Fatalf("roles asked with terms %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestRaftGateStream sends several RPCs on one stream, an InstallSnapshot
 // with its snapshot bytes among them, and checks that raft gets each
 // whole and in order, and that a forged RPC later on the same stream is
@@ -344,7 +391,7 @@ func TestRaftGateKeepsLeader(t *testing.T) {
 	for _, h := range hosts {
 		var r *raft.Raft
 		var mu sync.Mutex
-		roles := func(p peer.ID) RaftRole {
+		roles := func(p peer.ID, _ uint64) RaftRole {
 			mu.Lock()
 			rr := r
 			mu.Unlock()

@@ -30,33 +30,43 @@ import (
 //     configuration, and a member that is no voter could feed it a forged
 //     log in that window if it came before the join answer's voters.
 //   - Until it has caught up with the leader since it started, a node
-//     lets a nonvoter of its configuration lead it too. Its configuration
-//     may lag: the leader may have promoted that nonvoter while this node
-//     was down (the voters' upkeep does so to any voter gone for 30 s),
-//     and the promoted node may lead now; the entry that says so is
-//     exactly what this node cannot get from anyone else. The window is
-//     the one admission already trusts remembered peers in, and it closes
-//     once the node has caught up.
+//     lets a nonvoter of its configuration lead it only once a majority
+//     of the voters of that configuration name that nonvoter as their
+//     leader, and only up to the term they name
+//     (membership.Manager.VouchedLeader). Its configuration may lag: the
+//     leader may have promoted that nonvoter while this node was down
+//     (the voters' upkeep does so to any voter gone for 30 s), and the
+//     promoted node may lead now; the entry that says so is exactly what
+//     this node cannot get from anyone else. Taking the nonvoter's word
+//     for it instead would let any nonvoter's key feed a lagging voter a
+//     forged log with a higher term, make the real leader step down, and
+//     have the lagging voter win the next election and replicate the
+//     forgery to all (the last log term decides elections). The vouch is
+//     asked in the background: the first leader RPCs are refused
+//     (counted as not_voter) and raft's retry passes once vouched.
 //
 // What stays weak: a node that is running and caught up, then falls
 // behind a promotion while cut off (without restarting), refuses the
 // promoted leader until leadership moves to a voter it knows or it
 // restarts; the refusals show in artmesh_raft_rpcs_refused_total
-// (reason not_voter). Letting nonvoters lead lagging nodes instead would
-// let any nonvoter's key rewrite a follower's log.
-func (n *Node) raftRole(p peer.ID) mesh.RaftRole {
+// (reason not_voter).
+func (n *Node) raftRole(p peer.ID, term uint64) mesh.RaftRole {
 	r := n.raftRef.Load()
 	if r == nil {
 		return mesh.RaftNotReady
 	}
-	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.members.MayLeadUnconfigured, n.caughtUp.Load())
+	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.members.MayLeadUnconfigured,
+		n.caughtUp.Load(), term, n.members.VouchedLeader)
 }
 
-// raftRoleOf is raftRole's rule: what p is to node self, whose latest
+// raftRoleOf is raftRole's rule: what p, sending an RPC that claims to
+// lead at term (0: any other), is to node self, whose latest
 // configuration lists servers, that takes Raft from the peers admitted
-// says while that configuration is empty, and has (or has not yet)
-// caught up with the leader since it started.
-func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool) mesh.RaftRole {
+// says while that configuration is empty, has (or has not yet) caught up
+// with the leader since it started, and lets a nonvoter lead it while
+// catching up when vouched says a majority of its voters named it.
+func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool,
+	term uint64, vouched func(peer.ID, uint64) bool) mesh.RaftRole {
 	if p == self {
 		return mesh.RaftNone
 	}
@@ -71,7 +81,7 @@ func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) b
 		if s.ID != id {
 			continue
 		}
-		if s.Suffrage == raft.Voter || !caughtUp {
+		if s.Suffrage == raft.Voter || !caughtUp && term > 0 && vouched(p, term) {
 			return mesh.RaftVoter
 		}
 		return mesh.RaftServer

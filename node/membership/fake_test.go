@@ -28,6 +28,8 @@ type fakeCatalog struct {
 
 	mu        sync.Mutex
 	leader    bool
+	leaderID  string // LeaderTerm's leader
+	term      uint64 // LeaderTerm's term
 	members   map[string]catalog.Member
 	invites   map[string]catalog.Invite
 	agents    map[artmesh.AgentID]string // agent: key hash
@@ -185,6 +187,12 @@ func (f *fakeCatalog) IsLeader() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.leader
+}
+
+func (f *fakeCatalog) LeaderTerm() (string, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leaderID, f.term
 }
 
 func (f *fakeCatalog) Servers() ([]catalog.Server, error) {

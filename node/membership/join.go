@@ -234,10 +234,8 @@ func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 		m.addMembers(jr.Members)
 		m.cfg.Roster.Seed(memberIDs(jr.Members))
 		m.savePeers(jr.Members)
-		if len(jr.Voters) > 0 {
-			voters := decodeSet(jr.Voters)
-			m.joinVoters.Store(&voters)
-		}
+		voters := joinLeaders(t, jr.Voters)
+		m.joinVoters.Store(&voters)
 		if err := m.cfg.Catalog.WaitApplied(ctx, jr.Index); err != nil {
 			return fmt.Errorf("membership: catching up with the mesh: %w", err)
 		}
@@ -258,10 +256,43 @@ func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 	return artmesh.E(artmesh.Unavailable, msg, lastErr)
 }
 
+// joinLeaders returns the peers that may lead a joiner with ticket t
+// until it has a Raft configuration, given the voters the join answer
+// names. The answer comes through whichever member of the ticket
+// answered, which could name itself or anyone (a nonvoter's key would
+// then lead the joiner and feed it a forged log), so it is trusted only
+// as far as the ticket agrees: the ticket comes from the mesh's admin,
+// out of band, and names the mesh's voters when the invite was made
+// (Leaders; a ticket from an older node: its peers). The answer's voters
+// that the ticket names lead; when the answer names none of them (all
+// the voters changed since the invite), the ticket's alone do, and the
+// join waits until one of them leads rather than take the answer's word.
+func joinLeaders(t *repo.Ticket, answered []string) map[peer.ID]struct{} {
+	named := t.Leaders
+	if len(named) == 0 {
+		for _, a := range t.Addrs {
+			if info, err := peer.AddrInfoFromString(a); err == nil {
+				named = append(named, info.ID.String())
+			}
+		}
+	}
+	trusted := decodeSet(named)
+	both := map[peer.ID]struct{}{}
+	for p := range decodeSet(answered) {
+		if _, ok := trusted[p]; ok {
+			both[p] = struct{}{}
+		}
+	}
+	if len(both) == 0 {
+		return trusted
+	}
+	return both
+}
+
 // MayLeadUnconfigured reports whether p may lead this node while its
 // Raft configuration is empty (a node that is joining, or a member whose
-// catalog state is gone): once the join answer named the mesh's voters,
-// only they; before it, or at a start without a join, the peers this
+// catalog state is gone): once the join answer came, only the voters
+// that both it and the ticket name (joinLeaders); before it, or at a start without a join, the peers this
 // node admits (the members it was told of or saved in peers.json), since
 // it knows no better yet.
 func (m *Manager) MayLeadUnconfigured(p peer.ID) bool {

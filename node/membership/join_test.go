@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/node/repo"
 )
 
 // testClock is a clock that moves only when told.
@@ -261,5 +263,47 @@ func TestServeJoinKeepsOthersAgents(t *testing.T) {
 	}
 	if js.cat.agents[joinAgent(squatted.String())] != "old key" {
 		t.Fatal("the other agent was given a new key")
+	}
+}
+
+// TestJoinLeaders: a joiner takes from the join answer, which a member
+// relays, only the voters that its ticket names too; an answer that names
+// others (the relay itself) adds nobody.
+func TestJoinLeaders(t *testing.T) {
+	v1, v2, v3, relay := newPeer(t), newPeer(t), newPeer(t), newPeer(t)
+	addr := "/ip4/127.0.0.1/tcp/4001/p2p/" + relay.String()
+	withLeaders := &repo.Ticket{Addrs: []string{addr}, Leaders: []string{v1.String(), v2.String(), v3.String()}}
+	older := &repo.Ticket{Addrs: []string{addr}}
+	set := func(ps ...peer.ID) map[peer.ID]struct{} {
+		out := map[peer.ID]struct{}{}
+		for _, p := range ps {
+			out[p] = struct{}{}
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		t        *repo.Ticket
+		answered []peer.ID
+		want     map[peer.ID]struct{}
+	}{
+		{"the answer agrees", withLeaders, []peer.ID{v1, v2, v3}, set(v1, v2, v3)},
+		{"the answer narrows", withLeaders, []peer.ID{v1, v2}, set(v1, v2)},
+		{"the relay names itself too", withLeaders, []peer.ID{v1, relay}, set(v1)},
+		{"the relay names only itself", withLeaders, []peer.ID{relay}, set(v1, v2, v3)},
+		{"no voters in the answer", withLeaders, nil, set(v1, v2, v3)},
+		{"an older ticket: its peers", older, []peer.ID{relay, v1}, set(relay)},
+		{"an older ticket, others named", older, []peer.ID{v1}, set(relay)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var answered []string
+			for _, p := range tt.answered {
+				answered = append(answered, p.String())
+			}
+			if got := joinLeaders(tt.t, answered); !maps.Equal(got, tt.want) {
+				t.Fatalf("joinLeaders = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

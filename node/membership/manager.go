@@ -53,6 +53,9 @@ type Catalog interface {
 
 	// Raft's configuration.
 	IsLeader() bool
+	// LeaderTerm returns the leader this node follows or is ("" when
+	// none) and its current Raft term.
+	LeaderTerm() (leader string, term uint64)
 	Servers() ([]catalog.Server, error)
 	Configuration() ([]catalog.Server, uint64, error)
 	CommitIndex() uint64
@@ -144,6 +147,12 @@ type Manager struct {
 	cutAt map[peer.ID]time.Time // peers no longer admitted, and when their connections close
 
 	joins *joinLimiter // join attempts of peers that are not members
+
+	// vouched is the last leader a majority of this node's voters named
+	// (VouchedLeader), and vouchAsk the peer runVouches is to ask about
+	// next.
+	vouched  atomic.Pointer[vouchedLeader]
+	vouchAsk chan peer.ID
 }
 
 // cutGrace is how long the connections of a peer that is no longer a
@@ -167,7 +176,7 @@ func New(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log, joins: newJoinLimiter()}
+	m := &Manager{cfg: cfg, log: cfg.Log, joins: newJoinLimiter(), vouchAsk: make(chan peer.ID, 1)}
 	m.member.Store(cfg.Member)
 	m.removed.Store(cfg.Removed)
 	return m
@@ -193,6 +202,12 @@ func (m *Manager) AdmitListed() {
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	// runVouches is Run's: it ends with it.
+	vctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { m.runVouches(vctx) })
+	defer wg.Wait()
+	defer stop()
 	var u upkeep
 	var rc removalCheck
 	seen, changed := m.cfg.Catalog.Watch()

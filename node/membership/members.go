@@ -124,6 +124,13 @@ func (m *Manager) CreateInvite(ctx context.Context, by artmesh.AgentID, life tim
 		addrs = append(addrs, a+"/p2p/"+m.cfg.Self.String())
 	}
 	t := repo.Ticket{Addrs: addrs, Secret: s, Voters: m.cfg.Voters}
+	if servers, err := m.cfg.Catalog.Servers(); err == nil {
+		for _, sv := range servers {
+			if sv.Voter {
+				t.Leaders = append(t.Leaders, sv.ID)
+			}
+		}
+	}
 	if m.cfg.MeshKey != (mesh.Key{}) {
 		t.Key = m.cfg.MeshKey.String()
 	}

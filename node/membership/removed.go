@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -30,11 +31,20 @@ import (
 //     joined.)
 //   - While it has not caught up or has no leader, it asks the members it
 //     knows over StatusProtocol, which a peer that is not a member may
-//     open, whether they list it. An answer counts when it comes from the
-//     leader, or from a peer whose configuration is newer (a higher log
-//     index) than one that listed this node: configurations of one mesh
-//     are ordered by index, so a newer one without this node means it was
-//     taken out since.
+//     open, whether they list it: every voter of the latest configuration
+//     that listed it (seen in this run), and a few others. It believes it
+//     was removed only when a majority of those voters each answer that a
+//     committed configuration newer than that one (a higher log index, at
+//     most their commit index) no longer lists it: configurations of one
+//     mesh are ordered by index, so a newer one without this node means
+//     it was taken out since. One answer is never enough, the leader's
+//     included: any member's key can claim to lead or to know a newer
+//     configuration, and a removal is for good. Faking the majority takes
+//     the keys of a majority of those voters, which own the mesh's log
+//     anyway. The answers of peers that were not voters there do not
+//     count. (In a mesh of two voters, the one left is not a majority of
+//     the two: the other learns of its removal from its own
+//     configuration, which the leader sends it when it can.)
 //
 // A removed node records it in its repo config, logs it at error, stops
 // its Raft (it no longer campaigns) and says so on every API call. It
@@ -61,16 +71,26 @@ type statusAnswer struct {
 	CommitIndex uint64 `json:"commit_index"`
 	// Leader reports whether the answerer leads the catalog.
 	Leader bool `json:"leader"`
+	// LeaderID is the leader the answerer follows or is ("" when it
+	// knows none), and Term its current Raft term: what a node catching
+	// up asks a majority of its voters before it follows a leader that
+	// it knows only as a nonvoter (VouchedLeader).
+	LeaderID string `json:"leader_id,omitempty"`
+	Term     uint64 `json:"term,omitempty"`
 }
 
 // ServeStatus answers StatusProtocol: what this node's catalog says of
-// the peer that asks (never of anyone else).
+// the peer that asks (never of anyone else), and whom it follows. Neither
+// the leader's ID nor the term is a secret from a peer that is not a
+// member: every joiner is told all the members' IDs, and the term only
+// counts elections.
 func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte, error) {
 	servers, idx, err := m.cfg.Catalog.Configuration()
 	if err != nil {
 		return nil, err
 	}
 	a := statusAnswer{ConfigIndex: idx, CommitIndex: m.cfg.Catalog.CommitIndex(), Leader: m.cfg.Catalog.IsLeader()}
+	a.LeaderID, a.Term = m.cfg.Catalog.LeaderTerm()
 	a.Listed = slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == from.String() })
 	_, err = m.cfg.Catalog.Member(from.String())
 	a.Member = err == nil
@@ -81,27 +101,37 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 // the members about itself.
 const statusEvery = 5 * time.Second
 
-// statusAsk bounds one round of questions: how many peers, and how long
-// for each.
+// statusAsk bounds one round of questions: how many peers besides the
+// voters that count, and how long for each.
 const (
 	statusPeers   = 8
 	statusTimeout = 2 * time.Second
 )
 
-// removedBy returns why the answer a of peer p says that this node, last
-// seen listed in a configuration at index own (0: not seen), was removed,
-// or "" when it does not say so.
-func removedBy(p string, a statusAnswer, own uint64) string {
-	if a.Listed || a.ConfigIndex > a.CommitIndex {
-		return "" // listed, or a configuration that is not committed yet
+// removedBy reports whether the answer a says that this node, last seen
+// listed in a configuration at index listedAt, was removed since: it is
+// not listed in a committed configuration newer than that one. Without a
+// configuration that listed it (listedAt 0) nothing says so.
+func removedBy(a statusAnswer, listedAt uint64) bool {
+	return listedAt > 0 && !a.Listed && a.ConfigIndex > listedAt && a.ConfigIndex <= a.CommitIndex
+}
+
+// removedByMajority returns why the answers (by peer ID) say that this
+// node was removed, or "" when they do not: a majority of the voters of
+// the configuration that last listed it must each say so (removedBy).
+// Answers from peers that were not voters there do not count.
+func removedByMajority(answers map[string]statusAnswer, rc *removalCheck) string {
+	var says []string
+	for _, v := range rc.voters {
+		if a, ok := answers[v]; ok && removedBy(a, rc.listedAt) {
+			says = append(says, v)
+		}
 	}
-	switch {
-	case a.Leader:
-		return fmt.Sprintf("the mesh's leader %s no longer lists this node in the catalog's Raft configuration", p)
-	case own > 0 && a.ConfigIndex > own:
-		return fmt.Sprintf("member %s has a newer Raft configuration of the catalog (index %d, this node's is %d) that no longer lists this node", p, a.ConfigIndex, own)
+	if len(says) <= len(rc.voters)/2 {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("%d of the %d voters of the catalog's Raft configuration that last listed this node (index %d) have a newer committed configuration without it (%s)",
+		len(says), len(rc.voters), rc.listedAt, strings.Join(says, ", "))
 }
 
 // removalCheck is what checkRemoved remembers between rounds.
@@ -109,13 +139,16 @@ type removalCheck struct {
 	// listedAt is the highest index of a configuration seen in this run
 	// that listed this node (0: none yet).
 	listedAt uint64
-	// lastAsk is when the members were last asked.
+	// voters are the voters of that configuration: only a majority of
+	// them may tell this node that it was removed.
+	voters []string
+	// lastAsk is when the voters were last asked.
 	lastAsk time.Time
 }
 
 // checkRemoved reports whether this node was removed from its mesh, and
 // why. It runs in Run's loop: the local check every time, the questions
-// to members at most every statusEvery, and only while this node is
+// to the voters at most every statusEvery, and only while this node is
 // behind or without a leader (a removed node is both, soon).
 func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	if !m.member.Load() {
@@ -128,7 +161,15 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 	}
 	switch {
 	case slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == self }):
-		rc.listedAt = max(rc.listedAt, own)
+		if own >= rc.listedAt {
+			rc.listedAt = own
+			rc.voters = rc.voters[:0]
+			for _, s := range servers {
+				if s.Voter {
+					rc.voters = append(rc.voters, s.ID)
+				}
+			}
+		}
 	case rc.listedAt > 0 && own > rc.listedAt && own <= m.cfg.Catalog.CommitIndex():
 		// Only a committed configuration: one that is merely appended
 		// here may be dropped by a new leader that never had it.
@@ -139,7 +180,12 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 		return ""
 	}
 	rc.lastAsk = time.Now()
-	var ask []string
+	// Every voter that counts is asked, and up to statusPeers others:
+	// their answers do not count, but the question connects this node to
+	// them, and a leader this node does not know as a voter (a nonvoter
+	// promoted while this node was down, which may not know this node's
+	// new addresses) reaches it over that connection.
+	ask := slices.Clone(rc.voters)
 	for _, s := range servers {
 		ask = append(ask, s.ID)
 	}
@@ -153,33 +199,38 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 			ask = append(ask, mb.PeerID)
 		}
 	}
-	asked := 0
+	answers := map[string]statusAnswer{}
+	others := 0
 	seen := map[string]bool{self: true}
 	for _, id := range ask {
-		if seen[id] || asked == statusPeers || ctx.Err() != nil {
+		if seen[id] || ctx.Err() != nil {
 			continue
 		}
 		seen[id] = true
+		if !slices.Contains(rc.voters, id) {
+			if others == statusPeers {
+				continue
+			}
+			others++
+		}
 		p, err := peer.Decode(id)
 		if err != nil {
 			continue
 		}
-		asked++
 		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
 		cancel()
 		if err != nil {
+			m.log.Debug("asking a member whether it lists this node", "peer_id", id, "err", err)
 			continue
 		}
 		var a statusAnswer
 		if json.Unmarshal(resp, &a) != nil {
 			continue
 		}
-		if why := removedBy(id, a, rc.listedAt); why != "" {
-			return why
-		}
+		answers[id] = a
 	}
-	return ""
+	return removedByMajority(answers, rc)
 }
 
 // Removed reports whether this node found out it was removed, and the

@@ -335,6 +335,11 @@ type Ticket struct {
 	Addrs  []string `json:"a"`           // members' multiaddrs, each ending in /p2p/<peer id>
 	Secret string   `json:"s"`           // the join secret, hex
 	Voters int      `json:"v,omitempty"` // how many members vote in this mesh
+	// Leaders are the peer IDs of the mesh's voters when the invite was
+	// made: before the joiner has a Raft configuration, only those of
+	// them that the join answer names too may lead it (a ticket without
+	// them, from an older node: the peers of Addrs).
+	Leaders []string `json:"l,omitempty"`
 }
 
 const ticketPrefix = "artmesh1"

@@ -1,0 +1,154 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/artmesh/artmesh/mesh"
+)
+
+// How a node that is catching up follows a leader it knows only as a
+// nonvoter. A voter that was down while the voters' upkeep demoted it and
+// promoted a nonvoter comes back with a configuration that shows the
+// promoted node, which may lead now, as a nonvoter; the entry that says
+// otherwise is exactly what it cannot get from anyone but the leader. Yet
+// any nonvoter's key must not be able to lead it: a node that accepted a
+// nonvoter's AppendEntries with a higher term would take its forged
+// entries, make the real leader step down with that term, win the next
+// election with the highest last log term, and replicate the forgery to
+// everyone.
+//
+// So the node asks the voters of its own configuration whom they follow
+// (StatusProtocol's leader_id and term), and lets the nonvoter lead it
+// only when a majority of those voters name it as the leader, and only up
+// to the lowest term that majority reports. That majority is what elected
+// the leader in the first place, as far as this node knows: whoever can
+// fake it holds a majority of the voters' keys and owns the log anyway.
+// A nonvoter that claims a higher term than the one vouched for is
+// refused, as is one that makes the leader step down (a mesh without a
+// leader vouches for nobody).
+//
+// The gate never waits for the question: it refuses the leader's RPC at
+// once and asks runVouches for a vouch; raft retries a follower that
+// fails (after a few milliseconds, backing off), and its retry passes once
+// a majority has vouched. At most one round of questions runs every
+// vouchEvery, so a nonvoter that floods leader RPCs costs each voter at
+// most one status question a second.
+
+// vouchedLeader is a leader that a majority of the voters of this node's
+// configuration named, and the highest term it may lead this node in.
+type vouchedLeader struct {
+	peer peer.ID
+	term uint64
+}
+
+// vouchEvery spaces the rounds of questions about a leader.
+const vouchEvery = time.Second
+
+// VouchedLeader reports whether p, which this node's configuration shows
+// as a nonvoter, may send it the RPCs that claim to lead at term (0: an
+// RPC without a term, never): whether a majority of the voters of this
+// node's configuration named p as their leader at term or later. When not,
+// it asks runVouches to find out, and returns false at once: it is called
+// from the Raft gate, which must not wait. The caller lets only a node
+// that is catching up use it.
+func (m *Manager) VouchedLeader(p peer.ID, term uint64) bool {
+	if term == 0 {
+		return false
+	}
+	if v := m.vouched.Load(); v != nil && v.peer == p && term <= v.term {
+		return true
+	}
+	select {
+	case m.vouchAsk <- p:
+	default: // a question is waiting already
+	}
+	return false
+}
+
+// runVouches answers VouchedLeader's requests until ctx ends: one round
+// of questions at a time, at most one every vouchEvery. Run owns it.
+func (m *Manager) runVouches(ctx context.Context) {
+	for {
+		var p peer.ID
+		select {
+		case <-ctx.Done():
+			return
+		case p = <-m.vouchAsk:
+		}
+		start := time.Now()
+		if v, ok := m.askVouch(ctx, p); ok {
+			if old := m.vouched.Swap(&v); old == nil || *old != v {
+				m.log.Warn("following a leader this node's configuration shows as a nonvoter: a majority of its voters name it",
+					"leader", v.peer.String(), "up_to_term", v.term)
+			}
+		}
+		t := time.NewTimer(time.Until(start.Add(vouchEvery)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// askVouch asks the voters of this node's configuration whom they follow,
+// and returns p and the term it may lead in when a majority of them name
+// p (vouchFrom).
+func (m *Manager) askVouch(ctx context.Context, p peer.ID) (vouchedLeader, bool) {
+	servers, _, err := m.cfg.Catalog.Configuration()
+	if err != nil {
+		return vouchedLeader{}, false
+	}
+	var voters []string
+	for _, s := range servers {
+		if s.Voter {
+			voters = append(voters, s.ID)
+		}
+	}
+	answers := map[string]statusAnswer{}
+	for _, id := range voters {
+		if id == m.cfg.Self.String() || id == p.String() || ctx.Err() != nil {
+			continue
+		}
+		v, err := peer.Decode(id)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		resp, err := mesh.Call(cctx, m.cfg.Host, v, StatusProtocol, nil)
+		cancel()
+		if err != nil {
+			m.log.Debug("asking a voter whom it follows", "peer_id", id, "err", err)
+			continue
+		}
+		var a statusAnswer
+		if json.Unmarshal(resp, &a) == nil {
+			answers[id] = a
+		}
+	}
+	return vouchFrom(p, voters, answers)
+}
+
+// vouchFrom returns the term up to which p may lead a node whose
+// configuration's voters are voters, given their answers by peer ID: when
+// more than half of voters (this node counted, though it cannot vouch)
+// name p as their leader, the lowest term among those. Answers of peers
+// that are not among voters, and p's own, do not count.
+func vouchFrom(p peer.ID, voters []string, answers map[string]statusAnswer) (vouchedLeader, bool) {
+	var terms []uint64
+	for _, v := range voters {
+		if a, ok := answers[v]; ok && v != p.String() && a.LeaderID == p.String() && a.Term > 0 {
+			terms = append(terms, a.Term)
+		}
+	}
+	if len(voters) == 0 || len(terms) <= len(voters)/2 {
+		return vouchedLeader{}, false
+	}
+	return vouchedLeader{peer: p, term: slices.Min(terms)}, true
+}
