@@ -19,7 +19,7 @@ func (s *Server) getMeshPolicy(w http.ResponseWriter, r *http.Request, caller ar
 func (s *Server) putMeshPolicy(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	if !caller.Admin {
 		// Before the body is read: a non-admin learns nothing of it.
-		return artmesh.E(artmesh.PermissionDenied, "only an admin agent may change the mesh policy")
+		return artmesh.E(artmesh.PermissionDenied, "only a mesh admin may change the mesh policy")
 	}
 	var req apitype.PolicyRequest
 	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {

@@ -57,7 +57,7 @@ func newInitCmd() *cobra.Command {
 				return err
 			}
 			if join != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s to join a mesh\nstart the node with: artmesh daemon (it joins on its first start and writes its admin API key to %s)\n",
+				fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s to join a mesh\nstart the node with: artmesh daemon (it joins on its first start and writes its node agent's API key to %s)\n",
 					repo, filepath.Join(repo, nrepo.APIKeyFile))
 				return nil
 			}
