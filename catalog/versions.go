@@ -80,3 +80,17 @@ func (s *store) checkKnown(op artmesh.Op, t commandType) error {
 		"member %s runs an older version that does not know command %s (type %d; it knows types up to %d); upgrade it first",
 		lowest.peer, t, uint8(t), lowest.commands)
 }
+
+// CheckJoiner refuses, with Conflict, a node that asks to join while its
+// binary knows fewer command types (commands, its KnownCommands; 0 for a
+// binary from before members recorded theirs) than every member does: the
+// log may hold an entry it cannot apply. Upgrade it first.
+func (c *Catalog) CheckJoiner(commands int) error {
+	known := Member{Commands: commands}.knownCommands()
+	lowest := c.fsm.state().level.Load()
+	if lowest == nil || known >= lowest.commands {
+		return nil
+	}
+	return errorf("catalog.CheckJoiner", artmesh.Conflict,
+		"the joining node knows catalog command types up to %d, and every member knows up to %d: upgrade it first", known, lowest.commands)
+}

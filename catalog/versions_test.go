@@ -134,3 +134,29 @@ func TestLeaderRefusesCommandsAMemberDoesNotKnow(t *testing.T) {
 		t.Fatalf("after the upgrade: %v", err)
 	}
 }
+
+// TestCheckJoiner: a node may join only if it knows as many command types
+// as every member; a member from before versions were recorded counts as
+// knowing the baseline.
+func TestCheckJoiner(t *testing.T) {
+	h := newTestFSM(t)
+	c := &Catalog{fsm: h.f}
+	if err := c.CheckJoiner(0); err != nil {
+		t.Fatalf("a joiner of a mesh without members: %v", err)
+	}
+	h.must(PutMember{Member: Member{PeerID: "old"}})
+	if err := c.CheckJoiner(0); err != nil {
+		t.Fatalf("a baseline joiner, baseline members: %v", err)
+	}
+	h.must(PutMember{Member: Member{PeerID: "old", Commands: KnownCommands}})
+	h.must(PutMember{Member: Member{PeerID: "new", Commands: KnownCommands}})
+	for _, tt := range []struct {
+		commands int
+		ok       bool
+	}{{0, false}, {baselineCommands, false}, {KnownCommands, true}, {KnownCommands + 1, true}} {
+		err := c.CheckJoiner(tt.commands)
+		if tt.ok != (err == nil) || !tt.ok && !errors.Is(err, artmesh.Conflict) {
+			t.Errorf("a joiner knowing %d: %v, want ok %v", tt.commands, err, tt.ok)
+		}
+	}
+}

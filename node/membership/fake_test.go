@@ -34,10 +34,12 @@ type fakeCatalog struct {
 	invites   map[string]catalog.Invite
 	agents    map[artmesh.AgentID]string // agent: key hash
 	agentNode map[artmesh.AgentID]string // agent: the node it manages
-	servers   []catalog.Server
-	removed   []string // RemoveServer's ids, in order
-	demoted   []string // DemoteServer's ids, in order
-	confIndex uint64   // the index Configuration reports
+	// minCommands is the lowest KnownCommands a joiner must have.
+	minCommands int
+	servers     []catalog.Server
+	removed     []string // RemoveServer's ids, in order
+	demoted     []string // DemoteServer's ids, in order
+	confIndex   uint64   // the index Configuration reports
 	// uncommitted: the latest configuration is not committed yet
 	// (CommitIndex is below confIndex).
 	uncommitted bool
@@ -324,4 +326,14 @@ func (tn *testNode) addrs() []string {
 // member is the node's entry as the catalog records it.
 func (tn *testNode) member() catalog.Member {
 	return catalog.Member{PeerID: tn.id.String(), Addresses: tn.addrs(), APIURL: tn.m.cfg.APIURL()}
+}
+
+// CheckJoiner refuses joiners that know fewer commands than minCommands.
+func (f *fakeCatalog) CheckJoiner(commands int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if commands < f.minCommands {
+		return artmesh.E(artmesh.Conflict, "the joining node is too old")
+	}
+	return nil
 }

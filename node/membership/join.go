@@ -129,6 +129,9 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 	if !cat.IsLeader() {
 		return m.cfg.CallLeader(ctx, JoinProtocol, data)
 	}
+	if err := cat.CheckJoiner(req.Commands); err != nil {
+		return nil, artmesh.E("join refused: "+artmesh.Message(err), err)
+	}
 	agent := joinAgent(req.PeerID)
 	if a, err := cat.Agent(agent); err == nil && a.Node != req.PeerID {
 		// The name is taken by an agent that is not this node's (a peer

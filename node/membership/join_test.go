@@ -307,3 +307,17 @@ func TestJoinLeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestServeJoinRefusesOlderBinaries: a joiner that knows fewer command
+// types than the members is refused before anything is proposed.
+func TestServeJoinRefusesOlderBinaries(t *testing.T) {
+	js := newJoinServer(true)
+	now := js.clock.Now()
+	js.cat.invites[acl.HashKey("one")] = catalog.Invite{SecretHash: acl.HashKey("one"), ExpiresAt: now.Add(time.Hour)}
+	js.cat.minCommands = catalog.KnownCommands + 1
+	joiner := newPeer(t)
+	resp, err := js.m.ServeJoin(context.Background(), joiner, joinRequestOf(t, joiner, "one"))
+	if resp != nil || !errors.Is(err, artmesh.Conflict) || js.cat.proposed() != 0 {
+		t.Fatalf("an older joiner: %q, %v, %d proposals", resp, err, js.cat.proposed())
+	}
+}

@@ -69,6 +69,7 @@ type Catalog interface {
 	// The local state's progress.
 	WaitApplied(ctx context.Context, index uint64) error
 	Watch() (uint64, <-chan struct{})
+	CheckJoiner(commands int) error
 	ChangedSince(index uint64, topics catalog.Topic) bool
 }
 
