@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
+	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/membership"
 	"github.com/artmesh/artmesh/node/repo"
@@ -71,7 +72,7 @@ func joinHostile(t *testing.T, d *daemon) host.Host {
 	for _, a := range h.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	req, _ := json.Marshal(map[string]any{"peer_id": h.ID().String(), "secret": tk.Secret, "addrs": addrs, "api_url": ""})
+	req, _ := json.Marshal(map[string]any{"peer_id": h.ID().String(), "secret": tk.Secret, "addrs": addrs, "api_url": "", "commands": catalog.KnownCommands})
 	info, err := peer.AddrInfoFromString(tk.Addrs[0])
 	if err != nil {
 		t.Fatal(err)

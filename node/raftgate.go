@@ -30,20 +30,22 @@ import (
 //     configuration, and a member that is no voter could feed it a forged
 //     log in that window if it came before the join answer's voters.
 //   - Until it has caught up with the leader since it started, a node
-//     lets a nonvoter of its configuration lead it only once a majority
-//     of the voters of that configuration name that nonvoter as their
-//     leader, and only up to the term they name
-//     (membership.Manager.VouchedLeader). Its configuration may lag: the
-//     leader may have promoted that nonvoter while this node was down
-//     (the voters' upkeep does so to any voter gone for 30 s), and the
-//     promoted node may lead now; the entry that says so is exactly what
-//     this node cannot get from anyone else. Taking the nonvoter's word
-//     for it instead would let any nonvoter's key feed a lagging voter a
-//     forged log with a higher term, make the real leader step down, and
-//     have the lagging voter win the next election and replicate the
-//     forgery to all (the last log term decides elections). The vouch is
-//     asked in the background: the first leader RPCs are refused
-//     (counted as not_voter) and raft's retry passes once vouched.
+//     lets a peer that is not a voter of its configuration (a nonvoter,
+//     or a server it does not know yet) lead it only when it is one of
+//     the voters it took from its join (JoinTrusted: a joiner replays the
+//     log from the start, and an early configuration does not list the
+//     servers that joined later), or once a majority of the voters of its
+//     configuration name that peer as their leader, and only up to the
+//     term they name (membership.Manager.VouchedLeader). Its
+//     configuration may lag: the leader may have joined, or been
+//     promoted from nonvoter, while this node was down, and the entry
+//     that says so is exactly what this node cannot get from anyone but
+//     the leader. Taking the peer's word for it instead would let any
+//     member's key feed a lagging voter a forged log with a higher term,
+//     make the real leader step down, and have the lagging voter win the
+//     next election and replicate the forgery to all (the last log term
+//     decides elections). The vouch is asked in the background: the
+//     first leader RPCs are refused and raft's retry passes once vouched.
 //
 // What stays weak: a node that is running and caught up, then falls
 // behind a promotion while cut off (without restarting), refuses the
@@ -56,17 +58,18 @@ func (n *Node) raftRole(p peer.ID, term uint64) mesh.RaftRole {
 		return mesh.RaftNotReady
 	}
 	return raftRoleOf(p, n.peerID, r.GetConfiguration().Configuration().Servers, n.members.MayLeadUnconfigured,
-		n.caughtUp.Load(), term, n.members.VouchedLeader)
+		n.caughtUp.Load(), term, n.members.VouchedLeader, n.members.JoinTrusted)
 }
 
 // raftRoleOf is raftRole's rule: what p, sending an RPC that claims to
-// lead at term (0: any other), is to node self, whose latest
-// configuration lists servers, that takes Raft from the peers admitted
-// says while that configuration is empty, has (or has not yet) caught up
-// with the leader since it started, and lets a nonvoter lead it while
-// catching up when vouched says a majority of its voters named it.
+// lead at term (0: opening a stream, or any other RPC), is to node self,
+// whose latest configuration lists servers, that takes Raft from the
+// peers admitted says while that configuration is empty, has (or has not
+// yet) caught up with the leader since it started, and while catching up
+// lets a peer that is not a voter of its configuration lead it when
+// joinTrusted or vouched (a majority of its voters named it) says so.
 func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) bool, caughtUp bool,
-	term uint64, vouched func(peer.ID, uint64) bool) mesh.RaftRole {
+	term uint64, vouched func(peer.ID, uint64) bool, joinTrusted func(peer.ID) bool) mesh.RaftRole {
 	if p == self {
 		return mesh.RaftNone
 	}
@@ -77,14 +80,17 @@ func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) b
 		return mesh.RaftNone
 	}
 	id := raft.ServerID(p.String())
+	role := mesh.RaftNone
 	for _, s := range servers {
-		if s.ID != id {
-			continue
+		if s.ID == id {
+			role = mesh.RaftServer
+			if s.Suffrage == raft.Voter {
+				return mesh.RaftVoter
+			}
 		}
-		if s.Suffrage == raft.Voter || !caughtUp && term > 0 && vouched(p, term) {
-			return mesh.RaftVoter
-		}
-		return mesh.RaftServer
 	}
-	return mesh.RaftNone
+	if !caughtUp && (joinTrusted(p) || vouched(p, term)) {
+		return mesh.RaftVoter
+	}
+	return role
 }

@@ -24,13 +24,15 @@ func newPeerID(t *testing.T) peer.ID {
 	return id
 }
 
-// TestRaftRoleOf checks the rule the Raft gate asks: voters may lead,
-// nonvoters only until the node has caught up and only once a majority
-// of its voters vouched for them up to the RPC's term, peers outside the
-// configuration never, and a node without a configuration takes Raft
-// from the peers it admits (the members it was told of at join).
+// TestRaftRoleOf checks the rule the Raft gate asks: voters may lead;
+// while the node catches up, a peer that is not a voter of its
+// configuration (a nonvoter, or a server it does not know yet) only when
+// it is a voter the node took from its join, or a majority of its voters
+// vouched for it up to the RPC's term; once caught up, never; and a node
+// without a configuration takes Raft from the peers it admits.
 func TestRaftRoleOf(t *testing.T) {
 	self, voter, nonvoter, member, stranger := newPeerID(t), newPeerID(t), newPeerID(t), newPeerID(t), newPeerID(t)
+	joinedLeader, newLeader := newPeerID(t), newPeerID(t)
 	servers := []raft.Server{
 		{ID: raft.ServerID(self.String()), Address: raft.ServerAddress(self.String()), Suffrage: raft.Voter},
 		{ID: raft.ServerID(voter.String()), Address: raft.ServerAddress(voter.String()), Suffrage: raft.Voter},
@@ -41,8 +43,9 @@ func TestRaftRoleOf(t *testing.T) {
 	var asked []peer.ID
 	vouched := func(p peer.ID, term uint64) bool {
 		asked = append(asked, p)
-		return p == nonvoter && term > 0 && term <= 7
+		return (p == nonvoter || p == newLeader) && term <= 7
 	}
+	joinTrusted := func(p peer.ID) bool { return p == joinedLeader }
 	for _, tc := range []struct {
 		name     string
 		p        peer.ID
@@ -58,7 +61,14 @@ func TestRaftRoleOf(t *testing.T) {
 		{"nonvoter while catching up, lower term", nonvoter, servers, false, 5, mesh.RaftVoter},
 		// A higher term than vouched: the forged log's.
 		{"nonvoter while catching up, higher term", nonvoter, servers, false, 8, mesh.RaftServer},
-		{"nonvoter while catching up, not a leader's RPC", nonvoter, servers, false, 0, mesh.RaftServer},
+		{"nonvoter while catching up, a stream", nonvoter, servers, false, 0, mesh.RaftVoter},
+		// The leader joined after the configuration this node has so far.
+		{"unknown leader vouched while catching up", newLeader, servers, false, 7, mesh.RaftVoter},
+		{"unknown leader vouched while catching up, its stream", newLeader, servers, false, 0, mesh.RaftVoter},
+		{"unknown leader vouched, higher term", newLeader, servers, false, 8, mesh.RaftNone},
+		{"unknown leader, caught up", newLeader, servers, true, 7, mesh.RaftNone},
+		{"a voter from the join, while catching up", joinedLeader, servers, false, 9, mesh.RaftVoter},
+		{"a voter from the join, caught up", joinedLeader, servers, true, 9, mesh.RaftNone},
 		{"member that is no server", member, servers, true, 1, mesh.RaftNone},
 		{"member that is no server, while catching up", member, servers, false, 1, mesh.RaftNone},
 		{"stranger", stranger, servers, false, 1, mesh.RaftNone},
@@ -66,17 +76,17 @@ func TestRaftRoleOf(t *testing.T) {
 		{"no configuration: a member it admits", member, nil, false, 1, mesh.RaftVoter},
 		{"no configuration: a stranger", stranger, nil, false, 1, mesh.RaftNone},
 	} {
-		if got := raftRoleOf(tc.p, self, tc.servers, admitted, tc.caughtUp, tc.term, vouched); got != tc.want {
+		if got := raftRoleOf(tc.p, self, tc.servers, admitted, tc.caughtUp, tc.term, vouched, joinTrusted); got != tc.want {
 			t.Errorf("%s: role %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	// Only a nonvoter's leader RPC while catching up asks for a vouch.
-	for _, p := range asked {
-		if p != nonvoter {
-			t.Errorf("asked for a vouch for %s, which is not the nonvoter", p)
-		}
+	// A node that has caught up asks nobody; nor does one about a voter.
+	asked = nil
+	for _, p := range []peer.ID{voter, nonvoter, newLeader, member} {
+		raftRoleOf(p, self, servers, admitted, true, 5, vouched, joinTrusted)
 	}
-	if len(asked) != 3 {
-		t.Errorf("asked for a vouch %d times, want 3", len(asked))
+	raftRoleOf(voter, self, servers, admitted, false, 5, vouched, joinTrusted)
+	if len(asked) != 0 {
+		t.Errorf("asked for a vouch %d times, want none", len(asked))
 	}
 }

@@ -298,6 +298,20 @@ func joinLeaders(t *repo.Ticket, answered []string) map[peer.ID]struct{} {
 // that both it and the ticket name (joinLeaders); before it, or at a start without a join, the peers this
 // node admits (the members it was told of or saved in peers.json), since
 // it knows no better yet.
+// JoinTrusted reports whether p is one of the voters this node took from
+// its join (its ticket's, confirmed by the join answer): until it has
+// caught up, a joiner replaying the log takes leader RPCs from them even
+// when the configuration it has replayed so far (an early one) does not
+// list them.
+func (m *Manager) JoinTrusted(p peer.ID) bool {
+	v := m.joinVoters.Load()
+	if v == nil {
+		return false
+	}
+	_, ok := (*v)[p]
+	return ok
+}
+
 func (m *Manager) MayLeadUnconfigured(p peer.ID) bool {
 	if v := m.joinVoters.Load(); v != nil {
 		_, ok := (*v)[p]

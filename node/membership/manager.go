@@ -150,10 +150,9 @@ type Manager struct {
 	joins *joinLimiter // join attempts of peers that are not members
 
 	// vouched is the last leader a majority of this node's voters named
-	// (VouchedLeader), and vouchAsk the peer runVouches is to ask about
-	// next.
+	// (VouchedLeader), and vouchAsk asks runVouches for a round.
 	vouched  atomic.Pointer[vouchedLeader]
-	vouchAsk chan peer.ID
+	vouchAsk chan struct{}
 }
 
 // cutGrace is how long the connections of a peer that is no longer a
@@ -177,7 +176,7 @@ func New(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log, joins: newJoinLimiter(), vouchAsk: make(chan peer.ID, 1)}
+	m := &Manager{cfg: cfg, log: cfg.Log, joins: newJoinLimiter(), vouchAsk: make(chan struct{}, 1)}
 	m.member.Store(cfg.Member)
 	m.removed.Store(cfg.Removed)
 	return m

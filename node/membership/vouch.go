@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -49,22 +50,24 @@ type vouchedLeader struct {
 // vouchEvery spaces the rounds of questions about a leader.
 const vouchEvery = time.Second
 
-// VouchedLeader reports whether p, which this node's configuration shows
-// as a nonvoter, may send it the RPCs that claim to lead at term (0: an
-// RPC without a term, never): whether a majority of the voters of this
-// node's configuration named p as their leader at term or later. When not,
-// it asks runVouches to find out, and returns false at once: it is called
-// from the Raft gate, which must not wait. The caller lets only a node
-// that is catching up use it.
+// VouchedLeader reports whether p, which this node's configuration does
+// not show as a voter, may lead it: for an RPC that claims to lead at term,
+// whether a majority of the voters of this node's configuration named p
+// as their leader at term or later; for term 0 (opening a Raft stream, or
+// an RPC without a term), whether they named p at all. When not, it asks
+// runVouches to find out whom they follow, and returns false at once: it
+// is called from the Raft gate, which must not wait. The caller lets only
+// a node that is catching up use it.
+//
+// The question is about whom the voters follow, not about p: a peer that
+// keeps sending leader RPCs only triggers rounds that vouch for the real
+// leader.
 func (m *Manager) VouchedLeader(p peer.ID, term uint64) bool {
-	if term == 0 {
-		return false
-	}
 	if v := m.vouched.Load(); v != nil && v.peer == p && term <= v.term {
 		return true
 	}
 	select {
-	case m.vouchAsk <- p:
+	case m.vouchAsk <- struct{}{}:
 	default: // a question is waiting already
 	}
 	return false
@@ -74,16 +77,15 @@ func (m *Manager) VouchedLeader(p peer.ID, term uint64) bool {
 // of questions at a time, at most one every vouchEvery. Run owns it.
 func (m *Manager) runVouches(ctx context.Context) {
 	for {
-		var p peer.ID
 		select {
 		case <-ctx.Done():
 			return
-		case p = <-m.vouchAsk:
+		case <-m.vouchAsk:
 		}
 		start := time.Now()
-		if v, ok := m.askVouch(ctx, p); ok {
+		if v, ok := m.askVouch(ctx); ok {
 			if old := m.vouched.Swap(&v); old == nil || *old != v {
-				m.log.Warn("following a leader this node's configuration shows as a nonvoter: a majority of its voters name it",
+				m.log.Warn("following a leader this node's configuration does not show as a voter: a majority of its voters name it",
 					"leader", v.peer.String(), "up_to_term", v.term)
 			}
 		}
@@ -98,9 +100,9 @@ func (m *Manager) runVouches(ctx context.Context) {
 }
 
 // askVouch asks the voters of this node's configuration whom they follow,
-// and returns p and the term it may lead in when a majority of them name
-// p (vouchFrom).
-func (m *Manager) askVouch(ctx context.Context, p peer.ID) (vouchedLeader, bool) {
+// at once, and returns the leader a majority of them name and the term it
+// may lead in (vouchFrom).
+func (m *Manager) askVouch(ctx context.Context) (vouchedLeader, bool) {
 	servers, _, err := m.cfg.Catalog.Configuration()
 	if err != nil {
 		return vouchedLeader{}, false
@@ -111,44 +113,59 @@ func (m *Manager) askVouch(ctx context.Context, p peer.ID) (vouchedLeader, bool)
 			voters = append(voters, s.ID)
 		}
 	}
+	var mu sync.Mutex
 	answers := map[string]statusAnswer{}
+	var wg sync.WaitGroup
 	for _, id := range voters {
-		if id == m.cfg.Self.String() || id == p.String() || ctx.Err() != nil {
+		if id == m.cfg.Self.String() || ctx.Err() != nil {
 			continue
 		}
 		v, err := peer.Decode(id)
 		if err != nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
-		resp, err := mesh.Call(cctx, m.cfg.Host, v, StatusProtocol, nil)
-		cancel()
-		if err != nil {
-			m.log.Debug("asking a voter whom it follows", "peer_id", id, "err", err)
-			continue
-		}
-		var a statusAnswer
-		if json.Unmarshal(resp, &a) == nil {
-			answers[id] = a
-		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+			resp, err := mesh.Call(cctx, m.cfg.Host, v, StatusProtocol, nil)
+			cancel()
+			if err != nil {
+				m.log.Debug("asking a voter whom it follows", "peer_id", id, "err", err)
+				return
+			}
+			var a statusAnswer
+			if json.Unmarshal(resp, &a) == nil {
+				mu.Lock()
+				answers[id] = a
+				mu.Unlock()
+			}
+		})
 	}
-	return vouchFrom(p, voters, answers)
+	wg.Wait()
+	return vouchFrom(voters, answers)
 }
 
-// vouchFrom returns the term up to which p may lead a node whose
-// configuration's voters are voters, given their answers by peer ID: when
-// more than half of voters (this node counted, though it cannot vouch)
-// name p as their leader, the lowest term among those. Answers of peers
-// that are not among voters, and p's own, do not count.
-func vouchFrom(p peer.ID, voters []string, answers map[string]statusAnswer) (vouchedLeader, bool) {
-	var terms []uint64
+// vouchFrom returns the leader that more than half of voters (this node
+// counted, though it cannot vouch) name in their answers by peer ID, and
+// the lowest term among those answers. A voter's answer naming itself
+// counts: a leader that is a voter of this node's configuration needs no
+// vouch, but the same majority rule holds. Answers of peers that are not
+// among voters do not count.
+func vouchFrom(voters []string, answers map[string]statusAnswer) (vouchedLeader, bool) {
+	named := map[string][]uint64{}
 	for _, v := range voters {
-		if a, ok := answers[v]; ok && v != p.String() && a.LeaderID == p.String() && a.Term > 0 {
-			terms = append(terms, a.Term)
+		if a, ok := answers[v]; ok && a.LeaderID != "" && a.Term > 0 {
+			named[a.LeaderID] = append(named[a.LeaderID], a.Term)
 		}
 	}
-	if len(voters) == 0 || len(terms) <= len(voters)/2 {
-		return vouchedLeader{}, false
+	for leader, terms := range named {
+		if len(terms) <= len(voters)/2 {
+			continue
+		}
+		p, err := peer.Decode(leader)
+		if err != nil {
+			return vouchedLeader{}, false
+		}
+		return vouchedLeader{peer: p, term: slices.Min(terms)}, true
 	}
-	return vouchedLeader{peer: p, term: slices.Min(terms)}, true
+	return vouchedLeader{}, false
 }

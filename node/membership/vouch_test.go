@@ -8,9 +8,9 @@ import (
 	"github.com/artmesh/artmesh/catalog"
 )
 
-// TestVouchFrom: a nonvoter may lead a node catching up only when a
-// majority of the voters of its configuration name it, up to the lowest
-// term they name; nonvoters' answers and its own do not count.
+// TestVouchFrom: a peer may lead a node catching up only when a majority
+// of the voters of its configuration name it, up to the lowest term they
+// name; answers of peers that are not voters do not count.
 func TestVouchFrom(t *testing.T) {
 	n := newPeer(t)
 	ns := n.String()
@@ -37,7 +37,7 @@ func TestVouchFrom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, ok := vouchFrom(n, tt.voters, tt.answers)
+			v, ok := vouchFrom(tt.voters, tt.answers)
 			if ok != (tt.term > 0) || ok && (v.peer != n || v.term != tt.term) {
 				t.Fatalf("vouchFrom = %+v %v, want term %d", v, ok, tt.term)
 			}
@@ -88,7 +88,7 @@ func TestVouchedLeader(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !a.m.VouchedLeader(n, 6) || a.m.VouchedLeader(n, 8) || a.m.VouchedLeader(n, 0) || a.m.VouchedLeader(b.id, 7) {
+	if !a.m.VouchedLeader(n, 6) || !a.m.VouchedLeader(n, 0) || a.m.VouchedLeader(n, 8) || a.m.VouchedLeader(b.id, 7) {
 		t.Fatal("the vouch holds for another term or peer")
 	}
 }
