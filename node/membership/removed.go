@@ -42,9 +42,11 @@ import (
 //     configuration, and a removal is for good. Faking the majority takes
 //     the keys of a majority of those voters, which own the mesh's log
 //     anyway. The answers of peers that were not voters there do not
-//     count. (In a mesh of two voters, the one left is not a majority of
-//     the two: the other learns of its removal from its own
-//     configuration, which the leader sends it when it can.)
+//     count. One voter of that configuration that now leads as the only
+//     voter of its own, without this node, is believed alone: that is an
+//     outage recovery (whose configuration Raft numbers 1, so no index
+//     says "newer") or the one left of two voters, and its key could
+//     lead this node and write anything anyway.
 //
 // A removed node records it in its repo config, logs it at error, stops
 // its Raft (it no longer campaigns) and says so on every API call. It
@@ -71,6 +73,11 @@ type statusAnswer struct {
 	CommitIndex uint64 `json:"commit_index"`
 	// Leader reports whether the answerer leads the catalog.
 	Leader bool `json:"leader"`
+	// SoleVoter reports that the answerer leads as the only voter of its
+	// configuration: after an outage recovery (recover-catalog
+	// --sole-voter, whose configuration index Raft sets to 1), or in a
+	// mesh that had two voters.
+	SoleVoter bool `json:"sole_voter,omitempty"`
 	// LeaderID is the leader the answerer follows or is ("" when it
 	// knows none), and Term its current Raft term: what a node catching
 	// up asks a majority of its voters before it follows a leader that
@@ -90,6 +97,13 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 		return nil, err
 	}
 	a := statusAnswer{ConfigIndex: idx, CommitIndex: m.cfg.Catalog.CommitIndex(), Leader: m.cfg.Catalog.IsLeader()}
+	voters := 0
+	for _, s := range servers {
+		if s.Voter {
+			voters++
+		}
+	}
+	a.SoleVoter = a.Leader && voters == 1 && slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.Voter && s.ID == m.cfg.Self.String() })
 	a.LeaderID, a.Term = m.cfg.Catalog.LeaderTerm()
 	a.Listed = slices.ContainsFunc(servers, func(s catalog.Server) bool { return s.ID == from.String() })
 	_, err = m.cfg.Catalog.Member(from.String())
@@ -118,9 +132,20 @@ func removedBy(a statusAnswer, listedAt uint64) bool {
 
 // removedByMajority returns why the answers (by peer ID) say that this
 // node was removed, or "" when they do not: a majority of the voters of
-// the configuration that last listed it must each say so (removedBy).
-// Answers from peers that were not voters there do not count.
+// the configuration that last listed it must each say so (removedBy), or
+// one of them leads alone without it (SoleVoter). Answers from peers that
+// were not voters there do not count.
 func removedByMajority(answers map[string]statusAnswer, rc *removalCheck) string {
+	for _, v := range rc.voters {
+		// A voter of that configuration that now leads alone without this
+		// node: the others were removed with it (an outage recovery, or
+		// one of two voters). A voter's key can lead and write anything
+		// already (Raft is not Byzantine-tolerant); a member that is no
+		// voter there cannot say this.
+		if a, ok := answers[v]; ok && rc.listedAt > 0 && a.SoleVoter && a.Leader && !a.Listed {
+			return fmt.Sprintf("%s, a voter of the catalog's Raft configuration that last listed this node (index %d), now leads as its only voter without it", v, rc.listedAt)
+		}
+	}
 	var says []string
 	for _, v := range rc.voters {
 		if a, ok := answers[v]; ok && removedBy(a, rc.listedAt) {

@@ -60,13 +60,14 @@ func TestRemovedByMajority(t *testing.T) {
 	liar := statusAnswer{Leader: true}
 	liarNewer := statusAnswer{Leader: true, ConfigIndex: 99, CommitIndex: 99}
 	kept := statusAnswer{Listed: true, ConfigIndex: 20, CommitIndex: 20}
+	sole := statusAnswer{Leader: true, SoleVoter: true, ConfigIndex: 1, CommitIndex: 30}
 	three := &removalCheck{listedAt: 10, voters: []string{"self", "b", "c"}}
 	five := &removalCheck{listedAt: 10, voters: []string{"self", "b", "c", "d", "e"}}
 	tests := []struct {
 		name    string
 		rc      *removalCheck
 		answers map[string]statusAnswer
-		says    int // voters that say so; 0 when not believed
+		says    int // voters that say so; 0 when not believed, -1 for b leading alone
 	}{
 		{"one liar claiming to lead", three, map[string]statusAnswer{"b": liar}, 0},
 		{"one liar with a newer configuration", three, map[string]statusAnswer{"b": liarNewer}, 0},
@@ -80,6 +81,11 @@ func TestRemovedByMajority(t *testing.T) {
 		{"its own answer does not count twice", three, map[string]statusAnswer{"b": gone, "self": kept}, 0},
 		{"never seen listed", &removalCheck{voters: []string{"b", "c"}}, map[string]statusAnswer{"b": gone, "c": gone}, 0},
 		{"no voters known", &removalCheck{listedAt: 10}, map[string]statusAnswer{"b": gone, "c": gone}, 0},
+		// An outage recovery (configuration index 1) or one of two voters.
+		{"a voter of it leads alone", three, map[string]statusAnswer{"b": sole, "c": kept}, -1},
+		{"a member that was no voter leads alone", three, map[string]statusAnswer{"n1": sole}, 0},
+		{"alone, but lists it", three, map[string]statusAnswer{"b": {Leader: true, SoleVoter: true, Listed: true}}, 0},
+		{"alone, never seen listed", &removalCheck{voters: []string{"b", "c"}}, map[string]statusAnswer{"b": sole}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +97,9 @@ func TestRemovedByMajority(t *testing.T) {
 				return
 			}
 			want := fmt.Sprintf("%d of the %d voters", tt.says, len(tt.rc.voters))
+			if tt.says < 0 {
+				want = "b, a voter of the catalog's Raft configuration"
+			}
 			if !strings.HasPrefix(got, want) {
 				t.Fatalf("removedByMajority = %q, want it to begin with %q", got, want)
 			}
