@@ -51,6 +51,11 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 	if err := c.awaitRaftApplied(ctx, op, c.raft.CommitIndex()); err != nil {
 		return ForwardResult{}, err
 	}
+	if req.Applied > c.raft.LastIndex() {
+		// A leader's log holds every committed entry: no member has
+		// applied past it.
+		return ForwardResult{}, artmesh.E(op, artmesh.Invalid, "the forwarded write says its member applied entries this leader does not have")
+	}
 	if req.Applied > c.fsm.applied.Load() {
 		// A leader elected a moment ago may not have applied what the
 		// follower has (until an entry of its own term commits): wait a

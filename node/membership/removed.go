@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -224,11 +225,11 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 			ask = append(ask, mb.PeerID)
 		}
 	}
-	answers := map[string]statusAnswer{}
+	var targets []peer.ID
 	others := 0
 	seen := map[string]bool{self: true}
 	for _, id := range ask {
-		if seen[id] || ctx.Err() != nil {
+		if seen[id] {
 			continue
 		}
 		seen[id] = true
@@ -238,23 +239,34 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 			}
 			others++
 		}
-		p, err := peer.Decode(id)
-		if err != nil {
-			continue
+		if p, err := peer.Decode(id); err == nil {
+			targets = append(targets, p)
 		}
-		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
-		resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
-		cancel()
-		if err != nil {
-			m.log.Debug("asking a member whether it lists this node", "peer_id", id, "err", err)
-			continue
-		}
-		var a statusAnswer
-		if json.Unmarshal(resp, &a) != nil {
-			continue
-		}
-		answers[id] = a
 	}
+	// All at once, so that peers that are down cost one timeout, not one
+	// each: Run's loop (admission, cutting off removed peers) waits on it.
+	var mu sync.Mutex
+	answers := map[string]statusAnswer{}
+	var wg sync.WaitGroup
+	for _, p := range targets {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+			resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
+			cancel()
+			if err != nil {
+				m.log.Debug("asking a member whether it lists this node", "peer_id", p.String(), "err", err)
+				return
+			}
+			var a statusAnswer
+			if json.Unmarshal(resp, &a) != nil {
+				return
+			}
+			mu.Lock()
+			answers[p.String()] = a
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
 	return removedByMajority(answers, rc)
 }
 
