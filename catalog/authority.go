@@ -223,6 +223,11 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 			// in the past could pose as a deleted agent of the same id.
 			return refused(t, "the agent's creation time %s is not the leader's time", cmd.Agent.CreatedAt.Format(time.RFC3339))
 		}
+		if !agent.Admin && len(cmd.Agent.Groups) > 0 && !cmd.NewGroupsOnly {
+			// So that the state machine refuses it too, should a group
+			// appear before it applies.
+			return refused(t, "a node agent's agent must be made in new groups only")
+		}
 		for _, g := range cmd.Agent.Groups {
 			if raw, err := tx.First(tableGroups, indexID, g); err != nil {
 				return internal("catalog.ApplyForwarded", err)
@@ -242,6 +247,9 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 		}
 		if !agent.ManagesAgents() {
 			return refused(t, "only a mesh admin or a node's agent may create groups, and %s is neither", agent.ID)
+		}
+		if !agent.Admin && !cmd.CreateOnly {
+			return refused(t, "a node agent may only create groups (create_only)")
 		}
 		if raw, err := tx.First(tableGroups, indexID, cmd.Name); err != nil {
 			return internal("catalog.ApplyForwarded", err)

@@ -95,9 +95,11 @@ func TestAuthorizeForwarded(t *testing.T) {
 		{"fresh fetching rows of another", dropFetchingCmd{Rows: []Fetching{{CID: "c", Peer: "peerB"}}, Before: later}, "peerA", nil, false},
 		{"agent back-dated", CreateAgent{Agent: artmesh.Agent{ID: "carol", CreatedAt: now.Add(-time.Hour)}}, "peerA", admin, false},
 		{"agent into an existing group, node agent", CreateAgent{Agent: artmesh.Agent{ID: "carol", Groups: []string{"team"}, CreatedAt: now}}, "peerA", nodeA, false},
-		{"agent into a new group, node agent", CreateAgent{Agent: artmesh.Agent{ID: "carol", Groups: []string{"new"}, CreatedAt: now}}, "peerA", nodeA, true},
+		{"agent into a new group, node agent", CreateAgent{Agent: artmesh.Agent{ID: "carol", Groups: []string{"new"}, CreatedAt: now}, NewGroupsOnly: true}, "peerA", nodeA, true},
+		{"agent into a new group, node agent, not new-only", CreateAgent{Agent: artmesh.Agent{ID: "carol", Groups: []string{"new"}, CreatedAt: now}}, "peerA", nodeA, false},
 		{"existing group, node agent", putGroupCmd{Name: "team", Members: []artmesh.AgentID{"node-a"}}, "peerA", nodeA, false},
-		{"new group, node agent", putGroupCmd{Name: "new"}, "peerA", nodeA, true},
+		{"new group, node agent", putGroupCmd{Name: "new", CreateOnly: true}, "peerA", nodeA, true},
+		{"new group, node agent, not create-only", putGroupCmd{Name: "new"}, "peerA", nodeA, false},
 		{"existing group, mesh admin", putGroupCmd{Name: "team"}, "peerA", admin, true},
 		{"delete a group, node agent", deleteGroupCmd{Name: "team"}, "peerA", nodeA, false},
 		{"noop", noopCmd{}, "peerA", nil, true},
@@ -117,4 +119,31 @@ func TestAuthorizeForwarded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreateOnlyAtApply: the state machine itself refuses a create-only
+// group that exists by the time it applies, and an agent made in new
+// groups only when one of them exists, and changes nothing: the leader's
+// check before the log cannot see a write that lands first.
+func TestCreateOnlyAtApply(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	h.must(putGroupCmd{Name: "team", Members: []artmesh.AgentID{"alice"}})
+	if _, err := h.apply(putGroupCmd{Name: "team", Members: []artmesh.AgentID{}, CreateOnly: true}); !errors.Is(err, artmesh.PermissionDenied) {
+		t.Fatalf("create-only of an existing group: %v", err)
+	}
+	if g, err := h.st().group("team"); err != nil || len(g.Members) != 1 {
+		t.Fatalf("the group changed: %+v %v", g, err)
+	}
+	if _, err := h.apply(CreateAgent{Agent: artmesh.Agent{ID: "spy", Groups: []string{"fresh", "team"}, CreatedAt: testBase}, NewGroupsOnly: true}); !errors.Is(err, artmesh.PermissionDenied) {
+		t.Fatalf("an agent made in new groups only, one existing: %v", err)
+	}
+	if _, err := h.st().agent("spy"); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("the agent was made: %v", err)
+	}
+	if _, err := h.st().group("fresh"); !errors.Is(err, artmesh.NotFound) {
+		t.Fatalf("the new group was made: %v", err)
+	}
+	h.must(putGroupCmd{Name: "crew", CreateOnly: true})
+	h.must(CreateAgent{Agent: artmesh.Agent{ID: "worker", Groups: []string{"other"}, CreatedAt: testBase}, NewGroupsOnly: true})
 }

@@ -622,7 +622,16 @@ func (c *Catalog) SetAgentKey(ctx context.Context, id artmesh.AgentID, keyHash s
 // PutGroup creates a group or replaces its members. Invalid if a member
 // is not an agent.
 func (c *Catalog) PutGroup(ctx context.Context, name string, members []artmesh.AgentID) (artmesh.Group, error) {
-	cmd := putGroupCmd{Name: name, Members: members}
+	return c.putGroup(ctx, putGroupCmd{Name: name, Members: members})
+}
+
+// CreateGroup creates a group, and refuses (PermissionDenied) if it
+// exists by the time the write applies: what a node agent may do.
+func (c *Catalog) CreateGroup(ctx context.Context, name string, members []artmesh.AgentID) (artmesh.Group, error) {
+	return c.putGroup(ctx, putGroupCmd{Name: name, Members: members, CreateOnly: true})
+}
+
+func (c *Catalog) putGroup(ctx context.Context, cmd putGroupCmd) (artmesh.Group, error) {
 	if err := cmd.check(); err != nil {
 		return artmesh.Group{}, err
 	}

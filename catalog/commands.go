@@ -187,6 +187,10 @@ type CreateAgent struct {
 	// KeyHash is the hash of the agent's API key (never the key itself);
 	// empty creates an agent without a key.
 	KeyHash string `json:"key_hash,omitempty"`
+	// NewGroupsOnly refuses the command if one of the groups exists: a
+	// node agent may create an agent in new groups only (members of an
+	// existing group read what is shared with it).
+	NewGroupsOnly bool `json:"new_groups_only,omitempty"`
 }
 
 type deleteArtifactCmd struct {
@@ -215,6 +219,9 @@ type setAgentKeyCmd struct {
 type putGroupCmd struct {
 	Name    string            `json:"name"`
 	Members []artmesh.AgentID `json:"members,omitempty"`
+	// CreateOnly refuses the command if the group exists (a node agent
+	// may create groups, not change them).
+	CreateOnly bool `json:"create_only,omitempty"`
 }
 
 type deleteGroupCmd struct {

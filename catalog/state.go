@@ -315,6 +315,15 @@ func createAgentTxn(tx *memdb.Txn, cmd CreateAgent) (artmesh.Agent, error) {
 	if existing != nil {
 		return artmesh.Agent{}, errorf(op, artmesh.Conflict, "agent %s already exists", id)
 	}
+	if cmd.NewGroupsOnly {
+		for _, name := range cmd.Agent.Groups {
+			if raw, err := tx.First(tableGroups, indexID, name); err != nil {
+				return artmesh.Agent{}, internal(op, err)
+			} else if raw != nil {
+				return artmesh.Agent{}, errorf(op, artmesh.PermissionDenied, "group %s exists: only a mesh admin may put an agent in it", name)
+			}
+		}
+	}
 	row := &agentRow{ID: id, Admin: cmd.Agent.Admin, Node: cmd.Agent.Node, CreatedAt: cmd.Agent.CreatedAt}
 	if cmd.KeyHash != "" {
 		if err := keyHashFreeTxn(tx, op, id, cmd.KeyHash); err != nil {
@@ -402,6 +411,13 @@ func setAgentKeyTxn(tx *memdb.Txn, cmd setAgentKeyCmd) error {
 
 func putGroupTxn(tx *memdb.Txn, cmd putGroupCmd) (artmesh.Group, error) {
 	const op = artmesh.Op("catalog.PutGroup")
+	if cmd.CreateOnly {
+		if raw, err := tx.First(tableGroups, indexID, cmd.Name); err != nil {
+			return artmesh.Group{}, internal(op, err)
+		} else if raw != nil {
+			return artmesh.Group{}, errorf(op, artmesh.PermissionDenied, "group %s exists: only a mesh admin may change it", cmd.Name)
+		}
+	}
 	members := union(nil, cmd.Members)
 	var unknown []string
 	for _, m := range members {

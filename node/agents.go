@@ -56,8 +56,9 @@ func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh
 	}
 	key := acl.NewAPIKey()
 	a, err := n.cat.CreateAgent(ctx, catalog.CreateAgent{
-		Agent:   artmesh.Agent{ID: id, Groups: groups, Admin: admin, CreatedAt: time.Now().UTC()},
-		KeyHash: acl.HashKey(key),
+		Agent:         artmesh.Agent{ID: id, Groups: groups, Admin: admin, CreatedAt: time.Now().UTC()},
+		KeyHash:       acl.HashKey(key),
+		NewGroupsOnly: !caller.Admin,
 	})
 	if err != nil {
 		return artmesh.Agent{}, "", err
@@ -129,6 +130,9 @@ func (n *Node) PutGroup(ctx context.Context, caller artmesh.Agent, name string, 
 		if err := artmesh.ValidateAgentID(string(m)); err != nil {
 			return artmesh.Group{}, fmt.Errorf("member: %w", err)
 		}
+	}
+	if !caller.Admin {
+		return n.cat.CreateGroup(ctx, name, members)
 	}
 	return n.cat.PutGroup(ctx, name, members)
 }
