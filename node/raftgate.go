@@ -74,7 +74,7 @@ func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) b
 		return mesh.RaftNone
 	}
 	if len(servers) == 0 {
-		if admitted(p) {
+		if admitted(p) || !caughtUp && vouched(p, term) {
 			return mesh.RaftVoter
 		}
 		return mesh.RaftNone

@@ -75,6 +75,7 @@ func TestRaftRoleOf(t *testing.T) {
 		{"itself", self, servers, true, 1, mesh.RaftNone},
 		{"no configuration: a member it admits", member, nil, false, 1, mesh.RaftVoter},
 		{"no configuration: a stranger", stranger, nil, false, 1, mesh.RaftNone},
+		{"no configuration: a leader the join's voters name", newLeader, nil, false, 7, mesh.RaftVoter},
 	} {
 		if got := raftRoleOf(tc.p, self, tc.servers, admitted, tc.caughtUp, tc.term, vouched, joinTrusted); got != tc.want {
 			t.Errorf("%s: role %d, want %d", tc.name, got, tc.want)

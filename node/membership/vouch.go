@@ -113,6 +113,17 @@ func (m *Manager) askVouch(ctx context.Context) (vouchedLeader, bool) {
 			voters = append(voters, s.ID)
 		}
 	}
+	if len(voters) == 0 {
+		// A joiner without a configuration yet: the voters of its
+		// ticket and join answer stand for it (a voter promoted since
+		// the ticket was made may lead, if they say so).
+		if v := m.joinVoters.Load(); v != nil {
+			for p := range *v {
+				voters = append(voters, p.String())
+			}
+			slices.Sort(voters)
+		}
+	}
 	var mu sync.Mutex
 	answers := map[string]statusAnswer{}
 	var wg sync.WaitGroup
