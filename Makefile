@@ -22,6 +22,8 @@ run: build
 test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 8m $(PKGS_UNIT)
+	# Allocation tests cannot run under -race (it makes sync.Pool drop buffers).
+	$(GO) test -count=1 -run 'AllocatesLittle' ./node/content/
 	$(GO) test -count=1 -timeout 10m ./e2e/...
 
 ## test-slow: the e2e tests that take minutes by design (build tag slow); .ci/run runs them after `make test`.

@@ -48,8 +48,20 @@ func (c *chunkPool) put(b []byte) {
 	c.p.Put(&b)
 }
 
+// newBuzhash returns a chunker of r whose working buffer also comes from
+// pool, and goes back to it when r ends or fails: a 30-byte snippet does
+// not cost a fresh 512 KiB buffer (an import abandoned half-way leaves its
+// buffer to the collector).
 func newBuzhash(r io.Reader, pool *chunkPool) *buzhash {
-	return &buzhash{r: r, buf: make([]byte, buzMax), pool: pool}
+	return &buzhash{r: r, buf: pool.get(buzMax), pool: pool}
+}
+
+// release gives the working buffer back once the chunker has ended.
+func (b *buzhash) release() {
+	if b.buf != nil {
+		b.pool.put(b.buf)
+		b.buf = nil
+	}
 }
 
 // Reader returns the source.
@@ -67,14 +79,17 @@ func (b *buzhash) NextBytes() ([]byte, error) {
 			if buffered < buzMin {
 				b.err = io.EOF
 				if buffered == 0 {
+					b.release()
 					return nil, b.err
 				}
 				res := b.pool.get(buffered)
 				copy(res, b.buf)
+				b.release()
 				return res, nil
 			}
 		} else {
 			b.err = err
+			b.release()
 			return nil, err
 		}
 	}
