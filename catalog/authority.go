@@ -49,10 +49,7 @@ func WithCredential(ctx context.Context, c Credential) context.Context {
 
 // CredentialOf returns the credential ctx carries (WithCredential), empty
 // when none.
-func CredentialOf(ctx context.Context) Credential { return credentialFrom(ctx) }
-
-// credentialFrom returns the credential ctx carries.
-func credentialFrom(ctx context.Context) Credential {
+func CredentialOf(ctx context.Context) Credential {
 	c, _ := ctx.Value(credentialKey{}).(Credential)
 	return c
 }
@@ -79,7 +76,7 @@ type ForwardRequest struct {
 	Applied uint64 `json:"applied,omitempty"`
 }
 
-// errNoAuthority is the message of a refused forwarded write.
+// refused is the error of a forwarded write beyond its authority.
 func refused(t commandType, format string, args ...any) error {
 	return artmesh.E(artmesh.Op("catalog.ApplyForwarded"), artmesh.PermissionDenied,
 		fmt.Sprintf("the leader refused a forwarded %s: %s", t, fmt.Sprintf(format, args...)))

@@ -201,7 +201,7 @@ const noLeaderFor = 3 * time.Second
 // attempt was.
 func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any, error) {
 	env := wrapForwarded(data, time.Now())
-	cred := credentialFrom(ctx)
+	cred := CredentialOf(ctx)
 	giveUp := time.Now().Add(forwardRetry)
 	var lastErr error
 	var leaderless time.Time // since when no leader is known

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	bin "encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -20,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/artmesh/artmesh"
+	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/repo"
 )
@@ -47,35 +46,21 @@ func hostWith(t *testing.T, priv crypto.PrivKey, repoDir string) host.Host {
 	return hostileHost(t, priv, key)
 }
 
-// memberAddrs returns the peer id and libp2p addresses of the member that
+// leaderAddrs returns the peer id and libp2p addresses of the member that
 // d lists as the leader.
 func leaderAddrs(t *testing.T, d *daemon) (peer.ID, []ma.Multiaddr) {
 	t.Helper()
-	var ms struct {
-		Items []struct {
-			PeerID    string   `json:"peer_id"`
-			Addresses []string `json:"addresses"`
-			Leader    bool     `json:"leader"`
-		} `json:"items"`
-	}
-	d.call(t, "GET", "/v1/mesh/members", nil, 200, &ms)
-	for _, m := range ms.Items {
+	for _, m := range d.members(t) {
 		if !m.Leader {
 			continue
 		}
-		id, err := peer.Decode(m.PeerID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var addrs []ma.Multiaddr
-		for _, a := range m.Addresses {
-			if x, err := ma.NewMultiaddr(a); err == nil {
-				addrs = append(addrs, x)
+		for _, info := range meshTargets(t, d) {
+			if info.ID.String() == m.PeerID {
+				return info.ID, info.Addrs
 			}
 		}
-		return id, addrs
 	}
-	t.Fatalf("no leader in %+v", ms.Items)
+	t.Fatal("no leader among the members")
 	return "", nil
 }
 
@@ -96,11 +81,6 @@ func forgedEntry(t *testing.T, cmdType byte, cmd any) []byte {
 	}
 	bin.BigEndian.PutUint64(env[17:], uint64(time.Now().UnixNano()))
 	return append(append(env, cmdType), payload...)
-}
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }
 
 // TestForgedForwardedWrites replays the writes of the security trial
@@ -153,12 +133,12 @@ func TestForgedForwardedWrites(t *testing.T) {
 	now := time.Now().UTC()
 	writes := map[string][]byte{
 		"an admin agent with a chosen key": forgedEntry(t, 7, map[string]any{
-			"agent": map[string]any{"id": "mallory", "admin": true, "created_at": now}, "key_hash": sha256Hex(forgedKey)}),
-		"alice's key replaced": forgedEntry(t, 9, map[string]any{"id": "alice", "key_hash": sha256Hex(forgedKey)}),
+			"agent": map[string]any{"id": "mallory", "admin": true, "created_at": now}, "key_hash": acl.HashKey(forgedKey)}),
+		"alice's key replaced": forgedEntry(t, 9, map[string]any{"id": "alice", "key_hash": acl.HashKey(forgedKey)}),
 		"a hidden member": forgedEntry(t, 20, map[string]any{
 			"member": map[string]any{"peer_id": hidden, "addresses": []string{}, "api_url": "", "joined_at": now}}),
 		"an invite": forgedEntry(t, 22, map[string]any{
-			"invite": map[string]any{"secret_hash": sha256Hex("forged-secret"), "created_by": cAgent.ID, "expires_at": now.Add(time.Hour)}}),
+			"invite": map[string]any{"secret_hash": acl.HashKey("forged-secret"), "created_by": cAgent.ID, "expires_at": now.Add(time.Hour)}}),
 	}
 	creds := map[string]map[string]string{
 		"no credential":         nil,

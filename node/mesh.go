@@ -89,17 +89,8 @@ func WithCredential(ctx context.Context, apiKey string) context.Context {
 // write to its upload only.
 func (n *Node) authenticateForwarded(_ context.Context, c catalog.Credential) (catalog.Principal, error) {
 	if c.APIKey != "" {
-		if !acl.WellFormedKey(c.APIKey) {
-			return catalog.Principal{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
-		}
-		a, err := n.cat.AgentByKeyHash(acl.HashKey(c.APIKey))
-		if err != nil {
-			if errors.Is(err, artmesh.NotFound) {
-				return catalog.Principal{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
-			}
-			return catalog.Principal{}, err
-		}
-		return catalog.Principal{Agent: a}, nil
+		a, err := n.agentByKey(c.APIKey)
+		return catalog.Principal{Agent: a}, err
 	}
 	claims, granter, err := n.verifyTokenOnce(c.Token, acl.ActionWrite)
 	if err != nil {

@@ -550,25 +550,34 @@ func (n *Node) Ready(ctx context.Context) error {
 // malformed keys are Unauthenticated.
 func (n *Node) Authenticate(ctx context.Context, key string) (artmesh.Agent, error) {
 	if !acl.WellFormedKey(key) {
-		return artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
+		return artmesh.Agent{}, errBadKey
 	}
 	if err := n.behind(); err != nil {
 		// A key made a moment ago may not be known here yet: never say
 		// 401 to a valid key while catching up.
 		return artmesh.Agent{}, err
 	}
-	hash := acl.HashKey(key)
-	a, err := n.cat.AgentByKeyHash(hash)
-	if errors.Is(err, artmesh.NotFound) && n.catchUp(ctx) {
-		a, err = n.cat.AgentByKeyHash(hash)
+	a, err := n.agentByKey(key)
+	if errors.Is(err, errBadKey) && n.catchUp(ctx) {
+		a, err = n.agentByKey(key)
 	}
-	if err != nil {
-		if errors.Is(err, artmesh.NotFound) {
-			return artmesh.Agent{}, artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
-		}
-		return artmesh.Agent{}, err
+	return a, err
+}
+
+// errBadKey answers an API key that is not any agent's.
+var errBadKey = artmesh.E(artmesh.Unauthenticated, "the API key is not valid")
+
+// agentByKey returns the agent whose API key key is, by this node's
+// catalog as it is: errBadKey when none is.
+func (n *Node) agentByKey(key string) (artmesh.Agent, error) {
+	if !acl.WellFormedKey(key) {
+		return artmesh.Agent{}, errBadKey
 	}
-	return a, nil
+	a, err := n.cat.AgentByKeyHash(acl.HashKey(key))
+	if errors.Is(err, artmesh.NotFound) {
+		return artmesh.Agent{}, errBadKey
+	}
+	return a, err
 }
 
 // janitorLoop runs the janitor now and then until ctx ends.

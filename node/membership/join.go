@@ -133,7 +133,8 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 		return nil, artmesh.E("join refused: "+artmesh.Message(err), err)
 	}
 	agent := joinAgent(req.PeerID)
-	if a, err := cat.Agent(agent); err == nil && a.Node != req.PeerID {
+	existing, agentErr := cat.Agent(agent)
+	if agentErr == nil && existing.Node != req.PeerID {
 		// The name is taken by an agent that is not this node's (a peer
 		// id ground to collide, or an admin agent from before node
 		// agents): its key is not handed out.
@@ -152,7 +153,7 @@ func (m *Manager) ServeJoin(ctx context.Context, from peer.ID, data []byte) ([]b
 		m.admitMembers(members)
 	}
 	key := acl.NewAPIKey()
-	if _, err := cat.Agent(agent); err == nil {
+	if agentErr == nil {
 		if err := cat.SetAgentKey(ctx, agent, acl.HashKey(key)); err != nil {
 			return nil, err
 		}

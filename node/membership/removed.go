@@ -243,18 +243,24 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 			targets = append(targets, p)
 		}
 	}
-	// All at once, so that peers that are down cost one timeout, not one
-	// each: Run's loop (admission, cutting off removed peers) waits on it.
+	answers := m.askStatus(ctx, targets)
+	return removedByMajority(answers, rc)
+}
+
+// askStatus asks peers the status question all at once, so that peers
+// that are down cost one timeout, not one each (Run's loop waits on the
+// removal check), and returns the answers by peer ID.
+func (m *Manager) askStatus(ctx context.Context, peers []peer.ID) map[string]statusAnswer {
 	var mu sync.Mutex
 	answers := map[string]statusAnswer{}
 	var wg sync.WaitGroup
-	for _, p := range targets {
+	for _, p := range peers {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, statusTimeout)
 			resp, err := mesh.Call(cctx, m.cfg.Host, p, StatusProtocol, nil)
 			cancel()
 			if err != nil {
-				m.log.Debug("asking a member whether it lists this node", "peer_id", p.String(), "err", err)
+				m.log.Debug("asking a peer about this node", "peer_id", p.String(), "err", err)
 				return
 			}
 			var a statusAnswer
@@ -267,7 +273,7 @@ func (m *Manager) checkRemoved(ctx context.Context, rc *removalCheck) string {
 		})
 	}
 	wg.Wait()
-	return removedByMajority(answers, rc)
+	return answers
 }
 
 // Removed reports whether this node found out it was removed, and the

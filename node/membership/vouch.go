@@ -2,14 +2,10 @@ package membership
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/artmesh/artmesh/mesh"
 )
 
 // How a node that is catching up follows a leader it knows only as a
@@ -124,34 +120,13 @@ func (m *Manager) askVouch(ctx context.Context) (vouchedLeader, bool) {
 			slices.Sort(voters)
 		}
 	}
-	var mu sync.Mutex
-	answers := map[string]statusAnswer{}
-	var wg sync.WaitGroup
+	var ask []peer.ID
 	for _, id := range voters {
-		if id == m.cfg.Self.String() || ctx.Err() != nil {
-			continue
+		if v, err := peer.Decode(id); err == nil && id != m.cfg.Self.String() {
+			ask = append(ask, v)
 		}
-		v, err := peer.Decode(id)
-		if err != nil {
-			continue
-		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, statusTimeout)
-			resp, err := mesh.Call(cctx, m.cfg.Host, v, StatusProtocol, nil)
-			cancel()
-			if err != nil {
-				m.log.Debug("asking a voter whom it follows", "peer_id", id, "err", err)
-				return
-			}
-			var a statusAnswer
-			if json.Unmarshal(resp, &a) == nil {
-				mu.Lock()
-				answers[id] = a
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
+	answers := m.askStatus(ctx, ask)
 	return vouchFrom(voters, answers)
 }
 
