@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -194,10 +196,11 @@ func TestFuzzedEntriesConverge(t *testing.T) {
 	var replicas []*fsm
 	var results [][]any
 	for r := range 3 {
-		f, err := newFSM()
+		f, err := newFSM(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.close() })
 		replicas = append(replicas, f)
 		results = append(results, applyInBatches(t, f, logs, rand.New(rand.NewPCG(uint64(r+10), 7))))
 	}
@@ -258,20 +261,16 @@ func errString(res any) string {
 // snapshotRestore returns a new state machine restored from a snapshot of f.
 func snapshotRestore(t testing.TB, f *fsm) *fsm {
 	t.Helper()
-	snap, err := f.Snapshot()
+	var full bytes.Buffer
+	if _, err := f.state().writeFullSnapshot(&full); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newFSM(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer snap.Release()
-	var sink bufferSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	r, err := newFSM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	t.Cleanup(func() { r.close() })
+	if err := r.Restore(io.NopCloser(bytes.NewReader(full.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -418,10 +417,11 @@ func FuzzApplyEntry(f *testing.F) {
 	f.Add(testEnvelope(rng, testEnvelope(rng, validEntry(f, rng, at), at), at))
 	f.Add(testEnvelope(rng, []byte("\x02{\"artifact_id\":"), at))
 	prepare := func(t *testing.T) *fsm {
-		r, err := newFSM()
+		r, err := newFSM(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { r.close() })
 		prng := rand.New(rand.NewPCG(7, 8))
 		var logs []*raft.Log
 		for i := range 30 {
@@ -532,7 +532,25 @@ func TestBadEntryDoesNotStopTheCatalog(t *testing.T) {
 	if _, err := c.Agent("alice"); err != nil {
 		t.Fatalf("after a restart: %v", err)
 	}
+	if got := c.RejectedEntries(); got != 0 {
+		t.Fatalf("after a restart RejectedEntries = %d, want 0 (the state file holds the log's effects)", got)
+	}
+	// Without its state file, the node applies the whole log anew, bad
+	// entries included.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	if err := c.WaitApplied(ctx, c.LastIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Agent("alice"); err != nil {
+		t.Fatalf("after a replay: %v", err)
+	}
 	if got := c.RejectedEntries(); got != uint64(len(bad)) {
-		t.Fatalf("after a restart RejectedEntries = %d, want %d (the log applied anew)", got, len(bad))
+		t.Fatalf("after a replay RejectedEntries = %d, want %d (the log applied anew)", got, len(bad))
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 )
@@ -142,7 +140,7 @@ func decodeAs[T any](t commandType, payload []byte) (T, error) {
 }
 
 // authorizeTxn is authorizeForwarded's table of rules.
-func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *Principal, now time.Time) error {
+func authorizeTxn(tx *Txn, t commandType, payload []byte, from string, p *Principal, now time.Time) error {
 	var agent artmesh.Agent
 	if p != nil {
 		agent = p.Agent
@@ -431,7 +429,7 @@ func authorizeTxn(tx *memdb.Txn, t commandType, payload []byte, from string, p *
 }
 
 // ownUploadTxn checks that upload id is agent's.
-func ownUploadTxn(tx *memdb.Txn, t commandType, id string, agent artmesh.Agent) error {
+func ownUploadTxn(tx *Txn, t commandType, id string, agent artmesh.Agent) error {
 	raw, err := tx.First(tableUploads, indexID, id)
 	if err != nil {
 		return internal("catalog.ApplyForwarded", err)
@@ -447,7 +445,7 @@ func ownUploadTxn(tx *memdb.Txn, t commandType, id string, agent artmesh.Agent) 
 
 // canTxn reports whether agent holds right on artifact id by the state in
 // tx, and whether the artifact exists.
-func canTxn(tx *memdb.Txn, agent artmesh.Agent, id artmesh.ArtifactID, right artmesh.Right) (ok, exists bool) {
+func canTxn(tx *Txn, agent artmesh.Agent, id artmesh.ArtifactID, right artmesh.Right) (ok, exists bool) {
 	raw, err := tx.First(tableArtifacts, indexID, id)
 	if err != nil || raw == nil {
 		return false, false

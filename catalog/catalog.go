@@ -159,7 +159,7 @@ type Catalog struct {
 	wal   *wal.WAL
 	logs  *confLog // the WAL as raft's log store, with the latest configuration's index
 	meta  *metadb.BoltMetaDB
-	snaps *raft.FileSnapshotStore
+	snaps *snapStore
 
 	mu         sync.RWMutex // guards closed and adding to waiters
 	closed     bool
@@ -212,7 +212,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if err != nil {
 		return nil, artmesh.E(op, fmt.Errorf("open raft log %s: %w", walDir, err))
 	}
-	c.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, newHCLog(logger, "snapshot"))
+	files, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, newHCLog(logger, "snapshot"))
 	if err != nil {
 		return nil, artmesh.E(op, fmt.Errorf("open snapshots in %s: %w", cfg.Dir, err))
 	}
@@ -220,10 +220,11 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if c.trans == nil {
 		_, c.trans = raft.NewInmemTransport(raft.ServerAddress(cfg.Address))
 	}
-	if c.fsm, err = newFSM(); err != nil {
+	if c.fsm, err = newFSM(cfg.Dir); err != nil {
 		return nil, artmesh.E(op, err)
 	}
 	c.fsm.log = logger
+	c.snaps = &snapStore{FileSnapshotStore: files, fsm: c.fsm}
 	if c.logs, err = newConfLog(c.wal, c.snaps); err != nil {
 		return nil, artmesh.E(op, err)
 	}
@@ -234,6 +235,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		}
 		return nil, artmesh.E(op, fmt.Errorf("start raft: %w", err))
 	}
+	c.snaps.started.Store(true)
 	ok = true
 	return c, nil
 }
@@ -247,6 +249,9 @@ func (c *Catalog) closeStores() error {
 	}
 	// The WAL does not close the meta store it was given.
 	errs = append(errs, c.meta.Close())
+	if c.fsm != nil {
+		errs = append(errs, c.fsm.close())
+	}
 	return errors.Join(errs...)
 }
 

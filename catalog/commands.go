@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
-	"github.com/hashicorp/go-memdb"
 )
 
 // commandType is the first byte of every catalog log entry and says how
@@ -284,7 +283,7 @@ func decode[T any](t commandType, payload []byte) (T, error) {
 // applyDecoded decodes a command's payload and applies it with apply,
 // whose value and error become the result; a payload that does not decode
 // is applied as a no-op whose result is the decoding error.
-func applyDecoded[T, V any](tx *memdb.Txn, t commandType, payload []byte, apply func(*memdb.Txn, T) (V, error)) any {
+func applyDecoded[T, V any](tx *Txn, t commandType, payload []byte, apply func(*Txn, T) (V, error)) any {
 	cmd, err := decode[T](t, payload)
 	if err != nil {
 		return err
@@ -293,7 +292,7 @@ func applyDecoded[T, V any](tx *memdb.Txn, t commandType, payload []byte, apply 
 }
 
 // applyDecodedErr is applyDecoded for a write that has no value.
-func applyDecodedErr[T any](tx *memdb.Txn, t commandType, payload []byte, apply func(*memdb.Txn, T) error) any {
+func applyDecodedErr[T any](tx *Txn, t commandType, payload []byte, apply func(*Txn, T) error) any {
 	cmd, err := decode[T](t, payload)
 	if err != nil {
 		return err
@@ -303,7 +302,7 @@ func applyDecodedErr[T any](tx *memdb.Txn, t commandType, payload []byte, apply 
 
 // createArtifactQuotaTxn is createArtifactTxn within the owner's byte
 // quota.
-func createArtifactQuotaTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
+func createArtifactQuotaTxn(tx *Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
 	if err := checkBytesTxn(tx, "catalog.CreateArtifact", cmd.Owner, cmd.SizeBytes); err != nil {
 		return artmesh.Artifact{}, err
 	}
@@ -312,7 +311,7 @@ func createArtifactQuotaTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact
 
 // addVersionQuotaTxn is addVersionTxn within the artifact owner's byte
 // quota.
-func addVersionQuotaTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
+func addVersionQuotaTxn(tx *Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.AddVersion")
 	if raw, err := tx.First(tableArtifacts, indexID, cmd.ArtifactID); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
@@ -330,7 +329,7 @@ func addVersionQuotaTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error)
 // nothing; its result is an Invalid error wrapping errMalformedEntry. An
 // entry of an unknown type with ignoreUnknownTypeFlag set is skipped: its
 // result is nil.
-func applyCommand(tx *memdb.Txn, data []byte) any {
+func applyCommand(tx *Txn, data []byte) any {
 	if len(data) == 0 {
 		return malformed(0, "empty log entry")
 	}

@@ -123,3 +123,19 @@ func (c *confLog) scan() (uint64, error) {
 	}
 	return 0, nil
 }
+
+// GetLog reads an entry. An entry before the first index is not found,
+// even when the WAL still holds it (it frees whole segments only): a
+// member that needs entries from before a snapshot gets the snapshot, a
+// copy of the state at the speed of the disk, not the log replayed from
+// its start.
+func (c *confLog) GetLog(index uint64, l *raft.Log) error {
+	first, err := c.LogStore.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return c.LogStore.GetLog(index, l)
+}

@@ -1,13 +1,15 @@
 package catalog
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
 	"github.com/artmesh/artmesh"
@@ -124,7 +126,7 @@ func (e *Event) VisibleTo(id artmesh.AgentID, createdAt time.Time, joined map[st
 // plus the slice's 24 (the id's text is shared with the rows; once
 // restored from a snapshot, it is its own) for as long as the event is
 // kept; in a snapshot, 36 bytes plus the id's length per reader.
-func readersTxn(tx *memdb.Txn, row *artifactRow) ([]Reader, error) {
+func readersTxn(tx *Txn, row *artifactRow) ([]Reader, error) {
 	ids := append([]artmesh.AgentID{row.Owner}, row.GrantAgents...)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -207,7 +209,7 @@ type eventBefore struct {
 // beforeEvent reads, for a command that may make an event, the artifact it
 // names as it is before the command; entry is the log entry (a forwarded
 // one is unwrapped). ok is false for commands that make no events.
-func beforeEvent(tx *memdb.Txn, entry []byte) (b eventBefore, ok bool) {
+func beforeEvent(tx *Txn, entry []byte) (b eventBefore, ok bool) {
 	if len(entry) == 0 {
 		return eventBefore{}, false
 	}
@@ -272,7 +274,7 @@ func beforeEvent(tx *memdb.Txn, entry []byte) (b eventBefore, ok bool) {
 // eventFor returns the event a command made, now that it applied without
 // breaking a rule (nil if it made none): l is its log entry, res its
 // result.
-func eventFor(tx *memdb.Txn, l *raft.Log, b eventBefore, res any) (*Event, error) {
+func eventFor(tx *Txn, l *raft.Log, b eventBefore, res any) (*Event, error) {
 	if f, ok := res.(forwarded); ok {
 		res = f.res
 	}
@@ -428,4 +430,72 @@ func (s *store) eventLog() *eventLog {
 		return l
 	}
 	return &eventLog{}
+}
+
+// The event log is also kept in the state file (bucketEvents: each event
+// under its index, and the floor in the meta bucket), written in the
+// batch that made its events, so that a restart finds it as it was.
+
+// persistEvents writes to tx what turning prev into next changed: the
+// events evs appended, and the events of the pages next dropped.
+func persistEvents(tx *Txn, prev, next *eventLog, evs []*Event) error {
+	b := tx.btx.Bucket(bucketEvents)
+	for _, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if err := b.Put(binary.BigEndian.AppendUint64(nil, ev.Index), data); err != nil {
+			return err
+		}
+	}
+	if len(prev.pages) == 0 || len(next.pages) == 0 || next.pages[0].First == prev.pages[0].First {
+		return nil
+	}
+	first := next.pages[0].First
+	var drop [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < first; k, _ = c.Next() {
+		drop = append(drop, bytes.Clone(k))
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return tx.btx.Bucket(bucketMeta).Put(metaEventFloor, binary.BigEndian.AppendUint64(nil, next.pages[0].PrevLast))
+}
+
+// loadEvents reads the event log from the state file.
+func (s *store) loadEvents() error {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	if tx.err != nil {
+		return tx.err
+	}
+	log := &eventLog{}
+	floor := tx.metaUint(metaEventFloor)
+	err := tx.btx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {
+		ev := &Event{}
+		if err := json.Unmarshal(v, ev); err != nil {
+			return fmt.Errorf("decode event %x: %w", k, err)
+		}
+		n := len(log.pages)
+		switch {
+		case n == 0:
+			log.pages = append(log.pages, &eventPage{First: ev.Index, PrevLast: floor, Events: make([]*Event, 0, eventsPerPage)})
+		case len(log.pages[n-1].Events) == eventsPerPage:
+			last := log.pages[n-1]
+			log.pages = append(log.pages, &eventPage{No: last.No + 1, First: ev.Index,
+				PrevLast: last.Events[len(last.Events)-1].Index, Events: make([]*Event, 0, eventsPerPage)})
+		}
+		p := log.pages[len(log.pages)-1]
+		p.Events = append(p.Events, ev)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.evlog.Store(log)
+	return nil
 }

@@ -70,7 +70,7 @@ func fetchingTables() map[string]*memdb.TableSchema {
 	}
 }
 
-func applyFetchingCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+func applyFetchingCommand(tx *Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case putFetchingType:
 		return applyDecodedErr(tx, t, payload, putFetchingTxn), true
@@ -82,7 +82,7 @@ func applyFetchingCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bo
 
 // putFetchingTxn records or renews rows of members. A row of a peer that
 // is not a member is left out: a removed member serves nobody.
-func putFetchingTxn(tx *memdb.Txn, cmd putFetchingCmd) error {
+func putFetchingTxn(tx *Txn, cmd putFetchingCmd) error {
 	const op = artmesh.Op("catalog.PutFetching")
 	for _, r := range cmd.Rows {
 		m, err := tx.First(tableMembers, indexID, r.Peer)
@@ -100,7 +100,7 @@ func putFetchingTxn(tx *memdb.Txn, cmd putFetchingCmd) error {
 	return nil
 }
 
-func dropFetchingTxn(tx *memdb.Txn, cmd dropFetchingCmd) error {
+func dropFetchingTxn(tx *Txn, cmd dropFetchingCmd) error {
 	const op = artmesh.Op("catalog.DropFetching")
 	for _, r := range cmd.Rows {
 		raw, err := tx.First(tableFetching, indexID, r.CID, r.Peer)
@@ -119,7 +119,7 @@ func dropFetchingTxn(tx *memdb.Txn, cmd dropFetchingCmd) error {
 
 // dropMemberFetchingTxn drops every fetching row of a member that is
 // removed.
-func dropMemberFetchingTxn(tx *memdb.Txn, op artmesh.Op, peer string) error {
+func dropMemberFetchingTxn(tx *Txn, op artmesh.Op, peer string) error {
 	it, err := tx.Get(tableFetching, indexID)
 	if err != nil {
 		return internal(op, err)
@@ -163,7 +163,7 @@ func (c *Catalog) DropFetching(ctx context.Context, rows []Fetching, before time
 
 // AllFetching returns every fetching row, stale ones included.
 func (c *Catalog) AllFetching() ([]Fetching, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Fetching, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]Fetching, error) {
 		it, err := tx.Get(tableFetching, indexID)
 		if err != nil {
 			return nil, internal("catalog.AllFetching", err)
@@ -179,7 +179,7 @@ func (c *Catalog) AllFetching() ([]Fetching, error) {
 // Fetchers returns the members fetching the DAG under cid whose rows are
 // fresh (renewed within FetchingStale by this node's clock).
 func (c *Catalog) Fetchers(cid string) ([]string, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]string, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]string, error) {
 		it, err := tx.Get(tableFetching, indexID, cid)
 		if err != nil {
 			return nil, internal("catalog.Fetchers", err)

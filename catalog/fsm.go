@@ -6,21 +6,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
-	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 )
+
+// stateFile is the name of the state file in the catalog's folder.
+const stateFile = "catalog.db"
 
 // fsm is the catalog's Raft state machine (a raft.BatchingFSM). Raft calls
 // ApplyBatch, Snapshot and Restore from one goroutine; reads go to the
 // current store from any goroutine.
 type fsm struct {
+	dir     string // the folder of the state file
 	st      atomic.Pointer[store]
+	retired *store        // the store a restore replaced (see replaceState)
 	applied atomic.Uint64 // index of the last log entry applied (or restored)
 	watch   *watch        // publishes each applied index
 	// log receives the rejected entries; nil discards them.
@@ -32,15 +39,39 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-// newFSM returns a state machine with an empty state.
-func newFSM() (*fsm, error) {
-	s, err := newStore()
+// newFSM returns a state machine with the state of the state file in dir
+// (an empty state if there is none).
+func newFSM(dir string) (*fsm, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("catalog: create %s: %w", dir, err)
+	}
+	// A restore cut short leaves its file behind.
+	if err := removeFile(filepath.Join(dir, stateFile+".restore")); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	s, err := openStore(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{watch: newWatch()}
+	f := &fsm{dir: dir, watch: newWatch()}
 	f.st.Store(s)
+	index := s.applied()
+	f.applied.Store(index)
+	f.watch.reset(index)
 	return f, nil
+}
+
+// close closes the state file(s).
+func (f *fsm) close() error {
+	var errs []error
+	if f.retired != nil {
+		errs = append(errs, f.retired.close())
+		f.retired = nil
+	}
+	if s := f.st.Load(); s != nil {
+		errs = append(errs, s.close())
+	}
+	return errors.Join(errs...)
 }
 
 // state returns the current state.
@@ -53,29 +84,44 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies committed log entries in one memdb write transaction,
-// which costs a fraction of one transaction per entry (consecutive inserts
-// share the copied radix tree nodes). Each command checks its rules before
-// writing, so a command that breaks one changes nothing while the others
-// of the batch take effect. Should the database itself fail within a
-// batch, or an entry be malformed, the batch starts over with one
-// transaction per command, so that only the failing command is lost (on
-// every replica alike) and the others apply as they would alone.
+// ApplyBatch applies committed log entries in one write transaction of the
+// state file, committed with the index of the last entry: one commit (and
+// its fsync) per batch. Entries the state already holds (after a restart,
+// or a snapshot at a later index than Raft's) are skipped. Each command
+// checks its rules before writing, so a command that breaks one changes
+// nothing while the others of the batch take effect. Should the database
+// itself fail within a batch, or an entry be malformed, the batch starts
+// over with one transaction per command, so that only the failing command
+// is lost (on every replica alike) and the others apply as they would
+// alone.
 //
 // A malformed entry (see errMalformedEntry) never stops the state
 // machine: it changes nothing, its result is an Invalid error, and it is
 // logged and counted (Catalog.RejectedEntries).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
-	if len(logs) == 0 {
+	held := f.applied.Load()
+	skip := 0
+	for skip < len(logs) && logs[skip].Index <= held {
+		skip++
+	}
+	if skip == len(logs) {
 		return results
 	}
+	f.apply(logs[skip:], results[skip:])
+	return results
+}
+
+// apply applies logs, whatever their indexes, and records the last one's
+// index as applied.
+func (f *fsm) apply(logs []*raft.Log, results []any) {
 	s := f.state()
+	last := logs[len(logs)-1].Index
 	var cids cidSet
-	if !applyLogs(s, logs, results, &cids) {
+	if !applyLogs(s, logs, results, &cids, last) {
 		cids = cidSet{}
 		for i := range logs {
-			applyLogs(s, logs[i:i+1], results[i:i+1], &cids)
+			applyLogs(s, logs[i:i+1], results[i:i+1], &cids, logs[i].Index)
 		}
 	}
 	var topics Topic
@@ -91,10 +137,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			topics |= topicOf(innerType(l.Data))
 		}
 	}
-	last := logs[len(logs)-1].Index
 	f.applied.Store(last)
 	f.watch.publish(last, topics, cids.list())
-	return results
 }
 
 // reject logs and counts a malformed entry that was applied as a no-op.
@@ -106,12 +150,13 @@ func (f *fsm) reject(l *raft.Log, err error) {
 	}
 }
 
-// applyLogs applies the commands of logs to s in one transaction and puts
-// their results in results. It returns false, having changed nothing, if
-// the database failed, or an entry was malformed, within a batch of more
-// than one entry; a single entry whose database write failed, or that is
-// malformed, has that error as its result and changes nothing.
-func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
+// applyLogs applies the commands of logs to s in one transaction, which
+// records index as applied, and puts their results in results. It returns
+// false, having changed nothing, if the database failed, or an entry was
+// malformed, within a batch of more than one entry; a single entry whose
+// database write failed, or that is malformed, has that error as its
+// result and changes nothing but the applied index.
+func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet, index uint64) bool {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
 	tx.TrackChanges()
@@ -126,7 +171,9 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 				return false
 			}
 			results[i] = res
-			return true // tx is aborted
+			tx.Abort()
+			markApplied(s, index)
+			return true
 		}
 		if ev != nil {
 			events = append(events, ev)
@@ -134,18 +181,54 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 		results[i] = res
 	}
 	changes := tx.Changes()
-	cids.addChanges(changes)
-	tx.Commit()
-	if len(events) > 0 {
-		s.evlog.Store(s.eventLog().with(events))
+	prev := s.eventLog()
+	next := prev.with(events)
+	if err := persistEvents(tx, prev, next, events); err != nil {
+		return failBatch(s, tx, logs, results, index, err)
 	}
-	if slices.ContainsFunc(changes, func(ch memdb.Change) bool { return ch.Table == tableMembers }) {
+	if err := tx.setApplied(index); err != nil {
+		return failBatch(s, tx, logs, results, index, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return failBatch(s, tx, logs, results, index, err)
+	}
+	cids.addChanges(changes)
+	if len(events) > 0 {
+		s.evlog.Store(next)
+	}
+	if slices.ContainsFunc(changes, func(ch Change) bool { return ch.Table == tableMembers }) {
 		s.refreshMemberLevel()
 	}
 	for i := range results {
 		results[i] = s.recent.resolve(results[i])
 	}
 	return true
+}
+
+// failBatch handles a batch whose transaction could not be committed:
+// within a larger batch, it is retried entry by entry; a single entry has
+// the failure as its result.
+func failBatch(s *store, tx *Txn, logs []*raft.Log, results []any, index uint64, err error) bool {
+	tx.Abort()
+	if len(logs) > 1 {
+		return false
+	}
+	for i := range results {
+		results[i] = internal("catalog.apply", err)
+	}
+	markApplied(s, index)
+	return true
+}
+
+// markApplied records index as applied, for an entry that changed nothing.
+// Should that fail too, the entry is applied again after a restart, with
+// the same outcome.
+func markApplied(s *store, index uint64) {
+	tx := s.db.Txn(true)
+	defer tx.Abort()
+	if tx.setApplied(index) == nil {
+		_ = tx.Commit()
+	}
 }
 
 // errApplyPanicked marks the result of an entry whose apply panicked (a
@@ -156,7 +239,7 @@ var errApplyPanicked = errors.New("applying it panicked")
 // the event it made, if any. A failure to record the event is the result.
 // A panic while applying it, which no entry should cause, is the last line
 // of defence: the entry is malformed, and applyLogs discards tx.
-func applyEntry(tx *memdb.Txn, l *raft.Log) (res any, ev *Event) {
+func applyEntry(tx *Txn, l *raft.Log) (res any, ev *Event) {
 	defer func() {
 		if r := recover(); r != nil {
 			t := commandType(max(firstByte(l.Data), 0))
@@ -185,7 +268,7 @@ func applyEntry(tx *memdb.Txn, l *raft.Log) (res any, ev *Event) {
 // changed, for the watch.
 type cidSet map[string]struct{}
 
-func (c *cidSet) addChanges(changes memdb.Changes) {
+func (c *cidSet) addChanges(changes []Change) {
 	for _, ch := range changes {
 		for _, obj := range []any{ch.Before, ch.After} {
 			var cid string
@@ -218,36 +301,33 @@ func (c cidSet) list() []string {
 	return out
 }
 
-// Snapshot captures the current state: a memdb read transaction is an
-// immutable view, so writes may go on while Persist writes it out.
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	st := f.state()
-	return &fsmSnapshot{tx: st.db.Txn(false), events: st.eventLog(), index: f.applied.Load()}, nil
-}
-
-// Restore replaces the state with the one of a snapshot: it builds a new
-// store from the records and swaps it in, so readers see either the old
-// state or the new one.
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	s, index, err := readSnapshot(bufio.NewReaderSize(rc, 64<<10))
-	if err != nil {
-		return fmt.Errorf("catalog: restore snapshot: %w", err)
-	}
-	f.st.Store(s)
-	f.applied.Store(index)
-	f.watch.reset(index)
-	return nil
-}
-
-// The snapshot format: the magic text, the format version byte, the
-// applied index as 8 big-endian bytes, then records, each a record type
-// byte, the length of its JSON as a uvarint, and the JSON of a table row;
-// last, an end record (its type byte alone), so that a cut-off snapshot is
-// detected. Record types, like command types, never change.
+// Snapshots. The state lives in its file, committed with the index of the
+// last entry applied, so a snapshot that Raft takes to compact its log
+// need not copy it: it records that index and refers to the file (a
+// reference snapshot, written in microseconds whatever the catalog's
+// size). When Raft sends a snapshot to a member that is too far behind,
+// the snapshot store makes a full one at that moment (see snapStore): the
+// header and the state file as of one read transaction, streamed at the
+// speed of the disk, which the member installs as its file. A state at a
+// later index than the snapshot's is fine: the state machine skips the
+// entries its state already holds.
+//
+// The format: the magic text, a format byte, the index of the last entry
+// the state holds as 8 big-endian bytes, then
+//   - snapshotRecords (1, before the state file): typed JSON records,
+//     each a record type byte, the length of its JSON as a uvarint and the
+//     JSON of a table row, then an end record (its type byte alone);
+//   - snapshotFile (2): the length of the state file as 8 big-endian
+//     bytes, its bytes, and their CRC-32C (Castagnoli) as 4 big-endian
+//     bytes, so that a cut-off or damaged copy is refused before use;
+//   - snapshotRef (3): nothing: the state is this node's file.
+//
+// Record types, like command types, never change.
 const (
 	snapshotMagic   = "artmesh-catalog\n"
-	snapshotVersion = 1
+	snapshotRecords = 1
+	snapshotFile    = 2
+	snapshotRef     = 3
 
 	recordEnd      byte = 0
 	recordArtifact byte = 1
@@ -256,207 +336,355 @@ const (
 	recordGroup    byte = 4
 )
 
-// restoreBatch is how many records Restore inserts per transaction, to
-// bound the bookkeeping of one memdb transaction.
-const restoreBatch = 8192
+// snapshotHeaderLen is the length of a snapshot's header.
+const snapshotHeaderLen = len(snapshotMagic) + 1 + 8
 
-// fsmSnapshot is a point-in-time view of the state being written out.
-type fsmSnapshot struct {
-	tx     *memdb.Txn
-	events *eventLog // as of the same batch as tx: both are taken on the state machine's goroutine
-	index  uint64
+// snapshotHeader returns the header of a snapshot of a format at index.
+func snapshotHeader(format byte, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(snapshotMagic), format), index)
 }
 
-// Persist writes the snapshot to sink as typed records.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
+// parseSnapshotHeader returns the format and index of a header.
+func parseSnapshotHeader(hdr []byte) (format byte, index uint64, err error) {
+	if len(hdr) != snapshotHeaderLen || string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, 0, errors.New("not a catalog snapshot")
+	}
+	format = hdr[len(snapshotMagic)]
+	if format < snapshotRecords || format > snapshotRef {
+		return 0, 0, fmt.Errorf("unknown snapshot format %d", format)
+	}
+	return format, binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]), nil
+}
+
+// Snapshot returns a reference snapshot of the state as applied now.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return refSnapshot{index: f.applied.Load()}, nil
+}
+
+// refSnapshot is a reference snapshot (see snapshotRef).
+type refSnapshot struct{ index uint64 }
+
+// Persist writes the snapshot's header.
+func (s refSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(snapshotHeader(snapshotRef, s.index)); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("catalog: persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-// Release ends the snapshot's read transaction.
-func (s *fsmSnapshot) Release() { s.tx.Abort() }
+// Release does nothing: the snapshot holds nothing.
+func (refSnapshot) Release() {}
 
-func (s *fsmSnapshot) write(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	hdr := append([]byte(snapshotMagic), snapshotVersion)
-	if _, err := bw.Write(binary.BigEndian.AppendUint64(hdr, s.index)); err != nil {
+// Restore makes the state the one of a snapshot. A state that already
+// holds the snapshot's index is kept (the usual case at start, where Raft
+// restores its latest snapshot, which refers to this state). Otherwise the
+// snapshot's state is written to a new file, which replaces the state
+// file; readers see either the old state or the new one.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.restore(bufio.NewReaderSize(rc, 64<<10)); err != nil {
+		return fmt.Errorf("catalog: restore snapshot: %w", err)
+	}
+	return nil
+}
+
+func (f *fsm) restore(r *bufio.Reader) error {
+	hdr := make([]byte, snapshotHeaderLen)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return fmt.Errorf("read header: %w", noEOF(err))
+	}
+	format, index, err := parseSnapshotHeader(hdr)
+	if err != nil {
 		return err
 	}
-	tables := []struct {
-		name string
-		typ  byte
-	}{
-		{tableAgents, recordAgent},
-		{tableGroups, recordGroup},
-		{tableArtifacts, recordArtifact},
-		{tableVersions, recordVersion},
-		{tableUploads, recordUpload},
-		{tableTokens, recordToken},
-		{tableMembers, recordMember},
-		{tableInvites, recordInvite},
-		{tablePlacement, recordPlacement},
-		{tablePolicy, recordPolicy},
-		{tablePins, recordPin},
-		{tableRequests, recordRequest},
-		{tableFetching, recordFetching},
+	if have := f.state().applied(); have >= index {
+		// The state already holds what the snapshot holds.
+		f.applied.Store(have)
+		f.watch.reset(have)
+		return nil
 	}
-	var lenBuf [binary.MaxVarintLen64]byte
-	record := func(typ byte, what string, row any) error {
-		data, err := json.Marshal(row)
-		if err != nil {
-			return fmt.Errorf("encode %s row: %w", what, err)
-		}
-		if err := bw.WriteByte(typ); err != nil {
-			return err
-		}
-		if _, err := bw.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(data)))); err != nil {
-			return err
-		}
-		_, err = bw.Write(data)
+	tmp := filepath.Join(f.dir, stateFile+".restore")
+	if err := removeFile(tmp); err != nil {
 		return err
 	}
-	for _, t := range tables {
-		it, err := s.tx.Get(t.name, indexID)
-		if err != nil {
+	defer removeFile(tmp)
+	switch format {
+	case snapshotRef:
+		return fmt.Errorf("the snapshot at index %d refers to the state file, which holds only up to index %d: the state file was lost or replaced", index, f.state().applied())
+	case snapshotFile:
+		if err := readStateFile(tmp, r); err != nil {
 			return err
 		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if err := record(t.typ, t.name, raw); err != nil {
-				return err
-			}
-		}
-	}
-	for _, p := range s.events.pages {
-		if err := record(recordEventPage, "event page", p); err != nil {
+	case snapshotRecords:
+		if err := readRecords(tmp, r, index); err != nil {
 			return err
 		}
 	}
-	if err := bw.WriteByte(recordEnd); err != nil {
+	s, err := openStore(tmp)
+	if err != nil {
 		return err
 	}
-	return bw.Flush()
+	got := s.applied()
+	s.close()
+	if got < index {
+		return fmt.Errorf("the snapshot's state holds index %d, its header says %d", got, index)
+	}
+	return f.replaceState(tmp)
+}
+
+// writeStateFile writes what r holds to a new file at path, durably.
+func writeStateFile(path string, r io.Reader) error {
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(file, r)
+	if err == nil {
+		err = file.Sync()
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// castagnoli is the CRC-32C table of full snapshots.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// readStateFile writes the state file of a full snapshot (after its
+// header) to path, checking its length and checksum.
+func readStateFile(path string, r io.Reader) error {
+	var n [8]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return fmt.Errorf("read the state's length: %w", noEOF(err))
+	}
+	size := binary.BigEndian.Uint64(n[:])
+	crc := crc32.New(castagnoli)
+	body := io.TeeReader(io.LimitReader(r, int64(size)), crc)
+	counted := &countReader{r: body}
+	if err := writeStateFile(path, counted); err != nil {
+		return err
+	}
+	if uint64(counted.n) != size {
+		return fmt.Errorf("the snapshot's state is cut off: %d bytes of %d: %w", counted.n, size, io.ErrUnexpectedEOF)
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(r, sum[:]); err != nil {
+		return fmt.Errorf("read the state's checksum: %w", noEOF(err))
+	}
+	if binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
+		return errors.New("the snapshot's state does not match its checksum")
+	}
+	return nil
+}
+
+// countReader counts what it reads.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// replaceState makes the state file at tmp the state: it is renamed over
+// the state file and opened, and the store of the old file is closed at
+// the next replacement or at Close (a reader may have just taken it).
+func (f *fsm) replaceState(tmp string) error {
+	path := filepath.Join(f.dir, stateFile)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace the state file: %w", err)
+	}
+	if err := syncDir(f.dir); err != nil {
+		return err
+	}
+	s, err := openStore(path)
+	if err != nil {
+		return err
+	}
+	if f.retired != nil {
+		_ = f.retired.close()
+	}
+	f.retired = f.st.Swap(s)
+	index := s.applied()
+	f.applied.Store(index)
+	f.watch.reset(index)
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFullSnapshot writes a full snapshot of the state as it is now to w
+// (see snapshotFile) and returns its length.
+func (s *store) writeFullSnapshot(w io.Writer) (int64, error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	if tx.err != nil {
+		return 0, tx.err
+	}
+	hdr := binary.BigEndian.AppendUint64(snapshotHeader(snapshotFile, tx.applied()), uint64(tx.btx.Size()))
+	if _, err := w.Write(hdr); err != nil {
+		return 0, err
+	}
+	crc := crc32.New(castagnoli)
+	n, err := tx.btx.WriteTo(io.MultiWriter(w, crc))
+	if err != nil {
+		return 0, err
+	}
+	if n != tx.btx.Size() {
+		return 0, fmt.Errorf("wrote %d bytes of the state, not %d", n, tx.btx.Size())
+	}
+	if _, err := w.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32())); err != nil {
+		return 0, err
+	}
+	return int64(len(hdr)) + n + 4, nil
 }
 
 // maxRecordBytes bounds one snapshot record, as a guard against a corrupt
 // length.
 const maxRecordBytes = 64 << 20
 
-// readSnapshot builds a new store from a snapshot written by Persist and
-// returns it with the snapshot's applied index.
-func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
-	hdr := make([]byte, len(snapshotMagic)+1+8)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, 0, fmt.Errorf("read header: %w", err)
-	}
-	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, 0, errors.New("not a catalog snapshot")
-	}
-	if v := hdr[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, 0, fmt.Errorf("unknown snapshot format version %d", v)
-	}
-	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:])
+// restoreBatch is how many records readRecords inserts per transaction.
+const restoreBatch = 8192
 
-	s, err := newStore()
+// readRecords builds a state file at path from the records of a snapshot
+// (format snapshotRecords: the header has been read) at index.
+func readRecords(path string, r *bufio.Reader, index uint64) error {
+	s, err := openStore(path)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
+	defer s.close()
 	tx := s.db.Txn(true)
 	defer func() { tx.Abort() }()
 	owned := make(map[artmesh.AgentID]int) // the derived owned table
 	events := &eventLog{}
+	var evs []*Event
 	n := 0
 	var data []byte
 	for {
 		typ, err := r.ReadByte()
 		if err != nil {
-			return nil, 0, fmt.Errorf("read record: %w", noEOF(err))
+			return fmt.Errorf("read record: %w", noEOF(err))
 		}
 		if typ == recordEnd {
 			break
 		}
 		size, err := binary.ReadUvarint(r)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read record length: %w", noEOF(err))
+			return fmt.Errorf("read record length: %w", noEOF(err))
 		}
 		if size > maxRecordBytes {
-			return nil, 0, fmt.Errorf("record of %d bytes is too large", size)
+			return fmt.Errorf("record of %d bytes is too large", size)
 		}
 		if uint64(cap(data)) < size {
 			data = make([]byte, size)
 		}
 		data = data[:size]
 		if _, err := io.ReadFull(r, data); err != nil {
-			return nil, 0, fmt.Errorf("read record: %w", noEOF(err))
+			return fmt.Errorf("read record: %w", noEOF(err))
 		}
 		if typ == recordEventPage {
 			p := &eventPage{}
 			if err := json.Unmarshal(data, p); err != nil {
-				return nil, 0, fmt.Errorf("decode event page record: %w", err)
+				return fmt.Errorf("decode event page record: %w", err)
+			}
+			if len(events.pages) == 0 {
+				if err := tx.btx.Bucket(bucketMeta).Put(metaEventFloor, binary.BigEndian.AppendUint64(nil, p.PrevLast)); err != nil {
+					return err
+				}
 			}
 			events.pages = append(events.pages, p)
+			evs = append(evs, p.Events...)
 			continue
 		}
-		var table string
-		var row any
-		switch typ {
-		case recordArtifact:
-			table, row = tableArtifacts, &artifactRow{}
-		case recordVersion:
-			table, row = tableVersions, &versionRow{}
-		case recordAgent:
-			table, row = tableAgents, &agentRow{}
-		case recordGroup:
-			table, row = tableGroups, &groupRow{}
-		case recordUpload:
-			table, row = tableUploads, &Upload{}
-		case recordToken:
-			table, row = tableTokens, &Token{}
-		case recordMember:
-			table, row = tableMembers, &Member{}
-		case recordInvite:
-			table, row = tableInvites, &Invite{}
-		case recordPlacement:
-			table, row = tablePlacement, &Placement{}
-		case recordPolicy:
-			table, row = tablePolicy, &policyRow{}
-		case recordPin:
-			table, row = tablePins, &Pin{}
-		case recordRequest:
-			table, row = tableRequests, &requestRow{}
-		case recordFetching:
-			table, row = tableFetching, &Fetching{}
-		default:
-			return nil, 0, fmt.Errorf("unknown record type %d", typ)
+		table := recordTable(typ)
+		if table == "" {
+			return fmt.Errorf("unknown record type %d", typ)
 		}
-		if err := json.Unmarshal(data, row); err != nil {
-			return nil, 0, fmt.Errorf("decode %s record: %w", table, err)
+		row, err := decodeRow(table, data)
+		if err != nil {
+			return fmt.Errorf("decode %s record: %w", table, err)
 		}
 		if err := tx.Insert(table, row); err != nil {
-			return nil, 0, fmt.Errorf("insert %s record: %w", table, err)
+			return fmt.Errorf("insert %s record: %w", table, err)
 		}
 		if a, ok := row.(*artifactRow); ok {
 			owned[a.Owner]++
 		}
 		if n++; n%restoreBatch == 0 {
-			tx.Commit()
+			if err := tx.Commit(); err != nil {
+				return err
+			}
 			tx = s.db.Txn(true)
 		}
 	}
 	for owner, n := range owned {
 		if err := tx.Insert(tableOwned, &ownedRow{Owner: owner, Artifacts: n}); err != nil {
-			return nil, 0, fmt.Errorf("count artifacts: %w", err)
+			return fmt.Errorf("count artifacts: %w", err)
 		}
 	}
 	if err := deriveUsageTxn(tx); err != nil {
-		return nil, 0, fmt.Errorf("count usage: %w", err)
+		return fmt.Errorf("count usage: %w", err)
 	}
-	tx.Commit()
-	s.evlog.Store(events)
-	s.refreshMemberLevel()
-	return s, index, nil
+	if err := persistEvents(tx, &eventLog{}, events, evs); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	if err := tx.setApplied(index); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// recordTable returns the table of a record type ("" for none).
+func recordTable(typ byte) string {
+	switch typ {
+	case recordArtifact:
+		return tableArtifacts
+	case recordVersion:
+		return tableVersions
+	case recordAgent:
+		return tableAgents
+	case recordGroup:
+		return tableGroups
+	case recordUpload:
+		return tableUploads
+	case recordToken:
+		return tableTokens
+	case recordMember:
+		return tableMembers
+	case recordInvite:
+		return tableInvites
+	case recordPlacement:
+		return tablePlacement
+	case recordPolicy:
+		return tablePolicy
+	case recordPin:
+		return tablePins
+	case recordRequest:
+		return tableRequests
+	case recordFetching:
+		return tableFetching
+	}
+	return ""
 }
 
 // noEOF turns an end of input inside a snapshot into an unexpected one.

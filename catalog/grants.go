@@ -5,8 +5,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/artmesh/artmesh"
 )
 
@@ -42,7 +40,7 @@ type grantsBefore struct {
 // beforeGrants reads, for a command that may make or remove grants, what
 // stampGrants needs; entry is the log entry (a forwarded one is
 // unwrapped). ok is false for the other commands.
-func beforeGrants(tx *memdb.Txn, entry []byte) (b grantsBefore, ok bool) {
+func beforeGrants(tx *Txn, entry []byte) (b grantsBefore, ok bool) {
 	if len(entry) == 0 {
 		return b, false
 	}
@@ -103,7 +101,7 @@ func beforeGrants(tx *memdb.Txn, entry []byte) (b grantsBefore, ok bool) {
 // stampGrants stamps, with index, the grants and memberships a command
 // that applied without breaking a rule made, drops the stamps of those it
 // removed, and stamps the token an IssueToken recorded.
-func stampGrants(tx *memdb.Txn, index uint64, b grantsBefore) error {
+func stampGrants(tx *Txn, index uint64, b grantsBefore) error {
 	switch b.t {
 	case shareType, unshareType:
 		raw, err := tx.First(tableArtifacts, indexID, b.id)
@@ -187,7 +185,7 @@ func stamps[K ~string](now, before []K, was map[K]uint64, index uint64) map[K]ui
 // a direct share, or a share with a group together with the agent's
 // membership of it. NotFound if the artifact does not exist.
 func (s *store) readGrantSince(agent artmesh.AgentID, id artmesh.ArtifactID, issued uint64) (bool, error) {
-	return read(s, func(tx *memdb.Txn) (bool, error) {
+	return read(s, func(tx *Txn) (bool, error) {
 		const op = artmesh.Op("catalog.ReadGrantSince")
 		row, err := artifactTxn(tx, op, id)
 		if err != nil {
@@ -231,7 +229,7 @@ func (c *Catalog) ReadGrantSince(agent artmesh.AgentID, id artmesh.ArtifactID, i
 // Memberships returns the groups agent is a member of, each with the
 // Raft index at which it joined (0: before joins were stamped).
 func (c *Catalog) Memberships(agent artmesh.AgentID) (map[string]uint64, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (map[string]uint64, error) {
+	return read(c.fsm.state(), func(tx *Txn) (map[string]uint64, error) {
 		groups, err := collect[*groupRow](tx.Get(tableGroups, indexMembers, agent))
 		if err != nil {
 			return nil, internal("catalog.Memberships", err)

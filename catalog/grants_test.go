@@ -216,7 +216,10 @@ func TestGrantStamps(t *testing.T) {
 	reshared := h.index
 	h.index++
 	h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: env}) // the retry: a duplicate
-	if raw, _ := h.st().db.Txn(false).First(tableArtifacts, indexID, a.ID); raw.(*artifactRow).AgentGrantIndex["bob"] != reshared {
+	tx := h.st().db.Txn(false)
+	raw, _ := tx.First(tableArtifacts, indexID, a.ID)
+	tx.Abort()
+	if raw.(*artifactRow).AgentGrantIndex["bob"] != reshared {
 		t.Fatalf("bob's grant stamped %d, want %d (first share at %d)", raw.(*artifactRow).AgentGrantIndex["bob"], reshared, first)
 	}
 

@@ -26,10 +26,11 @@ type testFSM struct {
 
 func newTestFSM(t testing.TB) *testFSM {
 	t.Helper()
-	f, err := newFSM()
+	f, err := newFSM(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.close() })
 	return &testFSM{t: t, f: f}
 }
 
@@ -130,17 +131,12 @@ func (s *bufferSink) Cancel() error { s.cancelled = true; return nil }
 // numbering on from h's index.
 func (h *testFSM) restored() *testFSM {
 	h.t.Helper()
-	snap, err := h.f.Snapshot()
-	if err != nil {
+	var full bytes.Buffer
+	if _, err := h.st().writeFullSnapshot(&full); err != nil {
 		h.t.Fatal(err)
 	}
-	var sink bufferSink
-	if err := snap.Persist(&sink); err != nil {
-		h.t.Fatal(err)
-	}
-	snap.Release()
 	r := newTestFSM(h.t)
-	if err := r.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(full.Bytes()))); err != nil {
 		h.t.Fatal(err)
 	}
 	r.index = h.index

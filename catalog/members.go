@@ -107,7 +107,7 @@ func memberTables() map[string]*memdb.TableSchema {
 	}
 }
 
-func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+func applyMemberCommand(tx *Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case putMemberType:
 		return applyDecodedErr(tx, t, payload, putMemberTxn), true
@@ -121,7 +121,7 @@ func applyMemberCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool
 	return nil, false
 }
 
-func putMemberTxn(tx *memdb.Txn, cmd PutMember) error {
+func putMemberTxn(tx *Txn, cmd PutMember) error {
 	m := cmd.Member
 	m.Addresses = cloneSlice(m.Addresses)
 	if m.Agent == "" {
@@ -138,7 +138,7 @@ func putMemberTxn(tx *memdb.Txn, cmd PutMember) error {
 	return nil
 }
 
-func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
+func deleteMemberTxn(tx *Txn, cmd deleteMemberCmd) error {
 	const op = artmesh.Op("catalog.DeleteMember")
 	raw, err := tx.First(tableMembers, indexID, cmd.PeerID)
 	if err != nil {
@@ -165,7 +165,7 @@ func deleteMemberTxn(tx *memdb.Txn, cmd deleteMemberCmd) error {
 }
 
 // dropInvitesOfTxn deletes the unused invites that agent made.
-func dropInvitesOfTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID) error {
+func dropInvitesOfTxn(tx *Txn, op artmesh.Op, agent artmesh.AgentID) error {
 	invites, err := collect[*Invite](tx.Get(tableInvites, indexID))
 	if err != nil {
 		return internal(op, err)
@@ -183,7 +183,7 @@ func dropInvitesOfTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID) error
 // revokeJoinAgentTxn takes every key of a removed member's join agent
 // away: the agent stays (it may own artifacts) but nobody can act as it
 // until the node joins anew with a fresh invite.
-func revokeJoinAgentTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID) error {
+func revokeJoinAgentTxn(tx *Txn, op artmesh.Op, id artmesh.AgentID) error {
 	if id == "" {
 		return nil
 	}
@@ -202,7 +202,7 @@ func revokeJoinAgentTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID) error 
 	return nil
 }
 
-func createInviteTxn(tx *memdb.Txn, cmd CreateInvite) error {
+func createInviteTxn(tx *Txn, cmd CreateInvite) error {
 	const op = artmesh.Op("catalog.CreateInvite")
 	if raw, err := tx.First(tableInvites, indexID, cmd.Invite.SecretHash); err != nil {
 		return internal(op, err)
@@ -217,7 +217,7 @@ func createInviteTxn(tx *memdb.Txn, cmd CreateInvite) error {
 	return nil
 }
 
-func consumeInviteTxn(tx *memdb.Txn, cmd ConsumeInvite) error {
+func consumeInviteTxn(tx *Txn, cmd ConsumeInvite) error {
 	const op = artmesh.Op("catalog.ConsumeInvite")
 	raw, err := tx.First(tableInvites, indexID, cmd.SecretHash)
 	if err != nil {
@@ -286,7 +286,7 @@ func (c *Catalog) ConsumeInvite(ctx context.Context, secretHash, peerID string, 
 // Invite returns the invite whose secret hashes to secretHash, as this
 // node's catalog has applied it: NotFound if there is none.
 func (c *Catalog) Invite(secretHash string) (Invite, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (Invite, error) {
+	return read(c.fsm.state(), func(tx *Txn) (Invite, error) {
 		raw, err := tx.First(tableInvites, indexID, secretHash)
 		if err != nil {
 			return Invite{}, internal("catalog.Invite", err)
@@ -300,7 +300,7 @@ func (c *Catalog) Invite(secretHash string) (Invite, error) {
 
 // Members returns the members of the mesh.
 func (c *Catalog) Members() ([]Member, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Member, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]Member, error) {
 		it, err := tx.Get(tableMembers, indexID)
 		if err != nil {
 			return nil, internal("catalog.Members", err)
@@ -315,7 +315,7 @@ func (c *Catalog) Members() ([]Member, error) {
 
 // Member returns one member.
 func (c *Catalog) Member(peerID string) (Member, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (Member, error) {
+	return read(c.fsm.state(), func(tx *Txn) (Member, error) {
 		raw, err := tx.First(tableMembers, indexID, peerID)
 		if err != nil {
 			return Member{}, internal("catalog.Member", err)

@@ -58,7 +58,7 @@ func placementTables() map[string]*memdb.TableSchema {
 	}
 }
 
-func applyPlacementCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+func applyPlacementCommand(tx *Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case addHolderType:
 		c, err := decode[addHolderCmd](t, payload)
@@ -78,7 +78,7 @@ func applyPlacementCommand(tx *memdb.Txn, t commandType, payload []byte) (any, b
 
 // addHolderTxn records that peer holds the DAG under cid. It is also
 // called by the writes that record new content.
-func addHolderTxn(tx *memdb.Txn, cid, peer string) error {
+func addHolderTxn(tx *Txn, cid, peer string) error {
 	const op = artmesh.Op("catalog.AddHolder")
 	if cid == "" || peer == "" {
 		return nil
@@ -103,7 +103,7 @@ func addHolderTxn(tx *memdb.Txn, cid, peer string) error {
 	return nil
 }
 
-func removeHolderTxn(tx *memdb.Txn, cid, peer string, lost bool) error {
+func removeHolderTxn(tx *Txn, cid, peer string, lost bool) error {
 	const op = artmesh.Op("catalog.RemoveHolder")
 	raw, err := tx.First(tablePlacement, indexID, cid)
 	if err != nil {
@@ -149,7 +149,7 @@ func (c *Catalog) DropLostHolder(ctx context.Context, cid, peer string) error {
 
 // Holders returns the members recorded as holding the DAG under cid.
 func (c *Catalog) Holders(cid string) ([]string, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]string, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]string, error) {
 		raw, err := tx.First(tablePlacement, indexID, cid)
 		if err != nil {
 			return nil, internal("catalog.Holders", err)

@@ -63,7 +63,7 @@ func usageTables() map[string]*memdb.TableSchema {
 }
 
 // usageTxn returns an agent's usage row (zero when it holds nothing).
-func usageTxn(tx *memdb.Txn, agent artmesh.AgentID) (usageRow, error) {
+func usageTxn(tx *Txn, agent artmesh.AgentID) (usageRow, error) {
 	raw, err := tx.First(tableUsage, indexID, agent)
 	if err != nil {
 		return usageRow{}, err
@@ -76,7 +76,7 @@ func usageTxn(tx *memdb.Txn, agent artmesh.AgentID) (usageRow, error) {
 
 // addUsageTxn adds d's counts to agent's usage; a row that comes to zero
 // is removed.
-func addUsageTxn(tx *memdb.Txn, agent artmesh.AgentID, d usageRow) error {
+func addUsageTxn(tx *Txn, agent artmesh.AgentID, d usageRow) error {
 	u, err := usageTxn(tx, agent)
 	if err != nil {
 		return err
@@ -95,7 +95,7 @@ func addUsageTxn(tx *memdb.Txn, agent artmesh.AgentID, d usageRow) error {
 
 // addUploadUsageTxn counts (sign 1) or uncounts (sign -1) an upload that
 // is not confirmed.
-func addUploadUsageTxn(tx *memdb.Txn, u *Upload, sign int64) error {
+func addUploadUsageTxn(tx *Txn, u *Upload, sign int64) error {
 	if u.State == StateConfirmed {
 		return nil
 	}
@@ -103,7 +103,7 @@ func addUploadUsageTxn(tx *memdb.Txn, u *Upload, sign int64) error {
 }
 
 // quotaDefaultsTxn returns the mesh defaults.
-func quotaDefaultsTxn(tx *memdb.Txn) (artmesh.Quota, error) {
+func quotaDefaultsTxn(tx *Txn) (artmesh.Quota, error) {
 	raw, err := tx.First(tablePolicy, indexID, policyRowID)
 	if err != nil || raw == nil {
 		return artmesh.Quota{}, err
@@ -113,7 +113,7 @@ func quotaDefaultsTxn(tx *memdb.Txn) (artmesh.Quota, error) {
 
 // quotaStatusTxn returns an agent's usage (without streams, which nodes
 // count) and limits.
-func quotaStatusTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID) (artmesh.QuotaStatus, error) {
+func quotaStatusTxn(tx *Txn, op artmesh.Op, agent artmesh.AgentID) (artmesh.QuotaStatus, error) {
 	row, err := agentTxn(tx, op, agent)
 	if err != nil {
 		return artmesh.QuotaStatus{}, err
@@ -165,7 +165,7 @@ func CheckUpload(st artmesh.QuotaStatus, size int64) error {
 
 // checkBytesTxn is CheckBytes within the state machine. An agent that
 // does not exist passes: the write itself reports it.
-func checkBytesTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID, size int64) error {
+func checkBytesTxn(tx *Txn, op artmesh.Op, agent artmesh.AgentID, size int64) error {
 	if raw, err := tx.First(tableAgents, indexID, agent); err != nil {
 		return internal(op, err)
 	} else if raw == nil {
@@ -181,7 +181,7 @@ func checkBytesTxn(tx *memdb.Txn, op artmesh.Op, agent artmesh.AgentID, size int
 	return nil
 }
 
-func setQuotaTxn(tx *memdb.Txn, cmd setQuotaCmd) (artmesh.QuotaStatus, error) {
+func setQuotaTxn(tx *Txn, cmd setQuotaCmd) (artmesh.QuotaStatus, error) {
 	const op = artmesh.Op("catalog.SetQuota")
 	if err := cmd.Quota.Validate(); err != nil {
 		return artmesh.QuotaStatus{}, artmesh.E(op, err)
@@ -216,7 +216,7 @@ func setQuotaTxn(tx *memdb.Txn, cmd setQuotaCmd) (artmesh.QuotaStatus, error) {
 
 // deriveUsageTxn rebuilds the usage table from the artifacts, versions and
 // uploads, for Restore.
-func deriveUsageTxn(tx *memdb.Txn) error {
+func deriveUsageTxn(tx *Txn) error {
 	usage := make(map[artmesh.AgentID]*usageRow)
 	row := func(a artmesh.AgentID) *usageRow {
 		u := usage[a]
@@ -270,7 +270,7 @@ func deriveUsageTxn(tx *memdb.Txn) error {
 // QuotaStatus returns an agent's usage (its Streams are left to the node)
 // and the limits that apply to it. NotFound when there is no such agent.
 func (c *Catalog) QuotaStatus(agent artmesh.AgentID) (artmesh.QuotaStatus, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) {
+	return read(c.fsm.state(), func(tx *Txn) (artmesh.QuotaStatus, error) {
 		return quotaStatusTxn(tx, "catalog.QuotaStatus", agent)
 	})
 }
@@ -278,7 +278,7 @@ func (c *Catalog) QuotaStatus(agent artmesh.AgentID) (artmesh.QuotaStatus, error
 // QuotaDefaults returns the mesh defaults of the quotas of agents that are
 // not admins (0: no limit).
 func (c *Catalog) QuotaDefaults() (artmesh.Quota, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (artmesh.Quota, error) {
+	return read(c.fsm.state(), func(tx *Txn) (artmesh.Quota, error) {
 		q, err := quotaDefaultsTxn(tx)
 		if err != nil {
 			return artmesh.Quota{}, internal("catalog.QuotaDefaults", err)

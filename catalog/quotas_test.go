@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
-	"github.com/hashicorp/go-memdb"
 )
 
 // usageOf returns an agent's counted usage in h's state.
 func usageOf(t *testing.T, s *store, agent artmesh.AgentID) artmesh.Usage {
 	t.Helper()
-	st, err := read(s, func(tx *memdb.Txn) (artmesh.QuotaStatus, error) {
+	st, err := read(s, func(tx *Txn) (artmesh.QuotaStatus, error) {
 		return quotaStatusTxn(tx, "test", agent)
 	})
 	if err != nil {
@@ -64,7 +63,7 @@ func TestUsageCounters(t *testing.T) {
 		t.Fatalf("bob's usage %+v, want %+v", got, want)
 	}
 	// Rows that came to zero are gone, not kept as zeros.
-	n, err := read(h.st(), func(tx *memdb.Txn) (int, error) {
+	n, err := read(h.st(), func(tx *Txn) (int, error) {
 		rows, err := collect[*usageRow](tx.Get(tableUsage, indexID))
 		return len(rows), err
 	})
@@ -132,7 +131,7 @@ func TestQuotaLimits(t *testing.T) {
 	if got, want := usageOf(t, h.st(), "bob"), (artmesh.Usage{Bytes: 85, Staged: 15, Uploads: 1}); got != want {
 		t.Fatalf("bob's usage %+v, want %+v", got, want)
 	}
-	st, err := read(h.st(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", "carol") })
+	st, err := read(h.st(), func(tx *Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", "carol") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +145,8 @@ func TestQuotaLimits(t *testing.T) {
 	// A snapshot carries the defaults and the agents' own limits.
 	r := h.restored()
 	for _, agent := range []artmesh.AgentID{"alice", "bob", "carol"} {
-		want, _ := read(h.st(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
-		got, err := read(r.st(), func(tx *memdb.Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
+		want, _ := read(h.st(), func(tx *Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
+		got, err := read(r.st(), func(tx *Txn) (artmesh.QuotaStatus, error) { return quotaStatusTxn(tx, "test", agent) })
 		if err != nil || got != want {
 			t.Fatalf("%s after restore: %+v (%v), want %+v", agent, got, err, want)
 		}

@@ -81,10 +81,31 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 
 	// Replay what this node has, to learn the members and the last
 	// configuration.
-	f, err := newFSM()
+	// The replay writes the whole log, committed or not, into the state
+	// file: a recovery that fails puts the file back as it was.
+	statePath := filepath.Join(cfg.Dir, stateFile)
+	backup := statePath + ".pre-recover"
+	_, statErr := os.Stat(statePath)
+	hadState := statErr == nil
+	if err := copyFile(statePath, backup); err != nil {
+		return out, artmesh.E(op, fmt.Errorf("keep a copy of the catalog state: %w", err))
+	}
+	recovered := false
+	defer func() {
+		switch {
+		case !recovered && hadState:
+			_ = os.Rename(backup, statePath)
+		case !recovered:
+			_ = os.Remove(statePath)
+		default:
+			_ = os.Remove(backup)
+		}
+	}()
+	f, err := newFSM(cfg.Dir)
 	if err != nil {
 		return out, artmesh.E(op, err)
 	}
+	defer f.close()
 	conf, last, err := replay(f, w, snaps)
 	if err != nil {
 		return out, artmesh.E(op, err)
@@ -122,16 +143,30 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 	rc := cfg.raftConfig(logger)
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.ServerID))
 	defer trans.Close()
-	fresh, err := newFSM()
-	if err != nil {
-		return out, artmesh.E(op, err)
-	}
 	alone := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: self, Address: raft.ServerAddress(cfg.ServerID)}}}
-	rf := &recoveringFSM{fsm: fresh, drops: drops, at: last}
+	rf := &recoveringFSM{fsm: f, drops: drops, at: last}
 	if err := raft.RecoverCluster(rc, rf, w, w, snaps, trans, alone); err != nil {
 		return out, artmesh.E(op, fmt.Errorf("recover the catalog's Raft state: %w", err))
 	}
+	recovered = true
 	return out, nil
+}
+
+// copyFile copies the file at from to a new file at to, durably; a
+// missing from copies nothing.
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if errors.Is(err, os.ErrNotExist) {
+		return removeFile(to)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := removeFile(to); err != nil {
+		return err
+	}
+	return writeStateFile(to, src)
 }
 
 // recoveringFSM is the state machine RecoverCluster replays the log into:
@@ -146,7 +181,8 @@ type recoveringFSM struct {
 // Snapshot applies the removals, then snapshots the state.
 func (r *recoveringFSM) Snapshot() (raft.FSMSnapshot, error) {
 	for _, d := range r.drops {
-		r.fsm.Apply(&raft.Log{Index: r.at.Index, Term: r.at.Term, Type: raft.LogCommand, Data: d, AppendedAt: time.Now()})
+		// Applied at an index the state holds already: not skipped.
+		r.fsm.apply([]*raft.Log{{Index: r.at.Index, Term: r.at.Term, Type: raft.LogCommand, Data: d, AppendedAt: time.Now()}}, make([]any, 1))
 	}
 	r.drops = nil
 	return r.fsm.Snapshot()

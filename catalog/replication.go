@@ -177,7 +177,7 @@ func versionCIDIndex() *memdb.IndexSchema {
 	}}
 }
 
-func applyReplicationCommand(tx *memdb.Txn, t commandType, payload []byte) (any, bool) {
+func applyReplicationCommand(tx *Txn, t commandType, payload []byte) (any, bool) {
 	switch t {
 	case setPolicyType:
 		c, err := decode[setPolicyCmd](t, payload)
@@ -201,7 +201,7 @@ func applyReplicationCommand(tx *memdb.Txn, t commandType, payload []byte) (any,
 	return nil, false
 }
 
-func setPolicyTxn(tx *memdb.Txn, p Policy) (Policy, error) {
+func setPolicyTxn(tx *Txn, p Policy) (Policy, error) {
 	const op = artmesh.Op("catalog.SetPolicy")
 	if err := p.Validate(); err != nil {
 		return Policy{}, artmesh.E(op, err)
@@ -216,7 +216,7 @@ func setPolicyTxn(tx *memdb.Txn, p Policy) (Policy, error) {
 	return p, nil
 }
 
-func policyTxn(tx *memdb.Txn) (Policy, error) {
+func policyTxn(tx *Txn) (Policy, error) {
 	raw, err := tx.First(tablePolicy, indexID, policyRowID)
 	if err != nil {
 		return Policy{}, internal("catalog.Policy", err)
@@ -227,7 +227,7 @@ func policyTxn(tx *memdb.Txn) (Policy, error) {
 	return raw.(*policyRow).Policy, nil
 }
 
-func setReplicationTxn(tx *memdb.Txn, cmd setReplicationCmd) error {
+func setReplicationTxn(tx *Txn, cmd setReplicationCmd) error {
 	const op = artmesh.Op("catalog.SetReplication")
 	if cmd.Factor < 0 || cmd.Factor > MaxReplicationFactor {
 		return errorf(op, artmesh.Invalid, "factor must be from 1 to %d (0: the mesh policy)", MaxReplicationFactor)
@@ -245,7 +245,7 @@ func setReplicationTxn(tx *memdb.Txn, cmd setReplicationCmd) error {
 }
 
 // cidLiveTxn reports whether a version or a received upload references cid.
-func cidLiveTxn(tx *memdb.Txn, cid string) (bool, error) {
+func cidLiveTxn(tx *Txn, cid string) (bool, error) {
 	vit, err := tx.Get(tableVersions, indexVersionCID, cid)
 	if err != nil {
 		return false, err
@@ -267,7 +267,7 @@ func cidLiveTxn(tx *memdb.Txn, cid string) (bool, error) {
 
 // forgetContentTxn drops what the catalog knows of the placement of each
 // of cids that nothing references any more.
-func forgetContentTxn(tx *memdb.Txn, op artmesh.Op, cids ...string) error {
+func forgetContentTxn(tx *Txn, op artmesh.Op, cids ...string) error {
 	for _, c := range cids {
 		live, err := cidLiveTxn(tx, c)
 		if err != nil {
@@ -285,7 +285,7 @@ func forgetContentTxn(tx *memdb.Txn, op artmesh.Op, cids ...string) error {
 
 // dropPinsTxn removes the pins of an artifact's version (every version
 // when v is 0), on every node.
-func dropPinsTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.ArtifactID, v int) error {
+func dropPinsTxn(tx *Txn, op artmesh.Op, id artmesh.ArtifactID, v int) error {
 	args := []any{string(id)}
 	if v > 0 {
 		args = append(args, fmt.Sprintf("%010d", v))
@@ -296,7 +296,7 @@ func dropPinsTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.ArtifactID, v int) err
 	return nil
 }
 
-func updatePlacementTxn(tx *memdb.Txn, u PlacementUpdate) error {
+func updatePlacementTxn(tx *Txn, u PlacementUpdate) error {
 	const op = artmesh.Op("catalog.UpdatePlacement")
 	for _, a := range u.Allocations {
 		live, err := cidLiveTxn(tx, a.CID)
@@ -347,7 +347,7 @@ func updatePlacementTxn(tx *memdb.Txn, u PlacementUpdate) error {
 	return nil
 }
 
-func putPinTxn(tx *memdb.Txn, p Pin) (Pin, error) {
+func putPinTxn(tx *Txn, p Pin) (Pin, error) {
 	const op = artmesh.Op("catalog.PutPin")
 	if p.Node == "" || p.By == "" {
 		return Pin{}, errorf(op, artmesh.Invalid, "a pin needs its node and agent")
@@ -378,7 +378,7 @@ func putPinTxn(tx *memdb.Txn, p Pin) (Pin, error) {
 	return p, nil
 }
 
-func deletePinTxn(tx *memdb.Txn, cmd deletePinCmd) error {
+func deletePinTxn(tx *Txn, cmd deletePinCmd) error {
 	const op = artmesh.Op("catalog.DeletePin")
 	args := []any{cmd.Node, string(cmd.ArtifactID)}
 	if cmd.Version > 0 {
@@ -397,7 +397,7 @@ func deletePinTxn(tx *memdb.Txn, cmd deletePinCmd) error {
 // dropMemberPlacementTxn takes a member that leaves out of every
 // allocation, drops its pins and drops its holder records wherever another
 // holder remains.
-func dropMemberPlacementTxn(tx *memdb.Txn, op artmesh.Op, peer string) error {
+func dropMemberPlacementTxn(tx *Txn, op artmesh.Op, peer string) error {
 	if _, err := tx.DeleteAll(tablePins, indexID, peer); err != nil {
 		return internal(op, err)
 	}
@@ -483,8 +483,8 @@ func (c *Catalog) Policy() (Policy, error) {
 // Pins returns the pins on a node (every node when node is empty), by
 // node, artifact and version.
 func (c *Catalog) Pins(node string) ([]Pin, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Pin, error) {
-		var it memdb.ResultIterator
+	return read(c.fsm.state(), func(tx *Txn) ([]Pin, error) {
+		var it ResultIterator
 		var err error
 		if node == "" {
 			it, err = tx.Get(tablePins, indexID)
@@ -517,7 +517,7 @@ type Replica struct {
 // Replicas returns every root CID of a live version with its factor,
 // holders and allocation, sorted by CID.
 func (c *Catalog) Replicas() ([]Replica, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]Replica, error) {
 		it, err := tx.Get(tableVersions, indexVersionCID)
 		if err != nil {
 			return nil, internal("catalog.Replicas", err)
@@ -532,7 +532,7 @@ func (c *Catalog) ReplicasOf(cids []string) ([]Replica, error) {
 	sorted := slices.Clone(cids)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]Replica, error) {
 		var out []Replica
 		for _, cid := range sorted {
 			it, err := tx.Get(tableVersions, indexVersionCID, cid)
@@ -550,7 +550,7 @@ func (c *Catalog) ReplicasOf(cids []string) ([]Replica, error) {
 }
 
 // replicasTxn folds versions, in CID order, into replicas.
-func replicasTxn(tx *memdb.Txn, it memdb.ResultIterator) ([]Replica, error) {
+func replicasTxn(tx *Txn, it ResultIterator) ([]Replica, error) {
 	const op = artmesh.Op("catalog.Replicas")
 	pol, err := policyTxn(tx)
 	if err != nil {
@@ -599,7 +599,7 @@ type VersionPlacement struct {
 // ArtifactPlacement returns the placement of each version of an artifact,
 // oldest first. NotFound if it does not exist.
 func (c *Catalog) ArtifactPlacement(id artmesh.ArtifactID) ([]VersionPlacement, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]VersionPlacement, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]VersionPlacement, error) {
 		const op = artmesh.Op("catalog.ArtifactPlacement")
 		row, err := artifactTxn(tx, op, id)
 		if err != nil {
@@ -635,7 +635,7 @@ func (c *Catalog) ArtifactPlacement(id artmesh.ArtifactID) ([]VersionPlacement, 
 
 // Replication returns an artifact's own factor (0: the mesh policy's).
 func (c *Catalog) Replication(id artmesh.ArtifactID) (int, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (int, error) {
+	return read(c.fsm.state(), func(tx *Txn) (int, error) {
 		row, err := artifactTxn(tx, "catalog.Replication", id)
 		if err != nil {
 			return 0, err

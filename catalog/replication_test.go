@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/artmesh/artmesh"
 )
 
@@ -208,7 +206,7 @@ func TestWatch(t *testing.T) {
 func TestLostHolderRecordGoesEvenWhenLast(t *testing.T) {
 	h := newTestFSM(t)
 	holders := func() []string {
-		hs, err := read(h.st(), func(tx *memdb.Txn) ([]string, error) {
+		hs, err := read(h.st(), func(tx *Txn) ([]string, error) {
 			raw, err := tx.First(tablePlacement, indexID, "c1")
 			if err != nil || raw == nil {
 				return nil, err

@@ -118,7 +118,7 @@ func innerType(data []byte) commandType {
 // before: applyLogs replaces it with that first result.
 type duplicate struct{ id string }
 
-func applyForwarded(tx *memdb.Txn, payload []byte) any {
+func applyForwarded(tx *Txn, payload []byte) any {
 	const op = artmesh.Op("catalog.Forwarded")
 	id, at, entry, err := unwrapForwarded(payload)
 	if err != nil {
@@ -153,7 +153,7 @@ type forwarded struct {
 }
 
 // forgetRequestsTxn drops the ids of requests made before cutoff.
-func forgetRequestsTxn(tx *memdb.Txn, cutoff time.Time) error {
+func forgetRequestsTxn(tx *Txn, cutoff time.Time) error {
 	it, err := tx.Get(tableRequests, indexAt)
 	if err != nil {
 		return err

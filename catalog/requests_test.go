@@ -53,10 +53,12 @@ func TestForwardedWriteAppliedOnce(t *testing.T) {
 	later, _ := encodeCommand(noopCmd{})
 	h.applyRaw(wrapForwarded(later, at.Add(requestWindow+time.Second)))
 	n := 0
-	it, _ := h.st().db.Txn(false).Get(tableRequests, indexID)
+	tx := h.st().db.Txn(false)
+	it, _ := tx.Get(tableRequests, indexID)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		n++
 	}
+	tx.Abort()
 	if n != 1 {
 		t.Fatalf("%d request ids remembered, want only the latest", n)
 	}

@@ -110,21 +110,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	arts := fill(h)
 	before := dump(t, h.st(), arts)
 
-	snap, err := h.f.Snapshot()
-	if err != nil {
+	// A full snapshot, as sent to a member: writes after it was taken are
+	// not in it.
+	var full bytes.Buffer
+	if _, err := h.st().writeFullSnapshot(&full); err != nil {
 		t.Fatal(err)
 	}
-	// Writes after the snapshot was taken are not in it.
 	h.must(deleteArtifactCmd{ID: arts[0]})
-	var sink bufferSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	if !sink.closed || sink.cancelled {
-		t.Fatalf("sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
-	}
-	data := sink.Bytes()
+	data := full.Bytes()
 
 	r := newTestFSM(t)
 	r.agent("stale") // Restore replaces whatever was there
@@ -152,10 +145,18 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("version after restore = %d, want 5 (4 was deleted)", v.Version)
 	}
 
-	// A cut-off or foreign snapshot is refused and leaves the state alone.
-	for _, bad := range [][]byte{data[:len(data)-1], data[:len(data)/2], []byte("hello"), nil} {
-		if err := r.f.Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
+	// A cut-off, damaged or foreign snapshot is refused and leaves the
+	// state alone.
+	damaged := bytes.Clone(data)
+	damaged[len(damaged)/2] ^= 1
+	for _, bad := range [][]byte{data[:len(data)-1], data[:len(data)/2], damaged, []byte("hello"), nil} {
+		fresh := newTestFSM(t)
+		fresh.agent("kept")
+		if err := fresh.f.Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
 			t.Fatalf("restore of %d bytes of %d succeeded", len(bad), len(data))
+		}
+		if _, err := fresh.st().agent("kept"); err != nil {
+			t.Fatalf("state after a failed restore: %v", err)
 		}
 	}
 	if a, err := r.st().artifact(arts[0]); err != nil || a.Version != 5 {

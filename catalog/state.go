@@ -9,18 +9,17 @@ import (
 	"sync/atomic"
 
 	"github.com/artmesh/artmesh"
-	"github.com/hashicorp/go-memdb"
 )
 
-// store holds the catalog's state in a go-memdb database, in the shape of
-// consul's state store: each read method opens a read transaction and
-// calls the xxxTxn helper that does the work within it. Writes are xxxTxn
-// helpers that the state machine calls within its write transaction, one
-// command at a time in log order; they read no clock, randomness or disk.
-// Reads may run concurrently with writes and with each other: each sees
-// one consistent, committed state.
+// store holds the catalog's state in its tables on disk (see db.go), in
+// the shape of consul's state store: each read method opens a read
+// transaction and calls the xxxTxn helper that does the work within it.
+// Writes are xxxTxn helpers that the state machine calls within its write
+// transaction, one command at a time in log order; they read no clock,
+// randomness or disk outside the state. Reads may run concurrently with
+// writes and with each other: each sees one consistent, committed state.
 type store struct {
-	db     *memdb.MemDB
+	db     *tables
 	recent recentResults // first results of forwarded writes, for their retries
 	// evlog is the event log as of the last committed batch (nil: empty),
 	// published by the state machine's goroutine.
@@ -30,13 +29,31 @@ type store struct {
 	level atomic.Pointer[memberLevel]
 }
 
-// newStore returns an empty store.
-func newStore() (*store, error) {
-	db, err := memdb.NewMemDB(schema())
+// openStore opens the state file at path (creating an empty state if
+// there is none) and loads what is kept in memory: the event log and the
+// members' level.
+func openStore(path string) (*store, error) {
+	db, err := openTables(path)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: build state schema: %w", err)
+		return nil, err
 	}
-	return &store{db: db}, nil
+	s := &store{db: db}
+	if err := s.loadEvents(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog: load the event log: %w", err)
+	}
+	s.refreshMemberLevel()
+	return s, nil
+}
+
+// close closes the state file, once its readers are done.
+func (s *store) close() error { return s.db.Close() }
+
+// applied returns the index of the last entry the state holds.
+func (s *store) applied() uint64 {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	return tx.applied()
 }
 
 // errorf returns an *artmesh.Error of the given operation and kind.
@@ -50,9 +67,13 @@ func internal(op artmesh.Op, err error) error {
 }
 
 // read runs fn in a read transaction.
-func read[T any](s *store, fn func(tx *memdb.Txn) (T, error)) (T, error) {
+func read[T any](s *store, fn func(tx *Txn) (T, error)) (T, error) {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
+	if tx.err != nil {
+		var zero T
+		return zero, internal("catalog.read", tx.err)
+	}
 	return fn(tx)
 }
 
@@ -66,7 +87,7 @@ func read[T any](s *store, fn func(tx *memdb.Txn) (T, error)) (T, error) {
 // the database (kind Other) may leave a helper's writes half done, and then
 // the transaction is thrown away.
 
-func createArtifactTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
+func createArtifactTxn(tx *Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.CreateArtifact")
 	existing, err := tx.First(tableArtifacts, indexID, cmd.ID)
 	if err != nil {
@@ -127,7 +148,7 @@ func createArtifactTxn(tx *memdb.Txn, cmd CreateArtifact) (artmesh.Artifact, err
 	return row.artifact(), nil
 }
 
-func addVersionTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
+func addVersionTxn(tx *Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.AddVersion")
 	row, err := artifactTxn(tx, op, cmd.ArtifactID)
 	if err != nil {
@@ -169,7 +190,7 @@ func addVersionTxn(tx *memdb.Txn, cmd AddVersion) (artmesh.Artifact, error) {
 	return next.artifact(), nil
 }
 
-func deleteVersionTxn(tx *memdb.Txn, cmd DeleteVersion) (artmesh.Artifact, error) {
+func deleteVersionTxn(tx *Txn, cmd DeleteVersion) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.DeleteVersion")
 	row, err := artifactTxn(tx, op, cmd.ArtifactID)
 	if err != nil {
@@ -220,7 +241,7 @@ func deleteVersionTxn(tx *memdb.Txn, cmd DeleteVersion) (artmesh.Artifact, error
 	return next.artifact(), nil
 }
 
-func deleteArtifactTxn(tx *memdb.Txn, cmd deleteArtifactCmd) error {
+func deleteArtifactTxn(tx *Txn, cmd deleteArtifactCmd) error {
 	const op = artmesh.Op("catalog.DeleteArtifact")
 	row, err := artifactTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -257,7 +278,7 @@ func deleteArtifactTxn(tx *memdb.Txn, cmd deleteArtifactCmd) error {
 	return nil
 }
 
-func shareTxn(tx *memdb.Txn, cmd shareCmd) (artmesh.Access, error) {
+func shareTxn(tx *Txn, cmd shareCmd) (artmesh.Access, error) {
 	const op = artmesh.Op("catalog.Share")
 	row, err := artifactTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -290,7 +311,7 @@ func shareTxn(tx *memdb.Txn, cmd shareCmd) (artmesh.Access, error) {
 	return next.access(), nil
 }
 
-func unshareTxn(tx *memdb.Txn, cmd unshareCmd) (artmesh.Access, error) {
+func unshareTxn(tx *Txn, cmd unshareCmd) (artmesh.Access, error) {
 	const op = artmesh.Op("catalog.Unshare")
 	row, err := artifactTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -305,7 +326,7 @@ func unshareTxn(tx *memdb.Txn, cmd unshareCmd) (artmesh.Access, error) {
 	return next.access(), nil
 }
 
-func createAgentTxn(tx *memdb.Txn, cmd CreateAgent) (artmesh.Agent, error) {
+func createAgentTxn(tx *Txn, cmd CreateAgent) (artmesh.Agent, error) {
 	const op = artmesh.Op("catalog.CreateAgent")
 	id := cmd.Agent.ID
 	existing, err := tx.First(tableAgents, indexID, id)
@@ -351,7 +372,7 @@ func createAgentTxn(tx *memdb.Txn, cmd CreateAgent) (artmesh.Agent, error) {
 	return agentFromRowTxn(tx, op, row)
 }
 
-func deleteAgentTxn(tx *memdb.Txn, cmd deleteAgentCmd) error {
+func deleteAgentTxn(tx *Txn, cmd deleteAgentCmd) error {
 	const op = artmesh.Op("catalog.DeleteAgent")
 	row, err := agentTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -392,7 +413,7 @@ func deleteAgentTxn(tx *memdb.Txn, cmd deleteAgentCmd) error {
 	return nil
 }
 
-func setAgentKeyTxn(tx *memdb.Txn, cmd setAgentKeyCmd) error {
+func setAgentKeyTxn(tx *Txn, cmd setAgentKeyCmd) error {
 	const op = artmesh.Op("catalog.SetAgentKey")
 	row, err := agentTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -409,7 +430,7 @@ func setAgentKeyTxn(tx *memdb.Txn, cmd setAgentKeyCmd) error {
 	return nil
 }
 
-func putGroupTxn(tx *memdb.Txn, cmd putGroupCmd) (artmesh.Group, error) {
+func putGroupTxn(tx *Txn, cmd putGroupCmd) (artmesh.Group, error) {
 	const op = artmesh.Op("catalog.PutGroup")
 	if cmd.CreateOnly {
 		if raw, err := tx.First(tableGroups, indexID, cmd.Name); err != nil {
@@ -437,7 +458,7 @@ func putGroupTxn(tx *memdb.Txn, cmd putGroupCmd) (artmesh.Group, error) {
 	return g.group(), nil
 }
 
-func deleteGroupTxn(tx *memdb.Txn, cmd deleteGroupCmd) error {
+func deleteGroupTxn(tx *Txn, cmd deleteGroupCmd) error {
 	const op = artmesh.Op("catalog.DeleteGroup")
 	row, err := groupTxn(tx, op, cmd.Name)
 	if err != nil {
@@ -461,7 +482,7 @@ func deleteGroupTxn(tx *memdb.Txn, cmd deleteGroupCmd) error {
 }
 
 // ownedTxn returns how many artifacts owner owns.
-func ownedTxn(tx *memdb.Txn, owner artmesh.AgentID) (int, error) {
+func ownedTxn(tx *Txn, owner artmesh.AgentID) (int, error) {
 	raw, err := tx.First(tableOwned, indexID, owner)
 	if raw == nil || err != nil {
 		return 0, err
@@ -470,7 +491,7 @@ func ownedTxn(tx *memdb.Txn, owner artmesh.AgentID) (int, error) {
 }
 
 // addOwnedTxn adds delta to the count of owner's artifacts.
-func addOwnedTxn(tx *memdb.Txn, owner artmesh.AgentID, delta int) error {
+func addOwnedTxn(tx *Txn, owner artmesh.AgentID, delta int) error {
 	raw, err := tx.First(tableOwned, indexID, owner)
 	if err != nil {
 		return err
@@ -489,7 +510,7 @@ func addOwnedTxn(tx *memdb.Txn, owner artmesh.AgentID, delta int) error {
 }
 
 // keyHashFreeTxn checks that no agent but id has the key hash.
-func keyHashFreeTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID, hash string) error {
+func keyHashFreeTxn(tx *Txn, op artmesh.Op, id artmesh.AgentID, hash string) error {
 	raw, err := tx.First(tableAgents, indexKeyHash, hash)
 	if err != nil {
 		return internal(op, err)
@@ -504,7 +525,7 @@ func keyHashFreeTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID, hash strin
 
 // artifact returns the artifact id.
 func (s *store) artifact(id artmesh.ArtifactID) (artmesh.Artifact, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Artifact, error) {
+	return read(s, func(tx *Txn) (artmesh.Artifact, error) {
 		row, err := artifactTxn(tx, "catalog.Artifact", id)
 		if err != nil {
 			return artmesh.Artifact{}, err
@@ -515,7 +536,7 @@ func (s *store) artifact(id artmesh.ArtifactID) (artmesh.Artifact, error) {
 
 // versions returns the versions of artifact id, oldest first.
 func (s *store) versions(id artmesh.ArtifactID) ([]artmesh.Version, error) {
-	return read(s, func(tx *memdb.Txn) ([]artmesh.Version, error) {
+	return read(s, func(tx *Txn) ([]artmesh.Version, error) {
 		const op = artmesh.Op("catalog.Versions")
 		if _, err := artifactTxn(tx, op, id); err != nil {
 			return nil, err
@@ -534,7 +555,7 @@ func (s *store) versions(id artmesh.ArtifactID) ([]artmesh.Version, error) {
 
 // version returns version n of artifact id; n == 0 is the current one.
 func (s *store) version(id artmesh.ArtifactID, n int) (artmesh.Version, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Version, error) {
+	return read(s, func(tx *Txn) (artmesh.Version, error) {
 		const op = artmesh.Op("catalog.Version")
 		row, err := artifactTxn(tx, op, id)
 		if err != nil {
@@ -553,7 +574,7 @@ func (s *store) version(id artmesh.ArtifactID, n int) (artmesh.Version, error) {
 
 // access returns who may read artifact id.
 func (s *store) access(id artmesh.ArtifactID) (artmesh.Access, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Access, error) {
+	return read(s, func(tx *Txn) (artmesh.Access, error) {
 		row, err := artifactTxn(tx, "catalog.Access", id)
 		if err != nil {
 			return artmesh.Access{}, err
@@ -565,7 +586,7 @@ func (s *store) access(id artmesh.ArtifactID) (artmesh.Access, error) {
 // canRead reports whether agent owns artifact id, is a grantee of it or
 // is a member of a group it is shared with.
 func (s *store) canRead(agent artmesh.AgentID, id artmesh.ArtifactID) bool {
-	ok, _ := read(s, func(tx *memdb.Txn) (bool, error) {
+	ok, _ := read(s, func(tx *Txn) (bool, error) {
 		raw, err := tx.First(tableArtifacts, indexID, id)
 		if err != nil || raw == nil {
 			return false, err
@@ -596,7 +617,7 @@ func (s *store) canRead(agent artmesh.AgentID, id artmesh.ArtifactID) bool {
 
 // list returns a page of owner's artifacts that pass f, newest first.
 func (s *store) list(owner artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Page[artmesh.Artifact], error) {
+	return read(s, func(tx *Txn) (artmesh.Page[artmesh.Artifact], error) {
 		const op = artmesh.Op("catalog.List")
 		fail := func(err error) (artmesh.Page[artmesh.Artifact], error) {
 			return artmesh.Page[artmesh.Artifact]{}, internal(op, err)
@@ -641,7 +662,7 @@ func (s *store) list(owner artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artm
 // or through a group it is a member of, that pass f and that agent does
 // not own; newest first.
 func (s *store) listShared(agent artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Page[artmesh.Artifact], error) {
+	return read(s, func(tx *Txn) (artmesh.Page[artmesh.Artifact], error) {
 		const op = artmesh.Op("catalog.ListShared")
 		fail := func(err error) (artmesh.Page[artmesh.Artifact], error) {
 			return artmesh.Page[artmesh.Artifact]{}, internal(op, err)
@@ -693,7 +714,7 @@ func (s *store) listShared(agent artmesh.AgentID, f artmesh.Filter) (artmesh.Pag
 
 // agentByKeyHash returns the agent that has the API key hash.
 func (s *store) agentByKeyHash(hash string) (artmesh.Agent, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Agent, error) {
+	return read(s, func(tx *Txn) (artmesh.Agent, error) {
 		const op = artmesh.Op("catalog.AgentByKeyHash")
 		raw, err := tx.First(tableAgents, indexKeyHash, hash)
 		if err != nil {
@@ -708,7 +729,7 @@ func (s *store) agentByKeyHash(hash string) (artmesh.Agent, error) {
 
 // agent returns the agent id.
 func (s *store) agent(id artmesh.AgentID) (artmesh.Agent, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Agent, error) {
+	return read(s, func(tx *Txn) (artmesh.Agent, error) {
 		const op = artmesh.Op("catalog.Agent")
 		row, err := agentTxn(tx, op, id)
 		if err != nil {
@@ -720,7 +741,7 @@ func (s *store) agent(id artmesh.AgentID) (artmesh.Agent, error) {
 
 // agents returns every agent, by id.
 func (s *store) agents() ([]artmesh.Agent, error) {
-	return read(s, func(tx *memdb.Txn) ([]artmesh.Agent, error) {
+	return read(s, func(tx *Txn) ([]artmesh.Agent, error) {
 		const op = artmesh.Op("catalog.Agents")
 		groups, err := collect[*groupRow](tx.Get(tableGroups, indexID))
 		if err != nil {
@@ -746,7 +767,7 @@ func (s *store) agents() ([]artmesh.Agent, error) {
 
 // group returns the group name.
 func (s *store) group(name string) (artmesh.Group, error) {
-	return read(s, func(tx *memdb.Txn) (artmesh.Group, error) {
+	return read(s, func(tx *Txn) (artmesh.Group, error) {
 		row, err := groupTxn(tx, "catalog.Group", name)
 		if err != nil {
 			return artmesh.Group{}, err
@@ -757,7 +778,7 @@ func (s *store) group(name string) (artmesh.Group, error) {
 
 // groups returns every group, by name.
 func (s *store) groups() ([]artmesh.Group, error) {
-	return read(s, func(tx *memdb.Txn) ([]artmesh.Group, error) {
+	return read(s, func(tx *Txn) ([]artmesh.Group, error) {
 		rows, err := collect[*groupRow](tx.Get(tableGroups, indexID))
 		if err != nil {
 			return nil, internal("catalog.Groups", err)
@@ -773,7 +794,7 @@ func (s *store) groups() ([]artmesh.Group, error) {
 // liveCIDs returns every CID that a version of an artifact or a received,
 // unconfirmed upload references, sorted and without duplicates.
 func (s *store) liveCIDs() ([]string, error) {
-	return read(s, func(tx *memdb.Txn) ([]string, error) {
+	return read(s, func(tx *Txn) ([]string, error) {
 		it, err := tx.Get(tableVersions, indexID)
 		if err != nil {
 			return nil, internal("catalog.LiveCIDs", err)
@@ -798,7 +819,7 @@ func (s *store) liveCIDs() ([]string, error) {
 // ----- txn helpers -----
 
 // artifactTxn returns the row of artifact id, or a NotFound error.
-func artifactTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.ArtifactID) (*artifactRow, error) {
+func artifactTxn(tx *Txn, op artmesh.Op, id artmesh.ArtifactID) (*artifactRow, error) {
 	raw, err := tx.First(tableArtifacts, indexID, id)
 	if err != nil {
 		return nil, internal(op, err)
@@ -810,7 +831,7 @@ func artifactTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.ArtifactID) (*artifact
 }
 
 // versionTxn returns version n of the artifact, or a NotFound error.
-func versionTxn(tx *memdb.Txn, op artmesh.Op, row *artifactRow, n int) (*versionRow, error) {
+func versionTxn(tx *Txn, op artmesh.Op, row *artifactRow, n int) (*versionRow, error) {
 	if n < 1 {
 		return nil, errorf(op, artmesh.NotFound, "artifact %s has no version %d", row.ID, n)
 	}
@@ -825,7 +846,7 @@ func versionTxn(tx *memdb.Txn, op artmesh.Op, row *artifactRow, n int) (*version
 }
 
 // agentTxn returns the row of agent id, or a NotFound error.
-func agentTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID) (*agentRow, error) {
+func agentTxn(tx *Txn, op artmesh.Op, id artmesh.AgentID) (*agentRow, error) {
 	raw, err := tx.First(tableAgents, indexID, id)
 	if err != nil {
 		return nil, internal(op, err)
@@ -837,7 +858,7 @@ func agentTxn(tx *memdb.Txn, op artmesh.Op, id artmesh.AgentID) (*agentRow, erro
 }
 
 // groupTxn returns the row of group name, or a NotFound error.
-func groupTxn(tx *memdb.Txn, op artmesh.Op, name string) (*groupRow, error) {
+func groupTxn(tx *Txn, op artmesh.Op, name string) (*groupRow, error) {
 	raw, err := tx.First(tableGroups, indexID, name)
 	if err != nil {
 		return nil, internal(op, err)
@@ -850,7 +871,7 @@ func groupTxn(tx *memdb.Txn, op artmesh.Op, name string) (*groupRow, error) {
 
 // agentFromRowTxn returns the agent of row, with its groups from the
 // groups table.
-func agentFromRowTxn(tx *memdb.Txn, op artmesh.Op, row *agentRow) (artmesh.Agent, error) {
+func agentFromRowTxn(tx *Txn, op artmesh.Op, row *agentRow) (artmesh.Agent, error) {
 	groups, err := collect[*groupRow](tx.Get(tableGroups, indexMembers, row.ID))
 	if err != nil {
 		return artmesh.Agent{}, internal(op, err)
@@ -863,7 +884,7 @@ func agentFromRowTxn(tx *memdb.Txn, op artmesh.Op, row *agentRow) (artmesh.Agent
 }
 
 // collect returns the rows of an iterator.
-func collect[T any](it memdb.ResultIterator, err error) ([]T, error) {
+func collect[T any](it ResultIterator, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -924,7 +945,7 @@ type candidate struct {
 // counted up to probeCap; ties go to name, then metadata, then content
 // type), else the owner index. It marks the condition the index
 // guarantees in m, and returns the index and its arguments.
-func ownerPlanTxn(tx *memdb.Txn, owner artmesh.AgentID, m *matcher) (string, []any, error) {
+func ownerPlanTxn(tx *Txn, owner artmesh.AgentID, m *matcher) (string, []any, error) {
 	f := &m.f
 	var cands []candidate
 	if f.Name != "" {
@@ -1009,11 +1030,11 @@ func (p *pager) add(r *artifactRow) {
 
 // mergeHead is one source of a merged listing and its current row.
 type mergeHead struct {
-	it  memdb.ResultIterator
+	it  ResultIterator
 	cur *artifactRow
 }
 
-func newMergeHead(it memdb.ResultIterator) *mergeHead {
+func newMergeHead(it ResultIterator) *mergeHead {
 	h := &mergeHead{it: it}
 	h.advance()
 	return h

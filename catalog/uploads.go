@@ -181,7 +181,7 @@ func uploadTables() map[string]*memdb.TableSchema {
 
 // applyUploadCommand applies the commands of this file; ok is false for a
 // type that is not one of them.
-func applyUploadCommand(tx *memdb.Txn, t commandType, payload []byte) (res any, ok bool) {
+func applyUploadCommand(tx *Txn, t commandType, payload []byte) (res any, ok bool) {
 	switch t {
 	case createUploadType:
 		return applyDecoded(tx, t, payload, createUploadTxn), true
@@ -203,7 +203,7 @@ func applyUploadCommand(tx *memdb.Txn, t commandType, payload []byte) (res any, 
 	return nil, false
 }
 
-func uploadTxn(tx *memdb.Txn, op artmesh.Op, id string) (*Upload, error) {
+func uploadTxn(tx *Txn, op artmesh.Op, id string) (*Upload, error) {
 	raw, err := tx.First(tableUploads, indexID, id)
 	if err != nil {
 		return nil, internal(op, err)
@@ -214,7 +214,7 @@ func uploadTxn(tx *memdb.Txn, op artmesh.Op, id string) (*Upload, error) {
 	return raw.(*Upload), nil
 }
 
-func createUploadTxn(tx *memdb.Txn, cmd CreateUpload) (Upload, error) {
+func createUploadTxn(tx *Txn, cmd CreateUpload) (Upload, error) {
 	const op = artmesh.Op("catalog.CreateUpload")
 	u := cmd.Upload
 	if existing, err := tx.First(tableUploads, indexID, u.ID); err != nil {
@@ -248,7 +248,7 @@ func createUploadTxn(tx *memdb.Txn, cmd CreateUpload) (Upload, error) {
 	return u, nil
 }
 
-func uploadReceivedTxn(tx *memdb.Txn, cmd UploadReceived) (Upload, error) {
+func uploadReceivedTxn(tx *Txn, cmd UploadReceived) (Upload, error) {
 	const op = artmesh.Op("catalog.UploadReceived")
 	u, err := uploadTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -271,7 +271,7 @@ func uploadReceivedTxn(tx *memdb.Txn, cmd UploadReceived) (Upload, error) {
 	return next, nil
 }
 
-func confirmUploadTxn(tx *memdb.Txn, cmd ConfirmUpload) (artmesh.Artifact, error) {
+func confirmUploadTxn(tx *Txn, cmd ConfirmUpload) (artmesh.Artifact, error) {
 	const op = artmesh.Op("catalog.ConfirmUpload")
 	u, err := uploadTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -312,7 +312,7 @@ func confirmUploadTxn(tx *memdb.Txn, cmd ConfirmUpload) (artmesh.Artifact, error
 	return a, nil
 }
 
-func deleteUploadTxn(tx *memdb.Txn, cmd deleteUploadCmd) error {
+func deleteUploadTxn(tx *Txn, cmd deleteUploadCmd) error {
 	const op = artmesh.Op("catalog.DeleteUpload")
 	u, err := uploadTxn(tx, op, cmd.ID)
 	if err != nil {
@@ -329,7 +329,7 @@ func deleteUploadTxn(tx *memdb.Txn, cmd deleteUploadCmd) error {
 
 // expireUploadsTxn removes every upload whose expiry is not after At, and
 // returns their ids.
-func expireUploadsTxn(tx *memdb.Txn, cmd expireUploadsCmd) ([]string, error) {
+func expireUploadsTxn(tx *Txn, cmd expireUploadsCmd) ([]string, error) {
 	const op = artmesh.Op("catalog.ExpireUploads")
 	it, err := tx.Get(tableUploads, indexID)
 	if err != nil {
@@ -354,7 +354,7 @@ func expireUploadsTxn(tx *memdb.Txn, cmd expireUploadsCmd) ([]string, error) {
 	return ids, nil
 }
 
-func issueTokenTxn(tx *memdb.Txn, cmd issueTokenCmd) error {
+func issueTokenTxn(tx *Txn, cmd issueTokenCmd) error {
 	const op = artmesh.Op("catalog.IssueToken")
 	if existing, err := tx.First(tableTokens, indexID, cmd.Token.ID); err != nil {
 		return internal(op, err)
@@ -369,7 +369,7 @@ func issueTokenTxn(tx *memdb.Txn, cmd issueTokenCmd) error {
 	return nil
 }
 
-func revokeTokenTxn(tx *memdb.Txn, cmd revokeTokenCmd) error {
+func revokeTokenTxn(tx *Txn, cmd revokeTokenCmd) error {
 	const op = artmesh.Op("catalog.RevokeToken")
 	raw, err := tx.First(tableTokens, indexID, cmd.ID)
 	if err != nil {
@@ -388,7 +388,7 @@ func revokeTokenTxn(tx *memdb.Txn, cmd revokeTokenCmd) error {
 
 // purgeTokensTxn forgets tokens that expired before Before, revoked or
 // not: they are refused for their expiry anyway.
-func purgeTokensTxn(tx *memdb.Txn, cmd purgeTokensCmd) (int, error) {
+func purgeTokensTxn(tx *Txn, cmd purgeTokensCmd) (int, error) {
 	const op = artmesh.Op("catalog.PurgeTokens")
 	it, err := tx.Get(tableTokens, indexID)
 	if err != nil {
@@ -488,7 +488,7 @@ func (c *Catalog) PurgeTokens(ctx context.Context, before time.Time) (int, error
 
 // Upload returns an upload session.
 func (c *Catalog) Upload(id string) (Upload, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (Upload, error) {
+	return read(c.fsm.state(), func(tx *Txn) (Upload, error) {
 		u, err := uploadTxn(tx, "catalog.Upload", id)
 		if err != nil {
 			return Upload{}, err
@@ -499,7 +499,7 @@ func (c *Catalog) Upload(id string) (Upload, error) {
 
 // Uploads returns every upload session.
 func (c *Catalog) Uploads() ([]Upload, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Upload, error) {
+	return read(c.fsm.state(), func(tx *Txn) ([]Upload, error) {
 		it, err := tx.Get(tableUploads, indexID)
 		if err != nil {
 			return nil, internal("catalog.Uploads", err)
@@ -514,7 +514,7 @@ func (c *Catalog) Uploads() ([]Upload, error) {
 
 // Token returns the record of an issued token.
 func (c *Catalog) Token(id string) (Token, error) {
-	return read(c.fsm.state(), func(tx *memdb.Txn) (Token, error) {
+	return read(c.fsm.state(), func(tx *Txn) (Token, error) {
 		raw, err := tx.First(tableTokens, indexID, id)
 		if err != nil {
 			return Token{}, internal("catalog.Token", err)
@@ -529,7 +529,7 @@ func (c *Catalog) Token(id string) (Token, error) {
 // ReceivedUploadCIDs returns the CIDs of uploads whose bytes are stored
 // but not yet confirmed: the node that received them keeps them.
 func (c *Catalog) ReceivedUploadCIDs() []string {
-	out, _ := read(c.fsm.state(), func(tx *memdb.Txn) ([]string, error) {
+	out, _ := read(c.fsm.state(), func(tx *Txn) ([]string, error) {
 		it, err := tx.Get(tableUploads, indexID)
 		if err != nil {
 			return nil, internal("catalog.ReceivedUploadCIDs", err)
