@@ -45,7 +45,12 @@ func main() {
 	flag.Float64Var(&keepup.rate, "keepup-rate", 50, "creates per second of the keep-up scenario")
 	flag.BoolVar(&keepupOnly, "keepup-only", false, "measure only the keep-up scenario (replication under a mixed write load)")
 	scaleDefault := defaultScale
-	if v, err := strconv.Atoi(os.Getenv("SCALE")); err == nil {
+	if env := os.Getenv("SCALE"); env != "" {
+		v, err := strconv.Atoi(env)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: SCALE=%q: want a whole number of artifacts, such as 1000000\n", env)
+			os.Exit(2)
+		}
 		scaleDefault = v
 	}
 	flag.IntVar(&scale.artifacts, "scale", scaleDefault, "snippets the scale section creates on one node (0: skip it; env SCALE)")
