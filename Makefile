@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-sdk lint fuzz clean
+.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-scale bench-sdk lint fuzz clean
 
 all: build
 
@@ -46,6 +46,10 @@ bench: build
 ## bench-keepup: only the keep-up scenario (5 nodes, 50 mixed creates/s); BENCH_KEEPUP=60s shortens it.
 bench-keepup: build
 	$(GO) run ./e2e/cmd/bench -keepup-only
+
+## bench-scale: only the scale section (one node, many snippets: create rate, RSS, restart, lists, a joiner); SCALE=1000000 for the full size.
+bench-scale: build
+	$(GO) run ./e2e/cmd/bench -scale-only
 
 ## bench-sdk: the Python SDK's 1 GiB upload_file and download_file against curl on one node, with its peak RSS.
 bench-sdk: build

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,19 @@ func main() {
 	flag.DurationVar(&keepup.duration, "keepup", keepupDefault, "how long the keep-up scenario writes (0: skip it; env BENCH_KEEPUP)")
 	flag.Float64Var(&keepup.rate, "keepup-rate", 50, "creates per second of the keep-up scenario")
 	flag.BoolVar(&keepupOnly, "keepup-only", false, "measure only the keep-up scenario (replication under a mixed write load)")
+	scaleDefault := defaultScale
+	if env := os.Getenv("SCALE"); env != "" {
+		v, err := strconv.Atoi(env)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: SCALE=%q: want a whole number of artifacts, such as 1000000\n", env)
+			os.Exit(2)
+		}
+		scaleDefault = v
+	}
+	flag.IntVar(&scale.artifacts, "scale", scaleDefault, "snippets the scale section creates on one node (0: skip it; env SCALE)")
+	flag.BoolVar(&scaleOnly, "scale-only", false, "measure only the scale section (one node holding many artifacts)")
 	flag.Parse()
+	scale.clients, scale.lists, scale.metrics = 16, 200, 10
 	keepup.nodes, keepup.drain = 5, 60*time.Second
 	if err := run(*size, *listN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -53,7 +66,10 @@ func main() {
 
 // meshBench says whether to measure the mesh too; fanoutOnly, whether
 // to measure the fan-out alone.
-var meshBench, fanoutOnly, meshOnly, keepupOnly bool
+var meshBench, fanoutOnly, meshOnly, keepupOnly, scaleOnly bool
+
+// scale is the scale section's settings.
+var scale scaleConfig
 
 // keepup is the keep-up scenario's settings.
 var keepup keepupConfig
@@ -99,6 +115,9 @@ func run(size int64, listN int) error {
 	}
 	if keepupOnly {
 		return benchKeepup(bin, work, keepup)
+	}
+	if scaleOnly {
+		return benchScale(context.Background(), bin, work, scale)
 	}
 	fmt.Printf("artmesh bench: %d-byte file, %d artifacts for listing; figures measured now, on this machine\n\n", size, listN)
 
@@ -238,6 +257,13 @@ func run(size int64, listN int) error {
 		}
 	}
 
+	if scale.artifacts > 0 {
+		d.stop() // the scale section starts a fresh node of its own
+		if err := benchScale(context.Background(), bin, work, scale); err != nil {
+			return err
+		}
+	}
+
 	fmt.Println("\ncommand: make bench (go run ./e2e/cmd/bench)")
 	return nil
 }
@@ -335,6 +361,11 @@ func startWith(bin, repo, key string) (*node, error) {
 
 // joinLevel is join with the daemon's log level.
 func joinLevel(bin, repo string, inviter *node, level string) (*node, error) {
+	return joinWait(bin, repo, inviter, level, 30*time.Second)
+}
+
+// joinWait is joinLevel that waits up to wait for the daemon's API.
+func joinWait(bin, repo string, inviter *node, level string, wait time.Duration) (*node, error) {
 	var inv struct {
 		Ticket string `json:"ticket"`
 	}
@@ -346,11 +377,23 @@ func joinLevel(bin, repo string, inviter *node, level string) (*node, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("init --join: %v: %s", err, out)
 	}
-	return startLevel(bin, repo, inviter.key, level)
+	return startWait(bin, repo, inviter.key, level, wait)
 }
 
 // startLevel starts a daemon on repo that logs at level to repo.log.
 func startLevel(bin, repo, key, level string) (*node, error) {
+	return startWait(bin, repo, key, level, 30*time.Second)
+}
+
+// startWait is startLevel that waits up to wait for the daemon to write
+// the address its API listens on. It returns once the API listens, not
+// once the node is ready.
+func startWait(bin, repo, key, level string, wait time.Duration) (*node, error) {
+	// A daemon killed with SIGKILL leaves its api.addr behind, naming a
+	// port nothing listens on any more.
+	if err := os.Remove(filepath.Join(repo, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	args := []string{"daemon", "--init", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", level,
 		"--dead-holder-after", deadHolderAfter.String()}
 	// More flags for every daemon, such as --eager-copy-max 0 to measure
@@ -369,8 +412,13 @@ func startLevel(bin, repo, key, level string) (*node, error) {
 	}
 	n := &node{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(n.done) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
+		select {
+		case <-n.done:
+			return nil, fmt.Errorf("the daemon on %s exited at start (%v); see %s.log", repo, cmd.ProcessState, repo)
+		default:
+		}
 		addr, err := os.ReadFile(filepath.Join(repo, "api.addr"))
 		if err == nil && len(bytes.TrimSpace(addr)) > 0 {
 			n.url = "http://" + strings.TrimSpace(string(addr))
