@@ -192,7 +192,9 @@ type Txn struct {
 }
 
 // Change is a row that a write transaction inserted, changed or deleted:
-// Before is nil for an insert, After for a deletion.
+// Before is nil for an insert, After for a deletion. (A changed row of a
+// table with no index but its id has Before only where the state machine
+// reads it: see changeNeedsBefore.)
 type Change struct {
 	Table         string
 	Before, After any
@@ -342,9 +344,13 @@ func (tx *Txn) Insert(table string, row any) error {
 	if err != nil {
 		return err
 	}
-	old, err := tx.getRow(table, pk)
-	if err != nil {
-		return err
+	// The row it replaces is decoded only when its index entries are to
+	// be removed, or a change records it.
+	var old any
+	if len(ts.Indexes) > 1 || (tx.tracking && changeNeedsBefore(table)) {
+		if old, err = tx.getRow(table, pk); err != nil {
+			return err
+		}
 	}
 	data, err := json.Marshal(row)
 	if err != nil {
@@ -391,6 +397,12 @@ func (tx *Txn) Insert(table string, row any) error {
 		tx.changes = append(tx.changes, Change{Table: table, Before: old, After: row})
 	}
 	return nil
+}
+
+// changeNeedsBefore reports whether the state machine reads the row a
+// change replaced (see cidSet.addChanges).
+func changeNeedsBefore(table string) bool {
+	return table == tableVersions || table == tablePlacement || table == tablePins
 }
 
 func containsKey(keys [][]byte, k []byte) bool {

@@ -136,15 +136,15 @@ func TestLegacyPinsMigrate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pins) == 1 && pins[0].ArtifactID == a.ID && pins[0].Version == 1 {
+		// The file is renamed once the pins are committed, a moment
+		// after they can be seen.
+		_, renamed := os.Stat(filepath.Join(dir, "pins.json.migrated"))
+		if len(pins) == 1 && pins[0].ArtifactID == a.ID && pins[0].Version == 1 && renamed == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pins after the start: %+v, want the one of pins.json whose artifact exists", pins)
+			t.Fatalf("pins after the start: %+v, want the one of pins.json whose artifact exists; pins.json renamed: %v", pins, renamed)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "pins.json.migrated")); err != nil {
-		t.Fatalf("pins.json was not renamed: %v", err)
 	}
 }
