@@ -26,7 +26,7 @@
 // The parts below node:
 //
 //   - catalog is the Raft-replicated state machine (hashicorp/raft, raft-wal,
-//     go-memdb): artifacts and version chains, grants, agents, groups,
+//     and its tables in a bbolt file): artifacts and version chains, grants, agents, groups,
 //     uploads, tokens, members, placement (holders and allocations), pins
 //     and the replication policy. Apply is deterministic. Its watch
 //     publishes every applied index with the topics it changed; nothing

@@ -3,14 +3,18 @@
 // chains, metadata, grants, agents and groups).
 //
 // Writes are typed commands (commands.go) proposed through hashicorp/raft
-// and applied by a deterministic state machine (fsm.go) to a go-memdb
-// state (state.go, schema.go): ids and times travel inside the commands,
-// and Apply reads no clock, randomness or disk. A write returns once the
-// local state machine has applied it. Reads are served from the local
-// state, without a Raft round trip.
+// and applied by a deterministic state machine (fsm.go) to the state
+// (state.go, schema.go), whose tables live in a bbolt file on disk
+// (db.go), each applied batch one transaction committed with its index:
+// ids and times travel inside the commands, and Apply reads no clock,
+// randomness or disk outside the state. A write returns once the local
+// state machine has applied it. Reads are served from the local state,
+// without a Raft round trip.
 //
 // The Raft log and stable store are a raft-wal write-ahead log in
-// <Dir>/wal, and snapshots are files in <Dir>/snapshots.
+// <Dir>/wal, the state is <Dir>/catalog.db, and snapshots are files in
+// <Dir>/snapshots: Raft's own snapshots refer to the state file, and a
+// member far behind is sent the file itself (fsm.go, snapstore.go).
 package catalog
 
 import (
@@ -44,7 +48,8 @@ const WALSegmentSize = 1 << 20
 
 // Config configures a Catalog. Start from DefaultConfig.
 type Config struct {
-	// Dir holds the Raft log ("wal/") and snapshots ("snapshots/").
+	// Dir holds the Raft log ("wal/"), the state ("catalog.db") and
+	// snapshots ("snapshots/").
 	Dir string
 	// ServerID is this node's Raft server id (the libp2p peer id, once
 	// the mesh carries Raft).
