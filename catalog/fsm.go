@@ -135,6 +135,17 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet) bool {
 	}
 	changes := tx.Changes()
 	cids.addChanges(changes)
+	factored, err := refreshReplicasTxn(tx, changes)
+	if err != nil {
+		if len(logs) > 1 {
+			return false
+		}
+		results[0] = internal("catalog.refreshReplicas", err)
+		return true // tx is aborted
+	}
+	for _, c := range factored {
+		cids.add(c)
+	}
 	tx.Commit()
 	if len(events) > 0 {
 		s.evlog.Store(s.eventLog().with(events))
@@ -452,6 +463,9 @@ func readSnapshot(r *bufio.Reader) (*store, uint64, error) {
 	}
 	if err := deriveUsageTxn(tx); err != nil {
 		return nil, 0, fmt.Errorf("count usage: %w", err)
+	}
+	if err := deriveReplicasTxn(tx); err != nil {
+		return nil, 0, fmt.Errorf("index replicas: %w", err)
 	}
 	tx.Commit()
 	s.evlog.Store(events)

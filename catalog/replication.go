@@ -401,7 +401,7 @@ func dropMemberPlacementTxn(tx *memdb.Txn, op artmesh.Op, peer string) error {
 	if _, err := tx.DeleteAll(tablePins, indexID, peer); err != nil {
 		return internal(op, err)
 	}
-	it, err := tx.Get(tablePlacement, indexID)
+	it, err := tx.Get(tablePlacement, indexPlacementPeer, peer)
 	if err != nil {
 		return internal(op, err)
 	}
@@ -515,7 +515,9 @@ type Replica struct {
 }
 
 // Replicas returns every root CID of a live version with its factor,
-// holders and allocation, sorted by CID.
+// holders and allocation, sorted by CID. It walks every version: the
+// reconcilers and /metrics read the replica index instead (ReplicaPage,
+// ReplicasOn, UnderReplicated, ReplicaStats); tests compare the two.
 func (c *Catalog) Replicas() ([]Replica, error) {
 	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
 		it, err := tx.Get(tableVersions, indexVersionCID)

@@ -131,6 +131,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range requestTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range replicaIndexTables() {
+		s.Tables[name] = t
+	}
 	s.Tables[tableVersions].Indexes[indexVersionCID] = versionCIDIndex()
 	return s
 }
