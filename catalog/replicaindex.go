@@ -228,18 +228,40 @@ func sameReplica(a, b *replicaRow) bool {
 		slices.Equal(a.Holders, b.Holders) && slices.Equal(a.Allocated, b.Allocated)
 }
 
-// refreshReplicaTxn brings the derived rows of cid up to date.
-func refreshReplicaTxn(tx *memdb.Txn, cid string) error {
+// refreshReplicaTxn brings the derived rows of cid up to date. Unless
+// full, the only versions of cid that changed are added, which the row
+// takes in without reading the other versions that share the CID (the
+// empty file's, say, can have many): only a deleted version or a changed
+// factor makes it read them all.
+func refreshReplicaTxn(tx *memdb.Txn, cid string, added []*versionRow, full bool) error {
 	raw, err := tx.First(tableReplicas, indexID, cid)
 	if err != nil {
 		return err
 	}
-	var old *replicaRow
+	var old, next *replicaRow
 	if raw != nil {
 		old = raw.(*replicaRow)
 	}
-	next, err := computeReplicaTxn(tx, cid)
-	if err != nil {
+	if old != nil && !full {
+		next = &replicaRow{CID: cid, SizeBytes: old.SizeBytes, Own: old.Own, Policy: old.Policy}
+		for _, v := range added {
+			own := 0
+			if a, err := tx.First(tableArtifacts, indexID, string(v.ArtifactID)); err != nil {
+				return err
+			} else if a != nil {
+				own = a.(*artifactRow).Replication
+			}
+			next.Own, next.Policy = max(next.Own, own), next.Policy || own == 0
+		}
+		p, err := tx.First(tablePlacement, indexID, cid)
+		if err != nil {
+			return err
+		}
+		if p != nil {
+			next.Holders = cloneOrNil(p.(*Placement).Holders)
+			next.Allocated = cloneOrNil(p.(*Placement).Allocated)
+		}
+	} else if next, err = computeReplicaTxn(tx, cid); err != nil {
 		return err
 	}
 	if sameReplica(old, next) {
@@ -320,25 +342,40 @@ func putCounterTxn(tx *memdb.Txn, table string, old, row any, zero bool) error {
 func refreshReplicasTxn(tx *memdb.Txn, changes memdb.Changes) ([]string, error) {
 	var cids, factored cidSet
 	cids.addChanges(changes)
+	added := make(map[string][]*versionRow)
+	full := make(map[string]bool)
 	for _, ch := range changes {
-		before, ok1 := ch.Before.(*artifactRow)
-		after, ok2 := ch.After.(*artifactRow)
-		if !ok1 || !ok2 || before.Replication == after.Replication {
-			continue
-		}
-		it, err := tx.Get(tableVersions, indexID, string(after.ID))
-		if err != nil {
-			return nil, err
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			factored.add(raw.(*versionRow).CID)
-			cids.add(raw.(*versionRow).CID)
+		switch before := ch.Before.(type) {
+		case *versionRow:
+			full[before.CID] = true // a version deleted (or rewritten)
+			if after, ok := ch.After.(*versionRow); ok {
+				full[after.CID] = true
+			}
+		case nil:
+			if v, ok := ch.After.(*versionRow); ok {
+				added[v.CID] = append(added[v.CID], v)
+			}
+		case *artifactRow:
+			after, ok := ch.After.(*artifactRow)
+			if !ok || before.Replication == after.Replication {
+				continue
+			}
+			it, err := tx.Get(tableVersions, indexID, string(after.ID))
+			if err != nil {
+				return nil, err
+			}
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				c := raw.(*versionRow).CID
+				factored.add(c)
+				cids.add(c)
+				full[c] = true
+			}
 		}
 	}
 	list := cids.list()
 	slices.Sort(list) // the same order on every replica
 	for _, c := range list {
-		if err := refreshReplicaTxn(tx, c); err != nil {
+		if err := refreshReplicaTxn(tx, c, added[c], full[c]); err != nil {
 			return nil, fmt.Errorf("refresh the replica of %s: %w", c, err)
 		}
 	}
@@ -359,7 +396,7 @@ func deriveReplicasTxn(tx *memdb.Txn) error {
 		}
 	}
 	for _, c := range cids {
-		if err := refreshReplicaTxn(tx, c); err != nil {
+		if err := refreshReplicaTxn(tx, c, nil, true); err != nil {
 			return fmt.Errorf("derive the replica of %s: %w", c, err)
 		}
 	}
