@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -248,5 +249,39 @@ func TestWatchReportsFactorChanges(t *testing.T) {
 	slices.Sort(got)
 	if !ok || !slices.Equal(got, []string{"c1", "c2"}) {
 		t.Fatalf("CIDs changed by a factor change: %v %v, want [c1 c2]", got, ok)
+	}
+}
+
+// TestReceivedUploadsByCID: a received upload's content is live (its
+// placement stays when the last version of the same content goes) and
+// listed by ReceivedUploadCIDs, through the index of received uploads;
+// once confirmed, it is a version's content instead.
+func TestReceivedUploadsByCID(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	c := &Catalog{fsm: h.f}
+	exp := testBase.Add(time.Hour)
+	id, at := h.nextID()
+	h.must(CreateArtifact{ID: id, Name: "a", Owner: "alice", CID: "shared", SizeBytes: 10, At: at, Holder: "p1"})
+	h.must(CreateUpload{Upload: Upload{ID: "upl_1", Owner: "alice", SizeBytes: 10, ExpiresAt: exp}, At: testBase})
+	if got := c.ReceivedUploadCIDs(); len(got) != 0 {
+		t.Fatalf("an open upload is listed as received: %v", got)
+	}
+	h.must(UploadReceived{ID: "upl_1", CID: "shared", Size: 10, At: at, Holder: "p1"})
+	if got := c.ReceivedUploadCIDs(); !slices.Equal(got, []string{"shared"}) {
+		t.Fatalf("received uploads %v, want [shared]", got)
+	}
+	h.must(deleteArtifactCmd{ID: id})
+	if hs, _ := c.Holders("shared"); !slices.Equal(hs, []string{"p1"}) {
+		t.Fatalf("holders of content a received upload references, after its version went: %v", hs)
+	}
+	newID, _ := h.nextID()
+	h.must(ConfirmUpload{ID: "upl_1", NewID: newID, At: at})
+	if got := c.ReceivedUploadCIDs(); len(got) != 0 {
+		t.Fatalf("a confirmed upload is listed as received: %v", got)
+	}
+	h.must(deleteArtifactCmd{ID: newID})
+	if hs, _ := c.Holders("shared"); len(hs) != 0 {
+		t.Fatalf("holders of content nothing references: %v", hs)
 	}
 }

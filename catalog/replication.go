@@ -253,16 +253,11 @@ func cidLiveTxn(tx *memdb.Txn, cid string) (bool, error) {
 	if vit.Next() != nil {
 		return true, nil
 	}
-	it, err := tx.Get(tableUploads, indexID)
+	uit, err := tx.Get(tableUploads, indexUploadReceived, cid)
 	if err != nil {
 		return false, err
 	}
-	for r := it.Next(); r != nil; r = it.Next() {
-		if u := r.(*Upload); u.State == StateReceived && u.CID == cid {
-			return true, nil
-		}
-	}
-	return false, nil
+	return uit.Next() != nil, nil
 }
 
 // forgetContentTxn drops what the catalog knows of the placement of each
