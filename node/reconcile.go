@@ -33,6 +33,12 @@ import (
 //     gives up holder records that are no longer allocated here.
 //   - allocateLoop: on the leader, allocates each version to members
 //     and replaces holders that are gone.
+//
+// None of them walks every version: they act on the CIDs each batch of
+// the catalog's watch reports, read the catalog's replica index (by
+// member, by level, or a page of a sweep that resumes from a cursor) for
+// what a change cannot tell them, and take counts from counters the
+// catalog keeps at apply time (see catalog/replicaindex.go).
 
 // ErrNoLeader is why a collection did not run: the catalog has no leader
 // this node knows of, so it cannot know that its state is current.
@@ -386,7 +392,11 @@ func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.R
 
 // placeLoop's step: what is allocated or pinned here is fetched and
 // recorded; what is held here but no longer wanted is given up once
-// enough allocated copies exist elsewhere.
+// enough allocated copies exist elsewhere. Each run looks at what changed
+// since the last, at every pin here, at what failed to be fetched, and at
+// the next page of a sweep over what this node holds or is allocated
+// (the catalog's index by member): the sweep retries what nothing else
+// brings back, and after a restore or a quarantine starts over.
 func (n *Node) place(ctx context.Context) error {
 	self := n.peerID.String()
 	if n.placeAll.Swap(false) {
