@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
 
 	"github.com/artmesh/artmesh"
 )
@@ -284,4 +285,69 @@ func TestReceivedUploadsByCID(t *testing.T) {
 	if hs, _ := c.Holders("shared"); len(hs) != 0 {
 		t.Fatalf("holders of content nothing references: %v", hs)
 	}
+}
+
+// BenchmarkReplicaReads100k compares, at 100k versions on 5 members,
+// what /metrics and the reconcilers read now (the counters, a page of
+// an index) with the walk of every version they used to make.
+func BenchmarkReplicaReads100k(b *testing.B) {
+	const n = 100_000
+	h := newTestFSM(b)
+	h.agent("owner")
+	peers := []string{"p1", "p2", "p3", "p4", "p5"}
+	for _, p := range peers {
+		h.must(PutMember{Member: Member{PeerID: p}})
+	}
+	logs := make([]*raft.Log, 0, 256)
+	flush := func() {
+		for _, res := range h.f.ApplyBatch(logs) {
+			if err, ok := res.(error); ok {
+				b.Fatal(err)
+			}
+		}
+		logs = logs[:0]
+	}
+	for i := range n {
+		id, at := h.nextID()
+		data, err := encodeCommand(CreateArtifact{ID: id, Name: "f", Owner: "owner", CID: fmt.Sprintf("cid-%07d", i),
+			SizeBytes: 1 << 10, At: at, Holder: peers[i%len(peers)]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.index++
+		logs = append(logs, &raft.Log{Index: h.index, Type: raft.LogCommand, Data: data})
+		if len(logs) == cap(logs) {
+			flush()
+		}
+	}
+	flush()
+	c := &Catalog{fsm: h.f}
+	b.Run("stats", func(b *testing.B) {
+		for b.Loop() {
+			if st, err := c.ReplicaStats(len(peers)); err != nil || st.Versions != n || st.UnderReplicated != n {
+				b.Fatalf("%+v %v", st.Versions, err)
+			}
+		}
+	})
+	b.Run("member page", func(b *testing.B) {
+		for b.Loop() {
+			if rs, err := c.ReplicasOn("p3", "cid-0050000", 2048); err != nil || len(rs) != 2048 {
+				b.Fatal(len(rs), err)
+			}
+		}
+	})
+	b.Run("under-replicated page", func(b *testing.B) {
+		for b.Loop() {
+			if rs, _, err := c.UnderReplicated(len(peers), "", 2048); err != nil || len(rs) != 2048 {
+				b.Fatal(len(rs), err)
+			}
+		}
+	})
+	b.Run("walk of every version", func(b *testing.B) {
+		for b.Loop() {
+			if rs, err := c.Replicas(); err != nil || len(rs) != n {
+				b.Fatal(len(rs), err)
+			}
+		}
+	})
 }
