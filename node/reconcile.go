@@ -685,27 +685,11 @@ func (n *Node) allocate(ctx context.Context) error {
 	if !v.started || !known || n.cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers) {
 		v.under, v.underOn = "", true
 	}
-	// Members that stopped being live: all of their replicas are looked
-	// at. A new leader looks at those of every member not live now.
-	var gone []string
+	ids := make([]string, 0, len(members))
 	for _, m := range members {
-		if !liveNow[m.PeerID] {
-			gone = append(gone, m.PeerID)
-		}
+		ids = append(ids, m.PeerID)
 	}
-	for p := range v.live {
-		if !liveNow[p] && !slices.Contains(gone, p) {
-			gone = append(gone, p)
-		}
-	}
-	for _, p := range gone {
-		if _, walking := v.walks[p]; !walking && (!v.started || v.live[p]) {
-			if v.walks == nil {
-				v.walks = make(map[string]string)
-			}
-			v.walks[p] = ""
-		}
-	}
+	v.walkGone(ids, liveNow)
 	replicas, err := v.look(n.cat, cids, max(1, len(ms)))
 	if err != nil {
 		return err
@@ -759,6 +743,28 @@ type allocView struct {
 	// with its cursor; live, which members were live at the last run.
 	walks map[string]string
 	live  map[string]bool
+}
+
+// walkGone starts a walk of the replicas of each member that stopped
+// being live since the last run (members: the catalog's; live: which are
+// live now; one that left the catalog is not). A first run walks every
+// member that is not live.
+func (v *allocView) walkGone(members []string, live map[string]bool) {
+	gone := func(p string) {
+		if _, walking := v.walks[p]; walking || live[p] || (v.started && !v.live[p]) {
+			return
+		}
+		if v.walks == nil {
+			v.walks = make(map[string]string)
+		}
+		v.walks[p] = ""
+	}
+	for _, p := range members {
+		gone(p)
+	}
+	for p := range v.live {
+		gone(p)
+	}
 }
 
 // look returns the replicas to look at in this run (see allocate), each

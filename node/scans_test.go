@@ -112,3 +112,36 @@ func TestReplicationGaugesFromCounters(t *testing.T) {
 		t.Fatalf("under-replicated with two members: %v, want 3 here", under)
 	}
 }
+
+// TestAllocViewWalksGoneMembers: the allocator walks the replicas of a
+// member once, when it stops being live or leaves; a new leader walks
+// every member not live.
+func TestAllocViewWalksGoneMembers(t *testing.T) {
+	walking := func(v *allocView) []string {
+		var out []string
+		for p := range v.walks {
+			out = append(out, p)
+		}
+		slices.Sort(out)
+		return out
+	}
+	v := &allocView{}
+	v.walkGone([]string{"a", "b", "c"}, map[string]bool{"a": true, "b": true})
+	if got := walking(v); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("first run walks %v, want [c]", got)
+	}
+	v.started, v.live, v.walks = true, map[string]bool{"a": true, "b": true}, nil
+	v.walkGone([]string{"a", "b", "c"}, map[string]bool{"a": true, "b": true})
+	if got := walking(v); len(got) != 0 {
+		t.Fatalf("nothing changed, yet walks %v", got)
+	}
+	v.walkGone([]string{"a", "c"}, map[string]bool{"a": false})
+	if got := walking(v); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("a no longer live and b removed: walks %v, want [a b]", got)
+	}
+	v.walks["a"] = "cid-9" // under way: its cursor stays
+	v.walkGone([]string{"a", "c"}, map[string]bool{"a": false})
+	if v.walks["a"] != "cid-9" {
+		t.Fatalf("a walk under way restarted: %q", v.walks["a"])
+	}
+}
