@@ -43,8 +43,8 @@ const (
 	tableReplicaPeers  = "replica_peers"
 	tableReplicaLevels = "replica_levels"
 
-	indexReplicaPeer  = "peer"  // each holder or allocated member ("" if none), CID
-	indexReplicaLevel = "level" // own factor, policy flag, copies, CID
+	indexReplicaUnplaced = "unplaced" // CID, of the rows with neither holder nor allocation
+	indexReplicaLevel    = "level"    // own factor, policy flag, copies, CID
 )
 
 // replicaRow is a row of the derived replicas table.
@@ -132,18 +132,15 @@ func replicaIndexTables() map[string]*memdb.TableSchema {
 					nargs: 1,
 					key:   func(b []byte, r *replicaRow) []byte { return appendPart(b, r.CID) },
 				}},
-				indexReplicaPeer: {Name: indexReplicaPeer, Unique: true, Indexer: multiIndex[*replicaRow]{
-					nargs: 2,
+				// Only the roots with neither holder nor allocation: the
+				// others are found by member in the placement table.
+				indexReplicaUnplaced: {Name: indexReplicaUnplaced, Unique: true, AllowMissing: true, Indexer: multiIndex[*replicaRow]{
+					nargs: 1,
 					keys: func(r *replicaRow) [][]byte {
-						peers := union(r.Holders, r.Allocated)
-						if len(peers) == 0 {
-							peers = []string{""}
+						if len(r.Holders) > 0 || len(r.Allocated) > 0 {
+							return nil
 						}
-						keys := make([][]byte, len(peers))
-						for i, p := range peers {
-							keys[i] = appendPart(appendPart(nil, p), r.CID)
-						}
-						return keys
+						return [][]byte{appendPart(nil, r.CID)}
 					},
 				}},
 				indexReplicaLevel: {Name: indexReplicaLevel, Unique: true, Indexer: singleIndex[*replicaRow]{
@@ -446,7 +443,8 @@ func (c *Catalog) ReplicaPage(after string, limit int) ([]Replica, error) {
 // ReplicasOn returns up to limit replicas that member peer holds or is
 // allocated (peer "": those with neither holder nor allocation, content
 // from before placement), whose CIDs sort after after, in CID order, from
-// the index by member. Fewer than limit means the end was reached.
+// the placement table's index by member (or the replica index's of the
+// unplaced). Fewer than limit means the end was reached.
 func (c *Catalog) ReplicasOn(peer, after string, limit int) ([]Replica, error) {
 	return read(c.fsm.state(), func(tx *memdb.Txn) ([]Replica, error) {
 		const op = artmesh.Op("catalog.ReplicasOn")
@@ -454,29 +452,43 @@ func (c *Catalog) ReplicasOn(peer, after string, limit int) ([]Replica, error) {
 		if err != nil {
 			return nil, err
 		}
-		it, err := tx.LowerBound(tableReplicas, indexReplicaPeer, peer, after)
+		var out []Replica
+		if peer == "" {
+			it, err := tx.LowerBound(tableReplicas, indexReplicaUnplaced, after)
+			if err != nil {
+				return nil, internal(op, err)
+			}
+			for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
+				if r := raw.(*replicaRow); r.CID != after && len(r.Holders) == 0 && len(r.Allocated) == 0 {
+					out = append(out, replicaOf(r, pol))
+				}
+			}
+			return out, nil
+		}
+		it, err := tx.LowerBound(tablePlacement, indexPlacementPeer, peer, after)
 		if err != nil {
 			return nil, internal(op, err)
 		}
-		var out []Replica
 		last := after
 		for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
-			r := raw.(*replicaRow)
-			if r.CID == after && last == after && len(out) == 0 {
+			p := raw.(*Placement)
+			if p.CID == after && len(out) == 0 {
 				continue
-			}
-			on := slices.Contains(r.Holders, peer) || slices.Contains(r.Allocated, peer)
-			if peer == "" {
-				on = len(r.Holders) == 0 && len(r.Allocated) == 0
 			}
 			// Past the last key of peer, the index goes on with the next
 			// member's: a row there that names peer too came earlier, so
 			// its CID is not above the last one listed.
-			if !on || r.CID <= last {
+			if !(slices.Contains(p.Holders, peer) || slices.Contains(p.Allocated, peer)) || p.CID <= last {
 				break
 			}
-			out = append(out, replicaOf(r, pol))
-			last = r.CID
+			last = p.CID
+			r, err := tx.First(tableReplicas, indexID, p.CID)
+			if err != nil {
+				return nil, internal(op, err)
+			}
+			if r != nil { // else the content of a received upload only
+				out = append(out, replicaOf(r.(*replicaRow), pol))
+			}
 		}
 		return out, nil
 	})
