@@ -630,9 +630,9 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 //   - the versions whose content, placement or factor changed since the
 //     last run (the watch's CIDs);
 //   - after a change of the policy or of the members, or when the watch
-//     no longer knows what changed, or when this node becomes leader: the
-//     versions with fewer copies than their factor, page by page, from the
-//     catalog's index by level;
+//     no longer knows what changed, or when this node becomes leader, and
+//     every underEvery: the versions with fewer copies than their factor,
+//     page by page, from the catalog's index by level;
 //   - for each member that stopped being live (or left Raft) since the
 //     last run: what it holds or is allocated, page by page, from the
 //     catalog's index by member;
@@ -682,8 +682,9 @@ func (n *Node) allocate(ctx context.Context) error {
 	v := &n.allocView
 	idx, _ := n.cat.Watch()
 	cids, known := n.cat.ChangedCIDs(v.index)
-	if !v.started || !known || n.cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers) {
-		v.under, v.underOn = "", true
+	if !v.started || !known || n.cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers) ||
+		(!v.underOn && now.Sub(v.underAt) >= underEvery) {
+		v.under, v.underOn, v.underAt = "", true, now
 	}
 	ids := make([]string, 0, len(members))
 	for _, m := range members {
@@ -735,10 +736,11 @@ func (n *Node) allocate(ctx context.Context) error {
 // only.
 type allocView struct {
 	started bool
-	index   uint64 // the catalog index whose changes were acted on
-	sweep   string // the sweep's cursor: the last CID looked at ("": from the start)
-	under   string // the cursor of the pass over the under-replicated
-	underOn bool   // that pass is under way
+	index   uint64    // the catalog index whose changes were acted on
+	sweep   string    // the sweep's cursor: the last CID looked at ("": from the start)
+	under   string    // the cursor of the pass over the under-replicated
+	underOn bool      // that pass is under way
+	underAt time.Time // when the last one started
 	// walks are the members whose replicas are being looked at, each
 	// with its cursor; live, which members were live at the last run.
 	walks map[string]string
@@ -819,6 +821,11 @@ func (v *allocView) look(cat *catalog.Catalog, changed []string, members int) ([
 
 // sweepPage is how many versions the allocator's sweep looks at per run.
 const sweepPage = 1024
+
+// underEvery is how often the allocator goes over the under-replicated
+// versions with nothing else to make it: a repair that could not be
+// allocated (no spare member then) or that failed is tried again.
+const underEvery = 30 * time.Second
 
 // view is the placement reconciler's record of what it looked at, its
 // loop's only: the catalog index, and the cursor of its sweep over what
