@@ -52,41 +52,10 @@ func tableBucket(table string) []byte { return []byte("t:" + table) }
 
 func indexBucket(table, index string) []byte { return []byte("x:" + table + ":" + index) }
 
-// newRow returns a new, empty row of a table, for decoding.
-func newRow(table string) (any, error) {
-	switch table {
-	case tableArtifacts:
-		return &artifactRow{}, nil
-	case tableVersions:
-		return &versionRow{}, nil
-	case tableAgents:
-		return &agentRow{}, nil
-	case tableGroups:
-		return &groupRow{}, nil
-	case tableOwned:
-		return &ownedRow{}, nil
-	case tableUploads:
-		return &Upload{}, nil
-	case tableTokens:
-		return &Token{}, nil
-	case tableMembers:
-		return &Member{}, nil
-	case tableInvites:
-		return &Invite{}, nil
-	case tablePlacement:
-		return &Placement{}, nil
-	case tablePolicy:
-		return &policyRow{}, nil
-	case tablePins:
-		return &Pin{}, nil
-	case tableRequests:
-		return &requestRow{}, nil
-	case tableFetching:
-		return &Fetching{}, nil
-	case tableUsage:
-		return &usageRow{}, nil
-	}
-	return nil, fmt.Errorf("no row type for table %q", table)
+// rowMaker is the id indexer of a table, which knows the type of its rows
+// (see singleIndex.newRow).
+type rowMaker interface {
+	newRow() any
 }
 
 // tables is the catalog's state file.
@@ -309,12 +278,17 @@ func entryKey(key, pk []byte) []byte {
 	return append(append(out, key...), pk...)
 }
 
-// decodeRow decodes a row of table.
-func decodeRow(table string, data []byte) (any, error) {
-	row, err := newRow(table)
-	if err != nil {
-		return nil, err
+// decodeRow decodes a row of a table of the schema.
+func decodeRow(schema *memdb.DBSchema, table string, data []byte) (any, error) {
+	ts, ok := schema.Tables[table]
+	if !ok {
+		return nil, fmt.Errorf("invalid table %q", table)
 	}
+	maker, ok := ts.Indexes[indexID].Indexer.(rowMaker)
+	if !ok {
+		return nil, fmt.Errorf("the id index of %s does not know its rows", table)
+	}
+	row := maker.newRow()
 	if err := json.Unmarshal(data, row); err != nil {
 		return nil, fmt.Errorf("decode a row of %s: %w", table, err)
 	}
@@ -327,7 +301,7 @@ func (tx *Txn) getRow(table string, pk []byte) (any, error) {
 	if data == nil {
 		return nil, nil
 	}
-	return decodeRow(table, data)
+	return decodeRow(tx.schema, table, data)
 }
 
 // Insert inserts row into table, replacing the row with the same primary
@@ -494,7 +468,7 @@ func (tx *Txn) rebuildIndex(table, index string) error {
 	}
 	b := tx.btx.Bucket(indexBucket(table, index))
 	return tx.btx.Bucket(tableBucket(ts.Name)).ForEach(func(pk, data []byte) error {
-		row, err := decodeRow(table, data)
+		row, err := decodeRow(tx.schema, table, data)
 		if err != nil {
 			return err
 		}
@@ -511,14 +485,37 @@ func (tx *Txn) rebuildIndex(table, index string) error {
 	})
 }
 
-// First returns the first row that Get would return, or nil.
+// First returns the first row that Get would return, or nil; as in
+// go-memdb, on a unique index given arguments it is the row whose key is
+// exactly theirs.
 func (tx *Txn) First(table, index string, args ...any) (any, error) {
-	it, err := tx.Get(table, index, args...)
+	_, is, err := tx.index(table, index)
 	if err != nil {
 		return nil, err
 	}
-	raw := it.Next()
-	return raw, it.Err()
+	if !is.Unique || len(args) == 0 {
+		it, err := tx.Get(table, index, args...)
+		if err != nil {
+			return nil, err
+		}
+		raw := it.Next()
+		return raw, it.Err()
+	}
+	key, err := is.Indexer.FromArgs(args...)
+	if err != nil {
+		return nil, fmt.Errorf("index %s of %s: %w", index, table, err)
+	}
+	if index == indexID {
+		return tx.getRow(table, key)
+	}
+	// An entry's key is the index key followed by the primary key.
+	c := tx.btx.Bucket(indexBucket(table, index)).Cursor()
+	for k, pk := c.Seek(key); k != nil && bytes.HasPrefix(k, key); k, pk = c.Next() {
+		if len(k) == len(key)+len(pk) && bytes.Equal(k[len(key):], pk) {
+			return tx.getRow(table, pk)
+		}
+	}
+	return nil, nil
 }
 
 // ResultIterator yields rows until Next returns nil.
@@ -609,7 +606,7 @@ func (it *Iter) Next() any {
 				continue // cannot happen: an index entry outlived its row
 			}
 		}
-		row, err := decodeRow(it.table, data)
+		row, err := decodeRow(it.tx.schema, it.table, data)
 		if err != nil {
 			it.err, it.ended = err, true
 			return nil

@@ -181,6 +181,10 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet, index ui
 		results[i] = res
 	}
 	changes := tx.Changes()
+	factored, err := refreshReplicasTxn(tx, changes)
+	if err != nil {
+		return failBatch(s, tx, logs, results, index, err)
+	}
 	prev := s.eventLog()
 	next := prev.with(events)
 	if err := persistEvents(tx, prev, next, events); err != nil {
@@ -193,6 +197,9 @@ func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet, index ui
 		return failBatch(s, tx, logs, results, index, err)
 	}
 	cids.addChanges(changes)
+	for _, c := range factored {
+		cids.add(c)
+	}
 	if len(events) > 0 {
 		s.evlog.Store(next)
 	}
@@ -620,7 +627,7 @@ func readRecords(path string, r *bufio.Reader, index uint64) error {
 		if table == "" {
 			return fmt.Errorf("unknown record type %d", typ)
 		}
-		row, err := decodeRow(table, data)
+		row, err := decodeRow(s.db.schema, table, data)
 		if err != nil {
 			return fmt.Errorf("decode %s record: %w", table, err)
 		}
@@ -644,6 +651,9 @@ func readRecords(path string, r *bufio.Reader, index uint64) error {
 	}
 	if err := deriveUsageTxn(tx); err != nil {
 		return fmt.Errorf("count usage: %w", err)
+	}
+	if err := deriveReplicasTxn(tx); err != nil {
+		return fmt.Errorf("index replicas: %w", err)
 	}
 	if err := persistEvents(tx, &eventLog{}, events, evs); err != nil {
 		return fmt.Errorf("write events: %w", err)

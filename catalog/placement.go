@@ -16,6 +16,8 @@ import (
 const (
 	tablePlacement = "placement"
 
+	indexPlacementPeer = "peer" // each holder or allocated member, CID
+
 	recordPlacement byte = 9
 
 	addHolderType    commandType = 24
@@ -52,6 +54,19 @@ func placementTables() map[string]*memdb.TableSchema {
 				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Placement]{
 					nargs: 1,
 					key:   func(b []byte, r *Placement) []byte { return appendPart(b, r.CID) },
+				}},
+				// Each member that holds it or is allocated it, then the
+				// CID: what a member that leaves takes part in.
+				indexPlacementPeer: {Name: indexPlacementPeer, Unique: true, AllowMissing: true, Indexer: multiIndex[*Placement]{
+					nargs: 2,
+					keys: func(r *Placement) [][]byte {
+						peers := union(r.Holders, r.Allocated)
+						keys := make([][]byte, len(peers))
+						for i, p := range peers {
+							keys[i] = appendPart(appendPart(nil, p), r.CID)
+						}
+						return keys
+					},
 				}},
 			},
 		},

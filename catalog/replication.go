@@ -253,16 +253,11 @@ func cidLiveTxn(tx *Txn, cid string) (bool, error) {
 	if vit.Next() != nil {
 		return true, nil
 	}
-	it, err := tx.Get(tableUploads, indexID)
+	uit, err := tx.Get(tableUploads, indexUploadReceived, cid)
 	if err != nil {
 		return false, err
 	}
-	for r := it.Next(); r != nil; r = it.Next() {
-		if u := r.(*Upload); u.State == StateReceived && u.CID == cid {
-			return true, nil
-		}
-	}
-	return false, nil
+	return uit.Next() != nil, nil
 }
 
 // forgetContentTxn drops what the catalog knows of the placement of each
@@ -401,7 +396,7 @@ func dropMemberPlacementTxn(tx *Txn, op artmesh.Op, peer string) error {
 	if _, err := tx.DeleteAll(tablePins, indexID, peer); err != nil {
 		return internal(op, err)
 	}
-	it, err := tx.Get(tablePlacement, indexID)
+	it, err := tx.Get(tablePlacement, indexPlacementPeer, peer)
 	if err != nil {
 		return internal(op, err)
 	}
@@ -515,7 +510,9 @@ type Replica struct {
 }
 
 // Replicas returns every root CID of a live version with its factor,
-// holders and allocation, sorted by CID.
+// holders and allocation, sorted by CID. It walks every version: the
+// reconcilers and /metrics read the replica index instead (ReplicaPage,
+// ReplicasOn, UnderReplicated, ReplicaStats); tests compare the two.
 func (c *Catalog) Replicas() ([]Replica, error) {
 	return read(c.fsm.state(), func(tx *Txn) ([]Replica, error) {
 		it, err := tx.Get(tableVersions, indexVersionCID)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -129,6 +130,9 @@ func schema() *memdb.DBSchema {
 		s.Tables[name] = t
 	}
 	for name, t := range requestTables() {
+		s.Tables[name] = t
+	}
+	for name, t := range replicaIndexTables() {
 		s.Tables[name] = t
 	}
 	s.Tables[tableVersions].Indexes[indexVersionCID] = versionCIDIndex()
@@ -332,6 +336,13 @@ func (x singleIndex[T]) FromObject(raw any) (bool, []byte, error) {
 // FromArgs implements memdb.Indexer.
 func (x singleIndex[T]) FromArgs(args ...any) ([]byte, error) { return argsKey(x.nargs, args) }
 
+// newRow returns a new row of type T (a pointer type), for decoding: the
+// id index of each table is a singleIndex, and tells the table's row
+// type.
+func (x singleIndex[T]) newRow() any {
+	return reflect.New(reflect.TypeFor[T]().Elem()).Interface()
+}
+
 // multiIndex indexes rows of type T by any number of keys made of string
 // parts.
 type multiIndex[T any] struct {
@@ -367,6 +378,9 @@ func (versionIndex) FromObject(raw any) (bool, []byte, error) {
 	b := appendPart(make([]byte, 0, len(row.ArtifactID)+9), string(row.ArtifactID))
 	return true, binary.BigEndian.AppendUint64(b, uint64(row.Version.Version)), nil
 }
+
+// newRow returns a new version row, for decoding.
+func (versionIndex) newRow() any { return &versionRow{} }
 
 // FromArgs implements memdb.Indexer.
 func (versionIndex) FromArgs(args ...any) ([]byte, error) {

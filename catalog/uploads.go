@@ -155,6 +155,9 @@ func (issueTokenCmd) commandType() commandType    { return issueTokenType }
 func (revokeTokenCmd) commandType() commandType   { return revokeTokenType }
 func (purgeTokensCmd) commandType() commandType   { return purgeTokensType }
 
+// indexUploadReceived indexes the received uploads by CID, then id.
+const indexUploadReceived = "received"
+
 // uploadTables returns the schema of this file's tables.
 func uploadTables() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
@@ -164,6 +167,17 @@ func uploadTables() map[string]*memdb.TableSchema {
 				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Upload]{
 					nargs: 1,
 					key:   func(b []byte, r *Upload) []byte { return appendPart(b, r.ID) },
+				}},
+				// The received uploads (bytes stored, not confirmed) by
+				// CID: content that is live without a version.
+				indexUploadReceived: {Name: indexUploadReceived, Unique: true, AllowMissing: true, Indexer: multiIndex[*Upload]{
+					nargs: 2,
+					keys: func(r *Upload) [][]byte {
+						if r.State != StateReceived {
+							return nil
+						}
+						return [][]byte{appendPart(appendPart(nil, r.CID), r.ID)}
+					},
 				}},
 			},
 		},
@@ -530,15 +544,13 @@ func (c *Catalog) Token(id string) (Token, error) {
 // but not yet confirmed: the node that received them keeps them.
 func (c *Catalog) ReceivedUploadCIDs() []string {
 	out, _ := read(c.fsm.state(), func(tx *Txn) ([]string, error) {
-		it, err := tx.Get(tableUploads, indexID)
+		it, err := tx.Get(tableUploads, indexUploadReceived)
 		if err != nil {
 			return nil, internal("catalog.ReceivedUploadCIDs", err)
 		}
 		var out []string
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if u := raw.(*Upload); u.State == StateReceived {
-				out = append(out, u.CID)
-			}
+			out = append(out, raw.(*Upload).CID)
 		}
 		return out, nil
 	})

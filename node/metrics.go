@@ -2,7 +2,6 @@ package node
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/artmesh/artmesh/catalog"
 	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/blockstore"
-	"github.com/artmesh/artmesh/node/placement"
 )
 
 // Metrics is one node's Prometheus registry and the counters that the
@@ -243,7 +241,7 @@ var (
 	descAllocated   = prometheus.NewDesc("artmesh_replication_allocated_versions", "Content roots (versions) the catalog allocates to this node.", nil, nil)
 	descHeld        = prometheus.NewDesc("artmesh_replication_held_versions", "Content roots (versions) the catalog records this node as holding.", nil, nil)
 	descHeldBytes   = prometheus.NewDesc("artmesh_replication_held_bytes", "Bytes of the content roots this node is recorded as holding.", nil, nil)
-	descUnder       = prometheus.NewDesc("artmesh_replication_under_replicated_versions", "Content roots of the mesh with fewer reachable holders than their factor, as this node sees the members (repairing or under_replicated).", nil, nil)
+	descUnder       = prometheus.NewDesc("artmesh_replication_under_replicated_versions", "Content roots of the mesh whose allocated members hold fewer copies than their factor (at most the number of members), as the catalog records it: a holder that is unreachable counts once the leader has replaced it.", nil, nil)
 	descRaftRefused = prometheus.NewDesc("artmesh_raft_rpcs_refused_total", "Raft streams this node reset, by reason: not_server (the peer is not a server of this node's Raft configuration), not_voter (an RPC that claims to lead from a server without a vote), impersonation (an RPC naming a sender other than the authenticated peer), unknown_type, malformed (undecodable or oversized).", []string{"reason"}, nil)
 	descUploads     = prometheus.NewDesc("artmesh_uploads_in_progress", "Upload sessions not yet confirmed, by state (open: taking bytes; received: waiting for confirm).", []string{"state"}, nil)
 )
@@ -323,32 +321,29 @@ func (c *stateCollector) blockStat() (blockstore.Stat, bool) {
 	return st, true
 }
 
+// collectReplication reads the counters the catalog keeps at apply time
+// (catalog.ReplicaStats): a scrape costs the same at any catalog size.
+// The under-replicated gauge counts, from committed state, the versions
+// whose allocated members hold fewer copies than their factor; it no
+// longer asks whether each holder is reachable from this node (that took
+// a walk of every version per scrape): a holder that goes away counts
+// once the allocator replaces it, after the dead-holder time. A version's
+// placement (GET .../placement) still says what this node reaches.
 func (c *stateCollector) collectReplication(ch chan<- prometheus.Metric) {
 	n := c.n
-	rs, err := n.cat.Replicas()
+	members, err := n.cat.Members()
 	if err != nil {
 		return
 	}
-	members, _ := n.cat.Members()
-	self := n.peerID.String()
-	var allocated, held, under int
-	var heldBytes int64
-	for _, r := range rs {
-		if slices.Contains(r.Allocated, self) {
-			allocated++
-		}
-		if slices.Contains(r.Holders, self) {
-			held++
-			heldBytes += r.SizeBytes
-		}
-		if n.placementState(placement.Effective(r.Factor, max(1, len(members))), r.Holders, r.Allocated) != PlacementOK {
-			under++
-		}
+	st, err := n.cat.ReplicaStats(max(1, len(members)))
+	if err != nil {
+		return
 	}
-	gauge(ch, descAllocated, float64(allocated))
-	gauge(ch, descHeld, float64(held))
-	gauge(ch, descHeldBytes, float64(heldBytes))
-	gauge(ch, descUnder, float64(under))
+	self := st.Peers[n.peerID.String()]
+	gauge(ch, descAllocated, float64(self.Allocated))
+	gauge(ch, descHeld, float64(self.Held))
+	gauge(ch, descHeldBytes, float64(self.HeldBytes))
+	gauge(ch, descUnder, float64(st.UnderReplicated))
 }
 
 func (c *stateCollector) collectUploads(ch chan<- prometheus.Metric) {

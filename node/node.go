@@ -178,7 +178,7 @@ type Node struct {
 	placeView   view              // the placement reconciler's, its loop's only
 	placeAll    atomic.Bool       // the next placement run looks at every version
 	scrub       scrubber
-	allocView   view // the allocator's, its loop's only
+	allocView   allocView // the allocator's, its loop's only
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
 

@@ -33,6 +33,12 @@ import (
 //     gives up holder records that are no longer allocated here.
 //   - allocateLoop: on the leader, allocates each version to members
 //     and replaces holders that are gone.
+//
+// None of them walks every version: they act on the CIDs each batch of
+// the catalog's watch reports, read the catalog's replica index (by
+// member, by level, or a page of a sweep that resumes from a cursor) for
+// what a change cannot tell them, and take counts from counters the
+// catalog keeps at apply time (see catalog/replicaindex.go).
 
 // ErrNoLeader is why a collection did not run: the catalog has no leader
 // this node knows of, so it cannot know that its state is current.
@@ -249,16 +255,20 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 // versions with no placement at all (content from before placement),
 // pins on this node, received uploads, replicas being pushed here, and
 // the most recently read other content within the cache budget.
+//
+// It reads the catalog's replica index by member (this node's, and ""
+// for content with no placement) and looks up the few other roots it
+// knows of (pins, cache, pushes, reads) one by one: what it reads grows
+// with what this node keeps, not with the catalog.
 func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	self := n.peerID.String()
-	replicas, err := n.cat.Replicas()
-	if err != nil {
-		return nil, err
-	}
 	keep := make(map[string]bool)
-	live := make(map[string]bool, len(replicas)) // versions and received uploads
+	live := make(map[string]bool) // of the roots looked at: a version or a received upload references it
 	var cacheable []placement.CacheEntry
-	for _, r := range replicas {
+	consider := func(r catalog.Replica) {
+		if _, seen := live[r.CID]; seen {
+			return
+		}
 		live[r.CID] = true
 		if slices.Contains(r.Holders, self) {
 			// A copy pushed here by replicas=N is recorded now: from here
@@ -275,19 +285,56 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 			}
 		}
 	}
+	for _, peer := range []string{self, ""} {
+		if err := n.eachReplicaOn(ctx, peer, consider); err != nil {
+			return nil, err
+		}
+	}
+	// Each lookup below is of roots that this node knows of anyway.
+	lookup := func(cids []string) error {
+		rs, err := n.cat.ReplicasOf(cids)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			consider(r)
+		}
+		for _, c := range cids {
+			if _, ok := live[c]; !ok {
+				live[c] = false
+			}
+		}
+		return nil
+	}
+	if err := lookup(n.cache.keys()); err != nil {
+		return nil, err
+	}
 	pins, err := n.cat.Pins(self)
 	if err != nil {
 		return nil, err
 	}
+	pinned := make([]string, 0, len(pins))
 	for _, p := range pins {
 		keep[p.CID] = true
+		pinned = append(pinned, p.CID)
+	}
+	if err := lookup(pinned); err != nil {
+		return nil, err
 	}
 	for _, u := range n.cat.ReceivedUploadCIDs() {
 		keep[u], live[u] = true, true
 	}
+	liveOf := func(c string) bool {
+		if l, ok := live[c]; ok {
+			return l
+		}
+		l := n.live(c)
+		live[c] = l
+		return l
+	}
 	// A pushed copy whose write was recorded and deleted before a
 	// collection saw this node as its holder is not kept for pendingTTL.
-	n.pending.releaseDeleted(time.Now(), func(c string) bool { return live[c] }, func(c string, since uint64) (bool, bool) {
+	n.pending.releaseDeleted(time.Now(), liveOf, func(c string, since uint64) (bool, bool) {
 		cids, ok := n.cat.ChangedCIDs(since)
 		return slices.Contains(cids, c), ok
 	})
@@ -306,7 +353,7 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	n.verified.retain(func(c string) bool { return keep[c] })
 	out := make([]cid.Cid, 0, len(keep))
 	for c := range keep {
-		if !live[c] && !n.pending.has(c) {
+		if !liveOf(c) && !n.pending.has(c) {
 			continue
 		}
 		parsed, err := cid.Decode(c)
@@ -318,25 +365,60 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	return out, nil
 }
 
+// replicaPage is how many replicas a reconciler reads from the catalog's
+// replica index at a time.
+const replicaPage = 2048
+
+// eachReplicaOn calls fn with every replica that member peer holds or is
+// allocated (peer "": every replica with neither), page by page.
+func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.Replica)) error {
+	for after := ""; ; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rs, err := n.cat.ReplicasOn(peer, after, replicaPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			fn(r)
+		}
+		if len(rs) < replicaPage {
+			return nil
+		}
+		after = rs[len(rs)-1].CID
+	}
+}
+
 // placeLoop's step: what is allocated or pinned here is fetched and
 // recorded; what is held here but no longer wanted is given up once
-// enough allocated copies exist elsewhere.
+// enough allocated copies exist elsewhere. Each run looks at what changed
+// since the last, at every pin here, at what failed to be fetched, and at
+// the next page of a sweep over what this node holds or is allocated
+// (the catalog's index by member): the sweep retries what nothing else
+// brings back, and after a restore or a quarantine starts over.
 func (n *Node) place(ctx context.Context) error {
 	self := n.peerID.String()
 	if n.placeAll.Swap(false) {
-		n.placeView.full = time.Time{} // what this node holds must be checked again
-	}
-	replicas, _, err := n.placeView.replicas(n.cat, placeFullEvery)
-	if err != nil {
-		return err
+		n.placeView.restart() // what this node holds must be checked again
 	}
 	pins, err := n.cat.Pins(self)
 	if err != nil {
 		return err
 	}
 	pinned := make(map[string]bool, len(pins))
+	pinCIDs := make([]string, 0, len(pins))
 	for _, p := range pins {
 		pinned[p.CID] = true
+		pinCIDs = append(pinCIDs, p.CID)
+	}
+	// Besides what changed and the next page of what is held or
+	// allocated here: every pin here, and what failed to be fetched.
+	replicas, err := n.placeView.look(n.cat, func(after string) ([]catalog.Replica, error) {
+		return n.cat.ReplicasOn(self, after, replicaPage)
+	}, append(pinCIDs, n.placing.failedCIDs()...))
+	if err != nil {
+		return err
 	}
 	members, _ := n.cat.Members()
 	acts := placement.Reconcile(self, replicas, pinned, max(1, len(members)), func(c string) placement.Local {
@@ -543,11 +625,27 @@ func (n *Node) fetchAndHold(ctx context.Context, r catalog.Replica) error {
 }
 
 // allocate is the leader's allocator step: it tracks when each member was
-// last reachable and brings every version's allocation to its factor.
+// last reachable and brings the allocation of each version to its factor.
+// It never walks every version; each run looks at (see allocView):
+//   - the versions whose content, placement or factor changed since the
+//     last run (the watch's CIDs);
+//   - after a change of the policy or of the members, or when the watch
+//     no longer knows what changed, or when this node becomes leader, and
+//     every underEvery: the versions with fewer copies than their factor,
+//     page by page, from the catalog's index by level;
+//   - for each member that stopped being live (or left Raft) since the
+//     last run: what it holds or is allocated, page by page, from the
+//     catalog's index by member;
+//   - the next page of a sweep over every version, which resumes where the
+//     last run stopped: what nothing above tells (a factor lowered by the
+//     policy, something a failed write left) is found within one sweep.
+//
+// The bytes each member holds or is allocated, which new allocations
+// balance, are the catalog's counters.
 func (n *Node) allocate(ctx context.Context) error {
 	if !n.cat.IsLeader() {
 		n.seen.reset()
-		n.allocView = view{}
+		n.allocView = allocView{}
 		return nil
 	}
 	members, err := n.cat.Members()
@@ -565,6 +663,7 @@ func (n *Node) allocate(ctx context.Context) error {
 	now := time.Now()
 	self := n.peerID.String()
 	var ms []placement.Member
+	liveNow := make(map[string]bool, len(members))
 	for _, m := range members {
 		if !inRaft[m.PeerID] {
 			continue // left the mesh
@@ -576,21 +675,44 @@ func (n *Node) allocate(ctx context.Context) error {
 			}
 		}
 		last := n.seen.observe(m.PeerID, reachable, now)
-		ms = append(ms, placement.Member{ID: m.PeerID, Reachable: reachable, Live: reachable || now.Sub(last) < n.cfg.DeadHolderAfter})
+		live := reachable || now.Sub(last) < n.cfg.DeadHolderAfter
+		liveNow[m.PeerID] = live
+		ms = append(ms, placement.Member{ID: m.PeerID, Reachable: reachable, Live: live})
 	}
-	replicas, full, err := n.allocView.replicas(n.cat, allocateFullEvery)
+	v := &n.allocView
+	idx, _ := n.cat.Watch()
+	cids, known := n.cat.ChangedCIDs(v.index)
+	if !v.started || !known || n.cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers) ||
+		(!v.underOn && now.Sub(v.underAt) >= underEvery) {
+		v.under, v.underOn, v.underAt = "", true, now
+	}
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		ids = append(ids, m.PeerID)
+	}
+	v.walkGone(ids, liveNow)
+	replicas, err := v.look(n.cat, cids, max(1, len(ms)))
 	if err != nil {
 		return err
 	}
-	if full || n.allocView.held == nil {
-		n.allocView.held = placement.HeldBytes(replicas)
+	st, err := n.cat.ReplicaStats(max(1, len(ms)))
+	if err != nil {
+		return err
 	}
-	up := placement.Allocate(replicas, ms, n.allocView.held)
+	held := make(map[string]int64, len(st.Peers))
+	for p, r := range st.Peers {
+		held[p] = r.PlacedBytes
+	}
+	v.live, v.started = liveNow, true
+	up := placement.Allocate(replicas, ms, held)
 	if len(up.Allocations) == 0 && len(up.DropHolders) == 0 {
+		v.index = idx
 		return nil
 	}
-	// Bound one log entry: the rest follows in the next round.
+	// Bound one log entry: the rest follows in the next round, which
+	// looks at the same changes again.
 	const maxBatch = 2000
+	whole := len(up.Allocations) <= maxBatch && len(up.DropHolders) <= maxBatch
 	if len(up.Allocations) > maxBatch {
 		up.Allocations = up.Allocations[:maxBatch]
 	}
@@ -600,6 +722,9 @@ func (n *Node) allocate(ctx context.Context) error {
 	if err := n.cat.UpdatePlacement(ctx, up); err != nil {
 		return err
 	}
+	if whole {
+		v.index = idx
+	}
 	for _, d := range up.DropHolders {
 		n.log.Info("dropped the holder record of a member that is gone", "cid", d.CID, "peer", d.Peer)
 	}
@@ -607,46 +732,147 @@ func (n *Node) allocate(ctx context.Context) error {
 	return nil
 }
 
-// How often the placement and allocation reconcilers look at every
-// version rather than at the ones that changed: the full looks retry what
-// failed and notice members that went away.
-const (
-	placeFullEvery    = 15 * time.Second
-	allocateFullEvery = 5 * time.Second
-)
-
-// view is a reconciler's record of what it looked at: the catalog index,
-// and when it last looked at everything. Each reconciler's view is used by
-// its own loop only.
-type view struct {
-	index uint64
-	full  time.Time
-	held  map[string]int64 // the allocator's held bytes, between looks
+// allocView is the allocator's record of what it looked at, its loop's
+// only.
+type allocView struct {
+	started bool
+	index   uint64    // the catalog index whose changes were acted on
+	sweep   string    // the sweep's cursor: the last CID looked at ("": from the start)
+	under   string    // the cursor of the pass over the under-replicated
+	underOn bool      // that pass is under way
+	underAt time.Time // when the last one started
+	// walks are the members whose replicas are being looked at, each
+	// with its cursor; live, which members were live at the last run.
+	walks map[string]string
+	live  map[string]bool
 }
 
-// replicas returns the replicas to look at now: all of them when the
-// last full look is older than every, when the policy or the members
-// changed, or when the watch no longer knows what changed; else those
-// whose versions, placement or pins changed since the last look.
-func (v *view) replicas(cat *catalog.Catalog, every time.Duration) ([]catalog.Replica, bool, error) {
+// walkGone starts a walk of the replicas of each member that stopped
+// being live since the last run (members: the catalog's; live: which are
+// live now; one that left the catalog is not). A first run walks every
+// member that is not live.
+func (v *allocView) walkGone(members []string, live map[string]bool) {
+	gone := func(p string) {
+		if _, walking := v.walks[p]; walking || live[p] || (v.started && !v.live[p]) {
+			return
+		}
+		if v.walks == nil {
+			v.walks = make(map[string]string)
+		}
+		v.walks[p] = ""
+	}
+	for _, p := range members {
+		gone(p)
+	}
+	for p := range v.live {
+		gone(p)
+	}
+}
+
+// look returns the replicas to look at in this run (see allocate), each
+// once, and moves the cursors on.
+func (v *allocView) look(cat *catalog.Catalog, changed []string, members int) ([]catalog.Replica, error) {
+	var out []catalog.Replica
+	seen := make(map[string]bool)
+	add := func(rs []catalog.Replica) {
+		for _, r := range rs {
+			if !seen[r.CID] {
+				seen[r.CID] = true
+				out = append(out, r)
+			}
+		}
+	}
+	rs, err := cat.ReplicasOf(changed)
+	if err != nil {
+		return nil, err
+	}
+	add(rs)
+	if v.underOn {
+		rs, next, err := cat.UnderReplicated(members, v.under, replicaPage)
+		if err != nil {
+			return nil, err
+		}
+		add(rs)
+		v.under, v.underOn = next, next != ""
+	}
+	for p, after := range v.walks {
+		rs, err := cat.ReplicasOn(p, after, replicaPage)
+		if err != nil {
+			return nil, err
+		}
+		add(rs)
+		if len(rs) < replicaPage {
+			delete(v.walks, p)
+		} else {
+			v.walks[p] = rs[len(rs)-1].CID
+		}
+	}
+	rs, err = cat.ReplicaPage(v.sweep, sweepPage)
+	if err != nil {
+		return nil, err
+	}
+	add(rs)
+	v.sweep = ""
+	if len(rs) == sweepPage {
+		v.sweep = rs[len(rs)-1].CID
+	}
+	return out, nil
+}
+
+// sweepPage is how many versions the allocator's sweep looks at per run.
+const sweepPage = 1024
+
+// underEvery is how often the allocator goes over the under-replicated
+// versions with nothing else to make it: a repair that could not be
+// allocated (no spare member then) or that failed is tried again.
+const underEvery = 30 * time.Second
+
+// view is the placement reconciler's record of what it looked at, its
+// loop's only: the catalog index, and the cursor of its sweep over what
+// is held or allocated here.
+type view struct {
+	index uint64
+	sweep string // the last CID looked at ("": from the start)
+}
+
+// restart makes the sweep start over: everything held or allocated here
+// is looked at again, a page per run.
+func (v *view) restart() { v.sweep = "" }
+
+// look returns the replicas to look at now, each once: those whose
+// versions, placement or pins changed since the last look, those of
+// extra, and the next page of the sweep (page reads the one after a
+// cursor). The sweep starts over when the watch no longer knows what
+// changed.
+func (v *view) look(cat *catalog.Catalog, page func(after string) ([]catalog.Replica, error), extra []string) ([]catalog.Replica, error) {
 	idx, _ := cat.Watch()
 	cids, ok := cat.ChangedCIDs(v.index)
-	full := !ok || v.full.IsZero() || time.Since(v.full) >= every || cat.ChangedSince(v.index, catalog.TopicPolicy|catalog.TopicMembers)
-	var rs []catalog.Replica
-	var err error
-	if full {
-		rs, err = cat.Replicas()
-	} else {
-		rs, err = cat.ReplicasOf(cids)
+	if !ok {
+		v.sweep = ""
 	}
+	rs, err := cat.ReplicasOf(append(cids, extra...))
 	if err != nil {
-		return nil, false, err
+		return nil, err
+	}
+	pg, err := page(v.sweep)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(rs))
+	for _, r := range rs {
+		seen[r.CID] = true
+	}
+	for _, r := range pg {
+		if !seen[r.CID] {
+			rs = append(rs, r)
+		}
+	}
+	v.sweep = ""
+	if len(pg) == replicaPage {
+		v.sweep = pg[len(pg)-1].CID
 	}
 	v.index = idx
-	if full {
-		v.full = time.Now()
-	}
-	return rs, full, nil
+	return rs, nil
 }
 
 // lastSeen tracks when the leader last reached each member.
@@ -700,6 +926,17 @@ func (s *cidMap[V]) get(c string) (V, bool) {
 	defer s.mu.Unlock()
 	v, ok := s.m[c]
 	return v, ok
+}
+
+// keys returns the CIDs in the map.
+func (s *cidMap[V]) keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for c := range s.m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // retain forgets every CID that keep refuses.
@@ -856,6 +1093,17 @@ func (f *fetchStates) finish(c string, err error) {
 	} else {
 		delete(f.failed, c)
 	}
+}
+
+// failedCIDs returns the CIDs whose last fetch failed.
+func (f *fetchStates) failedCIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.failed))
+	for c := range f.failed {
+		out = append(out, c)
+	}
+	return out
 }
 
 // state returns whether c is being fetched and its last error.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -129,14 +130,14 @@ func (n *Node) replicaTargets(want, extra int, size int64, have ...string) (requ
 	if len(cands) < need {
 		return nil, nil, artmesh.E(artmesh.Unavailable, fmt.Sprintf("replicas=%d needs %d more reachable members to take copies; %d are reachable", want, need, len(cands)))
 	}
-	required = slices.Clone(n.held.pick(cands, need, size, n.cat.Replicas))
+	required = slices.Clone(n.held.pick(cands, need, size, n.heldBytes))
 	var rest []peer.ID
 	for _, p := range cands[need:] {
 		if until, ok := n.copyFailed.get(p.String()); !ok || time.Now().After(until) {
 			rest = append(rest, p)
 		}
 	}
-	more = n.held.pick(rest, min(len(rest), max(0, extra)), size, n.cat.Replicas)
+	more = n.held.pick(rest, min(len(rest), max(0, extra)), size, n.heldBytes)
 	return required, more, nil
 }
 
@@ -193,13 +194,30 @@ func (n *Node) extraCopies(id artmesh.ArtifactID, want int, size int64) int {
 	return max(0, factor-want)
 }
 
-// heldCacheFor is how long the bytes each member holds are counted from
-// one look at every replica, between writes that pick members for copies.
+// heldCacheFor is how long the bytes each member holds are taken from
+// one read of the catalog's replica counters, between writes that pick
+// members for copies.
 const heldCacheFor = 5 * time.Second
 
-// heldCache is the bytes each member holds, as of a look at every replica
-// at most heldCacheFor ago, plus the copies picked since: counting on each
-// write was a scan of the whole catalog per write.
+// heldBytes returns the bytes each member is a recorded holder of, from
+// the counters the catalog keeps at apply time (never a walk of the
+// versions: a write with replicas>=2 needs only the members and these).
+func (n *Node) heldBytes() (map[string]int64, error) {
+	st, err := n.cat.ReplicaStats(1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(st.Peers))
+	for p, r := range st.Peers {
+		out[p] = r.HeldBytes
+	}
+	return out, nil
+}
+
+// heldCache is the bytes each member holds, as of a read of the catalog's
+// counters at most heldCacheFor ago, plus the copies picked since, so
+// that writes in a row spread over the members before their copies are
+// recorded.
 type heldCache struct {
 	mu  sync.Mutex
 	at  time.Time
@@ -208,10 +226,10 @@ type heldCache struct {
 }
 
 // pick returns the k of cands that hold the fewest bytes (then by id),
-// counting them again from load when the last count is too old, and
-// counts size bytes more for each one picked, so that writes in a row
-// spread over the members.
-func (h *heldCache) pick(cands []peer.ID, k int, size int64, load func() ([]catalog.Replica, error)) []peer.ID {
+// reading them again with load when the last read is too old, and counts
+// size bytes more for each one picked, so that writes in a row spread
+// over the members.
+func (h *heldCache) pick(cands []peer.ID, k int, size int64, load func() (map[string]int64, error)) []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now
@@ -220,12 +238,8 @@ func (h *heldCache) pick(cands []peer.ID, k int, size int64, load func() ([]cata
 	}
 	if t := now(); h.m == nil || t.Sub(h.at) >= heldCacheFor {
 		h.m, h.at = make(map[string]int64), t
-		if rs, err := load(); err == nil {
-			for _, r := range rs {
-				for _, p := range r.Holders {
-					h.m[p] += r.SizeBytes
-				}
-			}
+		if m, err := load(); err == nil {
+			maps.Copy(h.m, m)
 		}
 	}
 	slices.SortFunc(cands, func(a, b peer.ID) int {

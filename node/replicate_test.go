@@ -49,14 +49,11 @@ func joinTestNode(t *testing.T, a *Node, admin artmesh.Agent, cfg Config) *Node 
 // they are heldCacheFor old.
 func TestHeldCachePick(t *testing.T) {
 	p1, p2, p3 := peer.ID("p1"), peer.ID("p2"), peer.ID("p3")
-	replicas := []catalog.Replica{
-		{CID: "a", SizeBytes: 100, Holders: []string{p1.String()}},
-		{CID: "b", SizeBytes: 10, Holders: []string{p2.String(), p3.String()}},
-	}
+	held := map[string]int64{p1.String(): 100, p2.String(): 10, p3.String(): 10}
 	now := time.Unix(1000, 0)
 	loads := 0
 	h := heldCache{now: func() time.Time { return now }}
-	load := func() ([]catalog.Replica, error) { loads++; return replicas, nil }
+	load := func() (map[string]int64, error) { loads++; return held, nil }
 	for _, step := range []struct {
 		name    string
 		advance time.Duration

@@ -152,22 +152,20 @@ func (n *Node) Placement(_ context.Context, caller artmesh.Agent, id artmesh.Art
 }
 
 // memberPlacement returns the bytes each member holds and, for each
-// member, how many versions allocated to it are under-replicated.
+// member, how many versions in its allocation are under-replicated (see
+// catalog.ReplicaStats: committed state, not this node's reachability),
+// from counters the catalog keeps at apply time.
 func (n *Node) memberPlacement(members int) (map[string]int64, map[string]int) {
 	held := make(map[string]int64)
 	under := make(map[string]int)
-	rs, err := n.cat.Replicas()
+	st, err := n.cat.ReplicaStats(max(1, members))
 	if err != nil {
 		return held, under
 	}
-	for _, r := range rs {
-		for _, h := range r.Holders {
-			held[h] += r.SizeBytes
-		}
-		if n.placementState(placement.Effective(r.Factor, members), r.Holders, r.Allocated) != PlacementOK {
-			for _, a := range r.Allocated {
-				under[a]++
-			}
+	for p, r := range st.Peers {
+		held[p] = r.HeldBytes
+		if r.UnderReplicated > 0 {
+			under[p] = r.UnderReplicated
 		}
 	}
 	return held, under

@@ -28,8 +28,11 @@ type Member struct {
 	// BytesHeld is the content the member is a recorded holder of, each
 	// version's content counted once.
 	BytesHeld int64 `json:"bytes_held"`
-	// UnderReplicated counts the live versions allocated to the member
-	// that have fewer reachable holders than their factor.
+	// UnderReplicated counts the live versions in the member's
+	// allocation (its holders' while none is recorded) with fewer copies
+	// (allocated members that hold them) than their factor, as the
+	// catalog records it: an unreachable holder counts once the leader
+	// has replaced it.
 	UnderReplicated int `json:"under_replicated"`
 }
 

@@ -33,8 +33,11 @@ type MemberInfo struct {
 	// BytesHeld is the content this member holds for the mesh (recorded
 	// holder of), counted once per version's CID.
 	BytesHeld int64 `json:"bytes_held"`
-	// UnderReplicated counts the live versions allocated to this member
-	// that have fewer reachable holders than their factor.
+	// UnderReplicated counts the live versions in the member's
+	// allocation (its holders' while none is recorded) with fewer copies
+	// (allocated members that hold them) than their factor, as the
+	// catalog records it: an unreachable holder counts once the leader
+	// has replaced it.
 	UnderReplicated int `json:"under_replicated"`
 }
 
