@@ -78,6 +78,12 @@ type Config struct {
 	// TrailingLogs is how many log entries are kept after a snapshot, so
 	// that a slow follower can catch up without a snapshot install.
 	TrailingLogs uint64
+	// CommitWindow is how long the state machine keeps a write
+	// transaction of the state file open for more batches before it
+	// commits it (group commit: one commit and its fsyncs for all). A
+	// write answers once committed, so it is also the most a write waits
+	// for others. 0 commits each batch at once.
+	CommitWindow time.Duration
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are raft's
 	// timing; short values make a single node lead soon after start.
 	HeartbeatTimeout   time.Duration
@@ -109,6 +115,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold:  8192,
 		SnapshotRetain:     2,
 		TrailingLogs:       10240,
+		CommitWindow:       2 * time.Millisecond,
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
@@ -229,6 +236,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		return nil, artmesh.E(op, err)
 	}
 	c.fsm.log = logger
+	c.fsm.startFlusher(cfg.CommitWindow)
 	c.snaps = &snapStore{FileSnapshotStore: files, fsm: c.fsm}
 	if c.logs, err = newConfLog(c.wal, c.snaps); err != nil {
 		return nil, artmesh.E(op, err)
@@ -422,6 +430,13 @@ func (c *Catalog) awaitResponse(ctx context.Context, op artmesh.Op, f raft.Futur
 	case o := <-done:
 		if o.err != nil {
 			return nil, unavailable(op, o.err)
+		}
+		// The result is known once the entry is applied; its effect can
+		// be read once the batch is committed (see fsm.go).
+		if af, ok := f.(raft.IndexFuture); ok && response {
+			if err := c.waitApplied(ctx, op, af.Index()); err != nil {
+				return nil, err
+			}
 		}
 		return o.resp, nil
 	case <-ctx.Done():

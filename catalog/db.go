@@ -158,6 +158,7 @@ type Txn struct {
 	gen      uint64
 	tracking bool
 	changes  []Change
+	rows     map[string]any // rows decoded by point lookups (see getRow)
 }
 
 // Change is a row that a write transaction inserted, changed or deleted:
@@ -295,14 +296,33 @@ func decodeRow(schema *memdb.DBSchema, table string, data []byte) (any, error) {
 	return row, nil
 }
 
-// getRow returns the row of table with primary key pk, or nil.
+// getRow returns the row of table with primary key pk, or nil. A row is
+// decoded once per transaction (rows are never changed once written: a
+// write puts a changed copy), so that the rows a batch of commands reads
+// again and again (the policy, quota defaults, the writer's agent) cost
+// one decoding.
 func (tx *Txn) getRow(table string, pk []byte) (any, error) {
+	key := rowKey(table, pk)
+	if row, ok := tx.rows[key]; ok {
+		return row, nil
+	}
 	data := tx.btx.Bucket(tableBucket(table)).Get(pk)
 	if data == nil {
 		return nil, nil
 	}
-	return decodeRow(tx.schema, table, data)
+	row, err := decodeRow(tx.schema, table, data)
+	if err != nil {
+		return nil, err
+	}
+	if tx.rows == nil {
+		tx.rows = make(map[string]any)
+	}
+	tx.rows[key] = row
+	return row, nil
 }
+
+// rowKey is the key of a row in a transaction's decoded rows.
+func rowKey(table string, pk []byte) string { return table + "\x00" + string(pk) }
 
 // Insert inserts row into table, replacing the row with the same primary
 // key, and updates the indexes.
@@ -366,6 +386,9 @@ func (tx *Txn) Insert(table string, row any) error {
 	}
 	if err := tx.btx.Bucket(tableBucket(table)).Put(pk, data); err != nil {
 		return err
+	}
+	if tx.rows != nil {
+		tx.rows[rowKey(table, pk)] = row
 	}
 	if tx.tracking {
 		tx.changes = append(tx.changes, Change{Table: table, Before: old, After: row})
@@ -432,6 +455,7 @@ func (tx *Txn) deleteRow(ts *memdb.TableSchema, pk []byte, old any) error {
 	if err := tx.btx.Bucket(tableBucket(ts.Name)).Delete(pk); err != nil {
 		return err
 	}
+	delete(tx.rows, rowKey(ts.Name, pk))
 	if tx.tracking {
 		tx.changes = append(tx.changes, Change{Table: ts.Name, Before: old})
 	}

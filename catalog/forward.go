@@ -51,6 +51,9 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 	if err := c.awaitRaftApplied(ctx, op, c.raft.CommitIndex()); err != nil {
 		return ForwardResult{}, err
 	}
+	if err := c.waitApplied(ctx, op, c.fsm.heldIndex()); err != nil { // committed, not only applied
+		return ForwardResult{}, err
+	}
 	if req.Applied > c.raft.LastIndex() {
 		// A leader's log holds every committed entry: no member has
 		// applied past it.

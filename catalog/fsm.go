@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/hashicorp/raft"
@@ -25,7 +27,17 @@ const stateFile = "catalog.db"
 // ApplyBatch, Snapshot and Restore from one goroutine; reads go to the
 // current store from any goroutine.
 type fsm struct {
-	dir     string // the folder of the state file
+	dir string // the folder of the state file
+	// mu guards the open transaction and the store's replacement: held by
+	// ApplyBatch, Snapshot, Restore, close and the flusher.
+	mu     sync.Mutex
+	open   *openBatch    // the open write transaction (see group commit)
+	window time.Duration // how long a transaction stays open; 0: commit each batch
+	kick   chan struct{} // wakes the flusher
+	stop   chan struct{} // closed by close
+	// flusherDone is closed when the flusher returns (nil: not started).
+	flusherDone chan struct{}
+
 	st      atomic.Pointer[store]
 	retired *store        // the store a restore replaced (see replaceState)
 	applied atomic.Uint64 // index of the last log entry applied (or restored)
@@ -53,7 +65,7 @@ func newFSM(dir string) (*fsm, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{dir: dir, watch: newWatch()}
+	f := &fsm{dir: dir, watch: newWatch(), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	f.st.Store(s)
 	index := s.applied()
 	f.applied.Store(index)
@@ -61,8 +73,33 @@ func newFSM(dir string) (*fsm, error) {
 	return f, nil
 }
 
-// close closes the state file(s).
+// startFlusher makes batches stay open for window (see group commit) and
+// starts the goroutine that commits them; close stops it.
+func (f *fsm) startFlusher(window time.Duration) {
+	if window <= 0 || f.flusherDone != nil {
+		return
+	}
+	f.window = window
+	f.flusherDone = make(chan struct{})
+	go f.runFlusher()
+}
+
+// close commits what is open, stops the flusher and closes the state
+// file(s).
 func (f *fsm) close() error {
+	f.mu.Lock()
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	f.commitLocked() // one try: the state machine is closing
+	f.mu.Unlock()
+	if f.flusherDone != nil {
+		<-f.flusherDone
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var errs []error
 	if f.retired != nil {
 		errs = append(errs, f.retired.close())
@@ -72,6 +109,17 @@ func (f *fsm) close() error {
 		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
+}
+
+// heldIndex returns the index of the last entry applied, committed or in
+// the open transaction (which readers see once it commits).
+func (f *fsm) heldIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.open != nil {
+		return f.open.last
+	}
+	return f.applied.Load()
 }
 
 // state returns the current state.
@@ -100,7 +148,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 // logged and counted (Catalog.RejectedEntries).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	held := f.applied.Load()
+	if f.open != nil {
+		held = f.open.last
+	}
 	skip := 0
 	for skip < len(logs) && logs[skip].Index <= held {
 		skip++
@@ -108,21 +161,55 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if skip == len(logs) {
 		return results
 	}
-	f.apply(logs[skip:], results[skip:])
+	f.applyLocked(logs[skip:], results[skip:])
 	return results
 }
 
-// apply applies logs, whatever their indexes, and records the last one's
-// index as applied.
+// apply applies logs, whatever their indexes, and commits them.
 func (f *fsm) apply(logs []*raft.Log, results []any) {
-	s := f.state()
-	last := logs[len(logs)-1].Index
-	var cids cidSet
-	if !applyLogs(s, logs, results, &cids, last) {
-		cids = cidSet{}
-		for i := range logs {
-			applyLogs(s, logs[i:i+1], results[i:i+1], &cids, logs[i].Index)
-		}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applyLocked(logs, results)
+	f.commitLocked()
+}
+
+// Group commit. The batches Raft hands over are applied in one open write
+// transaction, committed (with its fsyncs) once it has been open for the
+// commit window, by the next batch or by the flusher (see runFlusher): a
+// commit costs about the same for one entry as for hundreds, and under
+// load Raft hands over many small batches back to back. Readers see a
+// batch once it is committed, when the applied index (Catalog.
+// AppliedIndex) and the watch move on; a write waits for that before it
+// answers (Catalog.awaitResponse), so an agent reads what it wrote. With
+// no window every batch commits at once.
+
+// openBatch is the open write transaction and what its batches changed.
+type openBatch struct {
+	tx    *Txn
+	logs  []*raft.Log // applied in tx, in order
+	last  uint64      // index of the last entry applied in tx
+	began time.Time
+	// done is how many of tx's changes have been folded into the
+	// derived tables and cids.
+	done    int
+	cids    cidSet
+	topics  Topic
+	events  *eventLog // the event log as of tx
+	evs     bool      // whether events changes it
+	members bool      // whether a member row changed
+}
+
+// maxOpenEntries bounds the entries of one open transaction.
+const maxOpenEntries = 4096
+
+// applyLocked applies logs in the open transaction (opening one if need
+// be) and commits it if its window has passed. A batch that fails as a
+// whole (an entry malformed, or the database failing) is applied again
+// entry by entry, each in its own transaction, so that only the failing
+// entry is lost, on every replica alike.
+func (f *fsm) applyLocked(logs []*raft.Log, results []any) {
+	if !f.applyOpen(logs, results) {
+		f.recover(logs, results)
 	}
 	var topics Topic
 	for i, l := range logs {
@@ -137,8 +224,210 @@ func (f *fsm) apply(logs []*raft.Log, results []any) {
 			topics |= topicOf(innerType(l.Data))
 		}
 	}
-	f.applied.Store(last)
-	f.watch.publish(last, topics, cids.list())
+	if f.open != nil {
+		f.open.topics |= topics
+		if f.window == 0 || len(f.open.logs) >= maxOpenEntries || time.Since(f.open.began) >= f.window {
+			f.commitLocked()
+		} else {
+			select {
+			case f.kick <- struct{}{}:
+			default:
+			}
+		}
+	} else {
+		f.watch.publish(f.applied.Load(), topics, nil)
+	}
+}
+
+// applyOpen applies the commands of logs in the open transaction and puts
+// their results in results. It returns false if an entry was malformed or
+// the database failed: the open transaction then holds part of the batch,
+// and recover must follow.
+func (f *fsm) applyOpen(logs []*raft.Log, results []any) bool {
+	s := f.state()
+	if f.open == nil {
+		tx := s.db.Txn(true)
+		if tx.err != nil {
+			return false
+		}
+		tx.TrackChanges()
+		f.open = &openBatch{tx: tx, began: time.Now(), events: s.eventLog()}
+	}
+	ob := f.open
+	var events []*Event
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		res, ev := applyEntry(ob.tx, l)
+		if err, ok := res.(error); ok && (artmesh.KindOf(err) == artmesh.Other || isMalformed(err)) {
+			results[i] = res
+			return false
+		}
+		if ev != nil {
+			events = append(events, ev)
+		}
+		results[i] = res
+	}
+	changes := ob.tx.Changes()[ob.done:]
+	factored, err := refreshReplicasTxn(ob.tx, changes)
+	if err != nil {
+		return false
+	}
+	next := ob.events.with(events)
+	if err := persistEvents(ob.tx, ob.events, next, events); err != nil {
+		return false
+	}
+	last := logs[len(logs)-1].Index
+	if err := ob.tx.setApplied(last); err != nil {
+		return false
+	}
+	ob.cids.addChanges(changes)
+	for _, c := range factored {
+		ob.cids.add(c)
+	}
+	ob.done = len(ob.tx.Changes())
+	ob.events, ob.evs = next, ob.evs || len(events) > 0
+	ob.members = ob.members || slices.ContainsFunc(changes, func(ch Change) bool { return ch.Table == tableMembers })
+	ob.logs = append(ob.logs, logs...)
+	ob.last = last
+	for i := range results {
+		results[i] = s.recent.resolve(results[i])
+	}
+	return true
+}
+
+// recover handles a batch that failed as a whole: the open transaction is
+// thrown away, the batches before it in that transaction are applied and
+// committed again (as they were: the state machine is deterministic, and
+// their results have been handed over), then each entry of the batch is
+// applied and committed alone. An entry that fails alone has its error as
+// its result and changes nothing but the applied index.
+func (f *fsm) recover(logs []*raft.Log, results []any) {
+	var before []*raft.Log
+	var topics Topic
+	if f.open != nil {
+		before, topics = f.open.logs, f.open.topics
+		f.open.tx.Abort()
+		f.open = nil
+	}
+	if len(before) > 0 {
+		ok := f.applyOpen(before, make([]any, len(before)))
+		if f.open != nil {
+			f.open.topics = topics
+		}
+		if !ok {
+			// They applied before; the database fails now.
+			f.abortOpen()
+			for _, l := range before {
+				f.applyAlone(l, new(any))
+			}
+		} else {
+			f.commitLocked()
+		}
+	}
+	for i, l := range logs {
+		f.applyAlone(l, &results[i])
+	}
+}
+
+// applyAlone applies one entry in its own transaction and commits it.
+func (f *fsm) applyAlone(l *raft.Log, result *any) {
+	res := []any{nil}
+	if f.applyOpen([]*raft.Log{l}, res) {
+		*result = res[0]
+		f.commitLocked()
+		return
+	}
+	*result = res[0]
+	if *result == nil {
+		*result = internal("catalog.apply", errors.New("the catalog state could not be written"))
+	}
+	f.abortOpen()
+	// Only the applied index moves.
+	tx := f.state().db.Txn(true)
+	if tx.setApplied(l.Index) == nil && tx.Commit() == nil {
+		f.applied.Store(l.Index)
+	}
+	tx.Abort()
+}
+
+// abortOpen throws the open transaction away.
+func (f *fsm) abortOpen() {
+	if f.open != nil {
+		f.open.tx.Abort()
+		f.open = nil
+	}
+}
+
+// commitLocked commits the open transaction, if any, and publishes what
+// it changed. A commit that fails (a full disk, an I/O error) is tried
+// again, the entries applied anew, until it succeeds or the state machine
+// closes: a replica stops rather than skip entries (once it closes, the
+// entries are applied again at the next start, from the log, since the
+// state file's applied index is older than them).
+func (f *fsm) commitLocked() {
+	ob := f.open
+	if ob == nil {
+		return
+	}
+	wait := 50 * time.Millisecond
+	for {
+		err := ob.tx.Commit()
+		if err == nil {
+			break
+		}
+		ob.tx.Abort()
+		f.open = nil
+		if f.log != nil {
+			f.log.Error("catalog: cannot write the catalog state; trying again", "index", ob.last, "err", err)
+		}
+		select {
+		case <-f.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+		if !f.applyOpen(ob.logs, make([]any, len(ob.logs))) {
+			f.abortOpen()
+			continue
+		}
+		f.open.topics = ob.topics
+		ob = f.open
+	}
+	f.open = nil
+	s := f.state()
+	if ob.evs {
+		s.evlog.Store(ob.events)
+	}
+	if ob.members {
+		s.refreshMemberLevel()
+	}
+	f.applied.Store(ob.last)
+	f.watch.publish(ob.last, ob.topics, ob.cids.list())
+}
+
+// runFlusher commits the open transaction once its window has passed,
+// when no batch came to do it. It returns when the state machine closes.
+func (f *fsm) runFlusher() {
+	defer close(f.flusherDone)
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-f.kick:
+		}
+		select {
+		case <-f.stop:
+			return
+		case <-time.After(f.window):
+		}
+		f.mu.Lock()
+		if f.open != nil && time.Since(f.open.began) >= f.window {
+			f.commitLocked()
+		}
+		f.mu.Unlock()
+	}
 }
 
 // reject logs and counts a malformed entry that was applied as a no-op.
@@ -147,94 +436,6 @@ func (f *fsm) reject(l *raft.Log, err error) {
 	if f.log != nil {
 		f.log.Error("catalog: a malformed log entry was applied as a no-op",
 			"index", l.Index, "type", firstByte(l.Data), "bytes", len(l.Data), "err", err)
-	}
-}
-
-// applyLogs applies the commands of logs to s in one transaction, which
-// records index as applied, and puts their results in results. It returns
-// false, having changed nothing, if the database failed, or an entry was
-// malformed, within a batch of more than one entry; a single entry whose
-// database write failed, or that is malformed, has that error as its
-// result and changes nothing but the applied index.
-func applyLogs(s *store, logs []*raft.Log, results []any, cids *cidSet, index uint64) bool {
-	tx := s.db.Txn(true)
-	defer tx.Abort()
-	tx.TrackChanges()
-	var events []*Event // published with the transaction
-	for i, l := range logs {
-		if l.Type != raft.LogCommand {
-			continue
-		}
-		res, ev := applyEntry(tx, l)
-		if err, ok := res.(error); ok && (artmesh.KindOf(err) == artmesh.Other || isMalformed(err)) {
-			if len(logs) > 1 {
-				return false
-			}
-			results[i] = res
-			tx.Abort()
-			markApplied(s, index)
-			return true
-		}
-		if ev != nil {
-			events = append(events, ev)
-		}
-		results[i] = res
-	}
-	changes := tx.Changes()
-	factored, err := refreshReplicasTxn(tx, changes)
-	if err != nil {
-		return failBatch(s, tx, logs, results, index, err)
-	}
-	prev := s.eventLog()
-	next := prev.with(events)
-	if err := persistEvents(tx, prev, next, events); err != nil {
-		return failBatch(s, tx, logs, results, index, err)
-	}
-	if err := tx.setApplied(index); err != nil {
-		return failBatch(s, tx, logs, results, index, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return failBatch(s, tx, logs, results, index, err)
-	}
-	cids.addChanges(changes)
-	for _, c := range factored {
-		cids.add(c)
-	}
-	if len(events) > 0 {
-		s.evlog.Store(next)
-	}
-	if slices.ContainsFunc(changes, func(ch Change) bool { return ch.Table == tableMembers }) {
-		s.refreshMemberLevel()
-	}
-	for i := range results {
-		results[i] = s.recent.resolve(results[i])
-	}
-	return true
-}
-
-// failBatch handles a batch whose transaction could not be committed:
-// within a larger batch, it is retried entry by entry; a single entry has
-// the failure as its result.
-func failBatch(s *store, tx *Txn, logs []*raft.Log, results []any, index uint64, err error) bool {
-	tx.Abort()
-	if len(logs) > 1 {
-		return false
-	}
-	for i := range results {
-		results[i] = internal("catalog.apply", err)
-	}
-	markApplied(s, index)
-	return true
-}
-
-// markApplied records index as applied, for an entry that changed nothing.
-// Should that fail too, the entry is applied again after a restart, with
-// the same outcome.
-func markApplied(s *store, index uint64) {
-	tx := s.db.Txn(true)
-	defer tx.Abort()
-	if tx.setApplied(index) == nil {
-		_ = tx.Commit()
 	}
 }
 
@@ -365,6 +566,12 @@ func parseSnapshotHeader(hdr []byte) (format byte, index uint64, err error) {
 
 // Snapshot returns a reference snapshot of the state as applied now.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commitLocked()
+	if f.open != nil {
+		return nil, errors.New("catalog: snapshot: the catalog state cannot be written")
+	}
 	return refSnapshot{index: f.applied.Load()}, nil
 }
 
@@ -390,6 +597,9 @@ func (refSnapshot) Release() {}
 // file; readers see either the old state or the new one.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commitLocked()
 	if err := f.restore(bufio.NewReaderSize(rc, 64<<10)); err != nil {
 		return fmt.Errorf("catalog: restore snapshot: %w", err)
 	}

@@ -146,7 +146,7 @@ func TestNewMemberInstallsFullSnapshot(t *testing.T) {
 
 	dir2 := t.TempDir()
 	follower := open(dir2, addr2, trans2)
-	if err := leader.Raft().AddVoter("node2", addr2, 0, 5*time.Second).Error(); err != nil {
+	if err := leader.Raft().AddNonvoter("node2", addr2, 0, 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
 	want := leader.AppliedIndex()
@@ -240,5 +240,75 @@ func TestFirstOnUniqueIndexIsExact(t *testing.T) {
 	it, err := tx.Get(tableVersions, indexID, a.ID)
 	if err != nil || it.Next() == nil {
 		t.Fatalf("Get by a prefix found nothing: %v", err)
+	}
+}
+
+// TestGroupCommit: with a commit window, batches share one transaction:
+// their results are known at once, their effects are seen once it
+// commits (by the flusher when no batch follows), and a batch that fails
+// as a whole loses only its failing entry, not the batches before it in
+// the same transaction.
+func TestGroupCommit(t *testing.T) {
+	f, err := newFSM(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.close() })
+	const window = 200 * time.Millisecond
+	f.startFlusher(window)
+	entry := func(index uint64, cmd command) *raft.Log {
+		data, err := encodeCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &raft.Log{Index: index, Type: raft.LogCommand, Data: data}
+	}
+	agent := func(id string) command {
+		return CreateAgent{Agent: artmesh.Agent{ID: artmesh.AgentID(id), CreatedAt: testBase}, KeyHash: "hash-" + id}
+	}
+	start := time.Now()
+	for i, id := range []string{"a", "b"} {
+		if res := f.ApplyBatch([]*raft.Log{entry(uint64(i+1), agent(id))}); res[0] != nil {
+			if err, ok := res[0].(error); ok {
+				t.Fatal(err)
+			}
+		}
+	}
+	if time.Since(start) < window/2 {
+		if got := f.applied.Load(); got != 0 {
+			t.Fatalf("applied %d before the window passed, want 0 (not committed yet)", got)
+		}
+		if _, err := f.state().agent("a"); err == nil {
+			t.Fatal("an entry of the open transaction can be read before it commits")
+		}
+	}
+	if got := f.heldIndex(); got != 2 {
+		t.Fatalf("held index %d, want 2", got)
+	}
+	// A batch with a malformed entry, in the same open transaction.
+	bad := &raft.Log{Index: 4, Type: raft.LogCommand, Data: []byte("\x01{not json")}
+	res := f.ApplyBatch([]*raft.Log{entry(3, agent("c")), bad, entry(5, agent("d"))})
+	if !isMalformed(res[1]) {
+		t.Fatalf("the malformed entry answered %v", res[1])
+	}
+	for _, r := range []any{res[0], res[2]} {
+		if err, ok := r.(error); ok {
+			t.Fatalf("a good entry of the failed batch: %v", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.applied.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %d, want 5: the flusher did not commit", f.applied.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, id := range []artmesh.AgentID{"a", "b", "c", "d"} {
+		if _, err := f.state().agent(id); err != nil {
+			t.Fatalf("agent %s after the commit: %v", id, err)
+		}
+	}
+	if got := f.rejected.Load(); got != 1 {
+		t.Fatalf("rejected %d entries, want 1", got)
 	}
 }
