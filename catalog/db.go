@@ -689,13 +689,12 @@ func (it *Iter) first() (k, v []byte) {
 	// The last key with the prefix: seek past the prefix, then back.
 	end := prefixEnd(it.prefix)
 	if end == nil {
-		k, v = it.c.Last()
-	} else if k, v = it.c.Seek(end); k == nil {
-		k, v = it.c.Last()
-	} else {
-		k, v = it.c.Prev()
+		return it.c.Last()
 	}
-	return k, v
+	if k, _ := it.c.Seek(end); k == nil {
+		return it.c.Last()
+	}
+	return it.c.Prev()
 }
 
 // prefixEnd returns the least key greater than every key with prefix p,
