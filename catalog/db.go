@@ -28,8 +28,8 @@ import (
 // key parts). In the file, a table is a bucket of its rows by primary key
 // (the id index), encoded as JSON (the encoding of the snapshot records
 // before, so old snapshots restore into it); each other index is a bucket
-// whose keys are the index key followed by the row's primary key, each
-// pointing at the primary key. Readers use bbolt read transactions, which
+// whose keys are the index key followed by the row's primary key and its
+// length (see entryKey), with no value. Readers use bbolt read transactions, which
 // see one committed state and run alongside the writer.
 
 // Bucket names.
@@ -273,10 +273,28 @@ func indexKeys(is *memdb.IndexSchema, row any) ([][]byte, error) {
 	return nil, fmt.Errorf("index %s has an indexer of type %T", is.Name, is.Indexer)
 }
 
-// entryKey is the key of a row's entry in a secondary index.
-func entryKey(key, pk []byte) []byte {
-	out := make([]byte, 0, len(key)+len(pk))
-	return append(append(out, key...), pk...)
+// entryKey is the key of a row's entry in a secondary index: the index
+// key, the row's primary key, and the primary key's length as one byte
+// (the entry's value is empty: entryPK finds the primary key in the key).
+func entryKey(key, pk []byte) ([]byte, error) {
+	if len(pk) > 255 {
+		return nil, fmt.Errorf("a primary key of %d bytes is too long to index", len(pk))
+	}
+	out := make([]byte, 0, len(key)+len(pk)+1)
+	return append(append(append(out, key...), pk...), byte(len(pk))), nil
+}
+
+// entryPK returns the primary key of an index entry's key (nil for a
+// malformed one).
+func entryPK(k []byte) []byte {
+	if len(k) == 0 {
+		return nil
+	}
+	n := int(k[len(k)-1])
+	if n > len(k)-1 {
+		return nil
+	}
+	return k[len(k)-1-n : len(k)-1]
 }
 
 // decodeRow decodes a row of a table of the schema.
@@ -371,20 +389,32 @@ func (tx *Txn) Insert(table string, row any) error {
 		b := tx.btx.Bucket(indexBucket(table, name))
 		for _, k := range oldKeys {
 			if !containsKey(keys, k) {
-				if err := b.Delete(entryKey(k, pk)); err != nil {
+				ek, err := entryKey(k, pk)
+				if err != nil {
+					return err
+				}
+				if err := b.Delete(ek); err != nil {
 					return err
 				}
 			}
 		}
 		for _, k := range keys {
 			if !containsKey(oldKeys, k) {
-				if err := b.Put(entryKey(k, pk), pk); err != nil {
+				ek, err := entryKey(k, pk)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(ek, nil); err != nil {
 					return err
 				}
 			}
 		}
 	}
-	if err := tx.btx.Bucket(tableBucket(table)).Put(pk, data); err != nil {
+	rows := tx.btx.Bucket(tableBucket(table))
+	if appendOnly(table) {
+		rows.FillPercent = appendFill
+	}
+	if err := rows.Put(pk, data); err != nil {
 		return err
 	}
 	if tx.rows != nil {
@@ -394,6 +424,18 @@ func (tx *Txn) Insert(table string, row any) error {
 		tx.changes = append(tx.changes, Change{Table: table, Before: old, After: row})
 	}
 	return nil
+}
+
+// appendFill is how full bbolt fills the pages of appendOnly tables when
+// it splits them (its default, half, suits keys inserted anywhere: pages
+// of keys that only ever come last would stay half empty).
+const appendFill = 0.95
+
+// appendOnly reports whether a table's new rows mostly come after all its
+// others: its primary keys start with an artifact id, a ULID, which sorts
+// by creation time.
+func appendOnly(table string) bool {
+	return table == tableArtifacts || table == tableVersions
 }
 
 // changeNeedsBefore reports whether the state machine reads the row a
@@ -447,7 +489,11 @@ func (tx *Txn) deleteRow(ts *memdb.TableSchema, pk []byte, old any) error {
 		}
 		b := tx.btx.Bucket(indexBucket(ts.Name, name))
 		for _, k := range keys {
-			if err := b.Delete(entryKey(k, pk)); err != nil {
+			ek, err := entryKey(k, pk)
+			if err != nil {
+				return err
+			}
+			if err := b.Delete(ek); err != nil {
 				return err
 			}
 		}
@@ -501,7 +547,11 @@ func (tx *Txn) rebuildIndex(table, index string) error {
 			return err
 		}
 		for _, k := range keys {
-			if err := b.Put(entryKey(k, pk), bytes.Clone(pk)); err != nil {
+			ek, err := entryKey(k, pk)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(ek, nil); err != nil {
 				return err
 			}
 		}
@@ -534,8 +584,8 @@ func (tx *Txn) First(table, index string, args ...any) (any, error) {
 	}
 	// An entry's key is the index key followed by the primary key.
 	c := tx.btx.Bucket(indexBucket(table, index)).Cursor()
-	for k, pk := c.Seek(key); k != nil && bytes.HasPrefix(k, key); k, pk = c.Next() {
-		if len(k) == len(key)+len(pk) && bytes.Equal(k[len(key):], pk) {
+	for k, _ := c.Seek(key); k != nil && bytes.HasPrefix(k, key); k, _ = c.Next() {
+		if pk := entryPK(k); pk != nil && len(k) == len(key)+len(pk)+1 {
 			return tx.getRow(table, pk)
 		}
 	}
@@ -625,7 +675,7 @@ func (it *Iter) Next() any {
 		it.last = append(it.last[:0], k...)
 		data := v
 		if !it.primary {
-			data = it.rows.Get(v)
+			data = it.rows.Get(entryPK(k))
 			if data == nil {
 				continue // cannot happen: an index entry outlived its row
 			}

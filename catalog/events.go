@@ -440,6 +440,7 @@ func (s *store) eventLog() *eventLog {
 // events evs appended, and the events of the pages next dropped.
 func persistEvents(tx *Txn, prev, next *eventLog, evs []*Event) error {
 	b := tx.btx.Bucket(bucketEvents)
+	b.FillPercent = appendFill // keyed by index: each event comes last
 	for _, ev := range evs {
 		data, err := json.Marshal(ev)
 		if err != nil {
