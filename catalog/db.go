@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // The catalog's tables live on disk, in one bbolt file (as etcd keeps its
@@ -64,17 +65,41 @@ type tables struct {
 	schema *memdb.DBSchema
 }
 
-// boltOptions are the options the state file is opened with: like etcd's,
-// the free list is not written (it is rebuilt at open), and the map is
-// reserved large enough that a growing file rarely waits for readers to
-// remap it.
+// boltOptions are the options the state file is opened with. The free
+// list is written with each commit (unlike etcd, which rebuilds it at
+// open by reading every page: at millions of artifacts that read is
+// seconds, and brings the whole file into the process's memory), and the
+// map is reserved large enough that a growing file rarely waits for
+// readers to remap it.
 func boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout:         5 * time.Second,
-		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: 4 << 30,
 	}
+}
+
+// trimResidency drops the state file's pages from the process's memory
+// map (madvise MADV_DONTNEED on the file's mapped range): they stay in
+// the kernel's page cache, and a read maps them again at the cost of a
+// minor fault. Without it every page a read or a write ever touched counts
+// in the node's resident memory (RssFile), however large the file grows.
+// A read transaction is held meanwhile, so that bbolt cannot remap the
+// file under it.
+func (t *tables) trimResidency() error {
+	tx, err := t.bolt.Begin(false)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	addr, size := t.bolt.Info().Data, tx.Size()
+	if addr == 0 || size <= 0 {
+		return nil
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_MADVISE, addr, uintptr(size), unix.MADV_DONTNEED); errno != 0 {
+		return fmt.Errorf("madvise the catalog state: %w", errno)
+	}
+	return nil
 }
 
 // openTables opens (or creates) the state file at path and makes sure it

@@ -407,14 +407,26 @@ func (f *fsm) commitLocked() {
 	f.watch.publish(ob.last, ob.topics, ob.cids.list())
 }
 
+// trimEvery is how often the flusher drops the state file's pages from
+// the process's resident memory (see tables.trimResidency).
+const trimEvery = 15 * time.Second
+
 // runFlusher commits the open transaction once its window has passed,
-// when no batch came to do it. It returns when the state machine closes.
+// when no batch came to do it, and trims the state file's resident pages
+// every trimEvery. It returns when the state machine closes.
 func (f *fsm) runFlusher() {
 	defer close(f.flusherDone)
+	trim := time.NewTicker(trimEvery)
+	defer trim.Stop()
 	for {
 		select {
 		case <-f.stop:
 			return
+		case <-trim.C:
+			if err := f.state().db.trimResidency(); err != nil && f.log != nil {
+				f.log.Warn("catalog: trimming the state file's resident pages", "err", err)
+			}
+			continue
 		case <-f.kick:
 		}
 		select {
