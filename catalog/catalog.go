@@ -73,6 +73,12 @@ type Config struct {
 	// SnapshotThreshold is how many log entries since the last snapshot
 	// make Raft take a new one.
 	SnapshotThreshold uint64
+	// SnapshotInterval is how often Raft checks whether to take a
+	// snapshot (SnapshotThreshold entries since the last). A snapshot
+	// refers to the state file and costs next to nothing (fsm.go), so it
+	// can be often: it keeps the log short, and a new member gets the
+	// state file rather than the whole log to replay.
+	SnapshotInterval time.Duration
 	// SnapshotRetain is how many snapshots are kept on disk.
 	SnapshotRetain int
 	// TrailingLogs is how many log entries are kept after a snapshot, so
@@ -113,6 +119,7 @@ func DefaultConfig() Config {
 	return Config{
 		ApplyTimeout:       10 * time.Second,
 		SnapshotThreshold:  8192,
+		SnapshotInterval:   10 * time.Second,
 		SnapshotRetain:     2,
 		TrailingLogs:       10240,
 		CommitWindow:       2 * time.Millisecond,
@@ -154,6 +161,9 @@ func (c Config) raftConfig(logger *slog.Logger) *raft.Config {
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = c.SnapshotThreshold
+	if c.SnapshotInterval > 0 {
+		rc.SnapshotInterval = c.SnapshotInterval
+	}
 	rc.TrailingLogs = c.TrailingLogs
 	if logger != nil {
 		rc.Logger = newHCLog(logger, "raft")
