@@ -446,6 +446,9 @@ func normalizeFilter(f artmesh.Filter) (artmesh.Filter, error) {
 	if f.Limit < 0 || f.Offset < 0 {
 		return f, artmesh.E(artmesh.Invalid, "limit and offset must not be negative")
 	}
+	if f.Cursor != "" && f.Offset > 0 {
+		return f, artmesh.E(artmesh.Invalid, "give cursor or offset, not both: a cursor already says where the page starts")
+	}
 	if f.Limit == 0 {
 		f.Limit = artmesh.DefaultListLimit
 	}

@@ -52,7 +52,7 @@ func startFake(t *testing.T) (*fakeNode, string) {
 			w.WriteHeader(201)
 			io.WriteString(w, fakeArtifact)
 		case "GET /v1/artifacts":
-			io.WriteString(w, `{"items":[`+fakeArtifact+`],"total":3,"limit":1,"offset":0}`)
+			io.WriteString(w, `{"items":[`+fakeArtifact+`],"limit":1,"offset":0,"next_cursor":"MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA"}`)
 		case "GET /v1/artifacts/art_ok/content":
 			w.Header().Set("Content-Length", "9")
 			io.WriteString(w, `{"a":[1]}`)
@@ -156,7 +156,7 @@ func TestLs(t *testing.T) {
 	if !strings.HasPrefix(out, "ID ") || !strings.Contains(out, "art_01JD0000000000000000000000  data.json") {
 		t.Errorf("table:\n%s", out)
 	}
-	if !strings.Contains(errOut, "next page: --offset 1") {
+	if !strings.Contains(errOut, "next page: --cursor MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA ") {
 		t.Errorf("no paging hint: %q", errOut)
 	}
 }

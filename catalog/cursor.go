@@ -1,0 +1,151 @@
+package catalog
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Cursor paging. Every secondary index of the artifacts table ends its
+// keys with the artifact id in descending order, so an artifact's key in
+// the index is its position in a newest-first listing, whether or not the
+// artifact still exists. A page continues after the previous page's last
+// artifact by seeking that position with LowerBound: it reads what it
+// returns, not what came before, and artifacts deleted or created between
+// pages neither shift nor repeat the rest (a new artifact sorts before
+// the cursor, so a listing in progress does not see it).
+//
+// memdb's LowerBound iterates to the end of the whole index, and yields
+// rows, not keys. rangeIter finds the key of each entry again from its
+// row (the row's keys under the index, through the index's own indexer:
+// the least one past the previous entry's key) and stops at the first
+// entry outside the prefix.
+
+// rowIter yields the rows of one index range in key order, nil at its end.
+type rowIter interface {
+	next() (*artifactRow, error)
+}
+
+// artifactIndexers holds the indexers of the artifacts table by index
+// name, to compute a row's keys as memdb does.
+var artifactIndexers = sync.OnceValue(func() map[string]memdb.Indexer {
+	out := map[string]memdb.Indexer{}
+	for name, ix := range baseSchema().Tables[tableArtifacts].Indexes {
+		out[name] = ix.Indexer
+	}
+	return out
+})
+
+// rangeTxn returns the rows of the artifacts index whose keys start with
+// the prefix that args make, newest first; with after, only those past
+// that artifact's position in the range (after itself excluded, whether
+// or not it still exists).
+func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID) (rowIter, error) {
+	if after == "" {
+		it, err := tx.Get(tableArtifacts, index, args...)
+		if err != nil {
+			return nil, fmt.Errorf("iterate %s: %w", index, err)
+		}
+		return getIter{it}, nil
+	}
+	indexer, ok := artifactIndexers()[index]
+	if !ok {
+		return nil, fmt.Errorf("no artifacts index %q", index)
+	}
+	prefix, err := argsKey(len(args), args)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", index, err)
+	}
+	seek := appendDescID(bytes.Clone(prefix), after)
+	it, err := tx.LowerBound(tableArtifacts, index, append(args[:len(args):len(args)], posID(after))...)
+	if err != nil {
+		return nil, fmt.Errorf("seek %s: %w", index, err)
+	}
+	return &rangeIter{it: it, indexer: indexer, prefix: prefix, last: seek}, nil
+}
+
+// getIter is a memdb prefix iteration.
+type getIter struct{ it memdb.ResultIterator }
+
+func (g getIter) next() (*artifactRow, error) {
+	if raw := g.it.Next(); raw != nil {
+		return raw.(*artifactRow), nil
+	}
+	return nil, nil
+}
+
+// rangeIter is a LowerBound iteration bounded to a key prefix, skipping
+// the entry at the seek key itself.
+type rangeIter struct {
+	it      memdb.ResultIterator // nil once done
+	indexer memdb.Indexer
+	prefix  []byte
+	// last is the key of the entry yielded last; before the first, the
+	// seek key, which the first entry may equal.
+	last    []byte
+	started bool
+}
+
+func (r *rangeIter) next() (*artifactRow, error) {
+	for r.it != nil {
+		raw := r.it.Next()
+		if raw == nil {
+			break
+		}
+		row := raw.(*artifactRow)
+		key, err := entryKey(r.indexer, row, r.last, !r.started)
+		if err != nil {
+			r.it = nil
+			return nil, err
+		}
+		if key == nil || !bytes.HasPrefix(key, r.prefix) {
+			break // past the range: every later key is too
+		}
+		atSeek := !r.started && bytes.Equal(key, r.last)
+		r.last, r.started = key, true
+		if atSeek {
+			continue // the cursor's own artifact ended the previous page
+		}
+		return row, nil
+	}
+	r.it = nil
+	return nil, nil
+}
+
+// entryKey returns the key under which an index iteration that was at
+// key last (or, with inclusive, is seeking last) yields row: the least of
+// the row's keys past last, or at it when inclusive. Nil if it has none.
+func entryKey(indexer memdb.Indexer, row *artifactRow, last []byte, inclusive bool) ([]byte, error) {
+	var keys [][]byte
+	switch ix := indexer.(type) {
+	case memdb.SingleIndexer:
+		ok, key, err := ix.FromObject(row)
+		if err != nil {
+			return nil, fmt.Errorf("index key of %s: %w", row.ID, err)
+		}
+		if ok {
+			keys = [][]byte{key}
+		}
+	case memdb.MultiIndexer:
+		ok, ks, err := ix.FromObject(row)
+		if err != nil {
+			return nil, fmt.Errorf("index keys of %s: %w", row.ID, err)
+		}
+		if ok {
+			keys = ks
+		}
+	default:
+		return nil, fmt.Errorf("index of %T has no keys", indexer)
+	}
+	var best []byte
+	for _, k := range keys {
+		c := bytes.Compare(k, last)
+		if (c > 0 || c == 0 && inclusive) && (best == nil || bytes.Compare(k, best) < 0) {
+			best = k
+		}
+	}
+	return best, nil
+}
