@@ -458,7 +458,9 @@ func normalizeFilter(f artmesh.Filter) (artmesh.Filter, error) {
 	return f, nil
 }
 
-// List returns caller's own artifacts that match f, newest first.
+// List returns a page of caller's own artifacts that match f, newest
+// first; its NextCursor, as f.Cursor, continues it. A cursor with an
+// offset is Invalid.
 func (n *Node) List(_ context.Context, caller artmesh.Agent, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	f, err := normalizeFilter(f)
 	if err != nil {
