@@ -22,7 +22,13 @@ import (
 // rows, not keys. rangeIter finds the key of each entry again from its
 // row (the row's keys under the index, through the index's own indexer:
 // the least one past the previous entry's key) and stops at the first
-// entry outside the prefix.
+// entry outside the prefix. It takes only the entries whose key is the
+// prefix followed by the row's position: a key whose parts have 0 bytes
+// (a metadata key "a\x00b") can start with another's prefix, and would
+// list a row twice or out of order.
+//
+// Every listing goes through rangeTxn, the first page (seeking the bare
+// prefix) too, so that all pages take the same entries.
 
 // rowIter yields the rows of one index range in key order, nil at its end.
 type rowIter interface {
@@ -39,18 +45,11 @@ var artifactIndexers = sync.OnceValue(func() map[string]memdb.Indexer {
 	return out
 })
 
-// rangeTxn returns the rows of the artifacts index whose keys start with
-// the prefix that args make, newest first; with after, only those past
-// that artifact's position in the range (after itself excluded, whether
-// or not it still exists).
+// rangeTxn returns the rows of the artifacts index whose keys are the
+// prefix that args make followed by a position, newest first; with
+// after, only those past that artifact's position (after itself
+// excluded, whether or not it still exists).
 func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID) (rowIter, error) {
-	if after == "" {
-		it, err := tx.Get(tableArtifacts, index, args...)
-		if err != nil {
-			return nil, fmt.Errorf("iterate %s: %w", index, err)
-		}
-		return getIter{it}, nil
-	}
 	indexer, ok := artifactIndexers()[index]
 	if !ok {
 		return nil, fmt.Errorf("no artifacts index %q", index)
@@ -59,22 +58,17 @@ func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", index, err)
 	}
-	seek := appendDescID(bytes.Clone(prefix), after)
-	it, err := tx.LowerBound(tableArtifacts, index, append(args[:len(args):len(args)], posID(after))...)
+	seekArgs := args
+	if after != "" {
+		seekArgs = append(args[:len(args):len(args)], posID(after))
+	}
+	it, err := tx.LowerBound(tableArtifacts, index, seekArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("seek %s: %w", index, err)
 	}
-	return &rangeIter{it: it, indexer: indexer, prefix: prefix, last: seek}, nil
-}
-
-// getIter is a memdb prefix iteration.
-type getIter struct{ it memdb.ResultIterator }
-
-func (g getIter) next() (*artifactRow, error) {
-	if raw := g.it.Next(); raw != nil {
-		return raw.(*artifactRow), nil
-	}
-	return nil, nil
+	// Without after, the seek key is the bare prefix, which no entry
+	// equals (each ends with an id).
+	return &rangeIter{it: it, indexer: indexer, prefix: prefix, last: appendDescID(bytes.Clone(prefix), after)}, nil
 }
 
 // rangeIter is a LowerBound iteration bounded to a key prefix, skipping
@@ -109,10 +103,26 @@ func (r *rangeIter) next() (*artifactRow, error) {
 		if atSeek {
 			continue // the cursor's own artifact ended the previous page
 		}
+		if !isDescID(key[len(r.prefix):], row.ID) {
+			continue // only looks like an entry of the prefix
+		}
 		return row, nil
 	}
 	r.it = nil
 	return nil, nil
+}
+
+// isDescID reports whether b is id as appendDescID appends it.
+func isDescID(b []byte, id artmesh.ArtifactID) bool {
+	if len(b) != len(id) {
+		return false
+	}
+	for i := range len(b) {
+		if b[i] != ^id[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // entryKey returns the key under which an index iteration that was at

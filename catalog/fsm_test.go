@@ -444,6 +444,26 @@ func TestList(t *testing.T) {
 			t.Fatalf("list by %q=%q: %+v, want %d", tt.m.Key, tt.m.Value, p, tt.want)
 		}
 	}
+	// A row whose metadata key has a NUL has a second key under another
+	// key's prefix (nul, a, b, c...): it is listed once, by cursor too.
+	dup := h.create("nul", "dup", "text/plain", md("a", `"b"`, "a\x00b", `"c"`))
+	h.create("nul", "newer", "text/plain", md("a", `"b"`))
+	for _, f := range []artmesh.Filter{{Meta: meta("a", "b")}, {Meta: meta("a", "b"), Limit: 1}} {
+		var got []artmesh.ArtifactID
+		for {
+			p, err := h.st().list("nul", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ids(p.Items)...)
+			if f.Cursor = p.NextCursor; f.Cursor == "" {
+				break
+			}
+		}
+		if len(got) != 2 || got[1] != dup.ID {
+			t.Fatalf("list by a=b (limit %d): %v, want the newer one and %s once", f.Limit, got, dup.ID)
+		}
+	}
 	if p, _ := h.st().list("nobody", artmesh.Filter{}); totalOf(p) != 0 || len(p.Items) != 0 || p.NextCursor != "" {
 		t.Fatalf("list of an agent without artifacts: %+v", p)
 	}
