@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/artmesh/artmesh"
+	"github.com/hashicorp/go-memdb"
 )
 
 // meta builds metadata conditions from alternating keys and values.
@@ -217,6 +218,47 @@ func TestListCursorAndTotal(t *testing.T) {
 			}
 			if totalOf(p) != tt.wantTotal || (p.NextCursor != "") != tt.wantNext {
 				t.Fatalf("total %d, next cursor %q; want %d, a cursor %v", totalOf(p), p.NextCursor, tt.wantTotal, tt.wantNext)
+			}
+		})
+	}
+}
+
+// TestOwnerPlan checks the index a filtered listing walks: the smallest
+// when one has fewer than probeCap entries, else the sparsest.
+func TestOwnerPlan(t *testing.T) {
+	h := newTestFSM(t)
+	h.agent("alice")
+	n := 3 * probeCap
+	for i := range n {
+		m := md("dense", "1", "half", jsonInt(i%2), "third", jsonInt(i%3))
+		if i%500 == 0 {
+			m["rare"] = []byte("1")
+		}
+		h.create("alice", fmt.Sprintf("f-%d", i%4), "text/plain", m)
+	}
+	tests := []struct {
+		name string
+		f    artmesh.Filter
+		want []any
+	}{
+		{"none: the owner index", artmesh.Filter{}, []any{"alice"}},
+		{"one condition", artmesh.Filter{Meta: meta("dense", "1")}, []any{"alice", "dense", "1"}},
+		{"all capped: the sparsest, though last", artmesh.Filter{Meta: meta("dense", "1", "half", "0", "third", "0")}, []any{"alice", "third", "0"}},
+		{"all capped: the sparsest, first", artmesh.Filter{Meta: meta("third", "1", "dense", "1"), ContentType: "text/plain"}, []any{"alice", "third", "1"}},
+		{"one under the cap: the smallest", artmesh.Filter{Meta: meta("third", "1", "rare", "1")}, []any{"alice", "rare", "1"}},
+		{"a name under the cap", artmesh.Filter{Name: "f-1", Meta: meta("rare", "1", "dense", "1")}, []any{"alice", "rare", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := read(h.st(), func(tx *memdb.Txn) ([]any, error) {
+				_, args, err := ownerPlanTxn(tx, "alice", tt.f)
+				return args, err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("planned %v, want %v", got, tt.want)
 			}
 		})
 	}

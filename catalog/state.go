@@ -949,11 +949,13 @@ type candidate struct {
 }
 
 // ownerPlanTxn picks the index to list owner's artifacts that pass f
-// with: the one with the fewest entries among those the filter's
-// conditions allow (each counted up to probeCap, so the choice costs at
-// most probeCap entries per condition; ties go to name, then metadata,
-// then content type), else the owner index. It returns the index and its
-// arguments.
+// with, among those the filter's conditions allow: the one with the
+// fewest entries, each counted up to probeCap, so that the choice costs at
+// most probeCap entries per condition; of those that have probeCap or
+// more, the sparsest, whose probeCap-th entry is the oldest (ids sort by
+// creation time, so its entries spread over the longest time). Ties go to
+// name, then metadata, then content type. Without conditions, the owner
+// index. It returns the index and its arguments.
 func ownerPlanTxn(tx *memdb.Txn, owner artmesh.AgentID, f artmesh.Filter) (string, []any, error) {
 	var cands []candidate
 	if f.Name != "" {
@@ -968,19 +970,28 @@ func ownerPlanTxn(tx *memdb.Txn, owner artmesh.AgentID, f artmesh.Filter) (strin
 	if len(cands) == 0 {
 		return indexOwner, []any{owner}, nil
 	}
-	best, bestCount := 0, probeCap+1
+	best, bestCount, bestReach := 0, probeCap+1, artmesh.ArtifactID("")
 	if len(cands) > 1 {
 		for i, c := range cands {
 			it, err := tx.Get(tableArtifacts, c.index, c.args...)
 			if err != nil {
 				return "", nil, err
 			}
-			n := 0
-			for n < bestCount && it.Next() != nil {
-				n++
+			n, reach := 0, artmesh.ArtifactID("")
+			for n < min(bestCount, probeCap) {
+				raw := it.Next()
+				if raw == nil {
+					break
+				}
+				n, reach = n+1, raw.(*artifactRow).ID
 			}
-			if n < bestCount {
+			switch {
+			case n < probeCap && n < bestCount: // all its entries, fewer than any other's
 				best, bestCount = i, n
+			case n == probeCap && bestCount > probeCap: // the first with probeCap
+				best, bestCount, bestReach = i, n, reach
+			case n == probeCap && bestCount == probeCap && reach < bestReach: // sparser
+				best, bestReach = i, reach
 			}
 		}
 	}
