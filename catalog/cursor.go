@@ -30,11 +30,6 @@ import (
 // Every listing goes through rangeTxn, the first page (seeking the bare
 // prefix) too, so that all pages take the same entries.
 
-// rowIter yields the rows of one index range in key order, nil at its end.
-type rowIter interface {
-	next() (*artifactRow, error)
-}
-
 // artifactIndexers holds the indexers of the artifacts table by index
 // name, to compute a row's keys as memdb does.
 var artifactIndexers = sync.OnceValue(func() map[string]memdb.Indexer {
@@ -49,7 +44,7 @@ var artifactIndexers = sync.OnceValue(func() map[string]memdb.Indexer {
 // prefix that args make followed by a position, newest first; with
 // after, only those past that artifact's position (after itself
 // excluded, whether or not it still exists).
-func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID) (rowIter, error) {
+func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID) (*rangeIter, error) {
 	indexer, ok := artifactIndexers()[index]
 	if !ok {
 		return nil, fmt.Errorf("no artifacts index %q", index)
@@ -72,7 +67,8 @@ func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID)
 }
 
 // rangeIter is a LowerBound iteration bounded to a key prefix, skipping
-// the entry at the seek key itself.
+// the entry at the seek key itself. next yields its rows in key order,
+// nil at its end.
 type rangeIter struct {
 	it      memdb.ResultIterator // nil once done
 	indexer memdb.Indexer

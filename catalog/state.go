@@ -1049,7 +1049,7 @@ func (p *pager) finish() artmesh.Page[artmesh.Artifact] {
 
 // mergeHead is one source of a merged listing and its current row.
 type mergeHead struct {
-	rows rowIter
+	rows *rangeIter
 	cur  *artifactRow
 }
 
