@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/artmesh/artmesh"
@@ -63,7 +64,50 @@ func rangeTxn(tx *memdb.Txn, index string, args []any, after artmesh.ArtifactID)
 	}
 	// Without after, the seek key is the bare prefix, which no entry
 	// equals (each ends with an id).
-	return &rangeIter{it: it, indexer: indexer, prefix: prefix, last: appendDescID(bytes.Clone(prefix), after)}, nil
+	r := &rangeIter{it: it, indexer: indexer, prefix: prefix, last: appendDescID(bytes.Clone(prefix), after)}
+	if index == indexOwnerMeta && len(args) == 3 {
+		owner, _ := args[0].(artmesh.AgentID)
+		key, _ := args[1].(string)
+		value, _ := args[2].(string)
+		if owner != "" && noNUL(string(owner), key, value) {
+			r.meta = &metaRange{owner: owner, key: key, value: value}
+		}
+	}
+	return r, nil
+}
+
+// metaRange is a range of the owner_meta index whose parts have no 0
+// byte. A row whose metadata keys have none either has at most one entry
+// in it, which metaRange finds from the one value, without building every
+// key of the row (a MetaText of each value) as entryKey does.
+type metaRange struct {
+	owner      artmesh.AgentID
+	key, value string
+}
+
+// entryKey returns the key of row's entry in the range, nil if it has
+// none; ok is false when it cannot tell cheaply (a 0 byte in the row's
+// metadata keys or in the value's text), and entryKey must decide.
+func (m *metaRange) entryKey(row *artifactRow, prefix []byte) (key []byte, ok bool) {
+	if m == nil {
+		return nil, false
+	}
+	for k := range row.Metadata {
+		if strings.IndexByte(k, 0) >= 0 {
+			return nil, false
+		}
+	}
+	raw, has := row.Metadata[m.key]
+	if row.Owner != m.owner || !has {
+		return nil, true
+	}
+	switch text := artmesh.MetaText(raw); {
+	case text == m.value:
+		return appendDescID(append(make([]byte, 0, len(prefix)+len(row.ID)), prefix...), row.ID), true
+	case strings.IndexByte(text, 0) >= 0:
+		return nil, false
+	}
+	return nil, true
 }
 
 // rangeIter is a LowerBound iteration bounded to a key prefix, skipping
@@ -73,6 +117,7 @@ type rangeIter struct {
 	it      memdb.ResultIterator // nil once done
 	indexer memdb.Indexer
 	prefix  []byte
+	meta    *metaRange // nil unless the range is one of owner_meta without 0 bytes
 	// last is the key of the entry yielded last; before the first, the
 	// seek key, which the first entry may equal.
 	last    []byte
@@ -86,10 +131,18 @@ func (r *rangeIter) next() (*artifactRow, error) {
 			break
 		}
 		row := raw.(*artifactRow)
-		key, err := entryKey(r.indexer, row, r.last, !r.started)
-		if err != nil {
-			r.it = nil
-			return nil, err
+		key, fast := r.meta.entryKey(row, r.prefix)
+		if fast && key != nil {
+			if c := bytes.Compare(key, r.last); c < 0 || c == 0 && r.started {
+				key = nil // its one entry in the range is behind: this one is past it
+			}
+		}
+		if !fast {
+			var err error
+			if key, err = entryKey(r.indexer, row, r.last, !r.started); err != nil {
+				r.it = nil
+				return nil, err
+			}
 		}
 		if key == nil || !bytes.HasPrefix(key, r.prefix) {
 			break // past the range: every later key is too
@@ -154,4 +207,14 @@ func entryKey(indexer memdb.Indexer, row *artifactRow, last []byte, inclusive bo
 		}
 	}
 	return best, nil
+}
+
+// noNUL reports whether none of ss has a 0 byte.
+func noNUL(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return false
+		}
+	}
+	return true
 }
