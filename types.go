@@ -2,7 +2,10 @@ package artmesh
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -93,9 +96,14 @@ type Filter struct {
 	// Meta holds key=value pairs that must all match: a string value
 	// equal to the text, or a non-string value whose compact JSON text is
 	// the text.
-	Meta   []MetaMatch
-	Limit  int
+	Meta  []MetaMatch
+	Limit int
+	// Offset skips this many matches first. It costs what it skips: prefer
+	// Cursor, which seeks.
 	Offset int
+	// Cursor continues a listing after the last item of an earlier page:
+	// the NextCursor that page returned. Empty starts at the newest.
+	Cursor string
 }
 
 // MetaMatch is one metadata condition of a Filter.
@@ -131,10 +139,37 @@ func MetaText(raw json.RawMessage) string {
 
 // Page is one page of a listing.
 type Page[T any] struct {
-	Items  []T `json:"items"`
-	Total  int `json:"total"`
-	Limit  int `json:"limit"`
-	Offset int `json:"offset"`
+	Items []T `json:"items"`
+	// Total counts every match over all pages, but only where that is
+	// cheap: the unfiltered listing of one's own artifacts. Elsewhere it is
+	// nil (absent from the JSON), as counting would read every match.
+	Total  *int `json:"total,omitempty"`
+	Limit  int  `json:"limit"`
+	Offset int  `json:"offset"`
+	// NextCursor continues the listing after this page's last item (pass
+	// it as Filter.Cursor); empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// cursorVersion starts every cursor, so that its form can change.
+const cursorVersion = "1:"
+
+// EncodeCursor returns the opaque cursor that continues a listing after
+// the artifact id.
+func EncodeCursor(id ArtifactID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorVersion + string(id)))
+}
+
+// DecodeCursor returns the artifact id a cursor continues after. A cursor
+// that EncodeCursor did not make is Invalid.
+func DecodeCursor(cursor string) (ArtifactID, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err == nil {
+		if id, ok := strings.CutPrefix(string(raw), cursorVersion); ok && ValidArtifactID(id) {
+			return ArtifactID(id), nil
+		}
+	}
+	return "", E(Invalid, fmt.Sprintf("cursor %q is not one a listing returned", cursor))
 }
 
 // Listing limits, as API.md gives them.

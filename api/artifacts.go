@@ -346,7 +346,8 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request, caller ar
 }
 
 // parseFilter reads the listing query: content_type, name,
-// metadata.KEY=VALUE (repeatable, at most MaxMetaFilters), limit, offset.
+// metadata.KEY=VALUE (repeatable, at most MaxMetaFilters), limit, offset,
+// cursor.
 // A query that does not parse is refused, never read as empty: Go's
 // parser stops at 10,000 parameters and skips malformed ones.
 func parseFilter(r *http.Request) (artmesh.Filter, error) {
@@ -374,6 +375,8 @@ func parseFilter(r *http.Request) (artmesh.Filter, error) {
 			} else {
 				f.Offset = n
 			}
+		case key == "cursor":
+			f.Cursor = vals[0]
 		case strings.HasPrefix(key, "metadata."):
 			mk := strings.TrimPrefix(key, "metadata.")
 			if mk == "" {
@@ -387,7 +390,7 @@ func parseFilter(r *http.Request) (artmesh.Filter, error) {
 			}
 		case key == "consistent":
 		default:
-			return f, artmesh.E(artmesh.Invalid, fmt.Sprintf("unknown query parameter %q: filters are content_type, name, metadata.KEY, limit, offset", key))
+			return f, artmesh.E(artmesh.Invalid, fmt.Sprintf("unknown query parameter %q: filters are content_type, name, metadata.KEY, limit, cursor, offset", key))
 		}
 	}
 	return f, nil

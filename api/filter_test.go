@@ -18,6 +18,7 @@ func TestParseFilter(t *testing.T) {
 	}{
 		{"", artmesh.Filter{}, false},
 		{"content_type=text/plain&name=a&limit=5&offset=10", artmesh.Filter{ContentType: "text/plain", Name: "a", Limit: 5, Offset: 10}, false},
+		{"cursor=MTphYmM&limit=5", artmesh.Filter{Cursor: "MTphYmM", Limit: 5}, false},
 		{"metadata.year=2025", artmesh.Filter{Meta: []artmesh.MetaMatch{{Key: "year", Value: "2025"}}}, false},
 		{"metadata.k=a&metadata.k=b", artmesh.Filter{Meta: []artmesh.MetaMatch{{Key: "k", Value: "a"}, {Key: "k", Value: "b"}}}, false},
 		{"metadata.a.b=c", artmesh.Filter{Meta: []artmesh.MetaMatch{{Key: "a.b", Value: "c"}}}, false},

@@ -110,7 +110,7 @@ func TestUploadFlow(t *testing.T) {
 	_, data = send(t, srv, key, "GET", "/v1/artifacts", nil)
 	var page artmesh.Page[artmesh.Artifact]
 	json.Unmarshal(data, &page)
-	if page.Total != 1 || page.Items[0].SizeBytes != int64(len(content)) {
+	if len(page.Items) != 1 || page.Items[0].SizeBytes != int64(len(content)) {
 		t.Fatalf("after confirm: %s", data)
 	}
 	_, data = send(t, srv, key, "GET", "/v1/artifacts/"+string(page.Items[0].ID)+"/content", nil)

@@ -708,8 +708,12 @@ func (c *Catalog) Access(id artmesh.ArtifactID) (artmesh.Access, error) {
 // List returns a page of owner's artifacts that pass f, newest first.
 // Name and content type match exactly, every metadata condition must
 // hold (artmesh.MetaMatch.Matches); Limit 0 means
-// artmesh.DefaultListLimit and is capped at artmesh.MaxListLimit; Total
-// counts every match.
+// artmesh.DefaultListLimit and is capped at artmesh.MaxListLimit.
+// f.Cursor (a page's NextCursor) continues after that page's last
+// artifact by seeking the index; NextCursor is set when a match follows
+// the page. Total is set only without conditions (from the owned count):
+// a page reads its own matches and one more, never all of them. An
+// f.Cursor that is not a cursor is Invalid.
 func (c *Catalog) List(owner artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	return c.fsm.state().list(owner, f)
 }

@@ -30,7 +30,7 @@ import (
 // (the id index), encoded as JSON (the encoding of the snapshot records
 // before, so old snapshots restore into it); each other index is a bucket
 // whose keys are the index key followed by the row's primary key and its
-// length (see entryKey), with no value. Readers use bbolt read transactions, which
+// length (see indexEntryKey), with no value. Readers use bbolt read transactions, which
 // see one committed state and run alongside the writer.
 
 // Bucket names.
@@ -298,10 +298,10 @@ func indexKeys(is *memdb.IndexSchema, row any) ([][]byte, error) {
 	return nil, fmt.Errorf("index %s has an indexer of type %T", is.Name, is.Indexer)
 }
 
-// entryKey is the key of a row's entry in a secondary index: the index
+// indexEntryKey is the key of a row's entry in a secondary index: the index
 // key, the row's primary key, and the primary key's length as one byte
 // (the entry's value is empty: entryPK finds the primary key in the key).
-func entryKey(key, pk []byte) ([]byte, error) {
+func indexEntryKey(key, pk []byte) ([]byte, error) {
 	if len(pk) > 255 {
 		return nil, fmt.Errorf("a primary key of %d bytes is too long to index", len(pk))
 	}
@@ -414,7 +414,7 @@ func (tx *Txn) Insert(table string, row any) error {
 		b := tx.btx.Bucket(indexBucket(table, name))
 		for _, k := range oldKeys {
 			if !containsKey(keys, k) {
-				ek, err := entryKey(k, pk)
+				ek, err := indexEntryKey(k, pk)
 				if err != nil {
 					return err
 				}
@@ -425,7 +425,7 @@ func (tx *Txn) Insert(table string, row any) error {
 		}
 		for _, k := range keys {
 			if !containsKey(oldKeys, k) {
-				ek, err := entryKey(k, pk)
+				ek, err := indexEntryKey(k, pk)
 				if err != nil {
 					return err
 				}
@@ -514,7 +514,7 @@ func (tx *Txn) deleteRow(ts *memdb.TableSchema, pk []byte, old any) error {
 		}
 		b := tx.btx.Bucket(indexBucket(ts.Name, name))
 		for _, k := range keys {
-			ek, err := entryKey(k, pk)
+			ek, err := indexEntryKey(k, pk)
 			if err != nil {
 				return err
 			}
@@ -572,7 +572,7 @@ func (tx *Txn) rebuildIndex(table, index string) error {
 			return err
 		}
 		for _, k := range keys {
-			ek, err := entryKey(k, pk)
+			ek, err := indexEntryKey(k, pk)
 			if err != nil {
 				return err
 			}

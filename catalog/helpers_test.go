@@ -117,6 +117,14 @@ func ids(as []artmesh.Artifact) []artmesh.ArtifactID {
 	return out
 }
 
+// totalOf returns a page's Total, or -1 when it has none.
+func totalOf(p artmesh.Page[artmesh.Artifact]) int {
+	if p.Total == nil {
+		return -1
+	}
+	return *p.Total
+}
+
 // bufferSink is a raft.SnapshotSink into memory.
 type bufferSink struct {
 	bytes.Buffer

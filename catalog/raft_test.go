@@ -128,8 +128,8 @@ func TestSingleNodeRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Total != len(arts) {
-			t.Fatalf("after restart: %d artifacts, want %d", p.Total, len(arts))
+		if totalOf(p) != len(arts) {
+			t.Fatalf("after restart: %d artifacts, want %d", totalOf(p), len(arts))
 		}
 		for _, id := range arts {
 			if _, err := c.Artifact(id); err != nil {

@@ -131,7 +131,7 @@ func TestForwardRetriedAtNewLeader(t *testing.T) {
 		t.Fatalf("calls %d, artifact %+v", calls.Load(), a)
 	}
 	page, err := follower.List("alice", artmesh.Filter{Limit: 10})
-	if err != nil || page.Total != 1 {
+	if err != nil || totalOf(page) != 1 {
 		t.Fatalf("artifacts after the retried write: %+v %v, want exactly one", page, err)
 	}
 }

@@ -297,13 +297,26 @@ func stringKeys[S ~string](ss []S) [][]byte {
 	return keys
 }
 
-// argsKey builds the key (or key prefix) of 1 to nargs string arguments.
+// posID, as the last argument of an artifacts index lookup (after that
+// index's parts), ends the key with the artifact id in descending order
+// (appendDescID): the artifact's position in the index, which LowerBound
+// seeks to.
+type posID artmesh.ArtifactID
+
+// argsKey builds the key (or key prefix) of 1 to nargs string arguments,
+// optionally followed by a posID.
 func argsKey(nargs int, args []any) ([]byte, error) {
-	if len(args) == 0 || len(args) > nargs {
-		return nil, fmt.Errorf("index takes 1 to %d arguments, got %d", nargs, len(args))
+	n := len(args)
+	if n > 0 {
+		if _, ok := args[n-1].(posID); ok {
+			n--
+		}
+	}
+	if n == 0 || n > nargs {
+		return nil, fmt.Errorf("index takes 1 to %d arguments, got %d", nargs, n)
 	}
 	var b []byte
-	for _, a := range args {
+	for i, a := range args {
 		switch a := a.(type) {
 		case string:
 			b = appendPart(b, a)
@@ -311,6 +324,11 @@ func argsKey(nargs int, args []any) ([]byte, error) {
 			b = appendPart(b, string(a))
 		case artmesh.AgentID:
 			b = appendPart(b, string(a))
+		case posID:
+			if i != len(args)-1 {
+				return nil, fmt.Errorf("an artifact position must be the last index argument")
+			}
+			b = appendDescID(b, artmesh.ArtifactID(a))
 		default:
 			return nil, fmt.Errorf("index argument must be a string, got %T", a)
 		}

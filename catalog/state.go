@@ -615,80 +615,97 @@ func (s *store) canRead(agent artmesh.AgentID, id artmesh.ArtifactID) bool {
 	return ok
 }
 
-// list returns a page of owner's artifacts that pass f, newest first.
+// list returns a page of owner's artifacts that pass f, newest first. It
+// walks one index (the owner's, or that of the filter's most selective
+// condition), checks every condition on each row, and stops at the first
+// match past the page: a page costs its matches, not the catalog's size.
 func (s *store) list(owner artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	return read(s, func(tx *Txn) (artmesh.Page[artmesh.Artifact], error) {
 		const op = artmesh.Op("catalog.List")
 		fail := func(err error) (artmesh.Page[artmesh.Artifact], error) {
 			return artmesh.Page[artmesh.Artifact]{}, internal(op, err)
 		}
+		after, err := cursorAfter(op, f)
+		if err != nil {
+			return artmesh.Page[artmesh.Artifact]{}, err
+		}
 		p := newPager(f)
-		if f.Name == "" && f.ContentType == "" && len(f.Meta) == 0 {
-			// Every artifact matches and their number is kept: read the
-			// page only.
+		m := newMatcher(f)
+		idx, args, err := ownerPlanTxn(tx, owner, f)
+		if err != nil {
+			return fail(err)
+		}
+		rows, err := rangeTxn(tx, idx, args, after)
+		if err != nil {
+			return fail(err)
+		}
+		for !p.done() {
+			row, err := rows.next()
+			if err != nil {
+				return fail(err)
+			}
+			if row == nil {
+				break
+			}
+			if m.match(row) {
+				p.add(row)
+			}
+		}
+		if m.none() {
+			// Every artifact matches and their number is kept.
 			n, err := ownedTxn(tx, owner)
 			if err != nil {
 				return fail(err)
 			}
-			it, err := tx.Get(tableArtifacts, indexOwner, owner)
-			if err != nil {
-				return fail(err)
-			}
-			for raw := it.Next(); raw != nil && !p.full(); raw = it.Next() {
-				p.add(raw.(*artifactRow))
-			}
-			p.page.Total = n
-			return p.page, nil
+			p.page.Total = &n
 		}
-		m := newMatcher(f)
-		idx, args, err := ownerPlanTxn(tx, owner, &m)
-		if err != nil {
-			return fail(err)
-		}
-		it, err := tx.Get(tableArtifacts, idx, args...)
-		if err != nil {
-			return fail(err)
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if row := raw.(*artifactRow); m.match(row) {
-				p.add(row)
-			}
-		}
-		return p.page, nil
+		return p.finish(), nil
 	})
 }
 
 // listShared returns a page of the artifacts shared with agent, directly
 // or through a group it is a member of, that pass f and that agent does
-// not own; newest first.
+// not own; newest first. It has no Total.
 func (s *store) listShared(agent artmesh.AgentID, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	return read(s, func(tx *Txn) (artmesh.Page[artmesh.Artifact], error) {
 		const op = artmesh.Op("catalog.ListShared")
 		fail := func(err error) (artmesh.Page[artmesh.Artifact], error) {
 			return artmesh.Page[artmesh.Artifact]{}, internal(op, err)
 		}
+		after, err := cursorAfter(op, f)
+		if err != nil {
+			return artmesh.Page[artmesh.Artifact]{}, err
+		}
 		// Every source lists its artifacts newest first; merge them.
 		var heads []*mergeHead
-		it, err := tx.Get(tableArtifacts, indexGrantAgent, agent)
-		if err != nil {
+		addHead := func(index string, arg any) error {
+			rows, err := rangeTxn(tx, index, []any{arg}, after)
+			if err != nil {
+				return err
+			}
+			h := &mergeHead{rows: rows}
+			if err := h.advance(); err != nil {
+				return err
+			}
+			heads = append(heads, h)
+			return nil
+		}
+		if err := addHead(indexGrantAgent, agent); err != nil {
 			return fail(err)
 		}
-		heads = append(heads, newMergeHead(it))
 		groups, err := tx.Get(tableGroups, indexMembers, agent)
 		if err != nil {
 			return fail(err)
 		}
 		for raw := groups.Next(); raw != nil; raw = groups.Next() {
-			it, err := tx.Get(tableArtifacts, indexGrantGroup, raw.(*groupRow).Name)
-			if err != nil {
+			if err := addHead(indexGrantGroup, raw.(*groupRow).Name); err != nil {
 				return fail(err)
 			}
-			heads = append(heads, newMergeHead(it))
 		}
 		m := newMatcher(f)
 		p := newPager(f)
 		var last artmesh.ArtifactID
-		for {
+		for !p.done() {
 			var top *mergeHead
 			for _, h := range heads {
 				if h.cur != nil && (top == nil || h.cur.ID > top.cur.ID) {
@@ -699,7 +716,9 @@ func (s *store) listShared(agent artmesh.AgentID, f artmesh.Filter) (artmesh.Pag
 				break
 			}
 			row := top.cur
-			top.advance()
+			if err := top.advance(); err != nil {
+				return fail(err)
+			}
 			if row.ID == last {
 				continue // shared both directly and through a group, or through two groups
 			}
@@ -708,8 +727,20 @@ func (s *store) listShared(agent artmesh.AgentID, f artmesh.Filter) (artmesh.Pag
 				p.add(row)
 			}
 		}
-		return p.page, nil
+		return p.finish(), nil
 	})
+}
+
+// cursorAfter returns the artifact f's cursor continues after, if any.
+func cursorAfter(op artmesh.Op, f artmesh.Filter) (artmesh.ArtifactID, error) {
+	if f.Cursor == "" {
+		return "", nil
+	}
+	id, err := artmesh.DecodeCursor(f.Cursor)
+	if err != nil {
+		return "", artmesh.E(op, err)
+	}
+	return id, nil
 }
 
 // agentByKeyHash returns the agent that has the API key hash.
@@ -901,28 +932,31 @@ func collect[T any](it ResultIterator, err error) ([]T, error) {
 // the candidate indexes of a listing.
 const probeCap = 1024
 
-// matcher checks a Filter's conditions on a row, except the one that the
-// index being iterated already guarantees.
+// matcher checks all of a Filter's conditions on a row, the one of the
+// index being walked too: index keys join their parts with 0 bytes, so a
+// key or value that has one can land a row under another's prefix.
 type matcher struct {
-	f         artmesh.Filter
-	checkName bool
-	checkType bool
-	skipMeta  int // index into f.Meta of the condition not to check, or -1
+	f artmesh.Filter
 }
 
 func newMatcher(f artmesh.Filter) matcher {
-	return matcher{f: f, checkName: f.Name != "", checkType: f.ContentType != "", skipMeta: -1}
+	return matcher{f: f}
+}
+
+// none reports whether the filter has no condition: every row matches.
+func (m *matcher) none() bool {
+	return m.f.Name == "" && m.f.ContentType == "" && len(m.f.Meta) == 0
 }
 
 func (m *matcher) match(r *artifactRow) bool {
-	if m.checkName && r.Name != m.f.Name {
+	if m.f.Name != "" && r.Name != m.f.Name {
 		return false
 	}
-	if m.checkType && r.ContentType != m.f.ContentType {
+	if m.f.ContentType != "" && r.ContentType != m.f.ContentType {
 		return false
 	}
-	for i, mm := range m.f.Meta {
-		if i != m.skipMeta && !mm.Matches(r.Metadata) {
+	for _, mm := range m.f.Meta {
+		if !mm.Matches(r.Metadata) {
 			return false
 		}
 	}
@@ -933,72 +967,64 @@ func (m *matcher) match(r *artifactRow) bool {
 type candidate struct {
 	index string
 	args  []any
-	// exact reports whether every entry of the index under args is
-	// guaranteed to pass the condition (no part has a 0 byte that could
-	// make two different keys look alike).
-	exact bool
-	use   func(m *matcher) // marks the condition as guaranteed
 }
 
-// ownerPlanTxn picks the index to list owner's artifacts with: the one
-// with the fewest entries among those the filter's conditions allow (each
-// counted up to probeCap; ties go to name, then metadata, then content
-// type), else the owner index. It marks the condition the index
-// guarantees in m, and returns the index and its arguments.
-func ownerPlanTxn(tx *Txn, owner artmesh.AgentID, m *matcher) (string, []any, error) {
-	f := &m.f
+// ownerPlanTxn picks the index to list owner's artifacts that pass f
+// with, among those the filter's conditions allow: the one with the
+// fewest entries, each counted up to probeCap, so that the choice costs at
+// most probeCap entries per condition; of those that have probeCap or
+// more, the sparsest, whose probeCap-th entry is the oldest (ids sort by
+// creation time, so its entries spread over the longest time). Ties go to
+// name, then metadata, then content type. Without conditions, the owner
+// index. It returns the index and its arguments.
+func ownerPlanTxn(tx *Txn, owner artmesh.AgentID, f artmesh.Filter) (string, []any, error) {
 	var cands []candidate
 	if f.Name != "" {
-		cands = append(cands, candidate{indexOwnerName, []any{owner, f.Name}, noNUL(f.Name),
-			func(m *matcher) { m.checkName = false }})
+		cands = append(cands, candidate{indexOwnerName, []any{owner, f.Name}})
 	}
-	for i, mm := range f.Meta {
-		cands = append(cands, candidate{indexOwnerMeta, []any{owner, mm.Key, mm.Value}, noNUL(mm.Key, mm.Value),
-			func(m *matcher) { m.skipMeta = i }})
+	for _, mm := range f.Meta {
+		cands = append(cands, candidate{indexOwnerMeta, []any{owner, mm.Key, mm.Value}})
 	}
 	if f.ContentType != "" {
-		cands = append(cands, candidate{indexOwnerType, []any{owner, f.ContentType}, noNUL(f.ContentType),
-			func(m *matcher) { m.checkType = false }})
+		cands = append(cands, candidate{indexOwnerType, []any{owner, f.ContentType}})
 	}
 	if len(cands) == 0 {
 		return indexOwner, []any{owner}, nil
 	}
-	best, bestCount := 0, probeCap+1
+	best, bestCount, bestReach := 0, probeCap+1, artmesh.ArtifactID("")
 	if len(cands) > 1 {
 		for i, c := range cands {
 			it, err := tx.Get(tableArtifacts, c.index, c.args...)
 			if err != nil {
 				return "", nil, err
 			}
-			n := 0
-			for n < bestCount && it.Next() != nil {
-				n++
+			n, reach := 0, artmesh.ArtifactID("")
+			for n < min(bestCount, probeCap) {
+				raw := it.Next()
+				if raw == nil {
+					break
+				}
+				n, reach = n+1, raw.(*artifactRow).ID
 			}
-			if n < bestCount {
+			switch {
+			case n < probeCap && n < bestCount: // all its entries, fewer than any other's
 				best, bestCount = i, n
+			case n == probeCap && bestCount > probeCap: // the first with probeCap
+				best, bestCount, bestReach = i, n, reach
+			case n == probeCap && bestCount == probeCap && reach < bestReach: // sparser
+				best, bestReach = i, reach
 			}
 		}
 	}
-	c := cands[best]
-	if c.exact {
-		c.use(m)
-	}
-	return c.index, c.args, nil
+	return cands[best].index, cands[best].args, nil
 }
 
-// noNUL reports whether none of ss has a 0 byte.
-func noNUL(ss ...string) bool {
-	for _, s := range ss {
-		if strings.IndexByte(s, 0) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// pager collects one page of a listing and counts all its matches.
+// pager collects one page of a listing: it skips Offset matches, keeps
+// Limit, and notes whether one more follows.
 type pager struct {
 	page artmesh.Page[artmesh.Artifact]
+	skip int  // matches still to skip
+	more bool // a match follows the page
 }
 
 func newPager(f artmesh.Filter) *pager {
@@ -1008,44 +1034,50 @@ func newPager(f artmesh.Filter) *pager {
 	}
 	limit = min(limit, artmesh.MaxListLimit)
 	offset := max(f.Offset, 0)
-	return &pager{page: artmesh.Page[artmesh.Artifact]{
+	return &pager{skip: offset, page: artmesh.Page[artmesh.Artifact]{
 		Items:  make([]artmesh.Artifact, 0, min(limit, 64)),
 		Limit:  limit,
 		Offset: offset,
 	}}
 }
 
-// full reports whether the page has all the items it can take.
-func (p *pager) full() bool {
-	return len(p.page.Items) == p.page.Limit
+// done reports whether the listing can stop: the page is full and a match
+// follows it.
+func (p *pager) done() bool {
+	return p.more
 }
 
-// add counts a matching row and keeps it if it falls on the page.
+// add takes a matching row: skipped, kept, or noted as following the page.
 func (p *pager) add(r *artifactRow) {
-	if p.page.Total >= p.page.Offset && len(p.page.Items) < p.page.Limit {
+	switch {
+	case p.skip > 0:
+		p.skip--
+	case len(p.page.Items) < p.page.Limit:
 		p.page.Items = append(p.page.Items, r.artifact())
+	default:
+		p.more = true
 	}
-	p.page.Total++
+}
+
+// finish returns the page, with the cursor of the next one if a match
+// follows it.
+func (p *pager) finish() artmesh.Page[artmesh.Artifact] {
+	if p.more {
+		p.page.NextCursor = artmesh.EncodeCursor(p.page.Items[len(p.page.Items)-1].ID)
+	}
+	return p.page
 }
 
 // mergeHead is one source of a merged listing and its current row.
 type mergeHead struct {
-	it  ResultIterator
-	cur *artifactRow
+	rows *rangeIter
+	cur  *artifactRow
 }
 
-func newMergeHead(it ResultIterator) *mergeHead {
-	h := &mergeHead{it: it}
-	h.advance()
-	return h
-}
-
-func (h *mergeHead) advance() {
-	if raw := h.it.Next(); raw != nil {
-		h.cur = raw.(*artifactRow)
-	} else {
-		h.cur = nil
-	}
+func (h *mergeHead) advance() error {
+	row, err := h.rows.next()
+	h.cur = row
+	return err
 }
 
 // ----- row conversions -----

@@ -46,8 +46,8 @@ func TestUploadLifecycle(t *testing.T) {
 	if _, err := h.apply(ConfirmUpload{ID: "upl_1", NewID: other, At: at2}); !errors.Is(err, artmesh.Conflict) {
 		t.Fatalf("second confirm: %v", err)
 	}
-	if page, _ := h.st().list("alice", artmesh.Filter{Limit: 10}); page.Total != 1 {
-		t.Fatalf("%d artifacts after two confirms", page.Total)
+	if page, _ := h.st().list("alice", artmesh.Filter{Limit: 10}); totalOf(page) != 1 {
+		t.Fatalf("%d artifacts after two confirms", totalOf(page))
 	}
 	// An upload for an existing artifact becomes its next version.
 	up("upl_2", a.ID)

@@ -119,8 +119,8 @@ func TestAccessMatrix(t *testing.T) {
 	} {
 		var page artifactPage
 		d.callAs(t, keys[tc.role], "GET", "/v1/artifacts", nil, 200, &page)
-		if got, want := ids(page.Items), sorted(tc.own); got != want || page.Total != len(tc.own) {
-			t.Errorf("GET /v1/artifacts as %s: %s (total %d), want %s", tc.role, got, page.Total, want)
+		if got, want := ids(page.Items), sorted(tc.own); got != want || page.total() != len(tc.own) {
+			t.Errorf("GET /v1/artifacts as %s: %s (total %d), want %s", tc.role, got, page.total(), want)
 		}
 		checkShared(t, d, keys[tc.role], tc.role, tc.shared...)
 		var cliOwn, cliShared artifactPage
@@ -374,8 +374,8 @@ func checkShared(t *testing.T, d *daemon, key, who string, want ...string) {
 	t.Helper()
 	var page artifactPage
 	d.callAs(t, key, "GET", "/v1/shared", nil, 200, &page)
-	if got, w := ids(page.Items), sorted(want); got != w || page.Total != len(want) {
-		t.Errorf("GET /v1/shared as %s: %s (total %d), want %s", who, got, page.Total, w)
+	if got, w := ids(page.Items), sorted(want); got != w || page.Total != nil {
+		t.Errorf("GET /v1/shared as %s: %s (total %d), want %s and no total", who, got, page.total(), w)
 	}
 	for _, a := range page.Items {
 		if a.Owner != "alice" {

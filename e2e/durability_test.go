@@ -81,8 +81,8 @@ func TestKillDuringWrites(t *testing.T) {
 	d = startDaemon(t, repo)
 	var page artifactPage
 	d.call(t, "GET", "/v1/artifacts?limit=1000", nil, 200, &page)
-	if page.Total != len(acked) {
-		t.Fatalf("after the crash there are %d artifacts, %d were acknowledged", page.Total, len(acked))
+	if page.total() != len(acked) {
+		t.Fatalf("after the crash there are %d artifacts, %d were acknowledged", page.total(), len(acked))
 	}
 	for id, want := range acked {
 		if got := d.download(t, "/v1/artifacts/"+id+"/content"); !bytes.Equal(got, want) {

@@ -306,10 +306,19 @@ type artifact struct {
 }
 
 type artifactPage struct {
-	Items  []artifact `json:"items"`
-	Total  int        `json:"total"`
-	Limit  int        `json:"limit"`
-	Offset int        `json:"offset"`
+	Items      []artifact `json:"items"`
+	Total      *int       `json:"total"` // only in an unfiltered listing of one's own
+	Limit      int        `json:"limit"`
+	Offset     int        `json:"offset"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// total returns the page's total, or -1 when it has none.
+func (p artifactPage) total() int {
+	if p.Total == nil {
+		return -1
+	}
+	return *p.Total
 }
 
 type repoStat struct {

@@ -155,11 +155,19 @@ func TestMCPInProcess(t *testing.T) {
 	// list: newest first; with a metadata filter, only the match.
 	var page artifactPage
 	callTool(t, cs, "list", nil, &page)
-	if page.Total != 2 || len(page.Items) != 2 || page.Items[0].ID != weights.ID || page.Items[1].ID != notes.ID {
+	if page.total() != 2 || len(page.Items) != 2 || page.Items[0].ID != weights.ID || page.Items[1].ID != notes.ID {
 		t.Fatalf("list: %+v", page)
 	}
+	// Paged by cursor: the second page of one is the older artifact, and the last.
+	var first, second artifactPage
+	callTool(t, cs, "list", map[string]any{"limit": 1}, &first)
+	callTool(t, cs, "list", map[string]any{"limit": 1, "cursor": first.NextCursor}, &second)
+	if len(first.Items) != 1 || first.Items[0].ID != weights.ID || first.NextCursor == "" ||
+		len(second.Items) != 1 || second.Items[0].ID != notes.ID || second.NextCursor != "" {
+		t.Fatalf("list by cursor: %+v then %+v", first, second)
+	}
 	callTool(t, cs, "list", map[string]any{"metadata_filter": map[string]any{"year": 2025}, "limit": 10}, &page)
-	if page.Total != 1 || len(page.Items) != 1 || page.Items[0].ID != notes.ID || page.Limit != 10 {
+	if len(page.Items) != 1 || page.Items[0].ID != notes.ID || page.Limit != 10 {
 		t.Fatalf("list with metadata_filter: %+v", page)
 	}
 
@@ -269,7 +277,7 @@ func TestMCPInProcess(t *testing.T) {
 		t.Fatalf("bob's download: %+v", dl)
 	}
 	callTool(t, bob, "list_shared", nil, &page)
-	if page.Total != 1 || page.Items[0].ID != notes.ID {
+	if len(page.Items) != 1 || page.Items[0].ID != notes.ID {
 		t.Fatalf("bob's list_shared: %+v", page)
 	}
 	wantPrefix(t, "bob's update", callToolError(t, bob, "update", map[string]any{"artifact_id": notes.ID, "data": "mine now"}), "permission_denied: ")

@@ -136,17 +136,17 @@ func TestIsolatedLeaderWritesRejected(t *testing.T) {
 	start := time.Now()
 	waitReady(t, old, 60*time.Second)
 	t.Logf("the old leader was ready %s after its restart", time.Since(start).Round(time.Millisecond))
-	if pg := listByName(t, old, writer, "acked", false); pg.Total != 1 || len(pg.Items) != 1 || pg.Items[0].ID != acked.ID {
+	if pg := listByName(t, old, writer, "acked", false); len(pg.Items) != 1 || pg.Items[0].ID != acked.ID {
 		t.Errorf("right after /readyz, the old leader lists %+v for the acknowledged write %s, want it alone", pg.Items, acked.ID)
 	}
 	for _, d := range []*daemon{old, followers[0], followers[1]} {
 		for _, consistent := range []bool{false, true} {
 			for i := 1; i <= unacked; i++ {
-				if pg := listByName(t, d, writer, fmt.Sprintf("unacked-%d", i), consistent); pg.Total != 0 {
+				if pg := listByName(t, d, writer, fmt.Sprintf("unacked-%d", i), consistent); len(pg.Items) != 0 {
 					t.Errorf("%s (consistent %v): the unacknowledged write unacked-%d is visible: %+v", d.url, consistent, i, pg.Items)
 				}
 			}
-			if pg := listByName(t, d, writer, "acked", consistent); pg.Total != 1 || pg.Items[0].ID != acked.ID {
+			if pg := listByName(t, d, writer, "acked", consistent); len(pg.Items) != 1 || pg.Items[0].ID != acked.ID {
 				t.Errorf("%s (consistent %v): the acknowledged write: %+v", d.url, consistent, pg.Items)
 			}
 		}
@@ -244,8 +244,8 @@ func testWholeMeshRestart(t *testing.T, restart func(a, b, c *daemon) (*daemon, 
 					'A'+i, path, v.name, v.n, v.via, st, len(body), string(body) == string(v.data), err, len(v.data), short(body), tail(d.logs(), 6000))
 			}
 		}
-		if pg := listAll(t, d, writer, false); pg.Total != len(versionsOf) {
-			t.Errorf("node %c lists %d artifacts, want %d", 'A'+i, pg.Total, len(versionsOf))
+		if pg := listAll(t, d, writer, false); pg.total() != len(versionsOf) {
+			t.Errorf("node %c lists %d artifacts, want %d", 'A'+i, pg.total(), len(versionsOf))
 		}
 	}
 }
@@ -346,8 +346,8 @@ func TestEmptiedRaftDirRejoins(t *testing.T) {
 	var got artifactPage
 	if err != nil || st != 200 || json.Unmarshal(body, &got) != nil {
 		t.Errorf("B: GET /v1/artifacts: %d %s %v, want 200", st, short(body), err)
-	} else if got.Total != wantList.Total || fmt.Sprint(ids(got.Items)) != fmt.Sprint(ids(wantList.Items)) {
-		t.Errorf("B lists %d artifacts %s, A lists %d %s", got.Total, ids(got.Items), wantList.Total, ids(wantList.Items))
+	} else if got.total() != wantList.total() || fmt.Sprint(ids(got.Items)) != fmt.Sprint(ids(wantList.Items)) {
+		t.Errorf("B lists %d artifacts %s, A lists %d %s", got.total(), ids(got.Items), wantList.total(), ids(wantList.Items))
 	}
 
 	var after repoStat

@@ -282,8 +282,8 @@ func probeCatchUp(t *testing.T, d *daemon, key, lateKey string, all map[string]b
 		st, h, body, err = httpDo(d, key, "GET", "/v1/artifacts?limit=1000", nil, timeout)
 		p.check("GET /v1/artifacts", st, h, body, err, func(b []byte) string {
 			var pg artifactPage
-			if json.Unmarshal(b, &pg) != nil || pg.Total != len(all) || len(idSet(pg)) != len(all) {
-				return fmt.Sprintf("total %d, %d items; want %d", pg.Total, len(pg.Items), len(all))
+			if json.Unmarshal(b, &pg) != nil || pg.total() != len(all) || len(idSet(pg)) != len(all) {
+				return fmt.Sprintf("total %d, %d items; want %d", pg.total(), len(pg.Items), len(all))
 			}
 			for id := range all {
 				if !idSet(pg)[id] {
@@ -305,7 +305,7 @@ func probeCatchUp(t *testing.T, d *daemon, key, lateKey string, all map[string]b
 		st, h, body, err = httpDo(d, lateKey, "GET", "/v1/artifacts", nil, timeout)
 		p.check("GET /v1/artifacts (a key made while the node was down)", st, h, body, err, func(b []byte) string {
 			var pg artifactPage
-			if json.Unmarshal(b, &pg) != nil || pg.Total != 0 {
+			if json.Unmarshal(b, &pg) != nil || pg.total() != 0 {
 				return fmt.Sprintf("%s, want an empty list", b)
 			}
 			return ""
@@ -330,8 +330,8 @@ func checkCaughtUp(t *testing.T, d *daemon, key string, all map[string]blob) {
 			missing = append(missing, id+" ("+b.art.Name+")")
 		}
 	}
-	if pg.Total != len(all) || len(missing) > 0 {
-		t.Errorf("right after /readyz answered 200, the node lists %d artifacts, want %d; missing %v", pg.Total, len(all), missing)
+	if pg.total() != len(all) || len(missing) > 0 {
+		t.Errorf("right after /readyz answered 200, the node lists %d artifacts, want %d; missing %v", pg.total(), len(all), missing)
 	}
 	for _, b := range all {
 		var got artifact

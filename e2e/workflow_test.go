@@ -65,7 +65,7 @@ func TestSeedWorkflowAcrossHosts(t *testing.T) {
 	// An analyst on A lists and downloads it.
 	var shared artifactPage
 	a.callAs(t, keys["analyst"], "GET", "/v1/shared?consistent=true&name="+name, nil, 200, &shared)
-	if shared.Total != 1 || shared.Items[0].ID != saved.ID || shared.Items[0].Owner != "artifact-saver" {
+	if len(shared.Items) != 1 || shared.Items[0].ID != saved.ID || shared.Items[0].Owner != "artifact-saver" {
 		t.Fatalf("analyst's shared list: %+v", shared)
 	}
 	final := a.downloadAs(t, keys["analyst"], "/v1/artifacts/"+saved.ID+"/content")

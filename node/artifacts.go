@@ -446,6 +446,9 @@ func normalizeFilter(f artmesh.Filter) (artmesh.Filter, error) {
 	if f.Limit < 0 || f.Offset < 0 {
 		return f, artmesh.E(artmesh.Invalid, "limit and offset must not be negative")
 	}
+	if f.Cursor != "" && f.Offset > 0 {
+		return f, artmesh.E(artmesh.Invalid, "give cursor or offset, not both: a cursor already says where the page starts")
+	}
 	if f.Limit == 0 {
 		f.Limit = artmesh.DefaultListLimit
 	}
@@ -455,7 +458,9 @@ func normalizeFilter(f artmesh.Filter) (artmesh.Filter, error) {
 	return f, nil
 }
 
-// List returns caller's own artifacts that match f, newest first.
+// List returns a page of caller's own artifacts that match f, newest
+// first; its NextCursor, as f.Cursor, continues it. A cursor with an
+// offset is Invalid.
 func (n *Node) List(_ context.Context, caller artmesh.Agent, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	f, err := normalizeFilter(f)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -172,7 +173,9 @@ func (c *Client) DeleteVersion(ctx context.Context, id artmesh.ArtifactID, n int
 
 // ListArtifacts returns one page of the caller's own artifacts, newest
 // first, that match f (GET /v1/artifacts). A zero Limit means the node's
-// default (50).
+// default (50). The page's NextCursor, given as f.Cursor, continues the
+// listing; it is empty on the last page. Total is set only for a listing
+// without filters.
 func (c *Client) ListArtifacts(ctx context.Context, f artmesh.Filter) (artmesh.Page[artmesh.Artifact], error) {
 	var p artmesh.Page[artmesh.Artifact]
 	err := c.call(ctx, request{op: "client.ListArtifacts", method: http.MethodGet, path: "/v1/artifacts", query: filterQuery(f)}, nil, &p)
@@ -185,6 +188,41 @@ func (c *Client) ListShared(ctx context.Context, f artmesh.Filter) (artmesh.Page
 	var p artmesh.Page[artmesh.Artifact]
 	err := c.call(ctx, request{op: "client.ListShared", method: http.MethodGet, path: "/v1/shared", query: filterQuery(f)}, nil, &p)
 	return p, err
+}
+
+// AllArtifacts yields every artifact of the caller's own that matches f,
+// newest first, one page (f.Limit) at a time: it follows each page's
+// NextCursor. The first error is yielded last.
+func (c *Client) AllArtifacts(ctx context.Context, f artmesh.Filter) iter.Seq2[artmesh.Artifact, error] {
+	return allPages(ctx, f, c.ListArtifacts)
+}
+
+// AllShared yields every artifact shared with the caller that matches f,
+// as AllArtifacts does for ListShared.
+func (c *Client) AllShared(ctx context.Context, f artmesh.Filter) iter.Seq2[artmesh.Artifact, error] {
+	return allPages(ctx, f, c.ListShared)
+}
+
+// allPages yields the items of list's pages, following their cursors.
+func allPages(ctx context.Context, f artmesh.Filter, list func(context.Context, artmesh.Filter) (artmesh.Page[artmesh.Artifact], error)) iter.Seq2[artmesh.Artifact, error] {
+	return func(yield func(artmesh.Artifact, error) bool) {
+		for {
+			p, err := list(ctx, f)
+			if err != nil {
+				yield(artmesh.Artifact{}, err)
+				return
+			}
+			for _, a := range p.Items {
+				if !yield(a, nil) {
+					return
+				}
+			}
+			if p.NextCursor == "" {
+				return
+			}
+			f.Cursor, f.Offset = p.NextCursor, 0
+		}
+	}
 }
 
 // filterQuery encodes a listing filter as API.md names its parameters.
@@ -204,6 +242,9 @@ func filterQuery(f artmesh.Filter) url.Values {
 	}
 	if f.Offset > 0 {
 		q.Set("offset", strconv.Itoa(f.Offset))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
 	}
 	return q
 }

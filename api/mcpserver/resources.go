@@ -111,16 +111,18 @@ func (h *handlers) listResourcesMiddleware(next mcp.MethodHandler) mcp.MethodHan
 }
 
 func (h *handlers) listResources(ctx context.Context, cursor string) (*mcp.ListResourcesResult, error) {
-	shared, offset := false, 0
+	// A cursor is "own:" or "shared:" followed by the listing's own
+	// cursor, empty to start that listing.
+	shared, after := false, ""
 	if cursor != "" {
-		which, n, _ := strings.Cut(cursor, ":")
-		off, err := strconv.Atoi(n)
-		if (which != "own" && which != "shared") || err != nil || off < 0 {
+		which, c, _ := strings.Cut(cursor, ":")
+		_, err := artmesh.DecodeCursor(c)
+		if (which != "own" && which != "shared") || (c != "" && err != nil) {
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("invalid cursor %q", cursor)}
 		}
-		shared, offset = which == "shared", off
+		shared, after = which == "shared", c
 	}
-	f := artmesh.Filter{Limit: resourcePageSize, Offset: offset}
+	f := artmesh.Filter{Limit: resourcePageSize, Cursor: after}
 	var p artmesh.Page[artmesh.Artifact]
 	var err error
 	if shared {
@@ -141,14 +143,13 @@ func (h *handlers) listResources(ctx context.Context, cursor string) (*mcp.ListR
 			URI: ResourceURI(a.ID, 0), Name: a.Name, MIMEType: a.ContentType, Size: a.SizeBytes, Description: desc,
 		})
 	}
-	next := offset + len(p.Items)
 	switch {
-	case len(p.Items) > 0 && next < p.Total && shared:
-		res.NextCursor = "shared:" + strconv.Itoa(next)
-	case len(p.Items) > 0 && next < p.Total:
-		res.NextCursor = "own:" + strconv.Itoa(next)
+	case p.NextCursor != "" && shared:
+		res.NextCursor = "shared:" + p.NextCursor
+	case p.NextCursor != "":
+		res.NextCursor = "own:" + p.NextCursor
 	case !shared:
-		res.NextCursor = "shared:0"
+		res.NextCursor = "shared:"
 	}
 	return res, nil
 }

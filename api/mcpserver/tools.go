@@ -85,7 +85,8 @@ type listArgs struct {
 	ContentType    string           `json:"content_type,omitempty" jsonschema:"exactly this content type"`
 	Name           string           `json:"name,omitempty" jsonschema:"exactly this name"`
 	Limit          int              `json:"limit,omitempty" jsonschema:"page size, 1 to 1000 (default 50)"`
-	Offset         int              `json:"offset,omitempty" jsonschema:"how many matches to skip"`
+	Offset         int              `json:"offset,omitempty" jsonschema:"how many matches to skip (costs what it skips: prefer cursor)"`
+	Cursor         string           `json:"cursor,omitempty" jsonschema:"the next_cursor of the previous page, to continue after it"`
 }
 
 type downloadArgs struct {
@@ -152,7 +153,7 @@ func (h *handlers) addTools(s *mcp.Server) {
 	addTool(s, h, &mcp.Tool{Name: "create", Description: "Store a new artifact from text (data) or a local file (path). Returns the artifact, at version 1."}, h.create)
 	addTool(s, h, &mcp.Tool{Name: "create_snippet", Description: "Store any JSON value as an application/json artifact. Returns the artifact."}, h.createSnippet)
 	addTool(s, h, &mcp.Tool{Name: "get", Description: "The artifact: name, owner, content type, size, CID, current version, metadata.", Annotations: readOnly()}, h.get)
-	addTool(s, h, &mcp.Tool{Name: "list", Description: "Your own artifacts, newest first, with filters and paging; total counts every match.", Annotations: readOnly()}, h.list(false))
+	addTool(s, h, &mcp.Tool{Name: "list", Description: "Your own artifacts, newest first, with filters and paging: pass a page's next_cursor as cursor for the next (absent on the last page); total is given only without filters.", Annotations: readOnly()}, h.list(false))
 	addTool(s, h, &mcp.Tool{Name: "list_shared", Description: "Artifacts other agents shared with you (directly or through a group), newest first; same filters as list.", Annotations: readOnly()}, h.list(true))
 	addTool(s, h, &mcp.Tool{Name: "download", Description: "Read an artifact's content: to a local file (path), or as text for UTF-8 content of at most 1 MiB."}, h.download)
 	addTool(s, h, &mcp.Tool{Name: "list_versions", Description: "Every version of the artifact, oldest first.", Annotations: readOnly()}, h.listVersions)
@@ -300,7 +301,7 @@ func (h *handlers) list(shared bool) func(context.Context, listArgs) (artmesh.Pa
 		if a.Limit < 0 || a.Offset < 0 {
 			return artmesh.Page[artmesh.Artifact]{}, invalid("limit and offset must not be negative")
 		}
-		f := artmesh.Filter{ContentType: a.ContentType, Name: a.Name, Limit: a.Limit, Offset: a.Offset}
+		f := artmesh.Filter{ContentType: a.ContentType, Name: a.Name, Limit: a.Limit, Offset: a.Offset, Cursor: a.Cursor}
 		keys := make([]string, 0, len(a.MetadataFilter))
 		for k := range a.MetadataFilter {
 			keys = append(keys, k)

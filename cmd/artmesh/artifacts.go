@@ -180,6 +180,8 @@ type filterFlags struct {
 	typ, name     string
 	meta          []string
 	limit, offset int
+	cursor        string
+	all           bool
 }
 
 func (f *filterFlags) add(cmd *cobra.Command) {
@@ -188,7 +190,9 @@ func (f *filterFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.name, "name", "", "only artifacts with this name")
 	fl.StringArrayVar(&f.meta, "meta", nil, "only artifacts whose metadata KEY is VALUE (repeatable; all must match)")
 	fl.IntVar(&f.limit, "limit", 0, fmt.Sprintf("at most this many (default %d, at most %d)", artmesh.DefaultListLimit, artmesh.MaxListLimit))
-	fl.IntVar(&f.offset, "offset", 0, "skip this many first")
+	fl.StringVar(&f.cursor, "cursor", "", "continue after the previous page (the cursor it printed)")
+	fl.IntVar(&f.offset, "offset", 0, "skip this many first (costs what it skips: prefer --cursor)")
+	fl.BoolVar(&f.all, "all", false, "every match: follow the cursors, --limit at a time")
 }
 
 func (f *filterFlags) filter() (artmesh.Filter, error) {
@@ -198,11 +202,14 @@ func (f *filterFlags) filter() (artmesh.Filter, error) {
 	if f.offset < 0 {
 		return artmesh.Filter{}, usageErrorf("--offset must not be negative")
 	}
+	if f.cursor != "" && f.offset > 0 {
+		return artmesh.Filter{}, usageErrorf("give --cursor or --offset, not both")
+	}
 	mm, err := parseMetaFilter(f.meta)
 	if err != nil {
 		return artmesh.Filter{}, err
 	}
-	return artmesh.Filter{ContentType: f.typ, Name: f.name, Meta: mm, Limit: f.limit, Offset: f.offset}, nil
+	return artmesh.Filter{ContentType: f.typ, Name: f.name, Meta: mm, Limit: f.limit, Offset: f.offset, Cursor: f.cursor}, nil
 }
 
 // lsCmd is `ls` (the caller's own artifacts) or, with shared, `shared`.
@@ -213,7 +220,8 @@ func (c *cli) lsCmd(shared bool) *cobra.Command {
 		Short: "List your artifacts, newest first",
 		Example: `  artmesh ls
   artmesh ls --meta quarter=Q4 --type application/pdf
-  artmesh ls --limit 10 --offset 10
+  artmesh ls --limit 10 --cursor $CURSOR
+  artmesh ls --all -q --meta run=42
   artmesh ls -q --name report.pdf | xargs -n1 artmesh rm`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -229,8 +237,21 @@ func (c *cli) lsCmd(shared bool) *cobra.Command {
 			if shared {
 				list = api.ListShared
 			}
-			page, err := list(cmd.Context(), f)
-			if err != nil {
+			var page artmesh.Page[artmesh.Artifact]
+			if ff.all {
+				all := api.AllArtifacts
+				if shared {
+					all = api.AllShared
+				}
+				page.Items = []artmesh.Artifact{}
+				for a, err := range all(cmd.Context(), f) {
+					if err != nil {
+						return err
+					}
+					page.Items = append(page.Items, a)
+				}
+				page.Limit, page.Offset = len(page.Items), f.Offset
+			} else if page, err = list(cmd.Context(), f); err != nil {
 				return err
 			}
 			if page.Items == nil {
@@ -260,8 +281,8 @@ func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
 		return nil
 	}
 	if len(p.Items) == 0 {
-		if p.Total > 0 {
-			fmt.Fprintf(c.stderr, "no artifacts at offset %d of %d\n", p.Offset, p.Total)
+		if p.Total != nil && *p.Total > 0 && p.Offset > 0 {
+			fmt.Fprintf(c.stderr, "no artifacts at offset %d of %d\n", p.Offset, *p.Total)
 		} else {
 			fmt.Fprintln(c.stderr, "no artifacts")
 		}
@@ -282,8 +303,12 @@ func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
 	if err := table(c.stdout, header, rows); err != nil {
 		return err
 	}
-	if end := p.Offset + len(p.Items); end < p.Total {
-		fmt.Fprintf(c.stderr, "showing %d-%d of %d; next page: --offset %d\n", p.Offset+1, end, p.Total, end)
+	if p.NextCursor != "" {
+		inAll := ""
+		if p.Total != nil {
+			inAll = fmt.Sprintf(" of %d", *p.Total)
+		}
+		fmt.Fprintf(c.stderr, "showing %d%s; next page: --cursor %s (or --all for every one)\n", len(p.Items), inAll, p.NextCursor)
 	}
 	return nil
 }

@@ -52,7 +52,12 @@ func startFake(t *testing.T) (*fakeNode, string) {
 			w.WriteHeader(201)
 			io.WriteString(w, fakeArtifact)
 		case "GET /v1/artifacts":
-			io.WriteString(w, `{"items":[`+fakeArtifact+`],"total":3,"limit":1,"offset":0}`)
+			// Two pages: the second is the one after the cursor.
+			if r.URL.Query().Get("cursor") == "" {
+				io.WriteString(w, `{"items":[`+fakeArtifact+`],"limit":1,"offset":0,"next_cursor":"MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA"}`)
+			} else {
+				io.WriteString(w, `{"items":[`+strings.Replace(fakeArtifact, "art_01JD0000000000000000000000", "art_01JC0000000000000000000000", 1)+`],"limit":1,"offset":0}`)
+			}
 		case "GET /v1/artifacts/art_ok/content":
 			w.Header().Set("Content-Length", "9")
 			io.WriteString(w, `{"a":[1]}`)
@@ -156,8 +161,21 @@ func TestLs(t *testing.T) {
 	if !strings.HasPrefix(out, "ID ") || !strings.Contains(out, "art_01JD0000000000000000000000  data.json") {
 		t.Errorf("table:\n%s", out)
 	}
-	if !strings.Contains(errOut, "next page: --offset 1") {
+	if !strings.Contains(errOut, "next page: --cursor MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA ") {
 		t.Errorf("no paging hint: %q", errOut)
+	}
+
+	// --cursor continues; --all follows the cursors to the last page.
+	code, out, errOut = runCLI(t, env, "ls", "-q", "--cursor", "MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA")
+	if r, _ := f.last(); code != 0 || r.URL.Query().Get("cursor") != "MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA" || out != "art_01JC0000000000000000000000\n" {
+		t.Errorf("ls --cursor: exit %d, %q, %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "ls", "-q", "--all", "--limit", "1")
+	if code != 0 || out != "art_01JD0000000000000000000000\nart_01JC0000000000000000000000\n" {
+		t.Errorf("ls --all: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, _, errOut = runCLI(t, env, "ls", "--cursor", "x", "--offset", "2"); code == 0 || !strings.Contains(errOut, "not both") {
+		t.Errorf("ls --cursor --offset: exit %d, %q", code, errOut)
 	}
 }
 

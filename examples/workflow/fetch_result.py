@@ -24,8 +24,8 @@ async def main() -> None:
 
     async with artmesh.AsyncClient(consistent_reads=True) as client:
         shared = await client.artifact.list_shared(name=name, metadata_filter={"input": args.input_id})
-        if shared.total != 1:
-            raise SystemExit(f"{shared.total} artifacts named {name} are shared with this agent, not 1")
+        if len(shared) != 1:  # a filtered listing has no total: its page has them all
+            raise SystemExit(f"{len(shared)} artifacts named {name} are shared with this agent, not 1")
         found = shared[0]
         path = await client.artifact.download_file(found.id, os.path.join(args.out, name))
 

@@ -334,7 +334,12 @@
     const shared = r.page === 'shared';
     const p = r.params;
     const limit = parseInt(p.get('limit'), 10) || 50;
-    const offset = Math.max(0, parseInt(p.get('offset'), 10) || 0);
+    // Pages follow next_cursor (cursor in the hash); from counts the
+    // artifacts of the pages before, for the range shown. offset is still
+    // read, for older bookmarks.
+    const cursor = p.get('cursor') || '';
+    const offset = cursor ? 0 : Math.max(0, parseInt(p.get('offset'), 10) || 0);
+    const from = Math.max(0, parseInt(p.get('from'), 10) || 0) + offset;
     const metaLines = [];
     for (const [k, v] of p) if (k.startsWith('metadata.')) metaLines.push(k.slice(9) + '=' + v);
 
@@ -362,8 +367,10 @@
     view.append(el('h1', { text: shared ? 'Shared with me' : 'My artifacts' }), form);
 
     const params = [];
-    for (const [k, v] of p) if (k !== 'offset' && k !== 'limit') params.push([k, v]);
-    params.push(['limit', String(limit)], ['offset', String(offset)]);
+    for (const [k, v] of p) if (k !== 'offset' && k !== 'limit' && k !== 'cursor' && k !== 'from') params.push([k, v]);
+    params.push(['limit', String(limit)]);
+    if (cursor) params.push(['cursor', cursor]);
+    else if (offset) params.push(['offset', String(offset)]);
     const path = (shared ? '/v1/shared' : '/v1/artifacts') + query(params);
     const results = el('div', { id: 'list-results' });
     // fill draws the list from the node; the live refresh calls it again,
@@ -373,7 +380,7 @@
       const mine = ++fillSeq;
       const page = await api('GET', path);
       if (!current() || mine !== fillSeq) return;
-      results.replaceChildren(...listResults(r, p, shared, limit, offset, page));
+      results.replaceChildren(...listResults(r, p, shared, from, page));
     };
     await fill();
     if (!current()) return;
@@ -381,10 +388,10 @@
     view.refresh = () => fill().catch((e) => { if (e.status !== 401 && current()) showNotice('Could not refresh the list: ' + e.message); });
   }
 
-  function listResults(r, p, shared, limit, offset, page) {
+  function listResults(r, p, shared, from, page) {
     const out = [];
     if (!page.items.length) {
-      out.push(el('p', { class: 'empty', id: 'list-empty', text: offset ? 'No more artifacts.' : (shared ? 'Nothing is shared with you (with these filters).' : 'No artifacts (with these filters). Upload one.') }));
+      out.push(el('p', { class: 'empty', id: 'list-empty', text: from ? 'No more artifacts.' : (shared ? 'Nothing is shared with you (with these filters).' : 'No artifacts (with these filters). Upload one.') }));
     } else {
       out.push(el('table', { id: 'artifact-list' },
         el('thead', {}, el('tr', {}, el('th', { text: 'Name' }), shared && el('th', { text: 'Owner' }), el('th', { text: 'ID' }),
@@ -400,11 +407,27 @@
           el('td', { class: 'mono', text: metaSummary(a.metadata) }),
           el('td', { text: when(a.updated_at) }))))));
     }
-    const to = (o) => { const q = new URLSearchParams(p); q.set('offset', String(Math.max(0, o))); location.hash = '#/' + r.page + '?' + q; };
+    // Older continues after this page's last artifact; Newer goes back to
+    // the page that led here (or, on a bookmarked page, to the newest).
+    const older = () => {
+      const q = new URLSearchParams(p);
+      q.delete('offset');
+      q.set('cursor', page.next_cursor);
+      q.set('from', String(from + page.items.length));
+      location.hash = '#/' + r.page + '?' + q;
+    };
+    const newer = () => {
+      if (history.length > 1) { history.back(); return; }
+      const q = new URLSearchParams(p);
+      for (const k of ['offset', 'cursor', 'from']) q.delete(k);
+      location.hash = '#/' + r.page + '?' + q;
+    };
+    // total comes only with the unfiltered list of one's own artifacts.
+    const of = typeof page.total === 'number' ? ' of ' + page.total : '';
     out.push(el('div', { class: 'pager' },
-      el('button', { type: 'button', class: 'secondary', disabled: offset <= 0, text: '‹ Newer', onclick: () => to(offset - limit) }),
-      el('span', { id: 'list-total', class: 'muted', text: page.total ? (offset + 1) + '–' + (offset + page.items.length) + ' of ' + page.total : '0 of 0' }),
-      el('button', { type: 'button', class: 'secondary', disabled: offset + page.items.length >= page.total, text: 'Older ›', onclick: () => to(offset + limit) })));
+      el('button', { type: 'button', class: 'secondary', disabled: from <= 0, text: '‹ Newer', onclick: newer }),
+      el('span', { id: 'list-total', class: 'muted', text: page.items.length ? (from + 1) + '–' + (from + page.items.length) + of : '0' + of }),
+      el('button', { type: 'button', class: 'secondary', disabled: !page.next_cursor, text: 'Older ›', onclick: older })));
     return out;
   }
 

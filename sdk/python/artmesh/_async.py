@@ -217,9 +217,10 @@ class AsyncArtifacts:
         name: Optional[str] = None,
         limit: Optional[int] = None,
         offset: Optional[int] = None,
+        cursor: Optional[str] = None,
     ) -> ArtifactList:
-        """The caller's own artifacts, newest first; ``.total`` counts all matches."""
-        return await self._r.run(self._s.list, metadata_filter, content_type, name, limit, offset)
+        """The caller's own artifacts, newest first; ``.next_cursor`` continues, ``.total`` only without filters."""
+        return await self._r.run(self._s.list, metadata_filter, content_type, name, limit, offset, cursor)
 
     async def list_shared(
         self,
@@ -228,9 +229,10 @@ class AsyncArtifacts:
         name: Optional[str] = None,
         limit: Optional[int] = None,
         offset: Optional[int] = None,
+        cursor: Optional[str] = None,
     ) -> ArtifactList:
-        """Artifacts shared with the caller, each with its ``owner``."""
-        return await self._r.run(self._s.list_shared, metadata_filter, content_type, name, limit, offset)
+        """Artifacts shared with the caller, each with its ``owner``; ``.next_cursor`` continues."""
+        return await self._r.run(self._s.list_shared, metadata_filter, content_type, name, limit, offset, cursor)
 
     async def iter_all(
         self,
@@ -243,17 +245,14 @@ class AsyncArtifacts:
     ) -> AsyncIterator[Artifact]:
         """Every matching artifact, page after page (``async for a in client.artifact.iter_all(): ...``)."""
         fetch = self.list_shared if shared else self.list
-        seen: set[str] = set()
-        offset = 0
+        cursor: Optional[str] = None
         while True:
-            page = await fetch(metadata_filter, content_type, name, page_size, offset)
+            page = await fetch(metadata_filter, content_type, name, page_size, None, cursor)
             for a in page:
-                if a.id not in seen:
-                    seen.add(a.id)
-                    yield a
-            offset += len(page)
-            if len(page) < page_size or offset >= page.total:
+                yield a
+            if not page.next_cursor:
                 return
+            cursor = page.next_cursor
 
     async def share(
         self,

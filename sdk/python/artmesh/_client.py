@@ -74,6 +74,7 @@ def _list_query(
     name: Optional[str],
     limit: Optional[int],
     offset: Optional[int],
+    cursor: Optional[str] = None,
 ) -> list[tuple[str, str]]:
     query: list[tuple[str, str]] = []
     if name is not None:
@@ -88,6 +89,8 @@ def _list_query(
         query.append(("limit", str(int(limit))))
     if offset is not None:
         query.append(("offset", str(int(offset))))
+    if cursor:
+        query.append(("cursor", cursor))
     return query
 
 
@@ -389,6 +392,7 @@ class Artifacts:
         name: Optional[str] = None,
         limit: Optional[int] = None,
         offset: Optional[int] = None,
+        cursor: Optional[str] = None,
     ) -> ArtifactList:
         """The caller's own artifacts, newest first (``GET /v1/artifacts``).
 
@@ -399,12 +403,17 @@ class Artifacts:
             content_type: exactly this stored type.
             name: exactly this name.
             limit: page size, 1 to 1000 (the node's default: 50).
-            offset: how many matches to skip.
+            offset: how many matches to skip; it costs what it skips, so
+                prefer ``cursor``. Not with ``cursor``.
+            cursor: the ``next_cursor`` of the previous page: this page
+                starts after that page's last artifact.
 
         Returns:
-            A list of artifacts whose ``.total`` counts the matches over all pages.
+            A list of artifacts with ``.next_cursor`` (``None`` on the last
+            page) and ``.total``, which counts the matches over all pages
+            only when there is no filter (else ``None``).
         """
-        query = _list_query(metadata_filter, content_type, name, limit, offset)
+        query = _list_query(metadata_filter, content_type, name, limit, offset, cursor)
         return ArtifactList.from_json(self._t.json("GET", "/v1/artifacts", query=query))
 
     def list_shared(
@@ -414,9 +423,10 @@ class Artifacts:
         name: Optional[str] = None,
         limit: Optional[int] = None,
         offset: Optional[int] = None,
+        cursor: Optional[str] = None,
     ) -> ArtifactList:
-        """Artifacts others shared with the caller, directly or through a group (``GET /v1/shared``); same filters as :meth:`list`."""
-        query = _list_query(metadata_filter, content_type, name, limit, offset)
+        """Artifacts others shared with the caller, directly or through a group (``GET /v1/shared``); same filters and paging as :meth:`list`, and no ``.total``."""
+        query = _list_query(metadata_filter, content_type, name, limit, offset, cursor)
         return ArtifactList.from_json(self._t.json("GET", "/v1/shared", query=query))
 
     def iter_all(
@@ -430,21 +440,19 @@ class Artifacts:
     ) -> Iterator[Artifact]:
         """Every matching artifact, page after page (the caller's own, or with ``shared`` those shared with it).
 
-        Artifacts created while the pages are read may or may not appear;
-        none appears twice.
+        It follows each page's ``next_cursor``, so none appears twice and
+        none is skipped when others are deleted meanwhile; artifacts
+        created while the pages are read do not appear (they are newer
+        than the listing's position).
         """
         fetch = self.list_shared if shared else self.list
-        seen: set[str] = set()
-        offset = 0
+        cursor: Optional[str] = None
         while True:
-            page = fetch(metadata_filter, content_type, name, page_size, offset)
-            for a in page:
-                if a.id not in seen:
-                    seen.add(a.id)
-                    yield a
-            offset += len(page)
-            if len(page) < page_size or offset >= page.total:
+            page = fetch(metadata_filter, content_type, name, page_size, None, cursor)
+            yield from page
+            if not page.next_cursor:
                 return
+            cursor = page.next_cursor
 
     # -- sharing and signed URLs --------------------------------------------
 

@@ -84,29 +84,51 @@ class Artifact:
 
 
 class ArtifactList(builtins.list):  # type: ignore[type-arg]
-    """A page of artifacts: a list that also carries the page's ``total``, ``limit`` and ``offset``.
+    """A page of artifacts: a list that also carries the page's ``total``, ``limit``, ``offset`` and ``next_cursor``.
 
-    ``total`` is how many artifacts match the filters over all pages.
+    ``next_cursor`` continues the listing after this page (pass it as
+    ``cursor=``); it is ``None`` on the last page. ``total`` is how many
+    artifacts match over all pages, but only for the unfiltered listing of
+    one's own artifacts, where it is cheap; elsewhere it is ``None``.
     """
 
-    total: int
+    total: Optional[int]
     limit: int
     offset: int
+    next_cursor: Optional[str]
 
-    def __init__(self, items: Iterable[Artifact] = (), total: int = 0, limit: int = 0, offset: int = 0) -> None:
+    def __init__(
+        self,
+        items: Iterable[Artifact] = (),
+        total: Optional[int] = None,
+        limit: int = 0,
+        offset: int = 0,
+        next_cursor: Optional[str] = None,
+    ) -> None:
         super().__init__(items)
         self.total = total
         self.limit = limit
         self.offset = offset
+        self.next_cursor = next_cursor
 
     @classmethod
     def from_json(cls, d: JSONDict) -> "ArtifactList":
-        """Read a page (``{"items", "total", "limit", "offset"}``)."""
+        """Read a page (``{"items", "total"?, "limit", "offset", "next_cursor"?}``)."""
         items = [Artifact.from_json(x) for x in d.get("items") or []]
-        return cls(items, int(d.get("total", len(items))), int(d.get("limit", 0)), int(d.get("offset", 0)))
+        total = d.get("total")
+        return cls(
+            items,
+            None if total is None else int(total),
+            int(d.get("limit", 0)),
+            int(d.get("offset", 0)),
+            d.get("next_cursor") or None,
+        )
 
     def __repr__(self) -> str:
-        return f"ArtifactList({builtins.list.__repr__(self)}, total={self.total}, limit={self.limit}, offset={self.offset})"
+        return (
+            f"ArtifactList({builtins.list.__repr__(self)}, total={self.total}, limit={self.limit}, "
+            f"offset={self.offset}, next_cursor={self.next_cursor!r})"
+        )
 
 
 @dataclass(frozen=True)
