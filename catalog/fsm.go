@@ -409,7 +409,7 @@ func (f *fsm) commitLocked() {
 
 // trimEvery is how often the flusher drops the state file's pages from
 // the process's resident memory (see tables.trimResidency).
-const trimEvery = 15 * time.Second
+const trimEvery = 2 * time.Second
 
 // runFlusher commits the open transaction once its window has passed,
 // when no batch came to do it, and trims the state file's resident pages
