@@ -117,6 +117,9 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 	wideRSS(&v, nodes, leader, "idle")
 
 	// 3. Creates on the wide mesh, then on a 3-node one.
+	if cfg.creates <= 0 {
+		return nil
+	}
 	wide, err := createFor(ctx, nodes, cfg.clients, cfg.creates)
 	if err != nil {
 		return fmt.Errorf("wide: creates on %d nodes: %w", cfg.nodes, err)
