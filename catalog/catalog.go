@@ -114,9 +114,9 @@ func DefaultConfig() Config {
 		SnapshotThreshold:  8192,
 		SnapshotRetain:     2,
 		TrailingLogs:       10240,
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 	}
 }
 

@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&wide.creates, "wide-creates", 20*time.Second, "how long the wide section's clients create, on each mesh (0: only the idle figures)")
 	flag.DurationVar(&wide.churn, "wide-churn", 0, "how long the wide section kills and restarts 10 % of its followers (0: no churn)")
 	flag.IntVar(&wide.pprof, "wide-pprof", 0, "with a port P: the wide mesh's first node serves --pprof on P and its last on P+1, and CPU profiles of the idle window are saved")
-	flag.StringVar(&wide.profiles, "wide-profiles", "", "folder for the wide section's CPU profiles (default: the bench's folder)")
+	flag.StringVar(&wide.profiles, "wide-profiles", "", "folder for the wide section's CPU profiles (default: the system's temporary folder)")
 	flag.Parse()
 	scale.clients, scale.lists, scale.metrics = 16, 200, 10
 	wide.clients = 8

@@ -73,26 +73,7 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 
 	// 1. Idle CPU, with profiles of the leader and the last node.
 	var profWG sync.WaitGroup
-	if cfg.pprof > 0 {
-		dir := cfg.profiles
-		if dir == "" {
-			dir = work
-		}
-		for i, name := range []string{"leader", "follower"} {
-			port := cfg.pprof + i
-			if name == "leader" && leader != 0 {
-				name = "node0" // the leader moved: node 0 serves the first port
-			}
-			out := filepath.Join(dir, fmt.Sprintf("wide%d-%s.pprof", cfg.nodes, name))
-			profWG.Go(func() {
-				if err := saveProfile(ctx, port, cfg.idle, out); err != nil {
-					fmt.Println("  (profile:", err, ")")
-					return
-				}
-				fmt.Println("  (CPU profile of the idle window:", out, ")")
-			})
-		}
-	}
+	profiles(ctx, cfg, leader, "idle", cfg.idle, &profWG)
 	cpu0 := cpuOf(nodes)
 	t0 := time.Now()
 	time.Sleep(cfg.idle)
@@ -120,11 +101,21 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 	if cfg.creates <= 0 {
 		return nil
 	}
+	profiles(ctx, cfg, leader, "creates", cfg.creates, &profWG)
+	cpu0 = cpuOf(nodes)
 	wide, err := createFor(ctx, nodes, cfg.clients, cfg.creates)
 	if err != nil {
 		return fmt.Errorf("wide: creates on %d nodes: %w", cfg.nodes, err)
 	}
+	cpu1 = cpuOf(nodes)
+	profWG.Wait()
 	report(fmt.Sprintf("wide: creates on %d nodes, %d clients", cfg.nodes, cfg.clients), wide.String(), "")
+	total = 0
+	for i := range nodes {
+		total += cpu1[i] - cpu0[i]
+	}
+	report("wide: CPU of the whole mesh while creating", fmt.Sprintf("%.0f %% of one core (the leader %.0f %%), %.1f ms a create",
+		100*total/wide.took.Seconds(), 100*(cpu1[leader]-cpu0[leader])/wide.took.Seconds(), 1000*total/float64(len(wide.lat))), "")
 	wideRSS(&v, nodes, leader, "after the creates")
 
 	// 4. Churn, when asked for.
@@ -154,6 +145,32 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 		fmt.Printf("wide: %d figure(s) missed their target: %s\n", len(v.misses), strings.Join(v.misses, "; "))
 	}
 	return nil
+}
+
+// profiles takes CPU profiles of d from the first and the last node of
+// the wide mesh, when they serve them, in the background (wg).
+func profiles(ctx context.Context, cfg wideConfig, leader int, what string, d time.Duration, wg *sync.WaitGroup) {
+	if cfg.pprof <= 0 {
+		return
+	}
+	dir := cfg.profiles
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	for i, name := range []string{"leader", "follower"} {
+		port := cfg.pprof + i
+		if name == "leader" && leader != 0 {
+			name = "node0" // the leader moved: node 0 serves the first port
+		}
+		out := filepath.Join(dir, fmt.Sprintf("wide%d-%s-%s.pprof", cfg.nodes, what, name))
+		wg.Go(func() {
+			if err := saveProfile(ctx, port, d, out); err != nil {
+				fmt.Println("  (profile:", err, ")")
+				return
+			}
+			fmt.Println("  (CPU profile:", out, ")")
+		})
+	}
 }
 
 // startMesh starts count nodes in folders under dir, the first one a new
