@@ -57,6 +57,7 @@ type pacedPipeline struct {
 	t      *PacedTransport
 	tokens float64   // sends allowed now, up to paceBurst
 	last   time.Time // when tokens was last counted
+	sent   sentState // what the last send told the server
 	once   sync.Once
 	closed chan struct{}
 }
@@ -66,9 +67,25 @@ type pacedPipeline struct {
 // (see package catalog) both go out without waiting.
 const paceBurst = 2
 
+// sentState is what an AppendEntries without entries tells its server:
+// the leader's term, its last entry, and its commit index.
+type sentState struct {
+	term, prevIndex, prevTerm, commit uint64
+	ok                                bool // a send without entries went out
+}
+
 // AppendEntries sends args as soon as the server's share allows: one send
-// per Every on average, paceBurst at once after a quiet spell.
+// per Every on average, paceBurst at once after a quiet spell. To a paced
+// server, a send without entries that would tell it nothing the last
+// send did not (raft sends one every CommitTimeout while the log is
+// quiet) is not sent at all: raft's heartbeats, which go their own way,
+// keep the server following, and a nonvoter's replies count for nothing
+// raft waits on (the commit and the leader's lease count voters).
 func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	st := sentState{args.Term, args.PrevLogEntry, args.PrevLogTerm, args.LeaderCommitIndex, true}
+	if len(args.Entries) == 0 && st == p.sent && p.t.Paced(p.id) {
+		return nil, nil // raft does not look at a pipelined send's future
+	}
 	now := time.Now()
 	if p.last.IsZero() {
 		p.tokens = paceBurst
@@ -88,7 +105,13 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 		p.tokens = 1
 	}
 	p.tokens = max(0, p.tokens-1)
-	return p.AppendPipeline.AppendEntries(args, resp)
+	f, err := p.AppendPipeline.AppendEntries(args, resp)
+	if err == nil && len(args.Entries) == 0 {
+		p.sent = st
+	} else {
+		p.sent = sentState{} // the next send without entries goes
+	}
+	return f, err
 }
 
 // Close closes the pipeline; a send waiting for its turn goes at once.

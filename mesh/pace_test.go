@@ -29,8 +29,9 @@ func TestPacedPipeline(t *testing.T) {
 	send := func(id raft.ServerID, n int) []time.Time {
 		f := &fakePipeline{}
 		p := &pacedPipeline{AppendPipeline: f, id: id, t: tr, closed: make(chan struct{})}
-		for range n {
-			if _, err := p.AppendEntries(&raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{}); err != nil {
+		for i := range n {
+			req := &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: uint64(i + 1), Term: 1}}}
+			if _, err := p.AppendEntries(req, &raft.AppendEntriesResponse{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -55,11 +56,14 @@ func TestPacedPipeline(t *testing.T) {
 
 	f := &fakePipeline{}
 	p := &pacedPipeline{AppendPipeline: f, id: "nonvoter", t: &PacedTransport{Every: time.Hour, Paced: tr.Paced}, closed: make(chan struct{})}
-	p.AppendEntries(&raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{})
-	p.AppendEntries(&raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{})
+	entry := func() *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1}}}
+	}
+	p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+	p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
 	done := make(chan struct{})
 	go func() {
-		p.AppendEntries(&raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{})
+		p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
 		close(done)
 	}()
 	time.Sleep(10 * time.Millisecond)
@@ -68,5 +72,39 @@ func TestPacedPipeline(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a send waiting for its turn did not go when the pipeline closed")
+	}
+}
+
+// TestPacedPipelineSkipsEmptyRepeats checks that a send without entries
+// that tells a nonvoter nothing new is not sent, that one with a new
+// commit index or after entries is, and that a voter gets every one.
+func TestPacedPipelineSkipsEmptyRepeats(t *testing.T) {
+	tr := &PacedTransport{Every: time.Millisecond, Paced: func(id raft.ServerID) bool { return id != "voter" }}
+	for _, tc := range []struct {
+		id   raft.ServerID
+		want int
+	}{{"nonvoter", 4}, {"voter", 7}} {
+		f := &fakePipeline{}
+		p := &pacedPipeline{AppendPipeline: f, id: tc.id, t: tr, closed: make(chan struct{})}
+		empty := func(commit uint64) *raft.AppendEntriesRequest {
+			return &raft.AppendEntriesRequest{Term: 2, PrevLogEntry: 10, PrevLogTerm: 2, LeaderCommitIndex: commit}
+		}
+		for _, req := range []*raft.AppendEntriesRequest{
+			empty(9), empty(9), // the second tells nothing new
+			empty(10), empty(10), // a new commit index, then nothing new
+			{Term: 2, PrevLogEntry: 10, PrevLogTerm: 2, LeaderCommitIndex: 10, Entries: []*raft.Log{{Index: 11, Term: 2}}},
+			empty(10), // after entries: sent (its previous entry differs below)
+			empty(10),
+		} {
+			if req.Entries != nil {
+				req.PrevLogEntry = 10
+			}
+			if _, err := p.AppendEntries(req, &raft.AppendEntriesResponse{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(f.sent) != tc.want {
+			t.Errorf("%s: %d of 7 sends went out, want %d", tc.id, len(f.sent), tc.want)
+		}
 	}
 }
