@@ -99,6 +99,9 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 
 	// 3. Creates on the wide mesh, then on a 3-node one.
 	if cfg.creates <= 0 {
+		if cfg.churn > 0 {
+			return wideChurn(ctx, &v, bin, work, nodes, leader, cfg)
+		}
 		return nil
 	}
 	profiles(ctx, cfg, leader, "creates", cfg.creates, &profWG)
