@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-scale bench-sdk lint fuzz clean
+.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-scale bench-wide bench-sdk lint fuzz clean
 
 all: build
 
@@ -50,6 +50,11 @@ bench-keepup: build
 ## bench-scale: only the scale section (one node, many snippets: create rate, RSS, restart, lists, a joiner); SCALE=1000000 for the full size.
 bench-scale: build
 	$(GO) run ./e2e/cmd/bench -scale-only
+
+## bench-wide: only the wide section (WIDE nodes, default 30, in one mesh: idle CPU, RSS, creates against a 3-node mesh); WIDE_ARGS adds flags such as -wide-churn 2m or -wide-pprof 6060.
+WIDE ?= 30
+bench-wide: build
+	$(GO) run ./e2e/cmd/bench -wide $(WIDE) $(WIDE_ARGS)
 
 ## bench-sdk: the Python SDK's 1 GiB upload_file and download_file against curl on one node, with its peak RSS.
 bench-sdk: build

@@ -110,6 +110,11 @@ type Config struct {
 	ObserveRefused func()
 }
 
+// logCacheSize is how many of the newest log entries raft keeps in memory
+// besides the WAL (raft.LogCache, as Consul does with 512): catalog
+// entries are small, mostly below a KiB.
+const logCacheSize = 64
+
 // maxAppendEntries is how many log entries Raft sends or writes at once.
 const maxAppendEntries = 256
 
@@ -123,9 +128,9 @@ func DefaultConfig() Config {
 		SnapshotRetain:     2,
 		TrailingLogs:       10240,
 		CommitWindow:       2 * time.Millisecond,
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 	}
 }
 
@@ -157,7 +162,7 @@ func (c Config) raftConfig(logger *slog.Logger) *raft.Config {
 	rc.HeartbeatTimeout = c.HeartbeatTimeout
 	rc.ElectionTimeout = c.ElectionTimeout
 	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = commitTimeout
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = c.SnapshotThreshold
@@ -194,6 +199,9 @@ type Catalog struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// notices tells the members of forwarded writes' commits (notice.go).
+	notices notices
 
 	// refusedLog limits the warnings about refused forwarded writes: a
 	// member may send them in a loop (ObserveRefused counts every one).
@@ -251,7 +259,14 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if c.logs, err = newConfLog(c.wal, c.snaps); err != nil {
 		return nil, artmesh.E(op, err)
 	}
-	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, c.logs, c.wal, c.snaps, c.trans)
+	// The newest entries stay in memory too: the leader reads each new
+	// entry once per member it sends it to, and the entry before the ones
+	// it sends (or the last one, idle) at every send.
+	cached, err := raft.NewLogCache(logCacheSize, c.logs)
+	if err != nil {
+		return nil, artmesh.E(op, err)
+	}
+	c.raft, err = raft.NewRaft(cfg.raftConfig(logger), c.fsm, cached, c.wal, c.snaps, c.trans)
 	if err != nil {
 		if cfg.Transport == nil {
 			_ = c.trans.(raft.WithClose).Close()

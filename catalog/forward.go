@@ -97,7 +97,12 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 		}
 		return ForwardResult{}, err
 	}
-	return c.propose1(ctx, op, req.Entry)
+	res, err := c.propose1(ctx, op, req.Entry)
+	if err == nil && res.Index > 0 {
+		// The member waits until it has applied the write.
+		c.noticeCommit()
+	}
+	return res, err
 }
 
 // checkShape checks that an entry decodes and applies (in a transaction

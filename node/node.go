@@ -142,7 +142,7 @@ type Node struct {
 	missLimit *rate.Limiter
 	admit     *mesh.Admission
 	members   *membership.Manager // join, members, invites, voters; keeps roster current
-	trans     *raft.NetworkTransport
+	trans     *mesh.PacedTransport
 	streams   *mesh.StreamLayer
 	raftRef   atomic.Pointer[raft.Raft] // the catalog's Raft, once it runs, for raftRole
 	fetcher   *exchange.Exchange
@@ -345,7 +345,8 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 		return err
 	}
 	n.streams = mesh.NewStreamLayer(n.host, n.raftRole, n.log.With("component", "raft-gate"))
-	n.trans = raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard)
+	n.trans = &mesh.PacedTransport{NetworkTransport: raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard),
+		Every: nonvoterPace, Paced: n.nonvoter}
 	ccfg := catalog.DefaultConfig()
 	ccfg.Dir = filepath.Join(n.cfg.Repo, repo.RaftDir)
 	ccfg.ServerID = n.peerID.String()

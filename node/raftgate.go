@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -93,4 +95,28 @@ func raftRoleOf(p, self peer.ID, servers []raft.Server, admitted func(peer.ID) b
 		return mesh.RaftVoter
 	}
 	return role
+}
+
+// nonvoterPace is how often, on average, the leader sends a member
+// without a vote the entries that came since its last send
+// (mesh.PacedTransport): under a steady write load a nonvoter takes them
+// in batches (one log append and one state commit each), and learns of a
+// commit up to this much later than a voter. A lone write and its commit
+// notice go at once. Measured on 30 nodes on 2 cores, 8 clients: 54 ms of
+// the mesh's CPU a create unpaced, 37 ms at 100 ms.
+const nonvoterPace = 100 * time.Millisecond
+
+// nonvoter reports whether id is a server of this node's latest Raft
+// configuration without a vote: the leader paces its replication to it.
+func (n *Node) nonvoter(id raft.ServerID) bool {
+	r := n.raftRef.Load()
+	if r == nil {
+		return false
+	}
+	for _, s := range r.GetConfiguration().Configuration().Servers {
+		if s.ID == id {
+			return s.Suffrage != raft.Voter
+		}
+	}
+	return false
 }

@@ -56,8 +56,15 @@ func main() {
 	}
 	flag.IntVar(&scale.artifacts, "scale", scaleDefault, "snippets the scale section creates on one node (0: skip it; env SCALE)")
 	flag.BoolVar(&scaleOnly, "scale-only", false, "measure only the scale section (one node holding many artifacts)")
+	flag.IntVar(&wide.nodes, "wide", 0, "measure only the wide section, with this many nodes in one mesh (make bench-wide: env WIDE, default 30)")
+	flag.DurationVar(&wide.idle, "wide-idle", 30*time.Second, "the wide section's idle window")
+	flag.DurationVar(&wide.creates, "wide-creates", 20*time.Second, "how long the wide section's clients create, on each mesh (0: only the idle figures)")
+	flag.DurationVar(&wide.churn, "wide-churn", 0, "how long the wide section kills and restarts 10 % of its followers (0: no churn)")
+	flag.IntVar(&wide.pprof, "wide-pprof", 0, "with a port P: the wide mesh's first node serves --pprof on P and its last on P+1, and CPU profiles of the idle window are saved")
+	flag.StringVar(&wide.profiles, "wide-profiles", "", "folder for the wide section's CPU profiles (default: the system's temporary folder)")
 	flag.Parse()
 	scale.clients, scale.lists, scale.metrics = 16, 200, 10
+	wide.clients = 8
 	keepup.nodes, keepup.drain = 5, 60*time.Second
 	if err := run(*size, *listN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -74,6 +81,9 @@ var scale scaleConfig
 
 // keepup is the keep-up scenario's settings.
 var keepup keepupConfig
+
+// wide is the wide section's settings.
+var wide wideConfig
 
 // deadHolderAfter is the bench daemons' --dead-holder-after: short, so
 // that repair starts soon after a holder is killed.
@@ -119,6 +129,9 @@ func run(size int64, listN int) error {
 	}
 	if scaleOnly {
 		return benchScale(context.Background(), bin, work, scale)
+	}
+	if wide.nodes > 0 {
+		return benchWide(context.Background(), bin, work, wide)
 	}
 	fmt.Printf("artmesh bench: %d-byte file, %d artifacts for listing; figures measured now, on this machine\n\n", size, listN)
 
@@ -371,8 +384,9 @@ func joinLevel(bin, repo string, inviter *node, level string) (*node, error) {
 	return joinWait(bin, repo, inviter, level, 30*time.Second)
 }
 
-// joinWait is joinLevel that waits up to wait for the daemon's API.
-func joinWait(bin, repo string, inviter *node, level string, wait time.Duration) (*node, error) {
+// joinWait is joinLevel that waits up to wait for the daemon's API; extra
+// are more daemon flags.
+func joinWait(bin, repo string, inviter *node, level string, wait time.Duration, extra ...string) (*node, error) {
 	var inv struct {
 		Ticket string `json:"ticket"`
 	}
@@ -384,7 +398,7 @@ func joinWait(bin, repo string, inviter *node, level string, wait time.Duration)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("init --join: %v: %s", err, out)
 	}
-	return startWait(bin, repo, inviter.key, level, wait)
+	return startWait(bin, repo, inviter.key, level, wait, extra...)
 }
 
 // startLevel starts a daemon on repo that logs at level to repo.log.
@@ -394,8 +408,8 @@ func startLevel(bin, repo, key, level string) (*node, error) {
 
 // startWait is startLevel that waits up to wait for the daemon to write
 // the address its API listens on. It returns once the API listens, not
-// once the node is ready.
-func startWait(bin, repo, key, level string, wait time.Duration) (*node, error) {
+// once the node is ready. extra are more daemon flags.
+func startWait(bin, repo, key, level string, wait time.Duration, extra ...string) (*node, error) {
 	// A daemon killed with SIGKILL leaves its api.addr behind, naming a
 	// port nothing listens on any more.
 	if err := os.Remove(filepath.Join(repo, "api.addr")); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -406,6 +420,7 @@ func startWait(bin, repo, key, level string, wait time.Duration) (*node, error) 
 	// More flags for every daemon, such as --eager-copy-max 0 to measure
 	// repair alone.
 	args = append(args, strings.Fields(os.Getenv("BENCH_DAEMON_ARGS"))...)
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	logf, err := os.Create(repo + ".log")

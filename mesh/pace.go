@@ -1,0 +1,121 @@
+package mesh
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// PacedTransport is the catalog's Raft transport with the leader's log
+// replication to servers without a vote paced: each gets one pipelined
+// AppendEntries per Every on average (two at once after a quiet spell),
+// carrying whatever entries came meanwhile. A voter's are never paced (the commit waits on them), nor
+// heartbeats, snapshots or votes.
+//
+// hashicorp/raft sends every new entry to every server as soon as it is
+// appended, and a nonvoter costs the leader as much per entry as a voter
+// (an encoding, a write, a response to decode) and costs itself a log
+// append and a state commit per batch received. In a mesh of a few voters
+// and many nonvoters under a steady write load, nonvoters are most of
+// that work but none of the commit. Paced, a nonvoter takes the entries of
+// a busy Every in one batch, and learns of a commit at most Every later
+// than a voter does (read-your-writes on a nonvoter waits for it; the
+// leader's commit notice, see package catalog, goes out at the next
+// paced send).
+type PacedTransport struct {
+	*raft.NetworkTransport
+	// Every is the shortest time between two pipelined sends to one
+	// nonvoter; zero or less paces nothing.
+	Every time.Duration
+	// Paced reports whether the server id is to be paced: a server of
+	// this node's Raft configuration without a vote.
+	Paced func(id raft.ServerID) bool
+}
+
+var (
+	_ raft.Transport   = (*PacedTransport)(nil)
+	_ raft.WithClose   = (*PacedTransport)(nil)
+	_ raft.WithPreVote = (*PacedTransport)(nil)
+)
+
+// AppendEntriesPipeline returns the transport's pipeline to the server id,
+// paced when it has no vote.
+func (t *PacedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
+	if err != nil || t.Every <= 0 || t.Paced == nil {
+		return p, err
+	}
+	return &pacedPipeline{AppendPipeline: p, id: id, t: t, closed: make(chan struct{})}, nil
+}
+
+// pacedPipeline paces AppendEntries on one pipeline; raft sends on a
+// pipeline from one goroutine.
+type pacedPipeline struct {
+	raft.AppendPipeline
+	id     raft.ServerID
+	t      *PacedTransport
+	tokens float64   // sends allowed now, up to paceBurst
+	last   time.Time // when tokens was last counted
+	sent   sentState // what the last send told the server
+	once   sync.Once
+	closed chan struct{}
+}
+
+// paceBurst is how many sends may follow each other at once after a
+// quiet spell: a lone write's entry and the commit notice that follows it
+// (see package catalog) both go out without waiting.
+const paceBurst = 2
+
+// sentState is what an AppendEntries without entries tells its server:
+// the leader's term, its last entry, and its commit index.
+type sentState struct {
+	term, prevIndex, prevTerm, commit uint64
+	ok                                bool // a send without entries went out
+}
+
+// AppendEntries sends args as soon as the server's share allows: one send
+// per Every on average, paceBurst at once after a quiet spell. To a paced
+// server, a send without entries that would tell it nothing the last
+// send did not (raft sends one every CommitTimeout while the log is
+// quiet) is not sent at all: raft's heartbeats, which go their own way,
+// keep the server following, and a nonvoter's replies count for nothing
+// raft waits on (the commit and the leader's lease count voters).
+func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	st := sentState{args.Term, args.PrevLogEntry, args.PrevLogTerm, args.LeaderCommitIndex, true}
+	if len(args.Entries) == 0 && st == p.sent && p.t.Paced(p.id) {
+		return nil, nil // raft does not look at a pipelined send's future
+	}
+	now := time.Now()
+	if p.last.IsZero() {
+		p.tokens = paceBurst
+	} else {
+		p.tokens = min(paceBurst, p.tokens+float64(now.Sub(p.last))/float64(p.t.Every))
+	}
+	p.last = now
+	if p.tokens < 1 && p.t.Paced(p.id) {
+		wait := time.Duration((1 - p.tokens) * float64(p.t.Every))
+		tm := time.NewTimer(wait)
+		select {
+		case <-tm.C:
+		case <-p.closed:
+			tm.Stop()
+		}
+		p.last = time.Now()
+		p.tokens = 1
+	}
+	p.tokens = max(0, p.tokens-1)
+	f, err := p.AppendPipeline.AppendEntries(args, resp)
+	if err == nil && len(args.Entries) == 0 {
+		p.sent = st
+	} else {
+		p.sent = sentState{} // the next send without entries goes
+	}
+	return f, err
+}
+
+// Close closes the pipeline; a send waiting for its turn goes at once.
+func (p *pacedPipeline) Close() error {
+	p.once.Do(func() { close(p.closed) })
+	return p.AppendPipeline.Close()
+}
