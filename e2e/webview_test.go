@@ -189,11 +189,17 @@ func TestWebView(t *testing.T) {
 	}
 	// ready waits for a page of the view to have loaded: the hash router
 	// marks its view data-ready once the page's calls have answered.
-	ready := func(page string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.CSS(`#view-` + page + `[data-ready="true"]`))
-	}
 	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(30*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))
+	}
+	// ready waits for the page to have rendered the current route: a view
+	// left over from the previous route of the same page (a filter applied
+	// to the list) does not count, although it is marked ready too.
+	ready := func(page string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.WaitVisible(chromedp.CSS(`#view-` + page + `[data-ready="true"]`)),
+			waitJS(`(() => { const v = document.querySelector('#view-` + page + `'); return !!v && v.dataset.ready === 'true' && v.dataset.route === location.hash; })()`),
+		)
 	}
 	texts := func(sel string) []string {
 		t.Helper()

@@ -311,6 +311,7 @@
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.page);
     const seq = ++routeSeq;
     const view = el('div', { id: 'view-' + r.page });
+    view.dataset.route = location.hash; // which route this view renders (tests wait on it)
     main.replaceChildren(view);
     const pages = { artifacts: pageList, shared: pageList, artifact: pageArtifact, upload: pageUpload, mesh: pageMesh, pins: pagePins, activity: pageActivity };
     const page = pages[r.page];
