@@ -24,10 +24,11 @@ test: build
 	$(GO) test -race -count=1 -timeout 8m $(PKGS_UNIT)
 	# Allocation tests cannot run under -race (it makes sync.Pool drop buffers).
 	$(GO) test -count=1 -run 'AllocatesLittle' ./node/content/
-	$(GO) test -count=1 -timeout 10m ./e2e/...
+	$(GO) test -count=1 -timeout 10m -skip '^($(SLOW_TESTS))$$' ./e2e/...
 
-## test-slow: the e2e tests that take minutes by design (build tag slow); .ci/run runs them after `make test`.
-SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy
+## test-slow: the e2e tests that take minutes by design (build tag slow) and the slowest of the rest
+## (18-40 s each, kept out of `make test`'s 10 minutes); .ci/run runs them after `make test`.
+SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlippedBitSoleHolder|TestIsolatedLeaderWritesRejected|TestReplicationKeepsUp|TestReplicasSurviveWriterCrash|TestCollectorUnderLoad|TestVoterComesBack
 test-slow: build
 	$(GO) vet -tags slow ./e2e/
 	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 10m ./e2e/

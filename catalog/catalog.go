@@ -355,6 +355,9 @@ func (c *Catalog) Close() error {
 		c.closed = true
 		close(c.shutdownCh)
 		c.mu.Unlock()
+		// A commit that keeps failing (a full disk) would hold up Raft's
+		// shutdown, which waits for the state machine: it gives up now.
+		c.fsm.stopRetrying()
 		c.waiters.Wait()
 		var errs []error
 		if err := c.raft.Shutdown().Error(); err != nil {

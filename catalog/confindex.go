@@ -87,11 +87,18 @@ func (c *confLog) DeleteRange(lo, hi uint64) error {
 	return nil
 }
 
-// latest returns the index of the latest configuration (0: none).
+// latest returns the index of the latest configuration (0: none): the
+// log's, or the latest snapshot's when that is newer (a snapshot
+// installed from the leader brings its configuration without a log
+// entry, and raft does not touch an empty log when it installs one).
 func (c *confLog) latest() uint64 {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.index
+	idx := c.index
+	c.mu.Unlock()
+	if metas, err := c.snaps.List(); err == nil && len(metas) > 0 {
+		idx = max(idx, metas[0].ConfigurationIndex)
+	}
+	return idx
 }
 
 // scan finds the latest configuration entry in the log, from its end, or

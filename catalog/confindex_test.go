@@ -83,4 +83,16 @@ func TestConfLog(t *testing.T) {
 	if err := re.DeleteRange(4, 4); err != nil || re.latest() != 3 {
 		t.Fatalf("after replacing all the log: %d, %v, want 3", re.latest(), err)
 	}
+	// A snapshot installed from the leader (raft leaves an empty log
+	// alone): its configuration, at 9, is the latest.
+	sink, err = snaps.Create(raft.SnapshotVersionMax, 12, 2, raft.Configuration{}, 9, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if re.latest() != 9 {
+		t.Fatalf("after a snapshot with a configuration at 9 is installed: %d, want 9", re.latest())
+	}
 }

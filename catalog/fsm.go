@@ -34,7 +34,14 @@ type fsm struct {
 	open   *openBatch    // the open write transaction (see group commit)
 	window time.Duration // how long a transaction stays open; 0: commit each batch
 	kick   chan struct{} // wakes the flusher
-	stop   chan struct{} // closed by close
+	stop   chan struct{} // closed by stopRetrying
+	// stopOnce closes stop once.
+	stopOnce sync.Once
+	// broken is set when a commit that kept failing gave up because the
+	// state machine is closing: from then on nothing is written, so the
+	// state file's applied index stays below the entries it lacks and the
+	// next start applies them again from the log.
+	broken bool
 	// flusherDone is closed when the flusher returns (nil: not started).
 	flusherDone chan struct{}
 
@@ -87,12 +94,8 @@ func (f *fsm) startFlusher(window time.Duration) {
 // close commits what is open, stops the flusher and closes the state
 // file(s).
 func (f *fsm) close() error {
+	f.stopRetrying()
 	f.mu.Lock()
-	select {
-	case <-f.stop:
-	default:
-		close(f.stop)
-	}
 	f.commitLocked() // one try: the state machine is closing
 	f.mu.Unlock()
 	if f.flusherDone != nil {
@@ -109,6 +112,13 @@ func (f *fsm) close() error {
 		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
+}
+
+// stopRetrying makes a commit that keeps failing give up, and the
+// flusher stop: the state machine is closing. It takes no lock, since the
+// failing commit holds mu.
+func (f *fsm) stopRetrying() {
+	f.stopOnce.Do(func() { close(f.stop) })
 }
 
 // heldIndex returns the index of the last entry applied, committed or in
@@ -150,6 +160,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.broken {
+		for i := range results {
+			results[i] = artmesh.E(artmesh.Op("catalog.apply"), artmesh.Unavailable, "the catalog is closing")
+		}
+		return results
+	}
 	held := f.applied.Load()
 	if f.open != nil {
 		held = f.open.last
@@ -344,9 +360,12 @@ func (f *fsm) applyAlone(l *raft.Log, result *any) {
 		*result = internal("catalog.apply", errors.New("the catalog state could not be written"))
 	}
 	f.abortOpen()
+	if f.broken {
+		return
+	}
 	// Only the applied index moves.
 	tx := f.state().db.Txn(true)
-	if tx.setApplied(l.Index) == nil && tx.Commit() == nil {
+	if tx.err == nil && tx.setApplied(l.Index) == nil && tx.Commit() == nil {
 		f.applied.Store(l.Index)
 	}
 	tx.Abort()
@@ -365,11 +384,13 @@ func (f *fsm) abortOpen() {
 // again, the entries applied anew, until it succeeds or the state machine
 // closes: a replica stops rather than skip entries (once it closes, the
 // entries are applied again at the next start, from the log, since the
-// state file's applied index is older than them).
-func (f *fsm) commitLocked() {
+// state file's applied index is older than them). It reports whether
+// everything applied is committed; once it gives up, the state machine
+// is broken and writes nothing more.
+func (f *fsm) commitLocked() bool {
 	ob := f.open
 	if ob == nil {
-		return
+		return !f.broken
 	}
 	wait := 50 * time.Millisecond
 	for {
@@ -384,7 +405,8 @@ func (f *fsm) commitLocked() {
 		}
 		select {
 		case <-f.stop:
-			return
+			f.broken = true
+			return false
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -405,6 +427,7 @@ func (f *fsm) commitLocked() {
 	}
 	f.applied.Store(ob.last)
 	f.watch.publish(ob.last, ob.topics, ob.cids.list())
+	return true
 }
 
 // trimEvery is how often the flusher drops the state file's pages from
@@ -580,8 +603,7 @@ func parseSnapshotHeader(hdr []byte) (format byte, index uint64, err error) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.commitLocked()
-	if f.open != nil {
+	if !f.commitLocked() {
 		return nil, errors.New("catalog: snapshot: the catalog state cannot be written")
 	}
 	return refSnapshot{index: f.applied.Load()}, nil
@@ -728,15 +750,14 @@ func (c *countReader) Read(p []byte) (int, error) {
 // the next replacement or at Close (a reader may have just taken it).
 func (f *fsm) replaceState(tmp string) error {
 	path := filepath.Join(f.dir, stateFile)
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace the state file: %w", err)
-	}
-	if err := syncDir(f.dir); err != nil {
-		return err
-	}
-	s, err := openStore(path)
+	// Opened before the rename, so that a file that cannot be opened
+	// leaves the state as it was (the open store follows the rename).
+	s, err := openStore(tmp)
 	if err != nil {
 		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return errors.Join(fmt.Errorf("replace the state file: %w", err), s.close())
 	}
 	if f.retired != nil {
 		_ = f.retired.close()
@@ -745,7 +766,7 @@ func (f *fsm) replaceState(tmp string) error {
 	index := s.applied()
 	f.applied.Store(index)
 	f.watch.reset(index)
-	return nil
+	return syncDir(f.dir)
 }
 
 // syncDir makes a rename in dir durable.

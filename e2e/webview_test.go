@@ -197,8 +197,8 @@ func TestWebView(t *testing.T) {
 	// to the list) does not count, although it is marked ready too.
 	ready := func(page string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
-			chromedp.WaitVisible(chromedp.CSS(`#view-` + page + `[data-ready="true"]`)),
-			waitJS(`(() => { const v = document.querySelector('#view-` + page + `'); return !!v && v.dataset.ready === 'true' && v.dataset.route === location.hash; })()`),
+			chromedp.WaitVisible(chromedp.CSS(`#view-`+page+`[data-ready="true"]`)),
+			waitJS(`(() => { const v = document.querySelector('#view-`+page+`'); return !!v && v.dataset.ready === 'true' && v.dataset.route === location.hash; })()`),
 		)
 	}
 	texts := func(sel string) []string {

@@ -31,7 +31,18 @@ type StreamLayer struct {
 	conns  chan net.Conn
 	done   chan struct{}
 	closed sync.Once
+	// ctx ends when the layer closes; it bounds every Dial.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// redialEvery is how often Dial tries a peer it cannot reach again.
+	redialEvery time.Duration
+	// redialed, if set, is told of every failed attempt of a Dial
+	// (tests).
+	redialed func(error)
 }
+
+// redialEvery is the default of StreamLayer.redialEvery.
+const redialEvery = 200 * time.Millisecond
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
 
@@ -42,7 +53,8 @@ func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{})}
+	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{}), redialEvery: redialEvery}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(RaftProtocol, func(st network.Stream) {
 		if ok, r := s.gate.admitStream(st.Conn().RemotePeer()); !ok {
 			s.gate.refuse(st, r)
@@ -75,11 +87,13 @@ func (s *StreamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting. It is safe to call twice.
+// Close stops accepting, and ends the Dials that wait for a peer. It is
+// safe to call twice.
 func (s *StreamLayer) Close() error {
 	s.closed.Do(func() {
 		s.h.RemoveStreamHandler(RaftProtocol)
 		close(s.done)
+		s.cancel()
 	})
 	return nil
 }
@@ -87,19 +101,39 @@ func (s *StreamLayer) Close() error {
 // Addr is this node's Raft address: its peer id.
 func (s *StreamLayer) Addr() net.Addr { return peerAddr(s.h.ID()) }
 
-// Dial opens a Raft connection to the peer whose id is address.
+// Dial opens a Raft connection to the peer whose id is address. A peer
+// that cannot be reached is tried again every redialEvery until timeout
+// runs out: Raft backs off exponentially (up to about 10 s) after each
+// failed call to a follower, so a Dial that fails fast on a member that
+// is restarting would keep that member waiting for the backoff after it
+// is back. Waiting here, the leader reaches it within redialEvery of its
+// return, and a member that stays down costs one failure per timeout.
 func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	id, err := peer.Decode(string(address))
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	st, err := openStream(ctx, s.h, id, RaftProtocol)
-	if err != nil {
-		return nil, err
+	for {
+		st, err := openStream(ctx, s.h, id, RaftProtocol)
+		if err == nil {
+			return newStreamConn(st), nil
+		}
+		if s.redialed != nil {
+			s.redialed(err)
+		}
+		t := time.NewTimer(s.redialEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if s.ctx.Err() != nil {
+				return nil, errors.Join(err, net.ErrClosed)
+			}
+			return nil, err
+		case <-t.C:
+		}
 	}
-	return newStreamConn(st), nil
 }
 
 // peerAddr is a net.Addr naming a peer.

@@ -455,14 +455,16 @@ func (n *Node) closeParts() error {
 	if n.fetcher != nil {
 		errs = append(errs, n.fetcher.Shutdown())
 	}
+	// The stream layer closes before Raft: its Dials wait for members that
+	// are down, and Raft's shutdown waits for the calls in flight.
+	if n.streams != nil {
+		errs = append(errs, n.streams.Close())
+	}
 	if n.cat != nil {
 		errs = append(errs, n.cat.Close())
 	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())
-	}
-	if n.streams != nil {
-		errs = append(errs, n.streams.Close())
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
