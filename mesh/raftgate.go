@@ -180,11 +180,14 @@ func newGate(roles RaftRoles, log *slog.Logger) *gate {
 // refuse resets st, logs why and counts it; a refusal while this node's
 // Raft is not running (r is nil) is only reset.
 func (g *gate) refuse(st network.Stream, r *refusal) {
-	_ = st.Reset()
 	if r == nil {
+		_ = st.Reset()
 		return
 	}
+	// Counted before the reset: a peer that sees its stream reset may
+	// read the counter at once (the e2e tests do).
 	total := g.refused[r.reason].Add(1)
+	_ = st.Reset()
 	if g.logs.Allow() {
 		g.log.Warn("refused a Raft stream", "peer", st.Conn().RemotePeer().String(), "reason", r.reason.String(), "detail", r.detail, "refused_so_far", total)
 	}
