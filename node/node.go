@@ -282,6 +282,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop:      stop,
 		runCtx:    runCtx,
 
+		verified:    cidMap[struct{}]{limit: maxVerified},
 		caughtUpCh:  make(chan struct{}),
 		collectKick: make(chan struct{}, 1),
 		placeKick:   make(chan struct{}, 1),

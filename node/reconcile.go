@@ -910,6 +910,10 @@ func (s *lastSeen) reset() {
 type cidMap[V any] struct {
 	mu sync.Mutex
 	m  map[string]V
+	// limit, if above 0, bounds the entries: a set beyond it forgets one
+	// entry at random. Only for a map that is a cache (an entry that is
+	// gone is worked out again), such as the verified DAGs.
+	limit int
 }
 
 func (s *cidMap[V]) set(c string, v V) {
@@ -918,8 +922,28 @@ func (s *cidMap[V]) set(c string, v V) {
 	if s.m == nil {
 		s.m = make(map[string]V)
 	}
+	if _, ok := s.m[c]; !ok && s.limit > 0 && len(s.m) >= s.limit {
+		for old := range s.m { // Go starts a map's range at random
+			delete(s.m, old)
+			break
+		}
+	}
 	s.m[c] = v
 }
+
+// len returns how many entries the map holds.
+func (s *cidMap[V]) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// maxVerified bounds the DAGs remembered as verified complete here (a
+// string and a map entry each, about 120 bytes: 8 MiB). Without a bound
+// the set grew with everything the node holds, about 120 MB of heap at a
+// million artifacts on one node; one that is forgotten is checked again
+// against the block store (a lookup per block) when placement next asks.
+const maxVerified = 1 << 16
 
 func (s *cidMap[V]) get(c string) (V, bool) {
 	s.mu.Lock()
