@@ -28,7 +28,7 @@ test: build
 
 ## test-slow: the e2e tests that take minutes by design (build tag slow) and the slowest of the rest
 ## (18-40 s each, kept out of `make test`'s 10 minutes); .ci/run runs them after `make test`.
-SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlippedBitSoleHolder|TestIsolatedLeaderWritesRejected|TestReplicationKeepsUp|TestReplicasSurviveWriterCrash|TestCollectorUnderLoad|TestVoterComesBack
+SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlippedBitSoleHolder|TestIsolatedLeaderWritesRejected|TestReplicationKeepsUp|TestReplicasSurviveWriterCrash|TestCollectorUnderLoad|TestVoterComesBack|TestStrangers
 test-slow: build
 	$(GO) vet -tags slow ./e2e/
 	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 10m ./e2e/
