@@ -335,9 +335,19 @@ type Server struct {
 }
 
 // Servers returns Raft's configuration: who takes part and who votes.
+// Unlike Configuration it does not look for the configuration's index,
+// which may list the snapshots on disk.
 func (c *Catalog) Servers() ([]Server, error) {
-	servers, _, err := c.Configuration()
-	return servers, err
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, unavailable("catalog.Configuration", err)
+	}
+	_, leader := c.raft.LeaderWithID()
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
+	}
+	return out, nil
 }
 
 // AddServer makes a node take part in Raft, as a voter or not. Only the
@@ -401,18 +411,13 @@ func (c *Catalog) CommitIndex() uint64 { return c.raft.CommitIndex() }
 // the log index it was written at (0: none yet). Of two configurations of
 // one mesh, the one with the higher index is the newer.
 func (c *Catalog) Configuration() ([]Server, uint64, error) {
-	f := c.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, 0, unavailable("catalog.Configuration", err)
+	out, err := c.Servers()
+	if err != nil {
+		return nil, 0, err
 	}
-	_, leader := c.raft.LeaderWithID()
-	var out []Server
-	for _, s := range f.Configuration().Servers {
-		out = append(out, Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader})
-	}
-	// f.Index() is always 0 in raft v1.8.0 (see confLog). The entry may
-	// be stored a moment before or after raft makes it the latest
-	// configuration: the two agree again at once.
+	// raft's GetConfiguration().Index() is always 0 in raft v1.8.0 (see
+	// confLog). The entry may be stored a moment before or after raft
+	// makes it the latest configuration: the two agree again at once.
 	return out, c.logs.latest(), nil
 }
 

@@ -29,9 +29,8 @@ type StreamLayer struct {
 	h      host.Host
 	gate   *gate
 	conns  chan net.Conn
-	done   chan struct{}
 	closed sync.Once
-	// ctx ends when the layer closes; it bounds every Dial.
+	// ctx ends when the layer closes: Accept returns, and every Dial ends.
 	ctx    context.Context
 	cancel context.CancelFunc
 	// redialEvery is how often Dial tries a peer it cannot reach again.
@@ -53,7 +52,7 @@ func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), done: make(chan struct{}), redialEvery: redialEvery}
+	s := &StreamLayer{h: h, gate: newGate(roles, log), conns: make(chan net.Conn), redialEvery: redialEvery}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(RaftProtocol, func(st network.Stream) {
 		if ok, r := s.gate.admitStream(st.Conn().RemotePeer()); !ok {
@@ -62,7 +61,7 @@ func NewStreamLayer(h host.Host, roles RaftRoles, log *slog.Logger) *StreamLayer
 		}
 		select {
 		case s.conns <- newGateConn(st, s.gate):
-		case <-s.done:
+		case <-s.ctx.Done():
 			st.Reset()
 		}
 	})
@@ -82,7 +81,7 @@ func (s *StreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.conns:
 		return c, nil
-	case <-s.done:
+	case <-s.ctx.Done():
 		return nil, net.ErrClosed
 	}
 }
@@ -92,7 +91,6 @@ func (s *StreamLayer) Accept() (net.Conn, error) {
 func (s *StreamLayer) Close() error {
 	s.closed.Do(func() {
 		s.h.RemoveStreamHandler(RaftProtocol)
-		close(s.done)
 		s.cancel()
 	})
 	return nil
