@@ -108,6 +108,12 @@ type Config struct {
 	// ObserveRefused, when set, is told of every forwarded write the
 	// leader refused for want of authority. It must not block.
 	ObserveRefused func()
+	// Expedite, when set, is called on the leader with the member a
+	// forwarded write came from, before it is proposed and once it is
+	// committed: the member waits until it has applied the write, so the
+	// transport should send it the entry and the commit without delay
+	// (mesh.PacedTransport.Expedite). It must not block.
+	Expedite func(member string)
 }
 
 // logCacheSize is how many of the newest log entries raft keeps in memory

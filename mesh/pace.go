@@ -22,7 +22,8 @@ import (
 // a busy Every in one batch, and learns of a commit at most Every later
 // than a voter does (read-your-writes on a nonvoter waits for it; the
 // leader's commit notice, see package catalog, goes out at the next
-// paced send).
+// paced send). A member that forwarded a write waits for it, so the
+// leader expedites it (Expedite): its entry and commit go unpaced.
 type PacedTransport struct {
 	*raft.NetworkTransport
 	// Every is the shortest time between two pipelined sends to one
@@ -31,6 +32,65 @@ type PacedTransport struct {
 	// Paced reports whether the server id is to be paced: a server of
 	// this node's Raft configuration without a vote.
 	Paced func(id raft.ServerID) bool
+
+	mu        sync.Mutex
+	pipes     map[raft.ServerID]*pacedPipeline // the open paced pipelines
+	expedited map[raft.ServerID]time.Time      // unpaced until then
+}
+
+// expediteFor is how long Expedite lifts a server's pacing: its
+// forwarded write's entry and commit notice go out within milliseconds.
+const expediteFor = 250 * time.Millisecond
+
+// Expedite lifts the pacing of the server id for a moment: a send that
+// waits for its turn goes at once, and so do the next ones for
+// expediteFor. The leader calls it when the server forwarded a write and
+// waits until it has applied it (read-your-writes): a nonvoter's client
+// then waits as long as a voter's, not up to two paced sends more.
+func (t *PacedTransport) Expedite(id raft.ServerID) {
+	t.mu.Lock()
+	if t.expedited == nil {
+		t.expedited = make(map[raft.ServerID]time.Time)
+	}
+	now := time.Now()
+	for k, until := range t.expedited {
+		if now.After(until) {
+			delete(t.expedited, k) // the map holds only the servers writing now
+		}
+	}
+	t.expedited[id] = now.Add(expediteFor)
+	p := t.pipes[id]
+	t.mu.Unlock()
+	if p != nil {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// isExpedited reports whether the pacing of id is lifted now.
+func (t *PacedTransport) isExpedited(id raft.ServerID, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until, ok := t.expedited[id]
+	return ok && now.Before(until)
+}
+
+// track records p as the open pipeline to its server (nil: forget it).
+func (t *PacedTransport) track(id raft.ServerID, p, old *pacedPipeline) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p == nil {
+		if t.pipes[id] == old {
+			delete(t.pipes, id)
+		}
+		return
+	}
+	if t.pipes == nil {
+		t.pipes = make(map[raft.ServerID]*pacedPipeline)
+	}
+	t.pipes[id] = p
 }
 
 var (
@@ -46,7 +106,14 @@ func (t *PacedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Ser
 	if err != nil || t.Every <= 0 || t.Paced == nil {
 		return p, err
 	}
-	return &pacedPipeline{AppendPipeline: p, id: id, t: t, closed: make(chan struct{})}, nil
+	pp := newPacedPipeline(p, id, t)
+	t.track(id, pp, nil)
+	return pp, nil
+}
+
+// newPacedPipeline paces the sends of p to the server id.
+func newPacedPipeline(p raft.AppendPipeline, id raft.ServerID, t *PacedTransport) *pacedPipeline {
+	return &pacedPipeline{AppendPipeline: p, id: id, t: t, closed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // pacedPipeline paces AppendEntries on one pipeline; raft sends on a
@@ -60,6 +127,7 @@ type pacedPipeline struct {
 	sent   sentState // what the last send told the server
 	once   sync.Once
 	closed chan struct{}
+	kick   chan struct{} // Expedite: a waiting send goes at once
 }
 
 // paceBurst is how many sends may follow each other at once after a
@@ -93,11 +161,13 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 		p.tokens = min(paceBurst, p.tokens+float64(now.Sub(p.last))/float64(p.t.Every))
 	}
 	p.last = now
-	if p.tokens < 1 && p.t.Paced(p.id) {
+	if p.tokens < 1 && !p.t.isExpedited(p.id, now) && p.t.Paced(p.id) {
 		wait := time.Duration((1 - p.tokens) * float64(p.t.Every))
 		tm := time.NewTimer(wait)
 		select {
 		case <-tm.C:
+		case <-p.kick:
+			tm.Stop()
 		case <-p.closed:
 			tm.Stop()
 		}
@@ -116,6 +186,9 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 
 // Close closes the pipeline; a send waiting for its turn goes at once.
 func (p *pacedPipeline) Close() error {
-	p.once.Do(func() { close(p.closed) })
+	p.once.Do(func() {
+		close(p.closed)
+		p.t.track(p.id, nil, p)
+	})
 	return p.AppendPipeline.Close()
 }

@@ -28,7 +28,7 @@ func TestPacedPipeline(t *testing.T) {
 	tr := &PacedTransport{Every: every, Paced: func(id raft.ServerID) bool { return id != voter }}
 	send := func(id raft.ServerID, n int) []time.Time {
 		f := &fakePipeline{}
-		p := &pacedPipeline{AppendPipeline: f, id: id, t: tr, closed: make(chan struct{})}
+		p := newPacedPipeline(f, id, tr)
 		for i := range n {
 			req := &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: uint64(i + 1), Term: 1}}}
 			if _, err := p.AppendEntries(req, &raft.AppendEntriesResponse{}); err != nil {
@@ -55,7 +55,7 @@ func TestPacedPipeline(t *testing.T) {
 	}
 
 	f := &fakePipeline{}
-	p := &pacedPipeline{AppendPipeline: f, id: "nonvoter", t: &PacedTransport{Every: time.Hour, Paced: tr.Paced}, closed: make(chan struct{})}
+	p := newPacedPipeline(f, "nonvoter", &PacedTransport{Every: time.Hour, Paced: tr.Paced})
 	entry := func() *raft.AppendEntriesRequest {
 		return &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1}}}
 	}
@@ -85,7 +85,7 @@ func TestPacedPipelineSkipsEmptyRepeats(t *testing.T) {
 		want int
 	}{{"nonvoter", 4}, {"voter", 7}} {
 		f := &fakePipeline{}
-		p := &pacedPipeline{AppendPipeline: f, id: tc.id, t: tr, closed: make(chan struct{})}
+		p := newPacedPipeline(f, tc.id, tr)
 		empty := func(commit uint64) *raft.AppendEntriesRequest {
 			return &raft.AppendEntriesRequest{Term: 2, PrevLogEntry: 10, PrevLogTerm: 2, LeaderCommitIndex: commit}
 		}
@@ -106,5 +106,57 @@ func TestPacedPipelineSkipsEmptyRepeats(t *testing.T) {
 		if len(f.sent) != tc.want {
 			t.Errorf("%s: %d of 7 sends went out, want %d", tc.id, len(f.sent), tc.want)
 		}
+	}
+}
+
+// TestExpedite checks that Expedite lets a nonvoter's waiting send go at
+// once, and the sends that follow for a moment, and that it lifts the
+// pacing of no other server.
+func TestExpedite(t *testing.T) {
+	tr := &PacedTransport{Every: time.Hour, Paced: func(raft.ServerID) bool { return true }}
+	f := &fakePipeline{}
+	p := newPacedPipeline(f, "writer", tr)
+	tr.track("writer", p, nil)
+	defer p.Close()
+	entry := func() *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1}}}
+	}
+	p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+	p.AppendEntries(entry(), &raft.AppendEntriesResponse{}) // the burst is spent
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+	}()
+	tr.Expedite("other")
+	select {
+	case <-done:
+		t.Fatal("expediting another server let this one's send go")
+	case <-time.After(50 * time.Millisecond):
+	}
+	tr.Expedite("writer")
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an expedited send still waits for its turn")
+	}
+	next := make(chan struct{})
+	go func() {
+		defer close(next)
+		p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+	}()
+	select {
+	case <-next:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the send after an expedited one waits for its turn")
+	}
+	if len(f.sent) != 4 {
+		t.Errorf("%d sends went, want 4", len(f.sent))
+	}
+	p.Close()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if _, ok := tr.pipes["writer"]; ok {
+		t.Error("a closed pipeline is still tracked")
 	}
 }

@@ -357,6 +357,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Logger = n.log.With("component", "catalog")
 	ccfg.ObserveApply = n.metrics.observeApply
 	ccfg.Authenticate = n.authenticateForwarded
+	ccfg.Expedite = func(member string) { n.trans.Expedite(raft.ServerID(member)) }
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}

@@ -224,16 +224,7 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 	defer n.gcMu.Unlock()
 	st, err := gated(ctx, nodeGate{n}, func(ctx context.Context) (blockstore.CollectStats, error) {
 		return n.bs.Collect(ctx, func(ctx context.Context, keep func(cid.Cid)) error {
-			roots, err := n.keepRoots(ctx)
-			if err != nil {
-				return err
-			}
-			for _, c := range roots {
-				if err := n.content.Walk(ctx, c, keep); err != nil {
-					return err
-				}
-			}
-			return nil
+			return n.keepRoots(ctx, func(c cid.Cid) error { return n.content.Walk(ctx, c, keep) })
 		})
 	})
 	n.metrics.observeCollect(st, err)
@@ -249,19 +240,55 @@ func (n *Node) collect(ctx context.Context) (blockstore.CollectStats, error) {
 	return st, nil
 }
 
-// keepRoots returns the roots whose DAGs this node keeps: versions
+// keepRoots calls root with each root whose DAG this node keeps: versions
 // allocated to it or recorded as held by it (a holder record is only
 // given up by the placement reconciler, once enough other copies exist),
 // versions with no placement at all (content from before placement),
 // pins on this node, received uploads, replicas being pushed here, and
-// the most recently read other content within the cache budget.
+// the most recently read other content within the cache budget. A root
+// may come more than once.
 //
 // It reads the catalog's replica index by member (this node's, and ""
 // for content with no placement) and looks up the few other roots it
 // knows of (pins, cache, pushes, reads) one by one: what it reads grows
-// with what this node keeps, not with the catalog.
-func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
+// with what this node keeps, not with the catalog. The roots of the
+// index go to root page by page, never all in memory at once: at a
+// million versions held here, maps of them took hundreds of MB of heap
+// for each collection.
+func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 	self := n.peerID.String()
+	// The DAGs verified complete here: whether they are still kept.
+	verified := make(map[string]bool)
+	for _, c := range n.verified.keys() {
+		verified[c] = false
+	}
+	emit := func(c string) error {
+		parsed, err := cid.Decode(c)
+		if err != nil {
+			return fmt.Errorf("node: catalog holds a bad cid %q: %w", c, err)
+		}
+		if _, ok := verified[c]; ok {
+			verified[c] = true
+		}
+		return root(parsed)
+	}
+	// On the index pages, every replica is kept: it is held or allocated
+	// here, or has no placement at all.
+	for _, peer := range []string{self, ""} {
+		err := n.eachReplicaOn(ctx, peer, func(r catalog.Replica) error {
+			if slices.Contains(r.Holders, self) {
+				// A copy pushed here by replicas=N is recorded now: from
+				// here on the holder record keeps it, and a delete frees it.
+				n.pending.remove(r.CID)
+			}
+			return emit(r.CID)
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	// The few other roots this node knows of.
 	keep := make(map[string]bool)
 	live := make(map[string]bool) // of the roots looked at: a version or a received upload references it
 	var cacheable []placement.CacheEntry
@@ -271,8 +298,6 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 		}
 		live[r.CID] = true
 		if slices.Contains(r.Holders, self) {
-			// A copy pushed here by replicas=N is recorded now: from here
-			// on the holder record keeps it, and a delete frees it.
 			n.pending.remove(r.CID)
 		}
 		switch {
@@ -285,12 +310,6 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 			}
 		}
 	}
-	for _, peer := range []string{self, ""} {
-		if err := n.eachReplicaOn(ctx, peer, consider); err != nil {
-			return nil, err
-		}
-	}
-	// Each lookup below is of roots that this node knows of anyway.
 	lookup := func(cids []string) error {
 		rs, err := n.cat.ReplicasOf(cids)
 		if err != nil {
@@ -307,11 +326,11 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 		return nil
 	}
 	if err := lookup(n.cache.keys()); err != nil {
-		return nil, err
+		return err
 	}
 	pins, err := n.cat.Pins(self)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pinned := make([]string, 0, len(pins))
 	for _, p := range pins {
@@ -319,7 +338,7 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 		pinned = append(pinned, p.CID)
 	}
 	if err := lookup(pinned); err != nil {
-		return nil, err
+		return err
 	}
 	for _, u := range n.cat.ReceivedUploadCIDs() {
 		keep[u], live[u] = true, true
@@ -350,19 +369,16 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 	// Forget cache entries of content that is gone or evicted, and
 	// verifications of content no longer kept.
 	n.cache.retain(func(c string) bool { return live[c] && keep[c] })
-	n.verified.retain(func(c string) bool { return keep[c] })
-	out := make([]cid.Cid, 0, len(keep))
 	for c := range keep {
 		if !liveOf(c) && !n.pending.has(c) {
 			continue
 		}
-		parsed, err := cid.Decode(c)
-		if err != nil {
-			return nil, fmt.Errorf("node: catalog holds a bad cid %q: %w", c, err)
+		if err := emit(c); err != nil {
+			return err
 		}
-		out = append(out, parsed)
 	}
-	return out, nil
+	n.verified.retain(func(c string) bool { return verified[c] || keep[c] })
+	return nil
 }
 
 // replicaPage is how many replicas a reconciler reads from the catalog's
@@ -370,8 +386,9 @@ func (n *Node) keepRoots(ctx context.Context) ([]cid.Cid, error) {
 const replicaPage = 2048
 
 // eachReplicaOn calls fn with every replica that member peer holds or is
-// allocated (peer "": every replica with neither), page by page.
-func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.Replica)) error {
+// allocated (peer "": every replica with neither), page by page, until fn
+// fails.
+func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.Replica) error) error {
 	for after := ""; ; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -381,7 +398,9 @@ func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.R
 			return err
 		}
 		for _, r := range rs {
-			fn(r)
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
 		if len(rs) < replicaPage {
 			return nil
