@@ -22,7 +22,8 @@ import (
 // a busy Every in one batch, and learns of a commit at most Every later
 // than a voter does (read-your-writes on a nonvoter waits for it; the
 // leader's commit notice, see package catalog, goes out at the next
-// paced send). A member that forwarded a write waits for it, so the
+// paced send). Heartbeats to a nonvoter are spaced too (BeatEvery).
+// A member that forwarded a write waits for it, so the
 // leader expedites it (Expedite): its entry and commit go unpaced.
 type PacedTransport struct {
 	*raft.NetworkTransport
@@ -33,9 +34,83 @@ type PacedTransport struct {
 	// this node's Raft configuration without a vote.
 	Paced func(id raft.ServerID) bool
 
+	// BeatEvery is the shortest time between two heartbeats to one
+	// nonvoter; zero or less leaves raft's (one every 100 to 200 ms).
+	BeatEvery time.Duration
+
 	mu        sync.Mutex
 	pipes     map[raft.ServerID]*pacedPipeline // the open paced pipelines
 	expedited map[raft.ServerID]time.Time      // unpaced until then
+	beats     map[raft.ServerID]time.Time      // when a nonvoter's last heartbeat went
+	closeOnce sync.Once
+	closed    chan struct{} // made by Close, or at first use
+}
+
+// AppendEntries sends args to the server id; a heartbeat to a nonvoter
+// first waits until BeatEvery has passed since the one before.
+//
+// raft heartbeats every server every 100 to 200 ms (HeartbeatTimeout/10)
+// from a goroutine of its own. A voter needs that: it starts an election
+// when it hears nothing for a HeartbeatTimeout. A nonvoter never does; it
+// only forgets its leader after a HeartbeatTimeout of silence, and a few
+// heartbeats in that time keep it. On a 30-node mesh with 3 voters those
+// heartbeats are most of what the idle mesh does. A held heartbeat is
+// delayed, never answered for the server: every response the leader sees
+// is real (raft counts a nonvoter's in VerifyLeader, which the voters'
+// answers decide anyway).
+func (t *PacedTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if t.BeatEvery > 0 && isHeartbeat(args) && t.Paced != nil && t.Paced(id) {
+		if wait := t.beatWait(id, time.Now()); wait > 0 {
+			tm := time.NewTimer(wait)
+			select {
+			case <-tm.C:
+			case <-t.closing():
+				tm.Stop()
+			}
+		}
+		t.mu.Lock()
+		if t.beats == nil {
+			t.beats = make(map[raft.ServerID]time.Time)
+		}
+		t.beats[id] = time.Now()
+		t.mu.Unlock()
+	}
+	return t.NetworkTransport.AppendEntries(id, target, args, resp)
+}
+
+// isHeartbeat reports whether args is one of raft's heartbeats: it
+// carries no entries and neither a previous entry nor a commit index.
+func isHeartbeat(args *raft.AppendEntriesRequest) bool {
+	return len(args.Entries) == 0 && args.PrevLogEntry == 0 && args.LeaderCommitIndex == 0
+}
+
+// beatWait is how long a heartbeat to id waits for its turn.
+func (t *PacedTransport) beatWait(id raft.ServerID, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last, ok := t.beats[id]
+	if !ok {
+		return 0
+	}
+	return last.Add(t.BeatEvery).Sub(now)
+}
+
+// closing is closed when the transport closes.
+func (t *PacedTransport) closing() chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed == nil {
+		t.closed = make(chan struct{})
+	}
+	return t.closed
+}
+
+// Close closes the transport; a heartbeat waiting for its turn goes at
+// once (and fails).
+func (t *PacedTransport) Close() error {
+	c := t.closing()
+	t.closeOnce.Do(func() { close(c) })
+	return t.NetworkTransport.Close()
 }
 
 // expediteFor is how long Expedite lifts a server's pacing: its

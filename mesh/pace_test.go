@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -158,5 +159,70 @@ func TestExpedite(t *testing.T) {
 	defer tr.mu.Unlock()
 	if _, ok := tr.pipes["writer"]; ok {
 		t.Error("a closed pipeline is still tracked")
+	}
+}
+
+// TestHeartbeatsToNonvoterSpaced checks, over a real raft TCP transport,
+// that heartbeats to a nonvoter go at most one per BeatEvery, that a
+// voter's and a nonvoter's AppendEntries with entries are not held, and
+// that closing the transport lets a waiting heartbeat go.
+func TestHeartbeatsToNonvoterSpaced(t *testing.T) {
+	const every = 150 * time.Millisecond
+	recv, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case rpc := <-recv.Consumer():
+				rpc.Respond(&raft.AppendEntriesResponse{Term: 1, Success: true}, nil)
+			case <-done:
+				return
+			}
+		}
+	}()
+	send, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &PacedTransport{NetworkTransport: send, BeatEvery: every, Paced: func(id raft.ServerID) bool { return id != "voter" }}
+	to := recv.LocalAddr()
+	beat := func() *raft.AppendEntriesRequest { return &raft.AppendEntriesRequest{Term: 1} }
+	sendN := func(id raft.ServerID, n int, req func() *raft.AppendEntriesRequest) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		for range n {
+			if err := tr.AppendEntries(id, to, req(), &raft.AppendEntriesResponse{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(t0)
+	}
+	if d := sendN("nonvoter", 4, beat); d < 3*every {
+		t.Errorf("4 heartbeats to a nonvoter took %s, want at least %s", d, 3*every)
+	}
+	if d := sendN("voter", 10, beat); d >= 3*every {
+		t.Errorf("10 heartbeats to a voter took %s: they were held", d)
+	}
+	entries := func() *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{Term: 1, PrevLogEntry: 1, PrevLogTerm: 1, LeaderCommitIndex: 1, Entries: []*raft.Log{{Index: 2, Term: 1}}}
+	}
+	if d := sendN("nonvoter", 5, entries); d >= 3*every {
+		t.Errorf("5 AppendEntries with entries to a nonvoter took %s: they were held", d)
+	}
+
+	tr.BeatEvery = time.Hour
+	sendN("another nonvoter", 1, beat) // its first goes at once
+	waiting := make(chan error, 1)
+	go func() { waiting <- tr.AppendEntries("another nonvoter", to, beat(), &raft.AppendEntriesResponse{}) }()
+	tr.Close()
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a heartbeat waiting for its turn did not end when the transport closed")
 	}
 }

@@ -144,7 +144,8 @@ type Node struct {
 	members   *membership.Manager // join, members, invites, voters; keeps roster current
 	trans     *mesh.PacedTransport
 	streams   *mesh.StreamLayer
-	raftRef   atomic.Pointer[raft.Raft] // the catalog's Raft, once it runs, for raftRole
+	raftRef   atomic.Pointer[raft.Raft]   // the catalog's Raft, once it runs, for raftRole
+	nonvoters atomic.Pointer[nonvoterSet] // the servers without a vote, read at most once a second
 	fetcher   *exchange.Exchange
 	metrics   *Metrics // the node's own Prometheus registry
 
@@ -347,7 +348,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	}
 	n.streams = mesh.NewStreamLayer(n.host, n.raftRole, n.log.With("component", "raft-gate"))
 	n.trans = &mesh.PacedTransport{NetworkTransport: raft.NewNetworkTransport(n.streams, 3, 10*time.Second, io.Discard),
-		Every: nonvoterPace, Paced: n.nonvoter}
+		Every: nonvoterPace, BeatEvery: nonvoterBeat, Paced: n.nonvoter}
 	ccfg := catalog.DefaultConfig()
 	ccfg.Dir = filepath.Join(n.cfg.Repo, repo.RaftDir)
 	ccfg.ServerID = n.peerID.String()
