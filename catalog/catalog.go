@@ -389,6 +389,11 @@ func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
 // Raft returns the Raft node, for membership changes and observation.
 func (c *Catalog) Raft() *raft.Raft { return c.raft }
 
+// TrimResidency drops the state file's pages from the process's resident
+// memory (see package residency); the node calls it when its file pages
+// pass a budget.
+func (c *Catalog) TrimResidency() error { return c.fsm.state().db.trimResidency() }
+
 // AppliedIndex returns the index of the last log entry the local state
 // machine has applied (or of the snapshot it was restored from). A node
 // that has applied index i reflects every write committed up to i.

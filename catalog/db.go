@@ -11,7 +11,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
+
+	"github.com/artmesh/artmesh/internal/residency"
 )
 
 // The catalog's tables live on disk, in one bbolt file (as etcd keeps its
@@ -80,27 +81,8 @@ func boltOptions() *bolt.Options {
 }
 
 // trimResidency drops the state file's pages from the process's memory
-// map (madvise MADV_DONTNEED on the file's mapped range): they stay in
-// the kernel's page cache, and a read maps them again at the cost of a
-// minor fault. Without it every page a read or a write ever touched counts
-// in the node's resident memory (RssFile), however large the file grows.
-// A read transaction is held meanwhile, so that bbolt cannot remap the
-// file under it.
-func (t *tables) trimResidency() error {
-	tx, err := t.bolt.Begin(false)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	addr, size := t.bolt.Info().Data, tx.Size()
-	if addr == 0 || size <= 0 {
-		return nil
-	}
-	if _, _, errno := unix.Syscall(unix.SYS_MADVISE, addr, uintptr(size), unix.MADV_DONTNEED); errno != 0 {
-		return fmt.Errorf("madvise the catalog state: %w", errno)
-	}
-	return nil
-}
+// map (see package residency).
+func (t *tables) trimResidency() error { return residency.Trim(t.bolt) }
 
 // openTables opens (or creates) the state file at path and makes sure it
 // has a bucket for every table and index of the schema; an index added

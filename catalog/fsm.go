@@ -430,32 +430,14 @@ func (f *fsm) commitLocked() bool {
 	return true
 }
 
-// trimEvery is how often the flusher drops the state file's pages from
-// the process's resident memory (see tables.trimResidency). Under a
-// steady write load the pages that commits and reads touch come back at
-// 100-250 MB/s (at 200k artifacts: every commit moves the pages it
-// changes, and the next reads map them at their new place), so what is
-// resident is about that rate times this interval. Trimming every 500 ms
-// instead kept a third as much resident but slowed creates by about 8 %:
-// the hot pages (roots, branches) fault back in after every trim.
-const trimEvery = 2 * time.Second
-
 // runFlusher commits the open transaction once its window has passed,
-// when no batch came to do it, and trims the state file's resident pages
-// every trimEvery. It returns when the state machine closes.
+// when no batch came to do it. It returns when the state machine closes.
 func (f *fsm) runFlusher() {
 	defer close(f.flusherDone)
-	trim := time.NewTicker(trimEvery)
-	defer trim.Stop()
 	for {
 		select {
 		case <-f.stop:
 			return
-		case <-trim.C:
-			if err := f.state().db.trimResidency(); err != nil && f.log != nil {
-				f.log.Warn("catalog: trimming the state file's resident pages", "err", err)
-			}
-			continue
 		case <-f.kick:
 		}
 		select {

@@ -299,7 +299,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop()
 		return nil, err
 	}
-	n.wg.Add(8)
+	n.wg.Add(9)
+	go n.residencyLoop(runCtx)
 	go n.catchUpLoop(runCtx)
 	go n.scrubLoop(runCtx)
 	go n.janitorLoop(runCtx)

@@ -67,6 +67,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/artmesh/artmesh/internal/residency"
 )
 
 const (
@@ -314,6 +316,10 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// TrimResidency drops the block index's pages from the process's
+// resident memory (see package residency).
+func (s *Store) TrimResidency() error { return residency.Trim(s.db) }
 
 // Close syncs what was written and closes the store. It is safe to call
 // twice.

@@ -798,3 +798,39 @@ func TestJoinNamesVoters(t *testing.T) {
 		}
 	}
 }
+
+// changedAt is a catalog whose members last changed at an index.
+type changedAt uint64
+
+func (c changedAt) ChangedSince(index uint64, topics catalog.Topic) bool {
+	return topics&catalog.TopicMembers != 0 && uint64(c) > index
+}
+
+// TestFullSyncDue checks when the membership reconciler reads the members
+// anew: first, after a change of them, once caught up, and after
+// fullSyncEvery; not otherwise.
+func TestFullSyncDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	synced := fullSync{}
+	synced.done(10, true, t0)
+	for _, tc := range []struct {
+		name     string
+		f        fullSync
+		changed  changedAt
+		caughtUp bool
+		now      time.Time
+		want     bool
+	}{
+		{"never read", fullSync{}, 0, true, t0, true},
+		{"nothing since", synced, 10, true, t0.Add(time.Second), false},
+		{"members changed", synced, 11, true, t0.Add(time.Second), true},
+		{"caught up since", func() fullSync { f := synced; f.caughtUp = false; return f }(), 10, true, t0.Add(time.Second), true},
+		{"a while since", synced, 10, true, t0.Add(fullSyncEvery), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.f.due(tc.changed, tc.caughtUp, tc.now); got != tc.want {
+				t.Errorf("due = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

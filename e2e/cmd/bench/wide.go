@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,20 +106,11 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 		return nil
 	}
 	profiles(ctx, cfg, leader, "creates", cfg.creates, &profWG)
-	cpu0 = cpuOf(nodes)
-	wide, err := createFor(ctx, nodes, cfg.clients, cfg.creates)
+	wide, wideLeaderMs, err := createsWithCPU(ctx, nodes, leader, cfg.clients, cfg.creates, fmt.Sprintf("%d nodes", cfg.nodes))
 	if err != nil {
-		return fmt.Errorf("wide: creates on %d nodes: %w", cfg.nodes, err)
+		return err
 	}
-	cpu1 = cpuOf(nodes)
 	profWG.Wait()
-	report(fmt.Sprintf("wide: creates on %d nodes, %d clients", cfg.nodes, cfg.clients), wide.String(), "")
-	total = 0
-	for i := range nodes {
-		total += cpu1[i] - cpu0[i]
-	}
-	report("wide: CPU of the whole mesh while creating", fmt.Sprintf("%.0f %% of one core (the leader %.0f %%), %.1f ms a create",
-		100*total/wide.took.Seconds(), 100*(cpu1[leader]-cpu0[leader])/wide.took.Seconds(), 1000*total/float64(len(wide.lat))), "")
 	wideRSS(&v, nodes, leader, "after the creates")
 
 	// 4. Churn, when asked for.
@@ -135,11 +127,15 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 	if err != nil {
 		return fmt.Errorf("wide: the 3-node mesh: %w", err)
 	}
-	three, err := createFor(ctx, small, cfg.clients, cfg.creates)
+	smallLeader, err := leaderOf(small)
 	if err != nil {
-		return fmt.Errorf("wide: creates on 3 nodes: %w", err)
+		return fmt.Errorf("wide: the 3-node mesh: %w", err)
 	}
-	report(fmt.Sprintf("wide: creates on 3 nodes, %d clients", cfg.clients), three.String(), "")
+	three, threeLeaderMs, err := createsWithCPU(ctx, small, smallLeader, cfg.clients, cfg.creates, "3 nodes")
+	if err != nil {
+		return err
+	}
+	report(fmt.Sprintf("wide: the leader's CPU per create, %d nodes / 3 nodes", cfg.nodes), fmt.Sprintf("%.2f", wideLeaderMs/threeLeaderMs), "")
 	ratio := wide.rate() / three.rate()
 	v.check(fmt.Sprintf("wide: creates/s on %d nodes over 3 nodes", cfg.nodes), fmt.Sprintf("%.2f", ratio), fmt.Sprintf(">= %.1f", targetWideRateRatio), ratio >= targetWideRateRatio)
 	if len(v.misses) == 0 {
@@ -148,6 +144,57 @@ func benchWide(ctx context.Context, bin, work string, cfg wideConfig) error {
 		fmt.Printf("wide: %d figure(s) missed their target: %s\n", len(v.misses), strings.Join(v.misses, "; "))
 	}
 	return nil
+}
+
+// createsWithCPU runs createFor on nodes and reports the rate, the CPU
+// that the mesh and its leader spent per create, and how busy the whole
+// machine was meanwhile (every process, the clients' included): a mesh
+// that has the machine's cores to itself is measured, one that shares
+// them with its clients at 100 % measures the machine. It returns the
+// run and the leader's CPU milliseconds per create.
+func createsWithCPU(ctx context.Context, nodes []*node, leader, clients int, d time.Duration, what string) (createRun, float64, error) {
+	cpu0, busy0 := cpuOf(nodes), machineBusy()
+	run, err := createFor(ctx, nodes, clients, d)
+	if err != nil {
+		return run, 0, fmt.Errorf("wide: creates on %s: %w", what, err)
+	}
+	cpu1, busy1 := cpuOf(nodes), machineBusy()
+	report(fmt.Sprintf("wide: creates on %s, %d clients", what, clients), run.String(), "")
+	var total float64
+	for i := range nodes {
+		total += cpu1[i] - cpu0[i]
+	}
+	lead := cpu1[leader] - cpu0[leader]
+	n := float64(len(run.lat))
+	secs := run.took.Seconds()
+	report("wide: CPU while creating on "+what, fmt.Sprintf("mesh %.0f %% of one core, %.1f ms a create; leader %.0f %%, %.2f ms a create; machine %.0f %% busy (%d cores)",
+		100*total/secs, 1000*total/n, 100*lead/secs, 1000*lead/n, 100*(busy1.busy-busy0.busy)/max(busy1.all-busy0.all, 1), runtime.NumCPU()), "")
+	return run, 1000 * lead / max(n, 1), nil
+}
+
+// cpuTicks is the machine's CPU time from /proc/stat: busy and in all.
+type cpuTicks struct{ busy, all float64 }
+
+// machineBusy reads the machine's CPU time so far (zero if it cannot).
+func machineBusy() cpuTicks {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return cpuTicks{}
+	}
+	var t cpuTicks
+	for i, x := range f[1:] {
+		v, _ := strconv.ParseFloat(x, 64)
+		t.all += v
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += v
+		}
+	}
+	return t
 }
 
 // profiles takes CPU profiles of d from the first and the last node of
