@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -40,7 +41,6 @@ type PacedTransport struct {
 
 	mu        sync.Mutex
 	pipes     map[raft.ServerID]*pacedPipeline // the open paced pipelines
-	expedited map[raft.ServerID]time.Time      // unpaced until then
 	beats     map[raft.ServerID]time.Time      // when a nonvoter's last heartbeat went
 	closeOnce sync.Once
 	closed    chan struct{} // made by Close, or at first use
@@ -113,43 +113,48 @@ func (t *PacedTransport) Close() error {
 	return t.NetworkTransport.Close()
 }
 
-// expediteFor is how long Expedite lifts a server's pacing: its
-// forwarded write's entry and commit notice go out within milliseconds.
-const expediteFor = 250 * time.Millisecond
+// maxBonus is how many sends Expedite can let go at once ahead of their
+// turn: a forwarded write's entry, and the commit that follows it.
+const maxBonus = 2
 
-// Expedite lifts the pacing of the server id for a moment: a send that
-// waits for its turn goes at once, and so do the next ones for
-// expediteFor. The leader calls it when the server forwarded a write and
-// waits until it has applied it (read-your-writes): a nonvoter's client
-// then waits as long as a voter's, not up to two paced sends more.
+// Expedite lets the next send to the server id go at once, ahead of its
+// pacing (a send waiting for its turn goes now). The leader calls it
+// twice for a write the server forwarded and waits on (read-your-writes):
+// before proposing it, so that its entry goes out, and once it is
+// committed, so that the send that carries the commit does. A writer's
+// client then waits about as long as a voter's, while the server's other
+// sends stay paced: unpacing it for a while instead made every member
+// with a client a member without pacing under a steady load.
 func (t *PacedTransport) Expedite(id raft.ServerID) {
 	t.mu.Lock()
-	if t.expedited == nil {
-		t.expedited = make(map[raft.ServerID]time.Time)
-	}
-	now := time.Now()
-	for k, until := range t.expedited {
-		if now.After(until) {
-			delete(t.expedited, k) // the map holds only the servers writing now
-		}
-	}
-	t.expedited[id] = now.Add(expediteFor)
 	p := t.pipes[id]
 	t.mu.Unlock()
-	if p != nil {
-		select {
-		case p.kick <- struct{}{}:
-		default:
+	if p == nil {
+		return
+	}
+	for {
+		b := p.bonus.Load()
+		if b >= maxBonus || p.bonus.CompareAndSwap(b, b+1) {
+			break
 		}
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
 }
 
-// isExpedited reports whether the pacing of id is lifted now.
-func (t *PacedTransport) isExpedited(id raft.ServerID, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	until, ok := t.expedited[id]
-	return ok && now.Before(until)
+// takeBonus uses one of the sends Expedite allowed, if there is one.
+func (p *pacedPipeline) takeBonus() bool {
+	for {
+		b := p.bonus.Load()
+		if b <= 0 {
+			return false
+		}
+		if p.bonus.CompareAndSwap(b, b-1) {
+			return true
+		}
+	}
 }
 
 // track records p as the open pipeline to its server (nil: forget it).
@@ -203,6 +208,7 @@ type pacedPipeline struct {
 	once   sync.Once
 	closed chan struct{}
 	kick   chan struct{} // Expedite: a waiting send goes at once
+	bonus  atomic.Int32  // sends Expedite lets go ahead of their turn
 }
 
 // paceBurst is how many sends may follow each other at once after a
@@ -236,15 +242,23 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 		p.tokens = min(paceBurst, p.tokens+float64(now.Sub(p.last))/float64(p.t.Every))
 	}
 	p.last = now
-	if p.tokens < 1 && !p.t.isExpedited(p.id, now) && p.t.Paced(p.id) {
+	if p.tokens < 1 && !p.takeBonus() && p.t.Paced(p.id) {
 		wait := time.Duration((1 - p.tokens) * float64(p.t.Every))
 		tm := time.NewTimer(wait)
-		select {
-		case <-tm.C:
-		case <-p.kick:
-			tm.Stop()
-		case <-p.closed:
-			tm.Stop()
+	waiting:
+		for {
+			select {
+			case <-tm.C:
+				break waiting
+			case <-p.kick:
+				if p.takeBonus() {
+					tm.Stop()
+					break waiting
+				}
+			case <-p.closed:
+				tm.Stop()
+				break waiting
+			}
 		}
 		p.last = time.Now()
 		p.tokens = 1

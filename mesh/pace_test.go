@@ -111,50 +111,57 @@ func TestPacedPipelineSkipsEmptyRepeats(t *testing.T) {
 }
 
 // TestExpedite checks that Expedite lets a nonvoter's waiting send go at
-// once, and the sends that follow for a moment, and that it lifts the
-// pacing of no other server.
+// once, and its next one if called twice, that the sends after those wait
+// for their turn again, and that it lifts the pacing of no other server.
 func TestExpedite(t *testing.T) {
 	tr := &PacedTransport{Every: time.Hour, Paced: func(raft.ServerID) bool { return true }}
 	f := &fakePipeline{}
 	p := newPacedPipeline(f, "writer", tr)
 	tr.track("writer", p, nil)
-	defer p.Close()
 	entry := func() *raft.AppendEntriesRequest {
 		return &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1}}}
 	}
 	p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
 	p.AppendEntries(entry(), &raft.AppendEntriesResponse{}) // the burst is spent
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
-	}()
+	send := func() chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+		}()
+		return done
+	}
+	goes := func(done chan struct{}, want bool, what string) {
+		t.Helper()
+		wait := 50 * time.Millisecond
+		if want {
+			wait = 5 * time.Second
+		}
+		select {
+		case <-done:
+			if !want {
+				t.Fatal(what + ": the send went")
+			}
+		case <-time.After(wait):
+			if want {
+				t.Fatal(what + ": the send still waits for its turn")
+			}
+		}
+	}
+	done := send()
 	tr.Expedite("other")
-	select {
-	case <-done:
-		t.Fatal("expediting another server let this one's send go")
-	case <-time.After(50 * time.Millisecond):
-	}
+	goes(done, false, "another server expedited")
 	tr.Expedite("writer")
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("an expedited send still waits for its turn")
-	}
-	next := make(chan struct{})
-	go func() {
-		defer close(next)
-		p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
-	}()
-	select {
-	case <-next:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the send after an expedited one waits for its turn")
-	}
-	if len(f.sent) != 4 {
-		t.Errorf("%d sends went, want 4", len(f.sent))
-	}
+	goes(done, true, "expedited while waiting")
+	tr.Expedite("writer")
+	goes(send(), true, "expedited before it was sent")
+	done = send()
+	goes(done, false, "after the expedited sends")
 	p.Close()
+	goes(done, true, "the pipeline closed")
+	if len(f.sent) != 5 {
+		t.Errorf("%d sends went, want 5", len(f.sent))
+	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if _, ok := tr.pipes["writer"]; ok {
