@@ -109,11 +109,11 @@ type Config struct {
 	// leader refused for want of authority. It must not block.
 	ObserveRefused func()
 	// Expedite, when set, is called on the leader with the member a
-	// forwarded write came from, before it is proposed and once it is
+	// forwarded write came from and the write's index, once it is
 	// committed: the member waits until it has applied the write, so the
-	// transport should send it the entry and the commit without delay
+	// transport should tell it that commit without delay
 	// (mesh.PacedTransport.Expedite). It must not block.
-	Expedite func(member string)
+	Expedite func(member string, index uint64)
 }
 
 // logCacheSize is how many of the newest log entries raft keeps in memory

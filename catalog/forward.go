@@ -97,14 +97,11 @@ func (c *Catalog) ApplyForwarded(ctx context.Context, from string, req ForwardRe
 		}
 		return ForwardResult{}, err
 	}
-	if c.cfg.Expedite != nil {
-		c.cfg.Expedite(from)
-	}
 	res, err := c.propose1(ctx, op, req.Entry)
 	if err == nil && res.Index > 0 {
 		// The member waits until it has applied the write.
 		if c.cfg.Expedite != nil {
-			c.cfg.Expedite(from)
+			c.cfg.Expedite(from, res.Index)
 		}
 		c.noticeCommit()
 	}

@@ -22,7 +22,9 @@ import (
 // up to 250 ms after the leader, where it saw it 50 ms after.
 //
 // A member that forwarded a write waits until it has applied the entry
-// (read-your-writes), and would wait up to CommitTimeout for it.
+// (read-your-writes), and so does a member that asked the leader for a
+// read index (a consistent read): each would wait up to twice
+// CommitTimeout for it.
 // So the leader sends it at once: once a forwarded write is committed and
 // no later entry follows within noticeGrace (a later entry carries the
 // commit index, as under a steady load), it appends a no-op command,
@@ -91,6 +93,11 @@ func (c *Catalog) noticeCommit() {
 		_ = c.raft.Apply(data, c.cfg.ApplyTimeout).Error()
 	}()
 }
+
+// NoticeCommit makes sure, on the leader, that the members learn soon of
+// the commit index as it is now (see noticeCommit): for a member waiting
+// to apply a read index it was just given.
+func (c *Catalog) NoticeCommit() { c.noticeCommit() }
 
 // CommitNotices returns how many no-op entries this node appended, as
 // leader, to tell the members of commits sooner (see noticeCommit).

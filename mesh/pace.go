@@ -11,8 +11,9 @@ import (
 // PacedTransport is the catalog's Raft transport with the leader's log
 // replication to servers without a vote paced: each gets one pipelined
 // AppendEntries per Every on average (two at once after a quiet spell),
-// carrying whatever entries came meanwhile. A voter's are never paced (the commit waits on them), nor
-// heartbeats, snapshots or votes.
+// carrying whatever entries came meanwhile, and a heartbeat at most every
+// BeatEvery. A voter's sends are never held back (the commit and the
+// leader's elections wait on them), nor are snapshots or votes.
 //
 // hashicorp/raft sends every new entry to every server as soon as it is
 // appended, and a nonvoter costs the leader as much per entry as a voter
@@ -21,11 +22,9 @@ import (
 // and many nonvoters under a steady write load, nonvoters are most of
 // that work but none of the commit. Paced, a nonvoter takes the entries of
 // a busy Every in one batch, and learns of a commit at most Every later
-// than a voter does (read-your-writes on a nonvoter waits for it; the
-// leader's commit notice, see package catalog, goes out at the next
-// paced send). Heartbeats to a nonvoter are spaced too (BeatEvery).
-// A member that forwarded a write waits for it, so the
-// leader expedites it (Expedite): its entry and commit go unpaced.
+// than a voter does. A member that forwarded a write waits until it has
+// applied it, so the leader expedites that member (Expedite) until a send
+// has told it the write's commit.
 type PacedTransport struct {
 	*raft.NetworkTransport
 	// Every is the shortest time between two pipelined sends to one
@@ -56,8 +55,9 @@ type PacedTransport struct {
 // heartbeats in that time keep it. On a 30-node mesh with 3 voters those
 // heartbeats are most of what the idle mesh does. A held heartbeat is
 // delayed, never answered for the server: every response the leader sees
-// is real (raft counts a nonvoter's in VerifyLeader, which the voters'
-// answers decide anyway).
+// is real. (raft v1.8.0 counts a nonvoter's answer in VerifyLeader like a
+// voter's; holding nonvoters' heartbeats back only makes their answers
+// come later, it adds none.)
 func (t *PacedTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	if t.BeatEvery > 0 && isHeartbeat(args) && t.Paced != nil && t.Paced(id) {
 		if wait := t.beatWait(id, time.Now()); wait > 0 {
@@ -113,28 +113,29 @@ func (t *PacedTransport) Close() error {
 	return t.NetworkTransport.Close()
 }
 
-// maxBonus is how many sends Expedite can let go at once ahead of their
-// turn: a forwarded write's entry, and the commit that follows it.
-const maxBonus = 2
-
-// Expedite lets the next send to the server id go at once, ahead of its
-// pacing (a send waiting for its turn goes now). The leader calls it
-// twice for a write the server forwarded and waits on (read-your-writes):
-// before proposing it, so that its entry goes out, and once it is
-// committed, so that the send that carries the commit does. A writer's
-// client then waits about as long as a voter's, while the server's other
-// sends stay paced: unpacing it for a while instead made every member
-// with a client a member without pacing under a steady load.
-func (t *PacedTransport) Expedite(id raft.ServerID) {
+// Expedite makes the sends to the server id go at once, ahead of their
+// pacing, until one has told it that the log is committed up to commit (a
+// send waiting for its turn goes now: raft builds the next only after
+// it). The leader calls it once a write that the server forwarded, and
+// waits on until it has applied it (read-your-writes), is committed: the
+// send that tells the commit also carries the entry if it has not gone
+// yet. The server's other sends stay paced. It reports whether the
+// server has yet to hear of that commit (true when it cannot tell): then
+// a send must still be made, which raft makes for a new entry or after
+// its CommitTimeout.
+func (t *PacedTransport) Expedite(id raft.ServerID, commit uint64) bool {
 	t.mu.Lock()
 	p := t.pipes[id]
 	t.mu.Unlock()
 	if p == nil {
-		return
+		return true
+	}
+	if p.sentCommit.Load() >= commit {
+		return false
 	}
 	for {
-		b := p.bonus.Load()
-		if b >= maxBonus || p.bonus.CompareAndSwap(b, b+1) {
+		w := p.wantCommit.Load()
+		if w >= commit || p.wantCommit.CompareAndSwap(w, commit) {
 			break
 		}
 	}
@@ -142,20 +143,12 @@ func (t *PacedTransport) Expedite(id raft.ServerID) {
 	case p.kick <- struct{}{}:
 	default:
 	}
+	return true
 }
 
-// takeBonus uses one of the sends Expedite allowed, if there is one.
-func (p *pacedPipeline) takeBonus() bool {
-	for {
-		b := p.bonus.Load()
-		if b <= 0 {
-			return false
-		}
-		if p.bonus.CompareAndSwap(b, b-1) {
-			return true
-		}
-	}
-}
+// urgent reports whether the server waits for a commit that no send has
+// told it yet (see Expedite).
+func (p *pacedPipeline) urgent() bool { return p.sentCommit.Load() < p.wantCommit.Load() }
 
 // track records p as the open pipeline to its server (nil: forget it).
 func (t *PacedTransport) track(id raft.ServerID, p, old *pacedPipeline) {
@@ -180,7 +173,8 @@ var (
 )
 
 // AppendEntriesPipeline returns the transport's pipeline to the server id,
-// paced when it has no vote.
+// paced when it has no vote (every pipeline is wrapped, so that Expedite
+// knows what each server was told).
 func (t *PacedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
 	if err != nil || t.Every <= 0 || t.Paced == nil {
@@ -208,7 +202,9 @@ type pacedPipeline struct {
 	once   sync.Once
 	closed chan struct{}
 	kick   chan struct{} // Expedite: a waiting send goes at once
-	bonus  atomic.Int32  // sends Expedite lets go ahead of their turn
+
+	wantCommit atomic.Uint64 // the commit index the server waits to hear of (Expedite)
+	sentCommit atomic.Uint64 // the highest commit index sent (written by raft's sending goroutine)
 }
 
 // paceBurst is how many sends may follow each other at once after a
@@ -242,7 +238,7 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 		p.tokens = min(paceBurst, p.tokens+float64(now.Sub(p.last))/float64(p.t.Every))
 	}
 	p.last = now
-	if p.tokens < 1 && !p.takeBonus() && p.t.Paced(p.id) {
+	if p.tokens < 1 && !p.urgent() && p.t.Paced(p.id) {
 		wait := time.Duration((1 - p.tokens) * float64(p.t.Every))
 		tm := time.NewTimer(wait)
 	waiting:
@@ -251,7 +247,7 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 			case <-tm.C:
 				break waiting
 			case <-p.kick:
-				if p.takeBonus() {
+				if p.urgent() {
 					tm.Stop()
 					break waiting
 				}
@@ -265,6 +261,11 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 	}
 	p.tokens = max(0, p.tokens-1)
 	f, err := p.AppendPipeline.AppendEntries(args, resp)
+	if err == nil {
+		if args.LeaderCommitIndex > p.sentCommit.Load() {
+			p.sentCommit.Store(args.LeaderCommitIndex)
+		}
+	}
 	if err == nil && len(args.Entries) == 0 {
 		p.sent = st
 	} else {

@@ -110,24 +110,25 @@ func TestPacedPipelineSkipsEmptyRepeats(t *testing.T) {
 	}
 }
 
-// TestExpedite checks that Expedite lets a nonvoter's waiting send go at
-// once, and its next one if called twice, that the sends after those wait
-// for their turn again, and that it lifts the pacing of no other server.
+// TestExpedite checks that after Expedite(commit) a nonvoter's sends go
+// at once, the one waiting for its turn included, until one has carried
+// that commit index; that the sends after it wait for their turn again;
+// and that it lifts the pacing of no other server.
 func TestExpedite(t *testing.T) {
 	tr := &PacedTransport{Every: time.Hour, Paced: func(raft.ServerID) bool { return true }}
 	f := &fakePipeline{}
 	p := newPacedPipeline(f, "writer", tr)
 	tr.track("writer", p, nil)
-	entry := func() *raft.AppendEntriesRequest {
-		return &raft.AppendEntriesRequest{Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1}}}
+	entry := func(commit uint64) *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{Term: 1, LeaderCommitIndex: commit, Entries: []*raft.Log{{Index: commit + 1, Term: 1}}}
 	}
-	p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
-	p.AppendEntries(entry(), &raft.AppendEntriesResponse{}) // the burst is spent
-	send := func() chan struct{} {
+	p.AppendEntries(entry(1), &raft.AppendEntriesResponse{})
+	p.AppendEntries(entry(2), &raft.AppendEntriesResponse{}) // the burst is spent
+	send := func(commit uint64) chan struct{} {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			p.AppendEntries(entry(), &raft.AppendEntriesResponse{})
+			p.AppendEntries(entry(commit), &raft.AppendEntriesResponse{})
 		}()
 		return done
 	}
@@ -148,19 +149,27 @@ func TestExpedite(t *testing.T) {
 			}
 		}
 	}
-	done := send()
-	tr.Expedite("other")
+	done := send(3)
+	if !tr.Expedite("other", 10) {
+		t.Error("Expedite of a server without a pipeline says it was told")
+	}
 	goes(done, false, "another server expedited")
-	tr.Expedite("writer")
-	goes(done, true, "expedited while waiting")
-	tr.Expedite("writer")
-	goes(send(), true, "expedited before it was sent")
-	done = send()
-	goes(done, false, "after the expedited sends")
+	if !tr.Expedite("writer", 10) {
+		t.Error("Expedite says the server was told commit 10 before any send carried it")
+	}
+	goes(done, true, "expedited while waiting (commit 3 of 10)")
+	goes(send(8), true, "commit 8 of 10")
+	goes(send(10), true, "commit 10 of 10")
+	done = send(11)
+	goes(done, false, "after the commit went")
+	if tr.Expedite("writer", 9) {
+		t.Error("Expedite says the server has yet to hear of commit 9, after a send carried 10")
+	}
+	goes(done, false, "expedited for a commit already sent")
 	p.Close()
 	goes(done, true, "the pipeline closed")
-	if len(f.sent) != 5 {
-		t.Errorf("%d sends went, want 5", len(f.sent))
+	if len(f.sent) != 6 {
+		t.Errorf("%d sends went, want 6", len(f.sent))
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -174,7 +183,7 @@ func TestExpedite(t *testing.T) {
 // voter's and a nonvoter's AppendEntries with entries are not held, and
 // that closing the transport lets a waiting heartbeat go.
 func TestHeartbeatsToNonvoterSpaced(t *testing.T) {
-	const every = 150 * time.Millisecond
+	const every = 300 * time.Millisecond
 	recv, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)

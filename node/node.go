@@ -144,8 +144,7 @@ type Node struct {
 	members   *membership.Manager // join, members, invites, voters; keeps roster current
 	trans     *mesh.PacedTransport
 	streams   *mesh.StreamLayer
-	raftRef   atomic.Pointer[raft.Raft]   // the catalog's Raft, once it runs, for raftRole
-	nonvoters atomic.Pointer[nonvoterSet] // the servers without a vote, read at most once a second
+	raftRef   atomic.Pointer[raft.Raft] // the catalog's Raft, once it runs, for raftRole
 	fetcher   *exchange.Exchange
 	metrics   *Metrics // the node's own Prometheus registry
 
@@ -359,7 +358,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Logger = n.log.With("component", "catalog")
 	ccfg.ObserveApply = n.metrics.observeApply
 	ccfg.Authenticate = n.authenticateForwarded
-	ccfg.Expedite = func(member string) { n.trans.Expedite(raft.ServerID(member)) }
+	ccfg.Expedite = func(member string, index uint64) { n.trans.Expedite(raft.ServerID(member), index) }
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}

@@ -118,35 +118,16 @@ const nonvoterBeat = 350 * time.Millisecond
 
 // nonvoter reports whether id is a server of this node's latest Raft
 // configuration without a vote: the leader paces its replication and its
-// heartbeats to it. The configuration is read from raft (a round trip
-// through its main loop) at most once per nonvoterRecheck, not for each
-// of the few hundred sends a second a wide mesh's leader makes.
+// heartbeats to it. (The configuration is an atomic load; see raftRole.)
 func (n *Node) nonvoter(id raft.ServerID) bool {
 	r := n.raftRef.Load()
 	if r == nil {
 		return false
 	}
-	now := time.Now()
-	v := n.nonvoters.Load()
-	if v == nil || now.Sub(v.at) >= nonvoterRecheck {
-		v = &nonvoterSet{at: now, ids: make(map[raft.ServerID]bool)}
-		for _, s := range r.GetConfiguration().Configuration().Servers {
-			if s.Suffrage != raft.Voter {
-				v.ids[s.ID] = true
-			}
+	for _, s := range r.GetConfiguration().Configuration().Servers {
+		if s.ID == id {
+			return s.Suffrage != raft.Voter
 		}
-		n.nonvoters.Store(v)
 	}
-	return v.ids[id]
-}
-
-// nonvoterRecheck is how long the leader goes by the servers without a
-// vote it read last: a member promoted meanwhile is paced that much
-// longer (its commits wait up to nonvoterPace meanwhile).
-const nonvoterRecheck = time.Second
-
-// nonvoterSet is the servers without a vote as read at a moment.
-type nonvoterSet struct {
-	at  time.Time
-	ids map[raft.ServerID]bool
+	return false
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -273,7 +274,13 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 		return root(parsed)
 	}
 	// On the index pages, every replica is kept: it is held or allocated
-	// here, or has no placement at all.
+	// here, or has no placement at all. Both indexes are read first, into
+	// a compact list (the CIDs' bytes, about 40 bytes a root), and walked
+	// after: a root that moved between the two indexes during a long walk
+	// could otherwise be seen in neither. What changed while they were
+	// read is looked up again below.
+	since, _ := n.cat.Watch()
+	var listed []byte // uvarint length, then the CID's bytes, for each root
 	for _, peer := range []string{self, ""} {
 		err := n.eachReplicaOn(ctx, peer, func(r catalog.Replica) error {
 			if slices.Contains(r.Holders, self) {
@@ -281,12 +288,40 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 				// here on the holder record keeps it, and a delete frees it.
 				n.pending.remove(r.CID)
 			}
-			return emit(r.CID)
+			c, err := cid.Decode(r.CID)
+			if err != nil {
+				return fmt.Errorf("node: catalog holds a bad cid %q: %w", r.CID, err)
+			}
+			if _, ok := verified[r.CID]; ok {
+				verified[r.CID] = true
+			}
+			listed = binary.AppendUvarint(listed, uint64(c.ByteLen()))
+			listed = append(listed, c.Bytes()...)
+			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
+	changed, ok := n.cat.ChangedCIDs(since)
+	if !ok {
+		return artmesh.E(artmesh.Unavailable, "the catalog changed more than its watch remembers while the collection read it: nothing is collected this time")
+	}
+	for rest := listed; len(rest) > 0; {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < l {
+			return fmt.Errorf("node: the collection's list of roots is corrupt")
+		}
+		c, err := cid.Cast(rest[k : k+int(l)])
+		if err != nil {
+			return fmt.Errorf("node: the collection's list of roots: %w", err)
+		}
+		if err := root(c); err != nil {
+			return err
+		}
+		rest = rest[k+int(l):]
+	}
+	listed = nil
 
 	// The few other roots this node knows of.
 	keep := make(map[string]bool)
@@ -326,6 +361,11 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 		return nil
 	}
 	if err := lookup(n.cache.keys()); err != nil {
+		return err
+	}
+	// Roots whose placement changed while the indexes were read: one
+	// allocated here meanwhile is kept like the others.
+	if err := lookup(changed); err != nil {
 		return err
 	}
 	pins, err := n.cat.Pins(self)

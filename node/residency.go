@@ -23,35 +23,66 @@ const fileResidentBudget = 160 << 20
 // (reading /proc/self/statm, a few microseconds).
 const residencyEvery = 250 * time.Millisecond
 
+// trimBackoff is the least time between two trims when a trim leaves
+// the node over its budget (file pages of other files, or a hot set
+// larger than the budget): trimming again at once would only evict the
+// hot pages every residencyEvery.
+const trimBackoff = 2 * time.Second
+
 // residencyLoop keeps the node's resident file pages near
 // fileResidentBudget until ctx ends.
 func (n *Node) residencyLoop(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(residencyEvery)
 	defer t.Stop()
-	warned := false
+	var rt residencyTrimmer
+	var warnedAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := n.trimIfOver(fileResidentBudget); err != nil && !warned {
-			warned = true // once: the next ones would say the same
+		now := time.Now()
+		err := rt.step(now, fileResidentBudget, residency.FileResident, func() error {
+			if err := n.cat.TrimResidency(); err != nil {
+				return err
+			}
+			return n.bs.TrimResidency()
+		})
+		if err != nil && now.Sub(warnedAt) >= time.Minute {
+			warnedAt = now
 			n.log.Warn("keeping the bbolt files' pages out of resident memory", "err", err)
 		}
 	}
 }
 
-// trimIfOver drops the catalog's and the block index's pages from the
-// process's memory when its resident file pages exceed budget.
-func (n *Node) trimIfOver(budget int64) error {
-	resident, err := residency.FileResident()
-	if err != nil || resident <= budget {
+// residencyTrimmer decides when to trim: when the resident file pages
+// exceed the budget, but not again within trimBackoff of a trim that
+// left them over it.
+type residencyTrimmer struct {
+	notBefore time.Time
+}
+
+// step reads the resident file pages and trims when they are over
+// budget and the backoff allows it.
+func (r *residencyTrimmer) step(now time.Time, budget int64, resident func() (int64, error), trim func() error) error {
+	if now.Before(r.notBefore) {
+		return nil
+	}
+	before, err := resident()
+	if err != nil || before <= budget {
 		return err
 	}
-	if err := n.cat.TrimResidency(); err != nil {
+	if err := trim(); err != nil {
 		return err
 	}
-	return n.bs.TrimResidency()
+	after, err := resident()
+	if err != nil {
+		return err
+	}
+	if after > budget {
+		r.notBefore = now.Add(trimBackoff)
+	}
+	return nil
 }

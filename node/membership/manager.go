@@ -194,10 +194,11 @@ func (m *Manager) AdmitListed() {
 	}
 }
 
-// Run is the membership reconciler: it runs syncMembers (and, on the
-// leader, the voters' upkeep) every 2 s and at once whenever the
-// catalog's members change, until ctx ends or this node finds out that
-// it was removed from its mesh (see checkRemoved). It runs from the
+// Run is the membership reconciler: every 2 s and at once whenever the
+// catalog's members change it checks whether this node was removed, makes
+// the cut-offs that are due, runs syncMembers when fullSync says so, and
+// on the leader tends the voters; until ctx ends or this node finds out
+// that it was removed from its mesh (see checkRemoved). It runs from the
 // start, caught up or not: admission follows the local catalog.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
@@ -226,10 +227,10 @@ func (m *Manager) Run(ctx context.Context) {
 		// them every 2 s was most of what an idle member of a wide mesh
 		// did (30 rows decoded, 30 peers' addresses parsed).
 		idx, _ := m.cfg.Catalog.Watch()
-		caughtUp := m.cfg.CaughtUp()
-		if fs.due(m.cfg.Catalog, caughtUp, time.Now()) {
+		caughtUp, own := m.cfg.CaughtUp(), m.ownRow()
+		if fs.due(m.cfg.Catalog, caughtUp, own, m.now()) {
 			if m.syncMembers(ctx) {
-				fs.done(idx, caughtUp, time.Now())
+				fs.done(idx, caughtUp, own, m.now())
 			}
 		} else {
 			m.cutOff(nil)
@@ -260,21 +261,28 @@ type fullSync struct {
 	ok       bool
 	index    uint64 // the catalog's index then
 	caughtUp bool
+	own      string // this node's addresses and API URL then
 	at       time.Time
 }
 
 // due reports whether the members must be read now: never yet, a change
-// of the members since, the node caught up since, or fullSyncEvery
-// passed.
+// of the members since, the node caught up since, its own addresses or
+// API URL (own) changed since, or fullSyncEvery passed.
 func (f *fullSync) due(c interface {
 	ChangedSince(uint64, catalog.Topic) bool
-}, caughtUp bool, now time.Time) bool {
-	return !f.ok || caughtUp != f.caughtUp || now.Sub(f.at) >= fullSyncEvery || c.ChangedSince(f.index, catalog.TopicMembers)
+}, caughtUp bool, own string, now time.Time) bool {
+	return !f.ok || caughtUp != f.caughtUp || own != f.own || now.Sub(f.at) >= fullSyncEvery || c.ChangedSince(f.index, catalog.TopicMembers)
 }
 
 // done records a read of the members at the catalog's index idx.
-func (f *fullSync) done(idx uint64, caughtUp bool, now time.Time) {
-	*f = fullSync{ok: true, index: idx, caughtUp: caughtUp, at: now}
+func (f *fullSync) done(idx uint64, caughtUp bool, own string, now time.Time) {
+	*f = fullSync{ok: true, index: idx, caughtUp: caughtUp, own: own, at: now}
+}
+
+// ownRow is what this node's own row of the members says of it that can
+// change while it runs: its addresses and its API URL.
+func (m *Manager) ownRow() string {
+	return strings.Join(m.ownAddrs(), " ") + " " + m.cfg.APIURL()
 }
 
 // syncMembers keeps the peerstore, the roster and peers.json in step with
@@ -289,11 +297,13 @@ func (m *Manager) syncMembers(ctx context.Context) bool {
 	m.addMembers(members)
 	m.admitMembers(members)
 	m.savePeers(members)
+	settled := true
 	if len(members) > 1 && !m.member.Load() {
 		// From now on this node's catalog is a mesh's, never to be
 		// bootstrapped anew.
 		if err := m.recordMember(); err != nil {
 			m.log.Warn("recording mesh membership in the repo config", "err", err)
+			settled = false
 		}
 	}
 	self := m.cfg.Self.String()
@@ -302,7 +312,7 @@ func (m *Manager) syncMembers(ctx context.Context) bool {
 	for _, mb := range members {
 		if mb.PeerID == self {
 			if strings.Join(mb.Addresses, " ") == strings.Join(want, " ") && mb.APIURL == apiURL && mb.Commands == catalog.KnownCommands {
-				return true
+				return settled
 			}
 			// The row also says which catalog commands this binary knows
 			// (the leader gates new ones on it): rewritten after an

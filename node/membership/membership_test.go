@@ -812,23 +812,25 @@ func (c changedAt) ChangedSince(index uint64, topics catalog.Topic) bool {
 func TestFullSyncDue(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	synced := fullSync{}
-	synced.done(10, true, t0)
+	synced.done(10, true, "addrs url", t0)
 	for _, tc := range []struct {
 		name     string
 		f        fullSync
 		changed  changedAt
 		caughtUp bool
+		own      string
 		now      time.Time
 		want     bool
 	}{
-		{"never read", fullSync{}, 0, true, t0, true},
-		{"nothing since", synced, 10, true, t0.Add(time.Second), false},
-		{"members changed", synced, 11, true, t0.Add(time.Second), true},
-		{"caught up since", func() fullSync { f := synced; f.caughtUp = false; return f }(), 10, true, t0.Add(time.Second), true},
-		{"a while since", synced, 10, true, t0.Add(fullSyncEvery), true},
+		{"never read", fullSync{}, 0, true, "addrs url", t0, true},
+		{"nothing since", synced, 10, true, "addrs url", t0.Add(time.Second), false},
+		{"members changed", synced, 11, true, "addrs url", t0.Add(time.Second), true},
+		{"caught up since", func() fullSync { f := synced; f.caughtUp = false; return f }(), 10, true, "addrs url", t0.Add(time.Second), true},
+		{"own addresses changed", synced, 10, true, "other-addrs url", t0.Add(time.Second), true},
+		{"a while since", synced, 10, true, "addrs url", t0.Add(fullSyncEvery), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.f.due(tc.changed, tc.caughtUp, tc.now); got != tc.want {
+			if got := tc.f.due(tc.changed, tc.caughtUp, tc.own, tc.now); got != tc.want {
 				t.Errorf("due = %v, want %v", got, tc.want)
 			}
 		})
