@@ -124,7 +124,7 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 
 	// 1. Creates, with their rate by tenth of the run.
 	cpu0 := cpuSeconds([]*node{n})
-	cr, err := createSnippets(ctx, apiOf(n), cfg.artifacts, cfg.clients)
+	cr, err := createSnippets(ctx, apiOf(n), cfg.artifacts, cfg.clients, func() costSample { return costOf(n) })
 	if err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
@@ -136,6 +136,12 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 	report(fmt.Sprintf("scale: %d creates, %d clients", cfg.artifacts, cfg.clients),
 		fmt.Sprintf("%.0f creates/s in %s", float64(cfg.artifacts)/cr.took.Seconds(), cr.took.Round(time.Millisecond)), "")
 	report("scale: creates/s by tenth of the run", strings.Join(rates, " "), "")
+	cpuMs, writtenKB := make([]string, len(cr.costs)), make([]string, len(cr.costs))
+	for i, c := range cr.costs {
+		cpuMs[i], writtenKB[i] = fmt.Sprintf("%.2f", 1000*c.cpu), fmt.Sprintf("%.1f", float64(c.written)/1024)
+	}
+	report("scale: node CPU-ms per create by tenth", strings.Join(cpuMs, " "), "")
+	report("scale: KiB written to disk per create by tenth", strings.Join(writtenKB, " "), "")
 	ratio := cr.rates[len(cr.rates)-1] / cr.rates[0]
 	v.check("scale: creates/s, last tenth / first tenth", fmt.Sprintf("%.2f", ratio), fmt.Sprintf(">= %.1f", targetRateRatio), ratio >= targetRateRatio)
 
@@ -227,12 +233,35 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 type createResult struct {
 	took  time.Duration
 	rates []float64          // creates/s in each tenth of the run, by order of acknowledgement
+	costs []costSample       // what the node spent in each tenth, per create
 	last  artmesh.ArtifactID // the artifact acknowledged last
+}
+
+// costSample is what a node has spent: CPU seconds and bytes written to
+// its disk (/proc/PID/io write_bytes).
+type costSample struct {
+	cpu     float64
+	written int64
+}
+
+// costOf reads what n has spent so far.
+func costOf(n *node) costSample {
+	c := costSample{cpu: cpuSeconds([]*node{n})}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", n.cmd.Process.Pid))
+	if err != nil {
+		return c
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			c.written, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return c
 }
 
 // createSnippets creates total snippets with scaleMetadata from clients
 // concurrent clients. It stops at the first failed create.
-func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int) (createResult, error) {
+func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int, cost func() costSample) (createResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	const parts = 10
@@ -240,11 +269,13 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 		next, done atomic.Int64
 		mu         sync.Mutex
 		marks      [parts + 1]time.Time // marks[k]: when the k*total/parts-th create was acknowledged
+		spent      [parts + 1]costSample
 		last       artmesh.ArtifactID
 		wg         sync.WaitGroup
 	)
 	start := time.Now()
 	marks[0] = start
+	spent[0] = cost()
 	progress := max(total/10, 1)
 	for range clients {
 		wg.Add(1)
@@ -269,7 +300,7 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 				last = a.ID
 				for k := 1; k <= parts; k++ {
 					if d == k*total/parts {
-						marks[k] = now
+						marks[k], spent[k] = now, cost()
 					}
 				}
 				mu.Unlock()
@@ -287,6 +318,10 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 	for k := 1; k <= parts; k++ {
 		n := k*total/parts - (k-1)*total/parts
 		res.rates = append(res.rates, float64(n)/marks[k].Sub(marks[k-1]).Seconds())
+		res.costs = append(res.costs, costSample{
+			cpu:     (spent[k].cpu - spent[k-1].cpu) / float64(n),
+			written: (spent[k].written - spent[k-1].written) / int64(n),
+		})
 	}
 	return res, nil
 }
