@@ -108,12 +108,12 @@ type Config struct {
 	// ObserveRefused, when set, is told of every forwarded write the
 	// leader refused for want of authority. It must not block.
 	ObserveRefused func()
-	// Expedite, when set, is called on the leader with the member a
-	// forwarded write came from and the write's index, once it is
-	// committed: the member waits until it has applied the write, so the
-	// transport should tell it that commit without delay
-	// (mesh.PacedTransport.Expedite). It must not block.
-	Expedite func(member string, index uint64)
+	// Expedite, when set, is called on the leader with a member that
+	// waits to apply an index: a forwarded write's, once committed, or a
+	// read index it asked for. The transport should tell it that commit
+	// without delay (mesh.PacedTransport.Expedite), and report whether
+	// the member has yet to hear of it. It must not block.
+	Expedite func(member string, index uint64) bool
 }
 
 // logCacheSize is how many of the newest log entries raft keeps in memory

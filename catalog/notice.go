@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,10 +17,12 @@ import (
 // 30-node mesh doing nothing. At raft's and Consul's default, 50 ms, the
 // leader's replication loops still woke 20 times a second for each
 // member (580 wake-ups a second on 30 nodes, most of the leader's idle
-// CPU with the scheduling they cost); CommitTimeout is now 250 ms. It
-// only bounds how late a member learns the commit of the last write of a
-// burst that it did not forward: a reader on another node sees that write
-// up to 250 ms after the leader, where it saw it 50 ms after.
+// CPU with the scheduling they cost); CommitTimeout is now 250 ms (raft
+// waits between it and twice it). It only bounds how late a member
+// learns the commit of the last write of a burst that it did not forward
+// (nor took a read index after, see ReadIndexFor): a reader on another
+// node sees that write up to 250-500 ms after the leader, where it saw it
+// 50-100 ms after.
 //
 // A member that forwarded a write waits until it has applied the entry
 // (read-your-writes), and so does a member that asked the leader for a
@@ -94,10 +97,19 @@ func (c *Catalog) noticeCommit() {
 	}()
 }
 
-// NoticeCommit makes sure, on the leader, that the members learn soon of
-// the commit index as it is now (see noticeCommit): for a member waiting
-// to apply a read index it was just given.
-func (c *Catalog) NoticeCommit() { c.noticeCommit() }
+// ReadIndexFor is ReadIndex for a member that will wait until it has
+// applied the index (a consistent read there): the member hears of the
+// commit at once, as for a forwarded write, unless it has already.
+func (c *Catalog) ReadIndexFor(ctx context.Context, member string) (uint64, error) {
+	idx, err := c.ReadIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c.cfg.Expedite == nil || c.cfg.Expedite(member, idx) {
+		c.noticeCommit()
+	}
+	return idx, nil
+}
 
 // CommitNotices returns how many no-op entries this node appended, as
 // leader, to tell the members of commits sooner (see noticeCommit).

@@ -261,10 +261,8 @@ func (p *pacedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raf
 	}
 	p.tokens = max(0, p.tokens-1)
 	f, err := p.AppendPipeline.AppendEntries(args, resp)
-	if err == nil {
-		if args.LeaderCommitIndex > p.sentCommit.Load() {
-			p.sentCommit.Store(args.LeaderCommitIndex)
-		}
+	if err == nil && args.LeaderCommitIndex > p.sentCommit.Load() {
+		p.sentCommit.Store(args.LeaderCommitIndex)
 	}
 	if err == nil && len(args.Entries) == 0 {
 		p.sent = st

@@ -143,12 +143,9 @@ const ReadIndexProtocol protocol.ID = "/artmesh/read-index/1.0.0"
 // serveReadIndex answers a member's ReadIndexProtocol call, and makes
 // sure the member hears of that commit at once: it waits to apply it.
 func (n *Node) serveReadIndex(ctx context.Context, from peer.ID, _ []byte) ([]byte, error) {
-	idx, err := n.cat.ReadIndex(ctx)
+	idx, err := n.cat.ReadIndexFor(ctx, from.String())
 	if err != nil {
 		return nil, err
-	}
-	if n.trans.Expedite(raft.ServerID(from.String()), idx) {
-		n.cat.NoticeCommit()
 	}
 	return json.Marshal(idx)
 }

@@ -358,7 +358,7 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.Logger = n.log.With("component", "catalog")
 	ccfg.ObserveApply = n.metrics.observeApply
 	ccfg.Authenticate = n.authenticateForwarded
-	ccfg.Expedite = func(member string, index uint64) { n.trans.Expedite(raft.ServerID(member), index) }
+	ccfg.Expedite = func(member string, index uint64) bool { return n.trans.Expedite(raft.ServerID(member), index) }
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}

@@ -263,13 +263,21 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 	for _, c := range n.verified.keys() {
 		verified[c] = false
 	}
-	emit := func(c string) error {
+	// kept parses a root that is kept, and notes a verified DAG as kept.
+	kept := func(c string) (cid.Cid, error) {
 		parsed, err := cid.Decode(c)
 		if err != nil {
-			return fmt.Errorf("node: catalog holds a bad cid %q: %w", c, err)
+			return cid.Undef, fmt.Errorf("node: catalog holds a bad cid %q: %w", c, err)
 		}
 		if _, ok := verified[c]; ok {
 			verified[c] = true
+		}
+		return parsed, nil
+	}
+	emit := func(c string) error {
+		parsed, err := kept(c)
+		if err != nil {
+			return err
 		}
 		return root(parsed)
 	}
@@ -288,12 +296,9 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 				// here on the holder record keeps it, and a delete frees it.
 				n.pending.remove(r.CID)
 			}
-			c, err := cid.Decode(r.CID)
+			c, err := kept(r.CID)
 			if err != nil {
-				return fmt.Errorf("node: catalog holds a bad cid %q: %w", r.CID, err)
-			}
-			if _, ok := verified[r.CID]; ok {
-				verified[r.CID] = true
+				return err
 			}
 			listed = binary.AppendUvarint(listed, uint64(c.ByteLen()))
 			listed = append(listed, c.Bytes()...)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/artmesh/artmesh/internal/residency"
 )
 
@@ -36,7 +38,7 @@ func (n *Node) residencyLoop(ctx context.Context) {
 	t := time.NewTicker(residencyEvery)
 	defer t.Stop()
 	var rt residencyTrimmer
-	var warnedAt time.Time
+	warn := rate.NewLimiter(rate.Every(time.Minute), 1) // the next ones would say the same
 	for {
 		select {
 		case <-ctx.Done():
@@ -50,8 +52,7 @@ func (n *Node) residencyLoop(ctx context.Context) {
 			}
 			return n.bs.TrimResidency()
 		})
-		if err != nil && now.Sub(warnedAt) >= time.Minute {
-			warnedAt = now
+		if err != nil && warn.Allow() {
 			n.log.Warn("keeping the bbolt files' pages out of resident memory", "err", err)
 		}
 	}
