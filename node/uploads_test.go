@@ -59,7 +59,9 @@ func TestPeerIDEncoding(t *testing.T) {
 func TestExpiredUploadIsCollected(t *testing.T) {
 	ctx := context.Background()
 	n, admin := openTestNode(t, Config{GCDelay: -1, TokenSkew: -1, JanitorInterval: time.Hour})
-	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "x.bin", SizeBytes: 100, ExpiresIn: 1})
+	// 3 s: the first write must come before the expiry, and a loaded
+	// machine (CI, two cores) has taken more than 1 s between the two.
+	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "x.bin", SizeBytes: 100, ExpiresIn: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
