@@ -45,10 +45,13 @@ type fsm struct {
 	// flusherDone is closed when the flusher returns (nil: not started).
 	flusherDone chan struct{}
 
-	st      atomic.Pointer[store]
-	retired *store        // the store a restore replaced (see replaceState)
-	applied atomic.Uint64 // index of the last log entry applied (or restored)
-	watch   *watch        // publishes each applied index
+	st atomic.Pointer[store]
+	// retireAfter is how long a store that a restore replaced stays open
+	// (see retire); retiring counts the stores waiting to be closed.
+	retireAfter time.Duration
+	retiring    sync.WaitGroup
+	applied     atomic.Uint64 // index of the last log entry applied (or restored)
+	watch       *watch        // publishes each applied index
 	// log receives the rejected entries; nil discards them.
 	log *slog.Logger
 	// rejected counts the malformed entries applied as no-ops since the
@@ -72,7 +75,7 @@ func newFSM(dir string) (*fsm, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{dir: dir, watch: newWatch(), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	f := &fsm{dir: dir, watch: newWatch(), kick: make(chan struct{}, 1), stop: make(chan struct{}), retireAfter: retireAfter}
 	f.st.Store(s)
 	index := s.applied()
 	f.applied.Store(index)
@@ -101,13 +104,10 @@ func (f *fsm) close() error {
 	if f.flusherDone != nil {
 		<-f.flusherDone
 	}
+	f.retiring.Wait() // stop, closed above, ends their waits
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
-	if f.retired != nil {
-		errs = append(errs, f.retired.close())
-		f.retired = nil
-	}
 	if s := f.st.Load(); s != nil {
 		errs = append(errs, s.close())
 	}
@@ -551,14 +551,19 @@ func (c cidSet) list() []string {
 //   - snapshotFile (2): the length of the state file as 8 big-endian
 //     bytes, its bytes, and their CRC-32C (Castagnoli) as 4 big-endian
 //     bytes, so that a cut-off or damaged copy is refused before use;
-//   - snapshotRef (3): nothing: the state is this node's file.
+//   - snapshotRef (3): nothing: the state is this node's file;
+//   - snapshotRecovered (4): as snapshotFile, written by RecoverSoleVoter,
+//     whose state differs from what the log gives at its own index (the
+//     other members are removed from it): it replaces a state that holds
+//     its index too.
 //
 // Record types, like command types, never change.
 const (
-	snapshotMagic   = "artmesh-catalog\n"
-	snapshotRecords = 1
-	snapshotFile    = 2
-	snapshotRef     = 3
+	snapshotMagic     = "artmesh-catalog\n"
+	snapshotRecords   = 1
+	snapshotFile      = 2
+	snapshotRef       = 3
+	snapshotRecovered = 4
 
 	recordEnd      byte = 0
 	recordArtifact byte = 1
@@ -581,7 +586,7 @@ func parseSnapshotHeader(hdr []byte) (format byte, index uint64, err error) {
 		return 0, 0, errors.New("not a catalog snapshot")
 	}
 	format = hdr[len(snapshotMagic)]
-	if format < snapshotRecords || format > snapshotRef {
+	if format < snapshotRecords || format > snapshotRecovered {
 		return 0, 0, fmt.Errorf("unknown snapshot format %d", format)
 	}
 	return format, binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]), nil
@@ -637,7 +642,7 @@ func (f *fsm) restore(r *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	if have := f.state().applied(); have >= index {
+	if have := f.state().applied(); have > index || (have == index && format != snapshotRecovered) {
 		// The state already holds what the snapshot holds.
 		f.applied.Store(have)
 		f.watch.reset(have)
@@ -651,7 +656,7 @@ func (f *fsm) restore(r *bufio.Reader) error {
 	switch format {
 	case snapshotRef:
 		return fmt.Errorf("the snapshot at index %d refers to the state file, which holds only up to index %d: the state file was lost or replaced", index, f.state().applied())
-	case snapshotFile:
+	case snapshotFile, snapshotRecovered:
 		if err := readStateFile(tmp, r); err != nil {
 			return err
 		}
@@ -747,14 +752,35 @@ func (f *fsm) replaceState(tmp string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return errors.Join(fmt.Errorf("replace the state file: %w", err), s.close())
 	}
-	if f.retired != nil {
-		_ = f.retired.close()
-	}
-	f.retired = f.st.Swap(s)
+	f.retire(f.st.Swap(s))
 	index := s.applied()
 	f.applied.Store(index)
 	f.watch.reset(index)
 	return syncDir(f.dir)
+}
+
+// retireAfter is how long a replaced store stays open by default: a
+// reader that found it just before the replacement has begun its
+// transaction long before, and bbolt's Close waits for the transactions
+// still open (a snapshot being sent, a long list). Until it is closed,
+// the replaced file, already unlinked, keeps its disk space and its map.
+const retireAfter = 10 * time.Second
+
+// retire closes old, a store a restore replaced, after f.retireAfter, or
+// at once when the state machine closes.
+func (f *fsm) retire(old *store) {
+	if old == nil {
+		return
+	}
+	f.retiring.Go(func() {
+		t := time.NewTimer(f.retireAfter)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-f.stop:
+		}
+		_ = old.close()
+	})
 }
 
 // syncDir makes a rename in dir durable.
@@ -773,12 +799,18 @@ func syncDir(dir string) error {
 // writeFullSnapshot writes a full snapshot of the state as it is now to w
 // (see snapshotFile) and returns its length.
 func (s *store) writeFullSnapshot(w io.Writer) (int64, error) {
+	return s.writeFileSnapshot(w, snapshotFile)
+}
+
+// writeFileSnapshot writes the state file as a snapshot of format
+// (snapshotFile or snapshotRecovered) to w and returns its length.
+func (s *store) writeFileSnapshot(w io.Writer, format byte) (int64, error) {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
 	if tx.err != nil {
 		return 0, tx.err
 	}
-	hdr := binary.BigEndian.AppendUint64(snapshotHeader(snapshotFile, tx.applied()), uint64(tx.btx.Size()))
+	hdr := binary.BigEndian.AppendUint64(snapshotHeader(format, tx.applied()), uint64(tx.btx.Size()))
 	if _, err := w.Write(hdr); err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -80,28 +81,24 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 	}
 
 	// Replay what this node has, to learn the members and the last
-	// configuration.
-	// The replay writes the whole log, committed or not, into the state
-	// file: a recovery that fails puts the file back as it was.
-	statePath := filepath.Join(cfg.Dir, stateFile)
-	backup := statePath + ".pre-recover"
-	_, statErr := os.Stat(statePath)
-	hadState := statErr == nil
-	if err := copyFile(statePath, backup); err != nil {
-		return out, artmesh.E(op, fmt.Errorf("keep a copy of the catalog state: %w", err))
+	// configuration. The replay applies the whole log, committed or not,
+	// so it runs on a copy of the state file in a scratch folder, and the
+	// recovery's snapshot is a full one (see recoveringFSM): the state
+	// file is never written. A recovery cut short at any point leaves
+	// either the catalog as it was (no new snapshot) or a newest snapshot
+	// that holds the recovered state, which the next start restores.
+	scratch := filepath.Join(cfg.Dir, recoverDir)
+	if err := os.RemoveAll(scratch); err != nil {
+		return out, artmesh.E(op, fmt.Errorf("remove what a recovery cut short left: %w", err))
 	}
-	recovered := false
-	defer func() {
-		switch {
-		case !recovered && hadState:
-			_ = os.Rename(backup, statePath)
-		case !recovered:
-			_ = os.Remove(statePath)
-		default:
-			_ = os.Remove(backup)
-		}
-	}()
-	f, err := newFSM(cfg.Dir)
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return out, artmesh.E(op, err)
+	}
+	defer os.RemoveAll(scratch)
+	if err := copyFile(filepath.Join(cfg.Dir, stateFile), filepath.Join(scratch, stateFile)); err != nil {
+		return out, artmesh.E(op, fmt.Errorf("copy the catalog state: %w", err))
+	}
+	f, err := newFSM(scratch)
 	if err != nil {
 		return out, artmesh.E(op, err)
 	}
@@ -148,7 +145,6 @@ func RecoverSoleVoter(ctx context.Context, cfg Config) (Recovery, error) {
 	if err := raft.RecoverCluster(rc, rf, w, w, snaps, trans, alone); err != nil {
 		return out, artmesh.E(op, fmt.Errorf("recover the catalog's Raft state: %w", err))
 	}
-	recovered = true
 	return out, nil
 }
 
@@ -169,24 +165,57 @@ func copyFile(from, to string) error {
 	return writeStateFile(to, src)
 }
 
-// recoveringFSM is the state machine RecoverCluster replays the log into:
-// before its snapshot is taken, the removal of the other members is
-// applied to it, at the index of the last entry.
+// recoverDir is the scratch folder, in the catalog's folder, of a
+// recovery's copy of the state.
+const recoverDir = "recover.tmp"
+
+// recoveringFSM is the state machine RecoverCluster replays the log into,
+// on a copy of the state: before its snapshot is taken, the removal of
+// the other members is applied to it, at the index of the last entry. Its
+// snapshot is full (snapshotRecovered), not a reference to its state
+// file, which is removed once the recovery ends; it replaces the state
+// file at the next start, although that holds the same index.
 type recoveringFSM struct {
 	*fsm
 	drops [][]byte
 	at    logPos
 }
 
-// Snapshot applies the removals, then snapshots the state.
+// Snapshot applies the removals, then snapshots the whole state.
 func (r *recoveringFSM) Snapshot() (raft.FSMSnapshot, error) {
 	for _, d := range r.drops {
 		// Applied at an index the state holds already: not skipped.
 		r.fsm.apply([]*raft.Log{{Index: r.at.Index, Term: r.at.Term, Type: raft.LogCommand, Data: d, AppendedAt: time.Now()}}, make([]any, 1))
 	}
 	r.drops = nil
-	return r.fsm.Snapshot()
+	r.fsm.mu.Lock()
+	defer r.fsm.mu.Unlock()
+	if !r.fsm.commitLocked() {
+		return nil, errors.New("catalog: recovery snapshot: the recovered state cannot be written")
+	}
+	return fullSnapshot{s: r.fsm.state()}, nil
 }
+
+// fullSnapshot is a recovered state's full snapshot (see
+// snapshotRecovered).
+type fullSnapshot struct{ s *store }
+
+// Persist writes the whole state to sink.
+func (fs fullSnapshot) Persist(sink raft.SnapshotSink) error {
+	bw := bufio.NewWriterSize(sink, 1<<20)
+	_, err := fs.s.writeFileSnapshot(bw, snapshotRecovered)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("catalog: persist a full snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release does nothing: the state stays with its fsm.
+func (fullSnapshot) Release() {}
 
 // logPos is a log entry's index and term.
 type logPos struct{ Index, Term uint64 }

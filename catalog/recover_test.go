@@ -1,7 +1,10 @@
 package catalog
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -61,10 +64,27 @@ func TestRecoverSoleVoter(t *testing.T) {
 		c.Close()
 	}
 	cfg := testConfig(survivor.cfg.Dir, survivor.cfg.ServerID)
+	// What a recovery cut short left behind is cleared; the state file is
+	// never written (the replay runs on a copy), which is what makes a
+	// recovery killed at any point safe.
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, recoverDir, "junk"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(cfg.Dir, stateFile)
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	rec, err := RecoverSoleVoter(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if after, err := os.ReadFile(statePath); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the recovery changed the state file (err %v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, recoverDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the recovery's scratch folder is left: %v", err)
 	}
 	var others []string
 	for _, c := range nodes {

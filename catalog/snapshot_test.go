@@ -3,12 +3,14 @@ package catalog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/artmesh/artmesh"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // fill gives h a state with every kind of row: agents with and without
@@ -161,5 +163,48 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if a, err := r.st().artifact(arts[0]); err != nil || a.Version != 5 {
 		t.Fatalf("state after failed restores: %+v, %v", a, err)
+	}
+}
+
+// TestRestoreClosesReplacedStore: a restore that replaces the state file
+// closes the store it replaced once retireAfter has passed, so the
+// unlinked file gives back its disk space and its map; closing the state
+// machine closes it at once.
+func TestRestoreClosesReplacedStore(t *testing.T) {
+	h := newTestFSM(t)
+	fill(h)
+	var full bytes.Buffer
+	if _, err := h.st().writeFullSnapshot(&full); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		close bool // close the state machine instead of waiting
+	}{
+		{"after retireAfter", 0, false},
+		{"when the state machine closes", time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestFSM(t)
+			r.f.retireAfter = tc.after
+			old := r.st()
+			if err := r.f.Restore(io.NopCloser(bytes.NewReader(full.Bytes()))); err != nil {
+				t.Fatal(err)
+			}
+			if r.st() == old {
+				t.Fatal("the restore kept the store")
+			}
+			if tc.close {
+				if err := r.f.close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r.f.retiring.Wait()
+			}
+			if _, err := old.db.bolt.Begin(false); !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+				t.Fatalf("the replaced store is still open (begin: %v)", err)
+			}
+		})
 	}
 }
