@@ -48,9 +48,9 @@ bench: build
 bench-keepup: build
 	$(GO) run ./e2e/cmd/bench -keepup-only
 
-## bench-scale: only the scale section (one node, many snippets: create rate, RSS, restart, lists, a joiner); SCALE=1000000 for the full size.
+## bench-scale: only the scale section (one node, many snippets: create rate, RSS, restart, lists, a joiner); SCALE=1000000 for the full size; SCALE_ARGS adds flags such as -scale-pprof 6070.
 bench-scale: build
-	$(GO) run ./e2e/cmd/bench -scale-only
+	$(GO) run ./e2e/cmd/bench -scale-only $(SCALE_ARGS)
 
 ## bench-wide: only the wide section (WIDE nodes, default 30, in one mesh: idle CPU, RSS, creates against a 3-node mesh); WIDE_ARGS adds flags such as -wide-churn 2m or -wide-pprof 6060.
 WIDE ?= 30

@@ -56,6 +56,8 @@ func main() {
 	}
 	flag.IntVar(&scale.artifacts, "scale", scaleDefault, "snippets the scale section creates on one node (0: skip it; env SCALE)")
 	flag.BoolVar(&scaleOnly, "scale-only", false, "measure only the scale section (one node holding many artifacts)")
+	flag.IntVar(&scale.pprof, "scale-pprof", 0, "with a port P: the scale node serves --pprof on P, and CPU profiles of the first and last tenth of its creates are saved")
+	flag.StringVar(&scale.profiles, "scale-profiles", "", "folder for the scale section's CPU profiles (default: the system's temporary folder)")
 	flag.IntVar(&wide.nodes, "wide", 0, "measure only the wide section, with this many nodes in one mesh (make bench-wide: env WIDE, default 30)")
 	flag.DurationVar(&wide.idle, "wide-idle", 30*time.Second, "the wide section's idle window")
 	flag.DurationVar(&wide.creates, "wide-creates", 20*time.Second, "how long the wide section's clients create, on each mesh (0: only the idle figures)")

@@ -39,6 +39,8 @@ type scaleConfig struct {
 	clients   int // concurrent creators
 	lists     int // sequential requests per list query
 	metrics   int // sequential /metrics requests
+	pprof     int // with a port: the node serves --pprof there and CPU profiles of the first and last tenth are saved
+	profiles  string
 }
 
 // defaultScale is the quick size, which `make bench` runs; env SCALE
@@ -111,7 +113,11 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 	fmt.Printf("\nscale: %d snippets (3 metadata keys each) from %d clients on one node, then restarts, lists, /metrics and a joining member\n",
 		cfg.artifacts, cfg.clients)
 	repo := filepath.Join(work, "scale")
-	n, err := startWait(bin, repo, "", "warn", scaleStartWait)
+	var extra []string
+	if cfg.pprof > 0 {
+		extra = []string{"--pprof", "127.0.0.1:" + strconv.Itoa(cfg.pprof)}
+	}
+	n, err := startWait(bin, repo, "", "warn", scaleStartWait, extra...)
 	if err != nil {
 		return fmt.Errorf("scale: start the node: %w", err)
 	}
@@ -124,7 +130,10 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 
 	// 1. Creates, with their rate by tenth of the run.
 	cpu0 := cpuSeconds([]*node{n})
-	cr, err := createSnippets(ctx, apiOf(n), cfg.artifacts, cfg.clients, func() costSample { return costOf(n) })
+	var profWG sync.WaitGroup
+	cr, err := createSnippets(ctx, apiOf(n), cfg.artifacts, cfg.clients, func() costSample { return costOf(n) },
+		func(tenth int) { scaleProfile(ctx, cfg, tenth, &profWG) })
+	profWG.Wait()
 	if err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
@@ -261,7 +270,7 @@ func costOf(n *node) costSample {
 
 // createSnippets creates total snippets with scaleMetadata from clients
 // concurrent clients. It stops at the first failed create.
-func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int, cost func() costSample) (createResult, error) {
+func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int, cost func() costSample, began func(tenth int)) (createResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	const parts = 10
@@ -276,6 +285,7 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 	start := time.Now()
 	marks[0] = start
 	spent[0] = cost()
+	began(0)
 	progress := max(total/10, 1)
 	for range clients {
 		wg.Add(1)
@@ -301,6 +311,9 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 				for k := 1; k <= parts; k++ {
 					if d == k*total/parts {
 						marks[k], spent[k] = now, cost()
+						if k < parts {
+							began(k)
+						}
 					}
 				}
 				mu.Unlock()
@@ -325,6 +338,31 @@ func createSnippets(ctx context.Context, c *apiclient.Client, total, clients int
 	}
 	return res, nil
 }
+
+// scaleProfile saves a CPU profile of the scale node while the first and
+// the last tenth of the creates run (when cfg.pprof is set), in the
+// background (wg), for `go tool pprof -top`: what grows with the catalog.
+func scaleProfile(ctx context.Context, cfg scaleConfig, tenth int, wg *sync.WaitGroup) {
+	if cfg.pprof <= 0 || (tenth != 0 && tenth != 9) {
+		return
+	}
+	dir := cfg.profiles
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	out := filepath.Join(dir, fmt.Sprintf("scale%d-tenth%d.pprof", cfg.artifacts, tenth+1))
+	wg.Go(func() {
+		if err := saveProfile(ctx, cfg.pprof, scaleProfileFor, out); err != nil {
+			fmt.Println("  (profile:", err, ")")
+			return
+		}
+		fmt.Println("  (CPU profile:", out, ")")
+	})
+}
+
+// scaleProfileFor is how long each of scaleProfile's profiles runs:
+// short enough to fit in a tenth of the quick size.
+const scaleProfileFor = 10 * time.Second
 
 // listLatency lists one page with f count times in a row and returns each
 // request's latency. Every answer must hold min(want, limit) matches, say
