@@ -26,6 +26,7 @@ const (
 	InsufficientStorage             // the node's disk has no room for the write; freeing space may help
 	QuotaExceeded                   // the write would take the agent over its byte quota; freeing its own space may help
 	TooMany                         // the agent holds as many of these (uploads, event streams) as its quota allows
+	OutcomeUnknown                  // a write may or may not have taken effect (its leader was lost, or its answer); read before retrying it
 )
 
 var kindNames = [...]string{
@@ -42,6 +43,7 @@ var kindNames = [...]string{
 	InsufficientStorage: "insufficient_storage",
 	QuotaExceeded:       "quota_exceeded",
 	TooMany:             "too_many",
+	OutcomeUnknown:      "outcome_unknown",
 }
 
 // String returns the kind's API error code, such as "not_found".

@@ -29,7 +29,7 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusRequestEntityTooLarge
 	case artmesh.RangeNotSatisfiable:
 		return http.StatusRequestedRangeNotSatisfiable
-	case artmesh.Unavailable:
+	case artmesh.Unavailable, artmesh.OutcomeUnknown:
 		return http.StatusServiceUnavailable
 	case artmesh.InsufficientStorage, artmesh.QuotaExceeded:
 		return http.StatusInsufficientStorage
@@ -70,7 +70,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	h.Del("Accept-Ranges")
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if kind == artmesh.Unavailable {
+	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
 	if kind == artmesh.Unauthenticated {

@@ -425,7 +425,7 @@ func unavailable(op artmesh.Op, err error) error {
 	case errors.Is(err, raft.ErrNotLeader):
 		return artmesh.E(op, artmesh.Unavailable, "this node is not the catalog leader", err)
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return artmesh.E(op, artmesh.Unavailable, "the catalog leader lost its leadership; the write may or may not have been applied", err)
+		return artmesh.E(op, artmesh.Unavailable, "the catalog leader lost its leadership", err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return artmesh.E(op, artmesh.Unavailable, "the catalog is shut down", err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -434,6 +434,30 @@ func unavailable(op artmesh.Op, err error) error {
 		return artmesh.E(op, artmesh.Unavailable, "gave up waiting for the catalog", err)
 	}
 	return artmesh.E(op, artmesh.Unavailable, err)
+}
+
+// outcomeUnknown turns the failure of a write that Raft may have taken
+// (appended to the leader's log, where it may still commit: a lost
+// leadership, a shutdown, a caller that stopped waiting, a commit this
+// node did not apply in time) into an OutcomeUnknown error. A write that
+// Raft certainly did not take (this node was not the leader, its queue
+// was full) stays Unavailable, and a refusal keeps its kind.
+func outcomeUnknown(op artmesh.Op, err error) error {
+	if artmesh.KindOf(err) != artmesh.Unavailable || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
+		return err
+	}
+	return artmesh.E(op, artmesh.OutcomeUnknown, artmesh.Message(err)+"; the write may or may not have taken effect: read before you retry it", err)
+}
+
+// awaitWrite waits for the result of a write that f proposed (see
+// awaitResponse); a failure after Raft may have taken it is
+// OutcomeUnknown.
+func (c *Catalog) awaitWrite(ctx context.Context, op artmesh.Op, f raft.ApplyFuture) (any, error) {
+	resp, err := c.awaitResponse(ctx, op, f, true)
+	if err != nil {
+		return nil, outcomeUnknown(op, err)
+	}
+	return resp, nil
 }
 
 // await waits until f is done or ctx ends. The wait happens in a goroutine
@@ -524,7 +548,7 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	if err := c.fsm.state().checkKnown(op, cmd.commandType()); err != nil {
 		return nil, err
 	}
-	resp, err := c.awaitResponse(ctx, op, c.raft.Apply(data, c.timeout(ctx)), true)
+	resp, err := c.awaitWrite(ctx, op, c.raft.Apply(data, c.timeout(ctx)))
 	if err != nil {
 		return nil, err
 	}

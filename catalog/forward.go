@@ -155,7 +155,7 @@ func (c *Catalog) propose1(ctx context.Context, op artmesh.Op, entry []byte) (Fo
 		return ForwardResult{Code: artmesh.KindOf(err).String(), Message: artmesh.Message(err)}, nil
 	}
 	f := c.raft.Apply(entry, c.timeout(ctx))
-	resp, err := c.awaitResponse(ctx, op, f, true)
+	resp, err := c.awaitWrite(ctx, op, f)
 	if err != nil {
 		return ForwardResult{}, err
 	}
@@ -209,13 +209,22 @@ const noLeaderFor = 3 * time.Second
 // requests.go), so that it can be sent again: when the leader changes
 // while it is in flight, the attempt is abandoned at once and the same
 // envelope goes to the new leader, which applies it only if no earlier
-// attempt was.
+// attempt was. When it gives up, the error is OutcomeUnknown if any
+// attempt may have been taken (sent without an answer, or answered
+// OutcomeUnknown), else Unavailable.
 func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any, error) {
 	env := wrapForwarded(data, time.Now())
 	cred := CredentialOf(ctx)
 	giveUp := time.Now().Add(forwardRetry)
 	var lastErr error
 	var leaderless time.Time // since when no leader is known
+	uncertain := false       // an attempt may have been taken
+	giveUpWith := func(msg string, err error) error {
+		if uncertain {
+			return artmesh.E(op, artmesh.OutcomeUnknown, msg+"; the write may or may not have taken effect: read before you retry it", err)
+		}
+		return artmesh.E(op, artmesh.Unavailable, msg+"; the write was not applied", err)
+	}
 	for {
 		addr, id := c.raft.LeaderWithID()
 		if addr == "" || string(id) == c.cfg.ServerID && c.raft.State() != raft.Leader {
@@ -226,7 +235,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 			// for longer has no quorum, and the write fails now.
 			if time.Now().After(giveUp) || time.Since(leaderless) > noLeaderFor || ctx.Err() != nil {
 				if lastErr != nil {
-					return nil, artmesh.E(op, artmesh.Unavailable, "the catalog leader did not take the write; it may or may not have been applied", lastErr)
+					return nil, giveUpWith("the catalog leader did not take the write, and there is no leader now", lastErr)
 				}
 				return nil, artmesh.E(op, artmesh.Unavailable, "the catalog has no leader now (no quorum?)", raft.ErrNotLeader)
 			}
@@ -248,7 +257,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 		}
 		if err == nil {
 			if err := c.waitApplied(ctx, op, res.Index); err != nil {
-				return nil, err
+				return nil, outcomeUnknown(op, err) // committed, result unseen
 			}
 			if res.Code != "" {
 				return nil, artmesh.E(op, artmesh.KindFromCode(res.Code), res.Message)
@@ -258,12 +267,17 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 			}
 			return res.Value, nil
 		}
-		if k := artmesh.KindOf(err); k != artmesh.Other && k != artmesh.Unavailable {
+		switch artmesh.KindOf(err) {
+		case artmesh.Unavailable:
+		case artmesh.Other, artmesh.OutcomeUnknown:
+			// The same envelope may go again: it is applied once.
+			uncertain = true
+		default:
 			return nil, err // the leader refused it for what it is
 		}
 		lastErr = err
 		if ctx.Err() != nil || time.Now().After(giveUp) {
-			return nil, artmesh.E(op, artmesh.Unavailable, fmt.Sprintf("forwarding the write to the leader %s; it may or may not have been applied", id), err)
+			return nil, giveUpWith(fmt.Sprintf("forwarding the write to the leader %s failed", id), err)
 		}
 		c.cfg.Logger.Info("retrying a forwarded write", "leader", id, "err", err)
 		_ = sleepCtx(ctx, 50*time.Millisecond)
@@ -297,7 +311,11 @@ func (c *Catalog) forwardOnce(ctx context.Context, addr raft.ServerAddress, req 
 	close(done)
 	<-watched
 	if err != nil && errors.Is(context.Cause(actx), errLeaderChanged) {
-		err = artmesh.E(artmesh.Unavailable, "the leader changed while the write was in flight", errLeaderChanged)
+		kind := artmesh.OutcomeUnknown // it may have reached the old leader
+		if artmesh.KindOf(err) == artmesh.Unavailable {
+			kind = artmesh.Unavailable // it did not
+		}
+		err = artmesh.E(kind, "the leader changed while the write was in flight", errors.Join(errLeaderChanged, err))
 	}
 	return res, err
 }

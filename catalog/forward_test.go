@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +122,97 @@ func TestForwardedWrites(t *testing.T) {
 	// Followers do not take forwarded writes.
 	if _, err := follower.ApplyForwarded(ctx, "f", ForwardRequest{Entry: []byte{byte(deleteGroupType), '{', '}'}}); !errors.Is(err, artmesh.Unavailable) {
 		t.Fatalf("forwarded write to a follower: %v", err)
+	}
+}
+
+// TestOutcomeUnknown: a write that Raft may have taken and whose answer
+// was lost is OutcomeUnknown; one it certainly did not take stays
+// Unavailable; a refusal keeps its kind.
+func TestOutcomeUnknown(t *testing.T) {
+	const op = artmesh.Op("catalog.Test")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want artmesh.Kind
+	}{
+		{"leadership lost after the append", unavailable(op, raft.ErrLeadershipLost), artmesh.OutcomeUnknown},
+		{"shut down with the entry taken", unavailable(op, raft.ErrRaftShutdown), artmesh.OutcomeUnknown},
+		{"the caller stopped waiting", unavailable(op, context.DeadlineExceeded), artmesh.OutcomeUnknown},
+		{"not the leader", unavailable(op, raft.ErrNotLeader), artmesh.Unavailable},
+		{"the queue was full", unavailable(op, raft.ErrEnqueueTimeout), artmesh.Unavailable},
+		{"a refusal", artmesh.E(op, artmesh.Conflict, "taken"), artmesh.Conflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := artmesh.KindOf(outcomeUnknown(op, tc.err)); got != tc.want {
+				t.Fatalf("kind %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestForwardOutcomes: a forwarded write that got no answer is sent again
+// (the same envelope, applied once) and succeeds once an attempt is
+// answered; when every attempt fails, the write is OutcomeUnknown if one
+// may have reached the leader, and Unavailable if none did.
+func TestForwardOutcomes(t *testing.T) {
+	ctx := testCtx(t)
+	nodes, _, leader := startCluster(t, ctx, 3, false)
+	var follower *Catalog
+	for _, c := range nodes {
+		if c != leader {
+			follower = c
+		}
+	}
+	if _, err := leader.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.WaitApplied(ctx, leader.AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	lost := artmesh.E(artmesh.OutcomeUnknown, "the leader did not answer")
+	notSent := artmesh.E(artmesh.Unavailable, "the leader could not be reached")
+	for _, tc := range []struct {
+		name string
+		// attempt answers the i-th attempt (from 1); apply sends it to
+		// the leader.
+		attempt func(i int32, apply func() (ForwardResult, error)) (ForwardResult, error)
+		want    artmesh.Kind // Other: success
+		applied int          // artifacts of the name afterwards
+	}{
+		{"taken, answer lost, then answered", func(i int32, apply func() (ForwardResult, error)) (ForwardResult, error) {
+			res, err := apply()
+			if i == 1 && err == nil {
+				return ForwardResult{}, lost
+			}
+			return res, err
+		}, artmesh.Other, 1},
+		{"taken, never answered", func(i int32, apply func() (ForwardResult, error)) (ForwardResult, error) {
+			_, _ = apply()
+			return ForwardResult{}, lost
+		}, artmesh.OutcomeUnknown, 1},
+		{"never reached", func(int32, func() (ForwardResult, error)) (ForwardResult, error) {
+			return ForwardResult{}, notSent
+		}, artmesh.Unavailable, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			follower.cfg.Forward = func(ctx context.Context, addr raft.ServerAddress, req ForwardRequest) (ForwardResult, error) {
+				return tc.attempt(calls.Add(1), func() (ForwardResult, error) { return leader.ApplyForwarded(ctx, "follower", req) })
+			}
+			wctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+			defer cancel()
+			at := time.Now()
+			_, err := follower.CreateArtifact(wctx, CreateArtifact{ID: artmesh.NewArtifactID(at), Name: tc.name, Owner: "alice", CID: "c1", At: at})
+			if got := artmesh.KindOf(err); (tc.want == artmesh.Other) != (err == nil) || (err != nil && got != tc.want) {
+				t.Fatalf("after %d attempts: %v (kind %v), want kind %v", calls.Load(), err, got, tc.want)
+			}
+			if err := follower.WaitApplied(ctx, leader.AppliedIndex()); err != nil {
+				t.Fatal(err)
+			}
+			page, err := follower.List("alice", artmesh.Filter{Name: tc.name, Limit: 10})
+			if err != nil || len(page.Items) != tc.applied {
+				t.Fatalf("artifacts named %q: %+v %v, want %d", tc.name, page.Items, err, tc.applied)
+			}
+		})
 	}
 }

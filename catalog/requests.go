@@ -177,7 +177,7 @@ func forgetRequestsTxn(tx *Txn, cutoff time.Time) error {
 // recentResults keeps the results of forwarded writes this replica
 // applied lately, to answer a retry of one with the first answer. It is
 // not state: a replica that restarted or restored a snapshot since
-// answers a retry with Unavailable instead (the write is applied, its
+// answers a retry with OutcomeUnknown instead (the write is applied, its
 // result is no longer known).
 type recentResults struct {
 	mu    sync.Mutex
@@ -223,7 +223,7 @@ func (r *recentResults) resolve(res any) any {
 		if first, ok := r.get(v.id); ok {
 			return first
 		}
-		return artmesh.E(artmesh.Op("catalog.Forwarded"), artmesh.Unavailable,
+		return artmesh.E(artmesh.Op("catalog.Forwarded"), artmesh.OutcomeUnknown,
 			"the write was applied by an earlier attempt, but its result is no longer known here; read the state to see it")
 	}
 	return res

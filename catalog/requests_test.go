@@ -46,8 +46,8 @@ func TestForwardedWriteAppliedOnce(t *testing.T) {
 	// A replica that lost the first result (a restart) still applies
 	// nothing, and says so.
 	h.st().recent = recentResults{}
-	if res := h.applyRaw(env); !errors.Is(res.(error), artmesh.Unavailable) {
-		t.Fatalf("retry after the result was forgotten: %#v, want Unavailable", res)
+	if res := h.applyRaw(env); !errors.Is(res.(error), artmesh.OutcomeUnknown) {
+		t.Fatalf("retry after the result was forgotten: %#v, want OutcomeUnknown", res)
 	}
 	// Ids are forgotten after the window, by the requests' own times.
 	later, _ := encodeCommand(noopCmd{})
@@ -146,8 +146,8 @@ func TestRequestIDsSurviveSnapshots(t *testing.T) {
 	env := wrapForwarded(inner, at)
 	h.applyRaw(env)
 	r := h.restored()
-	if res := r.applyRaw(env); !errors.Is(res.(error), artmesh.Unavailable) {
-		t.Fatalf("a retry on a restored replica: %#v, want Unavailable (applied before, result unknown)", res)
+	if res := r.applyRaw(env); !errors.Is(res.(error), artmesh.OutcomeUnknown) {
+		t.Fatalf("a retry on a restored replica: %#v, want OutcomeUnknown (applied before, result unknown)", res)
 	}
 }
 

@@ -112,7 +112,8 @@ func TestIsolatedLeaderWritesRejected(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// A write through a follower of the new leader (or the new leader);
-	// 503 records nothing, so retry only on 503.
+	// 503 unavailable records nothing, so it is sent again; after 503
+	// outcome_unknown the write may have happened, so look before.
 	var acked artifact
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -126,6 +127,12 @@ func TestIsolatedLeaderWritesRejected(t *testing.T) {
 		}
 		if st != 503 || time.Now().After(deadline) {
 			t.Fatalf("a write to the new majority: %d %s, want 201", st, short(body))
+		}
+		if errorCode(body) == "outcome_unknown" {
+			if pg := listByName(t, followers[0], writer, "acked", true); len(pg.Items) == 1 {
+				acked = pg.Items[0]
+				break
+			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

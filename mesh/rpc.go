@@ -129,11 +129,20 @@ func (e *RemoteError) Is(target error) bool {
 	return ok && k == e.Kind && k != artmesh.Other
 }
 
+// ErrNotSent is in the chain of a Call's error when the request cannot
+// have reached the peer (its stream did not open, or it was over the
+// limit), so the peer cannot have acted on it. Any other failure of a
+// Call may have come after the peer read the request.
+var ErrNotSent = errors.New("not sent")
+
 // Call sends req to peer p over protocol proto and returns the answer.
 func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
+	if len(req) > maxMessage {
+		return nil, fmt.Errorf("mesh: %s to %s: %w: a message of %d bytes is over the limit of %d", proto, p, ErrNotSent, len(req), maxMessage)
+	}
 	st, err := openStream(ctx, h, p, proto)
 	if err != nil {
-		return nil, fmt.Errorf("mesh: open %s to %s: %w", proto, p, err)
+		return nil, fmt.Errorf("mesh: open %s to %s (%w): %w", proto, p, ErrNotSent, err)
 	}
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(d)

@@ -160,3 +160,40 @@ func TestReadBlockTakesABufferOnlyOnceBytesArrive(t *testing.T) {
 		}
 	}
 }
+
+// TestCallNotSent: a Call whose request cannot have reached the peer (no
+// stream to it, or over the limit) says so with ErrNotSent; one that was
+// sent and not answered does not, since the peer may have acted on it.
+func TestCallNotSent(t *testing.T) {
+	a, b := newTestHost(t, Key{}), newTestHost(t, Key{})
+	release := make(chan struct{})
+	defer close(release)
+	ServeGuest(a, "/test/hang/1", func(ctx context.Context, _ peer.ID, _ []byte) ([]byte, error) {
+		select { // took the request, answers late
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	b.Peerstore().AddAddrs(a.ID(), a.Addrs(), time.Hour)
+	stranger := newTestHost(t, Key{})
+	for _, tc := range []struct {
+		name    string
+		to      peer.ID
+		req     []byte
+		notSent bool
+	}{
+		{"no address for the peer", stranger.ID(), []byte("x"), true},
+		{"over the limit", a.ID(), make([]byte, maxMessage+1), true},
+		{"sent, no answer in time", a.ID(), []byte("x"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			_, err := Call(ctx, b, tc.to, "/test/hang/1", tc.req)
+			if err == nil || errors.Is(err, ErrNotSent) != tc.notSent {
+				t.Fatalf("Call: %v; want an error that is ErrNotSent: %v", err, tc.notSent)
+			}
+		})
+	}
+}

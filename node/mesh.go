@@ -41,12 +41,17 @@ func (n *Node) forward(ctx context.Context, leader raft.ServerAddress, req catal
 		resp, err = mesh.Call(ctx, n.host, id, mesh.ApplyProtocol, req.Entry)
 	}
 	if err != nil {
-		if errors.As(err, &re) && re.Kind != artmesh.Other && re.Kind != artmesh.Unavailable {
-			// The leader refused the write for what it is (malformed,
-			// too large): sending it again would not help.
+		switch {
+		case errors.As(err, &re) && re.Kind != artmesh.Other:
+			// The leader's own answer: a refusal of the write for what it
+			// is (malformed, too large), Unavailable (it did not take
+			// it), or OutcomeUnknown (it took it, and lost the answer).
 			return catalog.ForwardResult{}, artmesh.E(re.Kind, re.Message, err)
+		case errors.Is(err, mesh.ErrNotSent):
+			return catalog.ForwardResult{}, artmesh.E(artmesh.Unavailable, "the catalog leader could not be reached", err)
 		}
-		return catalog.ForwardResult{}, artmesh.E(artmesh.Unavailable, "the catalog leader did not take the write", err)
+		// Sent, and no answer: the leader may have taken it.
+		return catalog.ForwardResult{}, artmesh.E(artmesh.OutcomeUnknown, "the catalog leader did not answer the write", err)
 	}
 	var res catalog.ForwardResult
 	if err := json.Unmarshal(resp, &res); err != nil {

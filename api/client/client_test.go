@@ -387,6 +387,8 @@ func TestErrors(t *testing.T) {
 			artmesh.NotFound, "not_found", "no artifact art_1", 0},
 		{"unavailable", 503, map[string]string{"Retry-After": "3"}, `{"error":{"code":"unavailable","message":"no quorum"}}`,
 			artmesh.Unavailable, "unavailable", "no quorum", 3 * time.Second},
+		{"outcome unknown", 503, map[string]string{"Retry-After": "1"}, `{"error":{"code":"outcome_unknown","message":"the leader lost its leadership"}}`,
+			artmesh.OutcomeUnknown, "outcome_unknown", "the leader lost its leadership", time.Second},
 		{"code wins over status", 400, nil, `{"error":{"code":"too_large","message":"big"}}`,
 			artmesh.TooLarge, "too_large", "big", 0},
 		{"not the API shape", 502, nil, `<html>bad gateway</html>`,

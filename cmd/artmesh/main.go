@@ -19,6 +19,7 @@
 //	3  not found (the API's not_found; also a name that matches no artifact)
 //	4  permission denied or unauthenticated (the API's permission_denied, unauthenticated)
 //	5  unavailable: the node cannot be reached, or answers unavailable (no quorum, catching up)
+//	   or outcome_unknown (a write that may or may not have taken effect)
 package main
 
 import (
@@ -145,7 +146,7 @@ func exitCode(err error) int {
 		return exitNotFound
 	case artmesh.PermissionDenied, artmesh.Unauthenticated:
 		return exitPermission
-	case artmesh.Unavailable:
+	case artmesh.Unavailable, artmesh.OutcomeUnknown:
 		return exitUnavailable
 	}
 	return exitError

@@ -28,6 +28,7 @@ __all__ = [
     "RangeNotSatisfiableError",
     "InternalError",
     "UnavailableError",
+    "OutcomeUnknownError",
     "InsufficientStorageError",
     "QuotaExceededError",
     "TooManyError",
@@ -129,6 +130,21 @@ class UnavailableError(ArtmeshError):
     CODE, STATUS = "unavailable", 503
 
 
+class OutcomeUnknownError(UnavailableError):
+    """503 ``outcome_unknown``: a write that may or may not have taken effect.
+
+    The catalog's leader may have taken the write before its answer was
+    lost (the leader lost its leadership after appending it, or the node
+    that forwarded it got no answer), so it may still take effect. It is
+    never retried by the client: read the state (for example with
+    ``consistent_reads``) before sending the write again. It is an
+    :class:`UnavailableError` too, so code that catches every 503 still
+    catches it.
+    """
+
+    CODE, STATUS = "outcome_unknown", 503
+
+
 class InsufficientStorageError(ArtmeshError):
     """507 ``insufficient_storage``: the node's disk has no room for the write.
 
@@ -200,6 +216,7 @@ _BY_CODE: dict[str, type[ArtmeshError]] = {
         InsufficientStorageError,
         QuotaExceededError,
         TooManyError,
+        OutcomeUnknownError,
     )
 }
 # A status shared by two codes (507) maps to the first of them.

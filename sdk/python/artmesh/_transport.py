@@ -5,9 +5,10 @@ thread may take from, so a sync client used from several threads and an
 async client (whose calls run in worker threads) both reuse them. An idle
 connection that the node has closed is noticed before it is used again.
 
-A 503 answer is retried, a bounded number of times, after the wait its
-``Retry-After`` asks for (else an exponential backoff), when the request
-body can be sent again. A request on a reused connection that finds the
+A 503 ``unavailable`` answer (nothing was changed) is retried, a bounded
+number of times, after the wait its ``Retry-After`` asks for (else an
+exponential backoff), when the request body can be sent again. A 503
+``outcome_unknown`` (a write that may have taken effect) is never retried. A request on a reused connection that finds the
 connection closed is sent once more on a new one.
 """
 
@@ -31,6 +32,7 @@ from ._errors import (
     ArtmeshTimeoutError,
     UnauthenticatedError,
     UnavailableError,
+    OutcomeUnknownError,
     error_from_response,
 )
 
@@ -330,7 +332,8 @@ class Transport:
                 return resp
             data = _read_all(resp)
             err = error_from_response(resp.status, data, resp._resp.reason)
-            if isinstance(err, UnavailableError) and retry_503 and replayable and attempt < self.max_retries:
+            retryable = isinstance(err, UnavailableError) and not isinstance(err, OutcomeUnknownError)
+            if retryable and retry_503 and replayable and attempt < self.max_retries:
                 attempt += 1
                 wait = retry_after(resp.header("Retry-After"))
                 if wait is None:

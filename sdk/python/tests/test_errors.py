@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import http.server
 import os
 import socket
 import threading
@@ -123,6 +124,44 @@ class ErrorAnswers:
             self.transport(c0).sleep = lambda s: waits.append(s)
             await self.raises(artmesh.UnavailableError, lambda: c0.artifact.create(n, b"x", replicas=2))
             self.assertEqual(waits, [])
+
+        self.run_scenario(scenario)
+
+    def test_outcome_unknown_is_not_retried(self) -> None:
+        # A write that may have taken effect is never sent again: a retry
+        # could make it twice. (A node answers it when its leader was lost
+        # after taking the write; a stand-in answers it here, every time.)
+        hits: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                hits.append(self.path)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = b'{"error":{"code":"outcome_unknown","message":"the leader lost its leadership; the write may or may not have taken effect"}}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+
+        async def scenario() -> None:
+            hits.clear()
+            c = self.client("amk_test", base_url=f"http://127.0.0.1:{srv.server_address[1]}", max_retries=3)
+            waits: list[float] = []
+            self.transport(c).sleep = lambda s: waits.append(s)
+            e = await self.raises(artmesh.OutcomeUnknownError, lambda: c.artifact.create("once", b"x"))
+            self.assertIsInstance(e, artmesh.UnavailableError)
+            self.assertEqual((e.status, e.code), (503, "outcome_unknown"))
+            self.assertEqual((len(hits), waits), (1, []))
 
         self.run_scenario(scenario)
 

@@ -130,6 +130,7 @@ class Surface(unittest.TestCase):
             artmesh.RangeNotSatisfiableError: (416, "range_not_satisfiable"),
             artmesh.InternalError: (500, "internal"),
             artmesh.UnavailableError: (503, "unavailable"),
+            artmesh.OutcomeUnknownError: (503, "outcome_unknown"),
             artmesh.InsufficientStorageError: (507, "insufficient_storage"),
             artmesh.QuotaExceededError: (507, "quota_exceeded"),
             artmesh.TooManyError: (429, "too_many"),
