@@ -19,14 +19,7 @@ import (
 // too seldom on a large one: at a million artifacts under a steady
 // create load, file pages came back at 300-400 MB a second, and a trim
 // every 2 s left 770 MiB of the catalog's file resident.
-//
-// The budget is the trade between RSS and CPU: every trimmed page that is
-// read again costs a page fault. At 160 MiB a node creating snippets at
-// 400k artifacts spent 1.9 CPU-ms a create, a tenth of it in those faults
-// (pprof: bbolt's Page.FastCheck, the first read of a page); at 384 MiB
-// the same node spent 1.3-1.4, and at a million artifacts its RSS was
-// 546 MiB (305 of heap) against the 1 GiB.
-const fileResidentBudget = 384 << 20
+const fileResidentBudget = 160 << 20
 
 // residencyEvery is how often the node looks at its resident file pages
 // (reading /proc/self/statm, a few microseconds).
