@@ -80,18 +80,24 @@ func startCluster(t *testing.T, ctx context.Context, n int, forward bool) (nodes
 	return nodes, trans, leader
 }
 
+// followerOf returns the last of nodes that is not leader.
+func followerOf(nodes []*Catalog, leader *Catalog) *Catalog {
+	var f *Catalog
+	for _, c := range nodes {
+		if c != leader {
+			f = c
+		}
+	}
+	return f
+}
+
 // TestForwardedWrites checks that a write on a follower is applied through
 // the leader, that the follower reads it as soon as the write returns,
 // and that rule violations come back with their kind.
 func TestForwardedWrites(t *testing.T) {
 	ctx := testCtx(t)
 	nodes, _, leader := startCluster(t, ctx, 3, true)
-	var follower *Catalog
-	for _, c := range nodes {
-		if c != leader {
-			follower = c
-		}
-	}
+	follower := followerOf(nodes, leader)
 	if _, err := follower.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +163,7 @@ func TestOutcomeUnknown(t *testing.T) {
 func TestForwardOutcomes(t *testing.T) {
 	ctx := testCtx(t)
 	nodes, _, leader := startCluster(t, ctx, 3, false)
-	var follower *Catalog
-	for _, c := range nodes {
-		if c != leader {
-			follower = c
-		}
-	}
+	follower := followerOf(nodes, leader)
 	if _, err := leader.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
 		t.Fatal(err)
 	}

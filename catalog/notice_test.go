@@ -15,12 +15,7 @@ import (
 func TestForwardedWriteNoticesCommit(t *testing.T) {
 	ctx := testCtx(t)
 	nodes, _, leader := startCluster(t, ctx, 3, true)
-	var follower *Catalog
-	for _, c := range nodes {
-		if c != leader {
-			follower = c
-		}
-	}
+	follower := followerOf(nodes, leader)
 	if _, err := follower.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
 		t.Fatal(err)
 	}

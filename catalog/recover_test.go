@@ -31,12 +31,7 @@ func TestRecoverSoleVoter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var survivor *Catalog
-	for _, c := range nodes {
-		if c != leader {
-			survivor = c
-		}
-	}
+	survivor := followerOf(nodes, leader)
 	waitApplied := func() uint64 {
 		want := leader.AppliedIndex()
 		for survivor.AppliedIndex() < want {

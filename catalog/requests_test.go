@@ -86,12 +86,7 @@ func TestMalformedEnvelopes(t *testing.T) {
 func TestForwardRetriedAtNewLeader(t *testing.T) {
 	ctx := testCtx(t)
 	nodes, _, leader := startCluster(t, ctx, 3, false)
-	var follower *Catalog
-	for _, c := range nodes {
-		if c != leader {
-			follower = c
-		}
-	}
+	follower := followerOf(nodes, leader)
 	byAddr := map[raft.ServerAddress]*Catalog{}
 	for _, c := range nodes {
 		byAddr[raft.ServerAddress(c.cfg.Address)] = c
