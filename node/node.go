@@ -126,6 +126,11 @@ const DefaultGCDelay = 2 * time.Second
 
 // Node is a running node. Its methods are safe for concurrent use.
 type Node struct {
+	// afterMarkChanges, when a test sets it, runs in a collection's mark
+	// once the catalog's changes since its first read are taken: a write
+	// there is one that no read of the mark saw.
+	afterMarkChanges func()
+
 	cfg     Config
 	rc      repo.Config
 	log     *slog.Logger

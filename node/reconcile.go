@@ -308,9 +308,22 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 			return err
 		}
 	}
+	// The other catalog reads of the mark come before the changes are
+	// taken: a root that moves from one read to another after its read
+	// (an upload confirmed into a version held here, after the indexes
+	// were read and before the received uploads were) is among the
+	// changes since the first read, which cover every read.
+	pins, err := n.cat.Pins(self)
+	if err != nil {
+		return err
+	}
+	received := n.cat.ReceivedUploadCIDs()
 	changed, ok := n.cat.ChangedCIDs(since)
 	if !ok {
 		return artmesh.E(artmesh.Unavailable, "the catalog changed more than its watch remembers while the collection read it: nothing is collected this time")
+	}
+	if n.afterMarkChanges != nil {
+		n.afterMarkChanges() // a test's seam
 	}
 	for rest := listed; len(rest) > 0; {
 		l, k := binary.Uvarint(rest)
@@ -373,10 +386,6 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 	if err := lookup(changed); err != nil {
 		return err
 	}
-	pins, err := n.cat.Pins(self)
-	if err != nil {
-		return err
-	}
 	pinned := make([]string, 0, len(pins))
 	for _, p := range pins {
 		keep[p.CID] = true
@@ -385,7 +394,7 @@ func (n *Node) keepRoots(ctx context.Context, root func(cid.Cid) error) error {
 	if err := lookup(pinned); err != nil {
 		return err
 	}
-	for _, u := range n.cat.ReceivedUploadCIDs() {
+	for _, u := range received {
 		keep[u], live[u] = true, true
 	}
 	liveOf := func(c string) bool {

@@ -190,3 +190,43 @@ func TestStagingSweptOnlyWhenCaughtUp(t *testing.T) {
 		t.Fatalf("a caught-up node kept a staging file no upload owns: %v", err)
 	}
 }
+
+// TestConfirmDuringCollectionIsKept: an upload confirmed while a
+// collection marks, after the mark took the catalog's changes, keeps its
+// content. The mark saw it as a received upload (it reads those before
+// taking the changes); when it read them after, a confirm in between
+// left the root in no read and in no change, and the sweep removed an
+// acknowledged artifact's only copy (seen in e2e TestCollectorUnderLoad).
+func TestConfirmDuringCollectionIsKept(t *testing.T) {
+	ctx := context.Background()
+	n, admin := openTestNode(t, Config{GCDelay: -1, JanitorInterval: time.Hour})
+	body := bytes.Repeat([]byte("confirmed while the collector marks "), 2000)
+	st, err := n.CreateUpload(ctx, admin, UploadInput{Name: "c.bin", SizeBytes: int64(len(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WriteUpload(ctx, st.Token, st.ID, -1, -1, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	var a artmesh.Artifact
+	var confirmErr error
+	n.afterMarkChanges = func() {
+		n.afterMarkChanges = nil
+		a, confirmErr = n.ConfirmUpload(ctx, admin, st.ID, "", 0)
+	}
+	if _, err := n.GC(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if confirmErr != nil || a.ID == "" {
+		t.Fatalf("the confirm during the mark: %+v %v", a, confirmErr)
+	}
+	c, err := n.OpenContent(ctx, admin, a.ID, 0)
+	if err != nil {
+		t.Fatalf("the confirmed artifact's content after the collection: %v", err)
+	}
+	defer c.Reader.Close()
+	got, err := io.ReadAll(c.Reader)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("the confirmed artifact's content after the collection: %d bytes, %v", len(got), err)
+	}
+}
