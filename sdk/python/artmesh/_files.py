@@ -41,6 +41,7 @@ from ._errors import (
     ExpiredError,
     InvalidArgumentError,
     NotFoundError,
+    OutcomeUnknownError,
     RangeNotSatisfiableError,
 )
 from ._models import Artifact, Upload
@@ -371,7 +372,13 @@ def _put(
 
 
 def _confirm(arts: "Artifacts", upload_id: str, sha256: str, replicas: Optional[int]) -> Artifact:
-    """Confirm, retrying when the node cannot be reached; a confirm whose answer was lost is recognised by the upload's state."""
+    """Confirm, retrying when the node cannot be reached or the outcome is unknown.
+
+    A confirm whose answer was lost, or that answered ``outcome_unknown``
+    and took effect, is recognised by the upload's state: the next one is
+    refused as a conflict, and the upload names its artifact. So, unlike
+    other writes, a confirm is safe to send again.
+    """
     failures = 0
     while True:
         check_cancelled()
@@ -383,7 +390,7 @@ def _confirm(arts: "Artifacts", upload_id: str, sha256: str, replicas: Optional[
                 return arts.get(st.artifact_id)
             raise
         except ArtmeshError as e:
-            if not isinstance(e, ArtmeshConnectionError) or failures >= RETRIES:
+            if not isinstance(e, (ArtmeshConnectionError, OutcomeUnknownError)) or failures >= RETRIES:
                 raise
             failures += 1
             arts._t.sleep(backoff(failures))

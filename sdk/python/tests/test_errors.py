@@ -291,3 +291,40 @@ class StaleConnection(unittest.TestCase):
             self.assertEqual(errs, [])
             self.assertEqual(c.artifact.list().total, 8)
             self.assertLessEqual(len(c._t.pool._idle[c._t.base_origin.key()]), 8)
+
+
+class ConfirmRetries(unittest.TestCase):
+    def test_confirm_after_outcome_unknown(self) -> None:
+        # A confirm that answered outcome_unknown and took effect: the
+        # next one is refused as a conflict, and the upload names its
+        # artifact, which upload_file returns (no second artifact).
+        from artmesh import _files
+
+        calls: list[str] = []
+
+        class Upload:
+            state, artifact_id = "confirmed", "art_1"
+
+        class Transport:
+            def sleep(self, s: float) -> None:
+                calls.append("sleep")
+
+        class Arts:
+            _t = Transport()
+
+            def confirm_upload(self, upload_id: str, sha256: str, replicas: object = None) -> object:
+                calls.append("confirm")
+                if calls.count("confirm") == 1:
+                    raise artmesh.OutcomeUnknownError("the leader lost its leadership", 503, "outcome_unknown")
+                raise artmesh.ConflictError("upload upl_1 is confirmed", 409, "conflict")
+
+            def get_upload(self, upload_id: str) -> Upload:
+                calls.append("get_upload")
+                return Upload()
+
+            def get(self, artifact_id: str) -> str:
+                calls.append("get " + artifact_id)
+                return "artifact " + artifact_id
+
+        self.assertEqual(_files._confirm(Arts(), "upl_1", "00", None), "artifact art_1")  # type: ignore[arg-type]
+        self.assertEqual(calls, ["confirm", "sleep", "confirm", "get_upload", "get art_1"])
