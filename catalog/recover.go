@@ -188,20 +188,20 @@ func (r *recoveringFSM) Snapshot() (raft.FSMSnapshot, error) {
 		r.fsm.apply([]*raft.Log{{Index: r.at.Index, Term: r.at.Term, Type: raft.LogCommand, Data: d, AppendedAt: time.Now()}}, make([]any, 1))
 	}
 	r.drops = nil
-	r.fsm.mu.Lock()
-	defer r.fsm.mu.Unlock()
-	if !r.fsm.commitLocked() {
-		return nil, errors.New("catalog: recovery snapshot: the recovered state cannot be written")
+	// The state machine's own snapshot commits the removals; the
+	// reference it returns is not used.
+	if _, err := r.fsm.Snapshot(); err != nil {
+		return nil, err
 	}
-	return fullSnapshot{s: r.fsm.state()}, nil
+	return recoveredSnapshot{s: r.fsm.state()}, nil
 }
 
-// fullSnapshot is a recovered state's full snapshot (see
+// recoveredSnapshot is a recovered state's full snapshot (see
 // snapshotRecovered).
-type fullSnapshot struct{ s *store }
+type recoveredSnapshot struct{ s *store }
 
 // Persist writes the whole state to sink.
-func (fs fullSnapshot) Persist(sink raft.SnapshotSink) error {
+func (fs recoveredSnapshot) Persist(sink raft.SnapshotSink) error {
 	bw := bufio.NewWriterSize(sink, 1<<20)
 	_, err := fs.s.writeFileSnapshot(bw, snapshotRecovered)
 	if err == nil {
@@ -215,7 +215,7 @@ func (fs fullSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release does nothing: the state stays with its fsm.
-func (fullSnapshot) Release() {}
+func (recoveredSnapshot) Release() {}
 
 // logPos is a log entry's index and term.
 type logPos struct{ Index, Term uint64 }
