@@ -13,37 +13,43 @@ type Kind uint8
 
 // The error kinds. Append new kinds at the end.
 const (
-	Other               Kind = iota // an unclassified or internal error
-	Invalid                         // the request is malformed or breaks a rule of the input
-	NotFound                        // the thing does not exist or the caller may not see it
-	PermissionDenied                // the caller is known but lacks the right
-	Unauthenticated                 // the caller could not be identified
-	Conflict                        // the request conflicts with the current state
-	Expired                         // the thing existed but its time is over
-	TooLarge                        // the input is larger than allowed
-	RangeNotSatisfiable             // a byte range lies outside the content
-	Unavailable                     // the service cannot answer now; retrying may help
-	InsufficientStorage             // the node's disk has no room for the write; freeing space may help
-	QuotaExceeded                   // the write would take the agent over its byte quota; freeing its own space may help
-	TooMany                         // the agent holds as many of these (uploads, event streams) as its quota allows
-	OutcomeUnknown                  // a write may or may not have taken effect (its leader was lost, or its answer); read before retrying it
+	Other                Kind = iota // an unclassified or internal error
+	Invalid                          // the request is malformed or breaks a rule of the input
+	NotFound                         // the thing does not exist or the caller may not see it
+	PermissionDenied                 // the caller is known but lacks the right
+	Unauthenticated                  // the caller could not be identified
+	Conflict                         // the request conflicts with the current state
+	Expired                          // the thing existed but its time is over
+	TooLarge                         // the input is larger than allowed
+	RangeNotSatisfiable              // a byte range lies outside the content
+	Unavailable                      // the service cannot answer now; retrying may help
+	InsufficientStorage              // the node's disk has no room for the write; freeing space may help
+	QuotaExceeded                    // the write would take the agent over its byte quota; freeing its own space may help
+	TooMany                          // the agent holds as many of these (uploads, event streams) as its quota allows
+	OutcomeUnknown                   // a write may or may not have taken effect (its leader was lost, or its answer); retry it with the same idempotency key
+	IdempotencyKeyReused             // an idempotency key came again with a different request
+	PreconditionFailed               // a conditional write's If-Match or If-None-Match does not hold
+	ChecksumMismatch                 // the content's digest is not the one the request declared; nothing was recorded
 )
 
 var kindNames = [...]string{
-	Other:               "internal",
-	Invalid:             "invalid_argument",
-	NotFound:            "not_found",
-	PermissionDenied:    "permission_denied",
-	Unauthenticated:     "unauthenticated",
-	Conflict:            "conflict",
-	Expired:             "expired",
-	TooLarge:            "too_large",
-	RangeNotSatisfiable: "range_not_satisfiable",
-	Unavailable:         "unavailable",
-	InsufficientStorage: "insufficient_storage",
-	QuotaExceeded:       "quota_exceeded",
-	TooMany:             "too_many",
-	OutcomeUnknown:      "outcome_unknown",
+	Other:                "internal",
+	Invalid:              "invalid_argument",
+	NotFound:             "not_found",
+	PermissionDenied:     "permission_denied",
+	Unauthenticated:      "unauthenticated",
+	Conflict:             "conflict",
+	Expired:              "expired",
+	TooLarge:             "too_large",
+	RangeNotSatisfiable:  "range_not_satisfiable",
+	Unavailable:          "unavailable",
+	InsufficientStorage:  "insufficient_storage",
+	QuotaExceeded:        "quota_exceeded",
+	TooMany:              "too_many",
+	OutcomeUnknown:       "outcome_unknown",
+	IdempotencyKeyReused: "idempotency_key_reused",
+	PreconditionFailed:   "precondition_failed",
+	ChecksumMismatch:     "checksum_mismatch",
 }
 
 // String returns the kind's API error code, such as "not_found".

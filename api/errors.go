@@ -13,7 +13,7 @@ import (
 // statusOf maps an error kind to its one HTTP status.
 func statusOf(k artmesh.Kind) int {
 	switch k {
-	case artmesh.Invalid:
+	case artmesh.Invalid, artmesh.ChecksumMismatch:
 		return http.StatusBadRequest
 	case artmesh.Unauthenticated:
 		return http.StatusUnauthorized
@@ -35,6 +35,10 @@ func statusOf(k artmesh.Kind) int {
 		return http.StatusInsufficientStorage
 	case artmesh.TooMany:
 		return http.StatusTooManyRequests
+	case artmesh.IdempotencyKeyReused:
+		return http.StatusUnprocessableEntity
+	case artmesh.PreconditionFailed:
+		return http.StatusPreconditionFailed
 	}
 	return http.StatusInternalServerError
 }

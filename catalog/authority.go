@@ -113,6 +113,17 @@ func (s *store) authorizeForwarded(entry []byte, from string, p *Principal, now 
 			return invalid("catalog.ApplyForwarded", "malformed forwarded entry: %v", err)
 		}
 	}
+	if len(inner) > 0 && commandType(inner[0]) == keyedType {
+		k, entry, err := unwrapKeyed(inner[1:])
+		if err != nil {
+			return invalid("catalog.ApplyForwarded", "malformed keyed entry: %v", err)
+		}
+		// A key belongs to the agent whose credential came with it.
+		if p == nil || p.Agent.ID != k.Agent {
+			return refused(keyedType, "it carries an idempotency key of %s, not of the agent whose credential came with it", k.Agent)
+		}
+		inner = entry
+	}
 	if len(inner) == 0 {
 		return invalid("catalog.ApplyForwarded", "empty catalog entry")
 	}

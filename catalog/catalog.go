@@ -523,6 +523,10 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	if err != nil {
 		return nil, artmesh.E(op, artmesh.Invalid, err)
 	}
+	key := IdempotencyOf(ctx)
+	if data, err = keyEntry(ctx, op, data); err != nil {
+		return nil, err
+	}
 	if len(data) > raft.SuggestedMaxDataSize {
 		return nil, artmesh.E(op, artmesh.TooLarge,
 			fmt.Sprintf("the write is %d bytes encoded; at most %d fit in one catalog entry", len(data), raft.SuggestedMaxDataSize))
@@ -548,12 +552,24 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	if err := c.fsm.state().checkKnown(op, cmd.commandType()); err != nil {
 		return nil, err
 	}
+	if commandType(data[0]) == keyedType {
+		if err := c.fsm.state().checkKnown(op, keyedType); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := c.awaitWrite(ctx, op, c.raft.Apply(data, c.timeout(ctx)))
 	if err != nil {
 		return nil, err
 	}
 	if err, ok := resp.(error); ok {
 		return nil, err
+	}
+	if r, ok := resp.(keyReplay); ok {
+		key.replayed.Store(true)
+		if len(r.value) == 0 {
+			return nil, nil
+		}
+		return r.value, nil
 	}
 	return resp, nil
 }

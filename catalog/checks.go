@@ -107,6 +107,13 @@ func checkEntry(entry []byte) error {
 		}
 		return checkEntry(inner)
 	}
+	if t == keyedType {
+		_, inner, err := unwrapKeyed(payload)
+		if err != nil {
+			return err
+		}
+		return checkEntry(inner)
+	}
 	var c checker
 	var err error
 	switch t {

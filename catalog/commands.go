@@ -107,6 +107,8 @@ func (t commandType) String() string {
 		return "DropFetching"
 	case setQuotaType:
 		return "SetQuota"
+	case keyedType:
+		return "Keyed"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -363,6 +365,8 @@ func applyCommand(tx *Txn, data []byte) any {
 		return applyForwarded(tx, payload)
 	case setQuotaType:
 		return applyDecoded(tx, t, payload, setQuotaTxn)
+	case keyedType:
+		return applyKeyed(tx, payload)
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res

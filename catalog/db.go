@@ -224,6 +224,14 @@ func (tx *Txn) setApplied(index uint64) error {
 	return tx.btx.Bucket(bucketMeta).Put(metaApplied, binary.BigEndian.AppendUint64(nil, index))
 }
 
+// setMetaUint sets a number of the meta bucket.
+func (tx *Txn) setMetaUint(key []byte, v uint64) error {
+	if tx.err != nil {
+		return tx.err
+	}
+	return tx.btx.Bucket(bucketMeta).Put(key, binary.BigEndian.AppendUint64(nil, v))
+}
+
 // metaUint returns a number of the meta bucket (0 when absent).
 func (tx *Txn) metaUint(key []byte) uint64 {
 	v := tx.btx.Bucket(bucketMeta).Get(key)

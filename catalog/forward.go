@@ -30,6 +30,9 @@ type ForwardResult struct {
 	// Code and Message describe the rule the write broke, when it failed.
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Replayed is set when Value is the result of an earlier write with
+	// the same idempotency key (see idempotency.go).
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // ApplyForwarded applies a write that the member from forwarded. Only the
@@ -164,6 +167,13 @@ func (c *Catalog) propose1(ctx context.Context, op artmesh.Op, entry []byte) (Fo
 		res.Code, res.Message = artmesh.KindOf(rerr).String(), artmesh.Message(rerr)
 		return res, nil
 	}
+	if r, ok := resp.(keyReplay); ok {
+		res.Replayed = true
+		if len(r.value) > 0 {
+			res.Value = r.value
+		}
+		return res, nil
+	}
 	if resp != nil {
 		if res.Value, err = json.Marshal(resp); err != nil {
 			return ForwardResult{}, artmesh.E(op, fmt.Errorf("encode result: %w", err))
@@ -261,6 +271,11 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 			}
 			if res.Code != "" {
 				return nil, artmesh.E(op, artmesh.KindFromCode(res.Code), res.Message)
+			}
+			if res.Replayed {
+				if k := IdempotencyOf(ctx); k != nil {
+					k.replayed.Store(true)
+				}
 			}
 			if len(res.Value) == 0 {
 				return nil, nil

@@ -109,7 +109,12 @@ func innerType(data []byte) commandType {
 	}
 	t := commandType(data[0])
 	if t == forwardedType && len(data) > envelopeHead {
-		return commandType(data[envelopeHead])
+		return innerType(data[envelopeHead:])
+	}
+	if t == keyedType {
+		if _, entry, err := unwrapKeyed(data[1:]); err == nil {
+			return commandType(entry[0])
+		}
 	}
 	return t
 }
@@ -130,6 +135,11 @@ func applyForwarded(tx *Txn, payload []byte) any {
 	if raw, err := tx.First(tableRequests, indexID, id); err != nil {
 		return internal(op, err)
 	} else if raw != nil {
+		if commandType(entry[0]) == keyedType {
+			// The key's record has the first result, long after the
+			// id's is forgotten.
+			return applyCommand(tx, entry)
+		}
 		return duplicate{id: id}
 	}
 	res := applyCommand(tx, entry)

@@ -132,6 +132,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range requestTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range keyTables() {
+		s.Tables[name] = t
+	}
 	for name, t := range replicaIndexTables() {
 		s.Tables[name] = t
 	}

@@ -74,6 +74,10 @@ func kindOfStatus(status int) artmesh.Kind {
 		return artmesh.InsufficientStorage
 	case http.StatusTooManyRequests:
 		return artmesh.TooMany
+	case http.StatusUnprocessableEntity:
+		return artmesh.IdempotencyKeyReused
+	case http.StatusPreconditionFailed:
+		return artmesh.PreconditionFailed
 	}
 	return artmesh.Other
 }
