@@ -78,55 +78,56 @@ func (s *Server) routes() {
 	for _, rt := range []struct {
 		pattern string
 		h       handlerFunc
+		replay  replay // for a write: how a request whose key the catalog holds is answered
 	}{
-		{"POST /v1/artifacts", s.createArtifact},
-		{"GET /v1/artifacts", s.listArtifacts},
-		{"POST /v1/snippets", s.createSnippet},
-		{"GET /v1/artifacts/{id}", s.getArtifact},
-		{"GET /v1/artifacts/{id}/content", s.getContent},
-		{"PUT /v1/artifacts/{id}/content", s.updateContent},
-		{"GET /v1/artifacts/{id}/versions", s.listVersions},
-		{"DELETE /v1/artifacts/{id}", s.deleteArtifact},
-		{"DELETE /v1/artifacts/{id}/versions/{n}", s.deleteVersion},
-		{"GET /v1/shared", s.listShared},
-		{"GET /v1/events", s.events},
-		{"POST /v1/artifacts/{id}/share", s.share},
-		{"POST /v1/artifacts/{id}/unshare", s.unshare},
-		{"GET /v1/artifacts/{id}/access", s.access},
-		{"PUT /v1/artifacts/{id}/replication", s.setReplication},
-		{"GET /v1/artifacts/{id}/placement", s.getPlacement},
-		{"POST /v1/agents", s.createAgent},
-		{"GET /v1/agents", s.listAgents},
-		{"DELETE /v1/agents/{id}", s.deleteAgent},
-		{"POST /v1/agents/{id}/keys", s.rotateKey},
-		{"GET /v1/agents/{id}/quota", s.getQuota},
-		{"PUT /v1/agents/{id}/quota", s.putQuota},
-		{"GET /v1/groups", s.listGroups},
-		{"PUT /v1/groups/{name}", s.putGroup},
-		{"DELETE /v1/groups/{name}", s.deleteGroup},
-		{"POST /v1/artifacts/{id}/signed-url", s.createSignedURL},
-		{"DELETE /v1/tokens/{token_id}", s.revokeToken},
-		{"POST /v1/uploads", s.createUpload},
-		{"GET /v1/uploads/{id}", s.getUpload},
-		{"DELETE /v1/uploads/{id}", s.deleteUpload},
-		{"POST /v1/uploads/{id}/confirm", s.confirmUpload},
-		{"GET /v1/node", s.nodeInfo},
-		{"GET /v1/mesh/members", s.listMembers},
-		{"POST /v1/mesh/invites", s.createInvite},
-		{"DELETE /v1/mesh/members/{peer_id}", s.removeMember},
-		{"POST /v1/mesh/stream-bench", s.streamBench},
-		{"GET /v1/mesh/policy", s.getMeshPolicy},
-		{"PUT /v1/mesh/policy", s.putMeshPolicy},
-		{"GET /v1/mesh/quota", s.getMeshQuota},
-		{"PUT /v1/mesh/quota", s.putMeshQuota},
-		{"PUT /v1/pins/{id}", s.putPin},
-		{"GET /v1/pins", s.listPins},
-		{"DELETE /v1/pins/{id}", s.deletePin},
-		{"POST /v1/repo/gc", s.repoGC},
-		{"GET /v1/repo/stat", s.repoStat},
-		{"POST /v1/repo/verify", s.repoVerify},
+		{"POST /v1/artifacts", s.createArtifact, result(http.StatusCreated)},
+		{"GET /v1/artifacts", s.listArtifacts, replay{}},
+		{"POST /v1/snippets", s.createSnippet, result(http.StatusCreated)},
+		{"GET /v1/artifacts/{id}", s.getArtifact, replay{}},
+		{"GET /v1/artifacts/{id}/content", s.getContent, replay{}},
+		{"PUT /v1/artifacts/{id}/content", s.updateContent, result(http.StatusCreated)},
+		{"GET /v1/artifacts/{id}/versions", s.listVersions, replay{}},
+		{"DELETE /v1/artifacts/{id}", s.deleteArtifact, result(http.StatusNoContent)},
+		{"DELETE /v1/artifacts/{id}/versions/{n}", s.deleteVersion, result(http.StatusNoContent)},
+		{"GET /v1/shared", s.listShared, replay{}},
+		{"GET /v1/events", s.events, replay{}},
+		{"POST /v1/artifacts/{id}/share", s.share, result(http.StatusOK)},
+		{"POST /v1/artifacts/{id}/unshare", s.unshare, result(http.StatusOK)},
+		{"GET /v1/artifacts/{id}/access", s.access, replay{}},
+		{"PUT /v1/artifacts/{id}/replication", s.setReplication, rerun()},
+		{"GET /v1/artifacts/{id}/placement", s.getPlacement, replay{}},
+		{"POST /v1/agents", s.createAgent, secret("created the agent")},
+		{"GET /v1/agents", s.listAgents, replay{}},
+		{"DELETE /v1/agents/{id}", s.deleteAgent, result(http.StatusNoContent)},
+		{"POST /v1/agents/{id}/keys", s.rotateKey, secret("gave the agent a new API key")},
+		{"GET /v1/agents/{id}/quota", s.getQuota, replay{}},
+		{"PUT /v1/agents/{id}/quota", s.putQuota, rerun()},
+		{"GET /v1/groups", s.listGroups, replay{}},
+		{"PUT /v1/groups/{name}", s.putGroup, result(http.StatusOK)},
+		{"DELETE /v1/groups/{name}", s.deleteGroup, result(http.StatusNoContent)},
+		{"POST /v1/artifacts/{id}/signed-url", s.createSignedURL, secret("issued a signed URL")},
+		{"DELETE /v1/tokens/{token_id}", s.revokeToken, result(http.StatusNoContent)},
+		{"POST /v1/uploads", s.createUpload, rerun()},
+		{"GET /v1/uploads/{id}", s.getUpload, replay{}},
+		{"DELETE /v1/uploads/{id}", s.deleteUpload, result(http.StatusNoContent)},
+		{"POST /v1/uploads/{id}/confirm", s.confirmUpload, result(http.StatusCreated)},
+		{"GET /v1/node", s.nodeInfo, replay{}},
+		{"GET /v1/mesh/members", s.listMembers, replay{}},
+		{"POST /v1/mesh/invites", s.createInvite, secret("made an invite")},
+		{"DELETE /v1/mesh/members/{peer_id}", s.removeMember, rerun()},
+		{"POST /v1/mesh/stream-bench", s.streamBench, rerun()},
+		{"GET /v1/mesh/policy", s.getMeshPolicy, replay{}},
+		{"PUT /v1/mesh/policy", s.putMeshPolicy, rerun()},
+		{"GET /v1/mesh/quota", s.getMeshQuota, replay{}},
+		{"PUT /v1/mesh/quota", s.putMeshQuota, rerun()},
+		{"PUT /v1/pins/{id}", s.putPin, rerun()},
+		{"GET /v1/pins", s.listPins, replay{}},
+		{"DELETE /v1/pins/{id}", s.deletePin, rerun()},
+		{"POST /v1/repo/gc", s.repoGC, rerun()},
+		{"GET /v1/repo/stat", s.repoStat, replay{}},
+		{"POST /v1/repo/verify", s.repoVerify, rerun()},
 	} {
-		s.mux.Handle(rt.pattern, s.authenticated(rt.h))
+		s.mux.Handle(rt.pattern, s.authenticated(rt.h, rt.replay))
 	}
 	// Routes that a capability token authorises, with no API key.
 	s.mux.HandleFunc("GET /v1/cap/{token}", s.getCap)
@@ -156,7 +157,7 @@ func (s *Server) routes() {
 }
 
 // authenticated wraps a route with API key authentication.
-func (s *Server) authenticated(h handlerFunc) http.Handler {
+func (s *Server) authenticated(h handlerFunc, rp replay) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := bearer(r)
 		if !ok {
@@ -180,7 +181,12 @@ func (s *Server) authenticated(h handlerFunc) http.Handler {
 				return
 			}
 		}
-		if err := h(w, r, caller); err != nil {
+		if rp.isWrite() && r.Header.Get(IdempotencyKeyHeader) != "" {
+			err = s.keyed(w, r, caller, rp, h)
+		} else {
+			err = h(w, r, caller)
+		}
+		if err != nil {
 			writeError(w, r, s.log, err)
 		}
 	})

@@ -106,6 +106,9 @@ type Idempotency struct {
 	replayed atomic.Bool
 }
 
+// Unused reports whether no write has carried the key yet.
+func (k *Idempotency) Unused() bool { return !k.used.Load() }
+
 // Replayed reports whether the catalog answered a write under this key
 // with the result of an earlier request that carried it.
 func (k *Idempotency) Replayed() bool { return k.replayed.Load() }

@@ -55,12 +55,16 @@ func (n *Node) CreateAgent(ctx context.Context, caller artmesh.Agent, id artmesh
 		}
 	}
 	key := acl.NewAPIKey()
+	mine := keyUnused(ctx)
 	a, err := n.cat.CreateAgent(ctx, catalog.CreateAgent{
 		Agent:         artmesh.Agent{ID: id, Groups: groups, Admin: admin, CreatedAt: time.Now().UTC()},
 		KeyHash:       acl.HashKey(key),
 		NewGroupsOnly: !caller.Admin,
 	})
 	if err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	if err := replayedSecret(ctx, mine, "created agent "+string(id), "rotate its key (POST /v1/agents/"+string(id)+"/keys) if it was lost"); err != nil {
 		return artmesh.Agent{}, "", err
 	}
 	return a, key, nil
@@ -93,7 +97,11 @@ func (n *Node) RotateKey(ctx context.Context, caller artmesh.Agent, id artmesh.A
 		return artmesh.Agent{}, "", err
 	}
 	key := acl.NewAPIKey()
+	mine := keyUnused(ctx)
 	if err := n.cat.SetAgentKey(ctx, id, acl.HashKey(key)); err != nil {
+		return artmesh.Agent{}, "", err
+	}
+	if err := replayedSecret(ctx, mine, "gave agent "+string(id)+" a new API key", "rotate it again with a new Idempotency-Key if it was lost"); err != nil {
 		return artmesh.Agent{}, "", err
 	}
 	a, err := n.cat.Agent(id)

@@ -43,7 +43,15 @@ func (n *Node) CreateInvite(ctx context.Context, caller artmesh.Agent, expiresIn
 	if err != nil {
 		return Invite{}, err
 	}
-	return n.members.CreateInvite(ctx, caller.ID, life)
+	mine := keyUnused(ctx)
+	inv, err := n.members.CreateInvite(ctx, caller.ID, life)
+	if err != nil {
+		return Invite{}, err
+	}
+	if err := replayedSecret(ctx, mine, "made an invite", "make another with a new Idempotency-Key"); err != nil {
+		return Invite{}, err
+	}
+	return inv, nil
 }
 
 // RemoveMember takes a node out of the mesh: out of Raft and the members.

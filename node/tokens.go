@@ -63,7 +63,11 @@ func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
 	}
 	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, ExpiresAt: c.Expires,
 		Issuer: n.peerID.String(), Action: c.Action.String()}
+	mine := keyUnused(ctx)
 	if err := n.cat.IssueToken(ctx, rec); err != nil {
+		return "", err
+	}
+	if err := replayedSecret(ctx, mine, "issued a token", "ask again with a new Idempotency-Key"); err != nil {
 		return "", err
 	}
 	return tok, nil

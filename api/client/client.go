@@ -20,6 +20,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/artmesh/artmesh"
 )
@@ -47,10 +51,12 @@ const maxErrorBody = 64 << 10
 
 // Client calls one node's API as one agent. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	key  string
-	hc   *http.Client
-	ua   string
+	base    *url.URL
+	key     string
+	hc      *http.Client
+	ua      string
+	retries int                                        // attempts after the first; see WithRetries
+	sleep   func(context.Context, time.Duration) error // waits between attempts; a test's clock
 }
 
 // Option configures a Client in New.
@@ -67,6 +73,12 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
+// WithRetries sets how many times a call is sent again after a failure
+// that may pass (DefaultRetries unless set; 0: never).
+func WithRetries(n int) Option {
+	return func(c *Client) { c.retries = max(n, 0) }
+}
+
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.ua = ua }
@@ -77,7 +89,7 @@ func WithUserAgent(ua string) Option {
 // with apiKey. An empty baseURL means DefaultBaseURL. A malformed baseURL
 // makes every call fail with an Invalid error.
 func New(baseURL, apiKey string, opts ...Option) *Client {
-	c := &Client{key: apiKey, hc: &http.Client{}, ua: defaultUserAgent}
+	c := &Client{key: apiKey, hc: &http.Client{}, ua: defaultUserAgent, retries: DefaultRetries, sleep: sleepCtx}
 	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
@@ -124,8 +136,42 @@ type request struct {
 }
 
 // send performs r and returns the response when its status is 2xx or 304;
-// any other status is turned into an error and the body closed.
+// any other status is turned into an error and the body closed. A call
+// that failed in a way that may pass (see retryable) is sent again, up to
+// c.retries times, with backoff, when that is safe: a read, or a write
+// with an Idempotency-Key (every write gets one, see keyFor), whose body
+// can be sent again.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	write := r.method != http.MethodGet && r.method != http.MethodHead
+	if write {
+		key := keyFor(ctx)
+		if key == "" {
+			key = newKey()
+		}
+		h := r.header.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set(IdempotencyKeyHeader, key)
+		r.header = h
+	}
+	rewind, canRetry := rewinder(r.body)
+	for attempt := 0; ; attempt++ {
+		resp, err := c.sendOnce(ctx, r)
+		if err == nil || attempt >= c.retries || !canRetry || !retryable(err) || ctx.Err() != nil {
+			return resp, err
+		}
+		if c.sleep(ctx, backoff(attempt, err)) != nil {
+			return nil, err
+		}
+		if err := rewind(); err != nil {
+			return nil, fmt.Errorf("%s: rewind the body to send it again: %w", r.op, err)
+		}
+	}
+}
+
+// sendOnce performs r once.
+func (c *Client) sendOnce(ctx context.Context, r request) (*http.Response, error) {
 	target, err := c.target(r)
 	if err != nil {
 		return nil, err
@@ -254,4 +300,98 @@ func metadataHeader(m artmesh.Metadata) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// DefaultRetries is how many times a client sends a call again after a
+// failure that may pass.
+const DefaultRetries = 4
+
+// IdempotencyKeyHeader is the header that carries a write's idempotency
+// key.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+type keyCtx struct{}
+
+// WithIdempotencyKey returns ctx carrying key as the Idempotency-Key of the
+// write made under it (one write: a key stands for one request). Without
+// one, the client makes a fresh key for each call, which its own retries
+// reuse.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyCtx{}, key)
+}
+
+func keyFor(ctx context.Context) string {
+	k, _ := ctx.Value(keyCtx{}).(string)
+	return k
+}
+
+// newKey returns a fresh random key.
+func newKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rewinder returns a function that puts body back at its start, and
+// whether there is one: a body that is not an io.Seeker cannot be sent
+// twice.
+func rewinder(body io.Reader) (func() error, bool) {
+	if body == nil {
+		return func() error { return nil }, true
+	}
+	s, ok := body.(io.Seeker)
+	if !ok {
+		return nil, false
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, false
+	}
+	return func() error {
+		_, err := s.Seek(start, io.SeekStart)
+		return err
+	}, true
+}
+
+// retryable reports whether a call that failed with err may pass if sent
+// again: the node could not be reached or the connection broke, or it
+// answered unavailable or outcome_unknown. With its key, a write sent
+// again takes effect at most once.
+func retryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		k := e.Kind()
+		return k == artmesh.Unavailable || k == artmesh.OutcomeUnknown
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var op *net.OpError
+	return errors.Is(err, ErrUnreachable) || errors.As(err, &op) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// backoff is the wait before attempt+1: the answer's Retry-After when it
+// has one (at most maxBackoff), else 100 ms doubling per attempt, at most
+// maxBackoff.
+func backoff(attempt int, err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return min(e.RetryAfter, maxBackoff)
+	}
+	return min(100*time.Millisecond<<attempt, maxBackoff)
+}
+
+// maxBackoff caps one wait between attempts.
+const maxBackoff = 2 * time.Second
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

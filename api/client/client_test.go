@@ -48,7 +48,7 @@ func recorder(t *testing.T, status int, body string) (*Client, *[]seen) {
 		io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	return New(srv.URL, testKey), &got
+	return New(srv.URL, testKey, WithRetries(0)), &got
 }
 
 // TestRoutes checks that each call sends the method, path, query and JSON
@@ -412,7 +412,7 @@ func TestErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			_, err := New(srv.URL, testKey).Artifact(context.Background(), "art_1")
+			_, err := New(srv.URL, testKey, WithRetries(0)).Artifact(context.Background(), "art_1")
 			if !errors.Is(err, tt.kind) || artmesh.KindOf(err) != tt.kind {
 				t.Errorf("%v: Is(%v) false or KindOf %v", err, tt.kind, artmesh.KindOf(err))
 			}
@@ -437,7 +437,7 @@ func TestUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	_, err := New(url, testKey).Node(context.Background())
+	_, err := New(url, testKey, WithRetries(0)).Node(context.Background())
 	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, artmesh.Unavailable) {
 		t.Fatalf("%v: want ErrUnreachable and Unavailable", err)
 	}

@@ -124,15 +124,22 @@ class AsyncArtifacts:
         metadata: Optional[Mapping[str, Any]] = None,
         *,
         replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Create an artifact from ``data`` (bytes, text, a binary file or an iterable of bytes)."""
-        return await self._r.run(self._s.create, name, data, content_type, metadata, replicas=replicas)
+        return await self._r.run(self._s.create, name, data, content_type, metadata, replicas=replicas, idempotency_key=idempotency_key)
 
     async def create_snippet(
-        self, name: str, content: Any, metadata: Optional[Mapping[str, Any]] = None, *, replicas: Optional[int] = None
+        self,
+        name: str,
+        content: Any,
+        metadata: Optional[Mapping[str, Any]] = None,
+        *,
+        replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Store any JSON value as an ``application/json`` artifact."""
-        return await self._r.run(self._s.create_snippet, name, content, metadata, replicas=replicas)
+        return await self._r.run(self._s.create_snippet, name, content, metadata, replicas=replicas, idempotency_key=idempotency_key)
 
     async def update(
         self,
@@ -142,9 +149,12 @@ class AsyncArtifacts:
         content_type: Optional[str] = None,
         *,
         replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Make ``data`` the artifact's new version; ``metadata`` is merged in."""
-        return await self._r.run(self._s.update, artifact_id, data, metadata, content_type, replicas=replicas)
+        return await self._r.run(
+            self._s.update, artifact_id, data, metadata, content_type, replicas=replicas, idempotency_key=idempotency_key
+        )
 
     async def upload_file(
         self,
@@ -259,18 +269,22 @@ class AsyncArtifacts:
         artifact_id: str,
         with_agents: Union[None, str, Iterable[str]] = None,
         with_groups: Union[None, str, Iterable[str]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
     ) -> Access:
         """Let agents, and members of groups, read the artifact."""
-        return await self._r.run(self._s.share, artifact_id, with_agents, with_groups)
+        return await self._r.run(self._s.share, artifact_id, with_agents, with_groups, idempotency_key=idempotency_key)
 
     async def unshare(
         self,
         artifact_id: str,
         agents: Union[None, str, Iterable[str]] = None,
         groups: Union[None, str, Iterable[str]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
     ) -> Access:
         """Take back access."""
-        return await self._r.run(self._s.unshare, artifact_id, agents, groups)
+        return await self._r.run(self._s.unshare, artifact_id, agents, groups, idempotency_key=idempotency_key)
 
     async def get_access(self, artifact_id: str) -> Access:
         """The artifact's owner and the agents and groups it is shared with."""
@@ -323,13 +337,13 @@ class AsyncArtifacts:
         finally:
             stream.close()
 
-    async def delete(self, artifact_id: str) -> None:
+    async def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None) -> None:
         """Delete the artifact with everything it has."""
-        await self._r.run(self._s.delete, artifact_id)
+        await self._r.run(self._s.delete, artifact_id, idempotency_key=idempotency_key)
 
-    async def delete_version(self, artifact_id: str, version: int) -> None:
+    async def delete_version(self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None) -> None:
         """Delete one version (not the only one left)."""
-        await self._r.run(self._s.delete_version, artifact_id, version)
+        await self._r.run(self._s.delete_version, artifact_id, version, idempotency_key=idempotency_key)
 
     async def set_replication(self, artifact_id: str, factor: int) -> int:
         """How many members keep every version (0: the mesh policy)."""

@@ -190,6 +190,7 @@ class Artifacts:
         metadata: Optional[Mapping[str, Any]] = None,
         *,
         replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Create an artifact from ``data`` (``POST /v1/artifacts``).
 
@@ -202,6 +203,11 @@ class Artifacts:
             metadata: a JSON object stored with the artifact.
             replicas: answer only once this many members hold the content
                 durably (default: the mesh policy's ``write_replicas``).
+            idempotency_key: the request's ``Idempotency-Key`` (default: a
+                fresh one). The node creates one artifact however often a
+                request with that key is sent, to whichever node, for 24
+                hours, and answers each with the first answer; the client's
+                own retries reuse it.
 
         Returns:
             The new artifact, at version 1.
@@ -210,7 +216,9 @@ class Artifacts:
         ctype = content_type or _files.guess_type(name)
         query = [("name", name)] + _replicas_query(replicas)
         return Artifact.from_json(
-            self._t.json("POST", "/v1/artifacts", query=query, body=body, headers=_write_headers(ctype, metadata, length))
+            self._t.json(
+                "POST", "/v1/artifacts", query=query, body=body, headers=_write_headers(ctype, metadata, length), idempotency_key=idempotency_key
+            )
         )
 
     def create_snippet(
@@ -220,6 +228,7 @@ class Artifacts:
         metadata: Optional[Mapping[str, Any]] = None,
         *,
         replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Store any JSON value as an ``application/json`` artifact (``POST /v1/snippets``).
 
@@ -228,7 +237,9 @@ class Artifacts:
         doc: dict[str, Any] = {"name": name, "content": content}
         if metadata is not None:
             doc["metadata"] = dict(metadata)
-        return Artifact.from_json(self._t.json("POST", "/v1/snippets", query=_replicas_query(replicas), json_body=doc))
+        return Artifact.from_json(
+            self._t.json("POST", "/v1/snippets", query=_replicas_query(replicas), json_body=doc, idempotency_key=idempotency_key)
+        )
 
     def update(
         self,
@@ -238,6 +249,7 @@ class Artifacts:
         content_type: Optional[str] = None,
         *,
         replicas: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Artifact:
         """Make ``data`` the artifact's new version (``PUT /v1/artifacts/{id}/content``).
 
@@ -256,6 +268,7 @@ class Artifacts:
                 query=_replicas_query(replicas),
                 body=body,
                 headers=_write_headers(content_type, metadata, length),
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -461,6 +474,8 @@ class Artifacts:
         artifact_id: str,
         with_agents: Union[None, str, Iterable[str]] = None,
         with_groups: Union[None, str, Iterable[str]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
     ) -> Access:
         """Let agents, and members of groups, read the artifact (owner only); returns who may now."""
         doc: dict[str, Any] = {}
@@ -468,13 +483,15 @@ class Artifacts:
             doc["agents"] = a
         if (g := _names(with_groups)) is not None:
             doc["groups"] = g
-        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/share", json_body=doc))
+        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/share", json_body=doc, idempotency_key=idempotency_key))
 
     def unshare(
         self,
         artifact_id: str,
         agents: Union[None, str, Iterable[str]] = None,
         groups: Union[None, str, Iterable[str]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
     ) -> Access:
         """Take back access; signed URLs granted through it stop working. Returns who may still read it."""
         doc: dict[str, Any] = {}
@@ -482,7 +499,7 @@ class Artifacts:
             doc["agents"] = a
         if (g := _names(groups)) is not None:
             doc["groups"] = g
-        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/unshare", json_body=doc))
+        return Access.from_json(self._t.json("POST", f"/v1/artifacts/{q(artifact_id)}/unshare", json_body=doc, idempotency_key=idempotency_key))
 
     def get_access(self, artifact_id: str) -> Access:
         """The artifact's owner and the agents and groups it is shared with (``GET /v1/artifacts/{id}/access``)."""
@@ -512,13 +529,17 @@ class Artifacts:
 
     # -- deleting -----------------------------------------------------------
 
-    def delete(self, artifact_id: str) -> None:
-        """Delete the artifact, its versions, grants and outstanding signed URLs."""
-        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}")
+    def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None) -> None:
+        """Delete the artifact, its versions, grants and outstanding signed URLs.
 
-    def delete_version(self, artifact_id: str, version: int) -> None:
+        Sent again with its key (as the client's retries do), a delete that
+        took effect answers as it did, not with a :class:`NotFoundError`.
+        """
+        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}", idempotency_key=idempotency_key)
+
+    def delete_version(self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None) -> None:
         """Delete one version; deleting the only one left is a :class:`ConflictError`."""
-        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}")
+        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}", idempotency_key=idempotency_key)
 
     # -- the change feed ------------------------------------------------------
 

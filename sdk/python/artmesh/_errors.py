@@ -23,6 +23,9 @@ __all__ = [
     "PermissionDeniedError",
     "NotFoundError",
     "ConflictError",
+    "IdempotencyKeyReusedError",
+    "PreconditionFailedError",
+    "ChecksumMismatchError",
     "ExpiredError",
     "TooLargeError",
     "RangeNotSatisfiableError",
@@ -94,6 +97,27 @@ class ConflictError(ArtmeshError):
     """409 ``conflict``: the call contradicts the current state (for example the last version)."""
 
     CODE, STATUS = "conflict", 409
+
+
+class IdempotencyKeyReusedError(ArtmeshError):
+    """422 ``idempotency_key_reused``: the ``Idempotency-Key`` came earlier with another request.
+
+    A key stands for one request; nothing was done. Use a new key.
+    """
+
+    CODE, STATUS = "idempotency_key_reused", 422
+
+
+class PreconditionFailedError(ArtmeshError):
+    """412 ``precondition_failed``: ``If-Match`` or ``If-None-Match`` does not hold; nothing was done."""
+
+    CODE, STATUS = "precondition_failed", 412
+
+
+class ChecksumMismatchError(InvalidArgumentError):
+    """400 ``checksum_mismatch``: the content's digest is not the one the request declared; nothing was recorded."""
+
+    CODE, STATUS = "checksum_mismatch", 400
 
 
 class ExpiredError(ArtmeshError):
@@ -217,6 +241,9 @@ _BY_CODE: dict[str, type[ArtmeshError]] = {
         QuotaExceededError,
         TooManyError,
         OutcomeUnknownError,
+        IdempotencyKeyReusedError,
+        PreconditionFailedError,
+        ChecksumMismatchError,
     )
 }
 # A status shared by two codes (507) maps to the first of them.

@@ -5,11 +5,17 @@ thread may take from, so a sync client used from several threads and an
 async client (whose calls run in worker threads) both reuse them. An idle
 connection that the node has closed is noticed before it is used again.
 
-A 503 ``unavailable`` answer (nothing was changed) is retried, a bounded
-number of times, after the wait its ``Retry-After`` asks for (else an
-exponential backoff), when the request body can be sent again. A 503
-``outcome_unknown`` (a write that may have taken effect) is never retried. A request on a reused connection that finds the
-connection closed is sent once more on a new one.
+Every write to the API (POST, PUT, PATCH, DELETE) carries an
+``Idempotency-Key``: the caller's, or a fresh random one. The node applies
+a keyed write at most once, however often it is sent, and answers a
+retry with the first answer. So a write is sent again, a bounded number
+of times, after a 503 ``unavailable`` or ``outcome_unknown``, a broken
+connection, a refused connection or a timeout, with the same key, when
+its body can be sent again; the wait is what ``Retry-After`` asks for,
+else an exponential backoff. A read is sent again after a 503
+``unavailable``, and once after a reused connection turned out closed.
+A write without a key (a URL the node handed out) is never sent again
+after it may have reached the node.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import select
 import socket
 import threading
 import time
+import uuid
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 from urllib.parse import quote, urlencode, urlsplit
@@ -50,6 +57,17 @@ Query = Sequence[tuple[str, str]]
 
 # The methods a request may be sent again for after a connection broke.
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+
+# The methods that write, and carry an Idempotency-Key.
+_WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
+#: The header that carries a write's idempotency key.
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+def new_idempotency_key() -> str:
+    """A fresh random idempotency key."""
+    return uuid.uuid4().hex
 
 # Errors that mean "the connection is gone", as opposed to a refused one.
 _BROKEN = (
@@ -294,12 +312,14 @@ class Transport:
         stream: bool = False,
         retry_503: bool = True,
         ok: Sequence[int] = (),
+        idempotency_key: Optional[str] = None,
     ) -> Response:
         """Send one API call and return its answer; error answers raise ArtmeshError.
 
         With ``stream`` the body is left for the caller to read (and the
         Response to close); otherwise it is read into ``.data``. Statuses in
-        ``ok`` are returned instead of raised.
+        ``ok`` are returned instead of raised. A write to the API carries
+        ``idempotency_key``, or a fresh one (see the module's doc).
         """
         hdrs: dict[str, Union[str, bytes]] = {"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
         if json_body is not None:
@@ -309,6 +329,10 @@ class Transport:
             hdrs.update(headers)
         if auth and self.api_key:
             hdrs["Authorization"] = "Bearer " + self.api_key
+        keyed = False
+        if method in _WRITES and (auth or idempotency_key is not None):
+            hdrs[IDEMPOTENCY_KEY] = idempotency_key or new_idempotency_key()
+            keyed = True
         if self.consistent_reads and auth and method in ("GET", "HEAD") and url is None:
             query = list(query or []) + [("consistent", "true")]
         origin, tgt, api_path = self.target(path, query, url)
@@ -318,27 +342,41 @@ class Transport:
         replayable = not callable(body) or getattr(body, "replayable", False)
         attempt = 0
         stale_retried = False
+        def backoff() -> None:
+            self.sleep(min(0.25 * (2 ** (attempt - 1)) * (1 + random.random() / 4), MAX_RETRY_WAIT))
+
         while True:
             try:
                 resp = self._once(method, origin, tgt, hdrs, body)
             except _StaleConnection as e:
+                if keyed and replayable and attempt < self.max_retries:
+                    attempt += 1
+                    continue  # a reused connection: a new one at once
                 if stale_retried or not (replayable and (method in _IDEMPOTENT or e.before_response)):
                     raise self._connection_error(origin, e.cause) from e.cause
                 stale_retried = True
                 continue
+            except ArtmeshConnectionError:
+                # Refused, broken or timed out: a keyed write is safe to send again.
+                if keyed and replayable and attempt < self.max_retries:
+                    attempt += 1
+                    backoff()
+                    continue
+                raise
             if resp.status < 400 or resp.status in ok:
                 if not stream:
                     resp.data = _read_all(resp)
                 return resp
             data = _read_all(resp)
             err = error_from_response(resp.status, data, resp._resp.reason)
-            retryable = isinstance(err, UnavailableError) and not isinstance(err, OutcomeUnknownError)
+            retryable = isinstance(err, UnavailableError) and (keyed or not isinstance(err, OutcomeUnknownError))
             if retryable and retry_503 and replayable and attempt < self.max_retries:
                 attempt += 1
                 wait = retry_after(resp.header("Retry-After"))
                 if wait is None:
-                    wait = 0.25 * (2 ** (attempt - 1)) * (1 + random.random() / 4)
-                self.sleep(min(wait, MAX_RETRY_WAIT))
+                    backoff()
+                else:
+                    self.sleep(min(wait, MAX_RETRY_WAIT))
                 continue
             if isinstance(err, UnauthenticatedError) and auth and not self.api_key:
                 err = UnauthenticatedError(

@@ -127,23 +127,35 @@ class ErrorAnswers:
 
         self.run_scenario(scenario)
 
-    def test_outcome_unknown_is_not_retried(self) -> None:
-        # A write that may have taken effect is never sent again: a retry
-        # could make it twice. (A node answers it when its leader was lost
-        # after taking the write; a stand-in answers it here, every time.)
-        hits: list[str] = []
+    def test_outcome_unknown_is_retried_with_its_key(self) -> None:
+        # A write that may have taken effect is sent again with the same
+        # Idempotency-Key, which the node applies once. A stand-in answers
+        # outcome_unknown `fail` times, then creates.
+        hits: list[tuple[str, str, bytes]] = []
+        fail = [1]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                hits.append(self.path)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = b'{"error":{"code":"outcome_unknown","message":"the leader lost its leadership; the write may or may not have taken effect"}}'
-                self.send_response(503)
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    body = b""
+                    while size := int(self.rfile.readline().strip(), 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hits.append((self.path, self.headers.get("Idempotency-Key") or "", body))
+                if len(hits) <= fail[0]:
+                    out = b'{"error":{"code":"outcome_unknown","message":"the leader lost its leadership; the write may or may not have taken effect"}}'
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                else:
+                    out = b'{"id":"art_1","name":"once","owner":"a","version":1,"size_bytes":1,"content_type":"application/octet-stream","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}'
+                    self.send_response(201)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(out)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -154,14 +166,38 @@ class ErrorAnswers:
         self.addCleanup(srv.shutdown)
 
         async def scenario() -> None:
-            hits.clear()
             c = self.client("amk_test", base_url=f"http://127.0.0.1:{srv.server_address[1]}", max_retries=3)
             waits: list[float] = []
             self.transport(c).sleep = lambda s: waits.append(s)
+            # Once unknown, then created: one key, the same body, the wait Retry-After asked.
+            hits.clear()
+            fail[0] = 1
+            a = await self.aw(c.artifact.create("once", b"x"))
+            self.assertEqual(a.id, "art_1")
+            self.assertEqual(len(hits), 2)
+            self.assertEqual(len({h[1] for h in hits}), 1)
+            self.assertTrue(hits[0][1])
+            self.assertEqual([h[2] for h in hits], [b"x", b"x"])
+            self.assertEqual(waits, [1.0])
+            # The caller's own key.
+            hits.clear()
+            await self.aw(c.artifact.create("once", b"x", idempotency_key="mine-1"))
+            self.assertEqual([h[1] for h in hits], ["mine-1", "mine-1"])
+            # Another call, another key.
+            hits.clear()
+            await self.aw(c.artifact.create("once", b"x"))
+            await self.aw(c.artifact.create("once", b"x"))
+            self.assertEqual(len({h[1] for h in hits}), 2)
+            # Unknown every time: the error, after max_retries more attempts.
+            hits.clear()
+            fail[0] = 99
             e = await self.raises(artmesh.OutcomeUnknownError, lambda: c.artifact.create("once", b"x"))
             self.assertIsInstance(e, artmesh.UnavailableError)
-            self.assertEqual((e.status, e.code), (503, "outcome_unknown"))
-            self.assertEqual((len(hits), waits), (1, []))
+            self.assertEqual((e.status, e.code, len(hits)), (503, "outcome_unknown", 4))
+            # A body that cannot be sent again (a generator) is not.
+            hits.clear()
+            e = await self.raises(artmesh.OutcomeUnknownError, lambda: c.artifact.create("once", iter([b"x"])))
+            self.assertEqual(len(hits), 1)
 
         self.run_scenario(scenario)
 
