@@ -102,6 +102,10 @@ func declaredSize(r *http.Request) int64 {
 }
 
 func (s *Server) createArtifact(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, true)
+	if err != nil {
+		return err
+	}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
 		return s.createMultipart(w, r, caller, params["boundary"])
@@ -128,7 +132,7 @@ func (s *Server) createArtifact(w http.ResponseWriter, r *http.Request, caller a
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, a)
+	writeArtifact(w, http.StatusCreated, a)
 	return nil
 }
 
@@ -229,6 +233,10 @@ func (p abortablePart) Abort() {
 }
 
 func (s *Server) createSnippet(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, true)
+	if err != nil {
+		return err
+	}
 	replicas, err := replicasParam(r)
 	if err != nil {
 		return err
@@ -241,7 +249,7 @@ func (s *Server) createSnippet(w http.ResponseWriter, r *http.Request, caller ar
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, a)
+	writeArtifact(w, http.StatusCreated, a)
 	return nil
 }
 
@@ -250,7 +258,7 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request, caller artm
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeArtifact(w, http.StatusOK, a)
 	return nil
 }
 
@@ -295,6 +303,10 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request, caller artme
 }
 
 func (s *Server) updateContent(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, false)
+	if err != nil {
+		return err
+	}
 	meta, err := metadataFromHeader(r)
 	if err != nil {
 		return err
@@ -308,7 +320,7 @@ func (s *Server) updateContent(w http.ResponseWriter, r *http.Request, caller ar
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, a)
+	writeArtifact(w, http.StatusCreated, a)
 	return nil
 }
 
@@ -322,6 +334,10 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, caller art
 }
 
 func (s *Server) deleteArtifact(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, false)
+	if err != nil {
+		return err
+	}
 	if err := s.n.DeleteArtifact(r.Context(), caller, artifactID(r)); err != nil {
 		return err
 	}
@@ -330,6 +346,10 @@ func (s *Server) deleteArtifact(w http.ResponseWriter, r *http.Request, caller a
 }
 
 func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, false)
+	if err != nil {
+		return err
+	}
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 1 {
 		// An unknown artifact is still a 404, whatever the version says.

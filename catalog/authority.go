@@ -124,6 +124,15 @@ func (s *store) authorizeForwarded(entry []byte, from string, p *Principal, now 
 		}
 		inner = entry
 	}
+	if len(inner) > 0 && commandType(inner[0]) == conditionalType {
+		// A precondition needs no right of its own: it applies to the
+		// write it wraps, which is checked below.
+		_, entry, err := unwrapConditional(inner[1:])
+		if err != nil {
+			return invalid("catalog.ApplyForwarded", "malformed conditional entry: %v", err)
+		}
+		inner = entry
+	}
 	if len(inner) == 0 {
 		return invalid("catalog.ApplyForwarded", "empty catalog entry")
 	}

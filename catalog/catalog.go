@@ -524,6 +524,10 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 		return nil, artmesh.E(op, artmesh.Invalid, err)
 	}
 	key := IdempotencyOf(ctx)
+	if data, err = conditionEntry(ctx, op, data); err != nil {
+		return nil, err
+	}
+	conditional := commandType(data[0]) == conditionalType
 	if data, err = keyEntry(ctx, op, data); err != nil {
 		return nil, err
 	}
@@ -554,6 +558,11 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	}
 	if commandType(data[0]) == keyedType {
 		if err := c.fsm.state().checkKnown(op, keyedType); err != nil {
+			return nil, err
+		}
+	}
+	if conditional {
+		if err := c.fsm.state().checkKnown(op, conditionalType); err != nil {
 			return nil, err
 		}
 	}

@@ -114,6 +114,13 @@ func checkEntry(entry []byte) error {
 		}
 		return checkEntry(inner)
 	}
+	if t == conditionalType {
+		_, inner, err := unwrapConditional(payload)
+		if err != nil {
+			return err
+		}
+		return checkEntry(inner)
+	}
 	var c checker
 	var err error
 	switch t {

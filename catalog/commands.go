@@ -109,6 +109,8 @@ func (t commandType) String() string {
 		return "SetQuota"
 	case keyedType:
 		return "Keyed"
+	case conditionalType:
+		return "Conditional"
 	}
 	return fmt.Sprintf("command%d", uint8(t))
 }
@@ -367,6 +369,8 @@ func applyCommand(tx *Txn, data []byte) any {
 		return applyDecoded(tx, t, payload, setQuotaTxn)
 	case keyedType:
 		return applyKeyed(tx, payload)
+	case conditionalType:
+		return applyConditional(tx, payload)
 	}
 	if res, ok := applyUploadCommand(tx, t, payload); ok {
 		return res

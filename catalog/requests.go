@@ -102,21 +102,13 @@ func firstByte(b []byte) int {
 }
 
 // innerType returns the type of the write an entry carries: its own, or
-// for an envelope the wrapped one's (0 for an empty entry).
+// for an envelope the wrapped one's (see unwrapEnvelopes; 0 for an empty
+// entry).
 func innerType(data []byte) commandType {
 	if len(data) == 0 {
 		return 0
 	}
-	t := commandType(data[0])
-	if t == forwardedType && len(data) > envelopeHead {
-		return innerType(data[envelopeHead:])
-	}
-	if t == keyedType {
-		if _, entry, err := unwrapKeyed(data[1:]); err == nil {
-			return commandType(entry[0])
-		}
-	}
-	return t
+	return commandType(unwrapEnvelopes(data)[0])
 }
 
 // duplicate is the result of a forwarded write whose id was applied

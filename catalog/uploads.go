@@ -46,7 +46,7 @@ const (
 	purgeTokensType    commandType = 19
 	// lastCommandType is the highest type in use: raise it with each new
 	// command.
-	lastCommandType = keyedType
+	lastCommandType = conditionalType
 )
 
 // known reports whether t is a command type of this version.

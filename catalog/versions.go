@@ -16,7 +16,7 @@ import (
 // KnownCommands is the highest catalog command type this binary knows,
 // ignoreUnknownTypeFlag aside. A node records it in its member row
 // (Member.Commands). Raise it with each new command type.
-const KnownCommands = 36
+const KnownCommands = 37
 
 // baselineCommands is the highest command type that every binary from
 // before members recorded theirs knows (all the types up to

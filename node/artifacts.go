@@ -134,6 +134,13 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
+	if p := catalog.PreconditionOf(ctx); p != nil && p.IfNoneMatch {
+		// Before the content is read; the catalog checks again.
+		if page, err := n.cat.List(caller.ID, artmesh.Filter{Name: in.Name, Limit: 1}); err == nil && len(page.Items) > 0 {
+			return artmesh.Artifact{}, artmesh.E(artmesh.PreconditionFailed, fmt.Sprintf(
+				"%s already owns an artifact named %q (%s); If-None-Match: * creates a name only once", caller.ID, in.Name, page.Items[0].ID))
+		}
+	}
 	return n.importThen(ctx, "", body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
@@ -375,6 +382,9 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
+	if err := checkPrecondition(ctx, a); err != nil {
+		return artmesh.Artifact{}, err
+	}
 	ct, err := optionalContentType(in.ContentType)
 	if err != nil {
 		return artmesh.Artifact{}, err
@@ -414,7 +424,11 @@ func (n *Node) Versions(_ context.Context, caller artmesh.Agent, id artmesh.Arti
 // DeleteArtifact deletes an artifact that caller owns, with its versions
 // and grants. Its blocks are collected soon after.
 func (n *Node) DeleteArtifact(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID) error {
-	if _, err := n.authorize(caller, id, artmesh.Delete); err != nil {
+	a, err := n.authorize(caller, id, artmesh.Delete)
+	if err != nil {
+		return err
+	}
+	if err := checkPrecondition(ctx, a); err != nil {
 		return err
 	}
 	if err := n.cat.DeleteArtifact(ctx, id); err != nil {
@@ -426,13 +440,17 @@ func (n *Node) DeleteArtifact(ctx context.Context, caller artmesh.Agent, id artm
 // DeleteVersion deletes one version of an artifact that caller owns. The
 // only remaining version cannot be deleted (Conflict): delete the artifact.
 func (n *Node) DeleteVersion(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, version int) (artmesh.Artifact, error) {
-	if _, err := n.authorize(caller, id, artmesh.Write); err != nil {
+	a, err := n.authorize(caller, id, artmesh.Write)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if err := checkPrecondition(ctx, a); err != nil {
 		return artmesh.Artifact{}, err
 	}
 	if version < 1 {
 		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("%d is not a version number", version))
 	}
-	a, err := n.cat.DeleteVersion(ctx, catalog.DeleteVersion{ArtifactID: id, Version: version, At: time.Now().UTC()})
+	a, err = n.cat.DeleteVersion(ctx, catalog.DeleteVersion{ArtifactID: id, Version: version, At: time.Now().UTC()})
 	if err != nil {
 		if errors.Is(err, artmesh.Conflict) {
 			return artmesh.Artifact{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("version %d is the only version of %s: delete the artifact instead", version, id))

@@ -56,3 +56,28 @@ func replayedSecret(ctx context.Context, mine bool, what, remedy string) error {
 	return artmesh.E(artmesh.Conflict, fmt.Sprintf("an earlier request with Idempotency-Key %q already %s; the secret it answered with is shown only once and kept nowhere: %s",
 		k.Key, what, remedy))
 }
+
+// Precondition is what a conditional write requires (see catalog's
+// conditions.go): If-Match on an update or a deletion, If-None-Match: * on
+// a create.
+type Precondition = catalog.Precondition
+
+// WithPrecondition returns ctx carrying p, which the write made under it
+// carries to the catalog, where it is checked in the write's transaction.
+func WithPrecondition(ctx context.Context, p Precondition) context.Context {
+	return catalog.WithPrecondition(ctx, p)
+}
+
+// ParseETags splits an If-Match or If-None-Match value into its tags.
+func ParseETags(h string) []string { return catalog.ParseETags(h) }
+
+// checkPrecondition checks ctx's If-Match against a's current version
+// before any work is done for the write (the catalog checks it again, in
+// the write's own transaction).
+func checkPrecondition(ctx context.Context, a artmesh.Artifact) error {
+	if p := catalog.PreconditionOf(ctx); p != nil && !p.Matches(a.CID) {
+		return artmesh.E(artmesh.PreconditionFailed, fmt.Sprintf(
+			"artifact %s is at version %d (ETag %q), which If-Match does not name: read it again, then retry", a.ID, a.Version, `"`+a.CID+`"`))
+	}
+	return nil
+}
