@@ -153,6 +153,11 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			h = http.Header{}
 		}
 		h.Set(IdempotencyKeyHeader, key)
+		if c := conditionOf(ctx); c.ifMatch != "" {
+			h.Set("If-Match", c.ifMatch)
+		} else if c.ifNoneMatch {
+			h.Set("If-None-Match", "*")
+		}
 		r.header = h
 	}
 	rewind, canRetry := rewinder(r.body)
@@ -394,4 +399,34 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+type conditionCtx struct{}
+
+type condition struct {
+	ifMatch     string
+	ifNoneMatch bool
+}
+
+func conditionOf(ctx context.Context) condition {
+	c, _ := ctx.Value(conditionCtx{}).(condition)
+	return c
+}
+
+// WithIfMatch returns ctx under which a write (an update, a delete, a
+// version's delete) is made only if the artifact's current version has
+// this ETag (its CID, quoted or not; "*" for any): else it fails with
+// artmesh.PreconditionFailed and nothing is done.
+func WithIfMatch(ctx context.Context, etag string) context.Context {
+	if etag != "*" && !strings.HasPrefix(etag, `"`) && !strings.HasPrefix(etag, "W/") {
+		etag = `"` + etag + `"`
+	}
+	return context.WithValue(ctx, conditionCtx{}, condition{ifMatch: etag})
+}
+
+// WithIfNoneMatch returns ctx under which a create is made only if the
+// caller owns no artifact of that name yet (If-None-Match: *): else it
+// fails with artmesh.PreconditionFailed.
+func WithIfNoneMatch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, conditionCtx{}, condition{ifNoneMatch: true})
 }

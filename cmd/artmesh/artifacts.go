@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ func (c *cli) putCmd() *cobra.Command {
 	var name, typ string
 	var meta []string
 	var replicas int
+	var w writeFlags
 	cmd := &cobra.Command{
 		Use:   "put FILE",
 		Short: "Store a file as a new artifact (FILE - reads stdin)",
@@ -85,7 +87,7 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 			}
 			defer in.Close()
 			p := c.newProgress(size, "put "+name)
-			a, err := api.CreateArtifact(cmd.Context(), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
+			a, err := api.CreateArtifact(w.ctx(cmd.Context()), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -97,12 +99,14 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 	cmd.Flags().StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	replicasFlag(cmd, &replicas)
+	w.flags(cmd, true)
 	return cmd
 }
 
 func (c *cli) snippetCmd() *cobra.Command {
 	var meta []string
 	var replicas int
+	var w writeFlags
 	cmd := &cobra.Command{
 		Use:   "snippet NAME [JSON]",
 		Short: "Store a JSON value as a new application/json artifact (without JSON, or with -, reads stdin)",
@@ -138,7 +142,7 @@ func (c *cli) snippetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := api.CreateSnippet(cmd.Context(), args[0], json.RawMessage(data), m, client.Replicas(replicas))
+			a, err := api.CreateSnippet(w.ctx(cmd.Context()), args[0], json.RawMessage(data), m, client.Replicas(replicas))
 			if err != nil {
 				return err
 			}
@@ -147,6 +151,7 @@ func (c *cli) snippetCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	replicasFlag(cmd, &replicas)
+	w.flags(cmd, true)
 	return cmd
 }
 
@@ -345,6 +350,7 @@ func (c *cli) updateCmd() *cobra.Command {
 	var typ string
 	var meta []string
 	var replicas int
+	var w writeFlags
 	cmd := &cobra.Command{
 		Use:   "update ID FILE",
 		Short: "Store a file as a new version of an artifact (FILE - reads stdin)",
@@ -376,7 +382,7 @@ nothing, when they cannot).`,
 			}
 			defer in.Close()
 			p := c.newProgress(size, "update "+args[0])
-			a, err := api.UpdateArtifact(cmd.Context(), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
+			a, err := api.UpdateArtifact(w.ctx(cmd.Context()), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -387,11 +393,13 @@ nothing, when they cannot).`,
 	cmd.Flags().StringVar(&typ, "type", "", "the new version's content type (default: keep the current one)")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON to merge in (KEY:=null removes KEY); repeatable")
 	replicasFlag(cmd, &replicas)
+	w.flags(cmd, false)
 	return cmd
 }
 
 func (c *cli) rmCmd() *cobra.Command {
 	var version int
+	var w writeFlags
 	cmd := &cobra.Command{
 		Use:     "rm ID",
 		Short:   "Delete an artifact, or with --version one of its versions",
@@ -407,13 +415,13 @@ func (c *cli) rmCmd() *cobra.Command {
 			}
 			id := artmesh.ArtifactID(args[0])
 			if version > 0 {
-				if err := api.DeleteVersion(cmd.Context(), id, version); err != nil {
+				if err := api.DeleteVersion(w.ctx(cmd.Context()), id, version); err != nil {
 					return err
 				}
 				c.say("deleted version %d of %s", version, id)
 				return nil
 			}
-			if err := api.DeleteArtifact(cmd.Context(), id); err != nil {
+			if err := api.DeleteArtifact(w.ctx(cmd.Context()), id); err != nil {
 				return err
 			}
 			c.say("deleted %s", id)
@@ -421,7 +429,41 @@ func (c *cli) rmCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&version, "version", 0, "delete only this version")
+	w.flags(cmd, false)
 	return cmd
+}
+
+// writeFlags are the flags every write command takes: its own idempotency
+// key, and a condition on the state it changes.
+type writeFlags struct {
+	key         string
+	ifMatch     string
+	ifNoneMatch bool
+}
+
+// flags adds the flags to cmd: --if-none-match for a create, --if-match
+// for a change.
+func (w *writeFlags) flags(cmd *cobra.Command, create bool) {
+	cmd.Flags().StringVar(&w.key, "idempotency-key", "", "the write's Idempotency-Key (default: a fresh one, which retries reuse); the same key and request take effect once")
+	if create {
+		cmd.Flags().BoolVar(&w.ifNoneMatch, "if-none-match", false, "create only if you own no artifact of this name yet (If-None-Match: *; else exit 1, precondition_failed)")
+	} else {
+		cmd.Flags().StringVar(&w.ifMatch, "if-match", "", "change only if the current version's ETag (its CID, as info shows) is this one (If-Match; else exit 1, precondition_failed)")
+	}
+}
+
+// ctx returns ctx carrying the flags for the client.
+func (w *writeFlags) ctx(ctx context.Context) context.Context {
+	if w.key != "" {
+		ctx = client.WithIdempotencyKey(ctx, w.key)
+	}
+	switch {
+	case w.ifMatch != "":
+		ctx = client.WithIfMatch(ctx, w.ifMatch)
+	case w.ifNoneMatch:
+		ctx = client.WithIfNoneMatch(ctx)
+	}
+	return ctx
 }
 
 // say prints a confirmation line in text mode; --json and -q print

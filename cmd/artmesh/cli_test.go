@@ -211,3 +211,39 @@ func TestFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteFlags: writes send an Idempotency-Key (the caller's, or a fresh
+// one each time) and the conditions the flags ask for.
+func TestWriteFlags(t *testing.T) {
+	f, url := startFake(t)
+	file := filepath.Join(t.TempDir(), "data.json")
+	os.WriteFile(file, []byte(`{"a":[1]}`), 0o600)
+	env := map[string]string{envAPI: url, envAPIKey: "k1"}
+	var keys []string
+	for _, tc := range []struct {
+		args []string
+		want map[string]string // headers; "?" is any non-empty value
+	}{
+		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": ""}},
+		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?"}},
+		{[]string{"put", file, "--idempotency-key", "run-7/put", "--if-none-match"}, map[string]string{"Idempotency-Key": "run-7/put", "If-None-Match": "*"}},
+		{[]string{"snippet", "s.json", "1", "--if-none-match"}, map[string]string{"If-None-Match": "*"}},
+		{[]string{"update", "art_ok", file, "--if-match", "bafyold"}, map[string]string{"If-Match": `"bafyold"`, "Idempotency-Key": "?"}},
+		{[]string{"rm", "art_ok", "--if-match", `"bafyold"`, "--idempotency-key", "k-rm"}, map[string]string{"If-Match": `"bafyold"`, "Idempotency-Key": "k-rm"}},
+	} {
+		runCLI(t, env, tc.args...)
+		r, _ := f.last()
+		for h, want := range tc.want {
+			got := r.Header.Get(h)
+			if want == "?" && got == "" || want != "?" && got != want {
+				t.Errorf("%q sent %s: %q, want %q", tc.args, h, got, want)
+			}
+		}
+		if tc.args[0] == "put" && len(tc.args) == 2 {
+			keys = append(keys, r.Header.Get("Idempotency-Key"))
+		}
+	}
+	if len(keys) != 2 || keys[0] == keys[1] {
+		t.Errorf("two puts sent keys %q, want two different ones", keys)
+	}
+}

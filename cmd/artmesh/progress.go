@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -74,6 +75,20 @@ func (p *progress) done(err error) {
 type progressReader struct {
 	r   io.Reader
 	bar *progressbar.ProgressBar
+}
+
+// Seek lets a client rewind the body to send it again (see client's
+// retries) when the reader under it can.
+func (p *progressReader) Seek(off int64, whence int) (int64, error) {
+	s, ok := p.r.(io.Seeker)
+	if !ok {
+		return 0, errors.New("the input cannot be read again")
+	}
+	n, err := s.Seek(off, whence)
+	if err == nil {
+		_ = p.bar.Set64(n)
+	}
+	return n, err
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {

@@ -125,9 +125,12 @@ class AsyncArtifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_none_match: bool = False,
     ) -> Artifact:
         """Create an artifact from ``data`` (bytes, text, a binary file or an iterable of bytes)."""
-        return await self._r.run(self._s.create, name, data, content_type, metadata, replicas=replicas, idempotency_key=idempotency_key)
+        return await self._r.run(
+            self._s.create, name, data, content_type, metadata, replicas=replicas, idempotency_key=idempotency_key, if_none_match=if_none_match
+        )
 
     async def create_snippet(
         self,
@@ -137,9 +140,12 @@ class AsyncArtifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_none_match: bool = False,
     ) -> Artifact:
         """Store any JSON value as an ``application/json`` artifact."""
-        return await self._r.run(self._s.create_snippet, name, content, metadata, replicas=replicas, idempotency_key=idempotency_key)
+        return await self._r.run(
+            self._s.create_snippet, name, content, metadata, replicas=replicas, idempotency_key=idempotency_key, if_none_match=if_none_match
+        )
 
     async def update(
         self,
@@ -150,10 +156,11 @@ class AsyncArtifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_match: Optional[str] = None,
     ) -> Artifact:
-        """Make ``data`` the artifact's new version; ``metadata`` is merged in."""
+        """Make ``data`` the artifact's new version; ``metadata`` is merged in; ``if_match`` makes it conditional."""
         return await self._r.run(
-            self._s.update, artifact_id, data, metadata, content_type, replicas=replicas, idempotency_key=idempotency_key
+            self._s.update, artifact_id, data, metadata, content_type, replicas=replicas, idempotency_key=idempotency_key, if_match=if_match
         )
 
     async def upload_file(
@@ -337,13 +344,15 @@ class AsyncArtifacts:
         finally:
             stream.close()
 
-    async def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None) -> None:
+    async def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None, if_match: Optional[str] = None) -> None:
         """Delete the artifact with everything it has."""
-        await self._r.run(self._s.delete, artifact_id, idempotency_key=idempotency_key)
+        await self._r.run(self._s.delete, artifact_id, idempotency_key=idempotency_key, if_match=if_match)
 
-    async def delete_version(self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None) -> None:
+    async def delete_version(
+        self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None, if_match: Optional[str] = None
+    ) -> None:
         """Delete one version (not the only one left)."""
-        await self._r.run(self._s.delete_version, artifact_id, version, idempotency_key=idempotency_key)
+        await self._r.run(self._s.delete_version, artifact_id, version, idempotency_key=idempotency_key, if_match=if_match)
 
     async def set_replication(self, artifact_id: str, factor: int) -> int:
         """How many members keep every version (0: the mesh policy)."""

@@ -170,6 +170,16 @@ def _write_headers(content_type: Optional[str], metadata: Optional[Mapping[str, 
     return h
 
 
+def _conditions(if_match: Optional[str] = None, if_none_match: bool = False) -> dict[str, Union[str, bytes]]:
+    """The If-Match / If-None-Match headers of a conditional write."""
+    h: dict[str, Union[str, bytes]] = {}
+    if if_match:
+        h["If-Match"] = if_match if if_match == "*" or if_match.startswith(('"', "W/")) else f'"{if_match}"'
+    if if_none_match:
+        h["If-None-Match"] = "*"
+    return h
+
+
 def _replicas_query(replicas: Optional[int]) -> list[tuple[str, str]]:
     return [("replicas", str(int(replicas)))] if replicas else []
 
@@ -191,6 +201,7 @@ class Artifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_none_match: bool = False,
     ) -> Artifact:
         """Create an artifact from ``data`` (``POST /v1/artifacts``).
 
@@ -208,6 +219,9 @@ class Artifacts:
                 request with that key is sent, to whichever node, for 24
                 hours, and answers each with the first answer; the client's
                 own retries reuse it.
+            if_none_match: create only if the caller owns no artifact of
+                this name yet (``If-None-Match: *``); else
+                :class:`PreconditionFailedError` and nothing is created.
 
         Returns:
             The new artifact, at version 1.
@@ -217,7 +231,12 @@ class Artifacts:
         query = [("name", name)] + _replicas_query(replicas)
         return Artifact.from_json(
             self._t.json(
-                "POST", "/v1/artifacts", query=query, body=body, headers=_write_headers(ctype, metadata, length), idempotency_key=idempotency_key
+                "POST",
+                "/v1/artifacts",
+                query=query,
+                body=body,
+                headers={**_write_headers(ctype, metadata, length), **_conditions(if_none_match=if_none_match)},
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -229,6 +248,7 @@ class Artifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_none_match: bool = False,
     ) -> Artifact:
         """Store any JSON value as an ``application/json`` artifact (``POST /v1/snippets``).
 
@@ -238,7 +258,14 @@ class Artifacts:
         if metadata is not None:
             doc["metadata"] = dict(metadata)
         return Artifact.from_json(
-            self._t.json("POST", "/v1/snippets", query=_replicas_query(replicas), json_body=doc, idempotency_key=idempotency_key)
+            self._t.json(
+                "POST",
+                "/v1/snippets",
+                query=_replicas_query(replicas),
+                json_body=doc,
+                headers=_conditions(if_none_match=if_none_match),
+                idempotency_key=idempotency_key,
+            )
         )
 
     def update(
@@ -250,12 +277,17 @@ class Artifacts:
         *,
         replicas: Optional[int] = None,
         idempotency_key: Optional[str] = None,
+        if_match: Optional[str] = None,
     ) -> Artifact:
         """Make ``data`` the artifact's new version (``PUT /v1/artifacts/{id}/content``).
 
         ``metadata`` is merged into the artifact's metadata (a ``None`` value
         removes a key) and recorded on the version; ``content_type`` absent
-        keeps the artifact's type.
+        keeps the artifact's type. ``if_match`` (an ETag: the CID of the
+        version the change was made from, as ``Artifact.cid`` has it) makes
+        the update happen only if that is still the current version, else
+        :class:`PreconditionFailedError`: of two agents updating from one
+        version, one wins and the other is told.
 
         Returns:
             The artifact as of its new version.
@@ -267,7 +299,7 @@ class Artifacts:
                 f"/v1/artifacts/{q(artifact_id)}/content",
                 query=_replicas_query(replicas),
                 body=body,
-                headers=_write_headers(content_type, metadata, length),
+                headers={**_write_headers(content_type, metadata, length), **_conditions(if_match)},
                 idempotency_key=idempotency_key,
             )
         )
@@ -529,17 +561,21 @@ class Artifacts:
 
     # -- deleting -----------------------------------------------------------
 
-    def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None) -> None:
+    def delete(self, artifact_id: str, *, idempotency_key: Optional[str] = None, if_match: Optional[str] = None) -> None:
         """Delete the artifact, its versions, grants and outstanding signed URLs.
 
         Sent again with its key (as the client's retries do), a delete that
         took effect answers as it did, not with a :class:`NotFoundError`.
         """
-        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}", idempotency_key=idempotency_key)
+        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}", headers=_conditions(if_match), idempotency_key=idempotency_key)
 
-    def delete_version(self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None) -> None:
+    def delete_version(
+        self, artifact_id: str, version: int, *, idempotency_key: Optional[str] = None, if_match: Optional[str] = None
+    ) -> None:
         """Delete one version; deleting the only one left is a :class:`ConflictError`."""
-        self._t.request("DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}", idempotency_key=idempotency_key)
+        self._t.request(
+            "DELETE", f"/v1/artifacts/{q(artifact_id)}/versions/{int(version)}", headers=_conditions(if_match), idempotency_key=idempotency_key
+        )
 
     # -- the change feed ------------------------------------------------------
 

@@ -63,6 +63,34 @@ class ArtifactCalls:
 
         self.run_scenario(scenario)
 
+    def test_keys_and_conditions(self) -> None:
+        async def scenario() -> None:
+            me, key = new_agent("keys")
+            c = self.client(key)
+            k = unique("key")
+            a = await self.aw(c.artifact.create("k.txt", b"one", idempotency_key=k))
+            b = await self.aw(c.artifact.create("k.txt", b"one", idempotency_key=k))
+            self.assertEqual((a.id, a.created_at), (b.id, b.created_at))
+            self.assertEqual(len(await self.aw(c.artifact.list(name="k.txt"))), 1)
+            e = await self.raises(artmesh.IdempotencyKeyReusedError, lambda: c.artifact.create("k.txt", b"two", idempotency_key=k))
+            self.assertEqual((e.status, e.code), (422, "idempotency_key_reused"))
+            # If-None-Match: * on a taken name.
+            e = await self.raises(artmesh.PreconditionFailedError, lambda: c.artifact.create("k.txt", b"x", if_none_match=True))
+            self.assertEqual((e.status, e.code), (412, "precondition_failed"))
+            # If-Match: the version the change was made from.
+            u = await self.aw(c.artifact.update(a.id, b"v2", if_match=a.cid))
+            self.assertEqual(u.version, 2)
+            await self.raises(artmesh.PreconditionFailedError, lambda: c.artifact.update(a.id, b"v3", if_match=a.cid))
+            await self.raises(artmesh.PreconditionFailedError, lambda: c.artifact.delete(a.id, if_match=a.cid))
+            await self.aw(c.artifact.delete(a.id, if_match=u.cid, idempotency_key=k + "-rm"))
+            # Sent again with its key, the delete answers as it did.
+            await self.aw(c.artifact.delete(a.id, if_match=u.cid, idempotency_key=k + "-rm"))
+            # Without its condition it is another request.
+            await self.raises(artmesh.IdempotencyKeyReusedError, lambda: c.artifact.delete(a.id, idempotency_key=k + "-rm"))
+            await self.raises(artmesh.NotFoundError, lambda: c.artifact.delete(a.id))
+
+        self.run_scenario(scenario)
+
     def test_snippet_update_versions(self) -> None:
         async def scenario() -> None:
             me, key = new_agent("versions")
