@@ -35,6 +35,9 @@ type Artifact struct {
 	Metadata    Metadata   `json:"metadata"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+	// SHA256 is the hex SHA-256 of the current version's content, when
+	// it was written with a declared digest or through an upload URL.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Version is one entry of an artifact's version chain. Version numbers
@@ -47,7 +50,11 @@ type Version struct {
 	Metadata    Metadata  `json:"metadata"`
 	CreatedAt   time.Time `json:"created_at"`
 	CreatedBy   AgentID   `json:"created_by"`
-	Parent      int       `json:"parent,omitempty"`
+	// SHA256 is the hex SHA-256 of the version's content, when it was
+	// written with a declared digest (Content-Digest) or through an
+	// upload URL; empty otherwise.
+	SHA256 string `json:"sha256,omitempty"`
+	Parent int    `json:"parent,omitempty"`
 }
 
 // Agent is an identity that calls the API. Only hashes of its API keys are

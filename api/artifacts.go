@@ -106,6 +106,9 @@ func (s *Server) createArtifact(w http.ResponseWriter, r *http.Request, caller a
 	if err != nil {
 		return err
 	}
+	if r, _, err = declaredDigest(r); err != nil {
+		return err
+	}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
 		return s.createMultipart(w, r, caller, params["boundary"])
@@ -237,6 +240,9 @@ func (s *Server) createSnippet(w http.ResponseWriter, r *http.Request, caller ar
 	if err != nil {
 		return err
 	}
+	if r, _, err = declaredDigest(r); err != nil {
+		return err
+	}
 	replicas, err := replicasParam(r)
 	if err != nil {
 		return err
@@ -305,6 +311,9 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request, caller artme
 func (s *Server) updateContent(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	r, err := conditional(r, false)
 	if err != nil {
+		return err
+	}
+	if r, _, err = declaredDigest(r); err != nil {
 		return err
 	}
 	meta, err := metadataFromHeader(r)

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -41,4 +44,51 @@ func writeArtifact(w http.ResponseWriter, status int, a artmesh.Artifact) {
 		w.Header().Set("ETag", `"`+a.CID+`"`)
 	}
 	writeJSON(w, status, a)
+}
+
+// declaredDigest returns r carrying the SHA-256 its content declares in
+// Content-Digest (RFC 9530: sha-256=:BASE64:) or x-amz-checksum-sha256
+// (BASE64), which the node checks as it reads the content (400
+// checksum_mismatch, nothing recorded, when it differs), and the digest
+// itself (nil when none was declared).
+func declaredDigest(r *http.Request) (*http.Request, []byte, error) {
+	var found []byte
+	if v := r.Header.Get("Content-Digest"); v != "" {
+		for _, member := range strings.Split(v, ",") {
+			alg, val, ok := strings.Cut(strings.TrimSpace(member), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(alg), "sha-256") {
+				continue
+			}
+			sum, err := base64Digest(strings.Trim(strings.TrimSpace(val), ":"))
+			if err != nil {
+				return nil, nil, artmesh.E(artmesh.Invalid, "Content-Digest: sha-256 takes a base64 SHA-256 between colons, as sha-256=:BASE64:")
+			}
+			found = sum
+		}
+		if found == nil {
+			return nil, nil, artmesh.E(artmesh.Invalid, "Content-Digest: this node checks sha-256 only: send sha-256=:BASE64:")
+		}
+	}
+	if v := r.Header.Get("X-Amz-Checksum-Sha256"); v != "" {
+		sum, err := base64Digest(strings.TrimSpace(v))
+		if err != nil {
+			return nil, nil, artmesh.E(artmesh.Invalid, "x-amz-checksum-sha256 takes a base64 SHA-256")
+		}
+		if found != nil && !bytes.Equal(found, sum) {
+			return nil, nil, artmesh.E(artmesh.Invalid, "Content-Digest and x-amz-checksum-sha256 declare different digests")
+		}
+		found = sum
+	}
+	if found == nil {
+		return r, nil, nil
+	}
+	return r.WithContext(node.WithContentDigest(r.Context(), [32]byte(found))), found, nil
+}
+
+func base64Digest(s string) ([]byte, error) {
+	sum, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(sum) != 32 {
+		return nil, errors.New("not a base64 SHA-256")
+	}
+	return sum, nil
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +34,11 @@ func serveContent(w http.ResponseWriter, r *http.Request, c *node.Content) error
 	h.Set("Cache-Control", "private, max-age=0, must-revalidate")
 	h.Set("Last-Modified", c.Version.CreatedAt.UTC().Format(http.TimeFormat))
 	h.Set("Artifact-Version", strconv.Itoa(c.Version.Version))
+	if sum, err := hex.DecodeString(c.Version.SHA256); err == nil && len(sum) == sha256.Size {
+		// RFC 9530's digest of the whole representation, which a client
+		// checks once it has all of it (range responses included).
+		h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	}
 
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -127,6 +128,18 @@ func (s *Server) confirmUpload(w http.ResponseWriter, r *http.Request, caller ar
 	if err != nil {
 		return err
 	}
+	// On a confirm, a declared digest is the whole content's, as S3's
+	// x-amz-checksum-sha256 is on CompleteMultipartUpload.
+	_, sum, err := declaredDigest(r)
+	if err != nil {
+		return err
+	}
+	if sum != nil {
+		if req.SHA256 != "" && !strings.EqualFold(req.SHA256, hex.EncodeToString(sum)) {
+			return artmesh.E(artmesh.Invalid, "the body's sha256 and the declared digest differ")
+		}
+		req.SHA256 = hex.EncodeToString(sum)
+	}
 	a, err := s.n.ConfirmUpload(r.Context(), caller, r.PathValue("id"), req.SHA256, replicas)
 	if err != nil {
 		return err
@@ -152,6 +165,11 @@ func (s *Server) headUpload(w http.ResponseWriter, r *http.Request) {
 // putUpload takes bytes of an upload: the whole content, or with
 // Content-Range: bytes S-E/TOTAL the part from S on.
 func (s *Server) putUpload(w http.ResponseWriter, r *http.Request) {
+	r, _, err := declaredDigest(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	start, total, err := parseContentRange(r.Header.Get("Content-Range"), r.ContentLength)
 	if err != nil {
 		writeError(w, r, s.log, err)

@@ -148,6 +148,9 @@ type CreateArtifact struct {
 	// Holders are further members that hold the content durably already
 	// (a write with replicas=N).
 	Holders []string `json:"holders,omitempty"`
+	// SHA256 is the content's hex SHA-256, when the node checked it
+	// against a declared digest; empty otherwise.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // AddVersion appends a version to an artifact, which becomes its current
@@ -168,6 +171,8 @@ type AddVersion struct {
 	Holder string `json:"holder,omitempty"`
 	// Holders are further members that hold the content durably already.
 	Holders []string `json:"holders,omitempty"`
+	// SHA256 is the content's hex SHA-256, as for CreateArtifact.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // DeleteVersion removes one version of an artifact. It is the argument of

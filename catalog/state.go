@@ -116,6 +116,7 @@ func createArtifactTxn(tx *Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
 			Metadata:    md,
 			CreatedAt:   cmd.At,
 			UpdatedAt:   cmd.At,
+			SHA256:      cmd.SHA256,
 		},
 		NextVersion: 2,
 	}
@@ -127,6 +128,7 @@ func createArtifactTxn(tx *Txn, cmd CreateArtifact) (artmesh.Artifact, error) {
 		Metadata:    md,
 		CreatedAt:   cmd.At,
 		CreatedBy:   cmd.Owner,
+		SHA256:      cmd.SHA256,
 	}}
 	if err := tx.Insert(tableArtifacts, row); err != nil {
 		return artmesh.Artifact{}, internal(op, err)
@@ -169,6 +171,7 @@ func addVersionTxn(tx *Txn, cmd AddVersion) (artmesh.Artifact, error) {
 		CreatedAt:   cmd.At,
 		CreatedBy:   cmd.By,
 		Parent:      row.Version,
+		SHA256:      cmd.SHA256,
 	}}
 	next := *row
 	next.NextVersion = n + 1
@@ -1102,6 +1105,7 @@ func (r *artifactRow) setCurrent(v *versionRow) {
 	r.ContentType = v.ContentType
 	r.Metadata = v.Metadata
 	r.UpdatedAt = v.CreatedAt
+	r.SHA256 = v.SHA256
 }
 
 // version returns the version of r, sharing nothing mutable with it.

@@ -304,12 +304,12 @@ func confirmUploadTxn(tx *Txn, cmd ConfirmUpload) (artmesh.Artifact, error) {
 	if u.ArtifactID != "" {
 		a, err = addVersionTxn(tx, AddVersion{
 			ArtifactID: u.ArtifactID, By: u.Owner, ContentType: u.ContentType,
-			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders,
+			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders, SHA256: u.SHA256,
 		})
 	} else {
 		a, err = createArtifactTxn(tx, CreateArtifact{
 			ID: cmd.NewID, Name: u.Name, ContentType: u.ContentType, Owner: u.Owner,
-			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders,
+			Metadata: u.Metadata, CID: u.CID, SizeBytes: u.SizeBytes, At: cmd.At, Holders: cmd.Holders, SHA256: u.SHA256,
 		})
 	}
 	if err != nil {

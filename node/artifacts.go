@@ -3,9 +3,12 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"slices"
@@ -141,7 +144,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 				"%s already owns an artifact named %q (%s); If-None-Match: * creates a name only once", caller.ID, in.Name, page.Items[0].ID))
 		}
 	}
-	return n.importThen(ctx, "", body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, "", body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string, sha string) (artmesh.Artifact, error) {
 		now := time.Now().UTC()
 		return n.cat.CreateArtifact(ctx, catalog.CreateArtifact{
 			ID:          artmesh.NewArtifactID(now),
@@ -154,6 +157,7 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 			At:          now,
 			Holder:      n.peerID.String(),
 			Holders:     holders,
+			SHA256:      sha,
 		})
 	})
 }
@@ -169,7 +173,11 @@ func (n *Node) CreateArtifact(ctx context.Context, caller artmesh.Agent, in Crea
 // it are recorded as holders too, so that the version has its factor from
 // its first write (see pushFan). room is what the owner's byte quota
 // leaves for content of unknown size (negative: no quota; see byteRoom).
-func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Reader, size, room int64, replicas int, record func(im *content.Imported, holders []string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
+// When ctx declares the content's SHA-256 (WithContentDigest), the import
+// computes it as it reads, and content with another digest is refused,
+// ChecksumMismatch, with nothing recorded; record gets the digest (hex)
+// to keep with the version, else "".
+func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Reader, size, room int64, replicas int, record func(im *content.Imported, holders []string, sha string) (artmesh.Artifact, error)) (artmesh.Artifact, error) {
 	// Refuse before reading a byte, or asking others for copies, when
 	// content of a known size cannot fit here (content over the node's
 	// limit is refused as too large by importFor).
@@ -196,7 +204,20 @@ func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Re
 		defer fan.abort()
 		tee = fan.tee(ctx)
 	}
+	declared, digest := contentDigestOf(ctx)
+	var h hash.Hash
+	if digest {
+		h = sha256.New()
+		body = io.TeeReader(body, h)
+	}
 	im, err := n.importFor(ctx, body, size, room, tee)
+	if err == nil && digest {
+		if got := h.Sum(nil); !bytes.Equal(got, declared[:]) {
+			im.Release()
+			err = artmesh.E(artmesh.ChecksumMismatch, fmt.Sprintf(
+				"the content's SHA-256 is %x, not the %x the request declared; nothing was recorded", got, declared))
+		}
+	}
 	if err != nil {
 		if fan != nil {
 			fan.stop()
@@ -217,7 +238,11 @@ func (n *Node) importThen(ctx context.Context, id artmesh.ArtifactID, body io.Re
 		}
 	}
 	n.verified.set(im.CID.String(), struct{}{})
-	a, err := record(im, holders)
+	var sha string
+	if digest {
+		sha = hex.EncodeToString(declared[:])
+	}
+	a, err := record(im, holders, sha)
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
@@ -397,7 +422,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
-	return n.importThen(ctx, id, body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string) (artmesh.Artifact, error) {
+	return n.importThen(ctx, id, body, in.Size, room, in.Replicas, func(im *content.Imported, holders []string, sha string) (artmesh.Artifact, error) {
 		return n.cat.AddVersion(ctx, catalog.AddVersion{
 			ArtifactID:  id,
 			By:          caller.ID,
@@ -408,6 +433,7 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 			At:          time.Now().UTC(),
 			Holder:      n.peerID.String(),
 			Holders:     holders,
+			SHA256:      sha,
 		})
 	})
 }

@@ -81,3 +81,19 @@ func checkPrecondition(ctx context.Context, a artmesh.Artifact) error {
 	}
 	return nil
 }
+
+type contentDigestKey struct{}
+
+// WithContentDigest returns ctx declaring the SHA-256 of the content the
+// write under it sends (Content-Digest, x-amz-checksum-sha256): the node
+// computes the digest as it reads the content and refuses other content
+// with ChecksumMismatch, recording nothing.
+func WithContentDigest(ctx context.Context, sum [32]byte) context.Context {
+	return context.WithValue(ctx, contentDigestKey{}, sum)
+}
+
+// contentDigestOf returns the digest ctx declares, if it does.
+func contentDigestOf(ctx context.Context) ([32]byte, bool) {
+	sum, ok := ctx.Value(contentDigestKey{}).([32]byte)
+	return sum, ok
+}

@@ -230,7 +230,11 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 	if err := n.bs.CheckSpace(u.SizeBytes); err != nil {
 		return UploadStatus{}, err
 	}
-	have, err := staged.Append(start, total, u.SizeBytes, body)
+	var want *[32]byte
+	if sum, ok := contentDigestOf(ctx); ok {
+		want = &sum
+	}
+	have, err := staged.AppendChecked(start, total, u.SizeBytes, body, want)
 	if err != nil {
 		return UploadStatus{}, err
 	}
@@ -293,7 +297,7 @@ func (n *Node) ConfirmUpload(ctx context.Context, caller artmesh.Agent, id, sha 
 		return artmesh.Artifact{}, artmesh.E(artmesh.Conflict, fmt.Sprintf("upload %s is already confirmed", id))
 	}
 	if sha != "" && !strings.EqualFold(sha, u.SHA256) {
-		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload's SHA-256 is %s, not %s", u.SHA256, sha))
+		return artmesh.Artifact{}, artmesh.E(artmesh.ChecksumMismatch, fmt.Sprintf("the upload's SHA-256 is %s, not %s; nothing was recorded", u.SHA256, sha))
 	}
 	if u.ArtifactID != "" {
 		if _, err := n.authorize(caller, u.ArtifactID, artmesh.Write); err != nil {

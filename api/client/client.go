@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -153,6 +154,9 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			h = http.Header{}
 		}
 		h.Set(IdempotencyKeyHeader, key)
+		if sum, ok := ctx.Value(digestCtx{}).([32]byte); ok {
+			h.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+		}
 		if c := conditionOf(ctx); c.ifMatch != "" {
 			h.Set("If-Match", c.ifMatch)
 		} else if c.ifNoneMatch {
@@ -429,4 +433,15 @@ func WithIfMatch(ctx context.Context, etag string) context.Context {
 // fails with artmesh.PreconditionFailed.
 func WithIfNoneMatch(ctx context.Context) context.Context {
 	return context.WithValue(ctx, conditionCtx{}, condition{ifNoneMatch: true})
+}
+
+type digestCtx struct{}
+
+// WithContentSHA256 returns ctx under which a write declares the SHA-256
+// of the content it sends (Content-Digest): the node checks the content
+// against it as it reads it, refuses other content with
+// artmesh.ChecksumMismatch recording nothing, and records the digest on
+// the version.
+func WithContentSHA256(ctx context.Context, sum [32]byte) context.Context {
+	return context.WithValue(ctx, digestCtx{}, sum)
 }

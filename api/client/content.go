@@ -1,8 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -45,6 +50,11 @@ type Content struct {
 	Partial     bool   // the answer is a byte range (206)
 	Offset      int64  // where Body starts in the content, for a partial answer
 	NotModified bool   // IfNoneMatch named this version (304); Body is empty
+	// SHA256 is the version's hex SHA-256 when the node recorded one
+	// (Repr-Digest). A whole download's Body then checks it: at the end of
+	// content with another digest, Read fails with
+	// artmesh.ChecksumMismatch instead of io.EOF.
+	SHA256 string
 }
 
 // Download opens the content of the artifact id
@@ -114,6 +124,12 @@ func (c *Client) download(ctx context.Context, r request, opt DownloadOptions) (
 		resp.Body.Close()
 		ct.Body, ct.Size, ct.TotalSize = http.NoBody, 0, -1
 	}
+	if sum := reprDigest(h.Get("Repr-Digest")); sum != nil {
+		ct.SHA256 = hex.EncodeToString(sum)
+		if !ct.Partial && !ct.NotModified && r.method != http.MethodHead {
+			ct.Body = &checkedBody{ReadCloser: ct.Body, h: sha256.New(), want: sum}
+		}
+	}
 	if ct.Partial {
 		ct.TotalSize = -1
 		var start, end, total int64
@@ -122,4 +138,40 @@ func (c *Client) download(ctx context.Context, r request, opt DownloadOptions) (
 		}
 	}
 	return ct, nil
+}
+
+// reprDigest returns the SHA-256 a Repr-Digest value (RFC 9530) gives, or
+// nil.
+func reprDigest(v string) []byte {
+	for _, member := range strings.Split(v, ",") {
+		alg, val, ok := strings.Cut(strings.TrimSpace(member), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(alg), "sha-256") {
+			continue
+		}
+		sum, err := base64.StdEncoding.DecodeString(strings.Trim(strings.TrimSpace(val), ":"))
+		if err == nil && len(sum) == sha256.Size {
+			return sum
+		}
+	}
+	return nil
+}
+
+// checkedBody hashes a whole download as it is read and turns its end
+// into an error when the content is not what the node recorded.
+type checkedBody struct {
+	io.ReadCloser
+	h    hash.Hash
+	want []byte
+}
+
+func (b *checkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.h.Write(p[:n])
+	if err == io.EOF {
+		if got := b.h.Sum(nil); !bytes.Equal(got, b.want) {
+			return n, artmesh.E(artmesh.Op("client.Download"), artmesh.ChecksumMismatch,
+				fmt.Sprintf("the downloaded content's SHA-256 is %x, not the %x the node recorded", got, b.want))
+		}
+	}
+	return n, err
 }

@@ -86,8 +86,12 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 				return err
 			}
 			defer in.Close()
+			ctx, err := digestInput(w.ctx(cmd.Context()), in)
+			if err != nil {
+				return err
+			}
 			p := c.newProgress(size, "put "+name)
-			a, err := api.CreateArtifact(w.ctx(cmd.Context()), p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
+			a, err := api.CreateArtifact(ctx, p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -381,8 +385,12 @@ nothing, when they cannot).`,
 				return err
 			}
 			defer in.Close()
+			ctx, err := digestInput(w.ctx(cmd.Context()), in)
+			if err != nil {
+				return err
+			}
 			p := c.newProgress(size, "update "+args[0])
-			a, err := api.UpdateArtifact(w.ctx(cmd.Context()), artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
+			a, err := api.UpdateArtifact(ctx, artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err

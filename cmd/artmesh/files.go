@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/artmesh/artmesh/api/client"
 )
 
 // defaultContentType is the type of content whose type is not known.
@@ -82,4 +86,30 @@ func copyExact(w io.Writer, r io.Reader, size int64) error {
 		return fmt.Errorf("%w: %d of %d bytes", errShort, n, size)
 	}
 	return nil
+}
+
+// digestInput returns ctx declaring the SHA-256 of in when in is a
+// regular file, which it reads once and rewinds: the node then checks the
+// content it receives against it and records it (Content-Digest). Other
+// inputs (a pipe) are sent without one.
+func digestInput(ctx context.Context, in io.Reader) (context.Context, error) {
+	f, ok := in.(*os.File)
+	if !ok {
+		return ctx, nil
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return ctx, nil
+	}
+	start, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return ctx, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ctx, fmt.Errorf("reading the input for its SHA-256: %w", err)
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return ctx, err
+	}
+	return client.WithContentSHA256(ctx, [32]byte(h.Sum(nil))), nil
 }

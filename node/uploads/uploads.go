@@ -15,11 +15,13 @@
 package uploads
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -154,6 +156,14 @@ func (e *ErrOffsetMismatch) Error() string {
 // and every byte that arrived is kept. What is kept is durable when
 // Append returns.
 func (s *Staged) Append(start, total, size int64, body io.Reader) (int64, error) {
+	return s.AppendChecked(start, total, size, body, nil)
+}
+
+// AppendChecked is Append for a body whose SHA-256 the request declared
+// (want, nil for none): a body with another digest is ChecksumMismatch and
+// nothing of it is kept, and so is a body that breaks off, whose bytes
+// cannot be checked.
+func (s *Staged) AppendChecked(start, total, size int64, body io.Reader, want *[32]byte) (int64, error) {
 	have := s.Size()
 	if total >= 0 && total != size {
 		return have, artmesh.E(artmesh.Conflict, fmt.Sprintf("the range's total %d is not the upload's declared size %d", total, size), &ErrOffsetMismatch{Offset: have})
@@ -172,7 +182,21 @@ func (s *Staged) Append(start, total, size int64, body io.Reader) (int64, error)
 		return have, fmt.Errorf("uploads: staging file: %w", err)
 	}
 	defer f.Close()
+	var h hash.Hash
+	if want != nil {
+		h = sha256.New()
+		body = io.TeeReader(body, h)
+	}
 	written, copyErr := io.Copy(f, io.LimitReader(body, size-have))
+	if want != nil && (copyErr != nil || !bytes.Equal(h.Sum(nil), want[:])) {
+		if err := f.Truncate(have); err != nil {
+			return have + written, fmt.Errorf("uploads: staging file: %w", err)
+		}
+		if copyErr != nil {
+			return have, artmesh.E(artmesh.Invalid, fmt.Sprintf("the upload broke off after %d bytes, which a declared digest cannot check; none are kept: resume from %d", written, have), copyErr)
+		}
+		return have, artmesh.E(artmesh.ChecksumMismatch, fmt.Sprintf("this request's bytes have SHA-256 %x, not the %x it declared; none are kept: resume from %d", h.Sum(nil), want[:], have))
+	}
 	if copyErr == nil {
 		// Anything past the declared size is refused, and nothing of this
 		// request is kept.

@@ -8,7 +8,9 @@ subclass of their code.
 
 from __future__ import annotations
 
+import base64
 import builtins
+import hashlib
 import io
 import json
 import os
@@ -170,6 +172,13 @@ def _write_headers(content_type: Optional[str], metadata: Optional[Mapping[str, 
     return h
 
 
+def _digest(body: Any) -> dict[str, Union[str, bytes]]:
+    """Content-Digest for content held in memory, which the node checks and records (none for a stream)."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return {"Content-Digest": "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"}
+    return {}
+
+
 def _conditions(if_match: Optional[str] = None, if_none_match: bool = False) -> dict[str, Union[str, bytes]]:
     """The If-Match / If-None-Match headers of a conditional write."""
     h: dict[str, Union[str, bytes]] = {}
@@ -235,7 +244,7 @@ class Artifacts:
                 "/v1/artifacts",
                 query=query,
                 body=body,
-                headers={**_write_headers(ctype, metadata, length), **_conditions(if_none_match=if_none_match)},
+                headers={**_write_headers(ctype, metadata, length), **_conditions(if_none_match=if_none_match), **_digest(body)},
                 idempotency_key=idempotency_key,
             )
         )
@@ -299,7 +308,7 @@ class Artifacts:
                 f"/v1/artifacts/{q(artifact_id)}/content",
                 query=_replicas_query(replicas),
                 body=body,
-                headers={**_write_headers(content_type, metadata, length), **_conditions(if_match)},
+                headers={**_write_headers(content_type, metadata, length), **_conditions(if_match), **_digest(body)},
                 idempotency_key=idempotency_key,
             )
         )

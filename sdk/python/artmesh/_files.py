@@ -21,6 +21,8 @@ fsyncs the folder. ``path`` itself only ever appears complete.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextvars
 import errno
 import hashlib
@@ -37,6 +39,7 @@ from ._config import cache_dir
 from ._errors import (
     ArtmeshConnectionError,
     ArtmeshError,
+    ChecksumMismatchError,
     ConflictError,
     ExpiredError,
     InvalidArgumentError,
@@ -470,6 +473,11 @@ def download_file(
     cid: Optional[str] = found[1] if found else None
     pinned = version
     failures = 0
+    # The content's SHA-256 when the node recorded one (Repr-Digest), and
+    # a hash of it as it arrives when the download starts from the first
+    # byte (after a resume, the file is hashed from disk at the end).
+    digest: Optional[bytes] = None
+    hasher: Any = None
     buf = bytearray(CHUNK)
     mv = memoryview(buf)
     while True:
@@ -503,6 +511,8 @@ def download_file(
         fh: IO[bytes]
         try:
             new_cid = _etag_cid(resp)
+            digest = _repr_digest(resp)
+            hasher = hashlib.sha256() if digest is not None and resp.status == 200 else None
             v = resp.header("Artifact-Version")
             if v and v.isdigit():
                 pinned = int(v)  # resumes ask for exactly this version
@@ -534,6 +544,8 @@ def download_file(
                     if n <= 0:
                         break
                     fh.write(mv[:n])
+                    if hasher is not None:
+                        hasher.update(mv[:n])
                     offset += n
                     if offset - flushed >= _WRITEBACK:
                         flushed = _start_writeback(fh, flushed, offset)
@@ -545,6 +557,7 @@ def download_file(
             else:
                 resp.close()
         if n == 0 and (total < 0 or offset == total):
+            _check_digest(part, digest, hasher)
             return _finish(part, path, folder)
         # The stream broke off: go on from where the file ends.
         if offset > start:
@@ -595,6 +608,38 @@ def _complete(arts: "Artifacts", artifact_id: str, query: list[tuple[str, str]],
     """Whether a partial file of ``have`` bytes of cid is the whole content (HEAD)."""
     resp = arts._t.request("HEAD", f"/v1/artifacts/{q(artifact_id)}/content", query=query)
     return _etag_cid(resp) == cid and int(resp.header("Content-Length") or -1) == have
+
+
+def _repr_digest(resp: Response) -> Optional[bytes]:
+    """The SHA-256 of the whole content from the answer's Repr-Digest (RFC 9530), or None."""
+    for member in (resp.header("Repr-Digest") or "").split(","):
+        alg, _, val = member.strip().partition("=")
+        if alg.strip().lower() == "sha-256":
+            try:
+                raw = base64.b64decode(val.strip().strip(":"), validate=True)
+            except (ValueError, binascii.Error):
+                return None
+            return raw if len(raw) == 32 else None
+    return None
+
+
+def _check_digest(part: str, digest: Optional[bytes], hasher: Any) -> None:
+    """Raise ChecksumMismatchError, removing the file, when the downloaded content is not what the node recorded."""
+    if digest is None:
+        return
+    if hasher is None:
+        hasher = hashlib.sha256()
+        with open(part, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                hasher.update(chunk)
+    got = hasher.digest()
+    if got != digest:
+        os.remove(part)
+        raise ChecksumMismatchError(
+            f"the downloaded content's SHA-256 is {got.hex()}, not the {digest.hex()} the node recorded; the file was not kept",
+            None,
+            "checksum_mismatch",
+        )
 
 
 def _finish(part: str, path: str, folder: str) -> str:

@@ -51,8 +51,10 @@ def _strs(v: Any) -> builtins.list[str]:
 class Artifact:
     """An artifact as of its current (highest) version.
 
-    ``version``, ``cid``, ``size_bytes`` and ``content_type`` are those of
-    the current version; ``metadata`` is the artifact's merged metadata.
+    ``version``, ``cid``, ``size_bytes``, ``content_type`` and ``sha256``
+    are those of the current version; ``metadata`` is the artifact's merged
+    metadata. ``sha256`` (hex) is set when the version was written with a
+    declared digest or through an upload URL, else ``None``.
     """
 
     id: str
@@ -65,6 +67,7 @@ class Artifact:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    sha256: Optional[str] = None
 
     @classmethod
     def from_json(cls, d: JSONDict) -> "Artifact":
@@ -80,6 +83,7 @@ class Artifact:
             metadata=dict(d.get("metadata") or {}),
             created_at=require_time(d.get("created_at")),
             updated_at=require_time(d.get("updated_at")),
+            sha256=d.get("sha256") or None,
         )
 
 
@@ -143,6 +147,7 @@ class Version:
     created_at: datetime
     created_by: str
     parent: Optional[int] = None
+    sha256: Optional[str] = None
 
     @classmethod
     def from_json(cls, d: JSONDict) -> "Version":
@@ -157,6 +162,7 @@ class Version:
             created_at=require_time(d.get("created_at")),
             created_by=str(d.get("created_by", "")),
             parent=int(parent) if parent is not None else None,
+            sha256=d.get("sha256") or None,
         )
 
 

@@ -88,6 +88,13 @@ class ArtifactCalls:
             # Without its condition it is another request.
             await self.raises(artmesh.IdempotencyKeyReusedError, lambda: c.artifact.delete(a.id, idempotency_key=k + "-rm"))
             await self.raises(artmesh.NotFoundError, lambda: c.artifact.delete(a.id))
+            # Content sent from memory carries its digest, which the node records.
+            d = await self.aw(c.artifact.create("d.txt", b"digest me"))
+            self.assertEqual(d.sha256, hashlib.sha256(b"digest me").hexdigest())
+            path = os.path.join(tempfile.mkdtemp(), "d.txt")
+            await self.aw(c.artifact.download_file(d.id, path))
+            with open(path, "rb") as fh:
+                self.assertEqual(fh.read(), b"digest me")
 
         self.run_scenario(scenario)
 
@@ -302,7 +309,7 @@ class ArtifactCalls:
                 self.assertEqual((r.status, body["state"], body["received_bytes"]), (200, "received", len(data)))
 
             bad = await self.raises(artmesh.InvalidArgumentError, lambda: c.artifact.confirm_upload(up.id, "0" * 64))
-            self.assertEqual((bad.status, bad.code), (400, "invalid_argument"))
+            self.assertEqual((bad.status, bad.code), (400, "checksum_mismatch"))
             a = await self.aw(c.artifact.confirm_upload(up.id, hashlib.sha256(data).hexdigest()))
             self.assertEqual((a.name, a.content_type, a.size_bytes, a.version, a.metadata), ("blob.bin", "application/x-blob", len(data), 1, {"src": "urllib"}))
             self.assertEqual(await self.aw(c.artifact.download(a.id)), data)
