@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import artmesh
 
-from .support import modes, new_agent, unique
+from .support import CuttingProxy, modes, new_agent, unique
 
 
 def _aware_now(test, t: datetime) -> None:
@@ -95,6 +96,29 @@ class ArtifactCalls:
             await self.aw(c.artifact.download_file(d.id, path))
             with open(path, "rb") as fh:
                 self.assertEqual(fh.read(), b"digest me")
+
+        self.run_scenario(scenario)
+
+    def test_create_survives_a_lost_answer(self) -> None:
+        # A proxy drops the connection as the node's answer to the first
+        # create arrives: the write reached the catalog, the answer did not
+        # reach the client. The SDK sends the create again with the same
+        # Idempotency-Key and gets the first answer: one artifact.
+        async def scenario() -> None:
+            me, key = new_agent("lost")
+            proxy = CuttingProxy(self.node.port, cut_after=0)
+            self.addCleanup(proxy.close)
+            c = self.client(key, base_url=proxy.url)
+            name = unique("lost-answer")
+            a = await self.aw(c.artifact.create(name, b"once"))
+            self.assertTrue(proxy.cut_done)
+            posts = [r for r in proxy.requests if r.startswith(b"POST /v1/artifacts")]
+            self.assertEqual(len(posts), 2, posts)
+            keys = [re.search(rb"\r\nIdempotency-Key: (\S+)", r) for r in posts]
+            self.assertTrue(all(keys), posts)
+            self.assertEqual(keys[0].group(1), keys[1].group(1))  # type: ignore[union-attr]
+            listed = await self.aw(self.client(key).artifact.list(name=name))
+            self.assertEqual([x.id for x in listed], [a.id])
 
         self.run_scenario(scenario)
 
