@@ -4,7 +4,7 @@ BIN       := bin/artmesh
 PKGS_UNIT := $(shell $(GO) list ./... | grep -v /e2e)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-slow unit e2e bench bench-keepup bench-scale bench-wide bench-sdk lint fuzz clean
+.PHONY: all build run test test-slow test-history unit e2e bench bench-keepup bench-scale bench-wide bench-sdk lint fuzz clean
 
 all: build
 
@@ -32,6 +32,13 @@ SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlipped
 test-slow: build
 	$(GO) vet -tags slow ./e2e/
 	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 10m ./e2e/
+
+## test-history: the catalog's history checker (e2e/history_test.go), HISTORY_SEEDS runs (default 20) of
+## HISTORY_DURATION (default 60s) on a 3-node mesh whose leader is killed again and again; `make test` runs one 15 s seed.
+HISTORY_SEEDS ?= 20
+HISTORY_DURATION ?= 60s
+test-history: build
+	HISTORY_SEEDS=$(HISTORY_SEEDS) HISTORY_DURATION=$(HISTORY_DURATION) $(GO) test -count=1 -v -run '^TestHistoryLinearizable$$' -timeout 0 ./e2e/ 2>&1 | grep -E '^(---|=== RUN|ok|FAIL|PASS)|history_test'
 
 unit:
 	$(GO) test -race -count=1 $(PKGS_UNIT)

@@ -46,6 +46,7 @@ type daemon struct {
 	t    testing.TB
 	repo string
 	args []string // extra daemon flags, kept for restart
+	bin  string   // the binary spawn ran (binary, or a test build), kept for relaunch
 	cmd  *exec.Cmd
 	url  string
 	key  string

@@ -43,10 +43,16 @@ func p2pListen(t testing.TB) string {
 // and stops it.
 func spawn(owner testing.TB, repo, apiAddr string, args ...string) *daemon {
 	owner.Helper()
+	return spawnBin(owner, binary, repo, apiAddr, args...)
+}
+
+// spawnBin is spawn with another binary (a test build).
+func spawnBin(owner testing.TB, bin, repo, apiAddr string, args ...string) *daemon {
+	owner.Helper()
 	os.Remove(filepath.Join(repo, "api.addr"))
-	d := &daemon{t: owner, repo: repo, args: args, done: make(chan struct{}), log: &bytes.Buffer{}}
+	d := &daemon{t: owner, repo: repo, args: args, bin: bin, done: make(chan struct{}), log: &bytes.Buffer{}}
 	d.url = "http://" + apiAddr // replaced by attach when the port was 0
-	d.cmd = exec.Command(binary, append([]string{"daemon", "--init", "--api", apiAddr, "--log-level", "info"}, args...)...)
+	d.cmd = exec.Command(bin, append([]string{"daemon", "--init", "--api", apiAddr, "--log-level", "info"}, args...)...)
 	d.cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	d.cmd.Stdout = io.Discard
 	d.cmd.Stderr = &lockedWriter{w: d.log}
@@ -108,7 +114,11 @@ func relaunch(t testing.TB, d *daemon) *daemon {
 	default:
 		t.Fatalf("relaunch of %s while it runs", d.repo)
 	}
-	return spawn(d.t, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...).attach(t, 60*time.Second)
+	bin := d.bin
+	if bin == "" {
+		bin = binary // a daemon started by startDaemon
+	}
+	return spawnBin(d.t, bin, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...).attach(t, 60*time.Second)
 }
 
 // waitReady polls GET /readyz until it answers 200.
@@ -220,13 +230,22 @@ func peerIDOf(t testing.TB, d *daemon) string {
 // voters and one leader.
 func newMesh3(owner *testing.T, extra ...string) (a, b, c *daemon) {
 	owner.Helper()
+	return newMesh3Bin(owner, binary, extra...)
+}
+
+// newMesh3Bin is newMesh3 with another binary (a test build).
+func newMesh3Bin(owner *testing.T, bin string, extra ...string) (a, b, c *daemon) {
+	owner.Helper()
+	launch := func(owner testing.TB, repo, apiAddr string, args ...string) *daemon {
+		return spawnBin(owner, bin, repo, apiAddr, args...).attach(owner, 60*time.Second)
+	}
 	a = launch(owner, owner.TempDir(), "127.0.0.1:0", append([]string{"--listen", p2pListen(owner)}, extra...)...)
 	waitReady(owner, a, 60*time.Second)
 	join := func() *daemon {
 		repo := owner.TempDir()
 		listen := p2pListen(owner)
 		ticket := strings.TrimSpace(a.cli(owner, "mesh", "invite", "--expires", "10m"))
-		cmd := exec.Command(binary, "init", "--join", ticket, "--listen", listen)
+		cmd := exec.Command(bin, "init", "--join", ticket, "--listen", listen)
 		cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			owner.Fatalf("artmesh init --join: %v\n%s", err, out)

@@ -324,7 +324,27 @@ func rightVerb(r artmesh.Right) string {
 
 // Artifact returns an artifact that caller may read.
 func (n *Node) Artifact(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) (artmesh.Artifact, error) {
+	if d := staleReads(); d > 0 {
+		return n.staleArtifact(caller, id, d)
+	}
 	return n.readable(caller, id)
+}
+
+// staleArtifact is the broken read path of test builds (see staleReads):
+// it answers with what it read of an artifact up to d ago.
+func (n *Node) staleArtifact(caller artmesh.Agent, id artmesh.ArtifactID, d time.Duration) (artmesh.Artifact, error) {
+	type read struct {
+		a  artmesh.Artifact
+		at time.Time
+	}
+	if v, ok := n.staleCache.Load(id); ok && time.Since(v.(read).at) < d {
+		return v.(read).a, nil
+	}
+	a, err := n.readable(caller, id)
+	if err == nil {
+		n.staleCache.Store(id, read{a, time.Now()})
+	}
+	return a, err
 }
 
 // Content is an open version's content: a seekable stream and what

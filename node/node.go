@@ -130,6 +130,9 @@ type Node struct {
 	// once the catalog's changes since its first read are taken: a write
 	// there is one that no read of the mark saw.
 	afterMarkChanges func()
+	// staleCache holds the reads of the broken read path of test builds
+	// (see staleReads); real builds never use it.
+	staleCache sync.Map
 
 	cfg     Config
 	rc      repo.Config

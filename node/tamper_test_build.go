@@ -33,3 +33,11 @@ func tamper() func([]byte) []byte {
 // block store serves blocks without checking them, for the benchmark that
 // measures what the checks cost.
 func skipReadChecks() bool { return os.Getenv("ARTMESH_TEST_NO_READ_CHECKS") == "1" }
+
+// staleReads, in test builds, is ARTMESH_TEST_STALE_READS as a duration:
+// a broken read path that serves an artifact's info as it was read up to
+// that long ago (see Node.staleArtifact).
+func staleReads() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("ARTMESH_TEST_STALE_READS"))
+	return d
+}
