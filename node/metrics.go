@@ -233,6 +233,7 @@ var (
 	descCommit      = prometheus.NewDesc("artmesh_catalog_commit_index", "The highest Raft log index this node knows to be committed.", nil, nil)
 	descApplied     = prometheus.NewDesc("artmesh_catalog_applied_index", "The highest Raft log index this node's catalog state has applied.", nil, nil)
 	descRejected    = prometheus.NewDesc("artmesh_catalog_entries_rejected_total", "Malformed catalog log entries (undecodable, of an unknown type) this node's state machine applied as no-ops since it started; every replica rejects the same ones.", nil, nil)
+	descKeys        = prometheus.NewDesc("artmesh_catalog_idempotency_keys", "Idempotency keys the catalog keeps (each for 24 h, at most 1,048,576, the oldest dropped first).", nil, nil)
 	descLastContact = prometheus.NewDesc("artmesh_catalog_last_contact_seconds", "Seconds since this follower last heard from the leader (0 on the leader; -1 if never).", nil, nil)
 	descBSBytes     = prometheus.NewDesc("artmesh_blockstore_bytes", "Bytes of block data in the block store.", nil, nil)
 	descBSBlocks    = prometheus.NewDesc("artmesh_blockstore_blocks", "Blocks in the block store.", nil, nil)
@@ -248,7 +249,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descTerm, descRaftRunning, descCommit, descApplied, descRejected, descLastContact,
+	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descTerm, descRaftRunning, descCommit, descApplied, descRejected, descKeys, descLastContact,
 		descBSBytes, descBSBlocks, descBSPacks, descBSPackBytes, descAllocated, descHeld, descHeldBytes, descUnder, descUploads, descRaftRefused} {
 		ch <- d
 	}
@@ -280,6 +281,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(ch, descCommit, float64(r.CommitIndex()))
 		gauge(ch, descApplied, float64(n.cat.AppliedIndex()))
 		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n.cat.RejectedEntries()))
+		gauge(ch, descKeys, float64(n.cat.IdempotencyKeys()))
 		switch lc := r.LastContact(); {
 		case r.State() == raft.Leader:
 			gauge(ch, descLastContact, 0)

@@ -57,6 +57,7 @@ type Client struct {
 	hc      *http.Client
 	ua      string
 	retries int                                        // attempts after the first; see WithRetries
+	noKeys  bool                                       // WithoutIdempotencyKeys
 	sleep   func(context.Context, time.Duration) error // waits between attempts; a test's clock
 }
 
@@ -78,6 +79,14 @@ func WithHTTPClient(hc *http.Client) Option {
 // that may pass (DefaultRetries unless set; 0: never).
 func WithRetries(n int) Option {
 	return func(c *Client) { c.retries = max(n, 0) }
+}
+
+// WithoutIdempotencyKeys makes the client send writes without an
+// Idempotency-Key unless the caller gives one (WithIdempotencyKey); such
+// a write is never sent again after it may have reached the node. For
+// measuring what keys cost; callers have no other reason to.
+func WithoutIdempotencyKeys() Option {
+	return func(c *Client) { c.noKeys = true }
 }
 
 // WithUserAgent sets the User-Agent header of every request.
@@ -144,16 +153,20 @@ type request struct {
 // can be sent again.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	write := r.method != http.MethodGet && r.method != http.MethodHead
+	keyed := !write
 	if write {
 		key := keyFor(ctx)
-		if key == "" {
+		if key == "" && !c.noKeys {
 			key = newKey()
 		}
 		h := r.header.Clone()
 		if h == nil {
 			h = http.Header{}
 		}
-		h.Set(IdempotencyKeyHeader, key)
+		if key != "" {
+			h.Set(IdempotencyKeyHeader, key)
+			keyed = true
+		}
 		if sum, ok := ctx.Value(digestCtx{}).([32]byte); ok {
 			h.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
 		}
@@ -165,6 +178,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		r.header = h
 	}
 	rewind, canRetry := rewinder(r.body)
+	canRetry = canRetry && keyed
 	for attempt := 0; ; attempt++ {
 		resp, err := c.sendOnce(ctx, r)
 		if err == nil || attempt >= c.retries || !canRetry || !retryable(err) || ctx.Err() != nil {

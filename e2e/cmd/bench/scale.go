@@ -194,6 +194,20 @@ func benchScale(ctx context.Context, bin, work string, cfg scaleConfig) error {
 	worst := pct(lat, 100)
 	v.check(fmt.Sprintf("scale: GET /metrics, x%d", cfg.metrics), fmt.Sprintf("p50 %s, max %s", pct(lat, 50), worst), "< 100ms", worst < targetMetrics)
 
+	// 7. Idempotency keys (issue 18): each create above left one. After the
+	// lists, which count the artifacts.
+	m := min(max(cfg.artifacts/20, 1000), 10_000)
+	kc, err := keyCost(ctx, n, repo, m, cfg.clients, 2)
+	if err != nil {
+		return fmt.Errorf("scale: keys: %w", err)
+	}
+	keyRatio := kc.keyed / kc.plain
+	v.check(fmt.Sprintf("scale: creates/s with an Idempotency-Key / without (2 x %d each, alternating)", m),
+		fmt.Sprintf("%.2f (%.0f / %.0f)", keyRatio, kc.keyed, kc.plain), fmt.Sprintf(">= %.1f", targetKeyedRatio), keyRatio >= targetKeyedRatio)
+	report("scale: key records the catalog keeps", fmt.Sprintf("%d", kc.kept), "")
+	report("scale: per create without / with a key: catalog file growth (in steps), RSS growth",
+		fmt.Sprintf("%d / %d bytes, %d / %d bytes", kc.plainDisk, kc.keyDisk, kc.plainRSS, kc.keyRSS), "")
+
 	// 3. Restarts: after SIGTERM, then after SIGKILL.
 	for _, kill := range []bool{false, true} {
 		rs, err := restart(ctx, bin, repo, n, kill)
