@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -177,6 +178,12 @@ func (s *Server) keyed(w http.ResponseWriter, r *http.Request, caller artmesh.Ag
 			if rp.bodyless() || len(rec.Result) == 0 {
 				w.WriteHeader(rp.status)
 				return nil
+			}
+			var first struct {
+				CID string `json:"cid"`
+			}
+			if json.Unmarshal(rec.Result, &first) == nil && first.CID != "" {
+				w.Header().Set("ETag", `"`+first.CID+`"`) // as the first answer had it
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(rp.status)

@@ -46,6 +46,9 @@ func TestIdempotencyKeys(t *testing.T) {
 	if a1.ID != a2.ID || string(b1) != string(b2) {
 		t.Fatalf("the replay answered another body:\n%s\n%s", b1, b2)
 	}
+	if r1.Header.Get("ETag") == "" || r2.Header.Get("ETag") != r1.Header.Get("ETag") {
+		t.Fatalf("ETag %q then %q, want the same twice", r1.Header.Get("ETag"), r2.Header.Get("ETag"))
+	}
 	if r1.Header.Get(ReplayedHeader) != "" || r2.Header.Get(ReplayedHeader) != "true" {
 		t.Fatalf("%s: %q then %q, want only the second marked", ReplayedHeader, r1.Header.Get(ReplayedHeader), r2.Header.Get(ReplayedHeader))
 	}

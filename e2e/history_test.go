@@ -18,7 +18,10 @@ import (
 // A history checker for the catalog, in the manner of Jepsen and etcd's
 // robustness tests. Clients run creates, updates, shares, deletes and
 // consistent reads of a few artifacts through every node of a 3-node mesh
-// whose leader is killed (SIGKILL) and restarted again and again. Each
+// whose leader is, again and again, killed (SIGKILL) and restarted, or
+// stopped (SIGSTOP) for a few seconds, which cuts it off from the others
+// as a partition would (but also from its own clients, which a partition
+// made with network namespaces would not). Each
 // operation is recorded with the times it was invoked and answered and
 // its outcome; porcupine then looks for an order of the operations,
 // consistent with those times, in which a single copy of the catalog gives
@@ -241,14 +244,22 @@ func runHistory(t *testing.T, cfg historyConfig, a, b, c *daemon) []porcupine.Op
 		}()
 	}
 
-	// Chaos: kill the leader, let the rest elect one, bring it back.
+	// Chaos: kill the leader (SIGKILL), or cut it off (SIGSTOP: it stops
+	// answering anyone, as behind a partition, while the rest elect a
+	// leader), then bring it back.
 	if cfg.kills {
 		rng := rand.New(rand.NewPCG(cfg.seed, 0))
 		end := time.Now().Add(cfg.duration)
-		for time.Now().Before(end) {
+		for round := 0; time.Now().Before(end); round++ {
 			time.Sleep(time.Duration(2000+rng.IntN(3000)) * time.Millisecond)
 			i := histLeader(nodes)
 			if i < 0 {
+				continue
+			}
+			if round%2 == 1 {
+				nodes[i].pause()
+				time.Sleep(time.Duration(1500+rng.IntN(2000)) * time.Millisecond)
+				nodes[i].resume()
 				continue
 			}
 			nodes[i].kill()

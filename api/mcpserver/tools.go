@@ -61,19 +61,21 @@ func readOnly() *mcp.ToolAnnotations {
 // Tool arguments. The names are the Python SDK's parameters.
 
 type createArgs struct {
-	Name        string           `json:"name,omitempty" jsonschema:"the artifact's name (need not be unique); default with path: the file's base name"`
-	Data        *string          `json:"data,omitempty" jsonschema:"the content as text (stored as UTF-8 bytes); give data or path, not both"`
-	Path        string           `json:"path,omitempty" jsonschema:"a local file to store, streamed from disk (relative paths are from the server's working directory); give data or path, not both"`
-	ContentType string           `json:"content_type,omitempty" jsonschema:"the content's type; default: guessed from the name's extension, else text/plain for data and application/octet-stream for a file"`
-	Metadata    artmesh.Metadata `json:"metadata,omitempty" jsonschema:"a JSON object stored with the artifact"`
-	Replicas    int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
+	Name           string           `json:"name,omitempty" jsonschema:"the artifact's name (need not be unique); default with path: the file's base name"`
+	Data           *string          `json:"data,omitempty" jsonschema:"the content as text (stored as UTF-8 bytes); give data or path, not both"`
+	Path           string           `json:"path,omitempty" jsonschema:"a local file to store, streamed from disk (relative paths are from the server's working directory); give data or path, not both"`
+	ContentType    string           `json:"content_type,omitempty" jsonschema:"the content's type; default: guessed from the name's extension, else text/plain for data and application/octet-stream for a file"`
+	Metadata       artmesh.Metadata `json:"metadata,omitempty" jsonschema:"a JSON object stored with the artifact"`
+	Replicas       int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty" jsonschema:"a key of your own for this write (1-255 printable characters): sent again with the same key and arguments, it takes effect once and answers as the first time, for 24 h (default: a fresh key, which the server's own retries reuse)"`
 }
 
 type snippetArgs struct {
-	Name     string           `json:"name" jsonschema:"the artifact's name"`
-	Content  json.RawMessage  `json:"content" jsonschema:"any JSON value; stored as compact application/json"`
-	Metadata artmesh.Metadata `json:"metadata,omitempty" jsonschema:"a JSON object stored with the artifact"`
-	Replicas int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
+	Name           string           `json:"name" jsonschema:"the artifact's name"`
+	Content        json.RawMessage  `json:"content" jsonschema:"any JSON value; stored as compact application/json"`
+	Metadata       artmesh.Metadata `json:"metadata,omitempty" jsonschema:"a JSON object stored with the artifact"`
+	Replicas       int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably (default: the mesh policy)"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty" jsonschema:"a key of your own for this write (1-255 printable characters): sent again with the same key and arguments, it takes effect once and answers as the first time, for 24 h (default: a fresh key, which the server's own retries reuse)"`
 }
 
 type idArgs struct {
@@ -96,12 +98,14 @@ type downloadArgs struct {
 }
 
 type updateArgs struct {
-	ArtifactID  string           `json:"artifact_id" jsonschema:"the artifact's id"`
-	Data        *string          `json:"data,omitempty" jsonschema:"the new version's content as text; give data or path, not both"`
-	Path        string           `json:"path,omitempty" jsonschema:"a local file to store as the new version, streamed from disk; give data or path, not both"`
-	Metadata    artmesh.Metadata `json:"metadata,omitempty" jsonschema:"merged into the artifact's metadata (a null value removes a key) and recorded on the version"`
-	ContentType string           `json:"content_type,omitempty" jsonschema:"the new version's type (default: the artifact's current type)"`
-	Replicas    int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably"`
+	ArtifactID     string           `json:"artifact_id" jsonschema:"the artifact's id"`
+	Data           *string          `json:"data,omitempty" jsonschema:"the new version's content as text; give data or path, not both"`
+	Path           string           `json:"path,omitempty" jsonschema:"a local file to store as the new version, streamed from disk; give data or path, not both"`
+	Metadata       artmesh.Metadata `json:"metadata,omitempty" jsonschema:"merged into the artifact's metadata (a null value removes a key) and recorded on the version"`
+	ContentType    string           `json:"content_type,omitempty" jsonschema:"the new version's type (default: the artifact's current type)"`
+	Replicas       int              `json:"replicas,omitempty" jsonschema:"answer only once this many mesh members hold the content durably"`
+	IfMatch        string           `json:"if_match,omitempty" jsonschema:"the cid of the version this change was made from: the update happens only if that is still the current version (else precondition_failed)"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty" jsonschema:"a key of your own for this write (1-255 printable characters): sent again with the same key and arguments, it takes effect once and answers as the first time, for 24 h (default: a fresh key, which the server's own retries reuse)"`
 }
 
 type shareArgs struct {
@@ -270,7 +274,7 @@ func (h *handlers) create(ctx context.Context, a createArgs) (artmesh.Artifact, 
 	if ct == "" {
 		ct = guessType(name, a.Data != nil)
 	}
-	art, err := h.c.CreateArtifact(ctx, src.r, client.CreateOptions{
+	art, err := h.c.CreateArtifact(keyed(ctx, a.IdempotencyKey), src.r, client.CreateOptions{
 		Name: name, ContentType: ct, Metadata: a.Metadata, Size: src.size, Replicas: a.Replicas,
 	})
 	return normalize(art), err
@@ -283,7 +287,7 @@ func (h *handlers) createSnippet(ctx context.Context, a snippetArgs) (artmesh.Ar
 	if len(a.Content) == 0 {
 		return artmesh.Artifact{}, invalid("give the snippet's content, any JSON value")
 	}
-	art, err := h.c.CreateSnippet(ctx, a.Name, a.Content, a.Metadata, client.Replicas(a.Replicas))
+	art, err := h.c.CreateSnippet(keyed(ctx, a.IdempotencyKey), a.Name, a.Content, a.Metadata, client.Replicas(a.Replicas))
 	return normalize(art), err
 }
 
@@ -457,7 +461,11 @@ func (h *handlers) update(ctx context.Context, a updateArgs) (artmesh.Artifact, 
 		return artmesh.Artifact{}, err
 	}
 	defer src.close()
-	art, err := h.c.UpdateArtifact(ctx, id, src.r, client.UpdateOptions{
+	uctx := keyed(ctx, a.IdempotencyKey)
+	if a.IfMatch != "" {
+		uctx = client.WithIfMatch(uctx, a.IfMatch)
+	}
+	art, err := h.c.UpdateArtifact(uctx, id, src.r, client.UpdateOptions{
 		ContentType: a.ContentType, Metadata: a.Metadata, Size: src.size, Replicas: a.Replicas,
 	})
 	return normalize(art), err
@@ -551,4 +559,13 @@ func (h *handlers) deleteVersion(ctx context.Context, a deleteVersionArgs) (dele
 		return deleteResult{}, err
 	}
 	return deleteResult{ArtifactID: string(id), Version: a.Version, Deleted: true}, nil
+}
+
+// keyed returns ctx carrying a tool caller's idempotency key, if it gave
+// one (else the client makes a fresh one for the write).
+func keyed(ctx context.Context, key string) context.Context {
+	if key == "" {
+		return ctx
+	}
+	return client.WithIdempotencyKey(ctx, key)
 }

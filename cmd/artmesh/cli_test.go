@@ -224,7 +224,7 @@ func TestWriteFlags(t *testing.T) {
 		args []string
 		want map[string]string // headers; "?" is any non-empty value
 	}{
-		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": ""}},
+		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": "", "Content-Digest": "sha-256=:/1Rkw0KH6exQW592VzpMsL1AjJbGU3tFj92ZP8fGFc4=:"}},
 		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?"}},
 		{[]string{"put", file, "--idempotency-key", "run-7/put", "--if-none-match"}, map[string]string{"Idempotency-Key": "run-7/put", "If-None-Match": "*"}},
 		{[]string{"snippet", "s.json", "1", "--if-none-match"}, map[string]string{"If-None-Match": "*"}},
