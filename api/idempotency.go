@@ -57,12 +57,20 @@ type replay struct {
 	what   string // for replaySecret: what the first request did
 }
 
-func result(status int) replay       { return replay{mode: replayResult, status: status} }
-func rerun() replay                  { return replay{mode: replayRun} }
-func secret(what string) replay      { return replay{mode: replaySecret, what: what} }
-func (p replay) isWrite() bool       { return p.mode != notWrite }
-func (p replay) bodyless() bool      { return p.status == http.StatusNoContent }
-func isWriteMethod(m string) bool    { return m != http.MethodGet && m != http.MethodHead }
+// result is the replay of a route that answers status with its catalog
+// write's result.
+func result(status int) replay { return replay{mode: replayResult, status: status} }
+
+// rerun is the replay of a route that runs again.
+func rerun() replay { return replay{mode: replayRun} }
+
+// secret is the replay of a route whose first answer carried a secret.
+func secret(what string) replay { return replay{mode: replaySecret, what: what} }
+
+func (p replay) isWrite() bool  { return p.mode != notWrite }
+func (p replay) bodyless() bool { return p.status == http.StatusNoContent }
+
+// replayed marks an answer as a replay.
 func replayed(w http.ResponseWriter) { w.Header().Set(ReplayedHeader, "true") }
 
 // digestHeaders are the headers that are part of a request's identity,

@@ -207,20 +207,14 @@ type eventBefore struct {
 }
 
 // beforeEvent reads, for a command that may make an event, the artifact it
-// names as it is before the command; entry is the log entry (a forwarded
-// one is unwrapped). ok is false for commands that make no events.
+// names as it is before the command; entry is the log entry (an envelope
+// is unwrapped: see unwrapEnvelopes). ok is false for commands that make no events.
 func beforeEvent(tx *Txn, entry []byte) (b eventBefore, ok bool) {
 	if len(entry) == 0 {
 		return eventBefore{}, false
 	}
-	t, payload := commandType(entry[0]), entry[1:]
-	if t == forwardedType {
-		_, _, inner, err := unwrapForwarded(payload)
-		if err != nil {
-			return eventBefore{}, false
-		}
-		t, payload = commandType(inner[0]), inner[1:]
-	}
+	inner := unwrapEnvelopes(entry)
+	t, payload := commandType(inner[0]), inner[1:]
 	var id artmesh.ArtifactID
 	switch t {
 	case createArtifactType:

@@ -38,20 +38,14 @@ type grantsBefore struct {
 }
 
 // beforeGrants reads, for a command that may make or remove grants, what
-// stampGrants needs; entry is the log entry (a forwarded one is
-// unwrapped). ok is false for the other commands.
+// stampGrants needs; entry is the log entry (an envelope is unwrapped:
+// see unwrapEnvelopes). ok is false for the other commands.
 func beforeGrants(tx *Txn, entry []byte) (b grantsBefore, ok bool) {
 	if len(entry) == 0 {
 		return b, false
 	}
-	t, payload := commandType(entry[0]), entry[1:]
-	if t == forwardedType {
-		_, _, inner, err := unwrapForwarded(payload)
-		if err != nil || len(inner) == 0 {
-			return b, false
-		}
-		t, payload = commandType(inner[0]), inner[1:]
-	}
+	inner := unwrapEnvelopes(entry)
+	t, payload := commandType(inner[0]), inner[1:]
 	b.t = t
 	var names []string
 	switch t {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"crypto/sha256"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,4 +189,65 @@ func mustEncode(t *testing.T, cmd command) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestEnvelopedWritesMakeEvents: a write in a keyed or conditional
+// envelope makes the event the bare write makes, and a replay makes none.
+func TestEnvelopedWritesMakeEvents(t *testing.T) {
+	c := openSingle(t, t.TempDir())
+	ctx := testCtx(t)
+	if _, err := c.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "alice", CreatedAt: time.Now()}, KeyHash: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateAgent(ctx, CreateAgent{Agent: artmesh.Agent{ID: "bob", CreatedAt: time.Now()}, KeyHash: "kb"}); err != nil {
+		t.Fatal(err)
+	}
+	kctx, _ := keyCtx(WithPrecondition(ctx, Precondition{IfNoneMatch: true}), "c", "create")
+	a, err := c.CreateArtifact(kctx, createCmd("ev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, _ = keyCtx(WithPrecondition(ctx, Precondition{IfMatch: []string{a.CID}}), "u", "update")
+	if _, err := c.AddVersion(kctx, AddVersion{ArtifactID: a.ID, By: "alice", CID: "c2", SizeBytes: 1, At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	kctx, _ = keyCtx(ctx, "s", "share")
+	if _, err := c.Share(kctx, a.ID, []artmesh.AgentID{"bob"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Replays of all three.
+	for _, k := range []string{"c", "u", "s"} {
+		kctx, rk := keyCtx(ctx, k, map[string]string{"c": "create", "u": "update", "s": "share"}[k])
+		var err error
+		switch k {
+		case "c":
+			_, err = c.CreateArtifact(kctx, createCmd("ev"))
+		case "u":
+			_, err = c.AddVersion(kctx, AddVersion{ArtifactID: a.ID, By: "alice", CID: "c3", SizeBytes: 1, At: time.Now().UTC()})
+		case "s":
+			_, err = c.Share(kctx, a.ID, []artmesh.AgentID{"bob"}, nil)
+		}
+		if err != nil || !rk.Replayed() {
+			t.Fatalf("replay of %s: %v, replayed %v", k, err, rk.Replayed())
+		}
+	}
+	page, err := c.Events(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range page.Events {
+		if ev.ArtifactID == a.ID {
+			kinds = append(kinds, ev.Type)
+		}
+	}
+	if want := []string{EventCreated, EventUpdated, EventShared}; !slices.Equal(kinds, want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	tx := c.fsm.state().db.Txn(false)
+	defer tx.Abort()
+	raw, err := tx.First(tableArtifacts, indexID, string(a.ID))
+	if err != nil || raw == nil || raw.(*artifactRow).AgentGrantIndex["bob"] == 0 {
+		t.Fatalf("the keyed share's grant has no stamp: %+v %v", raw, err)
+	}
 }
