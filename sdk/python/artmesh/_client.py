@@ -798,8 +798,10 @@ class Client:
             address the repo's running daemon wrote (``api.addr``), else its
             ``config.json``, else ``http://127.0.0.1:7480``.
         timeout: seconds to wait on connect and on each read (None: forever).
-        max_retries: how many times a 503 answer is retried (after the wait
-            its ``Retry-After`` asks for).
+        max_retries: how many times a call is sent again after a 503 (after
+            the wait its ``Retry-After`` asks for) and, for a write, which
+            always carries an ``Idempotency-Key``, after ``outcome_unknown``
+            or a lost connection too.
         consistent_reads: make every read linearizable (``?consistent=true``):
             a read on any node then sees every write acknowledged anywhere in
             the mesh, at the cost of a round trip to the catalog's leader.

@@ -351,7 +351,7 @@ class Transport:
             except _StaleConnection as e:
                 if keyed and replayable and attempt < self.max_retries:
                     attempt += 1
-                    continue  # a reused connection: a new one at once
+                    continue  # a reused connection that was closed: a new one at once
                 if stale_retried or not (replayable and (method in _IDEMPOTENT or e.before_response)):
                     raise self._connection_error(origin, e.cause) from e.cause
                 stale_retried = True
