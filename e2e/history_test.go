@@ -19,9 +19,11 @@ import (
 // robustness tests. Clients run creates, updates, shares, deletes and
 // consistent reads of a few artifacts through every node of a 3-node mesh
 // whose leader is, again and again, killed (SIGKILL) and restarted, or
-// stopped (SIGSTOP) for a few seconds, which cuts it off from the others
-// as a partition would (but also from its own clients, which a partition
-// made with network namespaces would not). Each
+// stopped (SIGSTOP) for a few seconds, which cuts it off from the other
+// two as a partition would, and from its own clients too (a partition by
+// port with iptables cannot isolate a node here: its outgoing connections
+// come from ephemeral ports, as the mesh's TCP transport does not reuse
+// its listening port; network namespaces would). Each
 // operation is recorded with the times it was invoked and answered and
 // its outcome; porcupine then looks for an order of the operations,
 // consistent with those times, in which a single copy of the catalog gives
@@ -171,6 +173,9 @@ type histRecorder struct {
 
 func (r *histRecorder) now() int64 { return int64(time.Since(r.start)) }
 
+// since is how long the run has been going, for logs.
+func (r *histRecorder) since() time.Duration { return time.Since(r.start).Round(time.Millisecond) }
+
 func (r *histRecorder) add(client int, in histInput, call int64, out histOutput) {
 	ret := r.now()
 	if out.Unknown {
@@ -257,12 +262,15 @@ func runHistory(t *testing.T, cfg historyConfig, a, b, c *daemon) []porcupine.Op
 				continue
 			}
 			if round%2 == 1 {
+				cut := time.Duration(3000+rng.IntN(2000)) * time.Millisecond
 				nodes[i].pause()
-				time.Sleep(time.Duration(1500+rng.IntN(2000)) * time.Millisecond)
+				time.Sleep(cut)
 				nodes[i].resume()
+				t.Logf("%s: stopped the leader, node %d, for %s", rec.since(), i, cut)
 				continue
 			}
 			nodes[i].kill()
+			t.Logf("%s: killed the leader, node %d", rec.since(), i)
 			time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
 			d := relaunch(t, nodes[i])
 			idsMu.Lock()
