@@ -3,15 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	apiclient "github.com/artmesh/artmesh/api/client"
@@ -54,10 +51,11 @@ func keyCost(ctx context.Context, n *node, repo string, m, clients, rounds int) 
 			if err != nil {
 				return res, err
 			}
-			took, err := createBatch(ctx, c, fmt.Sprintf("keys-%d-%v", r, k), m, clients)
+			cr, err := createSnippets(ctx, c, m, clients, func() costSample { return costSample{} }, func(int) {})
 			if err != nil {
-				return res, err
+				return res, fmt.Errorf("round %d (keys %v): %w", r, k, err)
 			}
+			took := cr.took
 			disk1, _ := fileSize(dbPath)
 			mem1, err := memoryOf(n)
 			if err != nil {
@@ -84,41 +82,6 @@ func keyCost(ctx context.Context, n *node, repo string, m, clients, rounds int) 
 	}
 	res.kept = int64(kept)
 	return res, nil
-}
-
-// createBatch creates m snippets named prefix-i from clients concurrent
-// clients and returns how long they took.
-func createBatch(ctx context.Context, c *apiclient.Client, prefix string, m, clients int) (time.Duration, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= m {
-					return
-				}
-				rctx, rcancel := context.WithTimeout(ctx, scaleRequestTimeout)
-				content := json.RawMessage(fmt.Sprintf(`{"i": %d, "text": "snippet number %d of the key bench"}`, i, i))
-				_, err := c.CreateSnippet(rctx, fmt.Sprintf("%s-%d.json", prefix, i), content, scaleMetadata(i))
-				rcancel()
-				if err != nil {
-					cancel(fmt.Errorf("create %s-%d: %w", prefix, i, err))
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
 }
 
 func fileSize(path string) (int64, error) {
