@@ -47,6 +47,7 @@ type daemon struct {
 	repo string
 	args []string // extra daemon flags, kept for restart
 	bin  string   // the binary spawn ran (binary, or a test build), kept for relaunch
+	ns   string   // the network namespace it runs in ("": the test's own), kept for relaunch
 	cmd  *exec.Cmd
 	url  string
 	key  string

@@ -43,16 +43,17 @@ func p2pListen(t testing.TB) string {
 // and stops it.
 func spawn(owner testing.TB, repo, apiAddr string, args ...string) *daemon {
 	owner.Helper()
-	return spawnBin(owner, binary, repo, apiAddr, args...)
+	return spawnBin(owner, binary, "", repo, apiAddr, args...)
 }
 
-// spawnBin is spawn with another binary (a test build).
-func spawnBin(owner testing.TB, bin, repo, apiAddr string, args ...string) *daemon {
+// spawnBin is spawn with another binary (a test build), in network
+// namespace ns ("": the test's own).
+func spawnBin(owner testing.TB, bin, ns, repo, apiAddr string, args ...string) *daemon {
 	owner.Helper()
 	os.Remove(filepath.Join(repo, "api.addr"))
-	d := &daemon{t: owner, repo: repo, args: args, bin: bin, done: make(chan struct{}), log: &bytes.Buffer{}}
+	d := &daemon{t: owner, repo: repo, args: args, bin: bin, ns: ns, done: make(chan struct{}), log: &bytes.Buffer{}}
 	d.url = "http://" + apiAddr // replaced by attach when the port was 0
-	d.cmd = exec.Command(bin, append([]string{"daemon", "--init", "--api", apiAddr, "--log-level", "info"}, args...)...)
+	d.cmd = inNS(ns, bin, append([]string{"daemon", "--init", "--api", apiAddr, "--log-level", "info"}, args...)...)
 	d.cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 	d.cmd.Stdout = io.Discard
 	d.cmd.Stderr = &lockedWriter{w: d.log}
@@ -118,7 +119,7 @@ func relaunch(t testing.TB, d *daemon) *daemon {
 	if bin == "" {
 		bin = binary // a daemon started by startDaemon
 	}
-	return spawnBin(d.t, bin, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...).attach(t, 60*time.Second)
+	return spawnBin(d.t, bin, d.ns, d.repo, strings.TrimPrefix(d.url, "http://"), d.args...).attach(t, 60*time.Second)
 }
 
 // waitReady polls GET /readyz until it answers 200.
@@ -236,28 +237,50 @@ func newMesh3(owner *testing.T, extra ...string) (a, b, c *daemon) {
 // newMesh3Bin is newMesh3 with another binary (a test build).
 func newMesh3Bin(owner *testing.T, bin string, extra ...string) (a, b, c *daemon) {
 	owner.Helper()
-	launch := func(owner testing.TB, repo, apiAddr string, args ...string) *daemon {
-		return spawnBin(owner, bin, repo, apiAddr, args...).attach(owner, 60*time.Second)
+	return newMesh3In(owner, bin, nil, extra...)
+}
+
+// newMesh3In is newMesh3Bin with each node in a network namespace of its
+// own (nets; nil: all on the test's loopback).
+func newMesh3In(owner *testing.T, bin string, nets []netNode, extra ...string) (a, b, c *daemon) {
+	owner.Helper()
+	where := func(i int) (ns, api, listen string) {
+		if nets == nil {
+			return "", "127.0.0.1:0", p2pListen(owner)
+		}
+		return nets[i].ns, nets[i].ip + ":7480", "/ip4/" + nets[i].ip + "/tcp/4001"
 	}
-	a = launch(owner, owner.TempDir(), "127.0.0.1:0", append([]string{"--listen", p2pListen(owner)}, extra...)...)
+	launch := func(ns, repo, apiAddr string, args ...string) *daemon {
+		return spawnBin(owner, bin, ns, repo, apiAddr, args...).attach(owner, 60*time.Second)
+	}
+	ns, api, listen := where(0)
+	a = launch(ns, owner.TempDir(), api, append([]string{"--listen", listen}, extra...)...)
 	waitReady(owner, a, 60*time.Second)
-	join := func() *daemon {
+	join := func(i int) *daemon {
 		repo := owner.TempDir()
-		listen := p2pListen(owner)
+		ns, api, listen := where(i)
 		ticket := strings.TrimSpace(a.cli(owner, "mesh", "invite", "--expires", "10m"))
-		cmd := exec.Command(bin, "init", "--join", ticket, "--listen", listen)
+		cmd := inNS(ns, bin, "init", "--join", ticket, "--listen", listen)
 		cmd.Env = append(os.Environ(), "ARTMESH_PATH="+repo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			owner.Fatalf("artmesh init --join: %v\n%s", err, out)
 		}
-		d := launch(owner, repo, "127.0.0.1:0", append([]string{"--listen", listen}, extra...)...)
+		d := launch(ns, repo, api, append([]string{"--listen", listen}, extra...)...)
 		waitReady(owner, d, 60*time.Second)
 		return d
 	}
-	b = join()
-	c = join()
+	b = join(1)
+	c = join(2)
 	waitMeshOf3(owner, a, b, c)
 	return a, b, c
+}
+
+// inNS is exec.Command run in network namespace ns ("": here).
+func inNS(ns, bin string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 }
 
 // waitMeshOf3 waits until each node sees three voters and the same one
