@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -159,6 +160,10 @@ func (d *requestDigest) drainAll() ([32]byte, error) {
 	return d.Sum()
 }
 
+// maxRerunBody bounds the body a route that runs again is sent (they
+// take JSON of at most maxJSONBody).
+const maxRerunBody = maxJSONBody
+
 // keyed serves a write that came with an Idempotency-Key.
 func (s *Server) keyed(w http.ResponseWriter, r *http.Request, caller artmesh.Agent, rp replay, h handlerFunc) error {
 	key := r.Header.Get(IdempotencyKeyHeader)
@@ -171,9 +176,23 @@ func (s *Server) keyed(w http.ResponseWriter, r *http.Request, caller artmesh.Ag
 		return err
 	}
 	if found {
+		var kept *bytes.Buffer
+		if rp.mode == replayRun && r.Body != nil && r.Body != http.NoBody {
+			// The route runs again, on the body read here.
+			kept = &bytes.Buffer{}
+			if _, err := io.Copy(kept, io.LimitReader(d, maxRerunBody+1)); err != nil {
+				return artmesh.E(artmesh.Invalid, "read the request body: "+err.Error())
+			}
+			if kept.Len() > maxRerunBody {
+				return artmesh.E(artmesh.TooLarge, "the request body is larger than this route allows")
+			}
+		}
 		sum, err := d.drainAll()
 		if err != nil {
 			return err
+		}
+		if kept != nil {
+			r.Body = io.NopCloser(kept)
 		}
 		if sum != rec.Digest {
 			return artmesh.E(artmesh.IdempotencyKeyReused, fmt.Sprintf(

@@ -116,6 +116,25 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Fatalf("agent twice: %d %s / %d %s, want 201 then 409", r1.StatusCode, b1, r2.StatusCode, b2)
 	}
 
+	// An upload sent again: the same upload, with a fresh URL that works.
+	r1, b1 = keyed("up1", "POST", "/v1/uploads", `{"name":"u.bin","size_bytes":3}`)
+	r2, b2 = keyed("up1", "POST", "/v1/uploads", `{"name":"u.bin","size_bytes":3}`)
+	var u1, u2 apitype.Upload
+	if err := json.Unmarshal(b1, &u1); err != nil || r1.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", r1.StatusCode, b1)
+	}
+	if err := json.Unmarshal(b2, &u2); err != nil || r2.StatusCode != 201 || u2.ID != u1.ID || r2.Header.Get(ReplayedHeader) != "true" {
+		t.Fatalf("upload sent again: %d %s, want upload %s replayed", r2.StatusCode, b2, u1.ID)
+	}
+	for _, u := range []apitype.Upload{u1, u2} {
+		req, _ := http.NewRequest("HEAD", u.URL, nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("HEAD %s: %v %v", u.URL, resp, err)
+		}
+		resp.Body.Close()
+	}
+
 	// Malformed keys.
 	for _, bad := range []string{strings.Repeat("k", 256), "has space", "tab\tkey"} {
 		r, b := keyed(bad, "POST", "/v1/artifacts?name=x", "x", "Content-Type", "text/plain")

@@ -150,14 +150,17 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	id := artmesh.NewUploadID(now)
-	tok, err := n.mint(ctx, acl.Claims{Action: acl.ActionWrite, Agent: caller.ID, Target: id, NotBefore: now, Expires: now.Add(life)})
-	if err != nil {
-		return UploadStatus{}, err
-	}
+	// The upload first, then its token: a request sent again with its
+	// idempotency key gets the upload its first send made (the key goes
+	// with the first catalog write), with a token minted afresh for it.
 	u, err := n.cat.CreateUpload(ctx, catalog.CreateUpload{Upload: catalog.Upload{
 		ID: id, Owner: caller.ID, Name: in.Name, ContentType: ct, SizeBytes: in.SizeBytes,
 		Metadata: meta, ArtifactID: in.ArtifactID, ExpiresAt: now.Add(life),
 	}, At: now})
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	tok, err := n.mint(ctx, acl.Claims{Action: acl.ActionWrite, Agent: caller.ID, Target: u.ID, NotBefore: now, Expires: u.ExpiresAt})
 	if err != nil {
 		return UploadStatus{}, err
 	}
