@@ -531,6 +531,15 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	if data, err = keyEntry(ctx, op, data); err != nil {
 		return nil, err
 	}
+	// Every member must know the envelopes before any goes to the log,
+	// forwarded or not: a member that does not would skip the write.
+	for t, used := range map[commandType]bool{keyedType: commandType(data[0]) == keyedType, conditionalType: conditional} {
+		if used {
+			if err := c.fsm.state().checkKnown(op, t); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if len(data) > raft.SuggestedMaxDataSize {
 		return nil, artmesh.E(op, artmesh.TooLarge,
 			fmt.Sprintf("the write is %d bytes encoded; at most %d fit in one catalog entry", len(data), raft.SuggestedMaxDataSize))
@@ -556,16 +565,6 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	if err := c.fsm.state().checkKnown(op, cmd.commandType()); err != nil {
 		return nil, err
 	}
-	if commandType(data[0]) == keyedType {
-		if err := c.fsm.state().checkKnown(op, keyedType); err != nil {
-			return nil, err
-		}
-	}
-	if conditional {
-		if err := c.fsm.state().checkKnown(op, conditionalType); err != nil {
-			return nil, err
-		}
-	}
 	resp, err := c.awaitWrite(ctx, op, c.raft.Apply(data, c.timeout(ctx)))
 	if err != nil {
 		return nil, err
@@ -574,7 +573,9 @@ func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 		return nil, err
 	}
 	if r, ok := resp.(keyReplay); ok {
-		key.replayed.Store(true)
+		if key != nil {
+			key.replayed.Store(true)
+		}
 		if len(r.value) == 0 {
 			return nil, nil
 		}
