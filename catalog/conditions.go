@@ -206,6 +206,35 @@ func conditionEntry(ctx context.Context, op artmesh.Op, data []byte) ([]byte, er
 	return env, nil
 }
 
+// envelopeTypes returns the types of the keyed and conditional envelopes
+// an entry has around its write.
+func envelopeTypes(entry []byte) []commandType {
+	var ts []commandType
+	for len(entry) > 0 {
+		t := commandType(entry[0])
+		var inner []byte
+		var err error
+		switch t {
+		case forwardedType:
+			_, _, inner, err = unwrapForwarded(entry[1:])
+		case keyedType:
+			_, inner, err = unwrapKeyed(entry[1:])
+		case conditionalType:
+			_, inner, err = unwrapConditional(entry[1:])
+		default:
+			return ts
+		}
+		if err != nil {
+			return ts
+		}
+		if t != forwardedType {
+			ts = append(ts, t)
+		}
+		entry = inner
+	}
+	return ts
+}
+
 // unwrapEnvelopes returns the write an entry carries, inside any
 // forwarded, keyed and conditional envelopes, or the entry itself when
 // one does not unwrap (the write's own checks then refuse it).

@@ -152,10 +152,12 @@ func (c *Catalog) applyOwn(ctx context.Context, op artmesh.Op, entry []byte) (Fo
 
 // propose1 proposes a checked entry and waits for its result.
 func (c *Catalog) propose1(ctx context.Context, op artmesh.Op, entry []byte) (ForwardResult, error) {
-	if err := c.fsm.state().checkKnown(op, innerType(entry)); err != nil {
-		// The write's answer, not a failure to reach the leader: the
-		// follower does not send it again.
-		return ForwardResult{Code: artmesh.KindOf(err).String(), Message: artmesh.Message(err)}, nil
+	for _, t := range append(envelopeTypes(entry), innerType(entry)) {
+		if err := c.fsm.state().checkKnown(op, t); err != nil {
+			// The write's answer, not a failure to reach the leader: the
+			// follower does not send it again.
+			return ForwardResult{Code: artmesh.KindOf(err).String(), Message: artmesh.Message(err)}, nil
+		}
 	}
 	f := c.raft.Apply(entry, c.timeout(ctx))
 	resp, err := c.awaitWrite(ctx, op, f)
