@@ -98,12 +98,6 @@ func (d *daemon) attach(t testing.TB, within time.Duration) *daemon {
 	return d
 }
 
-// launch is spawn then attach.
-func launch(owner testing.TB, repo, apiAddr string, args ...string) *daemon {
-	owner.Helper()
-	return spawn(owner, repo, apiAddr, args...).attach(owner, 60*time.Second)
-}
-
 // relaunch starts d's repo again with the same API address and flags
 // (the same fixed mesh port), once d has exited; it does not wait for
 // /readyz. The new process belongs to d's owner (it may outlive t, a
