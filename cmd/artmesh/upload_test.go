@@ -161,9 +161,10 @@ type fakeUploads struct {
 	heads    int
 	confirms int
 
-	headConflict    bool // HEAD answers 409, as for a confirmed upload
-	confirmConflict bool // confirm answers 409
-	confirmDrop     bool // the first confirm works but its answer is lost
+	headConflict    bool   // HEAD answers 409, as for a confirmed upload
+	confirmConflict bool   // confirm answers 409
+	confirmDrop     bool   // the first confirm works but its answer is lost
+	confirmKey      string // the Idempotency-Key of the confirm that worked: the node answers it again as it did
 }
 
 func startFakeUploads(t *testing.T) *fakeUploads {
@@ -263,13 +264,17 @@ func (f *fakeUploads) serve(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(r.Body).Decode(&req)
 		sum := sha256.Sum256(f.got)
 		f.confirms++
+		key := r.Header.Get("Idempotency-Key")
 		switch {
+		case f.state == "confirmed" && key != "" && key == f.confirmKey:
+			w.WriteHeader(201) // a replay, as a node answers one
+			fmt.Fprintf(w, `{"id":"art_up","name":"f.bin","size_bytes":%d,"version":1}`, f.size)
 		case f.state != "received" || f.confirmConflict:
 			fail(409, "conflict")
 		case req.SHA256 != hex.EncodeToString(sum[:]):
 			fail(400, "invalid_argument")
 		default:
-			f.state, f.confirmed = "confirmed", req.SHA256
+			f.state, f.confirmed, f.confirmKey = "confirmed", req.SHA256, key
 			if f.confirmDrop {
 				f.confirmDrop = false
 				panic(http.ErrAbortHandler)
@@ -433,7 +438,8 @@ func TestUploadConflicts(t *testing.T) {
 }
 
 // TestUploadConfirmLost loses the answer of a confirm that worked and
-// checks that the command finds the artifact through the upload's state.
+// checks that the command gets the artifact: the client sends the confirm
+// again with its idempotency key, which the node answers as the first.
 func TestUploadConfirmLost(t *testing.T) {
 	path, _ := testFile(t, 1000)
 	f := startFakeUploads(t)
