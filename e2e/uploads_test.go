@@ -243,7 +243,7 @@ func TestUploadURL(t *testing.T) {
 
 		sum := <-sumc
 		bad := strings.Repeat("0", 64)
-		if code, body := d.status(t, d.key, "POST", "/v1/uploads/"+up.ID+"/confirm", map[string]any{"sha256": bad}); code != 400 || errorCode(body) != "invalid_argument" {
+		if code, body := d.status(t, d.key, "POST", "/v1/uploads/"+up.ID+"/confirm", map[string]any{"sha256": bad}); code != 400 || errorCode(body) != "checksum_mismatch" {
 			t.Fatalf("confirm with a wrong sha256: %d %s, want 400", code, body)
 		}
 		var a artifact
