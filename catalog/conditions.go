@@ -180,8 +180,8 @@ func applyConditional(tx *Txn, payload []byte) any {
 		if raw != nil {
 			if a := raw.(*artifactRow); !p.Matches(a.CID) {
 				return errorf(op, artmesh.PreconditionFailed,
-					"artifact %s is at version %d (ETag %q), which If-Match does not name: read it again, then retry",
-					a.ID, a.Version, `"`+a.CID+`"`)
+					"artifact %s is at version %d (ETag \"%s\"), which If-Match does not name: read it again, then retry",
+					a.ID, a.Version, a.CID)
 			}
 		}
 	}

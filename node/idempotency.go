@@ -77,7 +77,7 @@ func ParseETags(h string) []string { return catalog.ParseETags(h) }
 func checkPrecondition(ctx context.Context, a artmesh.Artifact) error {
 	if p := catalog.PreconditionOf(ctx); p != nil && !p.Matches(a.CID) {
 		return artmesh.E(artmesh.PreconditionFailed, fmt.Sprintf(
-			"artifact %s is at version %d (ETag %q), which If-Match does not name: read it again, then retry", a.ID, a.Version, `"`+a.CID+`"`))
+			"artifact %s is at version %d (ETag \"%s\"), which If-Match does not name: read it again, then retry", a.ID, a.Version, a.CID))
 	}
 	return nil
 }

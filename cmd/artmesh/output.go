@@ -114,15 +114,21 @@ func table(w io.Writer, header []string, rows [][]string) error {
 // its fields.
 func printArtifact(w io.Writer, a artmesh.Artifact) error {
 	fmt.Fprintln(w, a.ID)
-	return fields(w,
+	kv := []string{
 		"  name", a.Name,
 		"  owner", string(a.Owner),
 		"  type", orDash(a.ContentType),
 		"  size", fmt.Sprintf("%s (%d bytes)", artmesh.FormatBytes(a.SizeBytes), a.SizeBytes),
 		"  version", fmt.Sprint(a.Version),
 		"  cid", orDash(a.CID),
+	}
+	if a.SHA256 != "" {
+		kv = append(kv, "  sha256", a.SHA256)
+	}
+	kv = append(kv,
 		"  metadata", metaText(a.Metadata),
 		"  created", longTime(a.CreatedAt),
 		"  updated", longTime(a.UpdatedAt),
 	)
+	return fields(w, kv...)
 }
