@@ -446,7 +446,7 @@ func outcomeUnknown(op artmesh.Op, err error) error {
 	if artmesh.KindOf(err) != artmesh.Unavailable || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
 		return err
 	}
-	return artmesh.E(op, artmesh.OutcomeUnknown, artmesh.Message(err)+"; the write may or may not have taken effect: read before you retry it", err)
+	return artmesh.E(op, artmesh.OutcomeUnknown, artmesh.Message(err)+"; the write may or may not have taken effect: send it again with the same Idempotency-Key (or read before you retry it)", err)
 }
 
 // awaitWrite waits for the result of a write that f proposed (see

@@ -233,7 +233,7 @@ func (c *Catalog) forward(ctx context.Context, op artmesh.Op, data []byte) (any,
 	uncertain := false       // an attempt may have been taken
 	giveUpWith := func(msg string, err error) error {
 		if uncertain {
-			return artmesh.E(op, artmesh.OutcomeUnknown, msg+"; the write may or may not have taken effect: read before you retry it", err)
+			return artmesh.E(op, artmesh.OutcomeUnknown, msg+"; the write may or may not have taken effect: send it again with the same Idempotency-Key (or read before you retry it)", err)
 		}
 		return artmesh.E(op, artmesh.Unavailable, msg+"; the write was not applied", err)
 	}

@@ -159,9 +159,11 @@ class OutcomeUnknownError(UnavailableError):
 
     The catalog's leader may have taken the write before its answer was
     lost (the leader lost its leadership after appending it, or the node
-    that forwarded it got no answer), so it may still take effect. It is
-    never retried by the client: read the state (for example with
-    ``consistent_reads``) before sending the write again. It is an
+    that forwarded it got no answer), so it may still take effect. The
+    client sends the write again with its ``Idempotency-Key`` (which makes
+    it take effect at most once) up to ``max_retries`` times; this error
+    comes once they are spent. Send it again with the same
+    ``idempotency_key``, later, to learn its outcome. It is an
     :class:`UnavailableError` too, so code that catches every 503 still
     catches it.
     """
