@@ -206,28 +206,34 @@ func conditionEntry(ctx context.Context, op artmesh.Op, data []byte) ([]byte, er
 	return env, nil
 }
 
+// unwrapOne returns what the envelope entry is wraps, and false when entry
+// is no envelope (or one that does not unwrap: the write's own checks then
+// refuse it).
+func unwrapOne(entry []byte) ([]byte, bool) {
+	if len(entry) == 0 {
+		return nil, false
+	}
+	var inner []byte
+	var err error
+	switch commandType(entry[0]) {
+	case forwardedType:
+		_, _, inner, err = unwrapForwarded(entry[1:])
+	case keyedType:
+		_, inner, err = unwrapKeyed(entry[1:])
+	case conditionalType:
+		_, inner, err = unwrapConditional(entry[1:])
+	default:
+		return nil, false
+	}
+	return inner, err == nil
+}
+
 // envelopeTypes returns the types of the keyed and conditional envelopes
 // an entry has around its write.
 func envelopeTypes(entry []byte) []commandType {
 	var ts []commandType
-	for len(entry) > 0 {
-		t := commandType(entry[0])
-		var inner []byte
-		var err error
-		switch t {
-		case forwardedType:
-			_, _, inner, err = unwrapForwarded(entry[1:])
-		case keyedType:
-			_, inner, err = unwrapKeyed(entry[1:])
-		case conditionalType:
-			_, inner, err = unwrapConditional(entry[1:])
-		default:
-			return ts
-		}
-		if err != nil {
-			return ts
-		}
-		if t != forwardedType {
+	for inner, ok := unwrapOne(entry); ok; inner, ok = unwrapOne(entry) {
+		if t := commandType(entry[0]); t != forwardedType {
 			ts = append(ts, t)
 		}
 		entry = inner
@@ -239,22 +245,7 @@ func envelopeTypes(entry []byte) []commandType {
 // forwarded, keyed and conditional envelopes, or the entry itself when
 // one does not unwrap (the write's own checks then refuse it).
 func unwrapEnvelopes(entry []byte) []byte {
-	for len(entry) > 0 {
-		var inner []byte
-		var err error
-		switch commandType(entry[0]) {
-		case forwardedType:
-			_, _, inner, err = unwrapForwarded(entry[1:])
-		case keyedType:
-			_, inner, err = unwrapKeyed(entry[1:])
-		case conditionalType:
-			_, inner, err = unwrapConditional(entry[1:])
-		default:
-			return entry
-		}
-		if err != nil {
-			return entry
-		}
+	for inner, ok := unwrapOne(entry); ok; inner, ok = unwrapOne(entry) {
 		entry = inner
 	}
 	return entry
