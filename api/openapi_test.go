@@ -49,6 +49,7 @@ var documentedRoutes = []struct {
 	{"POST", "/v1/artifacts/{id}/signed-url", true},
 	{"DELETE", "/v1/tokens/{token_id}", true},
 	{"POST", "/v1/uploads", true},
+	{"GET", "/v1/uploads", true},
 	{"GET", "/v1/uploads/{id}", true},
 	{"DELETE", "/v1/uploads/{id}", true},
 	{"POST", "/v1/uploads/{id}/confirm", true},

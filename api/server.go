@@ -108,6 +108,7 @@ func (s *Server) routes() {
 		{"POST /v1/artifacts/{id}/signed-url", s.createSignedURL, secret("issued a signed URL")},
 		{"DELETE /v1/tokens/{token_id}", s.revokeToken, result(http.StatusNoContent)},
 		{"POST /v1/uploads", s.createUpload, rerun()},
+		{"GET /v1/uploads", s.listUploads, replay{}},
 		{"GET /v1/uploads/{id}", s.getUpload, replay{}},
 		{"DELETE /v1/uploads/{id}", s.deleteUpload, result(http.StatusNoContent)},
 		{"POST /v1/uploads/{id}/confirm", s.confirmUpload, result(http.StatusCreated)},

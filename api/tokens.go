@@ -111,6 +111,19 @@ func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, caller artmes
 	return nil
 }
 
+func (s *Server) listUploads(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	us, err := s.n.Uploads(r.Context(), caller)
+	if err != nil {
+		return err
+	}
+	out := make([]apitype.UploadStatus, len(us))
+	for i, u := range us {
+		out[i] = apitype.UploadStatus(u)
+	}
+	writeJSON(w, http.StatusOK, items(out))
+	return nil
+}
+
 func (s *Server) deleteUpload(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	if err := s.n.AbandonUpload(r.Context(), caller, r.PathValue("id")); err != nil {
 		return err

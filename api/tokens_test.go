@@ -123,3 +123,67 @@ func TestUploadFlow(t *testing.T) {
 		t.Fatalf("write after confirm: %d", resp.StatusCode)
 	}
 }
+
+// TestListUploads checks GET /v1/uploads (the caller's unconfirmed
+// uploads, no one else's, no token) and that a create sent again with its
+// Idempotency-Key answers the upload as it is now.
+func TestListUploads(t *testing.T) {
+	srv, key := newTestServer(t)
+	resp, data := send(t, srv, key, "POST", "/v1/agents", strings.NewReader(`{"id": "bob"}`))
+	if resp.StatusCode != 201 {
+		t.Fatalf("create bob: %d %s", resp.StatusCode, data)
+	}
+	var bob struct {
+		APIKey string `json:"api_key"`
+	}
+	json.Unmarshal(data, &bob)
+	create := func(k, name string) apitype.Upload {
+		t.Helper()
+		resp, data := send(t, srv, k, "POST", "/v1/uploads", strings.NewReader(`{"name": "`+name+`", "size_bytes": 4}`), "Idempotency-Key", "key-"+name)
+		if resp.StatusCode != 201 {
+			t.Fatalf("create upload %s: %d %s", name, resp.StatusCode, data)
+		}
+		var up apitype.Upload
+		json.Unmarshal(data, &up)
+		return up
+	}
+	list := func(k string) []apitype.UploadStatus {
+		t.Helper()
+		resp, data := send(t, srv, k, "GET", "/v1/uploads", nil)
+		if resp.StatusCode != 200 || strings.Contains(string(data), "token") {
+			t.Fatalf("list uploads: %d %s", resp.StatusCode, data)
+		}
+		var out apitype.Items[apitype.UploadStatus]
+		json.Unmarshal(data, &out)
+		return out.Items
+	}
+	mine := create(key, "mine.bin")
+	create(bob.APIKey, "bobs.bin")
+	if got := list(key); len(got) != 1 || got[0].ID != mine.ID || got[0].State != "open" || got[0].ReceivedBytes != 0 {
+		t.Fatalf("admin's uploads: %+v", got)
+	}
+	if got := list(bob.APIKey); len(got) != 1 || got[0].Name != "bobs.bin" {
+		t.Fatalf("bob's uploads: %+v", got)
+	}
+	if resp, _ := send(t, srv, "", "GET", "/v1/uploads", nil); resp.StatusCode != 401 {
+		t.Errorf("without a key: %d", resp.StatusCode)
+	}
+
+	// The bytes arrive; the create sent again answers it received.
+	if resp, data := send(t, srv, "", "PUT", strings.TrimPrefix(mine.URL, srv.URL), strings.NewReader("abcd")); resp.StatusCode != 200 {
+		t.Fatalf("put: %d %s", resp.StatusCode, data)
+	}
+	again := create(key, "mine.bin")
+	if again.ID != mine.ID || again.State != "received" || again.ReceivedBytes != 4 || again.Token == "" {
+		t.Errorf("the create sent again: %+v, want %s received with a token", again, mine.ID)
+	}
+	if resp, data := send(t, srv, key, "POST", "/v1/uploads/"+mine.ID+"/confirm", nil); resp.StatusCode != 201 {
+		t.Fatalf("confirm: %d %s", resp.StatusCode, data)
+	}
+	if got := list(key); len(got) != 0 {
+		t.Errorf("after the confirm: %+v", got)
+	}
+	if again := create(key, "mine.bin"); again.State != "confirmed" || again.ArtifactID == "" {
+		t.Errorf("the create sent after the confirm: %+v", again)
+	}
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -160,6 +161,14 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 	if err != nil {
 		return UploadStatus{}, err
 	}
+	// Sent again, the create answers the upload as it is now (bytes
+	// received, confirmed), not as it was made; one dropped since is gone.
+	if u, err = n.cat.Upload(u.ID); err != nil {
+		if errors.Is(err, artmesh.NotFound) {
+			return UploadStatus{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("upload %s, which this Idempotency-Key opened, was aborted or expired: open a new one with a new key", id), err)
+		}
+		return UploadStatus{}, err
+	}
 	tok, err := n.mint(ctx, acl.Claims{Action: acl.ActionWrite, Agent: caller.ID, Target: u.ID, NotBefore: now, Expires: u.ExpiresAt})
 	if err != nil {
 		return UploadStatus{}, err
@@ -282,6 +291,27 @@ func (n *Node) Upload(_ context.Context, caller artmesh.Agent, id string) (Uploa
 		return UploadStatus{}, err
 	}
 	return n.uploadStatus(u), nil
+}
+
+// Uploads returns caller's uploads that are not confirmed yet (open, or
+// received and waiting for a confirm), oldest first: what an interrupted
+// client can resume, confirm or abandon. Uploads are few (each agent may
+// hold a quota of them open, and each expires), so they are read whole.
+func (n *Node) Uploads(_ context.Context, caller artmesh.Agent) ([]UploadStatus, error) {
+	all, err := n.cat.Uploads()
+	if err != nil {
+		return nil, err
+	}
+	out := []UploadStatus{}
+	for _, u := range all {
+		if u.Owner == caller.ID && u.State != catalog.StateConfirmed {
+			out = append(out, n.uploadStatus(u))
+		}
+	}
+	slices.SortFunc(out, func(a, b UploadStatus) int {
+		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // ConfirmUpload turns a received upload that caller owns into its

@@ -100,6 +100,14 @@ func (c *Client) GetUpload(ctx context.Context, id string) (UploadStatus, error)
 	return st, err
 }
 
+// Uploads returns the caller's uploads that are not confirmed yet (open,
+// or received and waiting for a confirm), oldest first (GET /v1/uploads).
+func (c *Client) Uploads(ctx context.Context) ([]UploadStatus, error) {
+	var out apitype.Items[UploadStatus]
+	err := c.call(ctx, request{op: "client.Uploads", method: http.MethodGet, path: "/v1/uploads"}, nil, &out)
+	return out.Items, err
+}
+
 // AbortUpload abandons the upload id, which the caller must own
 // (DELETE /v1/uploads/{id}); the node collects its bytes.
 func (c *Client) AbortUpload(ctx context.Context, id string) error {

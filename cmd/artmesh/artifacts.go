@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -21,7 +22,7 @@ const maxSnippetArg = 64 << 20
 // get, info, ls, shared, versions, update, rm.
 func (c *cli) artifactCmds() []*cobra.Command {
 	return []*cobra.Command{
-		c.putCmd(), c.uploadCmd(), c.snippetCmd(), c.getCmd(), c.infoCmd(), c.lsCmd(false), c.lsCmd(true),
+		c.putCmd(), c.uploadCmd(), c.uploadsCmd(), c.snippetCmd(), c.getCmd(), c.infoCmd(), c.lsCmd(false), c.lsCmd(true),
 		c.versionsCmd(), c.updateCmd(), c.rmCmd(),
 	}
 }
@@ -43,6 +44,7 @@ func (c *cli) putCmd() *cobra.Command {
 	var name, typ string
 	var meta []string
 	var replicas int
+	var another bool
 	var w writeFlags
 	cmd := &cobra.Command{
 		Use:   "put FILE",
@@ -54,7 +56,12 @@ extension suggests (else application/octet-stream). --meta KEY=VALUE sets
 metadata KEY to the string VALUE (ver=1.0 is "1.0"); --meta KEY:=JSON to a
 JSON value (year:=2025 is a number, tags:='["a","b"]' an array), as httpie
 does. --replicas N answers only once N members hold the content (the write
-fails, recording nothing, when they cannot). -q prints the id alone.`,
+fails, recording nothing, when they cannot). -q prints the id alone.
+
+put refuses a name you already own an artifact of (exit 1), and says how
+to add a version to it instead (artmesh update); --new stores another
+artifact of the same name. The check is atomic (the create carries
+If-None-Match: *), so two puts of one name at once make one artifact.`,
 		Example: `  artmesh put report.pdf --meta quarter=Q4 --meta year:=2025
   ID=$(artmesh put -q weights.bin --replicas 2)
   tar c data/ | artmesh put - --name data.tar --type application/x-tar`,
@@ -86,6 +93,13 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 				return err
 			}
 			defer in.Close()
+			if !another {
+				// Before the bytes go: a name in use is refused at once.
+				if err := c.nameFree(cmd.Context(), api, name); err != nil {
+					return err
+				}
+				w.ifNoneMatch = true
+			}
 			ctx, err := digestInput(w.ctx(cmd.Context()), in)
 			if err != nil {
 				return err
@@ -93,6 +107,12 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 			p := c.newProgress(size, "put "+name)
 			a, err := api.CreateArtifact(ctx, p.reader(in), client.CreateOptions{Name: name, ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
+			if !another && errors.Is(err, artmesh.PreconditionFailed) {
+				// Taken between the check and the create.
+				if nerr := c.nameFree(cmd.Context(), api, name); nerr != nil {
+					return nerr
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -102,9 +122,24 @@ fails, recording nothing, when they cannot). -q prints the id alone.`,
 	cmd.Flags().StringVar(&name, "name", "", "the artifact's name (default: the file's base name)")
 	cmd.Flags().StringVar(&typ, "type", "", "the content type (default: from the name's extension)")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
+	cmd.Flags().BoolVar(&another, "new", false, "store a new artifact even if you own one of this name already")
 	replicasFlag(cmd, &replicas)
 	w.flags(cmd, true)
 	return cmd
+}
+
+// nameFree returns nil if the caller owns no artifact called name, and
+// otherwise a Conflict error that names it and says what to do instead.
+func (c *cli) nameFree(ctx context.Context, api *client.Client, name string) error {
+	page, err := api.ListArtifacts(ctx, artmesh.Filter{Name: name, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Items) == 0 {
+		return nil
+	}
+	id := page.Items[0].ID
+	return artmesh.E(artmesh.Conflict, fmt.Sprintf("you already own an artifact named %q (%s): 'artmesh update %s FILE' adds a version to it; 'artmesh put --new' stores another artifact of that name", name, id, id))
 }
 
 func (c *cli) snippetCmd() *cobra.Command {
@@ -324,7 +359,7 @@ func (c *cli) printPage(p artmesh.Page[artmesh.Artifact], owner bool) error {
 
 func (c *cli) versionsCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "versions ID",
+		Use:     "versions ID|NAME",
 		Short:   "List an artifact's versions, oldest first",
 		Example: "  artmesh versions $ID\n  artmesh versions $ID --json",
 		Args:    cobra.ExactArgs(1),
@@ -333,7 +368,11 @@ func (c *cli) versionsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, err := api.Versions(cmd.Context(), artmesh.ArtifactID(args[0]))
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			vs, err := api.Versions(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -356,7 +395,7 @@ func (c *cli) updateCmd() *cobra.Command {
 	var replicas int
 	var w writeFlags
 	cmd := &cobra.Command{
-		Use:   "update ID FILE",
+		Use:   "update ID|NAME FILE",
 		Short: "Store a file as a new version of an artifact (FILE - reads stdin)",
 		Long: `Store a file as a new version of an artifact and print the artifact.
 
@@ -380,6 +419,10 @@ nothing, when they cannot).`,
 			if err != nil {
 				return err
 			}
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
 			in, size, err := openInput(args[1], c.stdin)
 			if err != nil {
 				return err
@@ -390,7 +433,7 @@ nothing, when they cannot).`,
 				return err
 			}
 			p := c.newProgress(size, "update "+args[0])
-			a, err := api.UpdateArtifact(ctx, artmesh.ArtifactID(args[0]), p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
+			a, err := api.UpdateArtifact(ctx, id, p.reader(in), client.UpdateOptions{ContentType: typ, Metadata: m, Size: size, Replicas: replicas})
 			p.done(err)
 			if err != nil {
 				return err
@@ -409,7 +452,7 @@ func (c *cli) rmCmd() *cobra.Command {
 	var version int
 	var w writeFlags
 	cmd := &cobra.Command{
-		Use:     "rm ID",
+		Use:     "rm ID|NAME",
 		Short:   "Delete an artifact, or with --version one of its versions",
 		Example: "  artmesh rm $ID --version 1\n  artmesh rm $ID",
 		Args:    cobra.ExactArgs(1),
@@ -421,7 +464,10 @@ func (c *cli) rmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id := artmesh.ArtifactID(args[0])
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
 			if version > 0 {
 				if err := api.DeleteVersion(w.ctx(cmd.Context()), id, version); err != nil {
 					return err

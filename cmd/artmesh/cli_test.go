@@ -52,8 +52,11 @@ func startFake(t *testing.T) (*fakeNode, string) {
 			w.WriteHeader(201)
 			io.WriteString(w, fakeArtifact)
 		case "GET /v1/artifacts":
-			// Two pages: the second is the one after the cursor.
-			if r.URL.Query().Get("cursor") == "" {
+			// Two pages: the second is the one after the cursor. No
+			// artifact has a name asked for (put checks that first).
+			if r.URL.Query().Get("name") != "" {
+				io.WriteString(w, `{"items":[],"limit":1,"offset":0}`)
+			} else if r.URL.Query().Get("cursor") == "" {
 				io.WriteString(w, `{"items":[`+fakeArtifact+`],"limit":1,"offset":0,"next_cursor":"MTphcnRfMDFKRDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA"}`)
 			} else {
 				io.WriteString(w, `{"items":[`+strings.Replace(fakeArtifact, "art_01JD0000000000000000000000", "art_01JC0000000000000000000000", 1)+`],"limit":1,"offset":0}`)
@@ -224,8 +227,9 @@ func TestWriteFlags(t *testing.T) {
 		args []string
 		want map[string]string // headers; "?" is any non-empty value
 	}{
-		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": "", "Content-Digest": "sha-256=:/1Rkw0KH6exQW592VzpMsL1AjJbGU3tFj92ZP8fGFc4=:"}},
+		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": "*", "Content-Digest": "sha-256=:/1Rkw0KH6exQW592VzpMsL1AjJbGU3tFj92ZP8fGFc4=:"}},
 		{[]string{"put", file}, map[string]string{"Idempotency-Key": "?"}},
+		{[]string{"put", "--new", file}, map[string]string{"Idempotency-Key": "?", "If-None-Match": ""}},
 		{[]string{"put", file, "--idempotency-key", "run-7/put", "--if-none-match"}, map[string]string{"Idempotency-Key": "run-7/put", "If-None-Match": "*"}},
 		{[]string{"snippet", "s.json", "1", "--if-none-match"}, map[string]string{"If-None-Match": "*"}},
 		{[]string{"update", "art_ok", file, "--if-match", "bafyold"}, map[string]string{"If-Match": `"bafyold"`, "Idempotency-Key": "?"}},

@@ -39,16 +39,16 @@ func openInput(path string, stdin io.Reader) (io.ReadCloser, int64, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, inputError{err}
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, inputError{err}
 	}
 	if st.IsDir() {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s is a directory: give a file", path)
+		return nil, 0, inputError{fmt.Errorf("%s is a directory: give a file", path)}
 	}
 	size := int64(-1)
 	if st.Mode().IsRegular() {

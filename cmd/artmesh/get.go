@@ -114,6 +114,15 @@ func (c *cli) resolveArtifact(ctx context.Context, api *client.Client, arg strin
 		fmt.Sprintf("%d artifacts are named %q: give one of their ids: %s", len(found), arg, strings.Join(ids, ", ")))
 }
 
+// artifactArg returns the artifact that a command's ID|NAME argument
+// names: an id as it is, or the one artifact (yours or shared with you)
+// that has the name; a name no artifact or several have is an error that
+// says so (exit 3 or 2).
+func (c *cli) artifactArg(ctx context.Context, api *client.Client, arg string) (artmesh.ArtifactID, error) {
+	id, _, err := c.resolveArtifact(ctx, api, arg)
+	return id, err
+}
+
 // getToStdout streams the content to stdout, refusing binary content on a
 // terminal unless forced.
 func (c *cli) getToStdout(ctx context.Context, api *client.Client, id artmesh.ArtifactID, version int, force bool) error {

@@ -15,11 +15,12 @@
 //
 //	0  success
 //	1  any other error (conflict, expired, a failed download, ...)
-//	2  usage or invalid input: a bad flag or argument, or the API's invalid_argument
+//	2  usage or invalid input: a bad flag or argument, an input file that cannot be read, or the API's invalid_argument
 //	3  not found (the API's not_found; also a name that matches no artifact)
 //	4  permission denied or unauthenticated (the API's permission_denied, unauthenticated)
 //	5  unavailable: the node cannot be reached, or answers unavailable (no quorum, catching up)
 //	   or outcome_unknown (a write that may or may not have taken effect)
+//	130 interrupted (Ctrl-C; 143 for SIGTERM): 128 + the signal's number, as shells report it
 package main
 
 import (
@@ -42,11 +43,20 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM cancels the command, which then exits
+	// with 128 + the signal's number, as shells report a command killed by
+	// it (130 for Ctrl-C); after it, a second one kills as usual.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
 	go func() {
-		// After the first signal, a second one kills as usual.
-		<-ctx.Done()
-		stop()
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			cancel(interrupted{s})
+		case <-done:
+		}
 	}()
 	c := &cli{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
@@ -55,9 +65,32 @@ func main() {
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 	}
 	code := c.run(ctx, os.Args[1:])
-	stop()
+	close(done)
+	cancel(nil)
 	os.Exit(code)
 }
+
+// interrupted is the cause of a command's end by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// code is the exit status for a command ended by the signal: 128 + its
+// number (130 for SIGINT, 143 for SIGTERM).
+func (i interrupted) code() int {
+	if s, ok := i.sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// inputError is a file named on the command line that cannot be used as
+// input (missing, unreadable, a folder): invalid input, exit 2, without
+// the pointer to --help that a usage error adds.
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
 
 // cli is one run of the command: its streams, environment, global flags
 // and, once a command needs it, the API client.
@@ -101,6 +134,10 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return 0
 	}
 	code := exitCode(err)
+	var sig interrupted
+	if errors.As(context.Cause(ctx), &sig) {
+		code = sig.code()
+	}
 	if c.jsonOut {
 		_ = printJSON(c.stderr, apitype.ErrorBody{Error: apitype.ErrorDetail{Code: errorCode(err), Message: c.describe(err)}})
 		return code
@@ -132,7 +169,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, new(inputError)):
 		return exitUsage
 	case errors.Is(err, client.ErrUnreachable):
 		return exitUnavailable
@@ -160,7 +197,7 @@ func errorCode(err error) string {
 	var ue usageError
 	var ce *client.Error
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, new(inputError)):
 		return artmesh.Invalid.String()
 	case errors.Is(err, client.ErrUnreachable):
 		return artmesh.Unavailable.String()
@@ -236,7 +273,7 @@ else <repo>/api.key.`,
 	root.SetErr(c.stderr)
 	root.Version = buildVersion().String()
 	root.SetVersionTemplate("{{.Version}}")
-	root.Flags().Bool("version", false, "print the version (as `artmesh version` does)")
+	root.Flags().Bool("version", false, "print the version (as the version command does)")
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.apiFlag, "api", "", "the node's API URL (default: $ARTMESH_API, else the repo's address, else http://127.0.0.1:7480)")
 	pf.BoolVar(&c.jsonOut, "json", false, "print the API's JSON instead of text (errors too, on stderr)")

@@ -138,7 +138,7 @@ func (c *cli) pinCmd() *cobra.Command {
 	var version int
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "pin ID",
+		Use:   "pin ID|NAME",
 		Short: "Make this node fetch and keep a full copy of an artifact's version",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -146,7 +146,10 @@ func (c *cli) pinCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id := artmesh.ArtifactID(args[0])
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
 			p, err := api.Pin(cmd.Context(), id, version)
 			if err != nil {
 				return err
@@ -192,7 +195,7 @@ func (c *cli) pinCmd() *cobra.Command {
 func (c *cli) unpinCmd() *cobra.Command {
 	var version int
 	cmd := &cobra.Command{
-		Use:   "unpin ID",
+		Use:   "unpin ID|NAME",
 		Short: "Stop keeping an artifact's version (default: every pinned version) on this node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -200,7 +203,11 @@ func (c *cli) unpinCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := api.Unpin(cmd.Context(), artmesh.ArtifactID(args[0]), version); err != nil {
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			if err := api.Unpin(cmd.Context(), id, version); err != nil {
 				return err
 			}
 			c.say("unpinned %s", args[0])

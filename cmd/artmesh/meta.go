@@ -61,15 +61,33 @@ func parseMeta(pairs []string) (artmesh.Metadata, error) {
 	return m, nil
 }
 
-// parseMetaFilter turns --meta k=v arguments of a listing into conditions.
-// The value is text: it matches a string value equal to it, or another
+// parseMetaFilter turns --meta arguments of a listing into conditions.
+// KEY=VALUE is text: it matches a string value equal to it, or another
 // value whose JSON text it is (year=2025 matches the number 2025).
+// KEY:=JSON is the same match spelled as put spells a typed value, so
+// that the --meta of a put also finds what it stored: year:=2025 matches
+// the number 2025, name:='"x"' the string x. JSON that does not parse is
+// a usage error, not a filter that silently matches nothing.
 func parseMetaFilter(pairs []string) ([]artmesh.MetaMatch, error) {
 	var out []artmesh.MetaMatch
 	for _, p := range pairs {
 		k, v, err := splitPair(p)
 		if err != nil {
 			return nil, err
+		}
+		if typed, ok := strings.CutSuffix(k, ":"); ok {
+			if typed == "" {
+				return nil, usageErrorf("--meta %q: give it as KEY=VALUE or KEY:=JSON", p)
+			}
+			var b bytes.Buffer
+			if err := json.Compact(&b, []byte(v)); err != nil {
+				return nil, usageErrorf("--meta %s:=%s: the value after := must be JSON (for text, use %s=...): %v", typed, v, typed, err)
+			}
+			k, v = typed, b.String()
+			var s string
+			if json.Unmarshal(b.Bytes(), &s) == nil {
+				v = s // a JSON string matches as its text
+			}
 		}
 		out = append(out, artmesh.MetaMatch{Key: k, Value: v})
 	}

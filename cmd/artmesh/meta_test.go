@@ -73,7 +73,18 @@ func TestParseMetaFilter(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	if _, err := parseMetaFilter([]string{"novalue"}); err == nil {
-		t.Error("a pair without = was accepted")
+	// KEY:=JSON spells the same match as put spells a typed value.
+	got, err = parseMetaFilter([]string{"year:=2025", `name:="x y"`, `tags:=[ "a" ]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []artmesh.MetaMatch{{Key: "year", Value: "2025"}, {Key: "name", Value: "x y"}, {Key: "tags", Value: `["a"]`}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf(":= got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"novalue", ":=1", "year:=20x5"} {
+		if _, err := parseMetaFilter([]string{bad}); err == nil || exitCode(err) != exitUsage {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
 	}
 }

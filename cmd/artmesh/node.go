@@ -68,7 +68,7 @@ func newInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&apiAddr, "api", nrepo.DefaultAPIAddr, "address the HTTP API will listen on")
 	cmd.Flags().StringVar(&chunking, "chunking", string(content.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
-	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from `artmesh mesh invite` on a member): make this node a member of that mesh")
+	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from 'artmesh mesh invite' on a member): make this node a member of that mesh")
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+nrepo.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
 	cmd.Flags().BoolVar(&private, "private-network", false, "give the new mesh a private network key (a libp2p PSK) on top of TLS and admission by peer id: a peer without the key cannot even finish a handshake; costs about two thirds of the wire's throughput")
 	cmd.Flags().IntVar(&voters, "voters", nrepo.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
@@ -117,7 +117,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl.Var(&f.cacheSize, "cache-size", "how much content this node keeps that it is neither allocated nor pinned (read here, fetched from others), least recently used out first; bytes, or with a unit: 64MiB, 1GiB (0 keeps none)")
 	fl.DurationVar(&f.replicateTimeout, "replicate-timeout", defaultReplicateTimeout, "how long a write with replicas=N waits for the other members to take their copies before it fails with 503")
 	f.scrubRate = byteSize(node.DefaultScrubRate)
-	fl.Var(&f.scrubRate, "scrub-rate", "how fast the background scrubber reads and re-hashes every block, per second; bytes, or with a unit: 16MiB (0 turns it off; `artmesh repo verify` still checks everything)")
+	fl.Var(&f.scrubRate, "scrub-rate", "how fast the background scrubber reads and re-hashes every block, per second; bytes, or with a unit: 16MiB (0 turns it off; 'artmesh repo verify' still checks everything)")
 	fl.DurationVar(&f.scrubEvery, "scrub-every", node.DefaultScrubEvery, "how long after a scrub pass started the next one starts")
 	fl.DurationVar(&f.readOpen, "read-open-timeout", node.DefaultReadOpenTimeout, "how long a download waits for the first block of content that is not on this node before it answers 503 with Retry-After")
 	fl.DurationVar(&f.readStall, "read-stall-timeout", exchange.DefaultStall, "how long a download waits for a block whose fetch makes no progress before it ends the response (cut short: clients resume with Range)")

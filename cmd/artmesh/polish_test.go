@@ -167,14 +167,15 @@ func (tn *testNode) must(t *testing.T, args ...string) string {
 	return out
 }
 
-// putBytes stores data as an artifact called name and returns its id.
+// putBytes stores data as a new artifact called name (another one if
+// the name is in use) and returns its id.
 func (tn *testNode) putBytes(t *testing.T, name string, data []byte) string {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "in")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(tn.must(t, "put", "-q", file, "--name", name))
+	return strings.TrimSpace(tn.must(t, "put", "-q", "--new", file, "--name", name))
 }
 
 // patternBytes returns n bytes that are not text.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/api/apitype"
 	"github.com/artmesh/artmesh/api/client"
 )
@@ -39,7 +38,7 @@ func shortPeer(id string) string {
 // placementCmd is `artmesh placement ID`.
 func (c *cli) placementCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "placement ID",
+		Use:   "placement ID|NAME",
 		Short: "Show where each version of an artifact is held and whether it has its copies",
 		Long: `Show, for each version of an artifact (oldest first), its replication
 factor, its state (ok, repairing, under_replicated) and the members that
@@ -53,7 +52,11 @@ allocated to hold each version.`,
 			if err != nil {
 				return err
 			}
-			ps, err := api.Placement(cmd.Context(), artmesh.ArtifactID(args[0]))
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			ps, err := api.Placement(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -83,7 +86,7 @@ allocated to hold each version.`,
 // replicationCmd is `artmesh replication ID N`.
 func (c *cli) replicationCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "replication ID N",
+		Use:   "replication ID|NAME N",
 		Short: "Set how many members keep every version of an artifact you own (0: the mesh policy)",
 		Long: `Set how many members keep every version of an artifact you own; 0 makes it
 follow the mesh policy's replication factor again. The leader allocates
@@ -98,7 +101,11 @@ the copies in the background: see artmesh placement ID.`,
 			if err != nil {
 				return err
 			}
-			if err := api.SetReplication(cmd.Context(), artmesh.ArtifactID(args[0]), n); err != nil {
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			if err := api.SetReplication(cmd.Context(), id, n); err != nil {
 				return err
 			}
 			if c.jsonOut {

@@ -52,6 +52,8 @@ func startFakeReplication(t *testing.T) (*fakeReplication, map[string]string) {
 		case "POST /v1/artifacts", "POST /v1/snippets", "PUT /v1/artifacts/art_1/content":
 			w.WriteHeader(201)
 			io.WriteString(w, fakeArtifact)
+		case "GET /v1/artifacts": // put's check of the name: not in use
+			io.WriteString(w, `{"items":[],"limit":1,"offset":0}`)
 		case "GET /v1/mesh/policy":
 			io.WriteString(w, `{"replication_factor":2,"write_replicas":1}`)
 		case "PUT /v1/mesh/policy":

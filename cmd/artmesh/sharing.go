@@ -34,7 +34,7 @@ func (c *cli) printAccess(acc artmesh.Access) error {
 func (c *cli) shareCmd(unshare bool) *cobra.Command {
 	var agents, groups []string
 	cmd := &cobra.Command{
-		Use:   "share ID",
+		Use:   "share ID|NAME",
 		Short: "Let agents and groups read an artifact",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -42,6 +42,10 @@ func (c *cli) shareCmd(unshare bool) *cobra.Command {
 				return usageErrorf("name at least one --agent or --group")
 			}
 			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
 			if err != nil {
 				return err
 			}
@@ -53,7 +57,7 @@ func (c *cli) shareCmd(unshare bool) *cobra.Command {
 			if unshare {
 				do = api.Unshare
 			}
-			acc, err := do(cmd.Context(), artmesh.ArtifactID(args[0]), ids, groups)
+			acc, err := do(cmd.Context(), id, ids, groups)
 			if err != nil {
 				return err
 			}
@@ -61,7 +65,7 @@ func (c *cli) shareCmd(unshare bool) *cobra.Command {
 		},
 	}
 	if unshare {
-		cmd.Use, cmd.Short = "unshare ID", "Take back what share gave; their signed URLs stop working"
+		cmd.Use, cmd.Short = "unshare ID|NAME", "Take back what share gave; their signed URLs stop working"
 	}
 	cmd.Flags().StringSliceVar(&agents, "agent", nil, "an agent id (repeatable, or comma-separated)")
 	cmd.Flags().StringSliceVar(&groups, "group", nil, "a group name (repeatable, or comma-separated)")
@@ -70,7 +74,7 @@ func (c *cli) shareCmd(unshare bool) *cobra.Command {
 
 func (c *cli) accessCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "access ID",
+		Use:   "access ID|NAME",
 		Short: "Show who may read an artifact",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -78,7 +82,11 @@ func (c *cli) accessCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			acc, err := api.Access(cmd.Context(), artmesh.ArtifactID(args[0]))
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			acc, err := api.Access(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -91,7 +99,7 @@ func (c *cli) urlCmd() *cobra.Command {
 	var expires time.Duration
 	var version int
 	cmd := &cobra.Command{
-		Use:   "url ID",
+		Use:   "url ID|NAME",
 		Short: "Make a signed URL that reads an artifact without an API key",
 		Long: `Make a signed URL (a capability token) that reads an artifact without an
 API key, on any node of the mesh, until it expires or the access that
@@ -108,7 +116,11 @@ granted it is taken back.`,
 			if err != nil {
 				return err
 			}
-			u, err := api.CreateSignedURL(cmd.Context(), artmesh.ArtifactID(args[0]), client.SignedURLOptions{ExpiresIn: expires, Version: version})
+			id, err := c.artifactArg(cmd.Context(), api, args[0])
+			if err != nil {
+				return err
+			}
+			u, err := api.CreateSignedURL(cmd.Context(), id, client.SignedURLOptions{ExpiresIn: expires, Version: version})
 			if err != nil {
 				return err
 			}
@@ -116,6 +128,9 @@ granted it is taken back.`,
 				return printJSON(c.stdout, u)
 			}
 			fmt.Fprintln(c.stdout, u.URL)
+			if c.quiet {
+				return nil // the URL alone, for $(artmesh url -q ...)
+			}
 			return fields(c.stdout,
 				"expires", fmt.Sprintf("%s (in %s)", longTime(u.ExpiresAt), time.Until(u.ExpiresAt).Round(time.Second)),
 				"token id", orDash(u.TokenID))

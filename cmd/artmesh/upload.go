@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ func (c *cli) uploadCmd() *cobra.Command {
 	var name, typ, artifact, resume string
 	var meta []string
 	var replicas int
+	var restart bool
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Store a file through an upload URL, resuming after interruptions",
@@ -50,6 +53,13 @@ artifact.
 --artifact ID makes the upload a new version of that artifact (its name and
 type are kept unless --name or --type are given). --meta KEY=VALUE sets
 metadata as put does.
+
+Run the same command again to continue an upload that was interrupted
+(Ctrl-C, a lost connection, a restarted node): the upload's Idempotency-Key
+is derived from the file (its path, size and modification time) and the
+flags, so the node answers with the same upload, and only the bytes it does
+not hold are sent. --restart starts a new upload instead. 'artmesh uploads'
+lists your unconfirmed uploads, 'artmesh uploads abort ID' drops one.
 
 --resume UPLOAD_URL FILE continues an upload that was started elsewhere
 (its URL, token included, is printed when an upload fails) and confirms it.
@@ -88,6 +98,7 @@ are reachable.`,
 			}
 			ctx := cmd.Context()
 			var req client.UploadRequest
+			var key string // the create's Idempotency-Key
 			if resume == "" {
 				req = client.UploadRequest{Name: name, ContentType: typ, SizeBytes: size, Metadata: m, ArtifactID: artmesh.ArtifactID(artifact)}
 				if artifact == "" {
@@ -98,8 +109,13 @@ are reachable.`,
 						req.ContentType = contentTypeFor(req.Name)
 					}
 				}
+				if !restart {
+					if key, err = uploadKey(f, req); err != nil {
+						return err
+					}
+				}
 			}
-			a, err := c.upload(ctx, api, f, size, req, target, replicas)
+			a, err := c.upload(ctx, api, f, size, req, key, target, replicas, path)
 			if err != nil {
 				return err
 			}
@@ -112,6 +128,7 @@ are reachable.`,
 	fl.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (a string) or KEY:=JSON (a typed value); repeatable")
 	fl.StringVar(&artifact, "artifact", "", "make the upload a new version of this artifact")
 	fl.StringVar(&resume, "resume", "", "continue the upload at this upload URL instead of starting one")
+	fl.BoolVar(&restart, "restart", false, "start a new upload even if an interrupted upload of this file could be continued")
 	replicasFlag(cmd, &replicas)
 	return cmd
 }
@@ -155,18 +172,43 @@ func openUploadFile(path string) (*os.File, int64, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, inputError{err}
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, inputError{err}
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s is not a regular file: upload needs a file whose size is known (use put for pipes)", path)
+		return nil, 0, inputError{fmt.Errorf("%s is not a regular file: upload needs a file whose size is known (use put for pipes)", path)}
 	}
 	return f, st.Size(), nil
+}
+
+// uploadKey returns the Idempotency-Key of an upload of f declared by req:
+// the same file (absolute path, size, modification time) with the same
+// declaration gets the same key, so running the command again after an
+// interruption gets the same upload from the node (POST /v1/uploads sent
+// again answers the upload it opened, with a fresh URL) and continues it.
+// A file changed since has another key, and starts a new upload. Keys
+// last 24 hours on the node, as long as an upload does by default.
+func uploadKey(f *os.File, req client.UploadRequest) (string, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return "", inputError{err}
+	}
+	abs, err := filepath.Abs(f.Name())
+	if err != nil {
+		return "", inputError{err}
+	}
+	h := sha256.New()
+	meta, _ := json.Marshal(req.Metadata)
+	for _, part := range []string{"artmesh upload 1", abs, strconv.FormatInt(st.Size(), 10), strconv.FormatInt(st.ModTime().UnixNano(), 10),
+		req.Name, req.ContentType, string(req.ArtifactID), string(meta)} {
+		fmt.Fprintf(h, "%d:%s;", len(part), part)
+	}
+	return "upload-" + hex.EncodeToString(h.Sum(nil))[:40], nil
 }
 
 // uploadAPI is what an upload needs of the node's client.
@@ -184,16 +226,44 @@ var _ uploadAPI = (*client.Client)(nil)
 // upload stores the size bytes of f: through a new upload session
 // declared by req, or, when target.url is set, through that existing one,
 // from where the node's copy ends. It returns the artifact confirmed with
-// replicas (0: the mesh policy's).
-func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int64, req client.UploadRequest, target uploadTarget, replicas int) (artmesh.Artifact, error) {
+// replicas (0: the mesh policy's). path is the file's name, for messages.
+//
+// key, when set, is the create's Idempotency-Key (and only the create's:
+// each later call has its own). A new session whose create the node
+// answers with an upload it already had (the same key: the command run
+// again) is continued from where the node's copy ends, or, confirmed
+// already, answers its artifact.
+func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int64, req client.UploadRequest, key string, target uploadTarget, replicas int, path string) (artmesh.Artifact, error) {
 	var offset int64
 	received := false // all bytes are there already
 	if target.url == "" {
-		up, err := api.CreateUpload(ctx, req)
+		cctx := ctx
+		if key != "" {
+			cctx = client.WithIdempotencyKey(ctx, key)
+		}
+		up, err := api.CreateUpload(cctx, req)
+		if key != "" && errors.Is(err, artmesh.NotFound) {
+			// The upload this file's key opened was aborted or expired.
+			fmt.Fprintln(c.stderr, "the earlier upload of this file was aborted or expired: starting a new one")
+			up, err = api.CreateUpload(ctx, req)
+		}
 		if err != nil {
 			return artmesh.Artifact{}, err
 		}
 		target = uploadTarget{id: up.ID, url: up.URL}
+		switch {
+		case up.State == client.UploadConfirmed && up.ArtifactID != "":
+			fmt.Fprintf(c.stderr, "upload %s of this file was confirmed already (use --restart to upload it again)\n", up.ID)
+			return api.Artifact(ctx, up.ArtifactID)
+		case up.State == client.UploadReceived:
+			offset, received = size, true
+			fmt.Fprintf(c.stderr, "continuing upload %s: the node holds all %s; confirming it\n", up.ID, artmesh.FormatBytes(size))
+		case up.ReceivedBytes > 0:
+			if offset, err = api.UploadOffset(ctx, target.url); err != nil {
+				return artmesh.Artifact{}, err
+			}
+			fmt.Fprintf(c.stderr, "continuing upload %s: the node holds %s of %s\n", up.ID, artmesh.FormatBytes(offset), artmesh.FormatBytes(size))
+		}
 	} else {
 		st, err := api.GetUpload(ctx, target.id)
 		if err != nil {
@@ -225,7 +295,7 @@ func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int
 	}
 	p.done(err)
 	if err != nil {
-		return artmesh.Artifact{}, c.resumeHint(err, target)
+		return artmesh.Artifact{}, c.resumeHint(err, target, path, req.Name != "" || req.ArtifactID != "")
 	}
 	if err := hs.catchUp(f, size); err != nil {
 		return artmesh.Artifact{}, err
@@ -236,19 +306,40 @@ func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int
 		if replicas > 0 {
 			again = fmt.Sprintf(" --replicas %d", replicas)
 		}
-		fmt.Fprintf(c.stderr, "the node holds the whole upload; confirm it later with:\n  artmesh upload --resume '%s'%s FILE\n", target.url, again)
+		fmt.Fprintf(c.stderr, "the node holds the whole upload; confirm it later with:\n  artmesh upload --resume %s%s %s\n", shellQuote(target.url), again, shellQuote(path))
 	}
 	return a, err
 }
 
-// resumeHint adds to the error of a failed transfer how to continue it.
-func (c *cli) resumeHint(err error, target uploadTarget) error {
+// resumeHint adds to the error of a failed transfer how to continue it:
+// the same command again (when this run opened the upload, whose key the
+// file gives), or --resume with the upload URL, which works from any
+// shell.
+func (c *cli) resumeHint(err error, target uploadTarget, path string, opened bool) error {
 	var ce *client.Error
 	if errors.As(err, &ce) && ce.Status != http.StatusConflict && ce.Status < 500 {
 		return err // the upload itself is refused: resuming will not help
 	}
-	fmt.Fprintf(c.stderr, "the node keeps what it received; continue with:\n  artmesh upload --resume '%s' FILE\n", target.url)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(c.stderr, "the node keeps what it received of upload %s; run the same command again to continue it\n", target.id)
+		return err
+	}
+	again := ""
+	if opened {
+		again = "run the same command again, or "
+	}
+	fmt.Fprintf(c.stderr, "the node keeps what it received; to continue, %suse:\n  artmesh upload --resume %s %s\n", again, shellQuote(target.url), shellQuote(path))
 	return err
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@%+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // confirm confirms an upload whose bytes all arrived, retrying when the
@@ -456,4 +547,77 @@ func (h *prefixHashReader) Read(b []byte) (int, error) {
 	}
 	h.pos += int64(n)
 	return n, err
+}
+
+// uploadsCmd is `artmesh uploads [ls]` and `artmesh uploads abort ID`:
+// the caller's unconfirmed uploads, which an interrupted upload leaves.
+func (c *cli) uploadsCmd() *cobra.Command {
+	list := func(cmd *cobra.Command, _ []string) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		us, err := api.Uploads(cmd.Context())
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.jsonOut:
+			return printJSON(c.stdout, items(us))
+		case c.quiet:
+			for _, u := range us {
+				fmt.Fprintln(c.stdout, u.ID)
+			}
+			return nil
+		case len(us) == 0:
+			fmt.Fprintln(c.stderr, "no unconfirmed uploads")
+			return nil
+		}
+		rows := make([][]string, 0, len(us))
+		for _, u := range us {
+			rows = append(rows, []string{u.ID, u.Name, u.State,
+				fmt.Sprintf("%s of %s", artmesh.FormatBytes(u.ReceivedBytes), artmesh.FormatBytes(u.SizeBytes)),
+				orDash(string(u.ArtifactID)), shortTime(u.ExpiresAt)})
+		}
+		return table(c.stdout, []string{"ID", "NAME", "STATE", "RECEIVED", "UPDATES", "EXPIRES"}, rows)
+	}
+	cmd := &cobra.Command{
+		Use:   "uploads",
+		Short: "List your unconfirmed uploads (open or received), or abort one",
+		Long: `List your uploads that are not confirmed yet: open ones (bytes still to
+send) and received ones (waiting for a confirm), oldest expiry first. An
+interrupted 'artmesh upload FILE' continues when run again; 'artmesh uploads
+abort ID' drops an upload and the bytes the node holds for it.`,
+		Example: `  artmesh uploads
+  artmesh uploads abort upl_01JD8X3V6Q4Z2M5N7P9R1S3T5V
+  artmesh uploads -q | xargs -n1 artmesh uploads abort`,
+		Args: cobra.NoArgs,
+		RunE: list,
+	}
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List your unconfirmed uploads (as uploads alone does)",
+		Example: "  artmesh uploads ls --json",
+		Args:    cobra.NoArgs,
+		RunE:    list,
+	}
+	abort := &cobra.Command{
+		Use:     "abort ID",
+		Short:   "Abandon an unconfirmed upload: the node drops the bytes it holds for it",
+		Example: "  artmesh uploads abort upl_01JD8X3V6Q4Z2M5N7P9R1S3T5V",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := api.AbortUpload(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			c.say("aborted upload %s", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(ls, abort)
+	return cmd
 }

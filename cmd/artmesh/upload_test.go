@@ -354,7 +354,7 @@ func TestUploadGivesUp(t *testing.T) {
 	f.failures = []string{"503", "503", "503", "503", "503", "503", "503", "503"}
 	code, _, errOut := runUploadCLI(t, f, "upload", path)
 	if code != 1 || !strings.Contains(errOut, "giving up after 5 retries") ||
-		!strings.Contains(errOut, "artmesh upload --resume '"+f.uploadURL()+"' FILE") {
+		!strings.Contains(errOut, "run the same command again, or use:\n  artmesh upload --resume '"+f.uploadURL()+"' "+path+"\n") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	if len(f.puts) != 6 || f.confirmed != "" {
@@ -412,7 +412,7 @@ func TestUploadUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.message)
 		}
 	}
-	if code, _, errOut := runUploadCLI(t, f, "upload", t.TempDir()); code != 1 || !strings.Contains(errOut, "not a regular file") {
+	if code, _, errOut := runUploadCLI(t, f, "upload", t.TempDir()); code != 2 || !strings.Contains(errOut, "not a regular file") {
 		t.Errorf("a directory: exit %d, %q", code, errOut)
 	}
 }
