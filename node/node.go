@@ -270,6 +270,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if len(cfg.Listen) > 0 {
 		rc.Listen = cfg.Listen
 	}
+	if _, err := repo.ParseRaftTimeout(rc.RaftTimeout); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("node: %s: %w", filepath.Join(cfg.Repo, repo.ConfigFile), err)
+	}
 	meshKey, err := repo.ReadMeshKey(cfg.Repo)
 	if err != nil {
 		lock.Close()
@@ -367,6 +371,10 @@ func (n *Node) open(ctx context.Context, priv crypto.PrivKey) error {
 	ccfg.ObserveApply = n.metrics.observeApply
 	ccfg.Authenticate = n.authenticateForwarded
 	ccfg.Expedite = func(member string, index uint64) bool { return n.trans.Expedite(raft.ServerID(member), index) }
+	if t, _ := repo.ParseRaftTimeout(n.rc.RaftTimeout); t > 0 {
+		// Slower Raft for a small or busy machine (checked in Open).
+		ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = t, t, t/2
+	}
 	if n.cat, err = catalog.Open(ctx, ccfg); err != nil {
 		return err
 	}

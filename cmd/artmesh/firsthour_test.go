@@ -248,3 +248,25 @@ func TestUploadsAbort(t *testing.T) {
 		t.Errorf("abort again: exit %d, want %d", code, exitNotFound)
 	}
 }
+
+func TestWarnFewVoters(t *testing.T) {
+	m := func(id, role string) client.Member { return client.Member{PeerID: id, Role: role} }
+	for _, tt := range []struct {
+		name string
+		ms   []client.Member
+		gone string
+		want string // in the warning; "" for none
+	}{
+		{"3 voters, a nonvoter leaves", []client.Member{m("a", "voter"), m("b", "voter"), m("c", "voter"), m("d", "nonvoter")}, "d", ""},
+		{"3 voters and a nonvoter, a voter leaves", []client.Member{m("a", "voter"), m("b", "voter"), m("c", "voter"), m("d", "nonvoter")}, "a", ""},
+		{"3 voters, a voter leaves", []client.Member{m("a", "voter"), m("b", "voter"), m("c", "voter")}, "c", "2 member(s) left that can vote"},
+		{"2 voters, one leaves", []client.Member{m("a", "voter"), m("b", "voter")}, "b", "single point of failure"},
+		{"the last leaves", []client.Member{m("a", "voter")}, "a", ""},
+	} {
+		var stderr bytes.Buffer
+		(&cli{stderr: &stderr}).warnFewVoters(tt.ms, tt.gone)
+		if got := stderr.String(); tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -101,10 +101,15 @@ the versions it holds that are under-replicated, and its addresses.`,
 			if err != nil {
 				return err
 			}
+			ms, err := api.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if err := api.RemoveMember(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			c.say("removed %s from the mesh", args[0])
+			c.warnFewVoters(ms, args[0])
 			return nil
 		},
 	}
@@ -121,10 +126,15 @@ the versions it holds that are under-replicated, and its addresses.`,
 			if err != nil {
 				return err
 			}
+			ms, err := api.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if err := api.RemoveMember(cmd.Context(), n.PeerID); err != nil {
 				return err
 			}
 			c.say("this node (%s) left the mesh; stop its daemon now", n.PeerID)
+			c.warnFewVoters(ms, n.PeerID)
 			return nil
 		},
 	}
@@ -256,4 +266,27 @@ func (c *cli) pinsCmd() *cobra.Command {
 			return table(c.stdout, []string{"ID", "VERSION", "SIZE", "STATE"}, rows)
 		},
 	}
+}
+
+// warnFewVoters warns on stderr when, without the member gone, the mesh
+// (whose members were ms) keeps fewer than 3 voters, counting the
+// nonvoters the leader can give a vote to: with 2 voters, losing either
+// stops every write; with 1, that node is a single point of failure.
+func (c *cli) warnFewVoters(ms []client.Member, gone string) {
+	voters, others := 0, 0
+	for _, m := range ms {
+		switch {
+		case m.PeerID == gone:
+		case m.Role == "voter":
+			voters++
+		case m.Role == "nonvoter":
+			others++
+		}
+	}
+	if voters+others >= 3 || voters+others == 0 {
+		return
+	}
+	left := voters + others
+	fmt.Fprintf(c.stderr, "warning: the mesh has %d member(s) left that can vote; a catalog needs 3 voters to survive the loss of one (with %d, %s). Add members with 'artmesh mesh invite'.\n",
+		left, left, map[bool]string{true: "losing either stops every write", false: "this node is a single point of failure"}[left == 2])
 }

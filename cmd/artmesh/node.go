@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,9 +14,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
 	"github.com/artmesh/artmesh/api"
@@ -27,7 +30,7 @@ import (
 
 // newInitCmd is `artmesh init`: create a node's repo.
 func newInitCmd() *cobra.Command {
-	var apiAddr, chunking, join string
+	var apiAddr, chunking, join, raftTimeout string
 	var listen []string
 	var voters int
 	var private bool
@@ -42,7 +45,17 @@ func newInitCmd() *cobra.Command {
 			if voters != 3 && voters != 5 {
 				return fmt.Errorf("--voters must be 3 or 5")
 			}
-			opts := nrepo.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters, PrivateNetwork: private}
+			if _, err := nrepo.ParseRaftTimeout(raftTimeout); err != nil {
+				return usageError{err}
+			}
+			// Several nodes on one machine: unless told, take the first
+			// free pair of ports from 7480/7481 on, and say so.
+			given := apiAddr
+			if !cmd.Flags().Changed("api") {
+				given = ""
+			}
+			apiAddr, listen = nrepo.FreeAddrs(given, listen)
+			opts := nrepo.InitOptions{APIAddr: apiAddr, Chunking: content.Chunking(chunking), Listen: listen, Voters: voters, PrivateNetwork: private, RaftTimeout: raftTimeout}
 			if join != "" && private {
 				return fmt.Errorf("--private-network is for a new mesh: a joining node takes the mesh's key (if it has one) from its ticket")
 			}
@@ -56,6 +69,9 @@ func newInitCmd() *cobra.Command {
 			if err := nrepo.Init(ctx, repo, opts); err != nil {
 				return err
 			}
+			if apiAddr != nrepo.DefaultAPIAddr || len(listen) != 1 || listen[0] != nrepo.DefaultListen {
+				fmt.Fprintf(cmd.OutOrStdout(), "API address %s, mesh address %s (saved in %s)\n", apiAddr, strings.Join(listen, ","), filepath.Join(repo, nrepo.ConfigFile))
+			}
 			if join != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "initialised artmesh repo %s to join a mesh\nstart the node with: artmesh daemon (it joins on its first start and writes its node agent's API key to %s)\n",
 					repo, filepath.Join(repo, nrepo.APIKeyFile))
@@ -66,10 +82,11 @@ func newInitCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&apiAddr, "api", nrepo.DefaultAPIAddr, "address the HTTP API will listen on")
+	cmd.Flags().StringVar(&apiAddr, "api", nrepo.DefaultAPIAddr, "address the HTTP API will listen on (default: the first free of 127.0.0.1:7480, :7482, ...)")
+	cmd.Flags().StringVar(&raftTimeout, "raft-timeout", "", "the catalog's Raft heartbeat and election timeout, such as 3s (default 1s; 2s-5s for a small or busy machine whose leader steps down now and then)")
 	cmd.Flags().StringVar(&chunking, "chunking", string(content.DefaultChunking), `how content is cut into blocks: "buzhash" or "size-N"`)
 	cmd.Flags().StringVar(&join, "join", "", "an invite ticket (from 'artmesh mesh invite' on a member): make this node a member of that mesh")
-	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default "+nrepo.DefaultListen+"; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the first free of "+nrepo.DefaultListen+", tcp/7483, ...; use /ip4/0.0.0.0/tcp/7481 for a mesh across hosts)")
 	cmd.Flags().BoolVar(&private, "private-network", false, "give the new mesh a private network key (a libp2p PSK) on top of TLS and admission by peer id: a peer without the key cannot even finish a handshake; costs about two thirds of the wire's throughput")
 	cmd.Flags().IntVar(&voters, "voters", nrepo.DefaultVoters, "how many members vote in the catalog, 3 or 5 (a new mesh only); later members are nonvoters")
 	return cmd
@@ -82,6 +99,7 @@ const defaultReplicateTimeout = node.DefaultReplicateTimeout
 type daemonFlags struct {
 	apiAddr, logLevel string
 	logFormat         string
+	raftTimeout       string
 	accessLog         bool
 	pprofAddr         string
 	listen            []string
@@ -102,13 +120,14 @@ type daemonFlags struct {
 // register defines the flags on cmd.
 func (f *daemonFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API (default: the repo's configured address, 127.0.0.1:7480)")
+	fl.StringVar(&f.apiAddr, "api", "", "address for the HTTP API, saved in the repo's config for the next starts (default: the repo's configured address)")
+	fl.StringVar(&f.raftTimeout, "raft-timeout", "", "the catalog's Raft heartbeat and election timeout, such as 3s, saved in the repo's config (default: the config's, else 1s; 2s-5s suits a small or busy machine)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
 	fl.BoolVar(&f.accessLog, "access-log", false, "log one line per API request at info level (tokens in paths and queries redacted, headers never logged); without it the lines are at debug level")
 	fl.StringVar(&f.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, such as 127.0.0.1:6060 (off by default; never on a public address)")
 	fl.BoolVar(&f.initIfNeeded, "init", false, "initialise the repo first if it does not exist")
-	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh (default: the repo's configured addresses, "+nrepo.DefaultListen+")")
+	fl.StringSliceVar(&f.listen, "listen", nil, "libp2p multiaddr(s) for the mesh, saved in the repo's config for the next starts (default: the repo's configured addresses)")
 	fl.DurationVar(&f.deadVoter, "dead-voter-after", node.DefaultDeadVoterAfter, "how long a voter may be unreachable before the leader demotes it to nonvoter and gives its vote to a reachable nonvoter (it stays a member)")
 	fl.DurationVar(&f.deadMember, "dead-member-after", node.DefaultDeadMemberAfter, "how long a member may be unreachable before the leader removes it from the mesh (it must then join again with a new repo and invite)")
 	fl.DurationVar(&f.skew, "token-clock-skew", node.DefaultTokenSkew, "clock difference allowed when verifying capability tokens issued by other nodes (this node holds its own tokens to their expiry exactly)")
@@ -219,21 +238,47 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 				}
 				log.Info("initialised repo", "repo", repo, "api_key_file", filepath.Join(repo, nrepo.APIKeyFile))
 			}
+			if _, err := nrepo.ParseRaftTimeout(f.raftTimeout); err != nil {
+				return usageError{err}
+			}
+			rc, err := nrepo.ReadConfig(repo)
+			if err != nil {
+				return err
+			}
 			// Take the API's port before the node starts (and joins a mesh,
 			// which records the API's URL): a port in use fails here, with
 			// that said, instead of after a join.
-			addr := cfg.APIAddr
-			if addr == "" {
-				if rc, err := nrepo.ReadConfig(repo); err == nil {
-					addr = rc.APIAddr
-				}
-			}
+			addr := cmp.Or(cfg.APIAddr, rc.APIAddr)
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
-				return fmt.Errorf("cannot listen on %s (is another node running? choose another with --api): %w", addr, err)
+				return fmt.Errorf("cannot listen on %s for the API (is another node running? choose another port with --api, which is saved for the next starts): %w", addr, err)
 			}
 			defer l.Close()
 			cfg.APIAddr = l.Addr().String()
+			listen := rc.Listen
+			if len(cfg.Listen) > 0 {
+				listen = cfg.Listen
+			}
+			if err := checkMeshPorts(listen); err != nil {
+				return err
+			}
+			// Flags that say where the node listens, and how patient its
+			// Raft is, are saved: the next start needs none of them.
+			if f.apiAddr != "" || len(f.listen) > 0 || f.raftTimeout != "" {
+				if err := nrepo.UpdateConfig(repo, func(rc *nrepo.Config) {
+					if f.apiAddr != "" {
+						rc.APIAddr = f.apiAddr
+					}
+					if len(f.listen) > 0 {
+						rc.Listen = f.listen
+					}
+					if f.raftTimeout != "" {
+						rc.RaftTimeout = f.raftTimeout
+					}
+				}); err != nil {
+					return err
+				}
+			}
 			n, err := node.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -258,7 +303,8 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 			}
 			info := n.Info()
 			log.Info("artmesh node running", "peer_id", info.PeerID, "api", "http://"+l.Addr().String(), "repo", repo)
-			fmt.Fprintf(cmd.OutOrStdout(), "artmesh node %s\nAPI: http://%s\nrepo: %s\n", info.PeerID, l.Addr(), repo)
+			fmt.Fprintf(cmd.OutOrStdout(), "artmesh node %s\nAPI: http://%s\nweb view: http://%s/ui/\nAPI key: %s\nrepo: %s\n",
+				info.PeerID, l.Addr(), l.Addr(), filepath.Join(repo, nrepo.APIKeyFile), repo)
 			var apiOpts []api.Option
 			if f.accessLog {
 				apiOpts = append(apiOpts, api.WithAccessLog())
@@ -276,6 +322,34 @@ func newDaemonCmdFlags(f *daemonFlags) *cobra.Command {
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// checkMeshPorts checks that the TCP ports of the mesh's listen addresses
+// are free, so that a node whose port another process holds says so in
+// one line (libp2p would log its own errors first).
+func checkMeshPorts(listen []string) error {
+	for _, a := range listen {
+		ma, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			return usageErrorf("--listen %q: %v", a, err)
+		}
+		ip, err := ma.ValueForProtocol(multiaddr.P_IP4)
+		if err != nil {
+			if ip, err = ma.ValueForProtocol(multiaddr.P_IP6); err != nil {
+				continue
+			}
+		}
+		port, err := ma.ValueForProtocol(multiaddr.P_TCP)
+		if err != nil || port == "0" {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s for the mesh (is another node running? choose another with --listen, which is saved for the next starts): %w", a, err)
+		}
+		l.Close()
+	}
+	return nil
 }
 
 // tuneGC trades memory for throughput unless the operator chose: every

@@ -203,12 +203,64 @@ func (m *Manager) checkJoin(sum, peerID string, now time.Time) error {
 	return nil
 }
 
+// joinPatience is how long Join keeps asking while the mesh cannot take
+// a join (no leader during an election, a leader that lost its term
+// mid-way, members that do not answer), and joinBackoff the first and
+// longest waits between rounds.
+const (
+	joinPatience   = 60 * time.Second
+	joinBackoff    = 250 * time.Millisecond
+	joinBackoffMax = 4 * time.Second
+)
+
 // Join makes this node a member with the ticket it was initialised with:
 // it asks the ticket's members in turn, admits them (and then the members
 // the answer lists) until it has caught up, waits until its catalog has
 // applied the index of its admission, and records its admin key and its
 // membership in the repo.
+//
+// While the mesh cannot take the join now (no leader: an election; no
+// member answers: they restart), it asks again, waiting longer each
+// round, for up to joinPatience. A refusal (an invite unknown, used by
+// another node or expired; a name taken) ends it at once. Asking again is
+// safe: the invite stays usable by the node that used it.
 func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
+	start, wait := m.now(), joinBackoff
+	for {
+		err := m.joinOnce(ctx, t)
+		if err == nil || !joinRetryable(err) || m.now().Sub(start)+wait > joinPatience {
+			return err
+		}
+		m.log.Info("the mesh cannot take the join now; asking again", "in", wait, "reason", artmesh.Message(err))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		wait = min(2*wait, joinBackoffMax)
+	}
+}
+
+// joinRetryable reports whether a failed join may work when asked again:
+// the members could not be reached, or answered that the mesh cannot take
+// it now (unavailable, or a write whose outcome they do not know), and
+// not that it is refused.
+func joinRetryable(err error) bool {
+	var re *mesh.RemoteError
+	if !errors.As(err, &re) {
+		return errors.Is(err, errJoinUnanswered)
+	}
+	return re.Kind == artmesh.Unavailable || re.Kind == artmesh.OutcomeUnknown
+}
+
+// errJoinUnanswered is in the chain of a join that no member of the
+// ticket answered at all.
+var errJoinUnanswered = errors.New("no member of the ticket answered")
+
+// joinOnce asks the ticket's members once, in turn, until one answers.
+func (m *Manager) joinOnce(ctx context.Context, t *repo.Ticket) error {
 	req, _ := json.Marshal(joinRequest{PeerID: m.cfg.Self.String(), Secret: t.Secret, Addrs: m.ownAddrs(), APIURL: m.cfg.APIURL(), Commands: catalog.KnownCommands})
 	var seeds []string
 	for _, a := range t.Addrs {
@@ -256,6 +308,10 @@ func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 	var re *mesh.RemoteError
 	if errors.As(lastErr, &re) {
 		msg += ": " + re.Message
+	} else if lastErr != nil {
+		lastErr = fmt.Errorf("%w: %w", errJoinUnanswered, lastErr)
+	} else {
+		lastErr = errJoinUnanswered
 	}
 	return artmesh.E(artmesh.Unavailable, msg, lastErr)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/acl"
 	"github.com/artmesh/artmesh/catalog"
+	"github.com/artmesh/artmesh/mesh"
 	"github.com/artmesh/artmesh/node/repo"
 )
 
@@ -319,5 +321,31 @@ func TestServeJoinRefusesOlderBinaries(t *testing.T) {
 	resp, err := js.m.ServeJoin(context.Background(), joiner, joinRequestOf(t, joiner, "one"))
 	if resp != nil || !errors.Is(err, artmesh.Conflict) || js.cat.proposed() != 0 {
 		t.Fatalf("an older joiner: %q, %v, %d proposals", resp, err, js.cat.proposed())
+	}
+}
+
+// TestJoinRetryable checks which failed joins Join asks again: those the
+// mesh cannot take now, not refusals.
+func TestJoinRetryable(t *testing.T) {
+	remote := func(k artmesh.Kind) error {
+		return artmesh.E(artmesh.Unavailable, "could not join the mesh with this ticket", &mesh.RemoteError{Kind: k, Message: "x"})
+	}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no leader (an election)", remote(artmesh.Unavailable), true},
+		{"outcome unknown", remote(artmesh.OutcomeUnknown), true},
+		{"no member answered", artmesh.E(artmesh.Unavailable, "could not join", fmt.Errorf("%w: %w", errJoinUnanswered, context.DeadlineExceeded)), true},
+		{"invite unknown", remote(artmesh.PermissionDenied), false},
+		{"name taken", remote(artmesh.Conflict), false},
+		{"invite expired", remote(artmesh.Expired), false},
+		{"an internal error", remote(artmesh.Other), false},
+		{"catching up failed", fmt.Errorf("membership: catching up with the mesh: %w", context.Canceled), false},
+	} {
+		if got := joinRetryable(tt.err); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

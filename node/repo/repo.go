@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,13 @@ type Config struct {
 	// a mesh: it then never bootstraps a catalog of its own, even if its
 	// Raft state is lost (see `artmesh repo recover-catalog`).
 	Member bool `json:"member,omitempty"`
+	// RaftTimeout, when set, is the catalog's Raft heartbeat and election
+	// timeout (a Go duration such as "3s"; the leader lease is half of
+	// it); empty means 1s. A small or busy machine whose leader steps
+	// down now and then (its log says so) wants 2-5s: elections take
+	// longer to notice a dead leader, and a slow moment no longer starts
+	// one.
+	RaftTimeout string `json:"raft_timeout,omitempty"`
 	// Removed, once set, records that this node found out it was removed
 	// from its mesh: the daemon then serves nothing and never takes part
 	// in the catalog's Raft again. The node joins again with a new repo.
@@ -119,6 +127,75 @@ func ReadConfig(repo string) (Config, error) {
 	return rc, rc.Chunking.Validate()
 }
 
+// UpdateConfig changes <repo>/config.json with change, durably, leaving
+// the fields change does not touch as they were.
+func UpdateConfig(repo string, change func(*Config)) error {
+	rc, err := ReadConfig(repo)
+	if err != nil {
+		return err
+	}
+	change(&rc)
+	data, _ := json.MarshalIndent(rc, "", "  ")
+	return WriteFileSync(filepath.Join(repo, ConfigFile), append(data, '\n'), 0o600)
+}
+
+// MinRaftTimeout and MaxRaftTimeout bound Config.RaftTimeout: below a
+// second, the heartbeats that members that do not vote get every 350 ms
+// (mesh.PacedTransport) would let them forget their leader.
+const (
+	MinRaftTimeout = time.Second
+	MaxRaftTimeout = time.Minute
+)
+
+// ParseRaftTimeout parses a RaftTimeout ("" is 0: the default) and checks
+// its bounds.
+func ParseRaftTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < MinRaftTimeout || d > MaxRaftTimeout {
+		return 0, artmesh.E(artmesh.Invalid, fmt.Sprintf("raft timeout %q: give a duration from %s to %s, such as 3s", s, MinRaftTimeout, MaxRaftTimeout))
+	}
+	return d, nil
+}
+
+// FreeAddrs returns the first API address and mesh listen address, from
+// DefaultAPIAddr and DefaultListen on (7480 and 7481, then 7482 and 7483,
+// ...), that no process listens on now, so that several nodes on one
+// machine need no flags: api and listen given (non-empty) are kept as
+// they are and only the others are chosen. A port free now may be taken
+// before the node starts; the daemon then says so.
+func FreeAddrs(api string, listen []string) (string, []string) {
+	free := func(port int) bool {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		l.Close()
+		return true
+	}
+	for k := 0; k < 50; k++ {
+		a, m := 7480+2*k, 7481+2*k
+		if (api != "" || free(a)) && (len(listen) > 0 || free(m)) {
+			if api == "" {
+				api = fmt.Sprintf("127.0.0.1:%d", a)
+			}
+			if len(listen) == 0 {
+				listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", m)}
+			}
+			return api, listen
+		}
+	}
+	if api == "" {
+		api = DefaultAPIAddr
+	}
+	if len(listen) == 0 {
+		listen = []string{DefaultListen}
+	}
+	return api, listen
+}
+
 // Exists reports whether dir holds an initialised repo.
 func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, ConfigFile))
@@ -143,6 +220,8 @@ type InitOptions struct {
 	// joins with this ticket on its first start, and the mesh's catalog,
 	// agents and key come from the mesh.
 	Join *Ticket
+	// RaftTimeout is Config.RaftTimeout (empty: the default).
+	RaftTimeout string
 	// PrivateNetwork gives a new mesh a private network key (a libp2p
 	// PSK) as a second layer under TLS: a peer without the key cannot
 	// finish a handshake. It costs about two thirds of the wire's
@@ -220,7 +299,7 @@ func Init(ctx context.Context, dir string, opts InitOptions) (err error) {
 	if opts.Voters <= 0 {
 		opts.Voters = DefaultVoters
 	}
-	rc := Config{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: opts.Voters, Join: opts.Join}
+	rc := Config{PeerID: id.String(), APIAddr: opts.APIAddr, Chunking: opts.Chunking, Listen: opts.Listen, Voters: opts.Voters, Join: opts.Join, RaftTimeout: opts.RaftTimeout}
 	if opts.Join != nil {
 		// A joining node gets its catalog and its admin key from the mesh
 		// on its first start.

@@ -3,11 +3,14 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artmesh/artmesh"
 	"github.com/artmesh/artmesh/mesh"
@@ -125,6 +128,52 @@ func TestTicketRoundTrip(t *testing.T) {
 	for _, bad := range []string{"", "artmesh1", "artmesh1!!!", tk.String()[:20], "nope" + tk.String(), badKey.String()} {
 		if _, err := ParseTicket(bad); artmesh.KindOf(err) != artmesh.Invalid {
 			t.Errorf("ParseTicket(%.30q): %v, want Invalid", bad, err)
+		}
+	}
+}
+
+// TestFreeAddrs holds the first pair of ports and checks that the next
+// free pair is chosen, and that given addresses are kept.
+func TestFreeAddrs(t *testing.T) {
+	var held []net.Listener
+	for _, port := range []int{7480, 7481} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // someone else holds it: as good for this test
+		}
+		held = append(held, l)
+	}
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	api, listen := FreeAddrs("", nil)
+	if api == DefaultAPIAddr || len(listen) != 1 || listen[0] == DefaultListen {
+		t.Errorf("with 7480 and 7481 taken: %s %v", api, listen)
+	}
+	for _, a := range []string{api, strings.TrimPrefix(strings.Replace(listen[0], "/tcp/", ":", 1), "/ip4/")} {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Errorf("%s was chosen but is not free: %v", a, err)
+			continue
+		}
+		l.Close()
+	}
+	if api, listen := FreeAddrs("127.0.0.1:9999", []string{"/ip4/127.0.0.1/tcp/0"}); api != "127.0.0.1:9999" || listen[0] != "/ip4/127.0.0.1/tcp/0" {
+		t.Errorf("given addresses changed: %s %v", api, listen)
+	}
+}
+
+func TestParseRaftTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "1s": time.Second, "3s": 3 * time.Second, "1m": time.Minute} {
+		if got, err := ParseRaftTimeout(in); err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"500ms", "2m", "soon", "-3s"} {
+		if _, err := ParseRaftTimeout(bad); !errors.Is(err, artmesh.Invalid) {
+			t.Errorf("%q: %v, want invalid", bad, err)
 		}
 	}
 }
