@@ -17,6 +17,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import os
 import threading
@@ -219,9 +220,17 @@ class AsyncArtifacts:
         path: "os.PathLike[str] | str",
         version: Optional[int] = None,
         progress: Optional[AsyncProgress] = None,
+        *,
+        overwrite: bool = False,
     ) -> str:
-        """Write the content to ``path`` atomically, resuming with Range; returns the path."""
-        return await self._r.run(self._s.download_file, artifact_id, path, version, self._r.progress(progress))
+        """Write the content to ``path`` atomically, resuming with Range; returns the path.
+
+        Folders are made as needed; an existing file raises
+        ``FileExistsError`` unless ``overwrite=True``.
+        """
+        return await self._r.run(
+            functools.partial(self._s.download_file, overwrite=overwrite), artifact_id, path, version, self._r.progress(progress)
+        )
 
     async def list_versions(self, artifact_id: str) -> builtins.list[Version]:
         """Every version of the artifact, oldest first."""

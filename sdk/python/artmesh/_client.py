@@ -418,10 +418,13 @@ class Artifacts:
         path: "os.PathLike[str] | str",
         version: Optional[int] = None,
         progress: Optional[_files.Progress] = None,
+        *,
+        overwrite: bool = False,
     ) -> str:
         """Write the content to ``path`` atomically, resuming with Range; returns the path.
 
-        The bytes stream into a hidden temporary file in the same folder
+        The folders of ``path`` are made if they do not exist. The bytes
+        stream into a hidden temporary file in the same folder
         (``.<name>.<cid>.artmesh-part``); when the connection breaks the
         download continues where the file ends (``Range`` with ``If-Range``
         on the content's CID, so other content is never spliced in), and a
@@ -431,8 +434,11 @@ class Artifacts:
 
         Args:
             progress: ``progress(bytes_done, bytes_total)``.
+            overwrite: replace ``path`` if it exists; without it an existing
+                file raises ``FileExistsError`` before anything is
+                downloaded (as the CLI's ``get -o`` without ``--force``).
         """
-        return _files.download_file(self, artifact_id, path, version, progress)
+        return _files.download_file(self, artifact_id, path, version, progress, overwrite)
 
     def list_versions(self, artifact_id: str) -> builtins.list[Version]:
         """Every version of the artifact, oldest first (``GET /v1/artifacts/{id}/versions``)."""

@@ -458,6 +458,7 @@ def download_file(
     path: "os.PathLike[str] | str",
     version: Optional[int],
     progress: Optional[Progress],
+    overwrite: bool = False,
 ) -> str:
     """The body of Artifacts.download_file (see there); returns the path written."""
     t = arts._t
@@ -467,6 +468,10 @@ def download_file(
         raise ValueError(f"{path!r} names a folder, not a file")
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "download_file writes a file; this is a folder", path)
+    if not overwrite and os.path.lexists(path):
+        # As the CLI's get -o without --force: an existing file is kept.
+        raise FileExistsError(errno.EEXIST, "the file exists; pass overwrite=True to replace it", path)
+    os.makedirs(folder, exist_ok=True)
 
     found = _find_part(folder, base)
     part: Optional[str] = os.path.join(folder, found[0]) if found else None

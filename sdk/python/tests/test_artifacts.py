@@ -92,8 +92,18 @@ class ArtifactCalls:
             # Content sent from memory carries its digest, which the node records.
             d = await self.aw(c.artifact.create("d.txt", b"digest me"))
             self.assertEqual(d.sha256, hashlib.sha256(b"digest me").hexdigest())
-            path = os.path.join(tempfile.mkdtemp(), "d.txt")
+            # Into a folder that does not exist yet: it is made.
+            path = os.path.join(tempfile.mkdtemp(), "out", "deeper", "d.txt")
             await self.aw(c.artifact.download_file(d.id, path))
+            with open(path, "rb") as fh:
+                self.assertEqual(fh.read(), b"digest me")
+            # An existing file is kept unless overwrite=True.
+            with open(path, "wb") as fh:
+                fh.write(b"mine")
+            await self.raises(FileExistsError, lambda: c.artifact.download_file(d.id, path))
+            with open(path, "rb") as fh:
+                self.assertEqual(fh.read(), b"mine")
+            await self.aw(c.artifact.download_file(d.id, path, overwrite=True))
             with open(path, "rb") as fh:
                 self.assertEqual(fh.read(), b"digest me")
 

@@ -227,8 +227,8 @@ class Transfers:
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), v2)
             self.assertEqual(_parts(self.tmp), [])
-            # A version by number, over an existing file (replaced atomically).
-            await self.aw(c.artifact.download_file(a.id, path, version=1))
+            # A version by number, over an existing file (replaced atomically, when asked).
+            await self.aw(c.artifact.download_file(a.id, path, version=1, overwrite=True))
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), v1)
 
@@ -243,7 +243,7 @@ class Transfers:
             # One longer than the content: thrown away, and the content fetched again.
             with open(os.path.join(self.tmp, f".small.txt.{small.cid}.artmesh-part"), "wb") as f:
                 f.write(b"not this, it is too long")
-            await self.aw(c.artifact.download_file(small.id, p2))
+            await self.aw(c.artifact.download_file(small.id, p2, overwrite=True))
             with open(p2, "rb") as f:
                 self.assertEqual(f.read(), b"0123456789")
             self.assertEqual(_parts(self.tmp), [])
