@@ -43,24 +43,38 @@
 // # Side effects are reconcilers
 //
 // Nothing that fetches, collects, trims or drops runs from the call site
-// that happened to change something. Each side effect is a loop in node
-// (node/reconcile.go) that waits on the catalog watch, compares committed
-// state with local state and acts on the difference:
+// that happened to change something. Each side effect is a loop that
+// node.Open starts and Node.Close stops; the reconcilers among them wait on
+// the catalog watch, compare committed state with local state and act on
+// the difference (node/reconcile.go). The nine goroutines:
 //
-//   - catch-up: after start, the node applies the leader's commit index
-//     (a read-index barrier) before it serves; until then every call is a
-//     503 to retry, never a 401 or 404;
-//   - collection: only with a leader and after a read-index barrier, it
-//     removes blocks that nothing keeps here: versions allocated to or held
-//     by this node, pins, uploads and imports in flight, copies being pushed
-//     here, reads in progress, and a least-recently-used cache within a
-//     budget;
-//   - placement: fetches what is allocated or pinned here, records this
-//     node as a holder once the whole DAG is verified and durable, and gives
-//     up holder records that are no longer allocated here, never below the
-//     factor;
-//   - allocation (on the leader): allocates every version to its factor of
-//     members and replaces holders that have been unreachable too long.
+//   - catch-up (catchUpLoop): after start, the node applies the leader's
+//     commit index (a read-index barrier) before it serves; until then
+//     every call is a 503 to retry, never a 401 or 404, and the next four
+//     loops wait;
+//   - garbage collection (collect): only with a leader and after a
+//     read-index barrier, it removes blocks that nothing keeps here:
+//     versions allocated to or held by this node, pins, uploads and imports
+//     in flight, copies being pushed here, reads in progress, and a
+//     least-recently-used cache within a budget;
+//   - placement (place): fetches what is allocated or pinned here, records
+//     this node as a holder once the whole DAG is verified and durable, and
+//     gives up holder records that are no longer allocated here, never
+//     below the factor;
+//   - allocation (allocate, on the leader): allocates every version to its
+//     factor of members and replaces holders unreachable too long;
+//   - fetching rows (reportFetching): keeps this node's rows in the
+//     catalog's fetching table equal to the large fetches it serves, and on
+//     the leader drops rows nobody renewed;
+//   - membership (membership.Manager.Run): finds out whether this node was
+//     removed, cuts off removed members, keeps the mesh's roster in step
+//     with the catalog and, on the leader, tends the Raft voters;
+//   - scrub (scrubLoop): re-hashes every stored block at a bounded rate and
+//     quarantines one that fails, so that it is fetched again elsewhere;
+//   - janitor (janitorLoop): expires uploads and forgets expired tokens (on
+//     the leader) and removes staging files of closed uploads;
+//   - residency (residencyLoop): drops the pages of the node's bbolt files
+//     from memory when they pass a budget.
 //
 // A write streams the bytes into the block store, makes them durable (and,
 // with replicas=N, has N-1 other members take durable copies), then proposes

@@ -12,10 +12,12 @@ import (
 )
 
 // openAPIDoc is the OpenAPI 3.1 description of this API: every route, its
-// parameters, bodies, answers and statuses, and — where API.md is silent —
-// the decision the code makes, in each operation's description and its
-// x-artmesh-decisions list. Keep it in step with the routes and handlers:
-// openapi_test.go checks that every route is described.
+// parameters, bodies, answers and statuses, and — where HTTP and S3
+// conventions leave a choice — the decision the code makes, in each
+// operation's description and its x-artmesh-decisions list. Keep it in step
+// with the routes and handlers: openapi_test.go checks that every route is
+// described. docs/API.md, the contract that comments cite as API.md, is this
+// document rendered by `go run ./api/cmd/apidoc`.
 //
 //go:embed openapi.json
 var openAPIDoc []byte

@@ -197,6 +197,48 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 }
 
+// TestOpenAPIErrorStatuses checks the table of error codes that
+// docs/API.md shows (the ErrorCode schema's x-artmesh-errors): every code
+// once, each with the status writeError answers it with.
+func TestOpenAPIErrorStatuses(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				ErrorCode struct {
+					Errors []struct {
+						Code   string `json:"code"`
+						Status int    `json:"status"`
+					} `json:"x-artmesh-errors"`
+				} `json:"ErrorCode"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for k := artmesh.Other; k == artmesh.Other || k.String() != artmesh.Other.String(); k++ {
+		want[k.String()] = statusOf(k)
+	}
+	got := map[string]int{}
+	for _, e := range doc.Components.Schemas.ErrorCode.Errors {
+		if _, dup := got[e.Code]; dup {
+			t.Errorf("x-artmesh-errors lists %q twice", e.Code)
+		}
+		got[e.Code] = e.Status
+	}
+	for code, status := range want {
+		if got[code] != status {
+			t.Errorf("x-artmesh-errors gives %q status %d; the server answers %d", code, got[code], status)
+		}
+	}
+	for code := range got {
+		if _, ok := want[code]; !ok {
+			t.Errorf("x-artmesh-errors lists %q, which is no kind's code", code)
+		}
+	}
+}
+
 // TestOpenAPIRefsResolve checks that every $ref points into the document.
 func TestOpenAPIRefsResolve(t *testing.T) {
 	doc, _ := loadOpenAPI(t, openAPIDoc)

@@ -41,6 +41,7 @@ type Server struct {
 	// event stream) end with it instead of holding the shutdown up.
 	streams     context.Context
 	stopStreams context.CancelFunc
+	ready       readiness // what /readyz last answered (readyz.go)
 }
 
 // Option changes how New builds a Server.
@@ -141,13 +142,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.n.Ready(r.Context()); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, artmesh.E(artmesh.NotFound, "no such route: see the API reference"))
 	})

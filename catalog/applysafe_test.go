@@ -388,7 +388,7 @@ func TestMalformedEntriesChangeNothing(t *testing.T) {
 
 // TestApplyEntryRecoversAPanic: should applying an entry panic all the
 // same, the entry is malformed; the transaction is then discarded (see
-// applyLogs).
+// applyOpen and recover).
 func TestApplyEntryRecoversAPanic(t *testing.T) {
 	data, err := encodeCommand(deleteArtifactCmd{ID: artmesh.NewArtifactID(testBase)})
 	if err != nil {

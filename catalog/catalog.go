@@ -510,9 +510,9 @@ func (c *Catalog) awaitResponse(ctx context.Context, op artmesh.Op, f raft.Futur
 // propose is the one way a write reaches the log: it encodes cmd, applies
 // it through Raft when this node is the leader and returns the state
 // machine's result once the local state has applied it. A rule the write
-// broke comes back as the state machine's error. On a follower it fails
-// with Unavailable wrapping raft.ErrNotLeader (forwarding to the leader
-// belongs here).
+// broke comes back as the state machine's error. On a follower it forwards
+// the write to the leader through Config.Forward (see forward.go), or, with
+// no Forward, fails with Unavailable wrapping raft.ErrNotLeader.
 func (c *Catalog) propose(ctx context.Context, cmd command) (_ any, err error) {
 	var forwarded bool
 	op := artmesh.Op("catalog." + cmd.commandType().String())

@@ -469,7 +469,8 @@ var errApplyPanicked = errors.New("applying it panicked")
 // applyEntry applies one log entry within tx and returns its result and
 // the event it made, if any. A failure to record the event is the result.
 // A panic while applying it, which no entry should cause, is the last line
-// of defence: the entry is malformed, and applyLogs discards tx.
+// of defence: the entry is malformed, applyOpen reports the batch failed,
+// and recover throws tx away and applies each entry alone.
 func applyEntry(tx *Txn, l *raft.Log) (res any, ev *Event) {
 	defer func() {
 		if r := recover(); r != nil {

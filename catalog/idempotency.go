@@ -29,8 +29,8 @@ import (
 // Only a write that took effect is recorded: a refused write changed
 // nothing, and the same key may carry it again, corrected or not.
 //
-// Records are kept for keyWindow after the time in their envelope (the
-// proposing node's clock, never the replica's), and at most maxKeys of
+// Records are kept for KeyWindow after the time in their envelope (the
+// proposing node's clock, never the replica's), and at most MaxKeys of
 // them: past that the oldest go first. Both bound the store, not memory:
 // the records live on disk with the rest of the catalog.
 //

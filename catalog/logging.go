@@ -2,14 +2,19 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // hclogAdapter bridges the hclog.Logger that raft and raft-wal log to into
@@ -25,6 +30,12 @@ import (
 // again: a node without a quorum enters the candidate state at every
 // election timeout (about a second), and its failed vote requests to the
 // members that are down would be logged at each.
+//
+// Raft's records are rewritten to read like ours (see ourMessage and
+// ourArgs): a message starts with a lower-case letter (unless it starts
+// with an acronym) and has no final period, and attribute keys are
+// snake_case ("previous_index", "err"). Raft's warning at every join is
+// logged at Debug (see joinWarning).
 type hclogAdapter struct {
 	base    *slog.Logger // the logger given, without name or implied args
 	l       *slog.Logger // base with the name and implied args
@@ -103,7 +114,7 @@ func newAdapter(base *slog.Logger, name string, implied []any, rep *repeats) *hc
 		l = l.With("logger", name)
 	}
 	if len(implied) > 0 {
-		l = l.With(implied...)
+		l = l.With(ourArgs(implied)...)
 	}
 	return &hclogAdapter{base: base, l: l, name: name, implied: implied, rep: rep}
 }
@@ -116,6 +127,98 @@ func quietWarning(msg string) bool {
 		return true
 	}
 	return false
+}
+
+// joinWarning is the warning a follower's raft logs when its log lacks the
+// entry just before those the leader sends. A member that has just joined
+// has an empty log, so it says so at every join (and again after a
+// restore from a snapshot); the leader then sends older entries or a
+// snapshot, as it is meant to. Nothing is wrong, so when the entry is
+// missing (raft.ErrLogNotFound) it is logged at Debug; a log store that
+// fails to read it is still a warning.
+const joinWarning = "failed to get previous log"
+
+// expectedOnJoin reports whether a raft record is joinWarning about an
+// entry the log does not have.
+func expectedOnJoin(msg string, args []any) bool {
+	if msg != joinWarning {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if err, ok := args[i+1].(error); ok && args[i] == "error" {
+			return errors.Is(err, raft.ErrLogNotFound)
+		}
+	}
+	return false
+}
+
+// ourMessage returns a raft message in the style of ours: the first letter
+// lower-case unless the first word is an acronym ("CRC checksum failed"),
+// and no final period.
+func ourMessage(msg string) string {
+	msg = strings.TrimRight(strings.TrimSpace(msg), ".")
+	first, size := utf8.DecodeRuneInString(msg)
+	if !unicode.IsUpper(first) {
+		return msg
+	}
+	if second, _ := utf8.DecodeRuneInString(msg[size:]); unicode.IsUpper(second) || unicode.IsDigit(second) {
+		return msg // an acronym: CRC, RPC, ID
+	}
+	return string(unicode.ToLower(first)) + msg[size:]
+}
+
+// ourArgs returns raft's key/value pairs as slog attributes in the style of
+// ours: keys in snake_case ("previous-index" and "baseIndex" become
+// "previous_index" and "base_index"), "error" as "err", and values that
+// hclog would format (hclog.Fmt) formatted.
+func ourArgs(args []any) []any {
+	out := make([]any, 0, len(args))
+	for i := 0; i < len(args); i += 2 {
+		if i+1 == len(args) {
+			// hclog's name for a value without a key.
+			out = append(out, slog.Any("extra_value", args[i]))
+			break
+		}
+		key, ok := args[i].(string)
+		if !ok {
+			key = fmt.Sprint(args[i])
+		}
+		v := args[i+1]
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				v = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		out = append(out, slog.Any(snakeCase(key), v))
+	}
+	return out
+}
+
+// snakeCase writes a raft attribute key as ours are written.
+func snakeCase(key string) string {
+	if key == "error" {
+		return "err"
+	}
+	var b strings.Builder
+	prevLower := false
+	for _, r := range key {
+		switch {
+		case r == '-' || r == ' ' || r == '.':
+			b.WriteByte('_')
+			prevLower = false
+			continue
+		case unicode.IsUpper(r):
+			if prevLower {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+			prevLower = false
+		default:
+			prevLower = unicode.IsLower(r) || unicode.IsDigit(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func slogLevel(level hclog.Level) slog.Level {
@@ -136,11 +239,14 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	lv := slogLevel(level)
 	key := peerOf(args)
-	if lv == slog.LevelWarn && quietWarning(msg) {
+	switch {
+	case lv == slog.LevelWarn && quietWarning(msg):
 		// Expected at every start and after every leader change; without
 		// a quorum, at every election timeout: counted like a warning
 		// about a peer.
 		lv, key = slog.LevelInfo, "election"
+	case lv == slog.LevelWarn && expectedOnJoin(msg, args):
+		lv = slog.LevelDebug
 	}
 	if lv >= slog.LevelWarn || key == "election" {
 		ok, n := a.rep.admit(msg, key, time.Now())
@@ -151,7 +257,10 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 			args = append(args[:len(args):len(args)], "repeats", n)
 		}
 	}
-	a.l.Log(context.Background(), lv, msg, args...)
+	if !a.l.Enabled(context.Background(), lv) {
+		return
+	}
+	a.l.Log(context.Background(), lv, ourMessage(msg), ourArgs(args)...)
 }
 
 // Trace implements hclog.Logger.

@@ -2,11 +2,18 @@ package catalog
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 func TestRepeatedPeerWarningsAreLoggedOnce(t *testing.T) {
@@ -58,7 +65,7 @@ func TestCandidateLoopLogsEachDownPeerOnce(t *testing.T) {
 	if n := strings.Count(got, "level=ERROR"); n != 2 {
 		t.Errorf("%d error lines, want 2:\n%s", n, got)
 	}
-	for _, m := range []string{"heartbeat timeout reached", "Election timeout reached"} {
+	for _, m := range []string{"heartbeat timeout reached", "election timeout reached"} {
 		if n := strings.Count(got, m); n != 1 {
 			t.Errorf("%q was logged %d times, want once:\n%s", m, n, got)
 		}
@@ -101,6 +108,118 @@ func TestRepeatsCountedAfterAMinute(t *testing.T) {
 		ok, n := r.admit("failed to heartbeat to", "B", t0.Add(s.at))
 		if ok != s.ok || n != s.count {
 			t.Fatalf("step %d: admit = %v, %d; want %v, %d", i, ok, n, s.ok, s.count)
+		}
+	}
+}
+
+// records is a slog.Handler that keeps each record as one line: its level,
+// its message and its attributes, in order, as key=value.
+type records struct {
+	mu    sync.Mutex
+	attrs []slog.Attr
+	lines *[]string
+}
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	parts := []string{r.Level.String(), fmt.Sprintf("%q", r.Message)}
+	for _, a := range h.attrs {
+		parts = append(parts, a.String())
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		parts = append(parts, a.String())
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.lines = append(*h.lines, strings.Join(parts, " "))
+	return nil
+}
+
+func (h *records) WithAttrs(as []slog.Attr) slog.Handler {
+	return &records{attrs: append(append([]slog.Attr(nil), h.attrs...), as...), lines: h.lines}
+}
+
+func (h *records) WithGroup(string) slog.Handler { return h }
+
+// TestHclogRecords checks what each kind of raft record becomes: its level
+// (raft's Info is our Debug; the warning of every join is Debug; a new
+// election is Info), its message in our style and its attributes as ours.
+func TestHclogRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		level hclog.Level
+		msg   string
+		args  []any
+		want  string // "" for nothing logged
+	}{
+		{"a join's missing previous log is Debug", hclog.Warn, "failed to get previous log",
+			[]any{"previous-index", 7, "last-index", 0, "error", raft.ErrLogNotFound},
+			`DEBUG "failed to get previous log" logger=raft previous_index=7 last_index=0 err=log not found`},
+		{"a previous log the store fails to read is a warning", hclog.Warn, "failed to get previous log",
+			[]any{"previous-index", 7, "last-index", 9, "error", errors.New("read segment: input/output error")},
+			`WARN "failed to get previous log" logger=raft previous_index=7 last_index=9 err=read segment: input/output error`},
+		{"other warnings stay warnings", hclog.Warn, "failed to contact quorum of nodes, stepping down", nil,
+			`WARN "failed to contact quorum of nodes, stepping down" logger=raft`},
+		{"a new election is Info, lower-cased", hclog.Warn, "Election timeout reached, restarting election", nil,
+			`INFO "election timeout reached, restarting election" logger=raft`},
+		{"raft's Info is Debug", hclog.Info, "entering follower state",
+			[]any{"follower", "node-a", "leader-address", "10.0.0.2:7001", "leader-id", "B"},
+			`DEBUG "entering follower state" logger=raft follower=node-a leader_address=10.0.0.2:7001 leader_id=B`},
+		{"a capital letter is lower-cased, a final period dropped", hclog.Info, "Installed remote snapshot.", nil,
+			`DEBUG "installed remote snapshot" logger=raft`},
+		{"an acronym keeps its capitals", hclog.Error, "CRC checksum failed", []any{"stored", 1, "computed", 2},
+			`ERROR "CRC checksum failed" logger=raft stored=1 computed=2`},
+		{"hclog.Fmt values are formatted", hclog.Info, "updating configuration",
+			[]any{"servers", hclog.Fmt("%d of %d", 2, 3)},
+			`DEBUG "updating configuration" logger=raft servers=2 of 3`},
+		{"camelCase keys are snake_case", hclog.Error, "failed to delete old segment",
+			[]any{"baseIndex", 42, "id", 3, "err", "busy"},
+			`ERROR "failed to delete old segment" logger=raft base_index=42 id=3 err=busy`},
+		{"a value without a key is kept", hclog.Error, "odd", []any{"a", 1, "lonely"},
+			`ERROR "odd" logger=raft a=1 extra_value=lonely`},
+		{"Off logs nothing", hclog.Off, "never", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lines []string
+			l := newHCLog(slog.New(&records{lines: &lines}), "raft")
+			l.Log(tc.level, tc.msg, tc.args...)
+			want := []string{tc.want}
+			if tc.want == "" {
+				want = nil
+			}
+			if !slices.Equal(lines, want) {
+				t.Errorf("logged %q, want %q", lines, want)
+			}
+		})
+	}
+}
+
+// TestHclogImpliedArgs: the arguments given to With are written as ours too.
+func TestHclogImpliedArgs(t *testing.T) {
+	var lines []string
+	l := newHCLog(slog.New(&records{lines: &lines}), "wal").With("segment-id", 4)
+	l.Error("rotate error", "error", "disk full")
+	want := `ERROR "rotate error" logger=wal segment_id=4 err=disk full`
+	if len(lines) != 1 || lines[0] != want {
+		t.Fatalf("logged %q, want %q", lines, want)
+	}
+}
+
+func TestOurMessage(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Election timeout reached, restarting election", "election timeout reached, restarting election"},
+		{"failed to get previous log", "failed to get previous log"},
+		{"Installed remote snapshot.", "installed remote snapshot"},
+		{"CRC checksum failed", "CRC checksum failed"},
+		{"RPC failed", "RPC failed"},
+		{"A", "a"},
+		{"", ""},
+		{"Élan.", "élan"},
+	} {
+		if got := ourMessage(tc.in); got != tc.want {
+			t.Errorf("ourMessage(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

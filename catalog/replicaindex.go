@@ -36,7 +36,7 @@ import (
 // policy flag, so the under-replicated count is a sum over a few dozen
 // level rows at any catalog size.
 //
-// After every batch, applyLogs refreshes the rows of the CIDs whose
+// After every batch, applyOpen refreshes the rows of the CIDs whose
 // versions or placement the batch changed, and of the versions of the
 // artifacts whose own factor it changed (refreshReplicasTxn). A version
 // added costs a few lookups; a version deleted or a factor changed reads

@@ -112,7 +112,7 @@ func innerType(data []byte) commandType {
 }
 
 // duplicate is the result of a forwarded write whose id was applied
-// before: applyLogs replaces it with that first result.
+// before: resolve, after the batch, replaces it with that first result.
 type duplicate struct{ id string }
 
 func applyForwarded(tx *Txn, payload []byte) any {
@@ -148,7 +148,7 @@ func applyForwarded(tx *Txn, payload []byte) any {
 }
 
 // forwarded is the result of a forwarded write applied for the first
-// time: applyLogs remembers it by id, then passes res on.
+// time: resolve, after the batch, remembers it by id, then passes res on.
 type forwarded struct {
 	id  string
 	res any

@@ -10,9 +10,10 @@ import (
 
 // The catalog watch: the state machine publishes every applied index with
 // the topics its commands touched, and consumers (the node's reconcilers,
-// later the change feed) block on it instead of polling. A reconciler keeps
-// the index it last acted on, waits with Watch, and asks ChangedSince
-// whether anything it cares about changed in between.
+// and the change feed behind GET /v1/events, node/events.go) block on it
+// instead of polling. A reconciler keeps the index it last acted on, waits
+// with Watch, and asks ChangedSince whether anything it cares about changed
+// in between.
 
 // Topic is a set of kinds of change, a bit each; the values are this
 // process's, never stored.

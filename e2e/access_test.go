@@ -44,8 +44,8 @@ func (rt right) want(rel relation, ok int) int {
 	return http.StatusNotFound
 }
 
-// TestAccessMatrix walks every route of API.md's Artifacts, Sharing and
-// Capability-token sections as the owner (alice), a direct grantee (bob),
+// TestAccessMatrix walks every route of API.md's artifacts, sharing and
+// tokens sections as the owner (alice), a direct grantee (bob),
 // a group member (carol), a former group member (erin, removed from the
 // group after the share) and a stranger (dave), on an artifact shared
 // with bob, one shared with the group and one not shared, and checks each

@@ -1,7 +1,12 @@
-// Package node is one running artmesh node: it owns the content store
-// (chunking, import, export, garbage collection), wires the catalog to it,
-// checks every caller's rights, and is the Go API that package api serves
-// over HTTP. Nothing above it touches Raft or the block store directly.
+// Package node is one running artmesh node, the composition root: it opens
+// the block store, the mesh host and the catalog and wires them, checks
+// every caller's rights before a write is proposed, runs the background
+// loops (catch-up, garbage collection, placement, allocation and the others
+// that Open starts; see reconcile.go), and is the Go API that package api
+// serves over HTTP. Chunking, import and export are package node/content's;
+// fetching verified blocks from members is node/exchange's; upload staging
+// files are node/uploads'. Nothing above node touches Raft or the block
+// store directly.
 package node
 
 import (

@@ -20,20 +20,30 @@ import (
 	"github.com/artmesh/artmesh/node/placement"
 )
 
-// Side effects are reconcilers. Each loop below waits on the catalog's
-// watch (and, where time matters, a ticker), compares committed state
-// with what this node has, and acts on the difference:
+// Side effects are reconcilers. Each waits on the catalog's watch (and,
+// where time matters, a ticker), compares committed state with what this
+// node has, and acts on the difference:
 //
 //   - catchUpLoop: after start, brings the local catalog up to the
 //     leader's commit index; until then the node answers 503, and no
 //     other reconciler runs.
-//   - collectLoop: removes blocks that nothing keeps here, only with a
-//     leader and after a read-index barrier (see collect).
-//   - placeLoop: fetches what is allocated or pinned here, records this
-//     node as a holder once the whole DAG is verified and durable, and
-//     gives up holder records that are no longer allocated here.
-//   - allocateLoop: on the leader, allocates each version to members
-//     and replaces holders that are gone.
+//
+// Open runs each of the others as a reconcileLoop with its topics, kick
+// channel, tick and delay:
+//
+//   - "garbage collection", collect: removes blocks that nothing keeps
+//     here, only with a leader and after a read-index barrier.
+//   - "placement", place: fetches what is allocated or pinned here,
+//     records this node as a holder once the whole DAG is verified and
+//     durable, and gives up holder records that are no longer allocated
+//     here.
+//   - "allocation", allocate: on the leader, allocates each version to
+//     members and replaces holders that are gone.
+//   - "fetching rows", reportFetching (fetching.go): keeps this node's
+//     rows in the catalog's fetching table in step with its fetches.
+//
+// The membership reconciler is membership.Manager.Run; scrubLoop,
+// janitorLoop and residencyLoop run on timers, not on the watch.
 //
 // None of them walks every version: they act on the CIDs each batch of
 // the catalog's watch reports, read the catalog's replica index (by
@@ -463,9 +473,9 @@ func (n *Node) eachReplicaOn(ctx context.Context, peer string, fn func(catalog.R
 	}
 }
 
-// placeLoop's step: what is allocated or pinned here is fetched and
-// recorded; what is held here but no longer wanted is given up once
-// enough allocated copies exist elsewhere. Each run looks at what changed
+// place is the placement reconciler's step: what is allocated or pinned
+// here is fetched and recorded; what is held here but no longer wanted is
+// given up once enough allocated copies exist elsewhere. Each run looks at what changed
 // since the last, at every pin here, at what failed to be fetched, and at
 // the next page of a sweep over what this node holds or is allocated
 // (the catalog's index by member): the sweep retries what nothing else

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestReferenceIsCurrent fails when docs/API-reference.md is not what
+// TestReferenceIsCurrent fails when docs/API.md is not what
 // api/openapi.json renders to, such as after a route was added.
 func TestReferenceIsCurrent(t *testing.T) {
 	src, err := os.ReadFile("../openapi.json")
@@ -18,13 +18,13 @@ func TestReferenceIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile("../../docs/API-reference.md")
+	got, err := os.ReadFile("../../docs/API.md")
 	if err != nil {
 		t.Fatalf("%v: run `go run ./api/cmd/apidoc` from the repo's root to write it", err)
 	}
 	if !bytes.Equal(bytes.TrimRight(got, "\n"), want) {
-		t.Fatal("docs/API-reference.md is stale: api/openapi.json changed since it was generated. " +
-			"Run `go run ./api/cmd/apidoc` from the repo's root and commit docs/API-reference.md.")
+		t.Fatal("docs/API.md is stale: api/openapi.json changed since it was generated. " +
+			"Run `go run ./api/cmd/apidoc` from the repo's root and commit docs/API.md.")
 	}
 }
 
@@ -54,6 +54,58 @@ func TestRenderListsRoutesAndSchemas(t *testing.T) {
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+// TestRenderContract checks the parts of the page that the code cites
+// API.md for: the errors and their statuses, the shared headers and query
+// parameters, the response headers under their own names, a reference's
+// own description, and a schema's bounds.
+func TestRenderContract(t *testing.T) {
+	src := []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},
+	"paths":{"/v1/x":{"get":{"operationId":"getX","summary":"Get x",
+		"parameters":[{"$ref":"#/components/parameters/Limit"}],
+		"responses":{
+			"200":{"description":"The x","headers":{"Repr-Digest":{"$ref":"#/components/headers/Repr-Digest"},"ETag":{"$ref":"#/components/headers/ETag"}}},
+			"416":{"$ref":"#/components/responses/Bad","description":"This route's own reason"}}}}},
+	"components":{
+	  "parameters":{
+		"Limit":{"name":"limit","in":"query","description":"Page size."},
+		"Key":{"name":"Idempotency-Key","in":"header","description":"Once only."},
+		"ID":{"name":"id","in":"path","description":"Not shared."}},
+	  "headers":{
+		"ETag":{"description":"The CID."},
+		"Repr-Digest":{"description":"The SHA-256."},
+		"Range-Bad":{"description":"The size."}},
+	  "responses":{"Bad":{"description":"Generic","headers":{"Content-Range":{"$ref":"#/components/headers/Range-Bad"}}}},
+	  "schemas":{
+		"ErrorCode":{"type":"string","enum":["not_found"],"x-artmesh-errors":[{"code":"not_found","status":404,"description":"Not | there."}]},
+		"Req":{"type":"object","properties":{"expires_in":{"type":"integer","minimum":0,"maximum":604800,"default":3600},"n":{"type":"integer","minimum":1000000}}}}}}`)
+	page, err := Render(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, want string
+	}{
+		{"errors table", "| `not_found` | 404 | Not \\| there. |"},
+		{"shared header", "| `Idempotency-Key` | header | Once only. |"},
+		{"shared query parameter", "| `limit` | query | Page size. |"},
+		{"response header", "| `Repr-Digest` | The SHA-256. |"},
+		{"response header under the name responses give it", "| `Content-Range` | The size. |"},
+		{"a response's headers", "| 200 | The x<br>Headers: `ETag`, `Repr-Digest` |"},
+		{"a reference's own description", "| 416 | This route's own reason<br>Headers: `Content-Range` |"},
+		{"bounds and default", "| `expires_in` | integer, 0 to 604800, default 3600 | no |  |"},
+		{"no exponent", "| `n` | integer, at least 1000000 | no |  |"},
+	} {
+		if !strings.Contains(string(page), tc.want) {
+			t.Errorf("%s: the page lacks %q:\n%s", tc.name, tc.want, page)
+		}
+	}
+	for _, bad := range []string{"| `id` | path |", "| `Range-Bad` |"} {
+		if strings.Contains(string(page), bad) {
+			t.Errorf("the page has %q:\n%s", bad, page)
 		}
 	}
 }

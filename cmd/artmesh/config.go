@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// The names by which the CLI finds its node (design.md, "the few names").
+// The names by which the CLI finds its node (README.md, "The CLI's conventions").
 const (
 	envRepo   = "ARTMESH_PATH"    // the node's repo folder
 	envAPI    = "ARTMESH_API"     // the API base URL

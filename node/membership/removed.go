@@ -116,8 +116,8 @@ func (m *Manager) ServeStatus(_ context.Context, from peer.ID, _ []byte) ([]byte
 // the members about itself.
 const statusEvery = 5 * time.Second
 
-// statusAsk bounds one round of questions: how many peers besides the
-// voters that count, and how long for each.
+// statusPeers and statusTimeout bound one round of questions: how many
+// peers besides the voters that count, and how long for each.
 const (
 	statusPeers   = 8
 	statusTimeout = 2 * time.Second

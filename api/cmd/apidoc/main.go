@@ -1,4 +1,4 @@
-// Command apidoc writes docs/API-reference.md from api/openapi.json (see
+// Command apidoc writes docs/API.md, the API's contract, from api/openapi.json (see
 // package api/apidoc). Run it from the repo's root after changing
 // api/openapi.json:
 //
@@ -15,7 +15,7 @@ import (
 
 func main() {
 	in := flag.String("in", "api/openapi.json", "the OpenAPI document")
-	out := flag.String("out", "docs/API-reference.md", "the Markdown page to write")
+	out := flag.String("out", "docs/API.md", "the Markdown page to write")
 	flag.Parse()
 	if err := run(*in, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "apidoc:", err)
