@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,7 +43,7 @@ func (c *cli) agentCmd() *cobra.Command {
 	var admin bool
 	add := &cobra.Command{
 		Use:   "add ID",
-		Short: "Add an agent and print its API key, shown only this once",
+		Short: "Add an agent and print its API key, shown only this once (-q: the key alone)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client()
@@ -107,7 +109,7 @@ func (c *cli) agentCmd() *cobra.Command {
 
 	rotate := &cobra.Command{
 		Use:   "rotate ID",
-		Short: "Give an agent a new API key, shown only this once",
+		Short: "Give an agent a new API key, shown only this once (-q: the key alone)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client()
@@ -129,6 +131,11 @@ func (c *cli) agentCmd() *cobra.Command {
 func (c *cli) printAgentKey(ak client.AgentKey) error {
 	if c.jsonOut {
 		return printJSON(c.stdout, ak)
+	}
+	if c.quiet {
+		// The key alone, for KEY=$(artmesh agent add bob -q).
+		_, err := fmt.Fprintln(c.stdout, ak.APIKey)
+		return err
 	}
 	if err := fields(c.stdout,
 		"agent", string(ak.ID),
@@ -340,11 +347,24 @@ func describeScrub(p *client.ScrubPass) string {
 }
 
 func (c *cli) nodeCmd() *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Show the node: peer id, addresses, version, API URL",
-		Args:  cobra.NoArgs,
+		Long: `Show the node: peer id, addresses, version, API URL.
+
+--wait D first waits up to D until the node answers and is ready (its
+/readyz: started, joined, caught up with the catalog), as scripts need
+after starting a daemon; it exits 5 if the node is not ready by then.`,
+		Example: `  artmesh node
+  artmesh daemon > node.log 2>&1 & artmesh node --wait 60s`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait > 0 {
+				if err := c.waitReady(cmd.Context(), wait); err != nil {
+					return err
+				}
+			}
 			api, err := c.client()
 			if err != nil {
 				return err
@@ -364,5 +384,36 @@ func (c *cli) nodeCmd() *cobra.Command {
 				"started", longTime(n.StartedAt),
 			)
 		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "first wait up to this long until the node is ready, such as 60s")
+	return cmd
+}
+
+// waitReady polls the node's /readyz until it answers ready or d has
+// passed. It needs no API key: a joining node has none until it joined.
+func (c *cli) waitReady(ctx context.Context, d time.Duration) error {
+	u, err := apiURL(c.apiFlag, c.getenv, repoDir(c.getenv))
+	if err != nil {
+		return usageError{err}
+	}
+	c.apiURL = u
+	probe := client.New(u, "", client.WithUserAgent("artmesh-cli/1"), client.WithRetries(0))
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := probe.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if cerr := context.Cause(ctx); errors.Is(cerr, context.DeadlineExceeded) {
+				return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the node at %s was not ready within %s: %s", u, d, artmesh.Message(err)))
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
 }

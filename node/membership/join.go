@@ -208,9 +208,10 @@ func (m *Manager) checkJoin(sum, peerID string, now time.Time) error {
 // mid-way, members that do not answer), and joinBackoff the first and
 // longest waits between rounds.
 const (
-	joinPatience   = 60 * time.Second
-	joinBackoff    = 250 * time.Millisecond
-	joinBackoffMax = 4 * time.Second
+	joinCallTimeout = 10 * time.Second // one member's answer; the leader's writes take well under 1 s
+	joinPatience    = 60 * time.Second
+	joinBackoff     = 250 * time.Millisecond
+	joinBackoffMax  = 4 * time.Second
 )
 
 // Join makes this node a member with the ticket it was initialised with:
@@ -276,11 +277,18 @@ func (m *Manager) joinOnce(ctx context.Context, t *repo.Ticket) error {
 			continue
 		}
 		m.cfg.Host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, joinCallTimeout)
 		resp, err := mesh.Call(cctx, m.cfg.Host, info.ID, JoinProtocol, req)
 		cancel()
 		if err != nil {
 			lastErr = err
+			var re *mesh.RemoteError
+			if errors.As(err, &re) && joinRetryable(err) {
+				// A member answered that the mesh cannot take a join now
+				// (no leader): the others would pass it to the same
+				// leader, or to none. Join waits and asks again.
+				break
+			}
 			continue
 		}
 		var jr joinResponse
