@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -343,7 +344,20 @@ func TestMCPSubprocess(t *testing.T) {
 	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+t.TempDir(), "ARTMESH_API="+d.url, "ARTMESH_API_KEY="+d.key)
 	var stderr bytes.Buffer
 	cmd.Stderr = &lockedWriter{w: &stderr}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	updated := make(chan string, 10)
+	acked := make(chan struct{}, 10)
+	cl := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI },
+	})
+	cl.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "notifications/subscriptions/acknowledged" {
+				acked <- struct{}{}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	cs, err := cl.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +376,7 @@ func TestMCPSubprocess(t *testing.T) {
 	if a.ContentType != "application/json" || a.Name != "cfg.json" || a.Metadata["run"] != "7" {
 		t.Fatalf("create_snippet: %+v", a)
 	}
-	uri := "artmesh://" + a.ID
+	uri := mcpserver.ResourceURI(artmesh.ArtifactID(a.ID), 0)
 	var found bool
 	for r, err := range cs.Resources(ctx, nil) {
 		if err != nil {
@@ -392,10 +406,41 @@ func TestMCPSubprocess(t *testing.T) {
 		t.Fatalf("resource %s/versions/1: %v %+v", uri, err, rr)
 	}
 	missing := "art_00000000000000000000000000"
-	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "artmesh://" + missing}); err == nil || !strings.Contains(err.Error(), "Resource not found") {
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: mcpserver.ResourceURI(artmesh.ArtifactID(missing), 0)}); err == nil || !strings.Contains(err.Error(), "Resource not found") {
 		t.Fatalf("reading a missing artifact: %v", err)
 	}
 	wantPrefix(t, "get of a missing artifact", callToolError(t, cs, "get", map[string]any{"artifact_id": missing}), "not_found: ")
+
+	// The two resource templates, and a subscription (subscriptions/listen,
+	// the SDK's default) that hears the update a tool makes.
+	var templates []string
+	for rt, err := range cs.ResourceTemplates(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		templates = append(templates, rt.URITemplate)
+	}
+	slices.Sort(templates)
+	if want := []string{"artmesh://artifacts/{artifact_id}", "artmesh://artifacts/{artifact_id}/versions/{version}"}; !slices.Equal(templates, want) {
+		t.Fatalf("resource templates %v, want %v", templates, want)
+	}
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-acked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the subscription was not acknowledged within 20s")
+	}
+	callTool(t, cs, "update", map[string]any{"artifact_id": a.ID, "data": "{}"}, nil)
+	select {
+	case got := <-updated:
+		if got != uri {
+			t.Fatalf("notified %s, want %s", got, uri)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notifications/resources/updated within 20s of the update")
+	}
 
 	closed = true
 	if err := cs.Close(); err != nil {
@@ -406,5 +451,67 @@ func TestMCPSubprocess(t *testing.T) {
 	}
 	if s := stderr.String(); strings.Contains(s, "panic") || strings.Contains(s, "level=ERROR") {
 		t.Fatalf("artmesh mcp logged errors: %s", s)
+	}
+}
+
+// TestMCPStdinClosed is `printf '...' | artmesh mcp`: the real binary gets
+// a session's requests on a stdin that ends right after them, with a
+// malformed line among them, and answers every request (the malformed
+// line with a -32700 parse error, id null) before it exits with 0.
+func TestMCPStdinClosed(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	const n = 8
+	lines := []string{
+		`{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"printf","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":"bad",`,
+	}
+	for i := range n {
+		lines = append(lines, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"create","arguments":{"name":"p%d.txt","data":"piped %d"}}}`, i, i, i))
+	}
+	cmd := exec.Command(binary, "mcp")
+	cmd.Env = append(os.Environ(), "ARTMESH_PATH="+t.TempDir(), "ARTMESH_API="+d.url, "ARTMESH_API_KEY="+d.key)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("artmesh mcp: %v; stderr: %s", err, stderr.String())
+	}
+	answered := map[string]bool{}
+	parseErrors := 0
+	for l := range strings.Lines(stdout.String()) {
+		var r struct {
+			ID     json.RawMessage `json:"id"`
+			Result *struct {
+				IsError bool `json:"isError"`
+			} `json:"result"`
+			Error *struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("stdout line %q: %v", l, err)
+		}
+		switch {
+		case r.Error != nil && r.Error.Code == -32700 && string(r.ID) == "null":
+			parseErrors++
+		case r.Error != nil || r.Result == nil || r.Result.IsError:
+			t.Errorf("request %s failed: %s", r.ID, l)
+		default:
+			answered[string(r.ID)] = true
+		}
+	}
+	if parseErrors != 1 {
+		t.Errorf("%d parse error answers, want 1; stdout:\n%s", parseErrors, stdout.String())
+	}
+	for i := range n {
+		if !answered[fmt.Sprint(i)] {
+			t.Errorf("request %d was not answered; stdout:\n%s\nstderr: %s", i, stdout.String(), stderr.String())
+		}
+	}
+	var page artifactPage
+	d.call(t, "GET", "/v1/artifacts", nil, 200, &page)
+	if len(page.Items) != n {
+		t.Errorf("%d artifacts made, want %d", len(page.Items), n)
 	}
 }

@@ -3,21 +3,35 @@
 // (github.com/modelcontextprotocol/go-sdk). It is a client of the node's
 // HTTP API: New takes an *client.Client, which carries the node's address
 // and the key of the agent the server acts for, and returns an MCP server
-// that `artmesh mcp` runs over stdio.
+// that `artmesh mcp` runs over stdio with StdioTransport.
 //
 // The tools are named like the Python SDK's client.artifact methods and
-// take the same parameter names: create, create_snippet, get, list,
-// list_shared, download, list_versions, update, share, unshare,
-// get_signed_url, delete and delete_version. Every artifact the agent may
-// read is also a resource, artmesh://<artifact id> (its current version)
-// or artmesh://<artifact id>/versions/<n>; resources/list names the
-// agent's own artifacts, then those shared with it.
+// take the same parameter names (Tools lists them): create,
+// create_snippet, get, list, list_shared, download, list_versions,
+// update, share, unshare, get_signed_url, delete, delete_version and
+// watch.
 //
-// A failed call (not found, permission denied, invalid input, a node that
-// cannot be reached) comes back as a tool result with IsError set whose
-// text is "<error code>: <message>", the code being the API's
-// (not_found, permission_denied, invalid_argument ...). It is never a
-// protocol error, and a failed call changes nothing.
+// Every artifact the agent may read is also a resource, through two
+// resource templates: artmesh://artifacts/{artifact_id} (its current
+// version) and artmesh://artifacts/{artifact_id}/versions/{version};
+// resources/list names the agent's own artifacts, then those shared with
+// it. A read returns content of up to MaxInlineBytes inline (text when it
+// is UTF-8, else a blob); larger content comes back as a signed URL that
+// serves it without a key (see LinkMIMEType), never as megabytes of
+// base64. Resources can be subscribed to: the change feed of the node
+// tells the server when to send notifications/resources/updated (see
+// subscribe.go).
+//
+// A failed tool call (not found, permission denied, invalid input, a node
+// that cannot be reached) comes back as a tool result with IsError set
+// whose text is "<error code>: <message>", the code being the API's
+// (not_found, permission_denied, invalid_argument ...); a failed call
+// changes nothing. A failed protocol request (resources/read,
+// resources/subscribe, resources/list) is a JSON-RPC error with a
+// standard code: -32602 invalid params for a URI or argument that is wrong
+// and for a resource not found (as the SDK, after the MCP specification's
+// SEP-2164), -32603 internal error for the rest, with the API's error code
+// in the error's data. No answer carries the code 0.
 //
 // Large content never passes through memory: create and update from a
 // path stream the file to the node, and download to a path streams the
@@ -33,6 +47,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/artmesh/artmesh"
@@ -40,12 +55,14 @@ import (
 )
 
 // MaxInlineBytes is the most content that download returns as text, and
-// that a resource read returns, 1 MiB: enough for documents, configs and
-// JSON a model reads, small against a model's context. Larger content is
-// refused with too_large and a pointer to download's path.
+// that a resource read returns inline, 1 MiB: enough for documents,
+// configs and JSON a model reads, small against a model's context (and
+// against a JSON-RPC message: base64 makes it a third larger). Above it,
+// download without a path is refused with too_large and a pointer to
+// download's path, and a resource read returns a signed URL instead.
 const MaxInlineBytes = 1 << 20
 
-// URIScheme is the scheme of artifact resources: artmesh://art_....
+// URIScheme is the scheme of artifact resources: artmesh://artifacts/art_....
 const URIScheme = "artmesh"
 
 // Options configures New.
@@ -62,6 +79,13 @@ type Options struct {
 // c talks to, as the agent whose key c carries. The caller runs it, for
 // example with Run(ctx, &mcp.StdioTransport{}).
 func New(c *client.Client, opt Options) *mcp.Server {
+	s, _ := newServer(c, opt)
+	return s
+}
+
+// newServer is New, and also returns the handlers, whose subscriptions
+// tests look into.
+func newServer(c *client.Client, opt Options) (*mcp.Server, *handlers) {
 	if opt.Version == "" {
 		opt.Version = "dev"
 	}
@@ -69,15 +93,36 @@ func New(c *client.Client, opt Options) *mcp.Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := mcp.NewServer(&mcp.Implementation{Name: "artmesh", Title: "artmesh artifact mesh", Version: opt.Version}, &mcp.ServerOptions{
-		Instructions: instructions,
-		Logger:       log,
-	})
 	h := &handlers{c: c, log: log}
+	subs := newSubscriptions(h)
+	h.subs = subs
+	s := mcp.NewServer(&mcp.Implementation{Name: "artmesh", Title: "artmesh artifact mesh", Version: opt.Version}, &mcp.ServerOptions{
+		Instructions:       instructions,
+		Logger:             log,
+		SubscribeHandler:   subs.subscribe,
+		UnsubscribeHandler: subs.unsubscribe,
+	})
+	subs.mu.Lock()
+	subs.server = s
+	subs.mu.Unlock()
 	h.addTools(s)
 	h.addResources(s)
-	s.AddReceivingMiddleware(argumentErrors)
-	return s
+	s.AddReceivingMiddleware(argumentErrors, h.protocolErrors)
+	return s, h
+}
+
+// protocolErrors gives an error of a protocol method (not a tool call,
+// whose errors are results) a JSON-RPC code when it has none: the SDK
+// sends an error that is not a *jsonrpc.Error with the code 0.
+func (h *handlers) protocolErrors(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		var je *jsonrpc.Error
+		if err == nil || method == "tools/call" || errors.As(err, &je) {
+			return res, err
+		}
+		return res, h.rpcError(method, "", err)
+	}
 }
 
 // argumentErrors gives the tool errors that the SDK makes itself, for
@@ -108,12 +153,14 @@ const instructions = `artmesh stores artifacts: named, versioned, content-addres
 	`Artifact ids look like art_ followed by 26 characters. Use create (text or a local file path) or create_snippet (JSON) to store, ` +
 	`list and get to find, download to read (as text for small text content, or to a local file path), update to add a version, ` +
 	`share/unshare to give other agents read access, get_signed_url for a URL that works without a key. ` +
-	`Artifacts are also resources: artmesh://<artifact id>.`
+	`Artifacts are also resources: artmesh://artifacts/<artifact id> and artmesh://artifacts/<artifact id>/versions/<n>; ` +
+	`content over 1 MiB is returned as a signed URL to fetch, and a subscription to a resource says when it changes.`
 
 // handlers holds what every tool and resource handler needs.
 type handlers struct {
-	c   *client.Client
-	log *slog.Logger
+	c    *client.Client
+	log  *slog.Logger
+	subs *subscriptions
 }
 
 // toolError is the error of a failed tool call: the API's error code and

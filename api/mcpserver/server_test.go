@@ -19,22 +19,26 @@ func TestParseURI(t *testing.T) {
 		uri     string
 		ok      bool
 		version int
+		legacy  bool
 	}{
-		{"artmesh://" + id, true, 0},
-		{"artmesh://" + id + "/versions/3", true, 3},
-		{"artmesh://" + id + "/versions/0", false, 0},
-		{"artmesh://" + id + "/versions/03", false, 0},
-		{"artmesh://" + id + "/versions/x", false, 0},
-		{"artmesh://" + id + "/other", false, 0},
-		{"artmesh://art_short", false, 0},
-		{"file://" + id, false, 0},
-		{"", false, 0},
+		{"artmesh://artifacts/" + id, true, 0, false},
+		{"artmesh://artifacts/" + id + "/versions/3", true, 3, false},
+		{"artmesh://" + id, true, 0, true},
+		{"artmesh://" + id + "/versions/3", true, 3, true},
+		{"artmesh://artifacts/" + id + "/versions/0", false, 0, false},
+		{"artmesh://artifacts/" + id + "/versions/03", false, 0, false},
+		{"artmesh://artifacts/" + id + "/versions/x", false, 0, false},
+		{"artmesh://artifacts/" + id + "/other", false, 0, false},
+		{"artmesh://artifacts/art_short", false, 0, false},
+		{"artmesh://artifacts/", false, 0, false},
+		{"file://" + id, false, 0, false},
+		{"", false, 0, false},
 	} {
-		gotID, v, ok := parseURI(tc.uri)
-		if ok != tc.ok || v != tc.version || (ok && gotID != id) {
-			t.Errorf("parseURI(%q) = %q, %d, %v; want ok=%v version %d", tc.uri, gotID, v, ok, tc.ok, tc.version)
+		gotID, v, legacy, err := parseURI(tc.uri)
+		if (err == nil) != tc.ok || v != tc.version || legacy != tc.legacy || (tc.ok && gotID != id) {
+			t.Errorf("parseURI(%q) = %q, %d, %v, %v; want ok=%v version %d legacy %v", tc.uri, gotID, v, legacy, err, tc.ok, tc.version, tc.legacy)
 		}
-		if ok && ResourceURI(gotID, v) != tc.uri {
+		if tc.ok && !tc.legacy && ResourceURI(gotID, v) != tc.uri {
 			t.Errorf("ResourceURI(%q, %d) = %q, want %q", gotID, v, ResourceURI(gotID, v), tc.uri)
 		}
 	}

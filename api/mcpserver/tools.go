@@ -153,21 +153,58 @@ type deleteResult struct {
 	Deleted    bool   `json:"deleted"`
 }
 
+// toolDef is one tool of the table: its description, and how it is added
+// to a server.
+type toolDef struct {
+	tool *mcp.Tool
+	add  func(s *mcp.Server, t *mcp.Tool)
+}
+
+// tool makes the table entry of a tool whose handler is fn.
+func tool[In, Out any](h *handlers, t *mcp.Tool, fn func(context.Context, In) (Out, error)) toolDef {
+	return toolDef{tool: t, add: func(s *mcp.Server, t *mcp.Tool) { addTool(s, h, t, fn) }}
+}
+
+// toolTable is every tool the server serves, in the order it lists them.
+// It is built afresh on each call (addTool fills in the schemas of the
+// tools it is given), and is the one list that both the server and
+// `artmesh mcp --help` (through Tools) read, so that the help cannot
+// leave a tool out.
+func (h *handlers) toolTable() []toolDef {
+	return []toolDef{
+		tool(h, &mcp.Tool{Name: "create", Description: "Store a new artifact from text (data) or a local file (path). Returns the artifact, at version 1."}, h.create),
+		tool(h, &mcp.Tool{Name: "create_snippet", Description: "Store any JSON value as an application/json artifact. Returns the artifact."}, h.createSnippet),
+		tool(h, &mcp.Tool{Name: "get", Description: "The artifact: name, owner, content type, size, CID, current version, metadata.", Annotations: readOnly()}, h.get),
+		tool(h, &mcp.Tool{Name: "list", Description: "Your own artifacts, newest first, with filters and paging: pass a page's next_cursor as cursor for the next (absent on the last page); total is given only without filters.", Annotations: readOnly()}, h.list(false)),
+		tool(h, &mcp.Tool{Name: "list_shared", Description: "Artifacts other agents shared with you (directly or through a group), newest first; same filters as list.", Annotations: readOnly()}, h.list(true)),
+		tool(h, &mcp.Tool{Name: "download", Description: "Read an artifact's content: to a local file (path), or as text for UTF-8 content of at most 1 MiB."}, h.download),
+		tool(h, &mcp.Tool{Name: "list_versions", Description: "Every version of the artifact, oldest first.", Annotations: readOnly()}, h.listVersions),
+		tool(h, &mcp.Tool{Name: "update", Description: "Make text (data) or a local file (path) the artifact's new version; metadata is merged. Owner only."}, h.update),
+		tool(h, &mcp.Tool{Name: "share", Description: "Let agents and groups read the artifact. Owner only. Returns who may read it now."}, h.share),
+		tool(h, &mcp.Tool{Name: "unshare", Description: "Take back read access; signed URLs granted through it stop working. Owner only."}, h.unshare),
+		tool(h, &mcp.Tool{Name: "get_signed_url", Description: "A URL that serves the content with no API key, on any node of the mesh, until it expires."}, h.signedURL),
+		tool(h, &mcp.Tool{Name: "delete", Description: "Delete the artifact with all its versions, grants and signed URLs. Owner only."}, h.delete),
+		tool(h, &mcp.Tool{Name: "watch", Description: "Wait up to wait_seconds for changes to artifacts you may read (created, updated, deleted, version deleted, shared, unshared) and return them with the last_event_id to pass to the next watch call, so that a loop of calls misses nothing.", Annotations: readOnly()}, h.watch),
+		tool(h, &mcp.Tool{Name: "delete_version", Description: "Delete one version of the artifact; the only version left cannot be deleted. Owner only."}, h.deleteVersion),
+	}
+}
+
 func (h *handlers) addTools(s *mcp.Server) {
-	addTool(s, h, &mcp.Tool{Name: "create", Description: "Store a new artifact from text (data) or a local file (path). Returns the artifact, at version 1."}, h.create)
-	addTool(s, h, &mcp.Tool{Name: "create_snippet", Description: "Store any JSON value as an application/json artifact. Returns the artifact."}, h.createSnippet)
-	addTool(s, h, &mcp.Tool{Name: "get", Description: "The artifact: name, owner, content type, size, CID, current version, metadata.", Annotations: readOnly()}, h.get)
-	addTool(s, h, &mcp.Tool{Name: "list", Description: "Your own artifacts, newest first, with filters and paging: pass a page's next_cursor as cursor for the next (absent on the last page); total is given only without filters.", Annotations: readOnly()}, h.list(false))
-	addTool(s, h, &mcp.Tool{Name: "list_shared", Description: "Artifacts other agents shared with you (directly or through a group), newest first; same filters as list.", Annotations: readOnly()}, h.list(true))
-	addTool(s, h, &mcp.Tool{Name: "download", Description: "Read an artifact's content: to a local file (path), or as text for UTF-8 content of at most 1 MiB."}, h.download)
-	addTool(s, h, &mcp.Tool{Name: "list_versions", Description: "Every version of the artifact, oldest first.", Annotations: readOnly()}, h.listVersions)
-	addTool(s, h, &mcp.Tool{Name: "update", Description: "Make text (data) or a local file (path) the artifact's new version; metadata is merged. Owner only."}, h.update)
-	addTool(s, h, &mcp.Tool{Name: "share", Description: "Let agents and groups read the artifact. Owner only. Returns who may read it now."}, h.share)
-	addTool(s, h, &mcp.Tool{Name: "unshare", Description: "Take back read access; signed URLs granted through it stop working. Owner only."}, h.unshare)
-	addTool(s, h, &mcp.Tool{Name: "get_signed_url", Description: "A URL that serves the content with no API key, on any node of the mesh, until it expires."}, h.signedURL)
-	addTool(s, h, &mcp.Tool{Name: "delete", Description: "Delete the artifact with all its versions, grants and signed URLs. Owner only."}, h.delete)
-	addTool(s, h, &mcp.Tool{Name: "watch", Description: "Wait up to wait_seconds for changes to artifacts you may read (created, updated, deleted, version deleted, shared, unshared) and return them with the last_event_id to pass to the next watch call, so that a loop of calls misses nothing.", Annotations: readOnly()}, h.watch)
-	addTool(s, h, &mcp.Tool{Name: "delete_version", Description: "Delete one version of the artifact; the only version left cannot be deleted. Owner only."}, h.deleteVersion)
+	for _, d := range h.toolTable() {
+		d.add(s, d.tool)
+	}
+}
+
+// Tools returns the tools that a server made by New serves, in order, with
+// their names, descriptions and annotations (not their schemas), for
+// documentation such as `artmesh mcp --help`.
+func Tools() []*mcp.Tool {
+	table := (&handlers{}).toolTable()
+	out := make([]*mcp.Tool, len(table))
+	for i, d := range table {
+		out[i] = d.tool
+	}
+	return out
 }
 
 // checkID refuses an argument that is not an artifact id.
