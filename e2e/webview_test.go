@@ -734,6 +734,12 @@ func TestWebViewOwnerActions(t *testing.T) {
 	if got := p.js(`[...document.querySelectorAll('#artifact-list tbody tr')].map(r => r.querySelector('a.artifact-link').textContent + '@' + r.querySelector('td.created').textContent).join()`); got != "older.json@"+uiTime(older.CreatedAt)+",report.json@"+uiTime(art.CreatedAt) {
 		t.Errorf("the list shows %q, want older.json then report.json with their creation times", got)
 	}
+	for _, want := range []artifact{older, art} {
+		at := p.js(`document.querySelector('#artifact-list tr[data-id="` + want.ID + `"] td.created time').getAttribute('datetime')`)
+		if got, err := time.Parse(time.RFC3339Nano, at); err != nil || !got.Equal(want.CreatedAt) {
+			t.Errorf("%s's row shows the time %s, want its creation time %s", want.Name, at, want.CreatedAt)
+		}
+	}
 	if got := p.js(`document.querySelector('#list-order').textContent`); got != "Created ↓" {
 		t.Errorf("the list's time column is %q, want Created ↓", got)
 	}

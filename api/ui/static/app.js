@@ -440,7 +440,7 @@
           el('td', { class: 'num', text: bytes(a.size_bytes) }),
           el('td', { text: a.content_type }),
           el('td', { class: 'mono', text: metaSummary(a.metadata) }),
-          el('td', { class: 'created', title: 'updated ' + when(a.updated_at), text: when(a.created_at) }))))));
+          el('td', { class: 'created' }, el('time', { datetime: a.created_at, title: 'updated ' + when(a.updated_at), text: when(a.created_at) })))))));
     }
     // Older continues after this page's last artifact; Newer goes back to
     // the page that led here (or, on a bookmarked page, to the newest).
