@@ -670,6 +670,13 @@ func (p *pageSession) ready(page string) chromedp.Action[chromedp.Void] {
 	return p.wait(`(() => { const v = document.querySelector('#view-` + page + `'); return !!v && v.dataset.ready === 'true' && v.dataset.route === location.hash; })()`)
 }
 
+// click clicks the element sel finds once there is one, from within the
+// page, in one step: a live refresh that redraws the element between
+// finding it and clicking it cannot make the click miss.
+func (p *pageSession) click(sel string) chromedp.Action[chromedp.Void] {
+	return p.wait(`(() => { const e = document.querySelector(` + jsString(sel) + `); if (!e) return false; e.click(); return true; })()`)
+}
+
 // signIn signs in with key on the sign-in form and waits for the page
 // in view (the route of the hash, or the list) to have rendered.
 func (p *pageSession) signIn(key string) {
@@ -767,7 +774,7 @@ func TestWebViewOwnerActions(t *testing.T) {
 	p.run("share",
 		chromedp.SetValue(chromedp.CSS("#share-agents"), "bob"),
 		chromedp.SetValue(chromedp.CSS("#share-groups"), "team"),
-		chromedp.Click(chromedp.CSS("#share-submit")),
+		p.click("#share-submit"),
 		p.wait(`!!document.querySelector('#access-agents [data-agent="bob"]') && !!document.querySelector('#access-groups [data-group="team"]')`))
 	var acc struct {
 		Agents []string `json:"agents"`
@@ -778,7 +785,7 @@ func TestWebViewOwnerActions(t *testing.T) {
 		t.Errorf("after sharing in the page the node has agents %v groups %v, want bob and team", acc.Agents, acc.Groups)
 	}
 	// Unshare the group.
-	p.run("unshare", chromedp.Click(chromedp.CSS(`#access-groups [data-group="team"] button.unshare`)),
+	p.run("unshare", p.click(`#access-groups [data-group="team"] button.unshare`),
 		p.wait(`!document.querySelector('#access-groups [data-group="team"]') && document.querySelector('#access-groups').textContent === 'none'`))
 	d.call(t, "GET", path+"/access", nil, 200, &acc)
 	if strings.Join(acc.Agents, ",") != "bob" || len(acc.Groups) != 0 {
@@ -787,10 +794,10 @@ func TestWebViewOwnerActions(t *testing.T) {
 
 	// Edit the metadata: a key changed, one added, one removed.
 	p.run("edit the metadata",
-		chromedp.Click(chromedp.CSS("#metadata-edit")),
+		p.click("#metadata-edit"),
 		chromedp.WaitVisible(chromedp.CSS("#metadata-editor")),
 		chromedp.SetValue(chromedp.CSS("#metadata-editor"), `{"stage": "final", "year": 2025}`),
-		chromedp.Click(chromedp.CSS("#metadata-save")),
+		p.click("#metadata-save"),
 		p.wait(`document.querySelectorAll('#versions tbody tr').length === 4 && !document.querySelector('#metadata-editor')`))
 	var a artifact
 	d.call(t, "GET", path, nil, 200, &a)
@@ -819,8 +826,8 @@ func TestWebViewOwnerActions(t *testing.T) {
 		t.Errorf("the page shows a token in the signed URL list")
 	}
 	p.run("revoke bob's signed URL",
-		chromedp.Click(chromedp.CSS(`#signed-url-list tr[data-token="`+bobs.TokenID+`"] button.revoke-token`)),
-		chromedp.Click(chromedp.CSS(`#signed-url-list tr[data-token="`+bobs.TokenID+`"] button.confirm-yes`)),
+		p.click(`#signed-url-list tr[data-token="`+bobs.TokenID+`"] button.revoke-token`),
+		p.click(`#signed-url-list tr[data-token="`+bobs.TokenID+`"] button.confirm-yes`),
 		p.wait(`!document.querySelector('#signed-url-list tr[data-token="`+bobs.TokenID+`"]') && !!document.querySelector('#signed-url-list tr[data-token="`+mine.TokenID+`"]')`))
 	if st, body := d.status(t, "", "GET", strings.TrimPrefix(bobs.URL, d.url), nil); st != 403 || errorCode(body) != "permission_denied" {
 		t.Errorf("GET of the signed URL revoked in the page: %d %s, want 403 permission_denied", st, body)
@@ -837,9 +844,9 @@ func TestWebViewOwnerActions(t *testing.T) {
 
 	// Delete version 1, confirmed in the page.
 	p.run("delete version 1",
-		chromedp.Click(chromedp.CSS(`#versions tr[data-version="1"] button.delete-version`)),
+		p.click(`#versions tr[data-version="1"] button.delete-version`),
 		p.wait(`document.querySelector('#versions tr[data-version="1"] .confirm-question') !== null`),
-		chromedp.Click(chromedp.CSS(`#versions tr[data-version="1"] button.confirm-yes`)),
+		p.click(`#versions tr[data-version="1"] button.confirm-yes`),
 		p.wait(`[...document.querySelectorAll('#versions tbody tr')].map(r => r.dataset.version).join() === '4,3,2'`))
 	var vs struct {
 		Items []struct {
@@ -853,7 +860,7 @@ func TestWebViewOwnerActions(t *testing.T) {
 
 	// The grantee: bob sees the artifact and may download it, but none
 	// of the owner's actions.
-	p.run("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-key")))
+	p.run("sign out", p.click("#signout"), chromedp.WaitVisible(chromedp.CSS("#signin-key")))
 	p.signIn(bobKey)
 	openArtifact()
 	if got := p.js(`String(!!document.querySelector('#download'))`); got != "true" {
@@ -870,13 +877,13 @@ func TestWebViewOwnerActions(t *testing.T) {
 	}
 
 	// The owner deletes the artifact, confirmed in the page.
-	p.run("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin-key")))
+	p.run("sign out", p.click("#signout"), chromedp.WaitVisible(chromedp.CSS("#signin-key")))
 	p.signIn(d.key)
 	openArtifact()
 	p.run("delete the artifact",
-		chromedp.Click(chromedp.CSS("#delete-artifact")),
+		p.click("#delete-artifact"),
 		chromedp.WaitVisible(chromedp.CSS("#delete-artifact-confirm")),
-		chromedp.Click(chromedp.CSS("#delete-artifact-confirm")),
+		p.click("#delete-artifact-confirm"),
 		p.wait(`location.hash === '#/artifacts'`), p.ready("artifacts"),
 		p.wait(`!document.querySelector('#artifact-list tr[data-id="`+art.ID+`"]')`))
 	if st, body := d.status(t, d.key, "GET", path, nil); st != 404 {

@@ -494,13 +494,25 @@
     const ask = el('button', Object.assign({ type: 'button', class: 'secondary danger', text: label }, attrs, {
       onclick: () => {
         box.replaceChildren(el('span', { class: 'confirm-question', text: question + ' ' }),
-          el('button', { type: 'button', class: 'danger confirm-yes', id: attrs.id ? attrs.id + '-confirm' : undefined, text: yesLabel, onclick: guard(action) }),
+          el('button', { type: 'button', class: 'danger confirm-yes', id: attrs.id ? attrs.id + '-confirm' : undefined, text: yesLabel, onclick: async (ev) => {
+            // Answered: the question goes (a refresh may redraw the box
+            // again), and the button comes back if the action failed.
+            const act = guard(action)(ev);
+            box.replaceChildren(el('span', { class: 'muted', text: 'Working…' }));
+            await act;
+            if (box.isConnected) box.replaceChildren(ask);
+          } }),
           ' ',
           el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => box.replaceChildren(ask) }));
       },
     }));
     box.append(ask);
     return box;
+  }
+
+  // asking reports whether a confirmable in box shows its question.
+  function asking(box) {
+    return !!box.querySelector('.confirm-question');
   }
 
   // metadataPatch is the JSON merge patch from metadata before to after:
@@ -560,6 +572,9 @@
       if (!editing) metaPre.textContent = JSON.stringify(a.metadata || {}, null, 2);
       // The only version left cannot be deleted (409): delete the artifact.
       const canDelete = owns() && versions.items.length > 1;
+      // A question asked (delete this version?) is not taken away by a
+      // live refresh; the answer redraws the table.
+      if (asking(versionsBox)) return true;
       versionsBox.replaceChildren(el('table', { id: 'versions' },
         el('thead', {}, el('tr', {}, ['Version', 'Size', 'Type', 'CID', 'Created', 'By', 'Metadata', ''].map((t) => el('th', { text: t })))),
         el('tbody', {}, versions.items.slice().reverse().map((v) => el('tr', { 'data-version': String(v.version) },
@@ -619,7 +634,9 @@
       } else {
         placementBox.replaceChildren(el('p', { class: 'muted', text: 'Could not load placement: ' + pl.reason.message }));
       }
-      if (urls.status === 'fulfilled' && urls.value) {
+      if (asking(urlsBox)) {
+        // as for the versions: the revocation asked about redraws it
+      } else if (urls.status === 'fulfilled' && urls.value) {
         const items = urls.value.items;
         urlsBox.replaceChildren(!items.length ? el('p', { class: 'empty', id: 'signed-urls-empty', text: 'No live signed URLs.' })
           : el('table', { id: 'signed-url-list' },
