@@ -113,8 +113,12 @@
   // api calls the node. The key goes in the Authorization header only.
   async function api(method, path, opts) {
     opts = opts || {};
+    // Signed out meanwhile (a refresh that outlived its page): nothing is
+    // sent, without a key or with the next agent's.
+    const k = opts.key || key();
+    if (!k) throw new APIError(401, 'unauthenticated', 'signed out');
     const headers = new Headers(opts.headers || {});
-    headers.set('Authorization', 'Bearer ' + (opts.key || key()));
+    headers.set('Authorization', 'Bearer ' + k);
     let body = opts.body;
     if (opts.json !== undefined) {
       headers.set('Content-Type', 'application/json');
@@ -151,6 +155,7 @@
 
   function renderSignIn() {
     stopPolling();
+    routeSeq++; // the page in view is no longer current: its refreshes stop
     const input = el('input', { id: 'signin-key', type: 'password', name: 'api_key', autocomplete: 'off', required: true, placeholder: 'API key' });
     const form = el('form', { id: 'signin-form', class: 'card', onsubmit: async (ev) => {
       ev.preventDefault();
@@ -560,7 +565,7 @@
     // the refresh in progress, which the deletion waits for.
     let gone = false, filling = Promise.resolve();
     const fillMain = async (mine) => {
-      if (gone) return false;
+      if (gone || !current()) return false;
       const [x, versions] = await Promise.all([api('GET', base), api('GET', base + '/versions')]);
       if (!current() || mine !== fillSeq) return false;
       a = x;
@@ -596,7 +601,7 @@
     // Access is the owner's to see (a grantee would get a 403): it is
     // asked for only on the owner's own artifacts, with the signed URLs.
     const fillSide = async (mine) => {
-      if (gone) return;
+      if (gone || !current() || mine !== fillSeq) return;
       const [acc, pl, urls] = await Promise.allSettled([
         owns() ? api('GET', base + '/access') : Promise.resolve(null),
         api('GET', base + '/placement'),
