@@ -333,6 +333,28 @@ func (s *Server) updateContent(w http.ResponseWriter, r *http.Request, caller ar
 	return nil
 }
 
+// updateMetadata makes a new version with the current content and the
+// body's metadata merged in (PATCH /v1/artifacts/{id}).
+func (s *Server) updateMetadata(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	r, err := conditional(r, false)
+	if err != nil {
+		return err
+	}
+	var req apitype.MetadataPatchRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+		return err
+	}
+	if req.Metadata == nil {
+		return artmesh.E(artmesh.Invalid, `the body must be {"metadata": {...}}: an object of the keys to set, a key set to null to remove it`)
+	}
+	a, err := s.n.UpdateMetadata(r.Context(), caller, artifactID(r), req.Metadata)
+	if err != nil {
+		return err
+	}
+	writeArtifact(w, http.StatusCreated, a)
+	return nil
+}
+
 func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
 	vs, err := s.n.Versions(r.Context(), caller, artifactID(r))
 	if err != nil {

@@ -87,6 +87,7 @@ func (s *Server) routes() {
 		{"GET /v1/artifacts/{id}", s.getArtifact, replay{}},
 		{"GET /v1/artifacts/{id}/content", s.getContent, replay{}},
 		{"PUT /v1/artifacts/{id}/content", s.updateContent, result(http.StatusCreated)},
+		{"PATCH /v1/artifacts/{id}", s.updateMetadata, result(http.StatusCreated)},
 		{"GET /v1/artifacts/{id}/versions", s.listVersions, replay{}},
 		{"DELETE /v1/artifacts/{id}", s.deleteArtifact, result(http.StatusNoContent)},
 		{"DELETE /v1/artifacts/{id}/versions/{n}", s.deleteVersion, result(http.StatusNoContent)},
@@ -107,6 +108,7 @@ func (s *Server) routes() {
 		{"PUT /v1/groups/{name}", s.putGroup, result(http.StatusOK)},
 		{"DELETE /v1/groups/{name}", s.deleteGroup, result(http.StatusNoContent)},
 		{"POST /v1/artifacts/{id}/signed-url", s.createSignedURL, secret("issued a signed URL")},
+		{"GET /v1/artifacts/{id}/signed-urls", s.listSignedURLs, replay{}},
 		{"DELETE /v1/tokens/{token_id}", s.revokeToken, result(http.StatusNoContent)},
 		{"POST /v1/uploads", s.createUpload, rerun()},
 		{"GET /v1/uploads", s.listUploads, replay{}},
@@ -149,6 +151,8 @@ func (s *Server) routes() {
 	// The web view: static files, no key; the page sends the key itself.
 	s.mux.Handle("GET /ui/", ui.New(notFound))
 	s.mux.HandleFunc("GET /ui", ui.Redirect)
+	// The root: browsers go to the web view, API clients get the 404.
+	s.mux.Handle("GET /{$}", ui.Root(notFound))
 	s.mux.Handle("/", notFound)
 }
 

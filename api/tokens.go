@@ -61,6 +61,21 @@ func (s *Server) createSignedURL(w http.ResponseWriter, r *http.Request, caller 
 	return nil
 }
 
+// listSignedURLs lists an artifact's live signed URLs, without their
+// tokens (GET /v1/artifacts/{id}/signed-urls).
+func (s *Server) listSignedURLs(w http.ResponseWriter, r *http.Request, caller artmesh.Agent) error {
+	infos, err := s.n.SignedURLs(r.Context(), caller, artifactID(r))
+	if err != nil {
+		return err
+	}
+	out := make([]apitype.SignedURLInfo, len(infos))
+	for i, x := range infos {
+		out[i] = apitype.SignedURLInfo(x)
+	}
+	writeJSON(w, http.StatusOK, apitype.Items[apitype.SignedURLInfo]{Items: out})
+	return nil
+}
+
 // getCap serves the content a read token grants, as /content would, with
 // no other credential.
 func (s *Server) getCap(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 
@@ -50,5 +51,58 @@ func TestWebViewRoutes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/ui/" {
 		t.Errorf("GET /ui: %d Location %q, want 301 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestRootRedirectsBrowsers checks GET /: a browser (Accept names
+// text/html) is sent to the web view; an API client gets the API's 404.
+func TestRootRedirectsBrowsers(t *testing.T) {
+	srv, _ := newTestServer(t)
+	c := *srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, tc := range []struct {
+		method, accept string
+		status         int
+		location       string
+	}{
+		{"GET", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", http.StatusFound, "/ui/"},
+		{"HEAD", "text/html", http.StatusFound, "/ui/"},
+		{"GET", "*/*", http.StatusNotFound, ""},
+		{"GET", "application/json", http.StatusNotFound, ""},
+		{"GET", "", http.StatusNotFound, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+"/", nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location {
+			t.Errorf("%s / Accept %q: %d Location %q, want %d %q", tc.method, tc.accept, resp.StatusCode, resp.Header.Get("Location"), tc.status, tc.location)
+		}
+		if v := resp.Header.Get("Vary"); v != "Accept" {
+			t.Errorf("%s / Accept %q: Vary %q, want Accept", tc.method, tc.accept, v)
+		}
+		if tc.status == http.StatusNotFound {
+			var e apitype.ErrorBody
+			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != "not_found" {
+				t.Errorf("GET / Accept %q: body %s, want the not_found error shape", tc.accept, body)
+			}
+		}
+	}
+	// Any other path stays the API's 404, whatever the client accepts.
+	req, _ := http.NewRequest("GET", srv.URL+"/nothing", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nothing as a browser: %d, want 404", resp.StatusCode)
 	}
 }

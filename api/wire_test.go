@@ -65,6 +65,7 @@ func TestWireTypesMatchNode(t *testing.T) {
 		{blockstore.Stat{}, apitype.RepoStat{}, false, true},
 		{node.UploadStatus{}, apitype.UploadStatus{}, false, false},
 		{node.UploadInput{}, apitype.UploadRequest{}, true, false},
+		{node.SignedURLInfo{}, apitype.SignedURLInfo{}, false, false},
 	} {
 		st, wt := reflect.TypeOf(tt.server), reflect.TypeOf(tt.wire)
 		got, want := wireFields(wt, !tt.request), wireFields(st, !tt.request)

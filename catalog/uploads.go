@@ -82,7 +82,11 @@ type Token struct {
 	// one's tokens. Zero in records written before it existed.
 	AgentCreatedAt time.Time `json:"agent_created_at,omitzero"`
 	Target         string    `json:"target"` // the artifact or upload id it is for
-	ExpiresAt      time.Time `json:"expires_at"`
+	// Version is the artifact version a read token is pinned to (0: the
+	// current one at each use). Zero in records written before it was
+	// kept.
+	Version   int       `json:"version,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 	// Issuer is the peer id of the node that signed the token and Action
 	// its action ("read", "write"): a token is honoured only with the
 	// claims of its record, so that a member cannot sign other claims
@@ -158,6 +162,11 @@ func (purgeTokensCmd) commandType() commandType   { return purgeTokensType }
 // indexUploadReceived indexes the received uploads by CID, then id.
 const indexUploadReceived = "received"
 
+// indexTokenTarget indexes the tokens by the artifact or upload they are
+// for, so that an artifact's signed URLs are listed without reading every
+// token.
+const indexTokenTarget = "target"
+
 // uploadTables returns the schema of this file's tables.
 func uploadTables() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
@@ -187,6 +196,10 @@ func uploadTables() map[string]*memdb.TableSchema {
 				indexID: {Name: indexID, Unique: true, Indexer: singleIndex[*Token]{
 					nargs: 1,
 					key:   func(b []byte, r *Token) []byte { return appendPart(b, r.ID) },
+				}},
+				indexTokenTarget: {Name: indexTokenTarget, Indexer: singleIndex[*Token]{
+					nargs: 1,
+					key:   func(b []byte, r *Token) []byte { return appendPart(b, r.Target) },
 				}},
 			},
 		},
@@ -537,6 +550,33 @@ func (c *Catalog) Token(id string) (Token, error) {
 			return Token{}, errorf("catalog.Token", artmesh.NotFound, "token %s not found", id)
 		}
 		return *raw.(*Token), nil
+	})
+}
+
+// TokensFor returns the records of the tokens issued for target (an
+// artifact or upload id), revoked and expired ones included until they
+// are purged, through the tokens' target index: it reads those tokens
+// only.
+func (c *Catalog) TokensFor(target string) ([]Token, error) {
+	return tokensFor(c.fsm.state(), target)
+}
+
+// tokensFor is TokensFor on the state s.
+func tokensFor(s *store, target string) ([]Token, error) {
+	return read(s, func(tx *Txn) ([]Token, error) {
+		const op = artmesh.Op("catalog.TokensFor")
+		if target == "" {
+			return nil, invalid(op, "a target is required")
+		}
+		it, err := tx.Get(tableTokens, indexTokenTarget, target)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		var out []Token
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			out = append(out, *raw.(*Token))
+		}
+		return out, nil
 	})
 }
 

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,13 +94,37 @@ func TestTokens(t *testing.T) {
 	if _, err := h.apply(issueTokenCmd{Token: Token{ID: "tok_a"}}); !errors.Is(err, artmesh.Conflict) {
 		t.Fatalf("duplicate token: %v", err)
 	}
+	h.must(issueTokenCmd{Token: Token{ID: "tok_c", Agent: "alice", Target: "art_xy", ExpiresAt: testBase.Add(time.Hour)}})
 	h.must(revokeTokenCmd{ID: "tok_a"})
 	if _, err := h.apply(revokeTokenCmd{ID: "tok_zzz"}); !errors.Is(err, artmesh.NotFound) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
+	// The target index finds an artifact's tokens, and only its own (not
+	// those of an id it is a prefix of).
+	targetIDs := func(target string) string {
+		t.Helper()
+		ts, err := tokensFor(h.st(), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, tk := range ts {
+			out = append(out, fmt.Sprintf("%s:%v", tk.ID, tk.Revoked))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := targetIDs("art_x"); got != "tok_a:true,tok_b:false" {
+		t.Errorf("tokens for art_x: %s, want tok_a (revoked) and tok_b", got)
+	}
 	n := h.must(purgeTokensCmd{Before: testBase.Add(90 * time.Minute)}).(int)
-	if n != 1 {
-		t.Fatalf("purged %d tokens, want 1", n)
+	if n != 2 {
+		t.Fatalf("purged %d tokens, want 2", n)
+	}
+	if got := targetIDs("art_x"); got != "tok_b:false" {
+		t.Errorf("tokens for art_x after the purge: %s, want tok_b", got)
+	}
+	if got := targetIDs("art_xy"); got != "" {
+		t.Errorf("tokens for art_xy after the purge: %s, want none", got)
 	}
 }
 

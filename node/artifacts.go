@@ -458,6 +458,56 @@ func (n *Node) UpdateArtifact(ctx context.Context, caller artmesh.Agent, id artm
 	})
 }
 
+// UpdateMetadata makes a new version of an artifact that caller owns
+// with the current version's content (the same CID: no bytes are read or
+// stored) and patch merged into its metadata, as JSON merge patch does one
+// level deep: each key of patch replaces the artifact's value, and a key
+// whose value is JSON null is removed. The version counts against the
+// owner's byte quota as any version does. The write is pinned to the
+// content it read: when another version becomes current meanwhile, it
+// fails PreconditionFailed and nothing is recorded, so that it never
+// brings older content back.
+func (n *Node) UpdateMetadata(ctx context.Context, caller artmesh.Agent, id artmesh.ArtifactID, patch artmesh.Metadata) (artmesh.Artifact, error) {
+	a, err := n.authorize(caller, id, artmesh.Write)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if err := checkPrecondition(ctx, a); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if len(patch) == 0 {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Invalid, "the metadata patch is empty: give at least one key to set, or to remove with null")
+	}
+	meta, err := validateMetadata(patch)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	cur, err := n.cat.Version(id, a.Version)
+	if err != nil {
+		return artmesh.Artifact{}, err
+	}
+	if _, err := n.byteRoom(a.Owner, cur.SizeBytes); err != nil {
+		return artmesh.Artifact{}, err
+	}
+	// The catalog checks in the write's transaction that the content is
+	// still current (the caller's If-Match, checked above, held for it).
+	pinned := WithPrecondition(ctx, Precondition{IfMatch: []string{cur.CID}})
+	out, err := n.cat.AddVersion(pinned, catalog.AddVersion{
+		ArtifactID: id,
+		By:         caller.ID,
+		Metadata:   meta,
+		CID:        cur.CID,
+		SizeBytes:  cur.SizeBytes,
+		At:         time.Now().UTC(),
+		SHA256:     cur.SHA256,
+	})
+	if errors.Is(err, artmesh.PreconditionFailed) && catalog.PreconditionOf(ctx) == nil {
+		return artmesh.Artifact{}, artmesh.E(artmesh.PreconditionFailed, fmt.Sprintf(
+			"another version of %s became current while its metadata was being updated; nothing was recorded: send the update again", id), err)
+	}
+	return out, err
+}
+
 // Versions lists the versions of an artifact that caller may read, oldest
 // first.
 func (n *Node) Versions(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) ([]artmesh.Version, error) {

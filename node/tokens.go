@@ -1,9 +1,12 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -61,8 +64,8 @@ func (n *Node) mint(ctx context.Context, c acl.Claims) (string, error) {
 	if err != nil {
 		return "", artmesh.E(op, err)
 	}
-	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, ExpiresAt: c.Expires,
-		Issuer: n.peerID.String(), Action: c.Action.String()}
+	rec := catalog.Token{ID: c.ID.String(), Agent: c.Agent, AgentCreatedAt: granter.CreatedAt, Target: c.Target, Version: c.Version,
+		ExpiresAt: c.Expires, Issuer: n.peerID.String(), Action: c.Action.String()}
 	mine := keyUnused(ctx)
 	if err := n.cat.IssueToken(ctx, rec); err != nil {
 		return "", err
@@ -178,11 +181,14 @@ func (n *Node) verifyTokenOnce(token string, action acl.Action) (acl.Claims, art
 // catalog record was issued with: any member can sign a token, so one
 // that signs other claims (another agent, target or action, a later
 // expiry) under a recorded id is refused. Records from before the issuer
-// and action were kept are checked for the rest.
+// and action were kept are checked for the rest, and those from before the
+// version was kept (0, which is also a token for the current version) for
+// all but the version.
 func claimsOfRecord(c acl.Claims, rec catalog.Token) error {
 	forged := c.Agent != rec.Agent || c.Target != rec.Target || c.Expires.After(rec.ExpiresAt) ||
 		rec.Issuer != "" && peer.ID(c.Issuer).String() != rec.Issuer ||
-		rec.Action != "" && c.Action.String() != rec.Action
+		rec.Action != "" && c.Action.String() != rec.Action ||
+		rec.Version != 0 && c.Version != rec.Version
 	if forged {
 		return artmesh.E(artmesh.Unauthenticated, "the capability token's claims are not those it was issued with")
 	}
@@ -277,4 +283,75 @@ func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID st
 		return artmesh.E(artmesh.PermissionDenied, "only the agent that granted a token, or an admin, may revoke it")
 	}
 	return n.cat.RevokeToken(ctx, tokenID)
+}
+
+// SignedURLInfo describes one live signed URL of an artifact: never the
+// token itself, which is shown only once, when it is issued.
+type SignedURLInfo struct {
+	TokenID    string             `json:"token_id"`
+	ArtifactID artmesh.ArtifactID `json:"artifact_id"`
+	// Version is the version the URL serves; 0 is whichever version is
+	// current when it is used.
+	Version   int             `json:"version"`
+	Agent     artmesh.AgentID `json:"agent"` // the agent that issued it, whose right it carries
+	ExpiresAt time.Time       `json:"expires_at"`
+}
+
+// SignedURLs lists the live signed URLs of an artifact: those not
+// revoked, not expired, and whose issuing agent (as the incarnation that
+// issued them) still holds the grant it issued them under; newest first.
+// The owner and admins see all of them, another agent that may read the
+// artifact those it issued; to anyone else the artifact is NotFound.
+func (n *Node) SignedURLs(_ context.Context, caller artmesh.Agent, id artmesh.ArtifactID) ([]SignedURLInfo, error) {
+	a, err := n.readable(caller, id)
+	all := false
+	switch {
+	case err == nil:
+		all = a.Owner == caller.ID || caller.Admin
+	case caller.Admin && errors.Is(err, artmesh.NotFound):
+		// An admin may revoke any token, so it sees them all, of an
+		// artifact it may not read too.
+		if _, cerr := n.cat.Artifact(id); cerr != nil {
+			return nil, err
+		}
+		all = true
+	default:
+		return nil, err
+	}
+	recs, err := n.cat.TokensFor(string(id))
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(recs, func(x, y catalog.Token) int {
+		if c := cmp.Compare(y.IssuedIndex, x.IssuedIndex); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	now := time.Now()
+	out := []SignedURLInfo{}
+	for _, t := range recs {
+		if t.Revoked || !now.Before(t.ExpiresAt) || t.Action != "" && t.Action != acl.ActionRead.String() {
+			continue
+		}
+		if !all && (t.Agent != caller.ID || sameIncarnation(t, caller) != nil) {
+			continue
+		}
+		if !n.tokenStands(t) {
+			continue
+		}
+		out = append(out, SignedURLInfo{TokenID: t.ID, ArtifactID: id, Version: t.Version, Agent: t.Agent, ExpiresAt: t.ExpiresAt})
+	}
+	return out, nil
+}
+
+// tokenStands reports whether a read token's issuing agent is still the
+// incarnation that issued it and still holds the grant it issued it
+// under, as verifyTokenOnce requires of a token in use.
+func (n *Node) tokenStands(t catalog.Token) bool {
+	granter, err := n.cat.Agent(t.Agent)
+	if err != nil || sameIncarnation(t, granter) != nil {
+		return false
+	}
+	return grantStands(n.cat, t, acl.Claims{Action: acl.ActionRead, Agent: t.Agent, Target: t.Target}) == nil
 }

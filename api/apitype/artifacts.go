@@ -24,6 +24,14 @@ type ShareRequest struct {
 	Groups []string          `json:"groups"`
 }
 
+// MetadataPatchRequest is the body of PATCH /v1/artifacts/{id}: the
+// metadata to merge into the artifact's, in a new version with the same
+// content. Each key replaces the artifact's value for that key (any JSON
+// value); a key whose value is JSON null is removed.
+type MetadataPatchRequest struct {
+	Metadata artmesh.Metadata `json:"metadata"`
+}
+
 // SignedURLRequest is the body of POST /v1/artifacts/{id}/signed-url,
 // which may also be left out.
 type SignedURLRequest struct {
@@ -42,4 +50,15 @@ type SignedURL struct {
 	Token     string    `json:"token"`      // the capability token itself
 	TokenID   string    `json:"token_id"`   // the token's id, for DELETE /v1/tokens/{token_id}
 	ExpiresAt time.Time `json:"expires_at"` // when the URL stops working
+}
+
+// SignedURLInfo is one item of GET /v1/artifacts/{id}/signed-urls: a live
+// signed URL of the artifact, described without its token, which is shown
+// only once, when it is issued.
+type SignedURLInfo struct {
+	TokenID    string             `json:"token_id"`    // for DELETE /v1/tokens/{token_id}
+	ArtifactID artmesh.ArtifactID `json:"artifact_id"` //
+	Version    int                `json:"version"`     // the version it serves; 0: the current one at each use
+	Agent      artmesh.AgentID    `json:"agent"`       // the agent that issued it, whose right it carries
+	ExpiresAt  time.Time          `json:"expires_at"`  // when it stops working
 }

@@ -147,6 +147,30 @@ func (c *Client) UpdateArtifact(ctx context.Context, id artmesh.ArtifactID, r io
 	return a, err
 }
 
+// UpdateMetadata changes the metadata of the artifact id without sending
+// content (PATCH /v1/artifacts/{id}): the node makes a new version with
+// the current version's content (the same CID) and patch merged into the
+// artifact's metadata, and returns the artifact as of that version. Each
+// key of patch replaces the artifact's value for that key (any JSON value:
+// json.RawMessage(`"v"`) for a string); a key whose value is JSON null
+// (json.RawMessage("null")) is removed. patch must hold at least one key.
+//
+// Only the owner may (PermissionDenied for an agent it is shared with).
+// WithIfMatch(ctx, etag) makes it conditional on the current content, as
+// for UpdateArtifact; a version that became current meanwhile makes it
+// fail PreconditionFailed with nothing recorded. Like every write it is
+// sent with an Idempotency-Key (WithIdempotencyKey, or a fresh one).
+func (c *Client) UpdateMetadata(ctx context.Context, id artmesh.ArtifactID, patch artmesh.Metadata) (artmesh.Artifact, error) {
+	const op = "client.UpdateMetadata"
+	if len(patch) == 0 {
+		return artmesh.Artifact{}, artmesh.E(artmesh.Op(op), artmesh.Invalid, "no metadata to change: give at least one key to set, or to remove with null")
+	}
+	var a artmesh.Artifact
+	err := c.call(ctx, request{op: op, method: http.MethodPatch, path: "/v1/artifacts/" + escape(string(id))},
+		apitype.MetadataPatchRequest{Metadata: patch}, &a)
+	return a, err
+}
+
 // Versions returns the version chain of the artifact id, oldest first
 // (GET /v1/artifacts/{id}/versions).
 func (c *Client) Versions(ctx context.Context, id artmesh.ArtifactID) ([]artmesh.Version, error) {

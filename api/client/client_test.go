@@ -96,6 +96,12 @@ func TestRoutes(t *testing.T) {
 		}, "POST", "/v1/artifacts/" + string(id) + "/signed-url", "", `{"expires_in":7200,"version":2}`},
 		{"CreateSignedURL defaults", 201, func(c *Client) error { _, err := c.CreateSignedURL(ctx, id, SignedURLOptions{}); return err },
 			"POST", "/v1/artifacts/" + string(id) + "/signed-url", "", `{}`},
+		{"SignedURLs", 200, func(c *Client) error { _, err := c.SignedURLs(ctx, id); return err },
+			"GET", "/v1/artifacts/" + string(id) + "/signed-urls", "", ""},
+		{"UpdateMetadata", 201, func(c *Client) error {
+			_, err := c.UpdateMetadata(ctx, id, artmesh.Metadata{"stage": json.RawMessage(`"eval"`), "epoch": json.RawMessage(`3`), "draft": json.RawMessage(`null`)})
+			return err
+		}, "PATCH", "/v1/artifacts/" + string(id), "", `{"metadata":{"stage":"eval","epoch":3,"draft":null}}`},
 		{"RevokeToken", 204, func(c *Client) error { return c.RevokeToken(ctx, "tok_1") },
 			"DELETE", "/v1/tokens/tok_1", "", ""},
 		{"CreateUpload", 201, func(c *Client) error {
@@ -308,6 +314,51 @@ func TestUpdateArtifact(t *testing.T) {
 	}
 	if r.header.Get(MetadataHeader) != "" || r.header.Get("Content-Type") != "" {
 		t.Errorf("sent headers it was not given: %v", r.header)
+	}
+}
+
+// TestUpdateMetadata checks what UpdateMetadata sends and returns: the
+// patch as JSON merge patch (null kept, to remove a key), If-Match and an
+// Idempotency-Key, and no request at all for an empty patch.
+func TestUpdateMetadata(t *testing.T) {
+	ctx := context.Background()
+	c, got := recorder(t, 201, `{"id":"art_1","version":3,"cid":"bafyx","metadata":{"stage":"eval"}}`)
+	a, err := c.UpdateMetadata(WithIfMatch(ctx, `"bafyx"`), "art_1", artmesh.Metadata{"stage": json.RawMessage(`"eval"`), "draft": json.RawMessage("null")})
+	if err != nil || a.Version != 3 || a.CID != "bafyx" || string(a.Metadata["stage"]) != `"eval"` {
+		t.Fatalf("UpdateMetadata: %+v, %v", a, err)
+	}
+	r := (*got)[0]
+	if r.method != "PATCH" || r.path != "/v1/artifacts/art_1" || string(r.body) != `{"metadata":{"draft":null,"stage":"eval"}}` {
+		t.Errorf("sent %s %s %s", r.method, r.path, r.body)
+	}
+	if r.header.Get("If-Match") != `"bafyx"` || r.header.Get(IdempotencyKeyHeader) == "" || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers %v: want If-Match, an Idempotency-Key and JSON", r.header)
+	}
+	for _, empty := range []artmesh.Metadata{nil, {}} {
+		if _, err := c.UpdateMetadata(ctx, "art_1", empty); !errors.Is(err, artmesh.Invalid) {
+			t.Errorf("UpdateMetadata(%v): %v, want Invalid", empty, err)
+		}
+	}
+	if len(*got) != 1 {
+		t.Errorf("%d requests, want 1: an empty patch is refused before it is sent", len(*got))
+	}
+	// The node's refusal comes back with its kind.
+	c, _ = recorder(t, 403, `{"error":{"code":"permission_denied","message":"only the owner may update"}}`)
+	if _, err := c.UpdateMetadata(ctx, "art_1", artmesh.Metadata{"k": json.RawMessage(`"v"`)}); !errors.Is(err, artmesh.PermissionDenied) {
+		t.Errorf("a 403: %v, want PermissionDenied", err)
+	}
+}
+
+// TestSignedURLs checks that the listing decodes the node's items.
+func TestSignedURLs(t *testing.T) {
+	c, _ := recorder(t, 200, `{"items":[{"token_id":"tok_a","artifact_id":"art_1","version":2,"agent":"bob","expires_at":"2030-01-02T03:04:05Z"}]}`)
+	got, err := c.SignedURLs(context.Background(), "art_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SignedURLInfo{TokenID: "tok_a", ArtifactID: "art_1", Version: 2, Agent: "bob", ExpiresAt: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("SignedURLs = %+v, want [%+v]", got, want)
 	}
 }
 

@@ -66,6 +66,20 @@ func (c *Client) CreateSignedURL(ctx context.Context, id artmesh.ArtifactID, opt
 	return out, err
 }
 
+// SignedURLInfo describes a live signed URL without its token.
+type SignedURLInfo = apitype.SignedURLInfo
+
+// SignedURLs lists the live signed URLs of the artifact id, newest first
+// (GET /v1/artifacts/{id}/signed-urls): not revoked, not expired, and still
+// backed by their issuer's grant. The owner and admins get all of them,
+// an agent it is shared with the ones it issued. The tokens themselves
+// are never listed; each TokenID is what RevokeToken takes.
+func (c *Client) SignedURLs(ctx context.Context, id artmesh.ArtifactID) ([]SignedURLInfo, error) {
+	var out apitype.Items[SignedURLInfo]
+	err := c.call(ctx, request{op: "client.SignedURLs", method: http.MethodGet, path: "/v1/artifacts/" + escape(string(id)) + "/signed-urls"}, nil, &out)
+	return out.Items, err
+}
+
 // RevokeToken revokes a capability token by its id
 // (DELETE /v1/tokens/{token_id}); only the granting agent or an admin may.
 func (c *Client) RevokeToken(ctx context.Context, tokenID string) error {

@@ -25,6 +25,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -106,6 +107,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("ETag", f.etag)
 	// ServeContent answers If-None-Match with 304 and HEAD without a body.
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.data))
+}
+
+// Root answers GET / (and HEAD): a browser, whose Accept names text/html,
+// is sent to the web view with 302 Found; any other client (an API client
+// or curl, which send */* or application/json) gets notFound, the API's
+// 404 in its error shape, so that a typo in an API base URL stays a clear
+// error rather than an HTML page. The answer varies with Accept.
+func Root(notFound http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Accept")
+		if !AcceptsHTML(r.Header.Get("Accept")) {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		http.Redirect(w, r, Prefix, http.StatusFound)
+	})
+}
+
+// AcceptsHTML reports whether an Accept header names text/html (or
+// text/*) with a quality above 0; a bare */* does not count, so that
+// clients that take anything get the API's answer.
+func AcceptsHTML(accept string) bool {
+	for _, rng := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(rng))
+		if err != nil || (mt != "text/html" && mt != "text/*") {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // Redirect sends /ui to /ui/, where the page's relative links resolve.

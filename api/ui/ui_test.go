@@ -107,3 +107,27 @@ func TestCSPStrict(t *testing.T) {
 		t.Errorf("CSP allows something unsafe: %s", CSP)
 	}
 }
+
+func TestAcceptsHTML(t *testing.T) {
+	for _, tc := range []struct {
+		accept string
+		want   bool
+	}{
+		// What browsers send for a navigation.
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8", true},
+		{"text/*", true},
+		{"TEXT/HTML", true},
+		{"application/json, text/html;q=0.1", true},
+		// API clients and curl.
+		{"", false},
+		{"*/*", false},
+		{"application/json", false},
+		{"text/html;q=0", false},
+		{"text/html;q=nope", false},
+		{"text/plain", false},
+	} {
+		if got := AcceptsHTML(tc.accept); got != tc.want {
+			t.Errorf("AcceptsHTML(%q) = %v, want %v", tc.accept, got, tc.want)
+		}
+	}
+}

@@ -53,6 +53,25 @@
     return s && s.length > n ? s.slice(0, n) + '…' : (s || '');
   }
 
+  // shortPeer shortens a peer id as the CLI does: its last 8 characters,
+  // where ids of one key type differ (they all begin 12D3KooW).
+  function shortPeer(id) {
+    return id && id.length > 12 ? '…' + id.slice(-8) : (id || '');
+  }
+
+  // peer shows a peer id shortened, with the whole id as its title.
+  function peer(id) {
+    return el('span', { class: 'mono peer', title: id, text: shortPeer(id) });
+  }
+
+  // peers shows a list of peer ids so, or "none".
+  function peers(ids) {
+    if (!ids || !ids.length) return 'none';
+    const out = [];
+    ids.forEach((id, i) => { if (i) out.push(' '); out.push(peer(id)); });
+    return out;
+  }
+
   function showNotice(msg, info) {
     notice.textContent = msg;
     notice.className = info ? 'info' : '';
@@ -68,6 +87,10 @@
   }
 
   function key() { return sessionStorage.getItem(KEY) || ''; }
+
+  // me is the signed-in agent, as GET /v1/node names it: the owner's
+  // actions are shown on its own artifacts only.
+  let me = '';
 
   // APIError is an error answer of the node, in its error shape.
   class APIError extends Error {
@@ -90,8 +113,12 @@
   // api calls the node. The key goes in the Authorization header only.
   async function api(method, path, opts) {
     opts = opts || {};
+    // Signed out meanwhile (a refresh that outlived its page): nothing is
+    // sent, without a key or with the next agent's.
+    const k = opts.key || key();
+    if (!k) throw new APIError(401, 'unauthenticated', 'signed out');
     const headers = new Headers(opts.headers || {});
-    headers.set('Authorization', 'Bearer ' + (opts.key || key()));
+    headers.set('Authorization', 'Bearer ' + k);
     let body = opts.body;
     if (opts.json !== undefined) {
       headers.set('Content-Type', 'application/json');
@@ -128,6 +155,7 @@
 
   function renderSignIn() {
     stopPolling();
+    routeSeq++; // the page in view is no longer current: its refreshes stop
     const input = el('input', { id: 'signin-key', type: 'password', name: 'api_key', autocomplete: 'off', required: true, placeholder: 'API key' });
     const form = el('form', { id: 'signin-form', class: 'card', onsubmit: async (ev) => {
       ev.preventDefault();
@@ -155,9 +183,13 @@
     document.getElementById('nav').hidden = false;
     document.getElementById('signout').hidden = false;
     const who = document.getElementById('whoami');
-    const me = info.agent || '';
-    who.textContent = (me ? 'agent ' + me + ' · ' : '') + 'node ' + short(info.peer_id, 20) + ' · ' + (info.version || '');
+    me = info.agent || '';
+    who.textContent = (me ? 'agent ' + me + ' · ' : '') + 'node ' + shortPeer(info.peer_id) + ' · ' + (info.version || '');
     who.title = (me ? 'agent ' + me + ' · ' : '') + 'node ' + info.peer_id + ' · ' + (info.version || '');
+    // A tab that signs in replays the feed from its start (the catalog
+    // keeps its last events), so the activity page shows what happened
+    // before too; a reconnection goes on from the last id seen.
+    if (!feed.lastId) { feed.lastId = '0'; feed.replaying = true; }
     startFeed();
   }
 
@@ -169,7 +201,7 @@
   // after a break, from the last id it saw (position frames included), and
   // stops on sign-out. Events are kept for the activity page and refresh
   // the page in view when they concern it.
-  const feed = { ctrl: null, timer: null, lastId: '', retry: 1000, failures: 0 };
+  const feed = { ctrl: null, timer: null, lastId: '', retry: 1000, failures: 0, replaying: false };
   const activity = [];         // newest first, at most ACTIVITY_MAX
   const deleted = new Set();   // artifact ids seen deleted: no links to them
 
@@ -202,6 +234,7 @@
     if (feed.timer) { clearTimeout(feed.timer); feed.timer = null; }
     if (feed.ctrl) { const c = feed.ctrl; feed.ctrl = null; c.abort(); }
     feed.lastId = '';
+    feed.replaying = false;
     feed.failures = 0;
     activity.length = 0;
     deleted.clear();
@@ -259,7 +292,13 @@
     let d;
     try { d = JSON.parse(ev.data.join('\n')); } catch (_) { return; }
     if (!d || typeof d !== 'object') return;
-    onEvent(ev.event || d.type || 'message', d);
+    const type = ev.event || d.type || 'message';
+    // Replaying from the start, a reset only says that the oldest events
+    // are no longer kept: nothing was missed since sign-in.
+    const replayed = feed.replaying;
+    feed.replaying = false;
+    if (type === 'reset' && replayed && d.after === '0') return;
+    onEvent(type, d);
   }
 
   function onEvent(type, d) {
@@ -397,7 +436,7 @@
       out.push(el('table', { id: 'artifact-list' },
         el('thead', {}, el('tr', {}, el('th', { text: 'Name' }), shared && el('th', { text: 'Owner' }), el('th', { text: 'ID' }),
           el('th', { class: 'num', text: 'Version' }), el('th', { class: 'num', text: 'Size' }), el('th', { text: 'Type' }),
-          el('th', { text: 'Metadata' }), el('th', { text: 'Updated' }))),
+          el('th', { text: 'Metadata' }), el('th', { id: 'list-order', title: 'Newest first, by creation: the order the node lists them in, across pages', text: 'Created ↓' }))),
         el('tbody', {}, page.items.map((a) => el('tr', { 'data-id': a.id },
           el('td', {}, el('a', { href: '#/artifact/' + encodeURIComponent(a.id), class: 'artifact-link', text: a.name || '(no name)' })),
           shared && el('td', { text: a.owner }),
@@ -406,7 +445,7 @@
           el('td', { class: 'num', text: bytes(a.size_bytes) }),
           el('td', { text: a.content_type }),
           el('td', { class: 'mono', text: metaSummary(a.metadata) }),
-          el('td', { text: when(a.updated_at) }))))));
+          el('td', { class: 'created' }, el('time', { datetime: a.created_at, title: 'updated ' + when(a.updated_at), text: when(a.created_at) })))))));
     }
     // Older continues after this page's last artifact; Newer goes back to
     // the page that led here (or, on a bookmarked page, to the newest).
@@ -451,6 +490,52 @@
     link.remove();
   }
 
+  // confirmable is a button for a destructive action that asks again in
+  // the page (no dialog): a click shows the question with a button that
+  // does it and one that takes the question back. attrs.id names the
+  // first button; the second is attrs.id + '-confirm'.
+  function confirmable(attrs, label, question, yesLabel, guard, action) {
+    const box = el('span', { class: 'confirmable' });
+    const ask = el('button', Object.assign({ type: 'button', class: 'secondary danger', text: label }, attrs, {
+      onclick: () => {
+        box.replaceChildren(el('span', { class: 'confirm-question', text: question + ' ' }),
+          el('button', { type: 'button', class: 'danger confirm-yes', id: attrs.id ? attrs.id + '-confirm' : undefined, text: yesLabel, onclick: async (ev) => {
+            // Answered: the question goes (a refresh may redraw the box
+            // again), and the button comes back if the action failed.
+            const act = guard(action)(ev);
+            box.replaceChildren(el('span', { class: 'muted', text: 'Working…' }));
+            await act;
+            if (box.isConnected) box.replaceChildren(ask);
+          } }),
+          ' ',
+          el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => box.replaceChildren(ask) }));
+      },
+    }));
+    box.append(ask);
+    return box;
+  }
+
+  // asking reports whether a confirmable in box shows its question.
+  function asking(box) {
+    return !!box.querySelector('.confirm-question');
+  }
+
+  // metadataPatch is the JSON merge patch from metadata before to after:
+  // the keys whose value changed, and null for those removed.
+  function metadataPatch(before, after) {
+    const patch = {};
+    for (const [k, v] of Object.entries(after)) {
+      if (!(k in before) || JSON.stringify(before[k]) !== JSON.stringify(v)) patch[k] = v;
+    }
+    for (const k of Object.keys(before)) if (!(k in after)) patch[k] = null;
+    return patch;
+  }
+
+  // names splits a list of agents or groups typed with commas or spaces.
+  function names(s) {
+    return s.split(/[\s,]+/).filter(Boolean);
+  }
+
   async function pageArtifact(view, r, current) {
     const id = r.arg;
     const base = '/v1/artifacts/' + encodeURIComponent(id);
@@ -460,6 +545,10 @@
       if (b) b.disabled = true;
       try { showNotice(''); await fn(); } catch (e) { if (e.status !== 401) showNotice(e.message); } finally { if (b) b.disabled = false; }
     };
+    // The owner's actions (share, unshare, metadata, deleting versions and
+    // the artifact, the signed URLs) are shown to the owner only: anyone
+    // else would be refused them. Ownership does not change.
+    const owns = () => !!a && !!me && a.owner === me;
 
     // The parts that show the node's state, filled by fill (again on a
     // live refresh); the actions and a signed URL shown stay as they are.
@@ -469,8 +558,14 @@
     const versionsBox = el('div', { id: 'versions-box' });
     const accessBox = el('div', { class: 'card', id: 'access' });
     const placementBox = el('div', { id: 'placement' });
+    const urlsBox = el('div', { id: 'signed-urls' });
     let fillSeq = 0;
+    // gone is set once this page deletes the artifact: nothing asks for it
+    // any more (a 404 would be an error in the console), and filling is
+    // the refresh in progress, which the deletion waits for.
+    let gone = false, filling = Promise.resolve();
     const fillMain = async (mine) => {
+      if (gone || !current()) return false;
       const [x, versions] = await Promise.all([api('GET', base), api('GET', base + '/versions')]);
       if (!current() || mine !== fillSeq) return false;
       a = x;
@@ -479,7 +574,12 @@
         ['ID', a.id, true], ['Owner', a.owner], ['Content type', a.content_type], ['Size', bytes(a.size_bytes) + ' (' + a.size_bytes + ' bytes)'],
         ['Current version', String(a.version)], ['CID', a.cid, true], ['Created', when(a.created_at)], ['Updated', when(a.updated_at)]]
         .map(([k, v, mono]) => [el('dt', { text: k }), el('dd', { class: mono ? 'mono' : '', text: v })])));
-      metaPre.textContent = JSON.stringify(a.metadata || {}, null, 2);
+      if (!editing) metaPre.textContent = JSON.stringify(a.metadata || {}, null, 2);
+      // The only version left cannot be deleted (409): delete the artifact.
+      const canDelete = owns() && versions.items.length > 1;
+      // A question asked (delete this version?) is not taken away by a
+      // live refresh; the answer redraws the table.
+      if (asking(versionsBox)) return true;
       versionsBox.replaceChildren(el('table', { id: 'versions' },
         el('thead', {}, el('tr', {}, ['Version', 'Size', 'Type', 'CID', 'Created', 'By', 'Metadata', ''].map((t) => el('th', { text: t })))),
         el('tbody', {}, versions.items.slice().reverse().map((v) => el('tr', { 'data-version': String(v.version) },
@@ -487,21 +587,45 @@
           el('td', { text: v.content_type }), el('td', { class: 'mono', title: v.cid, text: short(v.cid, 20) }),
           el('td', { text: when(v.created_at) }), el('td', { text: v.created_by }),
           el('td', { class: 'mono', text: metaSummary(v.metadata) }),
-          el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Download', onclick: guard(() => download(a, v.version)) })))))));
+          el('td', { class: 'row-actions' },
+            el('button', { type: 'button', class: 'secondary', text: 'Download', onclick: guard(() => download(a, v.version)) }),
+            canDelete && ' ',
+            canDelete && confirmable({ class: 'secondary danger delete-version', 'data-version': String(v.version) }, 'Delete',
+              'Delete version ' + v.version + ' for good?', 'Delete version ' + v.version, guard, async () => {
+                await api('DELETE', base + '/versions/' + v.version);
+                showNotice('Deleted version ' + v.version + '.', true);
+                await refreshNow();
+              })))))));
       return true;
     };
-    // Access is the owner's to see: a grantee gets 403, shown as such.
+    // Access is the owner's to see (a grantee would get a 403): it is
+    // asked for only on the owner's own artifacts, with the signed URLs.
     const fillSide = async (mine) => {
-      const [acc, pl] = await Promise.allSettled([api('GET', base + '/access'), api('GET', base + '/placement')]);
+      if (gone || !current() || mine !== fillSeq) return;
+      const [acc, pl, urls] = await Promise.allSettled([
+        owns() ? api('GET', base + '/access') : Promise.resolve(null),
+        api('GET', base + '/placement'),
+        owns() ? api('GET', base + '/signed-urls') : Promise.resolve(null)]);
       if (!current() || mine !== fillSeq) return;
-      if (acc.status === 'fulfilled') {
+      if (acc.status === 'fulfilled' && acc.value) {
         const x = acc.value;
+        const grant = (kind, name) => el('span', { class: 'grant', ['data-' + kind]: name }, name, ' ',
+          el('button', { type: 'button', class: 'secondary small unshare', title: 'Unshare with ' + kind + ' ' + name, text: '×',
+            onclick: guard(async () => {
+              await api('POST', base + '/unshare', { json: kind === 'agent' ? { agents: [name], groups: [] } : { agents: [], groups: [name] } });
+              showNotice('No longer shared with ' + kind + ' ' + name + '.', true);
+              await refreshNow();
+            }) }));
+        const list = (kind, xs) => (xs || []).length ? xs.flatMap((n, i) => [i ? ' ' : '', grant(kind, n)]) : 'none';
         accessBox.replaceChildren(el('dl', { class: 'props' },
           el('dt', { text: 'Owner' }), el('dd', { id: 'access-owner', text: x.owner }),
-          el('dt', { text: 'Agents' }), el('dd', { id: 'access-agents', text: (x.agents || []).join(', ') || 'none' }),
-          el('dt', { text: 'Groups' }), el('dd', { id: 'access-groups', text: (x.groups || []).join(', ') || 'none' })));
+          el('dt', { text: 'Agents' }), el('dd', { id: 'access-agents' }, list('agent', x.agents)),
+          el('dt', { text: 'Groups' }), el('dd', { id: 'access-groups' }, list('group', x.groups))));
+        if (shareForm) accessBox.append(shareForm);
+      } else if (acc.status === 'fulfilled') {
+        accessBox.replaceChildren(el('p', { class: 'muted', id: 'access-owner-only', text: 'Only the owner sees who has access.' }));
       } else {
-        accessBox.replaceChildren(el('p', { class: 'muted', text: acc.reason.status === 403 ? 'Only the owner sees who has access.' : 'Could not load access: ' + acc.reason.message }));
+        accessBox.replaceChildren(el('p', { class: 'muted', text: 'Could not load access: ' + acc.reason.message }));
       }
       if (pl.status === 'fulfilled') {
         placementBox.replaceChildren(el('table', {},
@@ -509,15 +633,81 @@
           el('tbody', {}, pl.value.items.slice().reverse().map((p) => el('tr', {},
             el('td', { class: 'num', text: String(p.version) }), el('td', { class: 'num', text: String(p.factor) }),
             el('td', { class: 'state-' + p.state, text: p.state }),
-            el('td', { class: 'mono', text: (p.holders || []).map((h) => short(h, 14)).join(' ') || 'none' }),
-            el('td', { class: 'mono', text: (p.allocated || []).map((h) => short(h, 14)).join(' ') || 'none' }),
-            el('td', { class: 'mono', text: (p.fetching || []).map((h) => short(h, 14)).join(' ') || 'none' }))))));
+            el('td', { class: 'peers' }, peers(p.holders)),
+            el('td', { class: 'peers' }, peers(p.allocated)),
+            el('td', { class: 'peers' }, peers(p.fetching)))))));
       } else {
         placementBox.replaceChildren(el('p', { class: 'muted', text: 'Could not load placement: ' + pl.reason.message }));
       }
+      if (asking(urlsBox)) {
+        // as for the versions: the revocation asked about redraws it
+      } else if (urls.status === 'fulfilled' && urls.value) {
+        const items = urls.value.items;
+        urlsBox.replaceChildren(!items.length ? el('p', { class: 'empty', id: 'signed-urls-empty', text: 'No live signed URLs.' })
+          : el('table', { id: 'signed-url-list' },
+            el('thead', {}, el('tr', {}, ['Token', 'Version', 'Issued by', 'Expires', ''].map((t) => el('th', { text: t })))),
+            el('tbody', {}, items.map((u) => el('tr', { 'data-token': u.token_id },
+              el('td', { class: 'mono', text: u.token_id }),
+              el('td', { class: 'num', text: u.version ? String(u.version) : 'current' }),
+              el('td', { text: u.agent }),
+              el('td', { text: when(u.expires_at) }),
+              el('td', {}, confirmable({ class: 'secondary danger revoke-token' }, 'Revoke',
+                'Revoke this URL? Whoever holds it can no longer download.', 'Revoke', guard, async () => {
+                  await api('DELETE', '/v1/tokens/' + encodeURIComponent(u.token_id));
+                  showNotice('Revoked ' + u.token_id + '.', true);
+                  await refreshNow();
+                })))))));
+      } else if (urls.status === 'rejected') {
+        urlsBox.replaceChildren(el('p', { class: 'muted', text: 'Could not load the signed URLs: ' + urls.reason.message }));
+      }
     };
 
+    // The metadata editor: the metadata as JSON, saved as a merge patch
+    // (PATCH, a new version with the same content).
+    let editing = false;
+    const metaCard = el('div', { class: 'card', id: 'metadata-card' }, metaPre);
+    const editMeta = () => {
+      editing = true;
+      const area = el('textarea', { id: 'metadata-editor', rows: 8 });
+      area.value = JSON.stringify(a.metadata || {}, null, 2);
+      const close = () => { editing = false; metaCard.replaceChildren(metaPre, metaActions()); metaPre.textContent = JSON.stringify(a.metadata || {}, null, 2); };
+      metaCard.replaceChildren(el('label', {}, 'Metadata (a JSON object; a key you remove is removed)', area),
+        el('div', { class: 'actions' },
+          el('button', { type: 'button', id: 'metadata-save', text: 'Save as a new version', onclick: guard(async () => {
+            let next;
+            try { next = JSON.parse(area.value); } catch (e) { throw new Error('Metadata is not JSON: ' + e.message); }
+            if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error('Metadata must be a JSON object.');
+            const patch = metadataPatch(a.metadata || {}, next);
+            if (!Object.keys(patch).length) { close(); showNotice('The metadata did not change.', true); return; }
+            const x = await api('PATCH', base, { json: { metadata: patch }, headers: { 'If-Match': '"' + a.cid + '"' } });
+            a = x;
+            close();
+            showNotice('Saved the metadata as version ' + x.version + '.', true);
+            await refreshNow();
+          }) }),
+          el('button', { type: 'button', class: 'secondary', id: 'metadata-cancel', text: 'Cancel', onclick: close })));
+      area.focus();
+    };
+    const metaActions = () => owns() ? el('div', { class: 'actions' }, el('button', { type: 'button', class: 'secondary', id: 'metadata-edit', text: 'Edit metadata', onclick: editMeta })) : '';
+
+    // Sharing, for the owner: agents and groups, by name.
+    let shareForm = null;
+    const shareWith = el('input', { id: 'share-agents', placeholder: 'agents: bob, carol' });
+    const shareGroups = el('input', { id: 'share-groups', placeholder: 'groups: team' });
+
     if (!(await fillMain(++fillSeq))) return;
+    if (owns()) {
+      shareForm = el('form', { id: 'share-form', class: 'inline-form', onsubmit: (ev) => ev.preventDefault() },
+        el('label', {}, 'Share with agents', shareWith), el('label', {}, 'and groups', shareGroups),
+        el('button', { type: 'button', id: 'share-submit', text: 'Share', onclick: guard(async () => {
+          const agents = names(shareWith.value), groups = names(shareGroups.value);
+          if (!agents.length && !groups.length) throw new Error('Name an agent or a group to share with.');
+          await api('POST', base + '/share', { json: { agents, groups } });
+          shareWith.value = ''; shareGroups.value = '';
+          showNotice('Shared with ' + agents.concat(groups.map((g) => 'group ' + g)).join(', ') + '.', true);
+          await refreshNow();
+        }) }));
+    }
     const suBox = el('div', { class: 'signed-url', id: 'signed-url' });
     const expiry = el('select', { id: 'signed-url-expiry' },
       [['900', '15 minutes'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '7 days']].map(([v, t]) => el('option', { value: v, selected: v === '3600', text: t })));
@@ -532,19 +722,41 @@
             el('button', { type: 'button', class: 'secondary', id: 'revoke-signed-url', text: 'Revoke', onclick: guard(async () => {
               await api('DELETE', '/v1/tokens/' + encodeURIComponent(su.token_id));
               suBox.replaceChildren(el('p', { class: 'muted', text: 'Revoked: that URL no longer works.' }));
+              if (owns()) await refreshNow();
             }) })));
         field.select();
+        if (owns()) await refreshNow();
       }) }),
       el('label', {}, 'valid for', expiry),
-      el('a', { href: '#/upload?artifact_id=' + encodeURIComponent(id), text: 'Upload a new version' })), suBox);
-    view.append(el('h2', { text: 'Metadata' }), el('div', { class: 'card' }, metaPre));
+      owns() && el('a', { href: '#/upload?artifact_id=' + encodeURIComponent(id), text: 'Upload a new version' })), suBox);
+    metaCard.append(metaActions());
+    view.append(el('h2', { text: 'Metadata' }), metaCard);
     view.append(el('h2', { text: 'Versions' }), versionsBox);
-    view.append(el('h2', { text: 'Access' }), accessBox, el('h2', { text: 'Placement' }), placementBox);
+    view.append(el('h2', { text: 'Access' }), accessBox);
+    if (owns()) view.append(el('h2', { text: 'Signed URLs' }), urlsBox);
+    view.append(el('h2', { text: 'Placement' }), placementBox);
+    if (owns()) {
+      view.append(el('h2', { text: 'Delete' }), el('div', { class: 'card', id: 'danger-zone' },
+        el('p', { class: 'muted', text: 'Deleting the artifact removes every version, every grant and every signed URL of it. It cannot be undone.' }),
+        confirmable({ id: 'delete-artifact' }, 'Delete artifact', 'Delete ' + (a.name || a.id) + ' and all its versions for good?', 'Delete it', guard, async () => {
+          gone = true;
+          await filling;
+          try {
+            await api('DELETE', base);
+          } catch (e) {
+            gone = false;
+            throw e;
+          }
+          view.refresh = null;
+          showNotice('Deleted ' + (a.name || a.id) + '.', true);
+          location.hash = '#/artifacts';
+        })));
+    }
     await fillSide(fillSeq);
     if (!current()) return;
     // The live refresh: an event about this artifact loads it again; once
     // it is deleted the page says so.
-    view.refresh = async () => {
+    const refresh = async () => {
       const mine = ++fillSeq;
       try {
         if (await fillMain(mine)) await fillSide(mine);
@@ -558,17 +770,29 @@
         }
       }
     };
+    view.refresh = () => {
+      const p = refresh();
+      filling = p;
+      return p;
+    };
+    // refreshNow redraws the page after one of its own actions, without
+    // waiting for the change feed.
+    async function refreshNow() {
+      if (view.refresh) await view.refresh();
+    }
   }
 
   // ---------- activity ----------
 
-  // pageActivity lists the feed's events since this tab signed in (the
-  // last ACTIVITY_MAX), newest first; each event redraws it.
+  // pageActivity lists the feed's events, newest first: those the node
+  // replayed from the start of its feed when this tab signed in (the
+  // catalog keeps its last events), then each new one as it comes (the
+  // last ACTIVITY_MAX in all); each event redraws it.
   async function pageActivity(view) {
     const box = el('div', { id: 'activity-box' });
     const fill = () => {
       if (!activity.length) {
-        box.replaceChildren(el('p', { class: 'empty', id: 'activity-empty', text: 'Nothing has changed since this page was opened.' }));
+        box.replaceChildren(el('p', { class: 'empty', id: 'activity-empty', text: 'No activity yet on the artifacts you may read.' }));
         return;
       }
       box.replaceChildren(el('table', { id: 'activity' },
@@ -583,7 +807,7 @@
           el('td', { text: e.actor }))))));
     };
     view.append(el('h1', { text: 'Activity' }),
-      el('p', { class: 'muted', text: 'Changes to the artifacts you may read since this page was opened, newest first (the last ' + ACTIVITY_MAX + ').' }), box);
+      el('p', { class: 'muted', text: 'Recent changes to the artifacts you may read, newest first: the node\'s recent history, then each change as it happens (the last ' + ACTIVITY_MAX + ').' }), box);
     fill();
     view.refresh = fill;
   }
@@ -700,7 +924,7 @@
       el('table', { id: 'members' },
         el('thead', {}, el('tr', {}, ['Peer', 'Role', 'Leader', 'Reachable', 'Bytes held', 'Under-replicated', 'API'].map((t) => el('th', { text: t })))),
         el('tbody', {}, ms.items.map((m) => el('tr', { 'data-peer': m.peer_id },
-          el('td', { class: 'mono', text: m.peer_id + (m.peer_id === info.peer_id ? ' (this node)' : '') }),
+          el('td', {}, peer(m.peer_id), m.peer_id === info.peer_id ? ' (this node)' : ''),
           el('td', { text: m.role }), el('td', { text: m.leader ? 'leader' : '' }),
           el('td', { class: m.reachable ? 'yes' : 'no', text: m.reachable ? 'yes' : 'no' }),
           el('td', { class: 'num', text: bytes(m.bytes_held || 0) }),
