@@ -392,25 +392,26 @@ after starting a daemon; it exits 5 if the node is not ready by then.`,
 // waitReady polls the node's /readyz until it answers ready or d has
 // passed. It needs no API key: a joining node has none until it joined.
 func (c *cli) waitReady(ctx context.Context, d time.Duration) error {
-	u, err := apiURL(c.apiFlag, c.getenv, repoDir(c.getenv))
-	if err != nil {
-		return usageError{err}
-	}
-	c.apiURL = u
-	probe := client.New(u, "", client.WithUserAgent("artmesh-cli/1"), client.WithRetries(0))
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := probe.Ready(ctx)
-		if err == nil {
+		// Found again each time: a daemon that is starting may not have
+		// made its repo, or written where its API listens, yet.
+		u, err := apiURL(c.apiFlag, c.getenv, repoDir(c.getenv))
+		if err != nil {
+			return usageError{err}
+		}
+		c.apiURL = u
+		probe := client.New(u, "", client.WithUserAgent("artmesh-cli/1"), client.WithRetries(0))
+		if err = probe.Ready(ctx); err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if cerr := context.Cause(ctx); errors.Is(cerr, context.DeadlineExceeded) {
-				return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the node at %s was not ready within %s: %s", u, d, artmesh.Message(err)))
+				return artmesh.E(artmesh.Unavailable, fmt.Sprintf("the node at %s was not ready within %s: %s", c.apiURL, d, artmesh.Message(err)))
 			}
 			return ctx.Err()
 		case <-tick.C:

@@ -395,9 +395,11 @@ func (c *cli) updateCmd() *cobra.Command {
 	var replicas int
 	var w writeFlags
 	cmd := &cobra.Command{
-		Use:   "update ID|NAME FILE",
-		Short: "Store a file as a new version of an artifact (FILE - reads stdin)",
+		Use:   "update ID|NAME [FILE]",
+		Short: "Store a file as a new version of an artifact (FILE - reads stdin), or change its metadata alone",
 		Long: `Store a file as a new version of an artifact and print the artifact.
+Without FILE, --meta changes the metadata alone: a new version with the
+current content (no bytes sent; PATCH /v1/artifacts/{id}).
 
 --type sets the new version's content type; without it the current type is
 kept. --meta KEY=VALUE (a string) or KEY:=JSON (a typed value) is merged
@@ -405,8 +407,9 @@ into the artifact's metadata (KEY:=null removes KEY). --replicas N answers
 only once N members hold the new version (the update fails, recording
 nothing, when they cannot).`,
 		Example: `  artmesh update $ID report.pdf --meta status=final
-  artmesh update $ID - --type text/csv --meta draft:=null < table.csv`,
-		Args: cobra.ExactArgs(2),
+  artmesh update $ID - --type text/csv --meta draft:=null < table.csv
+  artmesh update report.pdf --meta reviewed:=true     # the metadata alone`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkReplicas(replicas); err != nil {
 				return err
@@ -415,6 +418,12 @@ nothing, when they cannot).`,
 			if err != nil {
 				return err
 			}
+			if len(args) == 1 && len(m) == 0 {
+				return usageErrorf("give the FILE of the new version, or --meta to change the metadata alone")
+			}
+			if len(args) == 1 && (typ != "" || replicas > 0) {
+				return usageErrorf("--type and --replicas go with a FILE: without one, update changes the metadata alone")
+			}
 			api, err := c.client()
 			if err != nil {
 				return err
@@ -422,6 +431,13 @@ nothing, when they cannot).`,
 			id, err := c.artifactArg(cmd.Context(), api, args[0])
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				a, err := api.UpdateMetadata(w.ctx(cmd.Context()), id, m)
+				if err != nil {
+					return err
+				}
+				return c.printArtifactOut(a)
 			}
 			in, size, err := openInput(args[1], c.stdin)
 			if err != nil {

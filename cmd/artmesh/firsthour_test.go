@@ -270,3 +270,26 @@ func TestWarnFewVoters(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateMetadataAlone(t *testing.T) {
+	tn := startNode(t)
+	id := tn.putBytes(t, "m.txt", []byte("same bytes"))
+	cid := infoCID(t, tn, id)
+	tn.must(t, "update", "m.txt", "--meta", "status=final", "--meta", "n:=2")
+	var a artmesh.Artifact
+	json.Unmarshal([]byte(tn.must(t, "--json", "info", id)), &a)
+	if a.Version != 2 || a.CID != cid || metaText(a.Metadata) != `{"n":2,"status":"final"}` {
+		t.Errorf("after update --meta: version %d, cid %s (was %s), metadata %s", a.Version, a.CID, cid, metaText(a.Metadata))
+	}
+	tn.must(t, "update", id, "--meta", "n:=null")
+	a = artmesh.Artifact{} // Unmarshal would merge into the old metadata map
+	json.Unmarshal([]byte(tn.must(t, "--json", "info", id)), &a)
+	if a.Version != 3 || metaText(a.Metadata) != `{"status":"final"}` {
+		t.Errorf("after removing n: version %d, metadata %s", a.Version, metaText(a.Metadata))
+	}
+	for _, args := range [][]string{{"update", id}, {"update", id, "--type", "text/csv", "--meta", "a=b"}} {
+		if code, _, errOut := tn.exec(t, run{args: args}); code != exitUsage {
+			t.Errorf("artmesh %s: exit %d, %s", strings.Join(args, " "), code, errOut)
+		}
+	}
+}
