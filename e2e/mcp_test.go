@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,7 +227,27 @@ func TestMCPInProcess(t *testing.T) {
 	}
 
 	// Failures are tool errors with the API's code, and change nothing.
-	wantPrefix(t, "download of 3 MiB as text", callToolError(t, cs, "download", map[string]any{"artifact_id": weights.ID}), "too_large: ")
+	// Without a path, content over 1 MiB comes back as a signed URL that
+	// serves it without a key, not as text.
+	var link struct {
+		Text      *string `json:"text"`
+		URL       string  `json:"url"`
+		SizeBytes int64   `json:"size_bytes"`
+		Version   int     `json:"version"`
+	}
+	callTool(t, cs, "download", map[string]any{"artifact_id": weights.ID}, &link)
+	if link.Text != nil || link.URL == "" || link.SizeBytes != size || link.Version != 1 {
+		t.Fatalf("download of 3 MiB without a path: %+v, want a URL", link)
+	}
+	resp, err := http.Get(link.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || int64(len(body)) != size {
+		t.Fatalf("GET the download's URL: %s, %d bytes, want %d", resp.Status, len(body), size)
+	}
 	wantPrefix(t, "create without content", callToolError(t, cs, "create", map[string]any{"name": "x"}), "invalid_argument: give the content")
 	wantPrefix(t, "create with data and path", callToolError(t, cs, "create", map[string]any{"name": "x", "data": "a", "path": src}), "invalid_argument: give data or path, not both")
 	wantPrefix(t, "list with a limit of the wrong type", callToolError(t, cs, "list", map[string]any{"limit": "ten"}), "invalid_argument: ")

@@ -44,7 +44,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -203,29 +202,4 @@ func (h *handlers) failure(tool string, err error) error {
 // invalid returns the error of a tool argument that is wrong.
 func invalid(format string, args ...any) error {
 	return &toolError{code: artmesh.Invalid.String(), msg: fmt.Sprintf(format, args...)}
-}
-
-// tooLarge returns the error of content too large to return inline.
-func tooLarge(size int64) error {
-	what := fmt.Sprintf("%d bytes", size)
-	if size < 0 {
-		what = fmt.Sprintf("more than %d bytes", MaxInlineBytes)
-	}
-	return &toolError{code: artmesh.TooLarge.String(), msg: fmt.Sprintf(
-		"the content is %s; at most %d are returned inline: give download a path to write it to a file", what, MaxInlineBytes)}
-}
-
-// readInline reads at most MaxInlineBytes of body, or fails with too_large.
-func readInline(body io.Reader, size int64) ([]byte, error) {
-	if size > MaxInlineBytes {
-		return nil, tooLarge(size)
-	}
-	data, err := io.ReadAll(io.LimitReader(body, MaxInlineBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the content: %w", err)
-	}
-	if len(data) > MaxInlineBytes {
-		return nil, tooLarge(-1)
-	}
-	return data, nil
 }

@@ -94,7 +94,7 @@ type listArgs struct {
 type downloadArgs struct {
 	ArtifactID string `json:"artifact_id" jsonschema:"the artifact's id"`
 	Version    int    `json:"version,omitempty" jsonschema:"the version to read (default: the current one)"`
-	Path       string `json:"path,omitempty" jsonschema:"a local file to write the content to (streamed; replaced atomically once complete). Without it the content is returned as text, which only UTF-8 content of at most 1 MiB can be"`
+	Path       string `json:"path,omitempty" jsonschema:"a local file to write the content to (streamed; replaced atomically once complete). Without it UTF-8 content of at most 1 MiB is returned as text, and other content as a signed URL that serves it without a key"`
 }
 
 type updateArgs struct {
@@ -144,7 +144,12 @@ type downloadResult struct {
 	ContentType string  `json:"content_type"`
 	SizeBytes   int64   `json:"size_bytes"`
 	Path        string  `json:"path,omitempty" jsonschema:"the file written, as an absolute path"`
-	Text        *string `json:"text,omitempty" jsonschema:"the content, when no path was given"`
+	Text        *string `json:"text,omitempty" jsonschema:"the content, when no path was given and it is UTF-8 text of at most 1 MiB"`
+	// URL and ExpiresAt stand for content too large or not text enough
+	// to return inline: a signed URL of the version read.
+	URL       string     `json:"url,omitempty" jsonschema:"a signed URL that serves the content without an API key until expires_at: given instead of text when the content is over 1 MiB or not UTF-8"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty" jsonschema:"when url stops working"`
+	SHA256    string     `json:"sha256,omitempty" jsonschema:"the content's SHA-256 (hex), when the node recorded one"`
 }
 
 type deleteResult struct {
@@ -177,7 +182,7 @@ func (h *handlers) toolTable() []toolDef {
 		tool(h, &mcp.Tool{Name: "get", Description: "The artifact: name, owner, content type, size, CID, current version, metadata.", Annotations: readOnly()}, h.get),
 		tool(h, &mcp.Tool{Name: "list", Description: "Your own artifacts, newest first, with filters and paging: pass a page's next_cursor as cursor for the next (absent on the last page); total is given only without filters.", Annotations: readOnly()}, h.list(false)),
 		tool(h, &mcp.Tool{Name: "list_shared", Description: "Artifacts other agents shared with you (directly or through a group), newest first; same filters as list.", Annotations: readOnly()}, h.list(true)),
-		tool(h, &mcp.Tool{Name: "download", Description: "Read an artifact's content: to a local file (path), or as text for UTF-8 content of at most 1 MiB."}, h.download),
+		tool(h, &mcp.Tool{Name: "download", Description: "Read an artifact's content: to a local file (path); without one, as text for UTF-8 content of at most 1 MiB, else as a signed URL that serves it without a key (for an hour)."}, h.download),
 		tool(h, &mcp.Tool{Name: "list_versions", Description: "Every version of the artifact, oldest first.", Annotations: readOnly()}, h.listVersions),
 		tool(h, &mcp.Tool{Name: "update", Description: "Make text (data) or a local file (path) the artifact's new version; metadata is merged. Owner only."}, h.update),
 		tool(h, &mcp.Tool{Name: "share", Description: "Let agents and groups read the artifact. Owner only. Returns who may read it now."}, h.share),
@@ -414,12 +419,26 @@ func (h *handlers) download(ctx context.Context, a downloadArgs) (downloadResult
 		res.Path, res.SizeBytes = dest, n
 		return res, nil
 	}
-	data, err := readInline(ct.Body, ct.Size)
-	if err != nil {
-		return downloadResult{}, err
+	res.SHA256 = ct.SHA256
+	var data []byte
+	if ct.Size <= MaxInlineBytes {
+		if data, err = io.ReadAll(io.LimitReader(ct.Body, MaxInlineBytes+1)); err != nil {
+			return downloadResult{}, fmt.Errorf("reading the content: %w", err)
+		}
 	}
-	if !utf8.Valid(data) {
-		return downloadResult{}, invalid("the content (%s, %d bytes) is not UTF-8 text: give download a path to write it to a file", ct.ContentType, len(data))
+	if ct.Size > MaxInlineBytes || len(data) > MaxInlineBytes || !utf8.Valid(data) {
+		// Not as text: megabytes, or bytes that are not text, would be
+		// base64 in the answer. A signed URL of the version read instead.
+		su, err := h.c.CreateSignedURL(ctx, id, client.SignedURLOptions{ExpiresIn: LinkExpiry, Version: res.Version})
+		if err != nil {
+			return downloadResult{}, err
+		}
+		res.URL, res.ExpiresAt = su.URL, &su.ExpiresAt
+		res.SizeBytes = ct.TotalSize
+		if res.SizeBytes < 0 {
+			res.SizeBytes = ct.Size
+		}
+		return res, nil
 	}
 	text := string(data)
 	res.Text, res.SizeBytes = &text, int64(len(data))
