@@ -218,15 +218,25 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request) {
 
 // parseContentRange reads an upload's Content-Range: "bytes S-E/TOTAL".
 // Without one the body starts at 0 (start -1, total -1). The range must
-// agree with the body's length when that is known.
+// agree with the body's length when that is known. "bytes */TOTAL" with
+// an empty body sends no bytes and starts at TOTAL: it finishes an upload
+// whose bytes all arrived but which the node did not take in (the
+// connection broke as the last ones came, the node restarted meanwhile).
 func parseContentRange(h string, length int64) (start, total int64, err error) {
 	if h == "" {
 		return -1, -1, nil
 	}
-	bad := artmesh.E(artmesh.Invalid, fmt.Sprintf("Content-Range %q: use bytes FIRST-LAST/TOTAL", h))
+	bad := artmesh.E(artmesh.Invalid, fmt.Sprintf("Content-Range %q: use bytes FIRST-LAST/TOTAL (or bytes */TOTAL with no body)", h))
 	spec, ok := strings.CutPrefix(h, "bytes ")
 	if !ok {
 		return 0, 0, bad
+	}
+	if tot, ok := strings.CutPrefix(spec, "*/"); ok {
+		t, err := parseDigits(tot)
+		if err != nil || length > 0 {
+			return 0, 0, bad
+		}
+		return t, t, nil
 	}
 	rng, tot, ok := strings.Cut(spec, "/")
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -185,5 +186,63 @@ func TestListUploads(t *testing.T) {
 	}
 	if again := create(key, "mine.bin"); again.State != "confirmed" || again.ArtifactID == "" {
 		t.Errorf("the create sent after the confirm: %+v", again)
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	for _, tt := range []struct {
+		h            string
+		length       int64
+		start, total int64
+		invalid      bool
+	}{
+		{"", 10, -1, -1, false},
+		{"bytes 0-9/10", 10, 0, 10, false},
+		{"bytes 5-9/10", -1, 5, 10, false},
+		{"bytes */10", 0, 10, 10, false},  // no bytes: finish
+		{"bytes */10", -1, 10, 10, false}, // length unknown: the node reads none past the size
+		{"bytes */10", 3, 0, 0, true},     // bytes with it
+		{"bytes */x", 0, 0, 0, true},
+		{"bytes 5-4/10", 0, 0, 0, true},
+		{"bytes 0-10/10", 11, 0, 0, true},
+		{"bytes 0-9/10", 5, 0, 0, true},
+		{"items 0-9/10", 10, 0, 0, true},
+	} {
+		start, total, err := parseContentRange(tt.h, tt.length)
+		if tt.invalid {
+			if !errors.Is(err, artmesh.Invalid) {
+				t.Errorf("%q (%d): %v, want invalid", tt.h, tt.length, err)
+			}
+			continue
+		}
+		if err != nil || start != tt.start || total != tt.total {
+			t.Errorf("%q (%d): %d %d %v, want %d %d", tt.h, tt.length, start, total, err, tt.start, tt.total)
+		}
+	}
+}
+
+// TestUploadFinishWithoutBytes checks PUT bytes */N on an upload: before
+// its bytes are all there it is an offset mismatch that says where the
+// node's copy ends; once received, it takes no more.
+func TestUploadFinishWithoutBytes(t *testing.T) {
+	srv, key := newTestServer(t)
+	resp, data := send(t, srv, key, "POST", "/v1/uploads", strings.NewReader(`{"name": "f.bin", "size_bytes": 10}`))
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, data)
+	}
+	var up apitype.Upload
+	json.Unmarshal(data, &up)
+	path := strings.TrimPrefix(up.URL, srv.URL)
+	if resp, data := send(t, srv, "", "PUT", path, strings.NewReader("01234"), "Content-Range", "bytes 0-4/10"); resp.StatusCode != 200 {
+		t.Fatalf("half: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := send(t, srv, "", "PUT", path, nil, "Content-Range", "bytes */10"); resp.StatusCode != 409 || resp.Header.Get("Upload-Offset") != "5" {
+		t.Errorf("finish with half of the bytes: %d, Upload-Offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	}
+	if resp, data := send(t, srv, "", "PUT", path, strings.NewReader("56789"), "Content-Range", "bytes 5-9/10"); resp.StatusCode != 200 || !strings.Contains(string(data), `"received"`) {
+		t.Fatalf("the rest: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := send(t, srv, "", "PUT", path, nil, "Content-Range", "bytes */10"); resp.StatusCode != 409 {
+		t.Errorf("finish a received upload: %d, want 409", resp.StatusCode)
 	}
 }

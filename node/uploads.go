@@ -259,6 +259,10 @@ func (n *Node) WriteUpload(ctx context.Context, token, id string, start, total i
 // receive imports a complete staging file and records the upload as
 // received.
 func (n *Node) receive(ctx context.Context, staged *uploads.Staged, u catalog.Upload) (UploadStatus, error) {
+	// Every byte is here: the import and its record go on if the client
+	// goes away now (a Ctrl-C as the last bytes went), so that the upload
+	// is received rather than left open with all of its bytes.
+	ctx = context.WithoutCancel(ctx)
 	rec, err := staged.Import(ctx, u.SizeBytes)
 	if err != nil {
 		return UploadStatus{}, err

@@ -66,14 +66,21 @@ func (c *Client) UploadOffset(ctx context.Context, uploadURL string) (int64, err
 // bytes in all (PUT on the upload URL, which carries its own token). With
 // offset 0 the body is the whole content; with a larger offset it
 // continues a broken upload with Content-Range: bytes offset-(total-1)/total,
-// and r must yield exactly the bytes from offset on. r is not closed.
+// and r must yield exactly the bytes from offset on. With offset equal to
+// total it sends no bytes (bytes */total): that finishes an upload whose
+// bytes all arrived but which the node did not take in. r is not closed.
 func (c *Client) PutUpload(ctx context.Context, uploadURL string, r io.Reader, offset, total int64) error {
 	const op = "client.PutUpload"
 	if offset < 0 || total < 0 || offset > total {
 		return artmesh.E(artmesh.Op(op), artmesh.Invalid, fmt.Sprintf("offset %d is outside the upload's %d bytes", offset, total))
 	}
 	req := request{op: op, method: http.MethodPut, rawURL: uploadURL, noAuth: true, body: r, size: total - offset}
-	if offset > 0 {
+	switch {
+	case offset > 0 && offset == total:
+		// No bytes: finish an upload that holds them all (bytes */TOTAL).
+		req.header = http.Header{"Content-Range": {fmt.Sprintf("bytes */%d", total)}}
+		req.body = http.NoBody
+	case offset > 0:
 		req.header = http.Header{"Content-Range": {fmt.Sprintf("bytes %d-%d/%d", offset, total-1, total)}}
 	}
 	return c.call(ctx, req, nil, nil)

@@ -290,7 +290,20 @@ func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int
 	hs := newPrefixHash()
 	s := &uploadSender{api: api, url: target.url, file: f, size: size, hash: hs, progress: p, sleep: c.sleeper()}
 	var err error
-	if !received {
+	switch {
+	case !received && offset >= size && size > 0:
+		// The node holds every byte but did not take them in (the
+		// connection broke as the last ones came): a PUT of none
+		// finishes it.
+		err = api.PutUpload(ctx, target.url, http.NoBody, size, size)
+		if errors.Is(err, artmesh.Conflict) {
+			// It takes no more bytes: the node was still taking them in
+			// when asked, and is done now.
+			if st, serr := api.GetUpload(ctx, target.id); serr == nil && st.State == client.UploadReceived {
+				err = nil
+			}
+		}
+	case !received:
 		err = s.send(ctx, offset)
 	}
 	p.done(err)

@@ -165,6 +165,7 @@ type fakeUploads struct {
 	confirmConflict bool   // confirm answers 409
 	confirmDrop     bool   // the first confirm works but its answer is lost
 	confirmKey      string // the Idempotency-Key of the confirm that worked: the node answers it again as it did
+	openOnce        bool   // the first GET of the upload says open, whatever its state (the node was taking the bytes in)
 }
 
 func startFakeUploads(t *testing.T) *fakeUploads {
@@ -204,6 +205,9 @@ func (f *fakeUploads) serve(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(client.Upload{URL: f.uploadURL(), UploadStatus: client.UploadStatus{ID: "upl_1", Token: "tok", SizeBytes: f.size, State: "open"}})
 	case "GET /v1/uploads/upl_1":
 		st := client.UploadStatus{ID: "upl_1", SizeBytes: f.size, ReceivedBytes: int64(len(f.got)), State: f.state}
+		if f.openOnce {
+			st.State, f.openOnce = "open", false
+		}
 		if f.state == "confirmed" {
 			st.ArtifactID = "art_up"
 		}
@@ -222,7 +226,9 @@ func (f *fakeUploads) serve(w http.ResponseWriter, r *http.Request) {
 		cr := r.Header.Get("Content-Range")
 		f.puts = append(f.puts, cr)
 		start, total := int64(0), f.size
-		if cr != "" {
+		if n, err := fmt.Sscanf(cr, "bytes */%d", &total); err == nil && n == 1 {
+			start = total // no bytes: finish what is all here
+		} else if cr != "" {
 			var end int64
 			if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &total); err != nil {
 				fail(400, "invalid_argument")
@@ -449,3 +455,37 @@ func TestUploadConfirmLost(t *testing.T) {
 		t.Errorf("exit %d, %d confirms, stdout %q, stderr %s", code, f.confirms, out, errOut)
 	}
 }
+
+// TestUploadFinishesWhatIsAllThere continues an upload whose bytes all
+// reached the node, which did not take them in (open, not received): the
+// command sends a PUT of no bytes (bytes */N) that finishes it, then
+// confirms, where it used to confirm at once and be refused.
+func TestUploadFinishesWhatIsAllThere(t *testing.T) {
+	f := startFakeUploads(t)
+	path, data := testFile(t, 4096)
+	f.size, f.got = int64(len(data)), append([]byte(nil), data...) // all here, still open
+	code, _, errOut := runUploadCLI(t, f, "upload", "--resume", f.uploadURL(), path)
+	if code != 0 || f.confirmed == "" {
+		t.Fatalf("exit %d, confirmed %q: %s", code, f.confirmed, errOut)
+	}
+	if len(f.puts) != 1 || f.puts[0] != fmt.Sprintf("bytes */%d", len(data)) {
+		t.Errorf("PUTs %q, want one of no bytes (bytes */%d)", f.puts, len(data))
+	}
+}
+
+// TestUploadFinishFindsItReceived: the PUT of no bytes is refused (409)
+// because the node took the bytes in meanwhile; the command reads the
+// upload, finds it received, and confirms.
+func TestUploadFinishFindsItReceived(t *testing.T) {
+	f := startFakeUploads(t)
+	path, data := testFile(t, 4096)
+	f.size, f.got, f.state, f.openOnce = int64(len(data)), append([]byte(nil), data...), "received", true
+	code, _, errOut := runUploadCLI(t, f, "upload", "--resume", f.uploadURL(), path)
+	if code != 0 || f.confirmed == "" {
+		t.Fatalf("exit %d, confirmed %q: %s", code, f.confirmed, errOut)
+	}
+	if len(f.puts) != 1 || f.puts[0] != fmt.Sprintf("bytes */%d", len(data)) {
+		t.Errorf("PUTs %q, want the one of no bytes that was refused", f.puts)
+	}
+}
+
