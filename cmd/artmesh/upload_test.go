@@ -488,4 +488,3 @@ func TestUploadFinishFindsItReceived(t *testing.T) {
 		t.Errorf("PUTs %q, want the one of no bytes that was refused", f.puts)
 	}
 }
-
