@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +34,11 @@ import (
 //   - <!-- readme: setup --> the set-up block (make run, make test): the
 //     test runs its `make run` in the background, and not `make test`,
 //     which is what runs this test;
+//   - <!-- readme: survivor --> an outage recovery's block: run after the
+//     others, by a bash of its own, in the repo (ARTMESH_PATH) of the one
+//     node left of a 3-node mesh whose two other voters the test destroyed
+//     (killed, their repos removed), its daemon stopped, with that mesh's
+//     admin key;
 //   - <!-- readme: not run: REASON --> shown, not run, for the reason given
 //     (the test lists each such block in its log).
 //
@@ -133,8 +140,9 @@ func TestReadmeRuns(t *testing.T) {
 	env = append(env, "HOME="+home, "VIRTUAL_ENV="+venv,
 		"PATH="+filepath.Join(venv, "bin")+":"+filepath.Dir(binary)+":"+os.Getenv("PATH"))
 
-	var script strings.Builder
+	var script, survivor strings.Builder
 	script.WriteString("set -e -o pipefail\n")
+	survivor.WriteString("set -e -o pipefail\n")
 	blocks := 0
 	for _, f := range []string{"README.md", "sdk/python/README.md"} {
 		for i, b := range readmeBlocks(t, filepath.Join(root, f), f) {
@@ -152,8 +160,10 @@ func TestReadmeRuns(t *testing.T) {
 				fmt.Fprintf(&script, "(cd %q && exec make -s run) > %q 2>&1 &\n", root, filepath.Join(work, "make-run.log"))
 				script.WriteString("for i in $(seq 600); do curl -sf http://127.0.0.1:7480/readyz >/dev/null && break; sleep 0.2; done\n")
 				script.WriteString("curl -sf http://127.0.0.1:7480/readyz >/dev/null\n")
+			case b.note == "survivor" && b.lang == "sh":
+				fmt.Fprintf(&survivor, "echo '--- %s (on the survivor)' >&2\n%s", where, b.text)
 			case b.note != "":
-				t.Fatalf("%s: unknown annotation %q (readme: setup, or readme: not run: REASON)", where, b.note)
+				t.Fatalf("%s: unknown annotation %q (readme: setup, readme: survivor, or readme: not run: REASON)", where, b.note)
 			case b.lang == "sh":
 				fmt.Fprintf(&script, "echo '--- %s' >&2\n%s", where, b.text)
 			case b.lang == "python":
@@ -175,26 +185,25 @@ func TestReadmeRuns(t *testing.T) {
 		}
 	}
 	script.WriteString("echo '--- all blocks ran' >&2\n")
-	sh := filepath.Join(work, "readme.sh")
-	if err := os.WriteFile(sh, []byte(script.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", sh)
-	cmd.Dir, cmd.Env = cwd, env
-	// Its own process group: the daemons the blocks start in the
-	// background are stopped with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	stopGroup(cmd)
-	if err != nil || !strings.Contains(out.String(), "--- all blocks ran") {
+	if out, err := runReadmeScript(t, work, "readme.sh", script.String(), cwd, env); err != nil {
 		log, _ := os.ReadFile(filepath.Join(work, "make-run.log"))
-		t.Fatalf("the README's blocks failed (%v); the last block started is the one that failed:\n%s\n--- make run's log:\n%s", err, out.String(), log)
+		t.Fatalf("the README's blocks failed (%v); the last block started is the one that failed:\n%s\n--- make run's log:\n%s", err, out, log)
+	}
+	if survivor.Len() > len("set -e -o pipefail\n") {
+		// Of three voters two are destroyed for good; the third is
+		// stopped, and the blocks recover it.
+		ds := meshOf(t, 3)
+		for _, d := range ds[:2] {
+			d.kill()
+			os.RemoveAll(d.repo)
+		}
+		c := ds[2]
+		c.stop()
+		survivor.WriteString("echo '--- all blocks ran' >&2\n")
+		senv := append(slices.Clone(env), "ARTMESH_PATH="+c.repo, "ARTMESH_API_KEY="+c.key)
+		if out, err := runReadmeScript(t, work, "survivor.sh", survivor.String(), cwd, senv); err != nil {
+			t.Fatalf("the README's outage recovery failed (%v):\n%s", err, out)
+		}
 	}
 	t.Logf("ran %d code blocks of the READMEs", blocks)
 }
@@ -217,3 +226,30 @@ func stopGroup(cmd *exec.Cmd) {
 	}
 	syscall.Kill(pg, syscall.SIGKILL)
 }
+
+// runReadmeScript runs script with bash in cwd with env, in a process
+// group of its own that is stopped afterwards (the daemons the blocks
+// start in the background with it), and returns its output. It fails
+// unless the script ran to its last line.
+func runReadmeScript(t *testing.T, work, name, script, cwd string, env []string) (string, error) {
+	t.Helper()
+	sh := filepath.Join(work, name)
+	if err := os.WriteFile(sh, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", sh)
+	cmd.Dir, cmd.Env = cwd, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	stopGroup(cmd)
+	if err == nil && !strings.Contains(out.String(), "--- all blocks ran") {
+		err = errors.New("the script ended early")
+	}
+	return out.String(), err
+}
+

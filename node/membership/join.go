@@ -205,13 +205,16 @@ func (m *Manager) checkJoin(sum, peerID string, now time.Time) error {
 
 // joinPatience is how long Join keeps asking while the mesh cannot take
 // a join (no leader during an election, a leader that lost its term
-// mid-way, members that do not answer), and joinBackoff the first and
-// longest waits between rounds.
+// mid-way), joinUnansweredPatience while no member of the ticket answers
+// at all (it may be restarting; or it is gone, or the address or the
+// mesh's key is wrong, which asking again does not mend), and joinBackoff
+// the first and longest waits between rounds.
 const (
-	joinCallTimeout = 10 * time.Second // one member's answer; the leader's writes take well under 1 s
-	joinPatience    = 60 * time.Second
-	joinBackoff     = 250 * time.Millisecond
-	joinBackoffMax  = 4 * time.Second
+	joinCallTimeout        = 10 * time.Second // one member's answer; the leader's writes take well under 1 s
+	joinPatience           = 60 * time.Second
+	joinUnansweredPatience = 10 * time.Second
+	joinBackoff            = 250 * time.Millisecond
+	joinBackoffMax         = 4 * time.Second
 )
 
 // Join makes this node a member with the ticket it was initialised with:
@@ -222,14 +225,19 @@ const (
 //
 // While the mesh cannot take the join now (no leader: an election; no
 // member answers: they restart), it asks again, waiting longer each
-// round, for up to joinPatience. A refusal (an invite unknown, used by
+// round, for up to joinPatience (joinUnansweredPatience while no member
+// answers at all). A refusal (an invite unknown, used by
 // another node or expired; a name taken) ends it at once. Asking again is
 // safe: the invite stays usable by the node that used it.
 func (m *Manager) Join(ctx context.Context, t *repo.Ticket) error {
 	start, wait := m.now(), joinBackoff
 	for {
 		err := m.joinOnce(ctx, t)
-		if err == nil || !joinRetryable(err) || m.now().Sub(start)+wait > joinPatience {
+		patience := joinPatience
+		if errors.Is(err, errJoinUnanswered) {
+			patience = joinUnansweredPatience
+		}
+		if err == nil || !joinRetryable(err) || m.now().Sub(start)+wait > patience {
 			return err
 		}
 		m.log.Info("the mesh cannot take the join now; asking again", "in", wait, "reason", artmesh.Message(err))
