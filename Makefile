@@ -27,11 +27,12 @@ test: build
 	$(GO) test -count=1 -timeout 10m -skip '^($(SLOW_TESTS))$$' ./e2e/...
 
 ## test-slow: the e2e tests that take minutes by design (build tag slow) and the slowest of the rest
-## (18-40 s each, kept out of `make test`'s 10 minutes); .ci/run runs them after `make test`.
-SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlippedBitSoleHolder|TestIsolatedLeaderWritesRejected|TestReplicationKeepsUp|TestReplicasSurviveWriterCrash|TestCollectorUnderLoad|TestVoterComesBack|TestStrangers
+## (12-40 s each: the README's blocks, the Python SDK's suite, the history checker's seed, restarts
+## and removals), kept out of `make test`'s 10 minutes on two cores; .ci/run runs them after `make test`.
+SLOW_TESTS := TestFollowerRestartKeepsItsOnlyCopy|TestReadsNeverHang|TestFlippedBitSoleHolder|TestIsolatedLeaderWritesRejected|TestReplicationKeepsUp|TestReplicasSurviveWriterCrash|TestCollectorUnderLoad|TestVoterComesBack|TestStrangers|TestReadmeRuns|TestSDKPythonSuite|TestHistoryLinearizable|TestOldRepoAfterRecoveryFindsItWasRemoved|TestUploadURL|TestHistoryCheckerCatchesStaleReads|TestRemovedMemberIsCutOff|TestForgedForwardedWrites|TestWrongMeshKey|TestKillLeader|TestWholeMeshStaggeredRestart
 test-slow: build
 	$(GO) vet -tags slow ./e2e/
-	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 10m ./e2e/
+	$(GO) test -count=1 -tags slow -run '^($(SLOW_TESTS))$$' -timeout 15m ./e2e/
 
 ## test-history: the catalog's history checker (e2e/history_test.go), HISTORY_SEEDS runs (default 20) of
 ## HISTORY_DURATION (default 60s) on a 3-node mesh whose leader is killed again and again; `make test` runs one 15 s seed.
