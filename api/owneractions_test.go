@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -140,6 +141,32 @@ func TestUpdateMetadata(t *testing.T) {
 	if vs := f.versions(t); len(vs) != 3 {
 		t.Errorf("%d versions after a keyed patch sent twice, want 3", len(vs))
 	}
+	// Patches of new keys cannot grow the metadata past its bound: two
+	// of 40 keys of 1 KiB each are 80 KiB together.
+	patch := func(prefix string, value func(i int) string) string {
+		var b strings.Builder
+		b.WriteString(`{"metadata":{`)
+		for i := range 40 {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"%s%d":%s`, prefix, i, value(i))
+		}
+		b.WriteString("}}")
+		return b.String()
+	}
+	kib := func(int) string { return `"` + strings.Repeat("y", 1024) + `"` }
+	if resp, data := send(t, f.srv, f.alice, "PATCH", path, strings.NewReader(patch("g", kib))); resp.StatusCode != 201 {
+		t.Fatalf("the first 40 KiB: %d %s", resp.StatusCode, data)
+	}
+	resp, data = send(t, f.srv, f.alice, "PATCH", path, strings.NewReader(patch("h", kib)))
+	wantError(t, "a patch that grows the metadata past its bound", resp.StatusCode, data, 413)
+	if resp, data := send(t, f.srv, f.alice, "PATCH", path, strings.NewReader(patch("g", func(int) string { return "null" }))); resp.StatusCode != 201 {
+		t.Errorf("a patch that removes what it added: %d %s", resp.StatusCode, data)
+	}
+	if resp, data := send(t, f.srv, f.alice, "PATCH", path, strings.NewReader(patch("h", kib))); resp.StatusCode != 201 {
+		t.Errorf("40 KiB again, after the removal: %d %s", resp.StatusCode, data)
+	}
 }
 
 // TestListSignedURLs checks GET /v1/artifacts/{id}/signed-urls: the owner
@@ -240,6 +267,17 @@ func TestListSignedURLs(t *testing.T) {
 	}
 	if _, items := list(f.alice); !slices.Equal(ids(items), []string{b1.TokenID, a2.TokenID}) {
 		t.Errorf("after revoking %s the owner sees %v", a1.TokenID, ids(items))
+	}
+	// The owner, who sees bob's URL, may revoke it too; carol may not.
+	b2 := issue(f.bob, `{}`)
+	if resp, data := send(t, f.srv, f.carol, "DELETE", "/v1/tokens/"+b2.TokenID, nil); resp.StatusCode != 403 {
+		t.Errorf("carol revokes bob's URL: %d %s, want 403", resp.StatusCode, data)
+	}
+	if resp, data := send(t, f.srv, f.alice, "DELETE", "/v1/tokens/"+b2.TokenID, nil); resp.StatusCode != 204 {
+		t.Fatalf("the owner revokes bob's URL: %d %s", resp.StatusCode, data)
+	}
+	if _, items := list(f.alice); slices.Contains(ids(items), b2.TokenID) {
+		t.Errorf("bob's revoked URL is still listed: %v", ids(items))
 	}
 	if resp, data := send(t, f.srv, f.alice, "POST", path+"/unshare", strings.NewReader(`{"agents":["bob"]}`)); resp.StatusCode != 200 {
 		t.Fatalf("unshare: %d %s", resp.StatusCode, data)

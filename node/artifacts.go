@@ -482,6 +482,12 @@ func (n *Node) UpdateMetadata(ctx context.Context, caller artmesh.Agent, id artm
 	if err != nil {
 		return artmesh.Artifact{}, err
 	}
+	// The merged metadata, which every version records whole, is held to
+	// the same bound as a patch: patches of new keys, which send no
+	// bytes, must not grow it without end.
+	if merged, err := json.Marshal(a.Metadata.Merge(meta)); err == nil && len(merged) > artmesh.MaxMetadataBytes {
+		return artmesh.Artifact{}, artmesh.E(artmesh.TooLarge, fmt.Sprintf("the artifact's metadata would be %d bytes with this patch; at most %d are allowed: remove keys (null) as you add them", len(merged), artmesh.MaxMetadataBytes))
+	}
 	cur, err := n.cat.Version(id, a.Version)
 	if err != nil {
 		return artmesh.Artifact{}, err

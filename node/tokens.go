@@ -268,8 +268,11 @@ func (n *Node) OpenCapContent(ctx context.Context, token string) (*Content, erro
 	return n.OpenContent(ctx, granter, id, c.Version)
 }
 
-// RevokeToken revokes a token by id. Only the agent that granted it (the
-// same incarnation: not a later agent of the same id), or an admin, may.
+// RevokeToken revokes a token by id. The agent that granted it (the same
+// incarnation: not a later agent of the same id), an admin, and, for a
+// read token, the owner of its artifact may: the owner sees every signed
+// URL of its artifact (SignedURLs), and could end a grantee's anyway by
+// unsharing.
 func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID string) error {
 	if _, err := acl.ParseTokenID(tokenID); err != nil {
 		return artmesh.E(artmesh.NotFound, fmt.Sprintf("token %s not found", tokenID))
@@ -279,8 +282,14 @@ func (n *Node) RevokeToken(ctx context.Context, caller artmesh.Agent, tokenID st
 		return err
 	}
 	granter := t.Agent == caller.ID && sameIncarnation(t, caller) == nil
-	if !granter && !caller.Admin {
-		return artmesh.E(artmesh.PermissionDenied, "only the agent that granted a token, or an admin, may revoke it")
+	owner := false
+	if t.Action != acl.ActionWrite.String() {
+		if a, err := n.cat.Artifact(artmesh.ArtifactID(t.Target)); err == nil && a.Owner == caller.ID {
+			owner = true
+		}
+	}
+	if !granter && !owner && !caller.Admin {
+		return artmesh.E(artmesh.PermissionDenied, "only the agent that granted a token, the owner of its artifact, or an admin, may revoke it")
 	}
 	return n.cat.RevokeToken(ctx, tokenID)
 }

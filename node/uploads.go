@@ -165,7 +165,7 @@ func (n *Node) CreateUpload(ctx context.Context, caller artmesh.Agent, in Upload
 	// received, confirmed), not as it was made; one dropped since is gone.
 	if u, err = n.cat.Upload(u.ID); err != nil {
 		if errors.Is(err, artmesh.NotFound) {
-			return UploadStatus{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("upload %s, which this Idempotency-Key opened, was aborted or expired: open a new one with a new key", id), err)
+			return UploadStatus{}, artmesh.E(artmesh.NotFound, fmt.Sprintf("upload %s, which this Idempotency-Key opened, was aborted or expired: open a new one with a new key", u.ID), err)
 		}
 		return UploadStatus{}, err
 	}
@@ -298,7 +298,7 @@ func (n *Node) Upload(_ context.Context, caller artmesh.Agent, id string) (Uploa
 }
 
 // Uploads returns caller's uploads that are not confirmed yet (open, or
-// received and waiting for a confirm), oldest first: what an interrupted
+// received and waiting for a confirm), oldest expiry first: what an interrupted
 // client can resume, confirm or abandon. Uploads are few (each agent may
 // hold a quota of them open, and each expires), so they are read whole.
 func (n *Node) Uploads(_ context.Context, caller artmesh.Agent) ([]UploadStatus, error) {

@@ -108,7 +108,7 @@ func (c *Client) GetUpload(ctx context.Context, id string) (UploadStatus, error)
 }
 
 // Uploads returns the caller's uploads that are not confirmed yet (open,
-// or received and waiting for a confirm), oldest first (GET /v1/uploads).
+// or received and waiting for a confirm), oldest expiry first (GET /v1/uploads).
 func (c *Client) Uploads(ctx context.Context) ([]UploadStatus, error) {
 	var out apitype.Items[UploadStatus]
 	err := c.call(ctx, request{op: "client.Uploads", method: http.MethodGet, path: "/v1/uploads"}, nil, &out)

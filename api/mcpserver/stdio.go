@@ -216,7 +216,11 @@ func (c *stdioConn) decode(ctx context.Context, l line) jsonrpc.Message {
 	}
 	if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() {
 		c.mu.Lock()
-		c.pending[req.ID] = req.Method
+		// An id already in flight is the first request's: the SDK answers
+		// the second with an error of no id, which settles nothing here.
+		if _, dup := c.pending[req.ID]; !dup {
+			c.pending[req.ID] = req.Method
+		}
 		c.mu.Unlock()
 	}
 	return msg

@@ -278,7 +278,7 @@ func (m *Manager) joinOnce(ctx context.Context, t *repo.Ticket) error {
 		}
 	}
 	m.cfg.Roster.Seed(seeds)
-	var lastErr error
+	var lastErr, refusal error // refusal: the first member's that refused
 	for _, a := range t.Addrs {
 		info, err := peer.AddrInfoFromString(a)
 		if err != nil {
@@ -291,6 +291,9 @@ func (m *Manager) joinOnce(ctx context.Context, t *repo.Ticket) error {
 		if err != nil {
 			lastErr = err
 			var re *mesh.RemoteError
+			if errors.As(err, &re) && !joinRetryable(err) && refusal == nil {
+				refusal = err
+			}
 			if errors.As(err, &re) && joinRetryable(err) {
 				// A member answered that the mesh cannot take a join now
 				// (no leader): the others would pass it to the same
@@ -319,6 +322,11 @@ func (m *Manager) joinOnce(ctx context.Context, t *repo.Ticket) error {
 		}
 		m.log.Info("joined the mesh", "admin_agent", jr.Agent, "members", len(jr.Members))
 		return nil
+	}
+	if refusal != nil {
+		// A refusal says more than a member that could not be reached
+		// after it, and asking again would not change it.
+		lastErr = refusal
 	}
 	msg := "could not join the mesh with this ticket"
 	var re *mesh.RemoteError
