@@ -252,4 +252,3 @@ func runReadmeScript(t *testing.T, work, name, script, cwd string, env []string)
 	}
 	return out.String(), err
 }
-
