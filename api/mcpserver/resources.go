@@ -200,15 +200,11 @@ func (h *handlers) readResource(ctx context.Context, req *mcp.ReadResourceReques
 func (h *handlers) link(ctx context.Context, uri string, id artmesh.ArtifactID, version int, ct *client.Content) (*mcp.ResourceContents, error) {
 	ct.Body.Close()
 	if ct.Version > 0 {
-		version = ct.Version // pin the URL to the version whose size and digests are given
+		version = ct.Version
 	}
-	su, err := h.c.CreateSignedURL(ctx, id, client.SignedURLOptions{ExpiresIn: LinkExpiry, Version: version})
+	su, size, err := h.versionLink(ctx, id, version, ct)
 	if err != nil {
 		return nil, err
-	}
-	size := ct.TotalSize
-	if size < 0 {
-		size = ct.Size
 	}
 	meta := map[string]any{
 		"url": su.URL, "expires_at": su.ExpiresAt, "size_bytes": size, "content_type": ct.ContentType,
@@ -224,6 +220,22 @@ func (h *handlers) link(ctx context.Context, uri string, id artmesh.ArtifactID, 
 	}
 	fmt.Fprintf(&b, "\n%s\n", su.URL)
 	return &mcp.ResourceContents{URI: uri, MIMEType: LinkMIMEType, Text: b.String(), Meta: mcp.Meta{LinkMetaKey: meta}}, nil
+}
+
+// versionLink signs a URL that serves the version ct was read from (or
+// version, when the answer named none) for LinkExpiry, pinned to it so
+// that the size and digests given with it stay true, and returns it with
+// the version's whole size.
+func (h *handlers) versionLink(ctx context.Context, id artmesh.ArtifactID, version int, ct *client.Content) (client.SignedURL, int64, error) {
+	if ct.Version > 0 {
+		version = ct.Version
+	}
+	su, err := h.c.CreateSignedURL(ctx, id, client.SignedURLOptions{ExpiresIn: LinkExpiry, Version: version})
+	size := ct.TotalSize
+	if size < 0 {
+		size = ct.Size
+	}
+	return su, size, err
 }
 
 // listResourcesMiddleware answers resources/list with the agent's

@@ -429,15 +429,11 @@ func (h *handlers) download(ctx context.Context, a downloadArgs) (downloadResult
 	if ct.Size > MaxInlineBytes || len(data) > MaxInlineBytes || !utf8.Valid(data) {
 		// Not as text: megabytes, or bytes that are not text, would be
 		// base64 in the answer. A signed URL of the version read instead.
-		su, err := h.c.CreateSignedURL(ctx, id, client.SignedURLOptions{ExpiresIn: LinkExpiry, Version: res.Version})
+		su, size, err := h.versionLink(ctx, id, res.Version, ct)
 		if err != nil {
 			return downloadResult{}, err
 		}
-		res.URL, res.ExpiresAt = su.URL, &su.ExpiresAt
-		res.SizeBytes = ct.TotalSize
-		if res.SizeBytes < 0 {
-			res.SizeBytes = ct.Size
-		}
+		res.URL, res.ExpiresAt, res.SizeBytes = su.URL, &su.ExpiresAt, size
 		return res, nil
 	}
 	text := string(data)

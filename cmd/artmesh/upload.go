@@ -259,9 +259,7 @@ func (c *cli) upload(ctx context.Context, api uploadAPI, f io.ReaderAt, size int
 			offset, received = size, true
 			fmt.Fprintf(c.stderr, "continuing upload %s: the node holds all %s; confirming it\n", up.ID, artmesh.FormatBytes(size))
 		case up.ReceivedBytes > 0:
-			if offset, err = api.UploadOffset(ctx, target.url); err != nil {
-				return artmesh.Artifact{}, err
-			}
+			offset = up.ReceivedBytes // the create's answer says what the node holds
 			fmt.Fprintf(c.stderr, "continuing upload %s: the node holds %s of %s\n", up.ID, artmesh.FormatBytes(offset), artmesh.FormatBytes(size))
 		}
 	} else {

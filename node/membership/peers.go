@@ -60,16 +60,10 @@ func (m *Manager) savePeers(members []catalog.Member) {
 
 // recordMember records in the repo config that this node is a member of
 // a mesh, with no ticket left to join with, leaving the rest of the file
-// as it was (the daemon's flags override it without being saved).
+// as it was.
 func (m *Manager) recordMember() error {
 	m.member.Store(true)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rc, err := repo.ReadConfig(m.cfg.Repo)
-	if err != nil {
-		return err
-	}
-	rc.Join, rc.Member = nil, true
-	data, _ := json.MarshalIndent(rc, "", "  ")
-	return repo.WriteFileSync(filepath.Join(m.cfg.Repo, repo.ConfigFile), append(data, '\n'), 0o600)
+	return repo.UpdateConfig(m.cfg.Repo, func(rc *repo.Config) { rc.Join, rc.Member = nil, true })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -314,11 +313,5 @@ func (m *Manager) markRemoved(why string, at time.Time) {
 func (m *Manager) recordRemoved(r repo.Removal) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rc, err := repo.ReadConfig(m.cfg.Repo)
-	if err != nil {
-		return err
-	}
-	rc.Removed = &r
-	data, _ := json.MarshalIndent(rc, "", "  ")
-	return repo.WriteFileSync(filepath.Join(m.cfg.Repo, repo.ConfigFile), append(data, '\n'), 0o600)
+	return repo.UpdateConfig(m.cfg.Repo, func(rc *repo.Config) { rc.Removed = &r })
 }
