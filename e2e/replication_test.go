@@ -37,13 +37,13 @@ func meshOf(t *testing.T, n int, args ...string) []*daemon {
 	for len(ds) < n {
 		ds = append(ds, joinDaemonArgs(t, ds[0], t.TempDir(), args...))
 	}
-	waitFor(t, 30*time.Second, "the first node reaches every member, and every node is ready", func() bool {
-		for i, d := range ds {
+	// Every node, not only the first: a test may write with replicas=n
+	// through any of them (TestOutageRecovery failed once when the second
+	// node did not reach the third yet).
+	waitFor(t, 30*time.Second, "every node is ready and reaches every member", func() bool {
+		for _, d := range ds {
 			if code, _ := d.status(t, "", "GET", "/readyz", nil); code != 200 {
 				return false
-			}
-			if i > 0 {
-				continue
 			}
 			var ms struct {
 				Items []memberInfo `json:"items"`
